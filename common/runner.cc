@@ -1,0 +1,155 @@
+#include "common/runner.h"
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "common/rng.h"
+#include "common/status_macros.h"
+#include "common/swarm_move.h"
+
+namespace wxp {
+namespace {
+
+// The positions the runner keeps: x, v, p per particle, and copies of g and g_w (the
+// particles that produced them move on).
+struct Buffers {
+  std::vector<std::vector<float>> x, v, p;
+  std::vector<float> g, gw;
+};
+
+absl::Status CheckOptions(const std::vector<std::vector<float>>& experts,
+                          const RunnerOptions& options) {
+  if (experts.empty()) return absl::InvalidArgumentError("no experts given");
+  for (size_t i = 1; i < experts.size(); ++i) {
+    if (experts[i].size() != experts[0].size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "expert ", i, " has ", experts[i].size(), " parameters, expert 0 has ",
+          experts[0].size()));
+    }
+  }
+  for (double p : {options.drop_iteration, options.drop_particle}) {
+    if (!(p >= 0 && p <= 1)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("dropout probabilities must be in [0, 1], got ", p));
+    }
+  }
+  return options.params.Validate();
+}
+
+double MeanUtility(const SwarmEngine& engine) {
+  double sum = 0;
+  for (int i = 0; i < engine.num_particles(); ++i) sum += engine.particle(i).utility;
+  return sum / engine.num_particles();
+}
+
+}  // namespace
+
+absl::StatusOr<RunResult> RunSwarm(const std::vector<std::vector<float>>& experts,
+                                   const UtilityFunction& utility, Evaluator& evaluator,
+                                   const RunnerOptions& options) {
+  WXP_RETURN_IF_ERROR(CheckOptions(experts, options));
+  const SwarmParams& params = options.params;
+  const int n_experts = static_cast<int>(experts.size());
+  const int pool = params.ResolvedPoolSize(n_experts);
+  const int64_t dim = static_cast<int64_t>(experts[0].size());
+  WXP_ASSIGN_OR_RETURN(std::vector<Crossover> plan, PlanPool(n_experts, pool, params.seed));
+  WXP_ASSIGN_OR_RETURN(SwarmEngine engine, SwarmEngine::Create(params, pool));
+
+  Buffers buf;
+  buf.x.reserve(pool);
+  for (const auto& e : experts) buf.x.push_back(e);
+  for (const Crossover& c : plan) {
+    std::vector<float> child(dim);
+    Interpolate(c.w, buf.x[c.parent_a].data(), buf.x[c.parent_b].data(), child.data(), dim);
+    buf.x.push_back(std::move(child));
+  }
+  buf.p = buf.x;
+  buf.v.assign(pool, std::vector<float>(dim, 0.0f));
+
+  auto evaluate = [&](int i, int k) -> absl::StatusOr<double> {
+    WXP_ASSIGN_OR_RETURN(Scores scores, evaluator.Evaluate({i, k, buf.x[i]}));
+    return utility.Combine(scores);
+  };
+
+  RunResult result;
+  result.num_particles = pool;
+  IterationSummary initial;
+  for (int i = 0; i < pool; ++i) {
+    absl::StatusOr<double> u = evaluate(i, 0);
+    if (!u.ok()) {
+      return absl::Status(u.status().code(), absl::StrCat("initial evaluation of particle ", i,
+                                                          ": ", u.status().message()));
+    }
+    WXP_ASSIGN_OR_RETURN(RecordOutcome out, engine.RecordInitial(i, *u));
+    if (out.new_global_best) buf.g = buf.x[i];
+    if (out.new_global_worst) buf.gw = buf.x[i];
+    result.initial_utilities.push_back(*u);
+    ++initial.evaluated;
+  }
+  // Initial velocities need the whole evaluated pool only for kTowardBest; drawing them
+  // here keeps one code path for every mode.
+  for (int i = 0; i < pool; ++i) {
+    if (params.initial_velocity == InitialVelocityMode::kTowardBest) {
+      Difference(buf.g.data(), buf.x[i].data(), buf.v[i].data(), dim);
+    } else if (int j = engine.InitialVelocityPartner(i); j >= 0) {
+      Difference(buf.x[j].data(), buf.x[i].data(), buf.v[i].data(), dim);
+    }
+  }
+  initial.global_best_utility = engine.global_best_utility();
+  initial.global_worst_utility = engine.global_worst_utility();
+  initial.mean_utility = MeanUtility(engine);
+  initial.new_global_best = true;
+  result.history.push_back(initial);
+  if (options.on_iteration) options.on_iteration(initial);
+
+  for (int k = 1; engine.Finished() == Termination::kRunning; ++k) {
+    IterationSummary summary;
+    summary.iteration = k;
+    // Every target of iteration k is taken before any report of k, as in a sync round.
+    for (int i = 0; i < pool; ++i) {
+      WXP_ASSIGN_OR_RETURN(MoveTargets t, engine.StartIteration(i, k));
+      if (t.restart) {
+        RestartParticle(buf.x[i].data(), buf.v[i].data(), buf.p[i].data(), dim);
+        ++summary.restarts;
+      }
+      const MoveCoefficients mc{static_cast<float>(t.a), static_cast<float>(t.b),
+                                static_cast<float>(t.c), static_cast<float>(t.d),
+                                static_cast<float>(t.step)};
+      MoveParticle(mc, buf.x[i].data(), buf.v[i].data(), buf.p[i].data(), buf.g.data(),
+                   buf.gw.data(), dim);
+      summary.step = t.step;
+    }
+    summary.dropped = options.drop_iteration > 0 &&
+                      DrawUniform(params.seed, RngStream::kDropout, k, 0) < options.drop_iteration;
+    for (int i = 0; i < pool && !summary.dropped; ++i) {
+      if (options.drop_particle > 0 &&
+          DrawUniform(params.seed, RngStream::kDropout, k, 1 + i) < options.drop_particle) {
+        continue;
+      }
+      absl::StatusOr<double> u = evaluate(i, k);
+      if (!u.ok()) {
+        ++summary.failed;
+        continue;
+      }
+      WXP_ASSIGN_OR_RETURN(RecordOutcome out, engine.Record(i, k, *u));
+      if (out.new_personal_best) buf.p[i] = buf.x[i];
+      if (out.new_global_best) buf.g = buf.x[i];
+      if (out.new_global_worst) buf.gw = buf.x[i];
+      summary.new_global_best |= out.new_global_best;
+      ++summary.evaluated;
+    }
+    WXP_RETURN_IF_ERROR(engine.CloseIteration(k));
+    summary.global_best_utility = engine.global_best_utility();
+    summary.global_worst_utility = engine.global_worst_utility();
+    summary.mean_utility = MeanUtility(engine);
+    result.history.push_back(summary);
+    if (options.on_iteration) options.on_iteration(summary);
+  }
+  result.termination = engine.Finished();
+  result.best = std::move(buf.g);
+  result.best_utility = engine.global_best_utility();
+  result.best_ref = engine.global_best();
+  return result;
+}
+
+}  // namespace wxp

@@ -1,0 +1,67 @@
+// The in-process Model Swarms runner: the whole algorithm of SPEC 4 over a set of expert
+// parameter vectors, with a pluggable evaluator and no network.
+//
+// It is the oracle the federated system is checked against (same seed and experts must
+// give the same global-best trajectory and bytes), and the engine of `wxpctl simulate` and
+// of the quality benchmark. Decisions come from SwarmEngine, arithmetic from swarm_move, so
+// nothing here is a second copy of the algorithm: it only sequences the two like a `sync`
+// round does (targets for k from the state after k-1; all moves; all evaluations).
+#ifndef WXP_COMMON_RUNNER_H_
+#define WXP_COMMON_RUNNER_H_
+
+#include <functional>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/evaluator.h"
+#include "common/swarm_engine.h"
+#include "common/utility.h"
+
+namespace wxp {
+
+// One line of history: the state after iteration `iteration` (0 = initial pool).
+struct IterationSummary {
+  int iteration = 0;
+  double global_best_utility = 0;
+  double global_worst_utility = 0;
+  double mean_utility = 0;  // mean of every particle's latest (possibly stale) utility
+  double step = 0;          // lambda used by this iteration's move (0 for iteration 0)
+  int restarts = 0;         // particles restarted in this iteration
+  int evaluated = 0;        // evaluations that succeeded in this iteration
+  int failed = 0;           // evaluations that returned an error (particle kept stale)
+  bool dropped = false;     // Dropout-K skipped the whole iteration's evaluations
+  bool new_global_best = false;
+};
+
+struct RunnerOptions {
+  SwarmParams params;
+  // Dropout-K: probability of skipping a whole iteration's evaluations; Dropout-N:
+  // probability of skipping one particle's evaluation. Skipped particles still move and
+  // keep their stale utility. Both in [0, 1].
+  double drop_iteration = 0;
+  double drop_particle = 0;
+  // Called after the initial evaluation and after every iteration (progress display).
+  std::function<void(const IterationSummary&)> on_iteration;
+};
+
+struct RunResult {
+  std::vector<float> best;  // g, the best position ever evaluated
+  double best_utility = 0;
+  PositionRef best_ref;
+  std::vector<double> initial_utilities;  // per particle, iteration 0
+  std::vector<IterationSummary> history;  // iteration 0 first
+  Termination termination = Termination::kRunning;
+  int num_particles = 0;
+};
+
+// Runs Model Swarms to termination. InvalidArgument for no experts, experts of different
+// lengths, invalid params or dropout probabilities; the evaluator's error if an initial
+// evaluation fails (the pool cannot be ranked without it). Deterministic for a fixed seed
+// and a deterministic evaluator.
+absl::StatusOr<RunResult> RunSwarm(const std::vector<std::vector<float>>& experts,
+                                   const UtilityFunction& utility, Evaluator& evaluator,
+                                   const RunnerOptions& options);
+
+}  // namespace wxp
+
+#endif  // WXP_COMMON_RUNNER_H_

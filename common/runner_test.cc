@@ -1,0 +1,170 @@
+#include "common/runner.h"
+
+#include <cstring>
+
+#include "common/synthetic.h"
+#include "gtest/gtest.h"
+
+namespace wxp {
+namespace {
+
+UtilityFunction SyntheticUtility() {
+  return *UtilityFunction::Create({{kSyntheticComponent, true, 1.0}});
+}
+
+struct Problem {
+  std::vector<std::vector<float>> experts;
+  std::vector<float> optimum;
+};
+
+Problem MakeProblem(int n, int64_t dim, uint64_t seed) {
+  Problem p;
+  p.experts = MakeRandomExperts(n, dim, seed);
+  p.optimum = *MakeHiddenOptimum(p.experts, seed, 0.0005);
+  return p;
+}
+
+RunnerOptions Options(uint64_t seed) {
+  RunnerOptions o;
+  o.params.seed = seed;
+  o.params.max_iterations = 40;
+  o.params.patience = 10;
+  return o;
+}
+
+TEST(RunnerTest, SameSeedGivesIdenticalTrajectoryAndBytes) {
+  Problem p = MakeProblem(4, 3000, 1);
+  SyntheticEvaluator e1(p.optimum, 0.0001, 1), e2(p.optimum, 0.0001, 1);
+  auto a = RunSwarm(p.experts, SyntheticUtility(), e1, Options(7));
+  auto b = RunSwarm(p.experts, SyntheticUtility(), e2, Options(7));
+  ASSERT_TRUE(a.ok() && b.ok());
+  ASSERT_EQ(a->history.size(), b->history.size());
+  for (size_t k = 0; k < a->history.size(); ++k) {
+    EXPECT_EQ(a->history[k].global_best_utility, b->history[k].global_best_utility);
+    EXPECT_EQ(a->history[k].mean_utility, b->history[k].mean_utility);
+  }
+  ASSERT_EQ(a->best.size(), b->best.size());
+  EXPECT_EQ(std::memcmp(a->best.data(), b->best.data(), a->best.size() * sizeof(float)), 0);
+
+  SyntheticEvaluator e3(p.optimum, 0.0001, 1);
+  auto c = RunSwarm(p.experts, SyntheticUtility(), e3, Options(8));
+  ASSERT_TRUE(c.ok());
+  EXPECT_NE(a->best, c->best);
+}
+
+TEST(RunnerTest, SearchBeatsEveryExpertAndApproachesTheReachableOptimum) {
+  Problem p = MakeProblem(5, 4000, 2);
+  SyntheticEvaluator eval(p.optimum);
+  RunnerOptions o = Options(3);
+  o.params.max_iterations = 60;
+  o.params.patience = 15;
+  auto r = RunSwarm(p.experts, SyntheticUtility(), eval, o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  double best_expert = -1e9;
+  for (const auto& x : p.experts) best_expert = std::max(best_expert, NegativeRmsDistance(x, p.optimum));
+  const double reachable = *ReachableUtility(p.experts, p.optimum);
+  // The swarm closes at least half of the gap between the best expert and the reachable
+  // optimum (on this task it typically closes 65-95%).
+  EXPECT_GT(r->best_utility, best_expert);
+  EXPECT_GT(r->best_utility - best_expert, 0.5 * (reachable - best_expert))
+      << "best " << r->best_utility << " expert " << best_expert << " reachable " << reachable;
+  // g is all-time: never decreases along the history; and r->best really scores best_utility.
+  for (size_t k = 1; k < r->history.size(); ++k) {
+    EXPECT_GE(r->history[k].global_best_utility, r->history[k - 1].global_best_utility);
+  }
+  EXPECT_DOUBLE_EQ(NegativeRmsDistance(r->best, p.optimum), r->best_utility);
+  EXPECT_EQ(r->num_particles, 10);
+}
+
+class ConstantEvaluator : public Evaluator {
+ public:
+  absl::StatusOr<Scores> Evaluate(const EvaluationRequest&) override {
+    return Scores{{kSyntheticComponent, 1.0}};
+  }
+};
+
+TEST(RunnerTest, StopsAfterPatienceWhenNothingImproves) {
+  Problem p = MakeProblem(3, 10, 4);
+  ConstantEvaluator eval;
+  RunnerOptions o = Options(1);
+  o.params.patience = 3;
+  auto r = RunSwarm(p.experts, SyntheticUtility(), eval, o);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->termination, Termination::kPatience);
+  EXPECT_EQ(r->history.size(), 4u);  // initial + 3 iterations without improvement
+  EXPECT_EQ(r->best, p.experts[0]);  // the first of equals stays the best
+}
+
+class FailingEvaluator : public Evaluator {
+ public:
+  explicit FailingEvaluator(Evaluator* inner, bool fail_initial)
+      : inner_(inner), fail_initial_(fail_initial) {}
+  absl::StatusOr<Scores> Evaluate(const EvaluationRequest& r) override {
+    if (r.particle == 1 && (r.iteration > 0 || fail_initial_)) {
+      return absl::UnavailableError("evaluator crashed");
+    }
+    return inner_->Evaluate(r);
+  }
+
+ private:
+  Evaluator* inner_;
+  bool fail_initial_;
+};
+
+TEST(RunnerTest, FailedEvaluationsKeepTheParticleStale) {
+  Problem p = MakeProblem(3, 100, 5);
+  SyntheticEvaluator inner(p.optimum);
+  FailingEvaluator eval(&inner, false);
+  RunnerOptions o = Options(2);
+  o.params.max_iterations = 5;
+  o.params.patience = 100;
+  auto r = RunSwarm(p.experts, SyntheticUtility(), eval, o);
+  ASSERT_TRUE(r.ok());
+  for (size_t k = 1; k < r->history.size(); ++k) {
+    EXPECT_EQ(r->history[k].failed, 1);
+    EXPECT_EQ(r->history[k].evaluated, 5);
+  }
+  FailingEvaluator initial_fails(&inner, true);
+  auto bad = RunSwarm(p.experts, SyntheticUtility(), initial_fails, o);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(bad.status().message().find("particle 1"), std::string::npos);
+}
+
+TEST(RunnerTest, DropoutSkipsEvaluationsButStillConverges) {
+  Problem p = MakeProblem(4, 2000, 6);
+  SyntheticEvaluator eval(p.optimum);
+  RunnerOptions o = Options(4);
+  o.params.max_iterations = 30;
+  o.params.patience = 30;
+  o.drop_iteration = 0.2;
+  o.drop_particle = 0.3;
+  auto r = RunSwarm(p.experts, SyntheticUtility(), eval, o);
+  ASSERT_TRUE(r.ok());
+  int dropped = 0, evaluated = 0;
+  for (size_t k = 1; k < r->history.size(); ++k) {
+    dropped += r->history[k].dropped;
+    evaluated += r->history[k].evaluated;
+  }
+  EXPECT_GT(dropped, 0);
+  EXPECT_LT(evaluated, 8 * 30);
+  EXPECT_GT(r->best_utility, r->history[0].global_best_utility);
+}
+
+TEST(RunnerTest, RejectsBadInputs) {
+  ConstantEvaluator eval;
+  RunnerOptions o = Options(1);
+  EXPECT_EQ(RunSwarm({}, SyntheticUtility(), eval, o).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(RunSwarm({{1, 2}, {1}}, SyntheticUtility(), eval, o).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  o.drop_particle = 1.5;
+  EXPECT_EQ(RunSwarm({{1}, {2}}, SyntheticUtility(), eval, o).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  o.drop_particle = 0;
+  o.params.step_decay = 0;
+  EXPECT_EQ(RunSwarm({{1}, {2}}, SyntheticUtility(), eval, o).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace wxp
