@@ -1,0 +1,26 @@
+// Small file helpers with absl::Status errors that name the path and the OS reason.
+#ifndef WXP_COMMON_FILE_UTIL_H_
+#define WXP_COMMON_FILE_UTIL_H_
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace wxp {
+
+// The whole file. NotFound if it does not exist, InvalidArgument if it is a directory.
+absl::StatusOr<std::string> ReadFile(const std::string& path);
+
+// Writes `bytes` to `path` crash-safely: a temporary file in the same directory, fsync,
+// rename over `path`, fsync of the directory. Readers see the old file or the new one,
+// never a partial one; a crash leaves at most a stray "<path>.tmp.*" file.
+absl::Status WriteFileAtomically(const std::string& path, absl::string_view bytes);
+
+// Creates `dir` and its parents (like mkdir -p).
+absl::Status MakeDirs(const std::string& dir);
+
+}  // namespace wxp
+
+#endif  // WXP_COMMON_FILE_UTIL_H_
