@@ -8,6 +8,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
+#include "common/sha256.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 
@@ -118,26 +119,58 @@ absl::StatusOr<LoraConfig> ParseLoraConfig(const std::string& json_text) {
   return c;
 }
 
-absl::StatusOr<std::string> SerializeAdapter(const Adapter& adapter) {
+namespace {
+
+// The adapter as safetensors pieces: F32 tensors point straight into the values (the host
+// is little-endian, as the format), other dtypes into converted copies held by `buffers`.
+absl::StatusOr<std::vector<TensorToWrite>> ToTensors(const Adapter& adapter,
+                                                     std::vector<std::string>* buffers) {
   const Schema& s = adapter.schema;
   if (static_cast<int64_t>(adapter.values.size()) != s.total_params()) {
     return absl::InvalidArgumentError(absl::StrCat("adapter has ", adapter.values.size(),
-                                                   " values but its schema has ",
-                                                   s.total_params(), " parameters"));
+                                                   " values but its schema has ", s.total_params(),
+                                                   " parameters"));
   }
-  // One buffer in storage dtypes; the tensors point into it.
-  std::string storage(static_cast<size_t>(s.storage_bytes()), '\0');
   std::vector<TensorToWrite> tensors;
   tensors.reserve(s.tensors().size());
-  size_t pos = 0;
+  buffers->reserve(s.tensors().size());  // no reallocation: the views below stay valid
   for (size_t i = 0; i < s.tensors().size(); ++i) {
     const TensorSpec& t = s.tensors()[i];
+    const float* values = adapter.values.data() + s.offset(i);
     const size_t bytes = static_cast<size_t>(t.numel()) * DTypeSize(t.dtype);
-    FromFloat32(t.dtype, adapter.values.data() + s.offset(i), t.numel(), storage.data() + pos);
-    tensors.push_back({t.name, t.dtype, t.shape, absl::string_view(storage.data() + pos, bytes)});
-    pos += bytes;
+    absl::string_view data(reinterpret_cast<const char*>(values), bytes);
+    if (t.dtype != DType::kF32) {
+      std::string& buffer = buffers->emplace_back(bytes, '\0');
+      FromFloat32(t.dtype, values, t.numel(), buffer.data());
+      data = buffer;
+    }
+    tensors.push_back({t.name, t.dtype, t.shape, data});
   }
+  return tensors;
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> SerializeAdapter(const Adapter& adapter) {
+  std::vector<std::string> buffers;
+  WXP_ASSIGN_OR_RETURN(std::vector<TensorToWrite> tensors, ToTensors(adapter, &buffers));
   return SerializeSafetensors(tensors, adapter.metadata);
+}
+
+absl::StatusOr<std::string> BlobId(const Adapter& adapter) {
+  std::vector<std::string> buffers;
+  WXP_ASSIGN_OR_RETURN(std::vector<TensorToWrite> tensors, ToTensors(adapter, &buffers));
+  WXP_ASSIGN_OR_RETURN(std::string header, SerializeSafetensorsHeader(tensors, adapter.metadata));
+  Sha256Hasher hasher;
+  hasher.Update(header);
+  for (const TensorToWrite& t : tensors) hasher.Update(t.data);
+  return hasher.FinalHex();
+}
+
+absl::Status SaveSafetensors(const Adapter& adapter, const std::string& path) {
+  std::vector<std::string> buffers;
+  WXP_ASSIGN_OR_RETURN(std::vector<TensorToWrite> tensors, ToTensors(adapter, &buffers));
+  return WriteSafetensors(path, tensors, adapter.metadata);
 }
 
 std::string InferLoraConfig(const Schema& schema) {
@@ -163,12 +196,11 @@ std::string InferLoraConfig(const Schema& schema) {
 }
 
 absl::Status SaveAdapterDir(const Adapter& adapter, const std::string& dir) {
-  WXP_ASSIGN_OR_RETURN(std::string bytes, SerializeAdapter(adapter));
   WXP_RETURN_IF_ERROR(MakeDirs(dir));
-  WXP_RETURN_IF_ERROR(WriteFileAtomically(absl::StrCat(dir, "/", kPeftWeightsFile), bytes));
-  return WriteFileAtomically(absl::StrCat(dir, "/", kPeftConfigFile),
-                             adapter.config_json ? *adapter.config_json
-                                                 : InferLoraConfig(adapter.schema));
+  WXP_RETURN_IF_ERROR(SaveSafetensors(adapter, absl::StrCat(dir, "/", kPeftWeightsFile)));
+  return WriteFileAtomically(
+      absl::StrCat(dir, "/", kPeftConfigFile),
+      adapter.config_json ? *adapter.config_json : InferLoraConfig(adapter.schema));
 }
 
 absl::Status CheckFinite(const Adapter& adapter) {

@@ -23,6 +23,8 @@ namespace wxp {
 inline constexpr char kPeftWeightsFile[] = "adapter_model.safetensors";
 inline constexpr char kPeftConfigFile[] = "adapter_config.json";
 
+// A value type, thread-compatible. Invariant the functions below check where it matters:
+// values.size() == schema.total_params(), tensor i at values[schema.offset(i)...].
 struct Adapter {
   Schema schema;
   std::vector<float> values;  // schema.total_params() entries
@@ -52,16 +54,33 @@ Adapter AdapterFromSafetensors(const SafetensorsFile& file);
 // field has the wrong type.
 absl::StatusOr<LoraConfig> ParseLoraConfig(const std::string& json_text);
 
-// The safetensors bytes of the adapter (each tensor in its schema dtype, the metadata kept).
-// InvalidArgument if values and schema disagree in size.
+// The safetensors bytes of the adapter: each tensor converted from fp32 to its schema dtype
+// (round to nearest even), in schema order, the metadata kept. This is the adapter's blob.
+// InvalidArgument if values and schema disagree in size or the metadata cannot be written
+// (a duplicate key, invalid UTF-8).
 absl::StatusOr<std::string> SerializeAdapter(const Adapter& adapter);
 
-// Writes a PEFT directory (created if needed): adapter_model.safetensors and
-// adapter_config.json, each atomically. Without a config, writes a minimal LoRA config
-// inferred from the tensor names (r from the lora_A shapes, target modules from the names).
+// The blob id: Sha256Hex(SerializeAdapter(adapter)), hashed piece by piece without
+// assembling the bytes. Fails as SerializeAdapter.
+absl::StatusOr<std::string> BlobId(const Adapter& adapter);
+
+// Writes SerializeAdapter's bytes to `path` crash-safely (temporary file, fsync, rename),
+// streaming them rather than assembling them. Fails as SerializeAdapter, or with the I/O
+// error naming the path.
+absl::Status SaveSafetensors(const Adapter& adapter, const std::string& path);
+
+// Writes a PEFT directory (created with its parents if needed): adapter_model.safetensors
+// (as SaveSafetensors) and adapter_config.json (the verbatim config text), each replaced
+// atomically; a crash between the two can leave new weights beside the old config. Without
+// a config, writes InferLoraConfig's. An unchanged loaded adapter is written back byte for
+// byte.
 absl::Status SaveAdapterDir(const Adapter& adapter, const std::string& dir);
 
-// The config SaveAdapterDir writes for an adapter that has none.
+// The config SaveAdapterDir writes for an adapter that has none: peft_type LORA, r from the
+// first "<module>.lora_A" tensor's leading dim ([r, in_features]; 8 if there is none),
+// lora_alpha = r (scaling 1: the weights mean what they say), target_modules the distinct
+// module names before ".lora_A" in schema order, base model and task type null. Keys sorted
+// and indented by 2, as PEFT writes its configs.
 std::string InferLoraConfig(const Schema& schema);
 
 // InvalidArgument naming the first tensor holding a NaN or an infinity.

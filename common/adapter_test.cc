@@ -51,6 +51,46 @@ TEST(AdapterTest, RealPeftAdapterRoundTripsByteForByte) {
             "130792c9a7496b3758e7a1e049ca51698a5776e59e1fc2911ff6c9d8ebd3fa05");
   EXPECT_EQ(*Sha256File(out + "/adapter_config.json"),
             "488f697f22ff12568c5d37ad3a8432e7cbc1cc7d13be4559a326c794a829581f");
+  EXPECT_EQ(*BlobId(*a), "130792c9a7496b3758e7a1e049ca51698a5776e59e1fc2911ff6c9d8ebd3fa05");
+  EXPECT_EQ(a->metadata, (SafetensorsMetadata{{"format", "pt"}}));
+}
+
+TEST(AdapterTest, DecodesEveryStorageDtypeToHandComputedFloats) {
+  // bf16 0x3F80 = 1, 0xC000 = -2; f16 0x3555 = 1365/4096, 0x0001 = 2^-24; f64 0.1.
+  const std::string bf16("\x80\x3f\x00\xc0", 4);
+  const std::string f16("\x55\x35\x01\x00", 4);
+  const double tenth = 0.1;
+  const std::string f64(reinterpret_cast<const char*>(&tenth), 8);
+  auto bytes = SerializeSafetensors(
+      {{"b", DType::kBF16, {2}, bf16}, {"h", DType::kF16, {2}, f16}, {"d", DType::kF64, {}, f64}});
+  ASSERT_TRUE(bytes.ok());
+  auto file = SafetensorsFile::FromBytes(*bytes);
+  ASSERT_TRUE(file.ok());
+  Adapter a = AdapterFromSafetensors(*file);
+  EXPECT_EQ(a.values, (std::vector<float>{1.0f, -2.0f, 1365.0f / 4096, 5.9604645e-08f, 0.1f}));
+  EXPECT_EQ(a.schema.offset(2), 4);
+  // Converted back, the bf16/f16 bytes are exact and f64 holds the fp32 value of 0.1.
+  auto again = SerializeAdapter(a);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->substr(0, again->size() - 8), bytes->substr(0, bytes->size() - 8));
+  const double widened = 0.1f;
+  EXPECT_EQ(again->substr(again->size() - 8),
+            std::string(reinterpret_cast<const char*>(&widened), 8));
+}
+
+TEST(AdapterTest, BlobIdIsTheDigestOfTheSavedFile) {
+  for (DType dtype : {DType::kF32, DType::kBF16}) {
+    Adapter a = Small(dtype);
+    a.metadata = {{"format", "pt"}};
+    const std::string path = TempPath(std::string("blob_") + DTypeName(dtype));
+    ASSERT_TRUE(SaveSafetensors(a, path).ok());
+    EXPECT_EQ(*ReadFile(path), *SerializeAdapter(a));
+    EXPECT_EQ(*BlobId(a), *Sha256File(path));
+    EXPECT_EQ(*BlobId(a), Sha256Hex(*SerializeAdapter(a)));
+  }
+  Adapter changed = Small(DType::kF32);
+  changed.values[0] = 0.75f;
+  EXPECT_NE(*BlobId(changed), *BlobId(Small(DType::kF32)));
 }
 
 TEST(AdapterTest, EveryStorageDtypeRoundTrips) {
@@ -133,6 +173,8 @@ TEST(AdapterTest, SerializeRejectsSizeMismatchAndCheckFiniteFindsNan) {
   Adapter a = Small(DType::kF32);
   a.values.pop_back();
   EXPECT_EQ(SerializeAdapter(a).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(BlobId(a).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(SaveAdapterDir(a, TempPath("mismatch")).ok());
   Adapter b = Small(DType::kF32);
   EXPECT_TRUE(CheckFinite(b).ok());
   b.values[7] = std::nanf("");

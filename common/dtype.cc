@@ -4,6 +4,9 @@
 
 #include "absl/strings/str_cat.h"
 
+// safetensors stores little-endian values, which the conversions copy as-is.
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "WXP assumes a little-endian host");
+
 namespace wxp {
 namespace {
 
@@ -87,9 +90,9 @@ uint16_t FloatToF16(float f) {
   const uint32_t u = FloatBits(f);
   const uint16_t sign = static_cast<uint16_t>((u >> 16) & 0x8000u);
   const uint32_t abs = u & 0x7FFFFFFFu;
-  if (abs > 0x7F800000u) return sign | 0x7E00u;        // NaN
-  if (abs >= 0x477FF000u) return sign | 0x7C00u;       // rounds to >= 65520: infinity
-  if (abs >= 0x38800000u) {                            // normal f16 (>= 2^-14)
+  if (abs > 0x7F800000u) return sign | 0x7E00u;   // NaN
+  if (abs >= 0x477FF000u) return sign | 0x7C00u;  // rounds to >= 65520: infinity
+  if (abs >= 0x38800000u) {                       // normal f16 (>= 2^-14)
     const uint32_t rounded = abs + 0x0FFFu + ((abs >> 13) & 1u) - (112u << 23);
     return sign | static_cast<uint16_t>(rounded >> 13);
   }

@@ -21,10 +21,14 @@ absl::StatusOr<DType> ParseDType(absl::string_view name);
 // Bytes per element.
 int DTypeSize(DType dtype);
 
-// Converts n elements stored as `dtype` at `src` (any alignment) to fp32.
+// All functions here are pure and thread-safe. Buffers hold little-endian values, may have
+// any alignment and must not overlap.
+
+// Converts n elements stored as `dtype` at `src` to fp32 (exact for F16/BF16/F32; F64
+// rounds to nearest, and magnitudes beyond fp32's range become infinities).
 void ToFloat32(DType dtype, const void* src, int64_t n, float* dst);
-// Converts n fp32 values to `dtype` at `dst` (any alignment). F16 and BF16 round to
-// nearest even; values beyond F16's range become infinities; NaN stays NaN.
+// Converts n fp32 values to `dtype` at `dst`. F16 and BF16 round to nearest, ties to even
+// (F16 through its subnormals); values beyond F16's range become infinities; NaN stays NaN.
 void FromFloat32(DType dtype, const float* src, int64_t n, void* dst);
 
 // Single-value conversions, exposed for kernels and tests.

@@ -64,21 +64,28 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
 }
 
 absl::Status WriteFileAtomically(const std::string& path, absl::string_view bytes) {
+  return WriteFileAtomically(path, absl::Span<const absl::string_view>(&bytes, 1));
+}
+
+absl::Status WriteFileAtomically(const std::string& path,
+                                 absl::Span<const absl::string_view> pieces) {
   std::random_device rd;
   const std::string tmp = absl::StrCat(path, ".tmp.", ::getpid(), ".", rd());
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return ErrnoStatus(errno, "cannot create", tmp);
-  size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int e = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return ErrnoStatus(e, "cannot write", tmp);
+  for (absl::string_view bytes : pieces) {
+    size_t done = 0;
+    while (done < bytes.size()) {
+      const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        const int e = errno;
+        ::close(fd);
+        ::unlink(tmp.c_str());
+        return ErrnoStatus(e, "cannot write", tmp);
+      }
+      done += static_cast<size_t>(n);
     }
-    done += static_cast<size_t>(n);
   }
   if (::fsync(fd) != 0) {
     const int e = errno;
@@ -86,7 +93,11 @@ absl::Status WriteFileAtomically(const std::string& path, absl::string_view byte
     ::unlink(tmp.c_str());
     return ErrnoStatus(e, "cannot fsync", tmp);
   }
-  ::close(fd);
+  if (::close(fd) != 0) {  // some filesystems report write-back errors only here
+    const int e = errno;
+    ::unlink(tmp.c_str());
+    return ErrnoStatus(e, "cannot close", tmp);
+  }
   if (::rename(tmp.c_str(), path.c_str()) != 0) {
     const int e = errno;
     ::unlink(tmp.c_str());

@@ -7,6 +7,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/types/span.h"
 
 namespace wxp {
 
@@ -17,6 +18,10 @@ absl::StatusOr<std::string> ReadFile(const std::string& path);
 // rename over `path`, fsync of the directory. Readers see the old file or the new one,
 // never a partial one; a crash leaves at most a stray "<path>.tmp.*" file.
 absl::Status WriteFileAtomically(const std::string& path, absl::string_view bytes);
+// The same for a file made of several pieces written back to back, so large files (a
+// safetensors header followed by tensor data that lives elsewhere) need no concatenation.
+absl::Status WriteFileAtomically(const std::string& path,
+                                 absl::Span<const absl::string_view> pieces);
 
 // Creates `dir` and its parents (like mkdir -p).
 absl::Status MakeDirs(const std::string& dir);

@@ -9,9 +9,11 @@
 #include <cerrno>
 #include <cstring>
 #include <set>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/file_util.h"
 #include "nlohmann/json.hpp"
 
 namespace wxp {
@@ -19,9 +21,15 @@ namespace {
 
 // Far above any adapter's header (the 72-tensor test adapter's is 9 KB), far below memory.
 constexpr uint64_t kMaxHeaderBytes = 100ull << 20;
+constexpr size_t kMaxHeaderDepth = 3;
 constexpr char kMetadataKey[] = "__metadata__";
 
-using Json = nlohmann::ordered_json;
+// The reader parses into nlohmann::json (std::map objects, O(log n) inserts): ordered_json's
+// linear-search inserts would make a header of a million same-length keys take hours. The
+// only order the reader needs besides data order is that of "__metadata__", recorded during
+// the parse. The writer, whose input is trusted, uses ordered_json to control key order.
+using Json = nlohmann::json;
+using OrderedJson = nlohmann::ordered_json;
 
 absl::Status Invalid(const std::string& label, absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat(label, ": ", what));
@@ -36,8 +44,82 @@ bool AsIndex(const Json& j, int64_t* out) {
   return true;
 }
 
+// Control characters in a tensor name have no legitimate use and would make names ambiguous
+// in the schema fingerprint's line format and in logs.
+bool HasControlChar(absl::string_view name) {
+  return std::any_of(name.begin(), name.end(),
+                     [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7F; });
+}
+
 std::string ShapeString(const std::vector<int64_t>& shape) {
   return absl::StrCat("[", absl::StrJoin(shape, ","), "]");
+}
+
+// Thrown from the parser callback to stop a parse early; never leaves this file.
+struct HeaderRejected {
+  std::string why;
+};
+
+// Parses the header with two guards nlohmann lacks. Duplicate keys are legal JSON that the
+// parser silently merges (a second "a" would hide the first tensor), so keys are collected
+// per object. A safetensors header nests at most three containers deep (root, tensor entry,
+// shape), so deeper input is refused before a "[[[[..." header can exhaust memory.
+struct ParsedHeader {
+  Json root;
+  std::vector<std::string> metadata_keys;  // "__metadata__" keys in header order
+};
+
+absl::StatusOr<ParsedHeader> ParseHeaderJson(absl::string_view header) {
+  ParsedHeader out;
+  struct Frame {
+    std::set<std::string> keys;
+    std::string last_key;
+  };
+  std::vector<Frame> frames;
+  const Json::parser_callback_t on_event = [&](int /*depth*/, Json::parse_event_t event,
+                                               Json& value) {
+    switch (event) {
+      case Json::parse_event_t::object_start:
+      case Json::parse_event_t::array_start:
+        if (frames.size() >= kMaxHeaderDepth) {
+          throw HeaderRejected{
+              absl::StrCat("header nests deeper than ", kMaxHeaderDepth, " levels")};
+        }
+        frames.emplace_back();
+        break;
+      case Json::parse_event_t::object_end:
+      case Json::parse_event_t::array_end:
+        frames.pop_back();
+        break;
+      case Json::parse_event_t::key: {
+        Frame& top = frames.back();
+        top.last_key = value.get<std::string>();
+        if (!top.keys.insert(top.last_key).second) {
+          throw HeaderRejected{
+              frames.size() == 1
+                  ? absl::StrCat("tensor '", top.last_key, "' appears twice in the header")
+                  : absl::StrCat("key '", top.last_key, "' appears twice in '",
+                                 frames[frames.size() - 2].last_key, "'")};
+        }
+        if (frames.size() == 2 && frames[0].last_key == kMetadataKey) {
+          out.metadata_keys.push_back(top.last_key);
+        }
+        break;
+      }
+      case Json::parse_event_t::value:
+        break;
+    }
+    return true;
+  };
+  try {
+    out.root = Json::parse(header.begin(), header.end(), on_event);
+    return out;
+  } catch (const HeaderRejected& e) {
+    return absl::InvalidArgumentError(e.why);
+  } catch (const Json::exception& e) {
+    // e.g. "[json.exception.out_of_range.406] number overflow parsing '1e999'".
+    return absl::InvalidArgumentError(absl::StrCat("header is not valid JSON: ", e.what()));
+  }
 }
 
 }  // namespace
@@ -112,24 +194,13 @@ absl::StatusOr<SafetensorsFile> SafetensorsFile::Parse(std::shared_ptr<Storage> 
   const absl::string_view header = all.substr(8, header_len);
   file.data_section_ = all.substr(8 + header_len);
 
-  // Duplicate names are legal JSON that the parser would silently merge: count top-level
-  // keys during the parse instead.
-  std::set<std::string> seen_keys;
-  std::string duplicate;
-  const Json::parser_callback_t on_event = [&](int depth, Json::parse_event_t event,
-                                               Json& parsed) {
-    if (event == Json::parse_event_t::key && depth == 1 && parsed.is_string()) {
-      const std::string& key = parsed.get_ref<const std::string&>();
-      if (!seen_keys.insert(key).second && duplicate.empty()) duplicate = key;
-    }
-    return true;
-  };
-  Json root = Json::parse(header.begin(), header.end(), on_event, /*allow_exceptions=*/false);
-  if (root.is_discarded()) return Invalid(label, "header is not valid JSON");
-  if (!root.is_object()) return Invalid(label, "header is not a JSON object");
-  if (!duplicate.empty()) {
-    return Invalid(label, absl::StrCat("tensor '", duplicate, "' appears twice in the header"));
+  if (header.empty() || header[0] != '{') {
+    return Invalid(label, "header does not start with '{'");
   }
+  absl::StatusOr<ParsedHeader> parsed = ParseHeaderJson(header);
+  if (!parsed.ok()) return Invalid(label, parsed.status().message());
+  const Json& root = parsed->root;
+  if (!root.is_object()) return Invalid(label, "header is not a JSON object");
 
   struct Extent {
     int64_t begin, end;
@@ -142,17 +213,23 @@ absl::StatusOr<SafetensorsFile> SafetensorsFile::Parse(std::shared_ptr<Storage> 
     const Json& entry = it.value();
     if (name == kMetadataKey) {
       if (!entry.is_object()) return Invalid(label, "__metadata__ is not an object");
-      for (auto m = entry.begin(); m != entry.end(); ++m) {
-        if (!m.value().is_string()) {
-          return Invalid(label, absl::StrCat("__metadata__ value of '", m.key(),
-                                             "' is not a string"));
+      for (const std::string& key : parsed->metadata_keys) {
+        auto value_it = entry.find(key);  // always present: the key was recorded from it
+        if (value_it == entry.end()) continue;
+        const Json& value = *value_it;
+        if (!value.is_string()) {
+          return Invalid(label, absl::StrCat("__metadata__ value of '", key, "' is not a string"));
         }
-        file.metadata_.emplace_back(m.key(), m.value().get<std::string>());
+        file.metadata_.emplace_back(key, value.get<std::string>());
       }
       continue;
     }
     const std::string where = absl::StrCat("tensor '", name, "'");
     if (name.empty()) return Invalid(label, "a tensor has an empty name");
+    if (HasControlChar(name)) {
+      return Invalid(label,
+                     absl::StrCat(Json(name).dump(), ": tensor name has a control character"));
+    }
     if (!entry.is_object()) return Invalid(label, absl::StrCat(where, " is not an object"));
     auto dtype_it = entry.find("dtype");
     auto shape_it = entry.find("shape");
@@ -197,9 +274,9 @@ absl::StatusOr<SafetensorsFile> SafetensorsFile::Parse(std::shared_ptr<Storage> 
     }
     if (__builtin_mul_overflow(numel, static_cast<int64_t>(DTypeSize(view.dtype)), &nbytes) ||
         nbytes != end - begin) {
-      return Invalid(label, absl::StrCat(where, " has shape ", ShapeString(view.shape), " of ",
-                                         DTypeName(view.dtype), " but ", end - begin,
-                                         " data bytes"));
+      return Invalid(label,
+                     absl::StrCat(where, " has shape ", ShapeString(view.shape), " of ",
+                                  DTypeName(view.dtype), " but ", end - begin, " data bytes"));
     }
     view.numel = numel;
     view.data = file.data_section_.substr(begin, end - begin);
@@ -209,7 +286,7 @@ absl::StatusOr<SafetensorsFile> SafetensorsFile::Parse(std::shared_ptr<Storage> 
 
   // The tensors must tile the data section exactly, as the reference implementation demands.
   std::sort(extents.begin(), extents.end(), [](const Extent& a, const Extent& b) {
-    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+    return std::tie(a.begin, a.end, a.index) < std::tie(b.begin, b.end, b.index);
   });
   int64_t cursor = 0;
   for (const Extent& e : extents) {
@@ -218,8 +295,8 @@ absl::StatusOr<SafetensorsFile> SafetensorsFile::Parse(std::shared_ptr<Storage> 
       return Invalid(label, absl::StrCat("tensor '", name, "' overlaps the tensor before it"));
     }
     if (e.begin > cursor) {
-      return Invalid(label, absl::StrCat("gap of ", e.begin - cursor, " bytes before tensor '",
-                                         name, "'"));
+      return Invalid(
+          label, absl::StrCat("gap of ", e.begin - cursor, " bytes before tensor '", name, "'"));
     }
     cursor = e.end;
   }
@@ -245,21 +322,25 @@ std::optional<absl::Span<const float>> SafetensorsFile::FlatF32View() const {
                                  static_cast<size_t>(n));
 }
 
-absl::StatusOr<std::string> SerializeSafetensors(const std::vector<TensorToWrite>& tensors,
-                                                 const SafetensorsMetadata& metadata) {
-  Json header = Json::object();
+absl::StatusOr<std::string> SerializeSafetensorsHeader(const std::vector<TensorToWrite>& tensors,
+                                                       const SafetensorsMetadata& metadata) {
+  OrderedJson header = OrderedJson::object();
   if (!metadata.empty()) {
-    Json meta = Json::object();
-    for (const auto& [k, v] : metadata) meta[k] = v;
+    OrderedJson meta = OrderedJson::object();
+    for (const auto& [k, v] : metadata) {
+      if (meta.contains(k)) {
+        return absl::InvalidArgumentError(absl::StrCat("metadata key '", k, "' given twice"));
+      }
+      meta[k] = v;
+    }
     header[kMetadataKey] = std::move(meta);
   }
-  std::set<std::string> names;
   uint64_t offset = 0;
   for (const TensorToWrite& t : tensors) {
-    if (t.name.empty() || t.name == kMetadataKey) {
+    if (t.name.empty() || t.name == kMetadataKey || HasControlChar(t.name)) {
       return absl::InvalidArgumentError(absl::StrCat("invalid tensor name '", t.name, "'"));
     }
-    if (!names.insert(t.name).second) {
+    if (header.contains(t.name)) {
       return absl::InvalidArgumentError(absl::StrCat("tensor '", t.name, "' given twice"));
     }
     int64_t numel = 1;
@@ -270,24 +351,56 @@ absl::StatusOr<std::string> SerializeSafetensors(const std::vector<TensorToWrite
       }
     }
     if (static_cast<uint64_t>(numel) * DTypeSize(t.dtype) != t.data.size()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("tensor '", t.name, "' has ", t.data.size(), " bytes for shape ",
-                       ShapeString(t.shape), " of ", DTypeName(t.dtype)));
+      return absl::InvalidArgumentError(absl::StrCat("tensor '", t.name, "' has ", t.data.size(),
+                                                     " bytes for shape ", ShapeString(t.shape),
+                                                     " of ", DTypeName(t.dtype)));
     }
-    header[t.name] = {{"dtype", DTypeName(t.dtype)},
-                      {"shape", t.shape},
-                      {"data_offsets", {offset, offset + t.data.size()}}};
+    // Key order dtype, shape, data_offsets is the reference writer's (its struct order).
+    OrderedJson entry = OrderedJson::object();
+    entry["dtype"] = DTypeName(t.dtype);
+    entry["shape"] = t.shape;
+    entry["data_offsets"] = OrderedJson::array({offset, offset + t.data.size()});
+    header[t.name] = std::move(entry);
     offset += t.data.size();
   }
-  std::string json = header.dump(-1, ' ', false, Json::error_handler_t::replace);
+  std::string json;
+  try {
+    // Compact, UTF-8 kept as is (not \u-escaped): byte-for-byte what serde_json emits.
+    json = header.dump();
+  } catch (const OrderedJson::exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tensor or metadata name is not valid UTF-8: ", e.what()));
+  }
   json.append((8 - json.size() % 8) % 8, ' ');
-  std::string out;
-  out.reserve(8 + json.size() + offset);
-  uint64_t len = json.size();
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((len >> (8 * i)) & 0xFF));
+  std::string out(8, '\0');
+  const uint64_t len = json.size();
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((len >> (8 * i)) & 0xFF);
   out += json;
-  for (const TensorToWrite& t : tensors) out.append(t.data.data(), t.data.size());
   return out;
+}
+
+absl::StatusOr<std::string> SerializeSafetensors(const std::vector<TensorToWrite>& tensors,
+                                                 const SafetensorsMetadata& metadata) {
+  absl::StatusOr<std::string> out = SerializeSafetensorsHeader(tensors, metadata);
+  if (!out.ok()) return out.status();
+  size_t total = out->size();
+  for (const TensorToWrite& t : tensors) total += t.data.size();
+  out->reserve(total);
+  for (const TensorToWrite& t : tensors) out->append(t.data.data(), t.data.size());
+  return out;
+}
+
+absl::Status WriteSafetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,
+                              const SafetensorsMetadata& metadata) {
+  absl::StatusOr<std::string> header = SerializeSafetensorsHeader(tensors, metadata);
+  if (!header.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", header.status().message()));
+  }
+  std::vector<absl::string_view> pieces;
+  pieces.reserve(tensors.size() + 1);
+  pieces.push_back(*header);
+  for (const TensorToWrite& t : tensors) pieces.push_back(t.data);
+  return WriteFileAtomically(path, pieces);
 }
 
 }  // namespace wxp

@@ -35,10 +35,9 @@ void ExpectRejected(const std::string& bytes, const std::string& needle) {
 
 TEST(SafetensorsReadTest, ParsesTensorsInDataOrderWithMetadata) {
   // "b" is listed first in the header but stored second.
-  const std::string header =
-      R"({"b":{"dtype":"BF16","shape":[2],"data_offsets":[8,12]},)"
-      R"("__metadata__":{"format":"pt","k":"v"},)"
-      R"("a":{"dtype":"F32","shape":[1,2],"data_offsets":[0,8]}})";
+  const std::string header = R"({"b":{"dtype":"BF16","shape":[2],"data_offsets":[8,12]},)"
+                             R"("__metadata__":{"format":"pt","k":"v"},)"
+                             R"("a":{"dtype":"F32","shape":[1,2],"data_offsets":[0,8]}})";
   const std::string data = Floats({1.5f, -2.0f}) + std::string("\x80\x3f\x00\x40", 4);
   auto f = SafetensorsFile::FromBytes(MakeFile(header, data));
   ASSERT_TRUE(f.ok()) << f.status();
@@ -54,9 +53,8 @@ TEST(SafetensorsReadTest, ParsesTensorsInDataOrderWithMetadata) {
 }
 
 TEST(SafetensorsReadTest, FlatViewIsZeroCopyForF32) {
-  const std::string header =
-      R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
-      R"("y":{"dtype":"F32","shape":[],"data_offsets":[8,12]}})";
+  const std::string header = R"({"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                             R"("y":{"dtype":"F32","shape":[],"data_offsets":[8,12]}})";
   // Pad the header to 8 bytes as writers do, so the data is aligned.
   std::string padded = header + std::string((8 - header.size() % 8) % 8, ' ');
   auto f = SafetensorsFile::FromBytes(MakeFile(padded, Floats({1, 2, 3})));
@@ -84,10 +82,29 @@ TEST(SafetensorsReadTest, RejectsTruncatedAndOversizedHeaders) {
 
 TEST(SafetensorsReadTest, RejectsMalformedJson) {
   ExpectRejected(MakeFile("{\"a\":", ""), "not valid JSON");
-  ExpectRejected(MakeFile("[1,2]", ""), "not a JSON object");
+  ExpectRejected(MakeFile("[1,2]", ""), "does not start with '{'");
   ExpectRejected(MakeFile(R"({"a":5})", ""), "is not an object");
   ExpectRejected(MakeFile(R"({"__metadata__":{"k":1}})", ""), "not a string");
   ExpectRejected(MakeFile(R"({"__metadata__":[]})", ""), "__metadata__ is not an object");
+  ExpectRejected(MakeFile(R"({"__metadata__":{"k":{}}})", ""), "value of 'k' is not a string");
+  ExpectRejected(MakeFile(" {}", ""), "does not start with '{'");
+  ExpectRejected(MakeFile("\xEF\xBB\xBF{}", ""), "does not start with '{'");  // a BOM
+  ExpectRejected(MakeFile("", ""), "does not start with '{'");
+  ExpectRejected(MakeFile("{} x", ""), "not valid JSON");
+  ExpectRejected(MakeFile("{\"\xFF\":1}", ""), "not valid JSON");  // not UTF-8
+}
+
+TEST(SafetensorsReadTest, RejectsEmptyAndControlCharacterNames) {
+  ExpectRejected(MakeFile(R"({"":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", Floats({1})),
+                 "empty name");
+  ExpectRejected(
+      MakeFile(R"({"a\tb":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", Floats({1})),
+      "\"a\\tb\": tensor name has a control character");
+}
+
+TEST(SafetensorsReadTest, RejectsDeepNestingBeforeBuildingIt) {
+  ExpectRejected(MakeFile(R"({"a":{"shape":[[1]]}})", ""), "nests deeper than 3");
+  ExpectRejected(MakeFile("{\"a\":" + std::string(1 << 20, '['), ""), "nests deeper");
 }
 
 TEST(SafetensorsReadTest, RejectsBadFields) {
@@ -107,7 +124,9 @@ TEST(SafetensorsReadTest, RejectsBadFields) {
                  "not a non-negative integer");
   // A non-finite number cannot even be represented: the JSON parser refuses it.
   ExpectRejected(MakeFile(R"({"a":{"dtype":"F32","shape":[1e999],"data_offsets":[0,4]}})", d4),
-                 "not valid JSON");
+                 "number overflow parsing '1e999'");
+  ExpectRejected(MakeFile(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,1e999]}})", d4),
+                 "number overflow");
   ExpectRejected(MakeFile(R"({"a":{"dtype":"F32","shape":[NaN],"data_offsets":[0,4]}})", d4),
                  "not valid JSON");
   ExpectRejected(MakeFile(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4.0]}})", d4),
@@ -128,8 +147,7 @@ TEST(SafetensorsReadTest, RejectsSizeAndOffsetProblems) {
   ExpectRejected(MakeFile(R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", d8),
                  "beyond the 8-byte data section");
   ExpectRejected(
-      MakeFile(R"({"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]}})",
-               d8),
+      MakeFile(R"({"a":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,8]}})", d8),
       "overflows");
   ExpectRejected(MakeFile(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
                           R"("b":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
@@ -145,7 +163,26 @@ TEST(SafetensorsReadTest, RejectsDuplicateNames) {
   ExpectRejected(MakeFile(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},)"
                           R"("a":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}})",
                           Floats({1, 2})),
-                 "'a' appears twice");
+                 "tensor 'a' appears twice");
+  ExpectRejected(MakeFile(R"({"a":{"dtype":"F32","dtype":"F16","shape":[1],"data_offsets":[0,4]}})",
+                          Floats({1})),
+                 "key 'dtype' appears twice in 'a'");
+  ExpectRejected(MakeFile(R"({"__metadata__":{"k":"1","k":"2"}})", ""),
+                 "key 'k' appears twice in '__metadata__'");
+}
+
+TEST(SafetensorsReadTest, KeepsMetadataOrderAndIgnoresUnknownEntryFields) {
+  const std::string header =
+      R"({"__metadata__":{"zeta":"1","alpha":"2","mid":"3"},)"
+      R"("a":{"dtype":"F32","shape":[1],"data_offsets":[0,4],"extra":[1,2]},)"
+      R"("empty":{"dtype":"F16","shape":[0,3],"data_offsets":[4,4]}}    )";
+  auto f = SafetensorsFile::FromBytes(MakeFile(header, Floats({1})));
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_EQ(f->metadata(), (SafetensorsMetadata{{"zeta", "1"}, {"alpha", "2"}, {"mid", "3"}}));
+  ASSERT_EQ(f->tensors().size(), 2u);
+  EXPECT_EQ(f->tensors()[1].name, "empty");
+  EXPECT_EQ(f->tensors()[1].numel, 0);
+  EXPECT_TRUE(f->tensors()[1].data.empty());
 }
 
 TEST(SafetensorsReadTest, OpenReportsMissingFilesAndMapsRealOnes) {
@@ -153,10 +190,10 @@ TEST(SafetensorsReadTest, OpenReportsMissingFilesAndMapsRealOnes) {
             absl::StatusCode::kNotFound);
   EXPECT_FALSE(SafetensorsFile::Open(::testing::TempDir()).ok());  // a directory
   const std::string path = ::testing::TempDir() + "/one.safetensors";
-  ASSERT_TRUE(WriteFileAtomically(
-                  path, MakeFile(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})",
-                                 Floats({7})))
-                  .ok());
+  ASSERT_TRUE(
+      WriteFileAtomically(
+          path, MakeFile(R"({"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", Floats({7})))
+          .ok());
   auto f = SafetensorsFile::Open(path);
   ASSERT_TRUE(f.ok()) << f.status();
   float v;
@@ -194,11 +231,55 @@ TEST(SafetensorsWriteTest, NoMetadataMeansNoMetadataKey) {
   EXPECT_EQ(*bytes, LengthPrefix(56) + header + "   " + Floats({3}));
 }
 
+TEST(SafetensorsWriteTest, RoundTripsEveryDTypeThroughAFile) {
+  // Hand-encoded values: F16 1.0 = 0x3C00, -2.0 = 0xC000; BF16 0.5 = 0x3F00; F64 1.0.
+  const std::string f16("\x00\x3c\x00\xc0", 4);
+  const std::string bf16("\x00\x3f", 2);
+  const std::string f64("\x00\x00\x00\x00\x00\x00\xf0\x3f", 8);
+  const std::string f32 = Floats({-1.5f});
+  const std::vector<TensorToWrite> tensors = {{"h", DType::kF16, {2}, f16},
+                                              {"b", DType::kBF16, {1, 1}, bf16},
+                                              {"d", DType::kF64, {1}, f64},
+                                              {"s", DType::kF32, {}, f32}};
+  const std::string path = ::testing::TempDir() + "/all_dtypes.safetensors";
+  ASSERT_TRUE(WriteSafetensors(path, tensors, {{"format", "pt"}}).ok());
+  auto f = SafetensorsFile::Open(path);
+  ASSERT_TRUE(f.ok()) << f.status();
+  ASSERT_EQ(f->tensors().size(), 4u);
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    EXPECT_EQ(f->tensors()[i].name, tensors[i].name);
+    EXPECT_EQ(f->tensors()[i].dtype, tensors[i].dtype);
+    EXPECT_EQ(f->tensors()[i].shape, tensors[i].shape);
+    EXPECT_EQ(f->tensors()[i].data, tensors[i].data);
+  }
+  float back[2];
+  ToFloat32(DType::kF16, f->tensors()[0].data.data(), 2, back);
+  EXPECT_EQ(back[0], 1.0f);
+  EXPECT_EQ(back[1], -2.0f);
+  ToFloat32(DType::kF64, f->tensors()[2].data.data(), 1, back);
+  EXPECT_EQ(back[0], 1.0f);
+  EXPECT_EQ(f->bytes(), *SerializeSafetensors(tensors, {{"format", "pt"}}));
+}
+
+TEST(SafetensorsWriteTest, NonAsciiNamesAreWrittenRawLikeTheReference) {
+  auto bytes = SerializeSafetensors({{"\xC3\xA9\"", DType::kF32, {}, Floats({0})}});
+  ASSERT_TRUE(bytes.ok());
+  // U+00E9 stays two raw UTF-8 bytes; the quote is escaped. 56 bytes, no padding.
+  const std::string header =
+      "{\"\xC3\xA9\\\"\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[0,4]}}";
+  ASSERT_EQ(header.size(), 56u);
+  EXPECT_EQ(bytes->substr(0, 64), LengthPrefix(56) + header);
+}
+
 TEST(SafetensorsWriteTest, RejectsInconsistentTensors) {
+  EXPECT_EQ(SerializeSafetensors({{"\xFF", DType::kF32, {}, Floats({0})}}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(SerializeSafetensors({}, {{"k", "1"}, {"k", "2"}}).ok());
   const std::string four = Floats({1});
   EXPECT_FALSE(SerializeSafetensors({{"a", DType::kF32, {2}, four}}).ok());
   EXPECT_FALSE(SerializeSafetensors({{"a", DType::kF32, {-1}, four}}).ok());
   EXPECT_FALSE(SerializeSafetensors({{"", DType::kF32, {1}, four}}).ok());
+  EXPECT_FALSE(SerializeSafetensors({{"a\nb", DType::kF32, {1}, four}}).ok());
   EXPECT_FALSE(SerializeSafetensors({{"__metadata__", DType::kF32, {1}, four}}).ok());
   EXPECT_FALSE(
       SerializeSafetensors({{"a", DType::kF32, {1}, four}, {"a", DType::kF32, {1}, four}}).ok());

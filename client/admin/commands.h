@@ -1,0 +1,24 @@
+// wxpctl's commands as a library: main() only forwards argv here, and tests call the same
+// entry point in-process. Each command writes its normal output to `out`, errors (one line,
+// starting "wxpctl: ") to `err`, and returns the process exit status: 0 on success, 1 when the
+// work failed (bad input file, server error), 2 on a usage error.
+#ifndef WXP_CLIENT_ADMIN_COMMANDS_H_
+#define WXP_CLIENT_ADMIN_COMMANDS_H_
+
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace wxp::admin {
+
+// `args` excludes the program name: {"adapter", "inspect", "DIR", "--json"}.
+int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+
+// The individual commands; `args` are the words after the command name.
+int AdapterInspect(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int Merge(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int Simulate(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+
+}  // namespace wxp::admin
+
+#endif  // WXP_CLIENT_ADMIN_COMMANDS_H_

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs the Debian packages WXP builds and runs with (SPEC 2.1). Idempotent: packages
+# already present are left alone, and the package index is refreshed only when something is
+# missing. Used by the README, .ci/run and the container files.
+set -euo pipefail
+
+PACKAGES=(
+  bazel-bootstrap
+  g++
+  libgrpc++-dev
+  protobuf-compiler-grpc
+  libprotobuf-dev
+  protobuf-compiler
+  libabsl-dev
+  libssl-dev
+  openssl
+  libsqlite3-dev
+  libtorch-dev
+  libgtest-dev
+  nlohmann-json3-dev
+  python3
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "install-deps: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "install-deps: installing ${missing[*]}"
+$SUDO apt-get update -q
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
