@@ -4,7 +4,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "client/admin/commands.h"
+#include "client/admin/run_for_test.h"
 #include "common/adapter.h"
 #include "common/sha256.h"
 #include "gtest/gtest.h"
@@ -14,17 +14,6 @@ namespace wxp::admin {
 namespace {
 
 namespace fs = std::filesystem;
-
-struct Output {
-  int code;
-  std::string out, err;
-};
-
-Output RunCli(const std::vector<std::string>& args) {
-  std::ostringstream out, err;
-  const int code = Run(args, out, err);
-  return {code, out.str(), err.str()};
-}
 
 std::string Dir(const std::string& name) {
   const std::string d = ::testing::TempDir() + "/wxpctl_" + name;
@@ -49,7 +38,7 @@ TEST(MergeCommandTest, WeightedLinearMergeWritesAPeftDirectory) {
   const std::string a = WriteAdapter("lin_a", {1, 2, 3, 4, 5, 6});
   const std::string b = WriteAdapter("lin_b", {3, 2, 1, 0, -1, 2});
   const std::string out = Dir("lin_out");
-  Output o = RunCli({"merge", "--method=linear", "--weights=1,3", "--out", out, a, b});
+  CliOutput o = RunCli({"merge", "--method=linear", "--weights=1,3", "--out", out, a, b});
   ASSERT_EQ(o.code, 0) << o.err;
   absl::StatusOr<Adapter> merged = LoadAdapter(out);
   ASSERT_TRUE(merged.ok()) << merged.status();
@@ -76,7 +65,7 @@ TEST(MergeCommandTest, RefusesBadRequestsWithoutWriting) {
   const std::string a = WriteAdapter("bad_a", {1, 2, 3, 4, 5, 6});
   const std::string b16 = WriteAdapter("bad_b16", {1, 2, 3, 4, 5, 6}, DType::kBF16);
   const std::string out = Dir("bad_out");
-  Output mismatch = RunCli({"merge", "--method=linear", "--out", out, a, b16});
+  CliOutput mismatch = RunCli({"merge", "--method=linear", "--out", out, a, b16});
   EXPECT_EQ(mismatch.code, 1);
   EXPECT_NE(mismatch.err.find("schema mismatch"), std::string::npos) << mismatch.err;
   EXPECT_EQ(RunCli({"merge", "--method=median", "--out", out, a, a}).code, 2);
@@ -90,7 +79,7 @@ TEST(MergeCommandTest, RefusesBadRequestsWithoutWriting) {
 
 TEST(InspectCommandTest, JsonDescribesTheAdapter) {
   const std::string a = WriteAdapter("insp", {1, 2, 3, 4, 5, 6}, DType::kBF16);
-  Output o = RunCli({"adapter", "inspect", "--json", a});
+  CliOutput o = RunCli({"adapter", "inspect", "--json", a});
   ASSERT_EQ(o.code, 0) << o.err;
   nlohmann::json j = nlohmann::json::parse(o.out);
   EXPECT_EQ(j["format"], "peft");
@@ -109,7 +98,7 @@ TEST(InspectCommandTest, InvalidInputGivesOneLineAndExitOne) {
   fs::create_directories(dir);
   const std::string file = dir + "/x.safetensors";
   { std::ofstream(file) << "not a safetensors file at all"; }
-  Output o = RunCli({"adapter", "inspect", file});
+  CliOutput o = RunCli({"adapter", "inspect", file});
   EXPECT_EQ(o.code, 1);
   EXPECT_EQ(std::count(o.err.begin(), o.err.end(), '\n'), 1) << o.err;
   EXPECT_EQ(o.err.rfind("wxpctl: ", 0), 0u);

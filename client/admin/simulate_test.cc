@@ -1,26 +1,15 @@
 // In-process tests of `wxpctl simulate` and the command dispatcher.
 #include <sstream>
 
-#include "client/admin/commands.h"
+#include "client/admin/run_for_test.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 
 namespace wxp::admin {
 namespace {
 
-struct Output {
-  int code;
-  std::string out, err;
-};
-
-Output RunCli(const std::vector<std::string>& args) {
-  std::ostringstream out, err;
-  const int code = Run(args, out, err);
-  return {code, out.str(), err.str()};
-}
-
 TEST(SimulateTest, JsonResultShowsTheSwarmBeatingEveryExpert) {
-  Output o = RunCli({"simulate", "--experts=4", "--params=3000", "--seed=5",
+  CliOutput o = RunCli({"simulate", "--experts=4", "--params=3000", "--seed=5",
                      "--max-iterations=40", "--patience=10", "--json"});
   ASSERT_EQ(o.code, 0) << o.err;
   nlohmann::json j = nlohmann::json::parse(o.out);
@@ -47,7 +36,7 @@ TEST(SimulateTest, SameSeedSameOutput) {
 }
 
 TEST(SimulateTest, ProgressTablePrintsEveryIteration) {
-  Output o = RunCli({"simulate", "--experts=3", "--params=200", "--max-iterations=4",
+  CliOutput o = RunCli({"simulate", "--experts=3", "--params=200", "--max-iterations=4",
                      "--patience=10"});
   ASSERT_EQ(o.code, 0) << o.err;
   EXPECT_NE(o.out.find("g utility"), std::string::npos);
@@ -57,13 +46,13 @@ TEST(SimulateTest, ProgressTablePrintsEveryIteration) {
 }
 
 TEST(SimulateTest, BadFlagsAreUsageErrors) {
-  Output o = RunCli({"simulate", "--max-iterations=abc"});
+  CliOutput o = RunCli({"simulate", "--max-iterations=abc"});
   EXPECT_EQ(o.code, 2);
   EXPECT_NE(o.err.find("--max-iterations"), std::string::npos);
   EXPECT_EQ(RunCli({"simulate", "--experts=1"}).code, 1);  // one expert cannot grow a pool
   EXPECT_EQ(RunCli({"simulate", "--drop-n=2"}).code, 1);
   EXPECT_EQ(RunCli({"simulate", "--bogus"}).code, 2);
-  Output out_without_adapters = RunCli({"simulate", "--out=/tmp/x"});
+  CliOutput out_without_adapters = RunCli({"simulate", "--out=/tmp/x"});
   EXPECT_EQ(out_without_adapters.code, 2);
   EXPECT_EQ(RunCli({"simulate", "--help"}).code, 0);
 }
@@ -73,7 +62,7 @@ TEST(RunTest, UnknownCommandsAreUsageErrors) {
   EXPECT_EQ(RunCli({"frobnicate"}).code, 2);
   EXPECT_EQ(RunCli({"adapter"}).code, 2);
   EXPECT_EQ(RunCli({"adapter", "eat"}).code, 2);
-  Output help = RunCli({"--help"});
+  CliOutput help = RunCli({"--help"});
   EXPECT_EQ(help.code, 0);
   EXPECT_NE(help.out.find("adapter inspect"), std::string::npos);
 }
