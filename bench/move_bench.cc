@@ -33,18 +33,22 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Best time of repeated runs, repeated until at least min_seconds have been spent.
-double TimeBest(const std::function<void()>& fn, double min_seconds) {
-  fn();  // warm-up: page in the buffers
-  double best = 1e300, total = 0;
-  int runs = 0;
-  while (total < min_seconds || runs < 3) {
-    const auto t0 = Clock::now();
-    fn();
-    const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
-    best = std::min(best, dt);
-    total += dt;
-    ++runs;
+// Best time of each function over rounds that run them alternately, repeated until at
+// least min_seconds have been spent: alternating exposes every variant to the same machine
+// state (frequency, other load), so their ratio is fair even on a busy machine.
+std::vector<double> TimeBestInterleaved(const std::vector<std::function<void()>>& fns,
+                                        double min_seconds) {
+  for (const auto& fn : fns) fn();  // warm-up: page in the buffers
+  std::vector<double> best(fns.size(), 1e300);
+  double total = 0;
+  for (int round = 0; total < min_seconds || round < 3; ++round) {
+    for (size_t i = 0; i < fns.size(); ++i) {
+      const auto t0 = Clock::now();
+      fns[i]();
+      const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
+      best[i] = std::min(best[i], dt);
+      total += dt;
+    }
   }
   return best;
 }
@@ -105,17 +109,12 @@ int main(int argc, char** argv) {
       std::memcpy(&bits, &pgw[i], 4), gw16[i] = bits >> 16;
     }
     const double bytes = 4.0 * n;
-    // Interleave the two in-memory variants so frequency and cache state treat them alike.
-    const double t_wxp = TimeBest(
-        [&] { MoveParticle(k, px, pv, pp, pg, pgw, n); }, min_s);
-    const double t_fused = TimeBest(
-        [&] { HandFused(k.a, k.b, k.c, k.d, k.step, px, pv, pp, pg, pgw, n); },
-        min_s);
-    const double t_bf16 = TimeBest(
-        [&] {
-          MoveParticleBf16Targets(k, px, pv, p16.data(), g16.data(), gw16.data(), n);
-        },
-        min_s);
+    const std::vector<double> t = TimeBestInterleaved(
+        {[&] { MoveParticle(k, px, pv, pp, pg, pgw, n); },
+         [&] { HandFused(k.a, k.b, k.c, k.d, k.step, px, pv, pp, pg, pgw, n); },
+         [&] { MoveParticleBf16Targets(k, px, pv, p16.data(), g16.data(), gw16.data(), n); }},
+        3 * min_s);
+    const double t_wxp = t[0], t_fused = t[1], t_bf16 = t[2];
     double t_ref = 0;
     if (m <= absl::GetFlag(FLAGS_reference_max)) {
       auto copy = [n](const float* f) { return std::vector<float>(f, f + n); };
