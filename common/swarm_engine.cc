@@ -123,6 +123,51 @@ absl::StatusOr<SwarmEngine> SwarmEngine::Create(const SwarmParams& params,
   return SwarmEngine(params, num_particles);
 }
 
+absl::StatusOr<SwarmEngine> SwarmEngine::Restore(const SwarmParams& params,
+                                                 SwarmEngineState state) {
+  absl::StatusOr<SwarmEngine> engine =
+      Create(params, static_cast<int>(state.particles.size()));
+  if (!engine.ok()) return engine.status();
+  const int n = static_cast<int>(state.particles.size());
+  auto valid_ref = [n](const PositionRef& r) {
+    return !r.valid() || (r.particle < n && r.iteration >= 0);
+  };
+  if (!valid_ref(state.global_best) || !valid_ref(state.global_worst) ||
+      state.closed_iterations < 0 || state.last_global_improvement < 0) {
+    return absl::InvalidArgumentError("saved swarm engine state is inconsistent");
+  }
+  for (const ParticleRecord& p : state.particles) {
+    if (!valid_ref(p.personal_best) || p.stale_iterations < 0 || p.cooldown < 0 ||
+        p.restarts < 0 || p.started_iteration < 0) {
+      return absl::InvalidArgumentError("saved particle state is inconsistent");
+    }
+  }
+  engine->particles_ = std::move(state.particles);
+  engine->global_best_ = state.global_best;
+  engine->global_worst_ = state.global_worst;
+  engine->global_best_utility_ = state.global_best_utility;
+  engine->global_worst_utility_ = state.global_worst_utility;
+  engine->closed_iterations_ = state.closed_iterations;
+  engine->last_global_improvement_ = state.last_global_improvement;
+  engine->since_improvement_ =
+      std::max(0, state.closed_iterations - state.last_global_improvement);
+  engine->stopped_ = state.stopped;
+  return engine;
+}
+
+SwarmEngineState SwarmEngine::state() const {
+  SwarmEngineState s;
+  s.particles = particles_;
+  s.global_best = global_best_;
+  s.global_worst = global_worst_;
+  s.global_best_utility = global_best_utility_;
+  s.global_worst_utility = global_worst_utility_;
+  s.closed_iterations = closed_iterations_;
+  s.last_global_improvement = last_global_improvement_;
+  s.stopped = stopped_;
+  return s;
+}
+
 absl::Status SwarmEngine::CheckParticle(int particle) const {
   if (particle < 0 || particle >= num_particles()) {
     return absl::NotFoundError(absl::StrCat("particle ", particle, " does not exist (swarm has ",

@@ -122,10 +122,29 @@ struct ParticleRecord {
   bool recorded_started = false;  // a utility was recorded for started_iteration
 };
 
+// Everything a SwarmEngine knows beyond its params: what the server persists after each
+// state change and restores after a restart.
+struct SwarmEngineState {
+  std::vector<ParticleRecord> particles;
+  PositionRef global_best;
+  PositionRef global_worst;
+  double global_best_utility = 0;
+  double global_worst_utility = 0;
+  int closed_iterations = 0;
+  int last_global_improvement = 0;
+  bool stopped = false;
+};
+
 class SwarmEngine {
  public:
   // InvalidArgument if params are invalid or num_particles < 1.
   static absl::StatusOr<SwarmEngine> Create(const SwarmParams& params, int num_particles);
+  // An engine continuing from a saved state: it takes exactly the decisions the engine that
+  // produced `state` would have taken next. InvalidArgument if params are invalid, there
+  // are no particles, or the state is inconsistent (references to unknown particles,
+  // negative counters).
+  static absl::StatusOr<SwarmEngine> Restore(const SwarmParams& params, SwarmEngineState state);
+  SwarmEngineState state() const;
 
   const SwarmParams& params() const { return params_; }
   int num_particles() const { return static_cast<int>(particles_.size()); }

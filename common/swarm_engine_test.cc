@@ -325,5 +325,54 @@ TEST(SwarmEngineTest, RejectsOutOfSequenceAndDuplicateReports) {
   EXPECT_EQ(e.StartIteration(-1, 1).status().code(), absl::StatusCode::kNotFound);
 }
 
+TEST(SwarmEngineTest, RestoredEngineTakesTheSameDecisions) {
+  SwarmParams p;
+  p.seed = 3;
+  p.restart_patience = 2;
+  p.restart_cooldown = 1;
+  p.patience = 100;
+  p.max_iterations = 100;
+  auto utility = [](int i, int k) { return static_cast<double>((i * 7 + k * 3) % 5); };
+  auto run = [&](SwarmEngine& e, int from, int to, std::vector<MoveTargets>* out) {
+    for (int k = from; k <= to; ++k) {
+      for (int i = 0; i < 3; ++i) out->push_back(*e.StartIteration(i, k));
+      for (int i = 0; i < 3; ++i) ASSERT_TRUE(e.Record(i, k, utility(i, k)).ok());
+      ASSERT_TRUE(e.CloseIteration(k).ok());
+    }
+  };
+  SwarmEngine straight = MakeEngine(p, 3, {1, 2, 3});
+  std::vector<MoveTargets> expected, got;
+  run(straight, 1, 8, &expected);
+
+  SwarmEngine first = MakeEngine(p, 3, {1, 2, 3});
+  run(first, 1, 4, &got);
+  auto restored = SwarmEngine::Restore(p, first.state());
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  run(*restored, 5, 8, &got);
+  ASSERT_EQ(got.size(), expected.size());
+  int restarts = 0;
+  for (size_t j = 0; j < got.size(); ++j) {
+    EXPECT_EQ(got[j].a, expected[j].a);
+    EXPECT_EQ(got[j].restart, expected[j].restart) << j;
+    EXPECT_EQ(got[j].global_best, expected[j].global_best) << j;
+    EXPECT_EQ(got[j].personal_best, expected[j].personal_best) << j;
+    restarts += got[j].restart;
+  }
+  EXPECT_GT(restarts, 0);  // the restart bookkeeping was exercised across the restore
+  EXPECT_EQ(restored->global_best_utility(), straight.global_best_utility());
+}
+
+TEST(SwarmEngineTest, RestoreRejectsInconsistentState) {
+  SwarmEngine e = MakeEngine(Deterministic(), 2, {1, 2});
+  SwarmEngineState s = e.state();
+  s.global_best.particle = 5;
+  EXPECT_EQ(SwarmEngine::Restore(Deterministic(), s).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  SwarmEngineState t = e.state();
+  t.particles[1].cooldown = -1;
+  EXPECT_FALSE(SwarmEngine::Restore(Deterministic(), t).ok());
+  EXPECT_FALSE(SwarmEngine::Restore(Deterministic(), SwarmEngineState{}).ok());
+}
+
 }  // namespace
 }  // namespace wxp
