@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -120,6 +121,17 @@ struct ParticleRecord {
   int started_iteration = 0;  // the last iteration k whose targets were issued
   bool restart_at_started = false;
   bool recorded_started = false;  // a utility was recorded for started_iteration
+
+  friend bool operator==(const ParticleRecord& a, const ParticleRecord& b) {
+    return std::tie(a.evaluated, a.utility, a.utility_iteration, a.best_utility,
+                    a.personal_best, a.stale_iterations, a.stale_through, a.cooldown,
+                    a.restarts, a.started_iteration, a.restart_at_started,
+                    a.recorded_started) ==
+           std::tie(b.evaluated, b.utility, b.utility_iteration, b.best_utility,
+                    b.personal_best, b.stale_iterations, b.stale_through, b.cooldown,
+                    b.restarts, b.started_iteration, b.restart_at_started,
+                    b.recorded_started);
+  }
 };
 
 // Everything a SwarmEngine knows beyond its params: what the server persists after each

@@ -1,0 +1,60 @@
+// An in-memory SwarmStore: the fake for unit tests of code above the store. It honours the
+// same contract as the SQLite store (atomic Apply, the same errors) except durability.
+#ifndef WXP_SERVER_STORE_MEMORY_STORE_H_
+#define WXP_SERVER_STORE_MEMORY_STORE_H_
+
+#include <map>
+#include <memory>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
+#include "server/store/swarm_store.h"
+
+namespace wxp::store {
+
+class MemoryStore : public SwarmStore {
+ public:
+  absl::Status CreateSwarm(const SwarmRecord& swarm, const AuditRecord& audit) override;
+  absl::Status Apply(const SwarmUpdate& update) override;
+  absl::StatusOr<SwarmRecord> GetSwarm(const std::string& name) override;
+  absl::StatusOr<std::vector<SwarmRecord>> ListSwarms() override;
+  absl::StatusOr<std::vector<ParticleRow>> ListParticles(const std::string& swarm) override;
+  absl::StatusOr<std::vector<ExpertRecord>> ListExperts(const std::string& swarm) override;
+  absl::StatusOr<EvaluationRecord> GetEvaluation(const std::string& swarm, int32_t particle_id,
+                                                 int32_t iteration) override;
+  absl::StatusOr<std::vector<EvaluationRecord>> ListEvaluations(const std::string& swarm) override;
+  absl::StatusOr<std::vector<HistoryRecord>> ListHistory(const std::string& swarm) override;
+  absl::StatusOr<std::vector<AuditRecord>> ListAudit(const std::string& swarm) override;
+  absl::Status TouchClient(const std::string& identity, const std::string& role,
+                           int64_t now_ms) override;
+  absl::StatusOr<ClientRecord> GetClient(const std::string& identity) override;
+  absl::StatusOr<std::vector<ClientRecord>> ListClients() override;
+  absl::Status SetRevoked(const std::string& identity, bool revoked,
+                          const AuditRecord& audit) override;
+  absl::StatusOr<std::vector<BlobRecord>> ListBlobs() override;
+  absl::StatusOr<std::string> IntegrityCheck() override { return std::string("ok"); }
+
+ private:
+  struct Swarm {
+    SwarmRecord row;
+    std::map<int32_t, ParticleRow> particles;
+    std::map<int32_t, ExpertRecord> experts;
+    std::map<std::pair<int32_t, int32_t>, EvaluationRecord> evaluations;  // (iteration, particle)
+    std::map<std::pair<int32_t, int32_t>, HistoryRecord> history;  // (version, iteration)
+  };
+  struct State {
+    std::map<std::string, Swarm> swarms;
+    std::map<std::string, ClientRecord> clients;
+    std::map<std::string, BlobRecord> blobs;
+    std::vector<AuditRecord> audit;
+  };
+  static absl::Status ApplyTo(State& state, const SwarmUpdate& update);
+  absl::StatusOr<const Swarm*> Find(const std::string& name) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+
+  mutable absl::Mutex mu_;
+  State state_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace wxp::store
+
+#endif  // WXP_SERVER_STORE_MEMORY_STORE_H_

@@ -1,0 +1,275 @@
+// One contract, three stores: the SQLite file store (the product), SQLite in memory, and the
+// in-memory fake. Whatever code above the store relies on is asserted here for all of them.
+#include <cstdio>
+#include <functional>
+
+#include "gtest/gtest.h"
+#include "server/store/memory_store.h"
+#include "server/store/sqlite_store.h"
+
+namespace wxp::store {
+namespace {
+
+struct StoreFactory {
+  std::string name;
+  std::function<std::unique_ptr<SwarmStore>(const std::string& tag)> make;
+};
+
+std::string TempDb(const std::string& tag) {
+  const std::string path = ::testing::TempDir() + "/contract_" + tag + ".db";
+  for (const char* suffix : {"", "-wal", "-shm"}) std::remove((path + suffix).c_str());
+  return path;
+}
+
+std::unique_ptr<SwarmStore> MakeSqlite(const std::string& path) {
+  auto s = SqliteStore::Open({path});
+  EXPECT_TRUE(s.ok()) << s.status();
+  return *std::move(s);
+}
+
+class StoreContractTest : public ::testing::TestWithParam<StoreFactory> {
+ protected:
+  void SetUp() override {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    std::string tag = info->name();
+    for (char& c : tag) c = c == '/' ? '_' : c;  // parameterised names contain '/'
+    store_ = GetParam().make(tag);
+  }
+  std::unique_ptr<SwarmStore> store_;
+};
+
+SwarmRecord Swarm(const std::string& name) {
+  SwarmRecord s;
+  s.name = name;
+  s.spec = std::string("spec\0bytes", 10);
+  s.state = 1;
+  s.created_ms = 1000;
+  s.utility = "weights-v1";
+  return s;
+}
+
+AuditRecord Audit(const std::string& swarm, const std::string& action) {
+  return {5, "admin-1", action, swarm, "detail"};
+}
+
+ParticleRow Particle(int id, const std::string& owner) {
+  ParticleRow p;
+  p.particle_id = id;
+  p.owner = owner;
+  p.initial_blob_id = std::string(64, 'a');
+  p.engine.evaluated = true;
+  p.engine.utility = 0.5 + id;
+  p.engine.best_utility = 0.75;
+  p.engine.personal_best = {id, 2};
+  p.engine.stale_iterations = 1;
+  p.engine.cooldown = 2;
+  p.engine.restart_at_started = true;
+  return p;
+}
+
+EvaluationRecord Eval(int particle, int iteration, double score) {
+  EvaluationRecord e;
+  e.particle_id = particle;
+  e.iteration = iteration;
+  e.blob_id = std::string(64, 'b');
+  e.scores = {{"acc", score}, {"ppl", 1.0 / 3.0}};
+  e.utility = score;
+  e.time_ms = 77;
+  return e;
+}
+
+TEST_P(StoreContractTest, CreateGetListSwarms) {
+  ASSERT_TRUE(store_->CreateSwarm(Swarm("b"), Audit("b", "create")).ok());
+  ASSERT_TRUE(store_->CreateSwarm(Swarm("a"), Audit("a", "create")).ok());
+  EXPECT_EQ(store_->CreateSwarm(Swarm("a"), Audit("a", "create")).code(),
+            absl::StatusCode::kAlreadyExists);
+  auto a = store_->GetSwarm("a");
+  ASSERT_TRUE(a.ok()) << a.status();
+  EXPECT_EQ(*a, Swarm("a"));
+  EXPECT_EQ(store_->GetSwarm("zzz").status().code(), absl::StatusCode::kNotFound);
+  auto all = store_->ListSwarms();
+  ASSERT_TRUE(all.ok());
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].name, "a");  // ordered by name
+  auto audit = store_->ListAudit("a");
+  ASSERT_EQ(audit->size(), 1u);  // the duplicate create wrote nothing
+  EXPECT_EQ((*audit)[0], Audit("a", "create"));
+}
+
+TEST_P(StoreContractTest, ApplyWritesEverythingItCarries) {
+  ASSERT_TRUE(store_->CreateSwarm(Swarm("s"), Audit("s", "create")).ok());
+  SwarmUpdate u;
+  u.swarm = "s";
+  SwarmRecord row = Swarm("s");
+  row.state = 2;
+  row.global_best = {1, 3};
+  row.global_best_utility = 0.9;
+  row.utility_version = 2;
+  row.open_round = 4;
+  u.swarm_row = row;
+  u.particles = {Particle(0, "firm-a"), Particle(1, "firm-b")};
+  u.experts = {{0, "firm-a", std::string(64, 'c'), 10, 2}};
+  u.evaluation = Eval(1, 3, 0.9);
+  u.history = {{3, 2, 0.9, 0.1, 0.5, 0.45, 1, 8, 99}};
+  u.audit = {Audit("s", "pool built")};
+  u.blob_refs = {{std::string(64, 'c'), 123, 0}};
+  ASSERT_TRUE(store_->Apply(u).ok());
+
+  EXPECT_EQ(*store_->GetSwarm("s"), row);
+  auto particles = store_->ListParticles("s");
+  ASSERT_EQ(particles->size(), 2u);
+  EXPECT_EQ((*particles)[1], Particle(1, "firm-b"));
+  EXPECT_EQ((*store_->ListExperts("s"))[0].agent, "firm-a");
+  auto e = store_->GetEvaluation("s", 1, 3);
+  ASSERT_TRUE(e.ok()) << e.status();
+  EXPECT_EQ(*e, Eval(1, 3, 0.9));  // scores survive exactly, 1/3 included
+  EXPECT_EQ((*store_->ListHistory("s"))[0].reports, 8);
+  EXPECT_EQ(store_->ListAudit("s")->size(), 2u);
+  auto blobs = store_->ListBlobs();
+  ASSERT_EQ(blobs->size(), 1u);
+  EXPECT_EQ((*blobs)[0], (BlobRecord{std::string(64, 'c'), 123, 1}));
+}
+
+TEST_P(StoreContractTest, FailedApplyChangesNothing) {
+  ASSERT_TRUE(store_->CreateSwarm(Swarm("s"), Audit("s", "create")).ok());
+  SwarmUpdate first;
+  first.swarm = "s";
+  first.evaluation = Eval(0, 1, 0.5);
+  ASSERT_TRUE(store_->Apply(first).ok());
+
+  // A duplicate evaluation, carried with other changes: all of it must be refused.
+  SwarmUpdate dup;
+  dup.swarm = "s";
+  SwarmRecord row = Swarm("s");
+  row.state = 4;
+  dup.swarm_row = row;
+  dup.particles = {Particle(0, "x")};
+  dup.audit = {Audit("s", "should not appear")};
+  dup.blob_refs = {{std::string(64, 'd'), 1, 0}};
+  dup.evaluation = Eval(0, 1, 0.7);
+  EXPECT_EQ(store_->Apply(dup).code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(store_->GetSwarm("s")->state, 1);
+  EXPECT_TRUE(store_->ListParticles("s")->empty());
+  EXPECT_EQ(store_->ListAudit("s")->size(), 1u);
+  EXPECT_TRUE(store_->ListBlobs()->empty());
+  EXPECT_EQ(store_->GetEvaluation("s", 0, 1)->utility, 0.5);
+
+  SwarmUpdate unknown;
+  unknown.swarm = "nope";
+  EXPECT_EQ(store_->Apply(unknown).code(), absl::StatusCode::kNotFound);
+  SwarmUpdate rename;
+  rename.swarm = "s";
+  rename.swarm_row = Swarm("t");
+  EXPECT_EQ(store_->Apply(rename).code(), absl::StatusCode::kInvalidArgument);
+  SwarmUpdate held_missing;
+  held_missing.swarm = "s";
+  held_missing.blobs_now_held = {{5, 5}};
+  EXPECT_EQ(store_->Apply(held_missing).code(), absl::StatusCode::kNotFound);
+}
+
+TEST_P(StoreContractTest, ParticlesAreReplacedAndBlobsMarkedHeld) {
+  ASSERT_TRUE(store_->CreateSwarm(Swarm("s"), Audit("s", "create")).ok());
+  SwarmUpdate u;
+  u.swarm = "s";
+  u.particles = {Particle(0, "a")};
+  u.evaluation = Eval(0, 0, 0.1);
+  ASSERT_TRUE(store_->Apply(u).ok());
+  SwarmUpdate v;
+  v.swarm = "s";
+  ParticleRow moved = Particle(0, "a");
+  moved.engine.started_iteration = 5;
+  moved.current_blob_id = std::string(64, 'e');
+  v.particles = {moved};
+  v.blobs_now_held = {{0, 0}};
+  ASSERT_TRUE(store_->Apply(v).ok());
+  EXPECT_EQ((*store_->ListParticles("s"))[0], moved);
+  EXPECT_TRUE(store_->GetEvaluation("s", 0, 0)->blob_held);
+}
+
+TEST_P(StoreContractTest, BlobRefcountsNeverGoNegative) {
+  ASSERT_TRUE(store_->CreateSwarm(Swarm("s"), Audit("s", "create")).ok());
+  const std::string id(64, 'f');
+  SwarmUpdate refs;
+  refs.swarm = "s";
+  refs.blob_refs = {{id, 10, 0}, {id, 10, 0}};
+  ASSERT_TRUE(store_->Apply(refs).ok());
+  EXPECT_EQ((*store_->ListBlobs())[0].refcount, 2);
+  SwarmUpdate unrefs;
+  unrefs.swarm = "s";
+  unrefs.blob_unrefs = {id, id, id};
+  ASSERT_TRUE(store_->Apply(unrefs).ok());
+  EXPECT_EQ((*store_->ListBlobs())[0].refcount, 0);
+}
+
+TEST_P(StoreContractTest, EvaluationsAndHistoryAreOrdered) {
+  ASSERT_TRUE(store_->CreateSwarm(Swarm("s"), Audit("s", "create")).ok());
+  for (auto [p, k] : std::vector<std::pair<int, int>>{{1, 2}, {0, 2}, {1, 1}, {0, 1}}) {
+    SwarmUpdate u;
+    u.swarm = "s";
+    u.evaluation = Eval(p, k, 0);
+    u.history = {{k, 3 - k, 0, 0, 0, 0, 0, 0, 0}};
+    ASSERT_TRUE(store_->Apply(u).ok());
+  }
+  auto evals = store_->ListEvaluations("s");
+  ASSERT_EQ(evals->size(), 4u);
+  EXPECT_EQ(std::make_pair((*evals)[0].iteration, (*evals)[0].particle_id), std::make_pair(1, 0));
+  EXPECT_EQ(std::make_pair((*evals)[3].iteration, (*evals)[3].particle_id), std::make_pair(2, 1));
+  auto history = store_->ListHistory("s");
+  ASSERT_EQ(history->size(), 2u);
+  EXPECT_EQ((*history)[0].utility_version, 1);  // (version, iteration) order
+  EXPECT_EQ((*history)[0].iteration, 2);
+  EXPECT_EQ(store_->GetEvaluation("s", 7, 7).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->ListEvaluations("nope").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_P(StoreContractTest, ClientsAreTrackedAndRevoked) {
+  ASSERT_TRUE(store_->TouchClient("firm-b", "agent", 10).ok());
+  ASSERT_TRUE(store_->TouchClient("firm-a", "agent", 20).ok());
+  ASSERT_TRUE(store_->TouchClient("firm-b", "agent", 30).ok());
+  auto b = store_->GetClient("firm-b");
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(*b, (ClientRecord{"firm-b", "agent", 10, 30, false}));
+  ASSERT_TRUE(store_->SetRevoked("firm-b", true, Audit("", "revoke firm-b")).ok());
+  EXPECT_TRUE(store_->GetClient("firm-b")->revoked);
+  ASSERT_TRUE(store_->TouchClient("firm-b", "agent", 40).ok());
+  EXPECT_TRUE(store_->GetClient("firm-b")->revoked);  // a reconnect does not un-revoke
+  EXPECT_EQ(store_->SetRevoked("nobody", true, Audit("", "x")).code(),
+            absl::StatusCode::kNotFound);
+  auto all = store_->ListClients();
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].identity, "firm-a");
+  EXPECT_EQ(store_->GetClient("nobody").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_P(StoreContractTest, IntegrityCheckIsOk) { EXPECT_EQ(*store_->IntegrityCheck(), "ok"); }
+
+INSTANTIATE_TEST_SUITE_P(
+    AllStores, StoreContractTest,
+    ::testing::Values(
+        StoreFactory{"sqlite_file",
+                     [](const std::string& tag) { return MakeSqlite(TempDb(tag)); }},
+        StoreFactory{"sqlite_memory", [](const std::string&) { return MakeSqlite(":memory:"); }},
+        StoreFactory{"memory",
+                     [](const std::string&) -> std::unique_ptr<SwarmStore> {
+                       return std::make_unique<MemoryStore>();
+                     }}),
+    [](const ::testing::TestParamInfo<StoreFactory>& info) { return info.param.name; });
+
+// Only the file store is durable: what Apply acknowledged is there after reopening.
+TEST(SqliteStoreTest, AcknowledgedUpdatesSurviveReopen) {
+  const std::string path = TempDb("reopen");
+  {
+    auto store = MakeSqlite(path);
+    ASSERT_TRUE(store->CreateSwarm(Swarm("s"), Audit("s", "create")).ok());
+    SwarmUpdate u;
+    u.swarm = "s";
+    u.evaluation = Eval(0, 1, 0.25);
+    ASSERT_TRUE(store->Apply(u).ok());
+  }
+  auto store = MakeSqlite(path);
+  EXPECT_EQ(store->GetEvaluation("s", 0, 1)->utility, 0.25);
+  EXPECT_EQ(*store->IntegrityCheck(), "ok");
+}
+
+}  // namespace
+}  // namespace wxp::store

@@ -1,0 +1,214 @@
+// The server's durable state (SPEC 6) behind one narrow interface: SQLite in production
+// (sqlite_store.h), an in-memory fake for tests (memory_store.h); one contract test suite
+// runs against both.
+//
+// Reads return copies. Every write goes through Apply(), which applies one SwarmUpdate
+// atomically: after a crash either all of it is visible or none. Once Apply() returns OK
+// the update is durable (what the server acknowledges is never lost).
+//
+// Thread-safety: implementations are thread-safe; calls are serialised internally.
+#ifndef WXP_SERVER_STORE_SWARM_STORE_H_
+#define WXP_SERVER_STORE_SWARM_STORE_H_
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/swarm_engine.h"
+
+namespace wxp::store {
+
+struct SwarmRecord {
+  std::string name;
+  std::string spec;  // serialized wxp.v1.SwarmSpec as created (seed filled in)
+  int32_t state = 0;  // wxp.v1.SwarmState
+  std::string termination;  // "", "patience", "max_iterations", "stopped"
+  int64_t created_ms = 0;
+  int32_t utility_version = 1;
+  std::string utility;  // serialized wxp.v1.UtilityWeights of utility_version
+  // Engine globals (the particle part lives in ParticleRecord rows).
+  PositionRef global_best;
+  double global_best_utility = 0;
+  PositionRef global_worst;
+  double global_worst_utility = 0;
+  int32_t closed_iterations = 0;
+  int32_t last_global_improvement = 0;
+  bool stopped = false;
+  // Sync rounds: the iteration whose round is open, and when it opened.
+  int32_t open_round = 0;
+  int64_t round_opened_ms = 0;
+};
+
+// A particle: the engine's bookkeeping plus where it lives.
+struct ParticleRow {
+  int32_t particle_id = 0;
+  std::string owner;  // client identity of the hosting agent ("" until assigned)
+  std::string initial_blob_id;
+  std::string velocity_partner_blob_id;  // RANDOM_PEER: v = x_partner - x
+  std::string current_blob_id;           // position after its last report
+  int64_t last_report_ms = 0;
+  ParticleRecord engine;
+};
+
+struct EvaluationRecord {
+  int32_t particle_id = 0;
+  int32_t iteration = 0;
+  std::string blob_id;     // the evaluated position's id (always reported)
+  bool blob_held = false;  // the server has the bytes (uploaded)
+  std::map<std::string, double> scores;
+  double utility = 0;  // under utility_version
+  int32_t utility_version = 1;
+  bool failed = false;
+  std::string failure_reason;
+  double evaluation_seconds = 0;
+  int64_t time_ms = 0;
+};
+
+struct HistoryRecord {
+  int32_t iteration = 0;
+  int32_t utility_version = 1;
+  double global_best_utility = 0;
+  double global_worst_utility = 0;
+  double mean_utility = 0;
+  double step_length = 0;
+  int32_t restarts = 0;
+  int32_t reports = 0;
+  int64_t closed_ms = 0;
+};
+
+struct ExpertRecord {
+  int32_t ordinal = 0;  // join order across agents: the expert's particle id
+  std::string agent;
+  std::string blob_id;
+  int64_t joined_ms = 0;
+  int32_t capacity = 1;  // the agent's declared capacity when it joined
+};
+
+struct ClientRecord {
+  std::string identity;
+  std::string role;
+  int64_t first_seen_ms = 0;
+  int64_t last_seen_ms = 0;
+  bool revoked = false;
+};
+
+struct AuditRecord {
+  int64_t time_ms = 0;
+  std::string actor;
+  std::string action;
+  std::string swarm;
+  std::string detail;
+};
+
+struct BlobRecord {
+  std::string id;
+  int64_t size = 0;
+  int64_t refcount = 0;
+};
+
+// Field-wise equality, for tests and idempotency checks.
+inline bool operator==(const SwarmRecord& a, const SwarmRecord& b) {
+  return std::tie(a.name, a.spec, a.state, a.termination, a.created_ms, a.utility_version, a.utility, a.global_best, a.global_best_utility, a.global_worst, a.global_worst_utility, a.closed_iterations, a.last_global_improvement, a.stopped, a.open_round, a.round_opened_ms) ==
+         std::tie(b.name, b.spec, b.state, b.termination, b.created_ms, b.utility_version, b.utility, b.global_best, b.global_best_utility, b.global_worst, b.global_worst_utility, b.closed_iterations, b.last_global_improvement, b.stopped, b.open_round, b.round_opened_ms);
+}
+
+inline bool operator==(const ParticleRow& a, const ParticleRow& b) {
+  return std::tie(a.particle_id, a.owner, a.initial_blob_id, a.velocity_partner_blob_id, a.current_blob_id, a.last_report_ms, a.engine) ==
+         std::tie(b.particle_id, b.owner, b.initial_blob_id, b.velocity_partner_blob_id, b.current_blob_id, b.last_report_ms, b.engine);
+}
+
+inline bool operator==(const EvaluationRecord& a, const EvaluationRecord& b) {
+  return std::tie(a.particle_id, a.iteration, a.blob_id, a.blob_held, a.scores, a.utility, a.utility_version, a.failed, a.failure_reason, a.evaluation_seconds, a.time_ms) ==
+         std::tie(b.particle_id, b.iteration, b.blob_id, b.blob_held, b.scores, b.utility, b.utility_version, b.failed, b.failure_reason, b.evaluation_seconds, b.time_ms);
+}
+
+inline bool operator==(const HistoryRecord& a, const HistoryRecord& b) {
+  return std::tie(a.iteration, a.utility_version, a.global_best_utility, a.global_worst_utility, a.mean_utility, a.step_length, a.restarts, a.reports, a.closed_ms) ==
+         std::tie(b.iteration, b.utility_version, b.global_best_utility, b.global_worst_utility, b.mean_utility, b.step_length, b.restarts, b.reports, b.closed_ms);
+}
+
+inline bool operator==(const ExpertRecord& a, const ExpertRecord& b) {
+  return std::tie(a.ordinal, a.agent, a.blob_id, a.joined_ms, a.capacity) ==
+         std::tie(b.ordinal, b.agent, b.blob_id, b.joined_ms, b.capacity);
+}
+
+inline bool operator==(const ClientRecord& a, const ClientRecord& b) {
+  return std::tie(a.identity, a.role, a.first_seen_ms, a.last_seen_ms, a.revoked) ==
+         std::tie(b.identity, b.role, b.first_seen_ms, b.last_seen_ms, b.revoked);
+}
+
+inline bool operator==(const AuditRecord& a, const AuditRecord& b) {
+  return std::tie(a.time_ms, a.actor, a.action, a.swarm, a.detail) ==
+         std::tie(b.time_ms, b.actor, b.action, b.swarm, b.detail);
+}
+
+inline bool operator==(const BlobRecord& a, const BlobRecord& b) {
+  return std::tie(a.id, a.size, a.refcount) ==
+         std::tie(b.id, b.size, b.refcount);
+}
+
+// One atomic change. Everything refers to `swarm` (which must exist) except client and
+// blob changes. Applied in field order; any failure rolls the whole update back.
+struct SwarmUpdate {
+  std::string swarm;
+  std::optional<SwarmRecord> swarm_row;  // replaces the row; its name must equal `swarm`
+  std::vector<ParticleRow> particles;    // insert or replace by particle_id
+  std::vector<ExpertRecord> experts;     // insert; AlreadyExists on a duplicate ordinal
+  // Insert; AlreadyExists if (particle_id, iteration) is already recorded.
+  std::optional<EvaluationRecord> evaluation;
+  // Marks recorded evaluations' blobs as held: (particle_id, iteration).
+  std::vector<std::pair<int32_t, int32_t>> blobs_now_held;
+  std::vector<HistoryRecord> history;  // insert; replaces (iteration, utility_version)
+  std::vector<AuditRecord> audit;
+  std::vector<BlobRecord> blob_refs;  // +1 reference each (created with the given size)
+  std::vector<std::string> blob_unrefs;  // -1 reference each; never below zero
+};
+
+class SwarmStore {
+ public:
+  virtual ~SwarmStore() = default;
+
+  // Creates a swarm; AlreadyExists if the name is taken (nothing written then).
+  virtual absl::Status CreateSwarm(const SwarmRecord& swarm, const AuditRecord& audit) = 0;
+  // Applies one update atomically and durably. NotFound for an unknown swarm; AlreadyExists
+  // for a duplicate evaluation or expert; InvalidArgument for a malformed update.
+  virtual absl::Status Apply(const SwarmUpdate& update) = 0;
+
+  virtual absl::StatusOr<SwarmRecord> GetSwarm(const std::string& name) = 0;  // NotFound
+  virtual absl::StatusOr<std::vector<SwarmRecord>> ListSwarms() = 0;          // by name
+  virtual absl::StatusOr<std::vector<ParticleRow>> ListParticles(const std::string& swarm) = 0;
+  virtual absl::StatusOr<std::vector<ExpertRecord>> ListExperts(const std::string& swarm) = 0;
+  // NotFound if that evaluation was never recorded.
+  virtual absl::StatusOr<EvaluationRecord> GetEvaluation(const std::string& swarm,
+                                                         int32_t particle_id,
+                                                         int32_t iteration) = 0;
+  // Ordered by (iteration, particle_id).
+  virtual absl::StatusOr<std::vector<EvaluationRecord>> ListEvaluations(
+      const std::string& swarm) = 0;
+  // Ordered by (utility_version, iteration).
+  virtual absl::StatusOr<std::vector<HistoryRecord>> ListHistory(const std::string& swarm) = 0;
+  virtual absl::StatusOr<std::vector<AuditRecord>> ListAudit(const std::string& swarm) = 0;
+
+  // Records that a client connected (created on first sight; role and last_seen updated).
+  virtual absl::Status TouchClient(const std::string& identity, const std::string& role,
+                                   int64_t now_ms) = 0;
+  virtual absl::StatusOr<ClientRecord> GetClient(const std::string& identity) = 0;  // NotFound
+  virtual absl::StatusOr<std::vector<ClientRecord>> ListClients() = 0;  // by identity
+  // NotFound for an unknown identity.
+  virtual absl::Status SetRevoked(const std::string& identity, bool revoked,
+                                  const AuditRecord& audit) = 0;
+
+  virtual absl::StatusOr<std::vector<BlobRecord>> ListBlobs() = 0;  // by id
+
+  // "ok" when the store is consistent (PRAGMA integrity_check for SQLite).
+  virtual absl::StatusOr<std::string> IntegrityCheck() = 0;
+};
+
+}  // namespace wxp::store
+
+#endif  // WXP_SERVER_STORE_SWARM_STORE_H_
