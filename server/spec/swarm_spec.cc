@@ -1,0 +1,279 @@
+#include "server/spec/swarm_spec.h"
+
+#include <cmath>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "common/sha256.h"
+#include "common/status_macros.h"
+
+namespace wxp::server {
+namespace {
+
+using wxp::v1::SwarmSpec;
+
+absl::Status Invalid(absl::string_view field, absl::string_view what) {
+  return absl::InvalidArgumentError(absl::StrCat("swarm spec: ", field, " ", what));
+}
+
+std::vector<UtilityComponent> ComponentsFromProto(
+    const google::protobuf::RepeatedPtrField<wxp::v1::UtilityComponent>& in) {
+  std::vector<UtilityComponent> out;
+  for (const auto& c : in) {
+    UtilityComponent u;
+    u.name = c.name();
+    u.maximize = c.direction() != wxp::v1::UtilityComponent::MINIMIZE;
+    u.weight = c.weight();
+    if (c.has_min_value()) u.min_value = c.min_value();
+    if (c.has_max_value()) u.max_value = c.max_value();
+    out.push_back(u);
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::Status ValidateSwarmName(absl::string_view name) {
+  if (name.empty() || name.size() > 64) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("swarm name must have 1 to 64 characters, got ", name.size()));
+  }
+  for (size_t i = 0; i < name.size(); ++i) {
+    const char c = name[i];
+    const bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+    if (!alnum && (i == 0 || (c != '.' && c != '_' && c != '-'))) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "swarm name '", name,
+          "' may use only letters, digits, '.', '_' and '-', and must start with a letter or "
+          "digit"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<DType> DTypeFromProto(wxp::v1::DType dtype) {
+  switch (dtype) {
+    case wxp::v1::DTYPE_F32:
+      return DType::kF32;
+    case wxp::v1::DTYPE_F16:
+      return DType::kF16;
+    case wxp::v1::DTYPE_BF16:
+      return DType::kBF16;
+    case wxp::v1::DTYPE_F64:
+      return DType::kF64;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat("dtype ", static_cast<int>(dtype),
+                                                     " is not F32, F16, BF16 or F64"));
+  }
+}
+
+wxp::v1::DType DTypeToProto(DType dtype) {
+  switch (dtype) {
+    case DType::kF32:
+      return wxp::v1::DTYPE_F32;
+    case DType::kF16:
+      return wxp::v1::DTYPE_F16;
+    case DType::kBF16:
+      return wxp::v1::DTYPE_BF16;
+    case DType::kF64:
+      return wxp::v1::DTYPE_F64;
+  }
+  return wxp::v1::DTYPE_UNSPECIFIED;
+}
+
+absl::StatusOr<Schema> SchemaFromProto(const wxp::v1::AdapterSchema& schema) {
+  std::vector<TensorSpec> tensors;
+  std::set<std::string> names;
+  for (int i = 0; i < schema.tensors_size(); ++i) {
+    const auto& t = schema.tensors(i);
+    const std::string field = absl::StrCat("schema.tensors[", i, "]");
+    if (t.name().empty()) return Invalid(field, "has no name");
+    if (!names.insert(t.name()).second) {
+      return Invalid(field, absl::StrCat("repeats the name '", t.name(), "'"));
+    }
+    absl::StatusOr<DType> dtype = DTypeFromProto(t.dtype());
+    if (!dtype.ok()) return Invalid(field, dtype.status().message());
+    int64_t numel = 1;
+    for (int64_t d : t.shape()) {
+      if (d < 0 || __builtin_mul_overflow(numel, d, &numel)) {
+        return Invalid(field, "has a negative or overflowing shape");
+      }
+    }
+    tensors.push_back({t.name(), *dtype, {t.shape().begin(), t.shape().end()}});
+  }
+  if (tensors.empty()) return Invalid("schema", "has no tensors");
+  return Schema(std::move(tensors));
+}
+
+wxp::v1::AdapterSchema SchemaToProto(const Schema& schema) {
+  wxp::v1::AdapterSchema out;
+  for (const TensorSpec& t : schema.tensors()) {
+    auto* p = out.add_tensors();
+    p->set_name(t.name);
+    p->set_dtype(DTypeToProto(t.dtype));
+    for (int64_t d : t.shape) p->add_shape(d);
+  }
+  out.set_fingerprint(schema.Fingerprint());
+  return out;
+}
+
+wxp::v1::UtilityWeights UtilityToProto(const UtilityFunction& utility) {
+  wxp::v1::UtilityWeights out;
+  out.set_version(utility.version());
+  for (const UtilityComponent& c : utility.components()) {
+    auto* p = out.add_components();
+    p->set_name(c.name);
+    p->set_direction(c.maximize ? wxp::v1::UtilityComponent::MAXIMIZE
+                                : wxp::v1::UtilityComponent::MINIMIZE);
+    p->set_weight(c.weight);
+    if (c.min_value) p->set_min_value(*c.min_value);
+    if (c.max_value) p->set_max_value(*c.max_value);
+  }
+  return out;
+}
+
+absl::StatusOr<UtilityFunction> UtilityFromProto(const wxp::v1::UtilityWeights& weights) {
+  return UtilityFunction::Create(ComponentsFromProto(weights.components()), weights.version());
+}
+
+absl::StatusOr<ResolvedSpec> ResolveSwarmSpec(const SwarmSpec& in, uint64_t seed_if_unset) {
+  WXP_RETURN_IF_ERROR(ValidateSwarmName(in.name()));
+  SwarmSpec spec = in;
+
+  // Hyperparameters: fill every default in, then let the engine's own check judge them.
+  auto* h = spec.mutable_hyperparameters();
+  const SwarmParams defaults;
+  if (h->pool_size() < 0) return Invalid("hyperparameters.pool_size", "must be >= 0");
+  if (!h->has_inertia()) h->set_inertia(defaults.inertia);
+  if (!h->has_cognitive()) h->set_cognitive(defaults.cognitive);
+  if (!h->has_social()) h->set_social(defaults.social);
+  if (!h->has_repel()) h->set_repel(defaults.repel);
+  if (!h->has_repel_enabled()) h->set_repel_enabled(defaults.repel_enabled);
+  if (!h->has_step_length()) h->set_step_length(defaults.step_length);
+  if (!h->has_step_decay()) h->set_step_decay(defaults.step_decay);
+  if (!h->has_min_step_length()) {
+    h->set_min_step_length(std::min(defaults.min_step_length, h->step_length()));
+  }
+  if (!h->has_patience()) h->set_patience(defaults.patience);
+  if (!h->has_restart_patience()) h->set_restart_patience(defaults.restart_patience);
+  if (!h->has_restart_cooldown()) h->set_restart_cooldown(defaults.restart_cooldown);
+  if (!h->has_max_iterations()) h->set_max_iterations(defaults.max_iterations);
+  if (!h->has_weight_randomness()) h->set_weight_randomness(defaults.weight_randomness);
+  if (!h->has_seed()) h->set_seed(seed_if_unset);
+  if (h->initial_velocity() == wxp::v1::INITIAL_VELOCITY_UNSPECIFIED) {
+    h->set_initial_velocity(wxp::v1::RANDOM_PEER);
+  }
+  SwarmParams p;
+  p.pool_size = h->pool_size();
+  p.inertia = h->inertia();
+  p.cognitive = h->cognitive();
+  p.social = h->social();
+  p.repel = h->repel();
+  p.repel_enabled = h->repel_enabled();
+  p.step_length = h->step_length();
+  p.step_decay = h->step_decay();
+  p.min_step_length = h->min_step_length();
+  p.patience = h->patience();
+  p.restart_patience = h->restart_patience();
+  p.restart_cooldown = h->restart_cooldown();
+  p.max_iterations = h->max_iterations();
+  p.weight_randomness = h->weight_randomness();
+  p.seed = h->seed();
+  switch (h->initial_velocity()) {
+    case wxp::v1::ZERO:
+      p.initial_velocity = InitialVelocityMode::kZero;
+      break;
+    case wxp::v1::TOWARD_BEST:
+      p.initial_velocity = InitialVelocityMode::kTowardBest;
+      break;
+    case wxp::v1::RANDOM_PEER:
+      p.initial_velocity = InitialVelocityMode::kRandomPeer;
+      break;
+    default:
+      return Invalid("hyperparameters.initial_velocity", "is not a known mode");
+  }
+  if (absl::Status s = p.Validate(); !s.ok()) {
+    return Invalid("hyperparameters:", s.message());
+  }
+
+  // Utility.
+  if (spec.utility_size() == 0) return Invalid("utility", "needs at least one component");
+  absl::StatusOr<UtilityFunction> utility =
+      UtilityFunction::Create(ComponentsFromProto(spec.utility()), 1);
+  if (!utility.ok()) return Invalid("utility:", utility.status().message());
+
+  for (auto& c : *spec.mutable_utility()) {
+    if (c.direction() == wxp::v1::UtilityComponent::DIRECTION_UNSPECIFIED) {
+      c.set_direction(wxp::v1::UtilityComponent::MAXIMIZE);
+    }
+  }
+
+  // Rounds, uploads, experts, transport.
+  if (spec.mode() == wxp::v1::ROUND_MODE_UNSPECIFIED) spec.set_mode(wxp::v1::SYNC);
+  if (spec.mode() != wxp::v1::SYNC && spec.mode() != wxp::v1::ASYNC) {
+    return Invalid("mode", "must be SYNC or ASYNC");
+  }
+  if (!spec.has_quorum()) spec.set_quorum(1.0);
+  if (!(spec.quorum() > 0 && spec.quorum() <= 1)) {
+    return Invalid("quorum", absl::StrCat("must be in (0, 1], got ", spec.quorum()));
+  }
+  if (!spec.has_round_deadline_seconds()) spec.set_round_deadline_seconds(600);
+  if (!(std::isfinite(spec.round_deadline_seconds()) && spec.round_deadline_seconds() > 0)) {
+    return Invalid("round_deadline_seconds",
+                   absl::StrCat("must be a finite number > 0, got ", spec.round_deadline_seconds()));
+  }
+  if (spec.upload_policy() == wxp::v1::UPLOAD_POLICY_UNSPECIFIED) {
+    spec.set_upload_policy(wxp::v1::ON_DEMAND);
+  }
+  if (spec.upload_policy() != wxp::v1::ON_DEMAND && spec.upload_policy() != wxp::v1::ALWAYS) {
+    return Invalid("upload_policy", "must be ON_DEMAND or ALWAYS");
+  }
+  if (!(spec.audit_sample_rate() >= 0 && spec.audit_sample_rate() <= 1)) {
+    return Invalid("audit_sample_rate",
+                   absl::StrCat("must be in [0, 1], got ", spec.audit_sample_rate()));
+  }
+  if (!spec.has_min_experts()) spec.set_min_experts(2);
+  if (spec.min_experts() < 1) {
+    return Invalid("min_experts", absl::StrCat("must be >= 1, got ", spec.min_experts()));
+  }
+  if (h->pool_size() > 0 && h->pool_size() < spec.min_experts()) {
+    return Invalid("hyperparameters.pool_size",
+                   absl::StrCat("(", h->pool_size(), ") is smaller than min_experts (",
+                                spec.min_experts(), ")"));
+  }
+  if (spec.min_experts() < 2 && p.ResolvedPoolSize(spec.min_experts()) > spec.min_experts()) {
+    return Invalid("min_experts",
+                   "must be >= 2 when the pool grows by crossover (set pool_size to 1 to run a "
+                   "single expert)");
+  }
+  if (spec.transport_dtype() == wxp::v1::DTYPE_F64) {
+    return Invalid("transport_dtype", "must be F32, F16 or BF16");
+  }
+  if (spec.transport_dtype() != wxp::v1::DTYPE_UNSPECIFIED) {
+    WXP_RETURN_IF_ERROR(DTypeFromProto(spec.transport_dtype()).status());
+  }
+
+  // Schema.
+  if (!spec.template_blob_id().empty() && !IsSha256Hex(spec.template_blob_id())) {
+    return Invalid("template_blob_id", "must be 64 lower-case hex characters (a SHA-256)");
+  }
+  std::optional<Schema> explicit_schema;
+  if (spec.schema().tensors_size() > 0) {
+    WXP_ASSIGN_OR_RETURN(Schema schema, SchemaFromProto(spec.schema()));
+    const std::string fingerprint = schema.Fingerprint();
+    if (!spec.schema().fingerprint().empty() && spec.schema().fingerprint() != fingerprint) {
+      return Invalid("schema.fingerprint",
+                     absl::StrCat("is ", spec.schema().fingerprint(),
+                                  " but the tensors listed have fingerprint ", fingerprint));
+    }
+    spec.mutable_schema()->set_fingerprint(fingerprint);
+    explicit_schema = std::move(schema);
+  } else if (!spec.schema().fingerprint().empty()) {
+    return Invalid("schema", "has a fingerprint but no tensors");
+  }
+  const int min_experts = spec.min_experts();
+  return ResolvedSpec{std::move(spec), p, *std::move(utility), std::move(explicit_schema),
+                      min_experts};
+}
+
+}  // namespace wxp::server

@@ -1,0 +1,47 @@
+// Validation and resolution of a wxp.v1.SwarmSpec (SPEC 4, 4.2, 5.2, 5.4): the first thing
+// CreateSwarm does, before anything is stored. Every refusal is InvalidArgument naming the
+// field and what would be accepted, so an operator can fix the spec file from the message.
+#ifndef WXP_SERVER_SPEC_SWARM_SPEC_H_
+#define WXP_SERVER_SPEC_SWARM_SPEC_H_
+
+#include <cstdint>
+#include <optional>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "common/schema.h"
+#include "common/swarm_engine.h"
+#include "common/utility.h"
+#include "proto/swarm_spec.pb.h"
+#include "proto/wxp.pb.h"
+
+namespace wxp::server {
+
+// A validated spec with every default written in, and the values the engine needs.
+struct ResolvedSpec {
+  wxp::v1::SwarmSpec spec;  // defaults filled in (seed included): what the server stores
+  SwarmParams params;
+  UtilityFunction utility;
+  std::optional<Schema> schema;  // when the spec gives one explicitly
+  int min_experts = 2;
+};
+
+// Validates `spec` and fills in defaults. `seed_if_unset` becomes the seed when the spec
+// has none (the server draws it), so the stored spec always reproduces the run.
+absl::StatusOr<ResolvedSpec> ResolveSwarmSpec(const wxp::v1::SwarmSpec& spec,
+                                              uint64_t seed_if_unset);
+
+// Swarm names: 1-64 characters of [A-Za-z0-9._-], starting with a letter or digit.
+absl::Status ValidateSwarmName(absl::string_view name);
+
+// Conversions between the wire and the common types.
+absl::StatusOr<DType> DTypeFromProto(wxp::v1::DType dtype);
+wxp::v1::DType DTypeToProto(DType dtype);
+absl::StatusOr<Schema> SchemaFromProto(const wxp::v1::AdapterSchema& schema);
+wxp::v1::AdapterSchema SchemaToProto(const Schema& schema);
+wxp::v1::UtilityWeights UtilityToProto(const UtilityFunction& utility);
+absl::StatusOr<UtilityFunction> UtilityFromProto(const wxp::v1::UtilityWeights& weights);
+
+}  // namespace wxp::server
+
+#endif  // WXP_SERVER_SPEC_SWARM_SPEC_H_

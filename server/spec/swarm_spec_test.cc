@@ -1,0 +1,133 @@
+#include "server/spec/swarm_spec.h"
+
+#include "google/protobuf/text_format.h"
+#include "gtest/gtest.h"
+
+namespace wxp::server {
+namespace {
+
+wxp::v1::SwarmSpec Parse(const std::string& text) {
+  wxp::v1::SwarmSpec spec;
+  EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(text, &spec)) << text;
+  return spec;
+}
+
+constexpr char kMinimal[] = R"(name: "s1" utility { name: "acc" weight: 1 })";
+
+TEST(SwarmSpecTest, MinimalSpecGetsEveryDocumentedDefault) {
+  auto r = ResolveSwarmSpec(Parse(kMinimal), 99);
+  ASSERT_TRUE(r.ok()) << r.status();
+  const auto& h = r->spec.hyperparameters();
+  EXPECT_EQ(h.inertia(), 0.2);
+  EXPECT_EQ(h.cognitive(), 0.3);
+  EXPECT_EQ(h.social(), 0.4);
+  EXPECT_EQ(h.repel(), 0.05);
+  EXPECT_TRUE(h.repel_enabled());
+  EXPECT_EQ(h.step_length(), 0.5);
+  EXPECT_EQ(h.step_decay(), 0.95);
+  EXPECT_EQ(h.min_step_length(), 0.1);
+  EXPECT_EQ(h.patience(), 5);
+  EXPECT_EQ(h.restart_patience(), 3);
+  EXPECT_EQ(h.restart_cooldown(), 3);
+  EXPECT_EQ(h.max_iterations(), 50);
+  EXPECT_TRUE(h.weight_randomness());
+  EXPECT_EQ(h.seed(), 99u);
+  EXPECT_EQ(h.initial_velocity(), wxp::v1::RANDOM_PEER);
+  EXPECT_EQ(r->spec.mode(), wxp::v1::SYNC);
+  EXPECT_EQ(r->spec.quorum(), 1.0);
+  EXPECT_EQ(r->spec.round_deadline_seconds(), 600);
+  EXPECT_EQ(r->spec.upload_policy(), wxp::v1::ON_DEMAND);
+  EXPECT_EQ(r->spec.min_experts(), 2);
+  EXPECT_EQ(r->spec.utility(0).direction(), wxp::v1::UtilityComponent::MAXIMIZE);
+  EXPECT_EQ(r->params.seed, 99u);
+  EXPECT_EQ(r->params.ResolvedPoolSize(3), 6);
+  EXPECT_FALSE(r->schema.has_value());
+}
+
+TEST(SwarmSpecTest, ExplicitValuesAndSeedAreKept) {
+  auto r = ResolveSwarmSpec(Parse(std::string(kMinimal) +
+                                  R"( hyperparameters { seed: 0 repel_enabled: false
+                                       step_length: 0.05 initial_velocity: ZERO })"),
+                            99);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->params.seed, 0u);  // an explicit 0 is a seed like any other
+  EXPECT_FALSE(r->params.repel_enabled);
+  EXPECT_EQ(r->params.initial_velocity, InitialVelocityMode::kZero);
+  // min_step_length defaults to min(0.1, step_length) so a small step stays valid.
+  EXPECT_EQ(r->params.min_step_length, 0.05);
+}
+
+TEST(SwarmSpecTest, EveryInvalidFieldIsNamed) {
+  const struct {
+    const char* extra;
+    const char* needle;
+  } cases[] = {
+      {R"(hyperparameters { inertia: -1 })", "inertia"},
+      {R"(hyperparameters { step_decay: 1.5 })", "step_decay"},
+      {R"(hyperparameters { patience: 0 })", "patience"},
+      {R"(hyperparameters { pool_size: -2 })", "pool_size"},
+      {R"(hyperparameters { pool_size: 1 } min_experts: 3)", "pool_size"},
+      {R"(quorum: 0)", "quorum"},
+      {R"(quorum: 1.5)", "quorum"},
+      {R"(round_deadline_seconds: -5)", "round_deadline_seconds"},
+      {R"(audit_sample_rate: 2)", "audit_sample_rate"},
+      {R"(min_experts: 0)", "min_experts"},
+      {R"(min_experts: 1)", "min_experts"},
+      {R"(transport_dtype: DTYPE_F64)", "transport_dtype"},
+      {R"(template_blob_id: "abc")", "template_blob_id"},
+      {R"(utility { name: "acc" weight: 2 })", "declared twice"},
+      {R"(schema { tensors { name: "a" dtype: DTYPE_F32 shape: -1 } })", "schema.tensors[0]"},
+      {R"(schema { tensors { name: "a" shape: 1 } })", "schema.tensors[0]"},
+      {R"(schema { tensors { name: "a" dtype: DTYPE_F32 } tensors { name: "a" dtype: DTYPE_F32 } })",
+       "repeats"},
+      {R"(schema { fingerprint: "ab" })", "no tensors"},
+      {R"(schema { tensors { name: "a" dtype: DTYPE_F32 shape: 2 } fingerprint: "00" })",
+       "fingerprint"},
+  };
+  for (const auto& c : cases) {
+    auto r = ResolveSwarmSpec(Parse(std::string(kMinimal) + " " + c.extra), 1);
+    ASSERT_FALSE(r.ok()) << c.extra;
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << c.extra;
+    EXPECT_NE(r.status().message().find(c.needle), std::string::npos)
+        << c.extra << " -> " << r.status().message();
+  }
+  EXPECT_FALSE(ResolveSwarmSpec(Parse(R"(name: "s1")"), 1).ok());  // no utility
+  EXPECT_FALSE(ResolveSwarmSpec(Parse(R"(name: "" utility { name: "a" weight: 1 })"), 1).ok());
+}
+
+TEST(SwarmSpecTest, SwarmNames) {
+  EXPECT_TRUE(ValidateSwarmName("legal-q4_v2.1").ok());
+  EXPECT_TRUE(ValidateSwarmName("7up").ok());
+  EXPECT_FALSE(ValidateSwarmName("").ok());
+  EXPECT_FALSE(ValidateSwarmName("-lead").ok());
+  EXPECT_FALSE(ValidateSwarmName("has space").ok());
+  EXPECT_FALSE(ValidateSwarmName("../etc").ok());
+  EXPECT_FALSE(ValidateSwarmName(std::string(65, 'a')).ok());
+}
+
+TEST(SwarmSpecTest, SchemaGetsItsFingerprint) {
+  auto r = ResolveSwarmSpec(
+      Parse(std::string(kMinimal) +
+            R"( schema { tensors { name: "l.lora_A" dtype: DTYPE_BF16 shape: 2 shape: 3 } })"),
+      1);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_TRUE(r->schema.has_value());
+  EXPECT_EQ(r->schema->total_params(), 6);
+  EXPECT_EQ(r->spec.schema().fingerprint(), r->schema->Fingerprint());
+  auto back = SchemaFromProto(SchemaToProto(*r->schema));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(*back, *r->schema);
+}
+
+TEST(SwarmSpecTest, UtilityRoundTripsThroughProto) {
+  auto u = UtilityFunction::Create({{"acc", true, 2, 0.0, 1.0}, {"ppl", false, 0.5}}, 3);
+  ASSERT_TRUE(u.ok());
+  auto back = UtilityFromProto(UtilityToProto(*u));
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->version(), 3);
+  EXPECT_DOUBLE_EQ(*back->Combine({{"acc", 0.5}, {"ppl", 2}}), 2 * 0.5 - 0.5 * 2);
+  EXPECT_FALSE(back->Combine({{"acc", 1.5}, {"ppl", 2}}).ok());  // range survived
+}
+
+}  // namespace
+}  // namespace wxp::server
