@@ -248,7 +248,7 @@ absl::StatusOr<MoveTargets> SwarmEngine::StartIteration(int particle, int iterat
     return absl::FailedPreconditionError(
         absl::StrCat("the swarm has finished (", TerminationName(Finished()), ")"));
   }
-  if (iteration == p.started_iteration + 1) {
+  if (iteration > p.started_iteration) {
     // Iterations the particle started but never reported count as not improving p.
     if (p.stale_through < iteration - 1) {
       p.stale_iterations += (iteration - 1) - p.stale_through;

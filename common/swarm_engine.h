@@ -176,7 +176,9 @@ class SwarmEngine {
 
   // Starts iteration k for particle i and returns its targets. Applies the restart rule
   // (SPEC 4 step 5) exactly once per (particle, iteration); calling it again for the same k
-  // returns the same targets. k must be 1 + the particle's last started iteration.
+  // returns the same targets. k must exceed the particle's last started iteration: a
+  // particle that missed rounds (a straggler in sync mode) rejoins at the current one, and
+  // the iterations it missed count as iterations without improvement.
   // FailedPrecondition if the initial evaluation is incomplete, the swarm is finished, or k
   // is out of sequence.
   absl::StatusOr<MoveTargets> StartIteration(int particle, int iteration);

@@ -282,6 +282,27 @@ TEST(SwarmEngineTest, SkippedIterationsCountAsStale) {
   EXPECT_TRUE(t->restart);
 }
 
+TEST(SwarmEngineTest, AStragglerRejoinsAtTheCurrentIteration) {
+  SwarmParams p = Deterministic();
+  p.restart_patience = 3;
+  p.patience = 100;
+  SwarmEngine e = MakeEngine(p, 2, {5, 1});
+  ASSERT_TRUE(e.StartIteration(0, 1).ok());  // particle 0 starts 1, then goes silent
+  for (int k = 1; k <= 3; ++k) {
+    ASSERT_TRUE(e.StartIteration(1, k).ok());
+    ASSERT_TRUE(e.Record(1, k, 0).ok());
+    ASSERT_TRUE(e.CloseIteration(k).ok());
+  }
+  // Back at iteration 4: iterations 1-3 count as stale, so it restarts now.
+  auto t = e.StartIteration(0, 4);
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->iteration, 4);
+  EXPECT_TRUE(t->restart);
+  EXPECT_EQ(e.particle(0).stale_iterations, 3);
+  // Going back is still refused.
+  EXPECT_EQ(e.StartIteration(0, 3).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
 TEST(SwarmEngineTest, TerminatesOnPatience) {
   SwarmParams p = Deterministic();
   p.patience = 2;
@@ -313,7 +334,7 @@ TEST(SwarmEngineTest, TerminatesAtMaxIterations) {
 
 TEST(SwarmEngineTest, RejectsOutOfSequenceAndDuplicateReports) {
   SwarmEngine e = MakeEngine(Deterministic(), 2, {0, 1});
-  EXPECT_EQ(e.StartIteration(0, 2).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(e.StartIteration(0, 0).status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(e.Record(0, 1, 1).status().code(), absl::StatusCode::kFailedPrecondition);
   ASSERT_TRUE(e.StartIteration(0, 1).ok());
   EXPECT_EQ(e.Record(0, 2, 1).status().code(), absl::StatusCode::kFailedPrecondition);
