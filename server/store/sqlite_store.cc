@@ -32,7 +32,13 @@ CREATE TABLE swarms (
   last_global_improvement INTEGER NOT NULL,
   stopped INTEGER NOT NULL,
   open_round INTEGER NOT NULL,
-  round_opened_ms INTEGER NOT NULL
+  round_opened_ms INTEGER NOT NULL,
+  round_g_particle INTEGER NOT NULL,
+  round_g_iteration INTEGER NOT NULL,
+  round_g_utility REAL NOT NULL,
+  round_gw_particle INTEGER NOT NULL,
+  round_gw_iteration INTEGER NOT NULL,
+  round_gw_utility REAL NOT NULL
 );
 -- Every utility weight version a swarm has had (dynamic utility, SPEC 4.2).
 CREATE TABLE utility_versions (
@@ -55,6 +61,7 @@ CREATE TABLE experts (
   blob_id TEXT NOT NULL,
   joined_ms INTEGER NOT NULL,
   capacity INTEGER NOT NULL,
+  config_json TEXT NOT NULL,
   PRIMARY KEY (swarm_id, ordinal)
 );
 CREATE TABLE particles (
@@ -132,7 +139,9 @@ constexpr int kCompatibleVersion = 1;
 constexpr char kSwarmColumns[] =
     "name, spec, state, termination, created_ms, utility_version, utility, g_particle, "
     "g_iteration, g_utility, gw_particle, gw_iteration, gw_utility, closed_iterations, "
-    "last_global_improvement, stopped, open_round, round_opened_ms";
+    "last_global_improvement, stopped, open_round, round_opened_ms, round_g_particle, "
+    "round_g_iteration, round_g_utility, round_gw_particle, round_gw_iteration, "
+    "round_gw_utility";
 
 constexpr char kParticleColumns[] =
     "particle_id, owner, initial_blob_id, velocity_partner_blob_id, current_blob_id, "
@@ -166,6 +175,10 @@ SwarmRecord ReadSwarm(const Statement& q) {
   s.stopped = q.ColumnInt(15) != 0;
   s.open_round = static_cast<int32_t>(q.ColumnInt(16));
   s.round_opened_ms = q.ColumnInt(17);
+  s.round_best = {static_cast<int>(q.ColumnInt(18)), static_cast<int>(q.ColumnInt(19))};
+  s.round_best_utility = q.ColumnDouble(20);
+  s.round_worst = {static_cast<int>(q.ColumnInt(21)), static_cast<int>(q.ColumnInt(22))};
+  s.round_worst_utility = q.ColumnDouble(23);
   return s;
 }
 
@@ -187,7 +200,13 @@ void BindSwarm(Statement& q, const SwarmRecord& s) {
       .Bind(15, int64_t{s.last_global_improvement})
       .Bind(16, int64_t{s.stopped})
       .Bind(17, int64_t{s.open_round})
-      .Bind(18, s.round_opened_ms);
+      .Bind(18, s.round_opened_ms)
+      .Bind(19, int64_t{s.round_best.particle})
+      .Bind(20, int64_t{s.round_best.iteration})
+      .Bind(21, s.round_best_utility)
+      .Bind(22, int64_t{s.round_worst.particle})
+      .Bind(23, int64_t{s.round_worst.iteration})
+      .Bind(24, s.round_worst_utility);
 }
 
 ParticleRow ReadParticle(const Statement& q) {
@@ -319,10 +338,10 @@ absl::Status SqliteStore::WriteSwarmRow(int64_t id, const SwarmRecord& s) {
   WXP_ASSIGN_OR_RETURN(
       Statement q,
       db_->Cached(absl::StrCat("UPDATE swarms SET (", kSwarmColumns,
-                               ") = (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                               "WHERE id = ?")));
+                               ") = (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                               "?, ?, ?) WHERE id = ?")));
   BindSwarm(q, s);
-  q.Bind(19, id);
+  q.Bind(25, id);
   WXP_RETURN_IF_ERROR(q.Run());
   WXP_ASSIGN_OR_RETURN(Statement v,
                        db_->Cached("INSERT OR IGNORE INTO utility_versions (swarm_id, version, "
@@ -340,7 +359,8 @@ absl::Status SqliteStore::CreateSwarm(const SwarmRecord& swarm, const AuditRecor
   WXP_ASSIGN_OR_RETURN(
       Statement q,
       db_->Cached(absl::StrCat("INSERT INTO swarms (", kSwarmColumns,
-                               ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")));
+                               ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                               "?, ?, ?, ?, ?)")));
   BindSwarm(q, swarm);
   WXP_RETURN_IF_ERROR(q.Run());
   WXP_RETURN_IF_ERROR(WriteSwarmRow(db_->LastInsertRowId(), swarm));
@@ -388,13 +408,15 @@ absl::Status SqliteStore::ApplyLocked(const SwarmUpdate& u) {
   for (const ExpertRecord& e : u.experts) {
     WXP_ASSIGN_OR_RETURN(Statement q,
                          db_->Cached("INSERT INTO experts (swarm_id, ordinal, agent, blob_id, "
-                                     "joined_ms, capacity) VALUES (?, ?, ?, ?, ?, ?)"));
+                                     "joined_ms, capacity, config_json) VALUES (?, ?, ?, ?, ?, "
+                                     "?, ?)"));
     absl::Status s = q.Bind(1, id)
                          .Bind(2, int64_t{e.ordinal})
                          .Bind(3, absl::string_view(e.agent))
                          .Bind(4, absl::string_view(e.blob_id))
                          .Bind(5, e.joined_ms)
                          .Bind(6, int64_t{e.capacity})
+                         .Bind(7, absl::string_view(e.config_json))
                          .Run();
     if (s.code() == absl::StatusCode::kFailedPrecondition) {
       return absl::AlreadyExistsError(absl::StrCat("expert ", e.ordinal, " already recorded"));
@@ -509,12 +531,13 @@ absl::StatusOr<std::vector<ExpertRecord>> SqliteStore::ListExperts(const std::st
   WXP_ASSIGN_OR_RETURN(int64_t id, SwarmId(swarm));
   return Query<ExpertRecord>(
       db_.get(),
-      "SELECT ordinal, agent, blob_id, joined_ms, capacity FROM experts WHERE swarm_id = ? "
-      "ORDER BY ordinal",
+      "SELECT ordinal, agent, blob_id, joined_ms, capacity, config_json FROM experts WHERE "
+      "swarm_id = ? ORDER BY ordinal",
       [&](Statement& q) { q.Bind(1, id); },
       [](const Statement& q) {
         return ExpertRecord{static_cast<int32_t>(q.ColumnInt(0)), q.ColumnText(1),
-                            q.ColumnText(2), q.ColumnInt(3), static_cast<int32_t>(q.ColumnInt(4))};
+                            q.ColumnText(2), q.ColumnInt(3), static_cast<int32_t>(q.ColumnInt(4)),
+                            q.ColumnText(5)};
       });
 }
 

@@ -106,9 +106,13 @@ TEST_P(StoreContractTest, ApplyWritesEverythingItCarries) {
   row.global_best_utility = 0.9;
   row.utility_version = 2;
   row.open_round = 4;
+  row.round_best = {1, 2};
+  row.round_best_utility = 0.8;
+  row.round_worst = {0, 0};
+  row.round_worst_utility = -3;
   u.swarm_row = row;
   u.particles = {Particle(0, "firm-a"), Particle(1, "firm-b")};
-  u.experts = {{0, "firm-a", std::string(64, 'c'), 10, 2}};
+  u.experts = {{0, "firm-a", std::string(64, 'c'), 10, 2, R"({"r": 8})"}};
   u.evaluation = Eval(1, 3, 0.9);
   u.history = {{3, 2, 0.9, 0.1, 0.5, 0.45, 1, 8, 99}};
   u.audit = {Audit("s", "pool built")};
@@ -119,7 +123,8 @@ TEST_P(StoreContractTest, ApplyWritesEverythingItCarries) {
   auto particles = store_->ListParticles("s");
   ASSERT_EQ(particles->size(), 2u);
   EXPECT_EQ((*particles)[1], Particle(1, "firm-b"));
-  EXPECT_EQ((*store_->ListExperts("s"))[0].agent, "firm-a");
+  EXPECT_EQ((*store_->ListExperts("s"))[0],
+            (ExpertRecord{0, "firm-a", std::string(64, 'c'), 10, 2, R"({"r": 8})"}));
   auto e = store_->GetEvaluation("s", 1, 3);
   ASSERT_TRUE(e.ok()) << e.status();
   EXPECT_EQ(*e, Eval(1, 3, 0.9));  // scores survive exactly, 1/3 included

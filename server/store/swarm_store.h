@@ -39,9 +39,14 @@ struct SwarmRecord {
   int32_t closed_iterations = 0;
   int32_t last_global_improvement = 0;
   bool stopped = false;
-  // Sync rounds: the iteration whose round is open, and when it opened.
+  // Sync rounds: the iteration whose round is open, when it opened, and g / g_w as they
+  // were then (every target of the round uses these, whatever reports arrive meanwhile).
   int32_t open_round = 0;
   int64_t round_opened_ms = 0;
+  PositionRef round_best;
+  double round_best_utility = 0;
+  PositionRef round_worst;
+  double round_worst_utility = 0;
 };
 
 // A particle: the engine's bookkeeping plus where it lives.
@@ -87,6 +92,7 @@ struct ExpertRecord {
   std::string blob_id;
   int64_t joined_ms = 0;
   int32_t capacity = 1;  // the agent's declared capacity when it joined
+  std::string config_json;  // the expert's adapter_config.json, verbatim ("" if none)
 };
 
 struct ClientRecord {
@@ -113,8 +119,8 @@ struct BlobRecord {
 
 // Field-wise equality, for tests and idempotency checks.
 inline bool operator==(const SwarmRecord& a, const SwarmRecord& b) {
-  return std::tie(a.name, a.spec, a.state, a.termination, a.created_ms, a.utility_version, a.utility, a.global_best, a.global_best_utility, a.global_worst, a.global_worst_utility, a.closed_iterations, a.last_global_improvement, a.stopped, a.open_round, a.round_opened_ms) ==
-         std::tie(b.name, b.spec, b.state, b.termination, b.created_ms, b.utility_version, b.utility, b.global_best, b.global_best_utility, b.global_worst, b.global_worst_utility, b.closed_iterations, b.last_global_improvement, b.stopped, b.open_round, b.round_opened_ms);
+  return std::tie(a.name, a.spec, a.state, a.termination, a.created_ms, a.utility_version, a.utility, a.global_best, a.global_best_utility, a.global_worst, a.global_worst_utility, a.closed_iterations, a.last_global_improvement, a.stopped, a.open_round, a.round_opened_ms, a.round_best, a.round_best_utility, a.round_worst, a.round_worst_utility) ==
+         std::tie(b.name, b.spec, b.state, b.termination, b.created_ms, b.utility_version, b.utility, b.global_best, b.global_best_utility, b.global_worst, b.global_worst_utility, b.closed_iterations, b.last_global_improvement, b.stopped, b.open_round, b.round_opened_ms, b.round_best, b.round_best_utility, b.round_worst, b.round_worst_utility);
 }
 
 inline bool operator==(const ParticleRow& a, const ParticleRow& b) {
@@ -133,8 +139,8 @@ inline bool operator==(const HistoryRecord& a, const HistoryRecord& b) {
 }
 
 inline bool operator==(const ExpertRecord& a, const ExpertRecord& b) {
-  return std::tie(a.ordinal, a.agent, a.blob_id, a.joined_ms, a.capacity) ==
-         std::tie(b.ordinal, b.agent, b.blob_id, b.joined_ms, b.capacity);
+  return std::tie(a.ordinal, a.agent, a.blob_id, a.joined_ms, a.capacity, a.config_json) ==
+         std::tie(b.ordinal, b.agent, b.blob_id, b.joined_ms, b.capacity, b.config_json);
 }
 
 inline bool operator==(const ClientRecord& a, const ClientRecord& b) {

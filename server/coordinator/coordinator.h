@@ -1,0 +1,123 @@
+// The Weight eXchange Point's swarm logic (SPEC 5.2, 5.4, 6), independent of gRPC: swarm
+// creation, expert joins, pool construction, particle assignment, targets, reports, sync and
+// async rounds with deadlines, pause / resume / stop, and the status views.
+//
+// Decisions come from common/swarm_engine (the same engine the in-process runner uses);
+// this class only sequences them, validates requests, and persists every change through the
+// SwarmStore before acknowledging it. A request that is refused, or whose write fails,
+// changes nothing: each operation works on copies and swaps them in after the store commits.
+//
+// Callers are already authenticated (server/auth); the coordinator checks ownership (an
+// agent acts only on its own particles) and records who did what.
+//
+// Thread-safety: all methods are thread-safe (one mutex; the store serialises writes anyway).
+#ifndef WXP_SERVER_COORDINATOR_COORDINATOR_H_
+#define WXP_SERVER_COORDINATOR_COORDINATOR_H_
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "common/clock.h"
+#include "common/schema.h"
+#include "common/swarm_engine.h"
+#include "common/utility.h"
+#include "proto/wxp.pb.h"
+#include "server/coordinator/position_blobs.h"
+#include "server/spec/swarm_spec.h"
+#include "server/store/swarm_store.h"
+
+namespace wxp::server {
+
+// An authenticated client.
+struct Caller {
+  std::string identity;
+  std::string role;  // "agent" or "admin"
+};
+
+class Coordinator {
+ public:
+  struct Options {
+    store::SwarmStore* store = nullptr;  // not owned; must outlive the coordinator
+    PositionBlobs* blobs = nullptr;      // not owned
+    Clock* clock = Clock::Real();
+    int max_particles_per_agent = 64;
+    // One structured line per state transition (swarm created, pool built, round closed,
+    // new global best, swarm finished). Defaults to stderr.
+    std::function<void(const std::string&)> log;
+  };
+
+  // Loads every swarm from the store and rebuilds its engine (restart path).
+  static absl::StatusOr<std::unique_ptr<Coordinator>> Create(Options options);
+  ~Coordinator();
+
+  // ---- admin ----
+  absl::StatusOr<wxp::v1::CreateSwarmResponse> CreateSwarm(const Caller& caller,
+                                                           const wxp::v1::SwarmSpec& spec);
+  absl::StatusOr<wxp::v1::SwarmStatus> GetSwarmStatus(const std::string& swarm);
+  absl::StatusOr<wxp::v1::ListSwarmsResponse> ListSwarms();
+  absl::StatusOr<wxp::v1::ListParticlesResponse> ListParticles(const std::string& swarm);
+  absl::StatusOr<wxp::v1::GetHistoryResponse> GetHistory(const std::string& swarm);
+  absl::StatusOr<wxp::v1::UtilityWeights> GetUtilityWeights(const std::string& swarm);
+  // Pause: targets answer WAIT (reports are still taken). Resume undoes it. Stop is final.
+  absl::StatusOr<wxp::v1::SwarmStatus> Pause(const Caller& caller, const std::string& swarm,
+                                             const std::string& reason);
+  absl::StatusOr<wxp::v1::SwarmStatus> Resume(const Caller& caller, const std::string& swarm,
+                                              const std::string& reason);
+  absl::StatusOr<wxp::v1::SwarmStatus> Stop(const Caller& caller, const std::string& swarm,
+                                            const std::string& reason);
+  // The blob id of g and the adapter config to export with it.
+  struct BestPosition {
+    std::string blob_id;
+    double utility = 0;
+    std::string config_json;  // adapter_config.json of the first expert
+  };
+  absl::StatusOr<BestPosition> Best(const std::string& swarm);
+
+  // ---- agents ----
+  absl::StatusOr<wxp::v1::JoinResponse> Join(const Caller& caller,
+                                             const wxp::v1::JoinRequest& request);
+  absl::StatusOr<wxp::v1::GetAssignmentResponse> GetAssignment(const Caller& caller,
+                                                               const std::string& swarm);
+  absl::StatusOr<wxp::v1::GetTargetsResponse> GetTargets(
+      const Caller& caller, const wxp::v1::GetTargetsRequest& request);
+  absl::StatusOr<wxp::v1::ReportResponse> Report(const Caller& caller,
+                                                 const wxp::v1::ReportRequest& request);
+  // A position blob finished uploading: evaluations that named it are now held.
+  absl::Status OnBlobStored(const std::string& blob_id);
+
+  // Closes sync rounds whose deadline passed with quorum met. Call periodically.
+  absl::Status Tick();
+
+ private:
+  struct Swarm;
+  explicit Coordinator(Options options);
+  absl::StatusOr<Swarm*> Find(const std::string& name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Builds the pool into `next` (crossover children stored as blobs, particles assigned,
+  // engine created) when there is capacity for every particle; otherwise leaves it pending.
+  absl::Status BuildPool(store::SwarmUpdate& update, Swarm& next)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::Status MaybeCloseRounds(Swarm& next, store::SwarmUpdate& update, bool deadline_only)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  wxp::v1::SwarmStatus StatusOf(const Swarm& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<wxp::v1::SwarmStatus> SetState(const Caller& caller, const std::string& swarm,
+                                                int32_t state, const std::string& action,
+                                                const std::string& reason);
+  wxp::v1::PositionRef Ref(const Swarm& s, const PositionRef& ref, double utility);
+  int64_t NowMs() const;
+  void Log(const std::string& line) const;
+
+  Options options_;
+  absl::Mutex mu_;
+  std::map<std::string, std::unique_ptr<Swarm>> swarms_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace wxp::server
+
+#endif  // WXP_SERVER_COORDINATOR_COORDINATOR_H_

@@ -1,0 +1,219 @@
+// The coordinator drives real Model Swarms: simulated agents (in-process, holding x, v, p
+// locally as wxp-agent will) run a swarm through it, and the result must equal the
+// in-process runner's for the same seed and experts — trajectory and final bytes.
+#include "server/coordinator/coordinator.h"
+
+#include <cstring>
+
+#include "common/adapter.h"
+#include "common/runner.h"
+#include "common/swarm_move.h"
+#include "common/synthetic.h"
+#include "google/protobuf/text_format.h"
+#include "gtest/gtest.h"
+#include "server/store/memory_store.h"
+
+namespace wxp::server {
+namespace {
+
+constexpr int kDim = 300;
+
+Schema TestSchema() {
+  return Schema({{"m.lora_A.weight", DType::kF32, {10, 20}},
+                 {"m.lora_B.weight", DType::kF32, {20, 5}}});
+}
+
+std::string Serialize(const std::vector<float>& values) {
+  Adapter a;
+  a.schema = TestSchema();
+  a.values = values;
+  return *SerializeAdapter(a);
+}
+
+std::vector<float> Deserialize(const std::string& bytes) {
+  return AdapterFromSafetensors(*SafetensorsFile::FromBytes(bytes)).values;
+}
+
+wxp::v1::SwarmSpec Spec(const std::string& name, uint64_t seed, const std::string& extra = "") {
+  wxp::v1::SwarmSpec spec;
+  const std::string text = absl::StrCat(
+      "name: '", name, "' min_experts: 3 utility { name: '", kSyntheticComponent,
+      "' weight: 1 } hyperparameters { seed: ", seed, " max_iterations: 12 patience: 4 } ",
+      extra);
+  EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(text, &spec)) << text;
+  return spec;
+}
+
+// One on-prem agent: owns particles, moves them locally, evaluates, reports, uploads.
+class FakeAgent {
+ public:
+  FakeAgent(std::string name, Coordinator* c, MemoryBlobs* blobs, SyntheticEvaluator* eval)
+      : caller_{std::move(name), "agent"}, c_(c), blobs_(blobs), eval_(eval) {}
+  const Caller& caller() const { return caller_; }
+
+  void Join(const std::string& swarm, const std::vector<float>& expert, int capacity) {
+    const std::string id = *blobs_->Put(Serialize(expert));
+    wxp::v1::JoinRequest r;
+    r.set_swarm(swarm);
+    r.add_expert_blob_ids(id);
+    r.set_capacity(capacity);
+    auto out = c_->Join(caller_, r);
+    ASSERT_TRUE(out.ok()) << out.status();
+  }
+
+  // Fetches the assignment and reports the initial evaluations.
+  void Start(const std::string& swarm) {
+    auto a = c_->GetAssignment(caller_, swarm);
+    ASSERT_TRUE(a.ok()) << a.status();
+    ASSERT_EQ(a->status(), wxp::v1::GetAssignmentResponse::ASSIGNED);
+    for (const auto& p : a->particles()) {
+      Particle& mine = particles_[p.particle_id()];
+      mine.x = Deserialize(*blobs_->ReadAll(p.initial_position_blob_id()));
+      mine.v.assign(mine.x.size(), 0.0f);
+      if (p.initial_velocity().has_partner_blob_id()) {
+        const auto partner = Deserialize(*blobs_->ReadAll(p.initial_velocity().partner_blob_id()));
+        Difference(partner.data(), mine.x.data(), mine.v.data(), kDim);
+      }
+      mine.p = mine.x;
+      Report(swarm, p.particle_id(), 0, p.initial_position_blob_id());
+    }
+  }
+
+  // One step for every particle: targets, move, evaluate, report. False once all are done.
+  bool Step(const std::string& swarm, bool* progressed) {
+    bool any_alive = false;
+    for (auto& [id, mine] : particles_) {
+      if (mine.done) continue;
+      any_alive = true;
+      wxp::v1::GetTargetsRequest r;
+      r.set_swarm(swarm);
+      r.set_particle_id(id);
+      r.set_iteration(mine.iteration + 1);
+      auto t = c_->GetTargets(caller_, r);
+      EXPECT_TRUE(t.ok()) << t.status();
+      if (!t.ok()) return false;
+      if (t->status() == wxp::v1::GetTargetsResponse::DONE) {
+        mine.done = true;
+        continue;
+      }
+      if (t->status() == wxp::v1::GetTargetsResponse::WAIT) continue;
+      const auto g = Deserialize(*blobs_->ReadAll(t->global_best().blob_id()));
+      const auto gw = Deserialize(*blobs_->ReadAll(t->global_worst().blob_id()));
+      if (t->restart()) RestartParticle(mine.x.data(), mine.v.data(), mine.p.data(), kDim);
+      const auto& k = t->coefficients();
+      MoveParticle({static_cast<float>(k.a()), static_cast<float>(k.b()),
+                    static_cast<float>(k.c()), static_cast<float>(k.d()),
+                    static_cast<float>(k.step())},
+                   mine.x.data(), mine.v.data(), mine.p.data(), g.data(), gw.data(), kDim);
+      mine.iteration = t->iteration();
+      const std::string bytes = Serialize(mine.x);
+      Report(swarm, id, mine.iteration, Sha256Hex(bytes), &bytes);
+      *progressed = true;
+    }
+    return any_alive;
+  }
+
+ private:
+  struct Particle {
+    std::vector<float> x, v, p;
+    int iteration = 0;
+    bool done = false;
+  };
+
+  void Report(const std::string& swarm, int id, int k, const std::string& blob_id,
+              const std::string* bytes = nullptr) {
+    Particle& mine = particles_[id];
+    auto scores = eval_->Evaluate({id, k, mine.x});
+    ASSERT_TRUE(scores.ok());
+    wxp::v1::ReportRequest r;
+    r.set_swarm(swarm);
+    r.set_particle_id(id);
+    r.set_iteration(k);
+    r.set_position_blob_id(blob_id);
+    for (const auto& [name, v] : *scores) (*r.mutable_scores())[name] = v;
+    auto out = c_->Report(caller_, r);
+    ASSERT_TRUE(out.ok()) << out.status();
+    if (out->new_personal_best()) mine.p = mine.x;
+    if (out->upload_requested()) {
+      ASSERT_NE(bytes, nullptr);
+      ASSERT_EQ(*blobs_->Put(*bytes), blob_id);
+      ASSERT_TRUE(c_->OnBlobStored(blob_id).ok());
+    }
+  }
+
+  Caller caller_;
+  Coordinator* c_;
+  MemoryBlobs* blobs_;
+  SyntheticEvaluator* eval_;
+  std::map<int, Particle> particles_;
+};
+
+struct Harness {
+  store::MemoryStore store;
+  MemoryBlobs blobs;
+  FakeClock clock;
+  std::vector<std::string> log;
+  std::unique_ptr<Coordinator> coordinator;
+
+  Harness() { Restart(); }
+  void Restart() {
+    auto c = Coordinator::Create(
+        {&store, &blobs, &clock, 64, [this](const std::string& l) { log.push_back(l); }});
+    ASSERT_TRUE(c.ok()) << c.status();
+    coordinator = *std::move(c);
+  }
+};
+
+const Caller kAdmin{"ops", "admin"};
+
+TEST(CoordinatorTest, FederatedSyncRunEqualsTheInProcessRunner) {
+  const auto experts = MakeRandomExperts(3, kDim, 11);
+  const auto optimum = *MakeHiddenOptimum(experts, 11, 0.0005);
+  SyntheticEvaluator eval(optimum);
+
+  Harness h;
+  ASSERT_TRUE(h.coordinator->CreateSwarm(kAdmin, Spec("eq", 5)).ok());
+  FakeAgent a("firm-a", h.coordinator.get(), &h.blobs, &eval);
+  FakeAgent b("firm-b", h.coordinator.get(), &h.blobs, &eval);
+  a.Join("eq", experts[0], 3);
+  b.Join("eq", experts[1], 3);
+  a.Join("eq", experts[2], 3);  // a second expert from the same firm
+  ASSERT_EQ(h.coordinator->GetSwarmStatus("eq")->state(), wxp::v1::RUNNING);
+  a.Start("eq");
+  b.Start("eq");
+  for (int guard = 0; guard < 1000; ++guard) {
+    bool progressed = false;
+    const bool alive_a = a.Step("eq", &progressed);
+    const bool alive_b = b.Step("eq", &progressed);
+    if (!alive_a && !alive_b) break;
+  }
+  auto status = h.coordinator->GetSwarmStatus("eq");
+  ASSERT_EQ(status->state(), wxp::v1::FINISHED);
+
+  // The oracle: same experts, same seed, same evaluator.
+  RunnerOptions o;
+  o.params.seed = 5;
+  o.params.max_iterations = 12;
+  o.params.patience = 4;
+  auto utility = *UtilityFunction::Create({{kSyntheticComponent, true, 1.0}});
+  auto oracle = RunSwarm(experts, utility, eval, o);
+  ASSERT_TRUE(oracle.ok());
+
+  auto history = h.coordinator->GetHistory("eq");
+  ASSERT_EQ(history->entries_size(), static_cast<int>(oracle->history.size()));
+  for (int k = 0; k < history->entries_size(); ++k) {
+    EXPECT_EQ(history->entries(k).global_best_utility(), oracle->history[k].global_best_utility)
+        << "iteration " << k;
+    EXPECT_EQ(history->entries(k).global_worst_utility(),
+              oracle->history[k].global_worst_utility);
+    EXPECT_EQ(history->entries(k).restarts(), oracle->history[k].restarts) << k;
+  }
+  EXPECT_EQ(status->termination_reason(), TerminationName(oracle->termination));
+  auto best = h.coordinator->Best("eq");
+  ASSERT_TRUE(best.ok()) << best.status();
+  EXPECT_EQ(best->blob_id, Sha256Hex(Serialize(oracle->best)));  // identical bytes
+  EXPECT_EQ(best->utility, oracle->best_utility);
+}
+
+}  // namespace
+}  // namespace wxp::server
