@@ -12,6 +12,7 @@
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
 #include "server/store/memory_store.h"
+#include "server/store/sqlite_store.h"
 
 namespace wxp::server {
 namespace {
@@ -47,7 +48,8 @@ wxp::v1::SwarmSpec Spec(const std::string& name, uint64_t seed, const std::strin
 // One on-prem agent: owns particles, moves them locally, evaluates, reports, uploads.
 class FakeAgent {
  public:
-  FakeAgent(std::string name, Coordinator* c, MemoryBlobs* blobs, SyntheticEvaluator* eval)
+  FakeAgent(std::string name, std::unique_ptr<Coordinator>* c, MemoryBlobs* blobs,
+            SyntheticEvaluator* eval)
       : caller_{std::move(name), "agent"}, c_(c), blobs_(blobs), eval_(eval) {}
   const Caller& caller() const { return caller_; }
 
@@ -57,13 +59,13 @@ class FakeAgent {
     r.set_swarm(swarm);
     r.add_expert_blob_ids(id);
     r.set_capacity(capacity);
-    auto out = c_->Join(caller_, r);
+    auto out = (*c_)->Join(caller_, r);
     ASSERT_TRUE(out.ok()) << out.status();
   }
 
   // Fetches the assignment and reports the initial evaluations.
   void Start(const std::string& swarm) {
-    auto a = c_->GetAssignment(caller_, swarm);
+    auto a = (*c_)->GetAssignment(caller_, swarm);
     ASSERT_TRUE(a.ok()) << a.status();
     ASSERT_EQ(a->status(), wxp::v1::GetAssignmentResponse::ASSIGNED);
     for (const auto& p : a->particles()) {
@@ -89,7 +91,7 @@ class FakeAgent {
       r.set_swarm(swarm);
       r.set_particle_id(id);
       r.set_iteration(mine.iteration + 1);
-      auto t = c_->GetTargets(caller_, r);
+      auto t = (*c_)->GetTargets(caller_, r);
       EXPECT_TRUE(t.ok()) << t.status();
       if (!t.ok()) return false;
       if (t->status() == wxp::v1::GetTargetsResponse::DONE) {
@@ -131,50 +133,71 @@ class FakeAgent {
     r.set_iteration(k);
     r.set_position_blob_id(blob_id);
     for (const auto& [name, v] : *scores) (*r.mutable_scores())[name] = v;
-    auto out = c_->Report(caller_, r);
+    auto out = (*c_)->Report(caller_, r);
     ASSERT_TRUE(out.ok()) << out.status();
     if (out->new_personal_best()) mine.p = mine.x;
     if (out->upload_requested()) {
       ASSERT_NE(bytes, nullptr);
       ASSERT_EQ(*blobs_->Put(*bytes), blob_id);
-      ASSERT_TRUE(c_->OnBlobStored(blob_id).ok());
+      ASSERT_TRUE((*c_)->OnBlobStored(blob_id).ok());
     }
   }
 
   Caller caller_;
-  Coordinator* c_;
+  std::unique_ptr<Coordinator>* c_;  // follows server restarts
   MemoryBlobs* blobs_;
   SyntheticEvaluator* eval_;
   std::map<int, Particle> particles_;
 };
 
 struct Harness {
-  store::MemoryStore store;
+  std::unique_ptr<store::SwarmStore> store;
   MemoryBlobs blobs;
   FakeClock clock;
   std::vector<std::string> log;
   std::unique_ptr<Coordinator> coordinator;
 
-  Harness() { Restart(); }
+  // A SQLite file store when `db_path` is given (the restart tests), else the fake.
+  explicit Harness(const std::string& db_path = "") : db_path_(db_path) {
+    OpenStore();
+    Restart();
+  }
+  void OpenStore() {
+    if (db_path_.empty()) {
+      store = std::make_unique<store::MemoryStore>();
+    } else {
+      auto s = store::SqliteStore::Open({db_path_});
+      ASSERT_TRUE(s.ok()) << s.status();
+      store = *std::move(s);
+    }
+  }
+  // A server restart: a new coordinator (and, for SQLite, a new connection) on the same
+  // state, as after kill -9.
   void Restart() {
+    coordinator.reset();
+    if (!db_path_.empty()) OpenStore();
     auto c = Coordinator::Create(
-        {&store, &blobs, &clock, 64, [this](const std::string& l) { log.push_back(l); }});
+        {store.get(), &blobs, &clock, 64, [this](const std::string& l) { log.push_back(l); }});
     ASSERT_TRUE(c.ok()) << c.status();
     coordinator = *std::move(c);
   }
+
+ private:
+  std::string db_path_;
 };
 
 const Caller kAdmin{"ops", "admin"};
 
-TEST(CoordinatorTest, FederatedSyncRunEqualsTheInProcessRunner) {
+// Runs a 3-expert sync swarm through the coordinator (restarting the server every
+// `restart_every` agent steps if > 0) and checks it against the in-process runner.
+void RunAndCompareWithRunner(Harness& h, int restart_every) {
   const auto experts = MakeRandomExperts(3, kDim, 11);
   const auto optimum = *MakeHiddenOptimum(experts, 11, 0.0005);
   SyntheticEvaluator eval(optimum);
 
-  Harness h;
   ASSERT_TRUE(h.coordinator->CreateSwarm(kAdmin, Spec("eq", 5)).ok());
-  FakeAgent a("firm-a", h.coordinator.get(), &h.blobs, &eval);
-  FakeAgent b("firm-b", h.coordinator.get(), &h.blobs, &eval);
+  FakeAgent a("firm-a", &h.coordinator, &h.blobs, &eval);
+  FakeAgent b("firm-b", &h.coordinator, &h.blobs, &eval);
   a.Join("eq", experts[0], 3);
   b.Join("eq", experts[1], 3);
   a.Join("eq", experts[2], 3);  // a second expert from the same firm
@@ -182,6 +205,7 @@ TEST(CoordinatorTest, FederatedSyncRunEqualsTheInProcessRunner) {
   a.Start("eq");
   b.Start("eq");
   for (int guard = 0; guard < 1000; ++guard) {
+    if (restart_every > 0 && guard % restart_every == restart_every - 1) h.Restart();
     bool progressed = false;
     const bool alive_a = a.Step("eq", &progressed);
     const bool alive_b = b.Step("eq", &progressed);
@@ -213,6 +237,19 @@ TEST(CoordinatorTest, FederatedSyncRunEqualsTheInProcessRunner) {
   ASSERT_TRUE(best.ok()) << best.status();
   EXPECT_EQ(best->blob_id, Sha256Hex(Serialize(oracle->best)));  // identical bytes
   EXPECT_EQ(best->utility, oracle->best_utility);
+}
+
+TEST(CoordinatorTest, FederatedSyncRunEqualsTheInProcessRunner) {
+  Harness h;
+  RunAndCompareWithRunner(h, 0);
+}
+
+TEST(CoordinatorTest, ServerRestartsOnSqliteLoseNothingAndChangeNothing) {
+  const std::string path = ::testing::TempDir() + "/coordinator_restart.db";
+  for (const char* suffix : {"", "-wal", "-shm"}) std::remove((path + suffix).c_str());
+  Harness h(path);
+  RunAndCompareWithRunner(h, 2);  // a restart every other step of the agents
+  EXPECT_EQ(*h.store->IntegrityCheck(), "ok");
 }
 
 }  // namespace
