@@ -252,5 +252,37 @@ TEST(CoordinatorTest, ServerRestartsOnSqliteLoseNothingAndChangeNothing) {
   EXPECT_EQ(*h.store->IntegrityCheck(), "ok");
 }
 
+TEST(CoordinatorTest, AsyncRunFinishesAndImproves) {
+  const auto experts = MakeRandomExperts(3, kDim, 21);
+  const auto optimum = *MakeHiddenOptimum(experts, 21, 0.0005);
+  SyntheticEvaluator eval(optimum);
+  Harness h;
+  ASSERT_TRUE(h.coordinator->CreateSwarm(kAdmin, Spec("as", 9, "mode: ASYNC")).ok());
+  FakeAgent a("firm-a", &h.coordinator, &h.blobs, &eval);
+  FakeAgent b("firm-b", &h.coordinator, &h.blobs, &eval);
+  a.Join("as", experts[0], 4);
+  b.Join("as", experts[1], 4);
+  b.Join("as", experts[2], 4);
+  a.Start("as");
+  b.Start("as");
+  // Agent a runs three steps for every one of b's: no barrier holds it back.
+  for (int guard = 0; guard < 1000; ++guard) {
+    bool progressed = false;
+    bool alive = false;
+    for (int j = 0; j < 3; ++j) alive |= a.Step("as", &progressed);
+    alive |= b.Step("as", &progressed);
+    if (!alive) break;
+  }
+  auto status = h.coordinator->GetSwarmStatus("as");
+  EXPECT_EQ(status->state(), wxp::v1::FINISHED);
+  auto history = h.coordinator->GetHistory("as");
+  ASSERT_GE(history->entries_size(), 3);
+  for (int k = 1; k < history->entries_size(); ++k) {
+    EXPECT_GE(history->entries(k).global_best_utility(),
+              history->entries(k - 1).global_best_utility());
+  }
+  EXPECT_GT(status->global_best().utility(), history->entries(0).global_best_utility());
+}
+
 }  // namespace
 }  // namespace wxp::server
