@@ -262,7 +262,9 @@ TEST(SwarmEngineTest, ImprovementResetsTheRestartClock) {
   for (int k = 1; k <= 5; ++k) {
     auto t = e.StartIteration(0, k);
     flags.push_back(t->restart);
-    if (k <= 4) ASSERT_TRUE(e.Record(0, k, utilities[k - 1]).ok());
+    if (k <= 4) {
+      ASSERT_TRUE(e.Record(0, k, utilities[k - 1]).ok());
+    }
     ASSERT_TRUE(e.CloseIteration(k).ok());
   }
   // stale before k: 0,1,0,1,2 -> only k=5 restarts.

@@ -810,9 +810,7 @@ absl::StatusOr<wxp::v1::ReportResponse> Coordinator::Report(
   Swarm next_view{live.row, live.resolved, live.utility};
   next_view.particles = live.particles;
   next_view.engine = std::move(engine);
-  next_view.evals = live.evals;  // copied: rounds may close on it
-  next_view.rounds = live.rounds;
-  next_view.evals[{i, k}] = {e.blob_id, held, utility, scores, e.failed};
+  next_view.rounds = live.rounds;  // evaluations are added to `live` after the commit
   RoundStats& r = next_view.rounds[k];
   ++r.reports;
   r.failed += e.failed;
@@ -832,7 +830,7 @@ absl::StatusOr<wxp::v1::ReportResponse> Coordinator::Report(
   live.row = next_view.row;
   live.particles = std::move(next_view.particles);
   live.engine = std::move(next_view.engine);
-  live.evals = std::move(next_view.evals);
+  live.evals[{i, k}] = {e.blob_id, held, utility, scores, e.failed};
   live.rounds = std::move(next_view.rounds);
   if (outcome.new_global_best) {
     Log(absl::StrFormat("event=new_global_best swarm=%s particle=%d iteration=%d utility=%.6g",
