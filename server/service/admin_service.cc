@@ -1,0 +1,183 @@
+#include "server/service/admin_service.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/adapter.h"
+#include "common/safetensors.h"
+#include "common/sha256.h"
+#include "server/service/grpc_status.h"
+
+namespace wxp::server {
+namespace {
+
+constexpr char kAdmin[] = "admin";
+constexpr size_t kExportChunkBytes = 1 << 20;
+
+// Runs `body` for an admitted admin; converts every error to its grpc::Status.
+template <typename Body>
+grpc::Status AsAdmin(Gatekeeper* gate, grpc::ServerContext* ctx, const char* rpc, Body body) {
+  absl::StatusOr<Caller> caller = gate->Admit(*ctx, kAdmin, rpc);
+  if (!caller.ok()) return ToGrpc(caller.status());
+  return ToGrpc(body(*caller));
+}
+
+template <typename T>
+absl::Status Assign(absl::StatusOr<T> result, T* out) {
+  if (!result.ok()) return result.status();
+  *out = *std::move(result);
+  return absl::OkStatus();
+}
+
+// Streams one file of the exported PEFT directory.
+bool WriteFile(grpc::ServerWriter<wxp::v1::ExportChunk>* writer, const std::string& path,
+               const std::string& bytes, double utility) {
+  const std::string digest = Sha256Hex(bytes);
+  size_t offset = 0;
+  do {
+    wxp::v1::ExportChunk chunk;
+    chunk.set_path(path);
+    chunk.set_file_size(bytes.size());
+    chunk.set_utility(utility);
+    const size_t n = std::min(kExportChunkBytes, bytes.size() - offset);
+    chunk.mutable_chunk()->set_offset(offset);
+    chunk.mutable_chunk()->set_data(bytes.substr(offset, n));
+    offset += n;
+    if (offset == bytes.size()) chunk.set_sha256(digest);
+    if (!writer->Write(chunk)) return false;
+  } while (offset < bytes.size());
+  return true;
+}
+
+}  // namespace
+
+grpc::Status AdminServiceImpl::CreateSwarm(grpc::ServerContext* ctx,
+                                           const wxp::v1::CreateSwarmRequest* req,
+                                           wxp::v1::CreateSwarmResponse* resp) {
+  return AsAdmin(gate_, ctx, "CreateSwarm", [&](const Caller& caller) {
+    return Assign(c_->CreateSwarm(caller, req->spec()), resp);
+  });
+}
+
+grpc::Status AdminServiceImpl::ListSwarms(grpc::ServerContext* ctx,
+                                          const wxp::v1::ListSwarmsRequest*,
+                                          wxp::v1::ListSwarmsResponse* resp) {
+  return AsAdmin(gate_, ctx, "ListSwarms",
+                 [&](const Caller&) { return Assign(c_->ListSwarms(), resp); });
+}
+
+grpc::Status AdminServiceImpl::GetSwarmStatus(grpc::ServerContext* ctx,
+                                              const wxp::v1::GetSwarmStatusRequest* req,
+                                              wxp::v1::SwarmStatus* resp) {
+  return AsAdmin(gate_, ctx, "GetSwarmStatus",
+                 [&](const Caller&) { return Assign(c_->GetSwarmStatus(req->swarm()), resp); });
+}
+
+grpc::Status AdminServiceImpl::ListParticles(grpc::ServerContext* ctx,
+                                             const wxp::v1::ListParticlesRequest* req,
+                                             wxp::v1::ListParticlesResponse* resp) {
+  return AsAdmin(gate_, ctx, "ListParticles",
+                 [&](const Caller&) { return Assign(c_->ListParticles(req->swarm()), resp); });
+}
+
+grpc::Status AdminServiceImpl::GetHistory(grpc::ServerContext* ctx,
+                                          const wxp::v1::GetHistoryRequest* req,
+                                          wxp::v1::GetHistoryResponse* resp) {
+  return AsAdmin(gate_, ctx, "GetHistory",
+                 [&](const Caller&) { return Assign(c_->GetHistory(req->swarm()), resp); });
+}
+
+grpc::Status AdminServiceImpl::GetUtilityWeights(grpc::ServerContext* ctx,
+                                                 const wxp::v1::GetUtilityWeightsRequest* req,
+                                                 wxp::v1::UtilityWeights* resp) {
+  return AsAdmin(gate_, ctx, "GetUtilityWeights", [&](const Caller&) {
+    return Assign(c_->GetUtilityWeights(req->swarm()), resp);
+  });
+}
+
+grpc::Status AdminServiceImpl::PauseSwarm(grpc::ServerContext* ctx,
+                                          const wxp::v1::SwarmControlRequest* req,
+                                          wxp::v1::SwarmStatus* resp) {
+  return AsAdmin(gate_, ctx, "PauseSwarm", [&](const Caller& caller) {
+    return Assign(c_->Pause(caller, req->swarm(), req->reason()), resp);
+  });
+}
+
+grpc::Status AdminServiceImpl::ResumeSwarm(grpc::ServerContext* ctx,
+                                           const wxp::v1::SwarmControlRequest* req,
+                                           wxp::v1::SwarmStatus* resp) {
+  return AsAdmin(gate_, ctx, "ResumeSwarm", [&](const Caller& caller) {
+    return Assign(c_->Resume(caller, req->swarm(), req->reason()), resp);
+  });
+}
+
+grpc::Status AdminServiceImpl::StopSwarm(grpc::ServerContext* ctx,
+                                         const wxp::v1::SwarmControlRequest* req,
+                                         wxp::v1::SwarmStatus* resp) {
+  return AsAdmin(gate_, ctx, "StopSwarm", [&](const Caller& caller) {
+    return Assign(c_->Stop(caller, req->swarm(), req->reason()), resp);
+  });
+}
+
+grpc::Status AdminServiceImpl::ExportBest(grpc::ServerContext* ctx,
+                                          const wxp::v1::ExportBestRequest* req,
+                                          grpc::ServerWriter<wxp::v1::ExportChunk>* writer) {
+  return AsAdmin(gate_, ctx, "ExportBest", [&](const Caller&) -> absl::Status {
+    absl::StatusOr<Coordinator::BestPosition> best = c_->Best(req->swarm());
+    if (!best.ok()) return best.status();
+    absl::StatusOr<std::string> bytes = blobs_->ReadAll(best->blob_id);
+    if (!bytes.ok()) return bytes.status();
+    if (Sha256Hex(*bytes) != best->blob_id) {
+      return absl::DataLossError(absl::StrCat("stored blob ", best->blob_id, " is corrupt"));
+    }
+    std::string config = best->config_json;
+    if (config.empty()) {
+      absl::StatusOr<SafetensorsFile> file = SafetensorsFile::FromBytes(*bytes);
+      if (!file.ok()) return file.status();
+      config = InferLoraConfig(AdapterFromSafetensors(*file).schema);
+    }
+    if (!WriteFile(writer, kPeftWeightsFile, *bytes, best->utility) ||
+        !WriteFile(writer, kPeftConfigFile, config, best->utility)) {
+      return absl::CancelledError("the client went away during the export");
+    }
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status AdminServiceImpl::ListClients(grpc::ServerContext* ctx,
+                                           const wxp::v1::ListClientsRequest*,
+                                           wxp::v1::ListClientsResponse* resp) {
+  return AsAdmin(gate_, ctx, "ListClients", [&](const Caller&) -> absl::Status {
+    absl::StatusOr<std::vector<store::ClientRecord>> clients = store_->ListClients();
+    if (!clients.ok()) return clients.status();
+    for (const auto& c : *clients) {
+      auto* info = resp->add_clients();
+      info->set_identity(c.identity);
+      info->set_role(c.role);
+      info->mutable_first_seen()->set_seconds(c.first_seen_ms / 1000);
+      info->mutable_last_seen()->set_seconds(c.last_seen_ms / 1000);
+      info->set_revoked(c.revoked);
+    }
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status AdminServiceImpl::RevokeClient(grpc::ServerContext* ctx,
+                                            const wxp::v1::RevokeClientRequest* req,
+                                            wxp::v1::ClientInfo* resp) {
+  return AsAdmin(gate_, ctx, "RevokeClient", [&](const Caller& caller) -> absl::Status {
+    if (req->identity() == caller.identity) {
+      return absl::InvalidArgumentError("an admin cannot revoke its own identity");
+    }
+    absl::Status s = store_->SetRevoked(
+        req->identity(), true,
+        {absl::ToUnixMillis(clock_->Now()), caller.identity, "revoke client", "", req->identity()});
+    if (!s.ok()) return s;
+    absl::StatusOr<store::ClientRecord> c = store_->GetClient(req->identity());
+    if (!c.ok()) return c.status();
+    resp->set_identity(c->identity);
+    resp->set_role(c->role);
+    resp->set_revoked(c->revoked);
+    return absl::OkStatus();
+  });
+}
+
+}  // namespace wxp::server
