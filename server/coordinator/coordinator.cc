@@ -296,6 +296,106 @@ absl::StatusOr<wxp::v1::UtilityWeights> Coordinator::GetUtilityWeights(const std
   return UtilityToProto(s->utility);
 }
 
+absl::StatusOr<wxp::v1::UtilityWeights> Coordinator::SetUtilityWeights(
+    const Caller& caller, const std::string& swarm,
+    const std::map<std::string, double>& weights) {
+  absl::MutexLock lock(&mu_);
+  WXP_ASSIGN_OR_RETURN(Swarm * s, Find(swarm));
+  if (s->row.state == wxp::v1::FINISHED || s->row.state == wxp::v1::STOPPED) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("swarm '", swarm, "' is over; its weights are final"));
+  }
+  WXP_ASSIGN_OR_RETURN(UtilityFunction utility, s->utility.WithWeights(weights));
+
+  // Re-weight every evaluation from its stored components.
+  std::map<std::pair<int, int>, double> rescored;
+  for (const auto& [key, e] : s->evals) {
+    if (e.failed) continue;
+    WXP_ASSIGN_OR_RETURN(rescored[key], utility.Combine(e.scores));
+  }
+  store::SwarmUpdate u;
+  u.swarm = swarm;
+  std::optional<SwarmEngine> engine = s->engine;
+  if (engine) {
+    // Re-choose among held positions; ties keep the earliest (iteration, particle).
+    SwarmEngineState st = engine->state();
+    st.global_best = st.global_worst = PositionRef{};
+    for (auto& p : st.particles) p.personal_best = PositionRef{};
+    std::vector<std::pair<std::pair<int, int>, double>> order(rescored.begin(), rescored.end());
+    std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
+      return std::make_pair(a.first.second, a.first.first) <
+             std::make_pair(b.first.second, b.first.first);
+    });
+    for (const auto& [key, value] : order) {
+      const auto& [particle, iteration] = key;
+      ParticleRecord& p = st.particles[particle];
+      if (p.utility_iteration == iteration) p.utility = value;
+      if (!s->evals.at(key).held) continue;
+      const PositionRef ref{particle, iteration};
+      if (!p.personal_best.valid() || value > p.best_utility) {
+        p.personal_best = ref;
+        p.best_utility = value;
+      }
+      if (!st.global_best.valid() || value > st.global_best_utility) {
+        st.global_best = ref;
+        st.global_best_utility = value;
+      }
+      if (!st.global_worst.valid() || value < st.global_worst_utility) {
+        st.global_worst = ref;
+        st.global_worst_utility = value;
+      }
+    }
+    WXP_ASSIGN_OR_RETURN(SwarmEngine next, SwarmEngine::Restore(s->resolved.params, st));
+    engine = std::move(next);
+    // The new reading of the history: g / g_w / mean of what was known after each round.
+    for (int k = 0; k <= s->row.closed_iterations; ++k) {
+      double best = 0, worst = 0, sum = 0;
+      bool any = false;
+      int count = 0;
+      for (const auto& [key, value] : order) {
+        if (key.second > k) continue;
+        if (key.second == k) {
+          sum += value;
+          ++count;
+        }
+        if (!s->evals.at(key).held) continue;
+        best = any ? std::max(best, value) : value;
+        worst = any ? std::min(worst, value) : value;
+        any = true;
+      }
+      if (!any) continue;
+      u.history.push_back({k, utility.version(), best, worst, count ? sum / count : 0.0,
+                           k == 0 ? 0.0 : engine->StepLength(k), 0, count, NowMs()});
+    }
+  }
+  Swarm next_view{s->row, s->resolved, utility};
+  next_view.particles = s->particles;
+  next_view.engine = engine;
+  next_view.SyncRow();
+  next_view.row.utility_version = utility.version();
+  next_view.row.utility = UtilityToProto(utility).SerializeAsString();
+  if (engine) {
+    // Targets issued from now on use the re-chosen g / g_w.
+    next_view.row.round_best = engine->global_best();
+    next_view.row.round_best_utility = engine->global_best_utility();
+    next_view.row.round_worst = engine->global_worst();
+    next_view.row.round_worst_utility = engine->global_worst_utility();
+    for (int i = 0; i < next_view.pool_size(); ++i) u.particles.push_back(next_view.RowOf(i));
+  }
+  u.swarm_row = next_view.row;
+  std::string detail;
+  for (const auto& [name, w] : weights) absl::StrAppend(&detail, name, "=", w, " ");
+  u.audit.push_back({NowMs(), caller.identity, "set utility weights", swarm, detail});
+  WXP_RETURN_IF_ERROR(options_.store->Apply(u));
+  s->row = next_view.row;
+  s->utility = utility;
+  s->engine = std::move(engine);
+  for (const auto& [key, value] : rescored) s->evals[key].utility = value;
+  Log(absl::StrFormat("event=utility_weights swarm=%s version=%d by=%s %s", swarm,
+                      utility.version(), caller.identity, detail));
+  return UtilityToProto(utility);
+}
+
 absl::StatusOr<wxp::v1::SwarmStatus> Coordinator::SetState(const Caller& caller,
                                                            const std::string& swarm,
                                                            int32_t state,

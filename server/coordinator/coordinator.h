@@ -65,6 +65,13 @@ class Coordinator {
   absl::StatusOr<wxp::v1::ListParticlesResponse> ListParticles(const std::string& swarm);
   absl::StatusOr<wxp::v1::GetHistoryResponse> GetHistory(const std::string& swarm);
   absl::StatusOr<wxp::v1::UtilityWeights> GetUtilityWeights(const std::string& swarm);
+  // Dynamic utility (SPEC 4.2): a new weight version. Every stored evaluation is re-weighted
+  // from its component scores (nothing is re-evaluated); p_i, g and g_w are re-chosen among
+  // the positions the server holds; the history gains a reading under the new version next
+  // to the old one; later reports compete under the new weights.
+  absl::StatusOr<wxp::v1::UtilityWeights> SetUtilityWeights(
+      const Caller& caller, const std::string& swarm,
+      const std::map<std::string, double>& weights);
   // Pause: targets answer WAIT (reports are still taken). Resume undoes it. Stop is final.
   absl::StatusOr<wxp::v1::SwarmStatus> Pause(const Caller& caller, const std::string& swarm,
                                              const std::string& reason);

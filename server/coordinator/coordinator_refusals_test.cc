@@ -299,5 +299,59 @@ TEST_F(RefusalTest, PauseResumeStop) {
   EXPECT_TRUE(paused);
 }
 
+TEST_F(RefusalTest, DynamicUtilityRechoosesBestsWithoutReevaluating) {
+  wxp::v1::SwarmSpec spec;
+  ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(
+      "name: 's' min_experts: 2 hyperparameters { seed: 3 pool_size: 3 } "
+      "utility { name: 'acc' weight: 1 } utility { name: 'speed' weight: 0 }",
+      &spec));
+  ASSERT_TRUE(c_->CreateSwarm(admin_, spec).ok());
+  ASSERT_TRUE(Join(a_, Blob(0.1f), 2).ok());
+  ASSERT_TRUE(Join(b_, Blob(0.5f), 2).ok());
+  // Particle i scores acc = 0.3 - 0.1 i and speed = 0.1 i: the best flips with the weights.
+  for (const Caller* who : {&a_, &b_}) {
+    const auto assignment = c_->GetAssignment(*who, "s");
+    for (const auto& p : assignment->particles()) {
+      const int i = p.particle_id();
+      ASSERT_TRUE(Report(*who, i, 0, p.initial_position_blob_id(),
+                         {{"acc", 0.3 - 0.1 * i}, {"speed", 0.1 * i}})
+                      .ok());
+    }
+  }
+  EXPECT_EQ(c_->GetSwarmStatus("s")->global_best().particle_id(), 0);
+  const auto evaluations_before = *store_.ListEvaluations("s");
+  const Snapshot before = Take();
+  EXPECT_EQ(c_->SetUtilityWeights(admin_, "s", {{"latency", 1}}).status().code(),
+            StatusCode::kInvalidArgument);
+  EXPECT_TRUE(Take() == before);
+
+  auto weights = c_->SetUtilityWeights(admin_, "s", {{"acc", 0}, {"speed", 1}});
+  ASSERT_TRUE(weights.ok()) << weights.status();
+  EXPECT_EQ(weights->version(), 2);
+  auto status = c_->GetSwarmStatus("s");
+  EXPECT_EQ(status->utility_weight_version(), 2);
+  EXPECT_EQ(status->global_best().particle_id(), 2);
+  EXPECT_DOUBLE_EQ(status->global_best().utility(), 0.2);
+  EXPECT_EQ(status->global_worst().particle_id(), 0);
+  EXPECT_EQ(*store_.ListEvaluations("s"), evaluations_before);  // nothing re-evaluated
+  auto history = c_->GetHistory("s");
+  ASSERT_EQ(history->entries_size(), 2);  // round 0 under version 1, and again under 2
+  EXPECT_EQ(history->entries(0).utility_weight_version(), 1);
+  EXPECT_DOUBLE_EQ(history->entries(0).global_best_utility(), 0.3);
+  EXPECT_EQ(history->entries(1).utility_weight_version(), 2);
+  EXPECT_DOUBLE_EQ(history->entries(1).global_best_utility(), 0.2);
+  EXPECT_EQ(c_->GetUtilityWeights("s")->components(1).weight(), 1);
+  // The targets of iteration 1 move toward the re-chosen g.
+  wxp::v1::GetTargetsRequest t;
+  t.set_swarm("s");
+  t.set_particle_id(0);
+  t.set_iteration(1);
+  const Caller owner0 = c_->GetAssignment(a_, "s")->particles(0).particle_id() == 0 ? a_ : b_;
+  auto targets = c_->GetTargets(owner0, t);
+  ASSERT_TRUE(targets.ok()) << targets.status();
+  EXPECT_EQ(targets->global_best().particle_id(), 2);
+  EXPECT_EQ(targets->utility_weight_version(), 2);
+}
+
 }  // namespace
 }  // namespace wxp::server

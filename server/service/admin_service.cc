@@ -93,6 +93,15 @@ grpc::Status AdminServiceImpl::GetUtilityWeights(grpc::ServerContext* ctx,
   });
 }
 
+grpc::Status AdminServiceImpl::SetUtilityWeights(grpc::ServerContext* ctx,
+                                                 const wxp::v1::SetUtilityWeightsRequest* req,
+                                                 wxp::v1::UtilityWeights* resp) {
+  return AsAdmin(gate_, ctx, "SetUtilityWeights", [&](const Caller& caller) {
+    const std::map<std::string, double> weights(req->weights().begin(), req->weights().end());
+    return Assign(c_->SetUtilityWeights(caller, req->swarm(), weights), resp);
+  });
+}
+
 grpc::Status AdminServiceImpl::PauseSwarm(grpc::ServerContext* ctx,
                                           const wxp::v1::SwarmControlRequest* req,
                                           wxp::v1::SwarmStatus* resp) {

@@ -30,6 +30,9 @@ class AdminServiceImpl final : public wxp::v1::AdminService::Service {
   grpc::Status GetUtilityWeights(grpc::ServerContext* ctx,
                                  const wxp::v1::GetUtilityWeightsRequest* req,
                                  wxp::v1::UtilityWeights* resp) override;
+  grpc::Status SetUtilityWeights(grpc::ServerContext* ctx,
+                                 const wxp::v1::SetUtilityWeightsRequest* req,
+                                 wxp::v1::UtilityWeights* resp) override;
   grpc::Status PauseSwarm(grpc::ServerContext* ctx, const wxp::v1::SwarmControlRequest* req,
                           wxp::v1::SwarmStatus* resp) override;
   grpc::Status ResumeSwarm(grpc::ServerContext* ctx, const wxp::v1::SwarmControlRequest* req,
