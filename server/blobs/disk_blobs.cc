@@ -1,0 +1,270 @@
+#include "server/blobs/disk_blobs.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/file_util.h"
+#include "common/sha256.h"
+#include "common/status_macros.h"
+
+namespace wxp::server {
+namespace {
+
+namespace fs = std::filesystem;
+
+absl::Status Errno(absl::string_view what, const std::string& path) {
+  const int e = errno;
+  const std::string msg = absl::StrCat(what, " ", path, ": ", std::strerror(e));
+  if (e == ENOSPC || e == EDQUOT) return absl::ResourceExhaustedError(msg);
+  if (e == ENOENT) return absl::NotFoundError(msg);
+  return absl::InternalError(msg);
+}
+
+absl::Status CheckId(const std::string& id) {
+  if (!IsSha256Hex(id)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", id, "' is not a blob id (64 lower-case hex characters)"));
+  }
+  return absl::OkStatus();
+}
+
+uint64_t FileSize(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+}
+
+absl::StatusOr<std::string> HashFile(const std::string& path) { return Sha256File(path); }
+
+void SyncDir(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<DiskBlobs>> DiskBlobs::Open(const Options& options) {
+  if (options.root.empty()) return absl::InvalidArgumentError("blob store needs a root");
+  WXP_RETURN_IF_ERROR(MakeDirs(options.root + "/blobs"));
+  WXP_RETURN_IF_ERROR(MakeDirs(options.root + "/partial"));
+  return std::unique_ptr<DiskBlobs>(new DiskBlobs(options));
+}
+
+std::string DiskBlobs::BlobPath(const std::string& id) const {
+  return absl::StrCat(options_.root, "/blobs/", id.substr(0, 2), "/", id);
+}
+
+std::string DiskBlobs::PartialPath(const std::string& id) const {
+  return absl::StrCat(options_.root, "/partial/", id);
+}
+
+bool DiskBlobs::Has(const std::string& id) {
+  return IsSha256Hex(id) && ::access(BlobPath(id).c_str(), F_OK) == 0;
+}
+
+absl::StatusOr<uint64_t> DiskBlobs::Size(const std::string& id) {
+  WXP_RETURN_IF_ERROR(CheckId(id));
+  struct stat st;
+  if (::stat(BlobPath(id).c_str(), &st) != 0) {
+    return absl::NotFoundError(absl::StrCat("no blob ", id));
+  }
+  return static_cast<uint64_t>(st.st_size);
+}
+
+absl::StatusOr<std::string> DiskBlobs::ReadAll(const std::string& id) {
+  WXP_RETURN_IF_ERROR(CheckId(id));
+  absl::StatusOr<std::string> bytes = ReadFile(BlobPath(id));
+  if (absl::IsNotFound(bytes.status())) return absl::NotFoundError(absl::StrCat("no blob ", id));
+  return bytes;
+}
+
+absl::StatusOr<std::string> DiskBlobs::Read(const std::string& id, uint64_t offset,
+                                            size_t max_bytes) {
+  WXP_ASSIGN_OR_RETURN(uint64_t size, Size(id));
+  if (offset > size) {
+    return absl::OutOfRangeError(
+        absl::StrCat("offset ", offset, " is past the end of blob ", id, " (", size, " bytes)"));
+  }
+  const int fd = ::open(BlobPath(id).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Errno("cannot open", BlobPath(id));
+  std::string out(std::min<uint64_t>(max_bytes, size - offset), '\0');
+  size_t done = 0;
+  while (done < out.size()) {
+    const ssize_t n = ::pread(fd, out.data() + done, out.size() - done,
+                              static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      ::close(fd);
+      return Errno("cannot read", BlobPath(id));
+    }
+    done += static_cast<size_t>(n);
+  }
+  ::close(fd);
+  return out;
+}
+
+absl::StatusOr<std::string> DiskBlobs::Put(absl::string_view bytes) {
+  const std::string id = Sha256Hex(bytes);
+  if (Has(id)) return id;
+  WXP_RETURN_IF_ERROR(MakeDirs(absl::StrCat(options_.root, "/blobs/", id.substr(0, 2))));
+  WXP_RETURN_IF_ERROR(WriteFileAtomically(BlobPath(id), bytes));
+  return id;
+}
+
+absl::StatusOr<DiskBlobs::UploadState> DiskBlobs::UploadOffset(const std::string& id) {
+  WXP_RETURN_IF_ERROR(CheckId(id));
+  if (Has(id)) return UploadState{*Size(id), true};
+  return UploadState{FileSize(PartialPath(id)), false};
+}
+
+absl::StatusOr<DiskBlobs::UploadState> DiskBlobs::BeginUpload(const std::string& id,
+                                                              uint64_t total_size) {
+  WXP_RETURN_IF_ERROR(CheckId(id));
+  if (total_size > options_.max_blob_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat("blob of ", total_size,
+                                                     " bytes is over the limit of ",
+                                                     options_.max_blob_bytes));
+  }
+  if (Has(id)) return UploadState{*Size(id), true};
+  absl::MutexLock lock(&mu_);
+  if (uploads_.count(id)) {
+    return absl::AbortedError(absl::StrCat("an upload of ", id, " is already in progress"));
+  }
+  const uint64_t committed = FileSize(PartialPath(id));
+  if (committed > total_size) {
+    // A stale partial of a different declared size: start over.
+    ::unlink(PartialPath(id).c_str());
+    uploads_[id] = {total_size};
+    return UploadState{0, false};
+  }
+  uploads_[id] = {total_size};
+  return UploadState{committed, false};
+}
+
+absl::StatusOr<uint64_t> DiskBlobs::Append(const std::string& id, uint64_t offset,
+                                           absl::string_view data) {
+  uint64_t total;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = uploads_.find(id);
+    if (it == uploads_.end()) {
+      return absl::FailedPreconditionError(absl::StrCat("no upload of ", id, " was begun"));
+    }
+    total = it->second.total;
+  }
+  const std::string path = PartialPath(id);
+  const uint64_t committed = FileSize(path);
+  if (offset != committed) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "chunk out of order: expected offset ", committed, ", got ", offset));
+  }
+  if (offset + data.size() > total) {
+    return absl::InvalidArgumentError(absl::StrCat("chunk ends at byte ", offset + data.size(),
+                                                   ", past the declared size ", total));
+  }
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) return Errno("cannot open", path);
+  size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      absl::Status s = Errno("cannot write", path);
+      // Cut back to the last durable size so the offset stays truthful; the write error
+      // is what the caller needs to hear about.
+      const int ignored = ::ftruncate(fd, static_cast<off_t>(committed));
+      (void)ignored;
+      ::close(fd);
+      return s;
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (::fdatasync(fd) != 0) {
+    absl::Status s = Errno("cannot sync", path);
+    ::close(fd);
+    return s;
+  }
+  ::close(fd);
+  return committed + data.size();
+}
+
+absl::Status DiskBlobs::Finish(const std::string& id) {
+  uint64_t total;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = uploads_.find(id);
+    if (it == uploads_.end()) {
+      return absl::FailedPreconditionError(absl::StrCat("no upload of ", id, " was begun"));
+    }
+    total = it->second.total;
+  }
+  const std::string partial = PartialPath(id);
+  const uint64_t size = FileSize(partial);
+  if (size != total) {
+    Abandon(id);
+    return absl::FailedPreconditionError(
+        absl::StrCat("upload of ", id, " has ", size, " of ", total, " bytes"));
+  }
+  absl::StatusOr<std::string> digest = HashFile(partial);
+  if (!digest.ok() || *digest != id) {
+    ::unlink(partial.c_str());
+    Abandon(id);
+    if (!digest.ok()) return digest.status();
+    return absl::InvalidArgumentError(
+        absl::StrCat("hash mismatch: expected ", id, ", got ", *digest));
+  }
+  const std::string dir = absl::StrCat(options_.root, "/blobs/", id.substr(0, 2));
+  absl::Status s = MakeDirs(dir);
+  if (s.ok() && ::rename(partial.c_str(), BlobPath(id).c_str()) != 0) {
+    s = Errno("cannot publish", BlobPath(id));
+  }
+  if (s.ok()) SyncDir(dir);
+  Abandon(id);
+  return s;
+}
+
+void DiskBlobs::Abandon(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  uploads_.erase(id);
+}
+
+absl::StatusOr<DiskBlobs::RecoverySummary> DiskBlobs::Recover(
+    const std::function<bool(const std::string& id)>& is_referenced) {
+  RecoverySummary summary;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(options_.root + "/blobs", ec);
+       it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (ec) return absl::InternalError(absl::StrCat("cannot scan blobs: ", ec.message()));
+    if (!it->is_regular_file()) continue;
+    const std::string path = it->path().string();
+    const std::string name = it->path().filename().string();
+    const uint64_t size = FileSize(path);
+    bool remove = false;
+    if (absl::StrContains(name, ".tmp.")) {
+      ++summary.removed_temporaries;  // an atomic write cut short by a crash
+      remove = true;
+    } else if (!IsSha256Hex(name) || !is_referenced(name)) {
+      ++summary.removed_unreferenced;
+      remove = true;
+    } else if (absl::StatusOr<std::string> d = HashFile(path); !d.ok() || *d != name) {
+      ++summary.removed_corrupt;
+      remove = true;
+    }
+    if (remove) {
+      fs::remove(it->path(), ec);
+      summary.bytes_freed += size;
+    }
+  }
+  return summary;
+}
+
+}  // namespace wxp::server

@@ -1,0 +1,95 @@
+// The content-addressed blob store on disk (SPEC 5.3, 6): every blob is the bytes of one
+// safetensors file named by its SHA-256. Uploads arrive in chunks, resumable by offset; a
+// blob becomes visible only after its hash is verified, the file fsynced and renamed into
+// place. Nothing half-written is ever readable as a blob.
+//
+// Layout under the root: blobs/<id[0:2]>/<id> for stored blobs, partial/<id> for uploads in
+// progress (kept across restarts so they can resume).
+//
+// Thread-safe. One upload per id at a time: a second concurrent upload of the same id is
+// refused with ABORTED (the client retries and resumes from the committed offset).
+#ifndef WXP_SERVER_BLOBS_DISK_BLOBS_H_
+#define WXP_SERVER_BLOBS_DISK_BLOBS_H_
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "server/coordinator/position_blobs.h"
+
+namespace wxp::server {
+
+class DiskBlobs : public PositionBlobs {
+ public:
+  struct Options {
+    std::string root;
+    uint64_t max_blob_bytes = 4ull << 30;  // uploads declaring more are refused
+  };
+  // Creates the directories if needed.
+  static absl::StatusOr<std::unique_ptr<DiskBlobs>> Open(const Options& options);
+
+  // PositionBlobs.
+  bool Has(const std::string& id) override;
+  absl::StatusOr<std::string> ReadAll(const std::string& id) override;
+  absl::StatusOr<std::string> Put(absl::string_view bytes) override;
+
+  // Size of a stored blob; NotFound if absent.
+  absl::StatusOr<uint64_t> Size(const std::string& id);
+  // Up to `max_bytes` from `offset`; empty at the end. NotFound / OutOfRange.
+  absl::StatusOr<std::string> Read(const std::string& id, uint64_t offset, size_t max_bytes);
+
+  // ---- uploads ----
+  struct UploadState {
+    uint64_t committed = 0;       // durable bytes of the partial upload
+    bool already_present = false;  // the blob is stored: nothing to upload
+  };
+  // Starts or resumes an upload and takes its per-id lease (released by Finish/Abandon).
+  // InvalidArgument for a malformed id, ResourceExhausted over the size limit, Aborted if
+  // another upload of the id is running.
+  absl::StatusOr<UploadState> BeginUpload(const std::string& id, uint64_t total_size);
+  // Appends a chunk at `offset` (must equal the committed bytes) durably.
+  // FailedPrecondition for an out-of-order chunk, InvalidArgument past total_size.
+  absl::StatusOr<uint64_t> Append(const std::string& id, uint64_t offset, absl::string_view data);
+  // Verifies size and SHA-256, then publishes the blob. On a mismatch the partial upload is
+  // discarded and InvalidArgument returned.
+  absl::Status Finish(const std::string& id);
+  // Releases the lease without publishing (the partial bytes stay for a later resume).
+  void Abandon(const std::string& id);
+  // Durable bytes of an interrupted upload (0 if none), or the size if already stored.
+  absl::StatusOr<UploadState> UploadOffset(const std::string& id);
+
+  // ---- maintenance ----
+  struct RecoverySummary {
+    int removed_temporaries = 0;
+    int removed_unreferenced = 0;
+    int removed_corrupt = 0;
+    uint64_t bytes_freed = 0;
+  };
+  // Start-up clean-up: deletes stray temporary files, blobs `is_referenced` rejects, and
+  // blobs whose bytes no longer match their id. Partial uploads are kept.
+  absl::StatusOr<RecoverySummary> Recover(
+      const std::function<bool(const std::string& id)>& is_referenced);
+
+ private:
+  struct Upload {
+    uint64_t total = 0;
+  };
+  explicit DiskBlobs(Options options) : options_(std::move(options)) {}
+  std::string BlobPath(const std::string& id) const;
+  std::string PartialPath(const std::string& id) const;
+
+  Options options_;
+  absl::Mutex mu_;
+  std::map<std::string, Upload> uploads_ ABSL_GUARDED_BY(mu_);  // active leases
+};
+
+}  // namespace wxp::server
+
+#endif  // WXP_SERVER_BLOBS_DISK_BLOBS_H_

@@ -1,0 +1,145 @@
+#include "server/blobs/disk_blobs.h"
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "common/sha256.h"
+#include "gtest/gtest.h"
+
+namespace wxp::server {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string Root(const std::string& name) {
+  const std::string root = ::testing::TempDir() + "/blobs_" + name;
+  fs::remove_all(root);
+  return root;
+}
+
+std::unique_ptr<DiskBlobs> OpenAt(const std::string& root, uint64_t max = 1 << 20) {
+  auto b = DiskBlobs::Open({root, max});
+  EXPECT_TRUE(b.ok()) << b.status();
+  return *std::move(b);
+}
+
+std::string Bytes(size_t n, char seed) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>(seed + i * 7);
+  return s;
+}
+
+TEST(DiskBlobsTest, ChunkedUploadThenRangedReads) {
+  auto blobs = OpenAt(Root("chunked"));
+  const std::string data = Bytes(10000, 'a');
+  const std::string id = Sha256Hex(data);
+  auto begin = blobs->BeginUpload(id, data.size());
+  ASSERT_TRUE(begin.ok());
+  EXPECT_EQ(begin->committed, 0u);
+  EXPECT_FALSE(blobs->Has(id));
+  for (size_t off = 0; off < data.size(); off += 4096) {
+    auto c = blobs->Append(id, off, data.substr(off, 4096));
+    ASSERT_TRUE(c.ok()) << c.status();
+    EXPECT_EQ(*c, std::min(off + 4096, data.size()));
+    EXPECT_FALSE(blobs->Has(id));  // not visible before Finish
+  }
+  ASSERT_TRUE(blobs->Finish(id).ok());
+  EXPECT_TRUE(blobs->Has(id));
+  EXPECT_EQ(*blobs->Size(id), data.size());
+  EXPECT_EQ(*blobs->ReadAll(id), data);
+  EXPECT_EQ(*blobs->Read(id, 9990, 100), data.substr(9990));
+  EXPECT_EQ(*blobs->Read(id, 10000, 100), "");
+  EXPECT_EQ(blobs->Read(id, 10001, 1).status().code(), absl::StatusCode::kOutOfRange);
+  // Uploading it again finds it present.
+  EXPECT_TRUE(blobs->BeginUpload(id, data.size())->already_present);
+}
+
+TEST(DiskBlobsTest, UploadResumesAfterARestart) {
+  const std::string root = Root("resume");
+  const std::string data = Bytes(6000, 'r');
+  const std::string id = Sha256Hex(data);
+  {
+    auto blobs = OpenAt(root);
+    ASSERT_TRUE(blobs->BeginUpload(id, data.size()).ok());
+    ASSERT_TRUE(blobs->Append(id, 0, data.substr(0, 2500)).ok());
+  }  // the server dies mid-upload
+  auto blobs = OpenAt(root);
+  EXPECT_EQ(blobs->UploadOffset(id)->committed, 2500u);
+  auto begin = blobs->BeginUpload(id, data.size());
+  ASSERT_TRUE(begin.ok());
+  EXPECT_EQ(begin->committed, 2500u);
+  ASSERT_TRUE(blobs->Append(id, 2500, data.substr(2500)).ok());
+  ASSERT_TRUE(blobs->Finish(id).ok());
+  EXPECT_EQ(*blobs->ReadAll(id), data);
+}
+
+TEST(DiskBlobsTest, RefusalsLeaveNothingVisible) {
+  auto blobs = OpenAt(Root("refusals"), 5000);
+  const std::string data = Bytes(3000, 'x');
+  const std::string id = Sha256Hex(data);
+  EXPECT_EQ(blobs->BeginUpload("nothex", 10).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(blobs->BeginUpload(id, 6000).status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(blobs->Append(id, 0, "x").status().code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(blobs->BeginUpload(id, data.size()).ok());
+  EXPECT_EQ(blobs->BeginUpload(id, data.size()).status().code(), absl::StatusCode::kAborted);
+  ASSERT_TRUE(blobs->Append(id, 0, data.substr(0, 1000)).ok());
+  auto gap = blobs->Append(id, 2000, data.substr(2000));
+  EXPECT_EQ(gap.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(gap.status().message().find("expected offset 1000, got 2000"), std::string::npos);
+  EXPECT_EQ(blobs->Append(id, 1000, std::string(2500, 'z')).status().code(),
+            absl::StatusCode::kInvalidArgument);  // past the declared size
+  EXPECT_EQ(blobs->UploadOffset(id)->committed, 1000u);  // refusals wrote nothing
+  // Wrong bytes: the hash check refuses them and drops the partial upload.
+  ASSERT_TRUE(blobs->Append(id, 1000, std::string(2000, 'z')).ok());
+  auto finish = blobs->Finish(id);
+  EXPECT_EQ(finish.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(finish.message().find("hash mismatch"), std::string::npos);
+  EXPECT_FALSE(blobs->Has(id));
+  EXPECT_EQ(blobs->UploadOffset(id)->committed, 0u);
+  EXPECT_EQ(blobs->ReadAll(id).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(DiskBlobsTest, ConcurrentUploadsOfDifferentBlobs) {
+  auto blobs = OpenAt(Root("concurrent"));
+  std::vector<std::string> datas, ids;
+  for (int t = 0; t < 4; ++t) {
+    datas.push_back(Bytes(20000 + t, static_cast<char>('a' + t)));
+    ids.push_back(Sha256Hex(datas.back()));
+  }
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      ASSERT_TRUE(blobs->BeginUpload(ids[t], datas[t].size()).ok());
+      for (size_t off = 0; off < datas[t].size(); off += 1000) {
+        ASSERT_TRUE(blobs->Append(ids[t], off, datas[t].substr(off, 1000)).ok());
+      }
+      ASSERT_TRUE(blobs->Finish(ids[t]).ok());
+    });
+  }
+  for (auto& th : threads) th.join();
+  for (int t = 0; t < 4; ++t) EXPECT_EQ(*blobs->ReadAll(ids[t]), datas[t]);
+}
+
+TEST(DiskBlobsTest, PutAndRecover) {
+  const std::string root = Root("recover");
+  auto blobs = OpenAt(root);
+  const std::string keep = *blobs->Put("keep me");
+  const std::string drop = *blobs->Put("drop me");
+  const std::string corrupt = *blobs->Put("corrupt me");
+  EXPECT_EQ(keep, Sha256Hex("keep me"));
+  EXPECT_EQ(*blobs->Put("keep me"), keep);  // idempotent
+  std::ofstream(root + "/blobs/" + corrupt.substr(0, 2) + "/" + corrupt) << "bit rot";
+  std::ofstream(root + "/blobs/" + keep.substr(0, 2) + "/x.tmp.1.2") << "half";
+  auto summary = blobs->Recover([&](const std::string& id) { return id != drop; });
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_EQ(summary->removed_unreferenced, 1);
+  EXPECT_EQ(summary->removed_corrupt, 1);
+  EXPECT_EQ(summary->removed_temporaries, 1);
+  EXPECT_TRUE(blobs->Has(keep));
+  EXPECT_FALSE(blobs->Has(drop));
+  EXPECT_FALSE(blobs->Has(corrupt));
+}
+
+}  // namespace
+}  // namespace wxp::server
