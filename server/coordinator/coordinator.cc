@@ -1014,7 +1014,20 @@ absl::Status Coordinator::OnBlobStored(const std::string& blob_id) {
       }
     }
     if (keys.empty()) continue;
-    u.blob_refs.push_back({blob_id, 0, 0});
+    // A position others will move toward must be a well-formed adapter of this swarm.
+    WXP_ASSIGN_OR_RETURN(std::string bytes, options_.blobs->ReadAll(blob_id));
+    absl::StatusOr<SafetensorsFile> file = SafetensorsFile::FromBytes(std::move(bytes), blob_id);
+    if (!file.ok()) return file.status();
+    const Adapter a = AdapterFromSafetensors(*file);
+    if (s->schema) {
+      if (absl::Status c = a.schema.CheckSame(*s->schema); !c.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat("blob ", blob_id, ": ", c.message()));
+      }
+    }
+    if (absl::Status f = CheckFinite(a); !f.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("blob ", blob_id, ": ", f.message()));
+    }
+    u.blob_refs.push_back({blob_id, static_cast<int64_t>(file->bytes().size()), 0});
     WXP_RETURN_IF_ERROR(options_.store->Apply(u));
     for (const auto& key : keys) s->evals[key].held = true;
   }

@@ -1,5 +1,6 @@
 #include "server/service/agent_service.h"
 
+#include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
 #include "server/service/grpc_status.h"
 
@@ -58,6 +59,104 @@ grpc::Status AgentServiceImpl::Heartbeat(grpc::ServerContext* ctx,
   resp->set_swarm_state(status->state());
   *resp->mutable_server_time() = google::protobuf::util::TimeUtil::MillisecondsToTimestamp(
       absl::ToUnixMillis(clock_->Now()));
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentServiceImpl::UploadBlob(grpc::ServerContext* ctx,
+                                          grpc::ServerReader<wxp::v1::UploadBlobRequest>* reader,
+                                          wxp::v1::UploadBlobResponse* resp) {
+  absl::StatusOr<Caller> caller = gate_->AdmitAny(*ctx, "UploadBlob");
+  if (!caller.ok()) return ToGrpc(caller.status());
+  wxp::v1::UploadBlobRequest msg;
+  if (!reader->Read(&msg) || !msg.has_header()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "an upload starts with a header message");
+  }
+  const wxp::v1::UploadHeader header = msg.header();
+  absl::StatusOr<DiskBlobs::UploadState> state =
+      blobs_->BeginUpload(header.blob_id(), header.total_size());
+  if (!state.ok()) return ToGrpc(state.status());
+  resp->set_blob_id(header.blob_id());
+  if (state->already_present) {
+    resp->set_committed_bytes(state->committed);
+    resp->set_already_present(true);
+    return grpc::Status::OK;  // content addressing: nothing to store again
+  }
+  if (header.offset() != state->committed) {
+    blobs_->Abandon(header.blob_id());
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        absl::StrCat("resume at offset ", state->committed, ", not ",
+                                     header.offset(), " (see GetUploadOffset)"));
+  }
+  uint64_t committed = state->committed;
+  while (reader->Read(&msg)) {
+    if (!msg.has_chunk()) {
+      blobs_->Abandon(header.blob_id());
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a second header in one upload");
+    }
+    if (msg.chunk().data().size() > max_chunk_bytes_) {
+      blobs_->Abandon(header.blob_id());
+      return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                          absl::StrCat("chunk of ", msg.chunk().data().size(),
+                                       " bytes is over the limit of ", max_chunk_bytes_));
+    }
+    absl::StatusOr<uint64_t> c =
+        blobs_->Append(header.blob_id(), msg.chunk().offset(), msg.chunk().data());
+    if (!c.ok()) {
+      blobs_->Abandon(header.blob_id());
+      return ToGrpc(c.status());
+    }
+    committed = *c;
+  }
+  if (committed != header.total_size()) {
+    blobs_->Abandon(header.blob_id());  // the partial bytes stay for a resume
+    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
+                        absl::StrCat("upload ended at ", committed, " of ", header.total_size(),
+                                     " bytes; resume from there"));
+  }
+  if (absl::Status s = blobs_->Finish(header.blob_id()); !s.ok()) return ToGrpc(s);
+  if (absl::Status s = c_->OnBlobStored(header.blob_id()); !s.ok()) return ToGrpc(s);
+  resp->set_committed_bytes(committed);
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentServiceImpl::GetUploadOffset(grpc::ServerContext* ctx,
+                                               const wxp::v1::GetUploadOffsetRequest* req,
+                                               wxp::v1::GetUploadOffsetResponse* resp) {
+  absl::StatusOr<Caller> caller = gate_->AdmitAny(*ctx, "GetUploadOffset");
+  if (!caller.ok()) return ToGrpc(caller.status());
+  absl::StatusOr<DiskBlobs::UploadState> state = blobs_->UploadOffset(req->blob_id());
+  if (!state.ok()) return ToGrpc(state.status());
+  resp->set_committed_bytes(state->committed);
+  resp->set_complete(state->already_present);
+  return grpc::Status::OK;
+}
+
+grpc::Status AgentServiceImpl::DownloadBlob(
+    grpc::ServerContext* ctx, const wxp::v1::DownloadBlobRequest* req,
+    grpc::ServerWriter<wxp::v1::DownloadBlobResponse>* writer) {
+  absl::StatusOr<Caller> caller = gate_->AdmitAny(*ctx, "DownloadBlob");
+  if (!caller.ok()) return ToGrpc(caller.status());
+  absl::StatusOr<uint64_t> size = blobs_->Size(req->blob_id());
+  if (!size.ok()) return ToGrpc(size.status());
+  uint64_t offset = req->offset();
+  if (offset > *size) {
+    return grpc::Status(grpc::StatusCode::OUT_OF_RANGE,
+                        absl::StrCat("offset ", offset, " is past the end (", *size, " bytes)"));
+  }
+  const size_t chunk = std::min<size_t>(max_chunk_bytes_, 1 << 20);
+  do {
+    absl::StatusOr<std::string> data = blobs_->Read(req->blob_id(), offset, chunk);
+    if (!data.ok()) return ToGrpc(data.status());
+    wxp::v1::DownloadBlobResponse msg;
+    msg.set_total_size(*size);
+    msg.mutable_chunk()->set_offset(offset);
+    offset += data->size();
+    *msg.mutable_chunk()->mutable_data() = *std::move(data);
+    if (!writer->Write(msg)) {
+      return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
+    }
+  } while (offset < *size);
   return grpc::Status::OK;
 }
 

@@ -1,10 +1,10 @@
-// AgentService (proto/wxp.proto) over the Coordinator: role check, then translation.
-// Blob transfer RPCs (UploadBlob, GetUploadOffset, DownloadBlob) arrive with the on-disk
-// blob store; until then they answer UNIMPLEMENTED.
+// AgentService (proto/wxp.proto) over the Coordinator and the blob store: role check, then
+// translation. Blobs move in chunks of at most `max_chunk_bytes`.
 #ifndef WXP_SERVER_SERVICE_AGENT_SERVICE_H_
 #define WXP_SERVER_SERVICE_AGENT_SERVICE_H_
 
 #include "proto/wxp.grpc.pb.h"
+#include "server/blobs/disk_blobs.h"
 #include "server/coordinator/coordinator.h"
 #include "server/service/gatekeeper.h"
 
@@ -13,8 +13,19 @@ namespace wxp::server {
 class AgentServiceImpl final : public wxp::v1::AgentService::Service {
  public:
   // Nothing is owned; everything must outlive the service.
-  AgentServiceImpl(Coordinator* coordinator, Gatekeeper* gate, Clock* clock)
-      : c_(coordinator), gate_(gate), clock_(clock) {}
+  AgentServiceImpl(Coordinator* coordinator, DiskBlobs* blobs, Gatekeeper* gate, Clock* clock,
+                   size_t max_chunk_bytes = 4 << 20)
+      : c_(coordinator), blobs_(blobs), gate_(gate), clock_(clock),
+        max_chunk_bytes_(max_chunk_bytes) {}
+
+  grpc::Status UploadBlob(grpc::ServerContext* ctx,
+                          grpc::ServerReader<wxp::v1::UploadBlobRequest>* reader,
+                          wxp::v1::UploadBlobResponse* resp) override;
+  grpc::Status GetUploadOffset(grpc::ServerContext* ctx,
+                               const wxp::v1::GetUploadOffsetRequest* req,
+                               wxp::v1::GetUploadOffsetResponse* resp) override;
+  grpc::Status DownloadBlob(grpc::ServerContext* ctx, const wxp::v1::DownloadBlobRequest* req,
+                            grpc::ServerWriter<wxp::v1::DownloadBlobResponse>* writer) override;
 
   grpc::Status Join(grpc::ServerContext* ctx, const wxp::v1::JoinRequest* req,
                     wxp::v1::JoinResponse* resp) override;
@@ -29,8 +40,10 @@ class AgentServiceImpl final : public wxp::v1::AgentService::Service {
 
  private:
   Coordinator* c_;
+  DiskBlobs* blobs_;
   Gatekeeper* gate_;
   Clock* clock_;
+  size_t max_chunk_bytes_;
 };
 
 }  // namespace wxp::server

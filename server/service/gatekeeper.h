@@ -34,6 +34,8 @@ class Gatekeeper {
   // the client, its role and what `rpc` needs (or UNAUTHENTICATED from the authenticator).
   absl::StatusOr<Caller> Admit(const grpc::ServerContext& ctx, const std::string& role,
                                const char* rpc);
+  // The same for RPCs open to either role (blob transfer: agents and admins upload).
+  absl::StatusOr<Caller> AdmitAny(const grpc::ServerContext& ctx, const char* rpc);
 
  private:
   Authenticator authenticate_;

@@ -1,9 +1,11 @@
 // The services over a real gRPC server on a loopback port: translation, role checks,
 // revocation, and status codes as a client sees them. Identity comes from a test
 // authenticator here; mTLS identity is tested with the auth library.
+#include <filesystem>
 #include <memory>
 
 #include "common/adapter.h"
+#include "common/sha256.h"
 #include "google/protobuf/text_format.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
@@ -29,13 +31,19 @@ absl::StatusOr<Caller> MetadataIdentity(const grpc::ServerContext& ctx) {
 class ServicesTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    auto c = Coordinator::Create({&store_, &blobs_, &clock_, 64, [](const std::string&) {}});
+    const std::string root = ::testing::TempDir() + "/services_blobs";
+    std::filesystem::remove_all(root);
+    auto disk = DiskBlobs::Open({root, 1 << 20});
+    ASSERT_TRUE(disk.ok());
+    disk_ = *std::move(disk);
+    auto c = Coordinator::Create({&store_, disk_.get(), &clock_, 64, [](const std::string&) {}});
     ASSERT_TRUE(c.ok());
     coordinator_ = *std::move(c);
     gate_ = std::make_unique<Gatekeeper>(MetadataIdentity, &store_, &clock_);
-    admin_ = std::make_unique<AdminServiceImpl>(coordinator_.get(), &store_, &blobs_, gate_.get(),
-                                                &clock_);
-    agent_ = std::make_unique<AgentServiceImpl>(coordinator_.get(), gate_.get(), &clock_);
+    admin_ = std::make_unique<AdminServiceImpl>(coordinator_.get(), &store_, disk_.get(),
+                                                gate_.get(), &clock_);
+    agent_ = std::make_unique<AgentServiceImpl>(coordinator_.get(), disk_.get(), gate_.get(),
+                                                &clock_, /*max_chunk_bytes=*/64 << 10);
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
     builder.RegisterService(admin_.get());
@@ -66,8 +74,46 @@ class ServicesTest : public ::testing::Test {
     return admin_stub_->CreateSwarm(As(who, role).get(), req, out);
   }
 
+  // Uploads `bytes` in chunks of `chunk` starting at `from`, stopping after `stop_after`
+  // bytes (to simulate a dropped connection). Returns the call's status.
+  grpc::Status Upload(const std::string& bytes, size_t chunk, uint64_t from = 0,
+                      uint64_t stop_after = ~0ull, wxp::v1::UploadBlobResponse* out = nullptr,
+                      const std::string& id_override = "") {
+    auto ctx = As("firm-a", "agent");
+    wxp::v1::UploadBlobResponse resp;
+    auto writer = agent_stub_->UploadBlob(ctx.get(), &resp);
+    wxp::v1::UploadBlobRequest header;
+    header.mutable_header()->set_blob_id(id_override.empty() ? Sha256Hex(bytes) : id_override);
+    header.mutable_header()->set_total_size(bytes.size());
+    header.mutable_header()->set_offset(from);
+    writer->Write(header);
+    for (uint64_t off = from; off < bytes.size() && off - from < stop_after; off += chunk) {
+      wxp::v1::UploadBlobRequest c;
+      c.mutable_chunk()->set_offset(off);
+      c.mutable_chunk()->set_data(bytes.substr(off, chunk));
+      if (!writer->Write(c)) break;
+    }
+    writer->WritesDone();
+    grpc::Status s = writer->Finish();
+    if (out != nullptr) *out = resp;
+    return s;
+  }
+
+  std::string Download(const std::string& id, uint64_t offset, grpc::Status* status) {
+    auto ctx = As("firm-b", "agent");
+    wxp::v1::DownloadBlobRequest req;
+    req.set_blob_id(id);
+    req.set_offset(offset);
+    auto reader = agent_stub_->DownloadBlob(ctx.get(), req);
+    std::string out;
+    wxp::v1::DownloadBlobResponse msg;
+    while (reader->Read(&msg)) out += msg.chunk().data();
+    *status = reader->Finish();
+    return out;
+  }
+
   store::MemoryStore store_;
-  MemoryBlobs blobs_;
+  std::unique_ptr<DiskBlobs> disk_;
   FakeClock clock_;
   std::unique_ptr<Coordinator> coordinator_;
   std::unique_ptr<Gatekeeper> gate_;
@@ -147,9 +193,9 @@ TEST_F(ServicesTest, AgentsJoinAndGetAssignmentsOverGrpc) {
   Adapter a;
   a.schema = Schema({{"m.lora_A.weight", DType::kF32, {2, 2}}});
   a.values = {1, 2, 3, 4};
-  const std::string id_a = *blobs_.Put(*SerializeAdapter(a));
+  const std::string id_a = *disk_->Put(*SerializeAdapter(a));
   a.values = {4, 3, 2, 1};
-  const std::string id_b = *blobs_.Put(*SerializeAdapter(a));
+  const std::string id_b = *disk_->Put(*SerializeAdapter(a));
   wxp::v1::GetAssignmentRequest areq;
   areq.set_swarm("s");
   wxp::v1::GetAssignmentResponse assignment;
@@ -171,6 +217,55 @@ TEST_F(ServicesTest, AgentsJoinAndGetAssignmentsOverGrpc) {
   wxp::v1::ExportChunk chunk;
   EXPECT_FALSE(reader->Read(&chunk));
   EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+TEST_F(ServicesTest, BlobsUploadInChunksResumeAndDownload) {
+  std::string bytes(300000, '\0');
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>(i * 31 + 7);
+  const std::string id = Sha256Hex(bytes);
+  // The connection drops after ~100 KB: the call fails and nothing is visible.
+  EXPECT_FALSE(Upload(bytes, 32 << 10, 0, 100000).ok());
+  EXPECT_FALSE(disk_->Has(id));
+  auto ctx = As("firm-a", "agent");
+  wxp::v1::GetUploadOffsetRequest oreq;
+  oreq.set_blob_id(id);
+  wxp::v1::GetUploadOffsetResponse offset;
+  ASSERT_TRUE(agent_stub_->GetUploadOffset(ctx.get(), oreq, &offset).ok());
+  EXPECT_EQ(offset.committed_bytes(), 4u * (32 << 10));  // whole chunks that arrived
+  EXPECT_FALSE(offset.complete());
+  // Resuming from the wrong offset is refused; from the committed one it completes.
+  EXPECT_EQ(Upload(bytes, 32 << 10, 0).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  wxp::v1::UploadBlobResponse done;
+  ASSERT_TRUE(Upload(bytes, 32 << 10, offset.committed_bytes(), ~0ull, &done).ok());
+  EXPECT_EQ(done.committed_bytes(), bytes.size());
+  EXPECT_TRUE(disk_->Has(id));
+  ASSERT_TRUE(Upload(bytes, 32 << 10, 0, ~0ull, &done).ok());
+  EXPECT_TRUE(done.already_present());
+
+  grpc::Status status;
+  EXPECT_EQ(Download(id, 0, &status), bytes);
+  EXPECT_TRUE(status.ok());
+  EXPECT_EQ(Download(id, 250000, &status), bytes.substr(250000));
+  Download(id, 400000, &status);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::OUT_OF_RANGE);
+  Download(std::string(64, 'f'), 0, &status);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(ServicesTest, BadUploadsAreRefusedAndLeaveNothing) {
+  const std::string bytes(1000, 'q');
+  const std::string wrong_id = Sha256Hex("something else");
+  EXPECT_EQ(Upload(bytes, 500, 0, ~0ull, nullptr, wrong_id).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);  // hash mismatch
+  EXPECT_FALSE(disk_->Has(wrong_id));
+  EXPECT_EQ(Upload(bytes, 100 << 10, 0, ~0ull, nullptr).error_code(),
+            grpc::StatusCode::OK);  // 1000 bytes fit one chunk
+  std::string big(2 << 20, 'b');
+  EXPECT_EQ(Upload(big, 64 << 10).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  std::string mid(200 << 10, 'm');
+  EXPECT_EQ(Upload(mid, 128 << 10).error_code(),
+            grpc::StatusCode::RESOURCE_EXHAUSTED);  // chunk over the 64 KiB limit
+  EXPECT_FALSE(disk_->Has(Sha256Hex(mid)));
 }
 
 }  // namespace
