@@ -1,0 +1,86 @@
+#include "server/app/wxp_server.h"
+
+#include <iostream>
+
+#include "absl/strings/str_cat.h"
+#include "common/file_util.h"
+#include "common/status_macros.h"
+
+namespace wxp::server {
+
+absl::StatusOr<std::unique_ptr<WxpServer>> WxpServer::Start(Options options) {
+  if (options.data_dir.empty()) return absl::InvalidArgumentError("--data_dir is required");
+  if (!options.credentials || !options.authenticate) {
+    return absl::InvalidArgumentError("server credentials and an authenticator are required");
+  }
+  std::unique_ptr<WxpServer> s(new WxpServer());
+  s->options_ = options;
+  WXP_RETURN_IF_ERROR(MakeDirs(options.data_dir));
+  WXP_ASSIGN_OR_RETURN(s->store_, store::SqliteStore::Open({options.data_dir + "/wxp.db"}));
+  WXP_ASSIGN_OR_RETURN(s->blobs_,
+                       DiskBlobs::Open({options.data_dir + "/blobs", options.max_blob_bytes}));
+  // Unreferenced blobs are kept (an expert may be uploaded just before its Join); stray
+  // temporaries and blobs whose bytes no longer match their id are removed.
+  WXP_ASSIGN_OR_RETURN(DiskBlobs::RecoverySummary recovered,
+                       s->blobs_->Recover([](const std::string&) { return true; }));
+  std::cerr << absl::StrCat("event=blob_recovery temporaries=", recovered.removed_temporaries,
+                            " corrupt=", recovered.removed_corrupt,
+                            " bytes_freed=", recovered.bytes_freed)
+            << std::endl;
+  Coordinator::Options copts;
+  copts.store = s->store_.get();
+  copts.blobs = s->blobs_.get();
+  copts.clock = options.clock;
+  copts.max_particles_per_agent = options.max_particles_per_agent;
+  WXP_ASSIGN_OR_RETURN(s->coordinator_, Coordinator::Create(copts));
+  s->gate_ = std::make_unique<Gatekeeper>(options.authenticate, s->store_.get(), options.clock);
+  s->admin_ = std::make_unique<AdminServiceImpl>(s->coordinator_.get(), s->store_.get(),
+                                                 s->blobs_.get(), s->gate_.get(), options.clock);
+  s->agent_ = std::make_unique<AgentServiceImpl>(s->coordinator_.get(), s->blobs_.get(),
+                                                 s->gate_.get(), options.clock,
+                                                 options.max_chunk_bytes);
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.listen, options.credentials, &s->port_);
+  builder.RegisterService(s->admin_.get());
+  builder.RegisterService(s->agent_.get());
+  builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_chunk_bytes + (64 << 10)));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams);
+  s->server_ = builder.BuildAndStart();
+  if (!s->server_ || s->port_ == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen));
+  }
+  WxpServer* raw = s.get();
+  s->ticker_ = std::thread([raw] {
+    while (!raw->stop_ticker_.WaitForNotificationWithTimeout(raw->options_.tick_interval)) {
+      if (absl::Status t = raw->coordinator_->Tick(); !t.ok()) {
+        std::cerr << "event=tick_failed error=\"" << t.message() << "\"" << std::endl;
+      }
+    }
+  });
+  std::cerr << absl::StrCat("event=server_started listen=", options.listen, " port=", s->port_,
+                            " data_dir=", options.data_dir)
+            << std::endl;
+  return s;
+}
+
+void WxpServer::Shutdown(absl::Duration grace) {
+  absl::MutexLock lock(&shutdown_mu_);
+  if (shut_down_.HasBeenNotified()) return;
+  if (server_) {
+    server_->Shutdown(std::chrono::system_clock::now() +
+                      std::chrono::milliseconds(absl::ToInt64Milliseconds(grace)));
+  }
+  stop_ticker_.Notify();
+  if (ticker_.joinable()) ticker_.join();
+  coordinator_.reset();
+  store_.reset();  // closes the database cleanly (WAL checkpoint on close)
+  std::cerr << "event=server_stopped" << std::endl;
+  shut_down_.Notify();
+}
+
+void WxpServer::Wait() { shut_down_.WaitForNotification(); }
+
+WxpServer::~WxpServer() { Shutdown(absl::Seconds(1)); }
+
+}  // namespace wxp::server

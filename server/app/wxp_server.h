@@ -1,0 +1,72 @@
+// The WXP server as a library: opens the state (SQLite + blob store) in a data directory,
+// serves the agent and admin services plus gRPC health checking, closes rounds on deadlines
+// in the background, and shuts down gracefully. wxp-server's main() only builds Options.
+#ifndef WXP_SERVER_APP_WXP_SERVER_H_
+#define WXP_SERVER_APP_WXP_SERVER_H_
+
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "common/clock.h"
+#include "grpcpp/grpcpp.h"
+#include "server/blobs/disk_blobs.h"
+#include "server/coordinator/coordinator.h"
+#include "server/service/admin_service.h"
+#include "server/service/agent_service.h"
+#include "server/service/gatekeeper.h"
+#include "server/store/sqlite_store.h"
+
+namespace wxp::server {
+
+class WxpServer {
+ public:
+  struct Options {
+    std::string listen = "127.0.0.1:7443";  // host:port; port 0 picks a free one
+    std::string data_dir;                    // required: wxp.db and blobs/ live here
+    std::shared_ptr<grpc::ServerCredentials> credentials;  // required (TLS in production)
+    Authenticator authenticate;                            // required
+    uint64_t max_blob_bytes = 4ull << 30;
+    size_t max_chunk_bytes = 4 << 20;
+    int max_particles_per_agent = 64;
+    int max_concurrent_streams = 64;
+    absl::Duration tick_interval = absl::Seconds(1);
+    Clock* clock = Clock::Real();
+  };
+
+  // Opens the data directory (creating it), recovers the blob store (stray temporaries and
+  // corrupt blobs are removed), loads every swarm, binds and starts serving.
+  static absl::StatusOr<std::unique_ptr<WxpServer>> Start(Options options);
+  ~WxpServer();  // Shutdown() with a short grace period if still running
+
+  int port() const { return port_; }
+  // Stops accepting calls, lets in-flight calls finish for up to `grace` (then cancels
+  // them), stops the deadline ticker and closes the database. Idempotent.
+  void Shutdown(absl::Duration grace = absl::Seconds(5));
+  // Blocks until Shutdown() has completed.
+  void Wait();
+
+ private:
+  WxpServer() = default;
+
+  Options options_;
+  std::unique_ptr<store::SqliteStore> store_;
+  std::unique_ptr<DiskBlobs> blobs_;
+  std::unique_ptr<Coordinator> coordinator_;
+  std::unique_ptr<Gatekeeper> gate_;
+  std::unique_ptr<AdminServiceImpl> admin_;
+  std::unique_ptr<AgentServiceImpl> agent_;
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+  absl::Notification stop_ticker_;
+  absl::Notification shut_down_;
+  std::thread ticker_;
+  absl::Mutex shutdown_mu_;
+};
+
+}  // namespace wxp::server
+
+#endif  // WXP_SERVER_APP_WXP_SERVER_H_
