@@ -1,0 +1,340 @@
+// The real wxp-server binary on a loopback port, driven over gRPC by in-test agents that do
+// what wxp-agent does (upload experts, join, move locally, report, upload when asked). The
+// server is killed with SIGKILL in the middle of the run and restarted on the same data
+// directory; the swarm must finish with exactly the in-process runner's result. Then SIGTERM
+// must stop it cleanly.
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "common/adapter.h"
+#include "common/runner.h"
+#include "common/sha256.h"
+#include "common/swarm_move.h"
+#include "common/synthetic.h"
+#include "google/protobuf/text_format.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "proto/wxp.grpc.pb.h"
+
+namespace wxp {
+namespace {
+
+namespace fs = std::filesystem;
+constexpr int kDim = 240;
+
+Schema TestSchema() { return Schema({{"m.lora_A.weight", DType::kF32, {12, 20}}}); }
+
+std::string Serialize(const std::vector<float>& v) {
+  Adapter a;
+  a.schema = TestSchema();
+  a.values = v;
+  return *SerializeAdapter(a);
+}
+
+std::vector<float> Deserialize(const std::string& bytes) {
+  return AdapterFromSafetensors(*SafetensorsFile::FromBytes(bytes)).values;
+}
+
+std::string ServerBinary() {
+  return absl::StrCat(std::getenv("TEST_SRCDIR"), "/", std::getenv("TEST_WORKSPACE"),
+                      "/server/app/wxp-server");
+}
+
+// A wxp-server child process.
+class ServerProcess {
+ public:
+  explicit ServerProcess(std::string data_dir) : data_dir_(std::move(data_dir)) {}
+  ~ServerProcess() { Kill(SIGKILL); }
+
+  int Start() {
+    const std::string port_file = data_dir_ + ".port";
+    fs::remove(port_file);
+    pid_ = fork();
+    if (pid_ == 0) {
+      const std::string bin = ServerBinary();
+      execl(bin.c_str(), bin.c_str(), "--plaintext", "--listen=127.0.0.1:0",
+            ("--data_dir=" + data_dir_).c_str(), ("--port_file=" + port_file).c_str(),
+            static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    for (int i = 0; i < 200 && !fs::exists(port_file); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));  // process start-up
+    }
+    std::ifstream in(port_file);
+    int port = 0;
+    in >> port;
+    return port;
+  }
+  // Sends `sig` and returns the exit status (or -1).
+  int Kill(int sig) {
+    if (pid_ <= 0) return -1;
+    kill(pid_, sig);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return status;
+  }
+
+ private:
+  std::string data_dir_;
+  pid_t pid_ = -1;
+};
+
+class Client {
+ public:
+  Client(int port, std::string identity, std::string role)
+      : identity_(std::move(identity)), role_(std::move(role)) {
+    auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
+                                       grpc::InsecureChannelCredentials());
+    admin = wxp::v1::AdminService::NewStub(channel);
+    agent = wxp::v1::AgentService::NewStub(channel);
+  }
+  std::unique_ptr<grpc::ClientContext> Ctx() {
+    auto ctx = std::make_unique<grpc::ClientContext>();
+    ctx->AddMetadata("x-wxp-identity", identity_);
+    ctx->AddMetadata("x-wxp-role", role_);
+    ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+    return ctx;
+  }
+  grpc::Status Upload(const std::string& bytes) {
+    auto ctx = Ctx();
+    wxp::v1::UploadBlobResponse resp;
+    auto w = agent->UploadBlob(ctx.get(), &resp);
+    wxp::v1::UploadBlobRequest h;
+    h.mutable_header()->set_blob_id(Sha256Hex(bytes));
+    h.mutable_header()->set_total_size(bytes.size());
+    w->Write(h);
+    for (size_t off = 0; off < bytes.size(); off += 700) {
+      wxp::v1::UploadBlobRequest c;
+      c.mutable_chunk()->set_offset(off);
+      c.mutable_chunk()->set_data(bytes.substr(off, 700));
+      w->Write(c);
+    }
+    w->WritesDone();
+    return w->Finish();
+  }
+  std::string Download(const std::string& id) {
+    auto ctx = Ctx();
+    wxp::v1::DownloadBlobRequest r;
+    r.set_blob_id(id);
+    auto reader = agent->DownloadBlob(ctx.get(), r);
+    std::string out;
+    wxp::v1::DownloadBlobResponse m;
+    while (reader->Read(&m)) out += m.chunk().data();
+    EXPECT_TRUE(reader->Finish().ok()) << id;
+    return out;
+  }
+  std::unique_ptr<wxp::v1::AdminService::Stub> admin;
+  std::unique_ptr<wxp::v1::AgentService::Stub> agent;
+
+ private:
+  std::string identity_, role_;
+};
+
+struct LocalParticle {
+  std::vector<float> x, v, p;
+  int iteration = 0;
+  bool done = false;
+  bool reported_initial = false;
+};
+
+// One agent's particles and its step; reconnects are the caller's job (a new Client).
+class Agent {
+ public:
+  Agent(std::string name, SyntheticEvaluator* eval) : name_(std::move(name)), eval_(eval) {}
+  const std::string& name() const { return name_; }
+
+  void Init(Client& c) {
+    wxp::v1::GetAssignmentRequest r;
+    r.set_swarm("swarm");
+    wxp::v1::GetAssignmentResponse a;
+    ASSERT_TRUE(c.agent->GetAssignment(c.Ctx().get(), r, &a).ok());
+    ASSERT_EQ(a.status(), wxp::v1::GetAssignmentResponse::ASSIGNED);
+    for (const auto& p : a.particles()) {
+      LocalParticle& mine = particles_[p.particle_id()];
+      mine.x = Deserialize(c.Download(p.initial_position_blob_id()));
+      mine.v.assign(kDim, 0.0f);
+      if (p.initial_velocity().has_partner_blob_id()) {
+        const auto partner = Deserialize(c.Download(p.initial_velocity().partner_blob_id()));
+        Difference(partner.data(), mine.x.data(), mine.v.data(), kDim);
+      }
+      mine.p = mine.x;
+      Report(c, p.particle_id(), 0, p.initial_position_blob_id(), "");
+    }
+  }
+
+  // Returns false when every particle is done; RPC failures (server down) return true and
+  // leave the state as it was, so the step is simply retried.
+  bool Step(Client& c) {
+    bool alive = false;
+    for (auto& [id, mine] : particles_) {
+      if (mine.done) continue;
+      alive = true;
+      wxp::v1::GetTargetsRequest r;
+      r.set_swarm("swarm");
+      r.set_particle_id(id);
+      r.set_iteration(mine.iteration + 1);
+      wxp::v1::GetTargetsResponse t;
+      if (!c.agent->GetTargets(c.Ctx().get(), r, &t).ok()) return true;
+      if (t.status() == wxp::v1::GetTargetsResponse::DONE) {
+        mine.done = true;
+        continue;
+      }
+      if (t.status() != wxp::v1::GetTargetsResponse::READY) continue;
+      if (t.iteration() != mine.iteration + 1) continue;  // not expected in this test
+      const auto g = Deserialize(c.Download(t.global_best().blob_id()));
+      const auto gw = Deserialize(c.Download(t.global_worst().blob_id()));
+      std::vector<float> x = mine.x, v = mine.v;
+      if (t.restart()) RestartParticle(x.data(), v.data(), mine.p.data(), kDim);
+      const auto& k = t.coefficients();
+      MoveParticle({static_cast<float>(k.a()), static_cast<float>(k.b()),
+                    static_cast<float>(k.c()), static_cast<float>(k.d()),
+                    static_cast<float>(k.step())},
+                   x.data(), v.data(), mine.p.data(), g.data(), gw.data(), kDim);
+      const std::string bytes = Serialize(x);
+      std::swap(mine.x, x);
+      std::swap(mine.v, v);
+      if (!Report(c, id, t.iteration(), Sha256Hex(bytes), bytes)) {
+        std::swap(mine.x, x);  // not acknowledged: redo this iteration after reconnecting
+        std::swap(mine.v, v);
+        return true;
+      }
+      mine.iteration = t.iteration();
+    }
+    return alive;
+  }
+
+ private:
+  bool Report(Client& c, int id, int k, const std::string& blob_id, const std::string& bytes) {
+    LocalParticle& mine = particles_[id];
+    auto scores = eval_->Evaluate({id, k, mine.x});
+    wxp::v1::ReportRequest r;
+    r.set_swarm("swarm");
+    r.set_particle_id(id);
+    r.set_iteration(k);
+    r.set_position_blob_id(blob_id);
+    for (const auto& [n, v] : *scores) (*r.mutable_scores())[n] = v;
+    wxp::v1::ReportResponse resp;
+    grpc::Status s = c.agent->Report(c.Ctx().get(), r, &resp);
+    if (!s.ok()) return false;
+    if (resp.new_personal_best()) mine.p = mine.x;
+    if (resp.upload_requested()) {
+      if (!c.Upload(bytes).ok()) return true;  // acknowledged report; the upload is retried
+    }
+    return true;
+  }
+
+  std::string name_;
+  SyntheticEvaluator* eval_;
+  std::map<int, LocalParticle> particles_;
+};
+
+TEST(ServerProcessTest, SwarmSurvivesKillNineAndMatchesTheRunner) {
+  const std::string dir = ::testing::TempDir() + "/server_process";
+  fs::remove_all(dir);
+  ServerProcess server(dir);
+  int port = server.Start();
+  ASSERT_GT(port, 0);
+
+  const auto experts = MakeRandomExperts(3, kDim, 31);
+  const auto optimum = *MakeHiddenOptimum(experts, 31, 0.0005);
+  SyntheticEvaluator eval(optimum);
+  {
+    Client admin(port, "ops", "admin");
+    wxp::v1::CreateSwarmRequest req;
+    ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(
+        absl::StrCat("spec { name: 'swarm' min_experts: 3 utility { name: '",
+                     kSyntheticComponent,
+                     "' weight: 1 } hyperparameters { seed: 77 max_iterations: 8 patience: 3 } }"),
+        &req));
+    wxp::v1::CreateSwarmResponse created;
+    ASSERT_TRUE(admin.admin->CreateSwarm(admin.Ctx().get(), req, &created).ok());
+  }
+  Agent a("firm-a", &eval), b("firm-b", &eval);
+  {
+    Client ca(port, "firm-a", "agent"), cb(port, "firm-b", "agent");
+    for (int e = 0; e < 3; ++e) {
+      Client& c = e == 1 ? cb : ca;
+      ASSERT_TRUE(c.Upload(Serialize(experts[e])).ok());
+      wxp::v1::JoinRequest j;
+      j.set_swarm("swarm");
+      j.add_expert_blob_ids(Sha256Hex(Serialize(experts[e])));
+      j.set_capacity(3);
+      wxp::v1::JoinResponse joined;
+      ASSERT_TRUE(c.agent->Join(c.Ctx().get(), j, &joined).ok());
+    }
+    a.Init(ca);
+    b.Init(cb);
+  }
+  int steps = 0;
+  for (bool alive = true; alive && steps < 500; ++steps) {
+    if (steps == 5) {
+      // kill -9 mid-run, then the same data directory again.
+      server.Kill(SIGKILL);
+      port = server.Start();
+      ASSERT_GT(port, 0);
+    }
+    Client ca(port, "firm-a", "agent"), cb(port, "firm-b", "agent");
+    alive = a.Step(ca);
+    alive = b.Step(cb) || alive;
+  }
+  Client admin(port, "ops", "admin");
+  wxp::v1::GetSwarmStatusRequest sreq;
+  sreq.set_swarm("swarm");
+  wxp::v1::SwarmStatus status;
+  ASSERT_TRUE(admin.admin->GetSwarmStatus(admin.Ctx().get(), sreq, &status).ok());
+  EXPECT_EQ(status.state(), wxp::v1::FINISHED);
+
+  RunnerOptions o;
+  o.params.seed = 77;
+  o.params.max_iterations = 8;
+  o.params.patience = 3;
+  auto oracle = RunSwarm(experts, *UtilityFunction::Create({{kSyntheticComponent, true, 1.0}}),
+                         eval, o);
+  ASSERT_TRUE(oracle.ok());
+  EXPECT_EQ(status.global_best().utility(), oracle->best_utility);
+  EXPECT_EQ(status.global_best().blob_id(), Sha256Hex(Serialize(oracle->best)));
+
+  // Export over the wire and check it is a PEFT directory's worth of verified files.
+  wxp::v1::ExportBestRequest ereq;
+  ereq.set_swarm("swarm");
+  auto ctx = admin.Ctx();
+  auto reader = admin.admin->ExportBest(ctx.get(), ereq);
+  std::map<std::string, std::string> files, digests;
+  wxp::v1::ExportChunk chunk;
+  while (reader->Read(&chunk)) {
+    files[chunk.path()] += chunk.chunk().data();
+    if (!chunk.sha256().empty()) digests[chunk.path()] = chunk.sha256();
+  }
+  ASSERT_TRUE(reader->Finish().ok());
+  ASSERT_EQ(files.count("adapter_model.safetensors"), 1u);
+  ASSERT_EQ(files.count("adapter_config.json"), 1u);
+  EXPECT_EQ(Sha256Hex(files["adapter_model.safetensors"]), digests["adapter_model.safetensors"]);
+  EXPECT_EQ(Deserialize(files["adapter_model.safetensors"]), oracle->best);
+
+  const int exit_status = server.Kill(SIGTERM);
+  EXPECT_TRUE(WIFEXITED(exit_status));
+  EXPECT_EQ(WEXITSTATUS(exit_status), 0);
+}
+
+TEST(ServerProcessTest, RefusesPlaintextBeyondLoopbackAndTlsWithoutFiles) {
+  const std::string bin = ServerBinary();
+  const std::string dir = ::testing::TempDir() + "/server_refusals";
+  const std::string remote =
+      bin + " --plaintext --listen=0.0.0.0:0 --data_dir=" + dir + " 2>/dev/null";
+  EXPECT_NE(std::system(remote.c_str()), 0);
+  const std::string no_tls = bin + " --listen=127.0.0.1:0 --data_dir=" + dir + " 2>/dev/null";
+  EXPECT_NE(std::system(no_tls.c_str()), 0);
+}
+
+}  // namespace
+}  // namespace wxp
