@@ -7,11 +7,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -24,6 +26,7 @@
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "proto/wxp.grpc.pb.h"
+#include "server/store/sqlite_store.h"
 
 namespace wxp {
 namespace {
@@ -122,7 +125,8 @@ class Client {
     w->WritesDone();
     return w->Finish();
   }
-  std::string Download(const std::string& id) {
+  // nullopt when the call fails (the server may be down).
+  std::optional<std::string> Download(const std::string& id) {
     auto ctx = Ctx();
     wxp::v1::DownloadBlobRequest r;
     r.set_blob_id(id);
@@ -130,7 +134,7 @@ class Client {
     std::string out;
     wxp::v1::DownloadBlobResponse m;
     while (reader->Read(&m)) out += m.chunk().data();
-    EXPECT_TRUE(reader->Finish().ok()) << id;
+    if (!reader->Finish().ok()) return std::nullopt;
     return out;
   }
   std::unique_ptr<wxp::v1::AdminService::Stub> admin;
@@ -152,6 +156,8 @@ class Agent {
  public:
   Agent(std::string name, SyntheticEvaluator* eval) : name_(std::move(name)), eval_(eval) {}
   const std::string& name() const { return name_; }
+  // Every (particle, iteration) whose report the server acknowledged.
+  const std::vector<std::pair<int, int>>& acknowledged() const { return acknowledged_; }
 
   void Init(Client& c) {
     wxp::v1::GetAssignmentRequest r;
@@ -161,10 +167,10 @@ class Agent {
     ASSERT_EQ(a.status(), wxp::v1::GetAssignmentResponse::ASSIGNED);
     for (const auto& p : a.particles()) {
       LocalParticle& mine = particles_[p.particle_id()];
-      mine.x = Deserialize(c.Download(p.initial_position_blob_id()));
+      mine.x = Deserialize(*c.Download(p.initial_position_blob_id()));
       mine.v.assign(kDim, 0.0f);
       if (p.initial_velocity().has_partner_blob_id()) {
-        const auto partner = Deserialize(c.Download(p.initial_velocity().partner_blob_id()));
+        const auto partner = Deserialize(*c.Download(p.initial_velocity().partner_blob_id()));
         Difference(partner.data(), mine.x.data(), mine.v.data(), kDim);
       }
       mine.p = mine.x;
@@ -175,6 +181,12 @@ class Agent {
   // Returns false when every particle is done; RPC failures (server down) return true and
   // leave the state as it was, so the step is simply retried.
   bool Step(Client& c) {
+    // Uploads the server asked for but did not receive (it died) go first: others wait on
+    // them.
+    for (auto it = pending_uploads_.begin(); it != pending_uploads_.end();) {
+      if (!c.Upload(it->second).ok()) return true;
+      it = pending_uploads_.erase(it);
+    }
     bool alive = false;
     for (auto& [id, mine] : particles_) {
       if (mine.done) continue;
@@ -191,8 +203,11 @@ class Agent {
       }
       if (t.status() != wxp::v1::GetTargetsResponse::READY) continue;
       if (t.iteration() != mine.iteration + 1) continue;  // not expected in this test
-      const auto g = Deserialize(c.Download(t.global_best().blob_id()));
-      const auto gw = Deserialize(c.Download(t.global_worst().blob_id()));
+      const auto g_bytes = c.Download(t.global_best().blob_id());
+      const auto gw_bytes = c.Download(t.global_worst().blob_id());
+      if (!g_bytes || !gw_bytes) return true;
+      const auto g = Deserialize(*g_bytes);
+      const auto gw = Deserialize(*gw_bytes);
       std::vector<float> x = mine.x, v = mine.v;
       if (t.restart()) RestartParticle(x.data(), v.data(), mine.p.data(), kDim);
       const auto& k = t.coefficients();
@@ -226,9 +241,10 @@ class Agent {
     wxp::v1::ReportResponse resp;
     grpc::Status s = c.agent->Report(c.Ctx().get(), r, &resp);
     if (!s.ok()) return false;
+    acknowledged_.push_back({id, k});
     if (resp.new_personal_best()) mine.p = mine.x;
-    if (resp.upload_requested()) {
-      if (!c.Upload(bytes).ok()) return true;  // acknowledged report; the upload is retried
+    if (resp.upload_requested() && !c.Upload(bytes).ok()) {
+      pending_uploads_[blob_id] = bytes;  // acknowledged report; the upload is retried
     }
     return true;
   }
@@ -236,7 +252,32 @@ class Agent {
   std::string name_;
   SyntheticEvaluator* eval_;
   std::map<int, LocalParticle> particles_;
+  std::vector<std::pair<int, int>> acknowledged_;
+  std::map<std::string, std::string> pending_uploads_;
 };
+
+// SPEC 6 invariants on a stopped server's data directory.
+void ExpectDurableState(const std::string& dir, const std::vector<const Agent*>& agents) {
+  auto store = store::SqliteStore::Open({dir + "/wxp.db"});
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_EQ(*(*store)->IntegrityCheck(), "ok");
+  for (const Agent* a : agents) {
+    for (const auto& [particle, iteration] : a->acknowledged()) {
+      EXPECT_TRUE((*store)->GetEvaluation("swarm", particle, iteration).ok())
+          << a->name() << " lost the acknowledged report of particle " << particle
+          << " iteration " << iteration;
+    }
+  }
+  int blobs = 0;
+  for (const auto& f : fs::recursive_directory_iterator(dir + "/blobs/blobs")) {
+    if (!f.is_regular_file()) continue;
+    const std::string name = f.path().filename().string();
+    if (name.find(".tmp.") != std::string::npos) continue;  // removed at the next start
+    EXPECT_EQ(*Sha256File(f.path().string()), name) << "corrupt blob";
+    ++blobs;
+  }
+  EXPECT_GT(blobs, 0);
+}
 
 TEST(ServerProcessTest, SwarmSurvivesKillNineAndMatchesTheRunner) {
   const std::string dir = ::testing::TempDir() + "/server_process";
@@ -324,6 +365,74 @@ TEST(ServerProcessTest, SwarmSurvivesKillNineAndMatchesTheRunner) {
   const int exit_status = server.Kill(SIGTERM);
   EXPECT_TRUE(WIFEXITED(exit_status));
   EXPECT_EQ(WEXITSTATUS(exit_status), 0);
+}
+
+TEST(ServerProcessTest, RepeatedKillNineKeepsEveryAcknowledgedReport) {
+  const std::string dir = ::testing::TempDir() + "/server_kills";
+  fs::remove_all(dir);
+  ServerProcess server(dir);
+  int port = server.Start();
+  ASSERT_GT(port, 0);
+  const auto experts = MakeRandomExperts(3, kDim, 41);
+  SyntheticEvaluator eval(*MakeHiddenOptimum(experts, 41, 0.0005));
+  {
+    Client admin(port, "ops", "admin");
+    wxp::v1::CreateSwarmRequest req;
+    ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(
+        absl::StrCat("spec { name: 'swarm' min_experts: 3 mode: ASYNC utility { name: '",
+                     kSyntheticComponent,
+                     "' weight: 1 } hyperparameters { seed: 5 max_iterations: 12 patience: 6 } }"),
+        &req));
+    wxp::v1::CreateSwarmResponse created;
+    ASSERT_TRUE(admin.admin->CreateSwarm(admin.Ctx().get(), req, &created).ok());
+  }
+  Agent a("firm-a", &eval), b("firm-b", &eval);
+  {
+    Client ca(port, "firm-a", "agent"), cb(port, "firm-b", "agent");
+    for (int e = 0; e < 3; ++e) {
+      Client& c = e == 1 ? cb : ca;
+      ASSERT_TRUE(c.Upload(Serialize(experts[e])).ok());
+      wxp::v1::JoinRequest j;
+      j.set_swarm("swarm");
+      j.add_expert_blob_ids(Sha256Hex(Serialize(experts[e])));
+      j.set_capacity(3);
+      wxp::v1::JoinResponse joined;
+      ASSERT_TRUE(c.agent->Join(c.Ctx().get(), j, &joined).ok());
+    }
+    a.Init(ca);
+    b.Init(cb);
+  }
+  int kills = 0;
+  std::atomic<bool> stop{false};
+  for (int steps = 0; steps < 400; ++steps) {
+    // Agent b works from a second thread while the server is killed under it, so some
+    // kills land in the middle of a report or an upload.
+    Client ca(port, "firm-a", "agent"), cb(port, "firm-b", "agent");
+    bool alive_b = true;
+    std::thread tb([&] { alive_b = b.Step(cb); });
+    const bool alive_a = a.Step(ca);
+    if (steps % 2 == 1 && kills < 8) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(steps % 5));
+      server.Kill(SIGKILL);
+      tb.join();
+      ++kills;
+      ExpectDurableState(dir, {&a, &b});
+      port = server.Start();
+      ASSERT_GT(port, 0);
+    } else {
+      tb.join();
+    }
+    if (!alive_a && !alive_b) break;
+  }
+  EXPECT_GE(kills, 8);
+  Client admin(port, "ops", "admin");
+  wxp::v1::GetSwarmStatusRequest sreq;
+  sreq.set_swarm("swarm");
+  wxp::v1::SwarmStatus status;
+  ASSERT_TRUE(admin.admin->GetSwarmStatus(admin.Ctx().get(), sreq, &status).ok());
+  EXPECT_EQ(status.state(), wxp::v1::FINISHED);
+  server.Kill(SIGTERM);
+  ExpectDurableState(dir, {&a, &b});
 }
 
 TEST(ServerProcessTest, RefusesPlaintextBeyondLoopbackAndTlsWithoutFiles) {
