@@ -127,7 +127,8 @@ absl::StatusOr<DiskBlobs::UploadState> DiskBlobs::UploadOffset(const std::string
 }
 
 absl::StatusOr<DiskBlobs::UploadState> DiskBlobs::BeginUpload(const std::string& id,
-                                                              uint64_t total_size) {
+                                                              uint64_t total_size,
+                                                              uint64_t resume_from) {
   WXP_RETURN_IF_ERROR(CheckId(id));
   if (total_size > options_.max_blob_bytes) {
     return absl::ResourceExhaustedError(absl::StrCat("blob of ", total_size,
@@ -139,12 +140,19 @@ absl::StatusOr<DiskBlobs::UploadState> DiskBlobs::BeginUpload(const std::string&
   if (uploads_.count(id)) {
     return absl::AbortedError(absl::StrCat("an upload of ", id, " is already in progress"));
   }
-  const uint64_t committed = FileSize(PartialPath(id));
-  if (committed > total_size) {
-    // A stale partial of a different declared size: start over.
-    ::unlink(PartialPath(id).c_str());
-    uploads_[id] = {total_size};
-    return UploadState{0, false};
+  uint64_t committed = FileSize(PartialPath(id));
+  if (resume_from > committed) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "cannot resume ", id, " at offset ", resume_from, ": the server holds ", committed,
+        " bytes (see GetUploadOffset)"));
+  }
+  if (committed > total_size || resume_from < committed) {
+    // Restart from the client's offset (a stale partial of another size restarts from 0).
+    const uint64_t keep = committed > total_size ? 0 : resume_from;
+    if (::truncate(PartialPath(id).c_str(), static_cast<off_t>(keep)) != 0 && errno != ENOENT) {
+      return Errno("cannot truncate", PartialPath(id));
+    }
+    committed = keep;
   }
   uploads_[id] = {total_size};
   return UploadState{committed, false};

@@ -50,10 +50,13 @@ class DiskBlobs : public PositionBlobs {
     uint64_t committed = 0;       // durable bytes of the partial upload
     bool already_present = false;  // the blob is stored: nothing to upload
   };
-  // Starts or resumes an upload and takes its per-id lease (released by Finish/Abandon).
+  // Starts or resumes an upload at `resume_from` and takes its per-id lease (released by
+  // Finish/Abandon). A `resume_from` below the committed bytes restarts from there (the
+  // client lost track; the bytes after it are dropped); above them it is FailedPrecondition.
   // InvalidArgument for a malformed id, ResourceExhausted over the size limit, Aborted if
   // another upload of the id is running.
-  absl::StatusOr<UploadState> BeginUpload(const std::string& id, uint64_t total_size);
+  absl::StatusOr<UploadState> BeginUpload(const std::string& id, uint64_t total_size,
+                                          uint64_t resume_from = 0);
   // Appends a chunk at `offset` (must equal the committed bytes) durably.
   // FailedPrecondition for an out-of-order chunk, InvalidArgument past total_size.
   absl::StatusOr<uint64_t> Append(const std::string& id, uint64_t offset, absl::string_view data);

@@ -66,7 +66,7 @@ TEST(DiskBlobsTest, UploadResumesAfterARestart) {
   }  // the server dies mid-upload
   auto blobs = OpenAt(root);
   EXPECT_EQ(blobs->UploadOffset(id)->committed, 2500u);
-  auto begin = blobs->BeginUpload(id, data.size());
+  auto begin = blobs->BeginUpload(id, data.size(), 2500);
   ASSERT_TRUE(begin.ok());
   EXPECT_EQ(begin->committed, 2500u);
   ASSERT_TRUE(blobs->Append(id, 2500, data.substr(2500)).ok());
@@ -98,6 +98,23 @@ TEST(DiskBlobsTest, RefusalsLeaveNothingVisible) {
   EXPECT_FALSE(blobs->Has(id));
   EXPECT_EQ(blobs->UploadOffset(id)->committed, 0u);
   EXPECT_EQ(blobs->ReadAll(id).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(DiskBlobsTest, AClientThatLostTrackRestartsFromItsOffset) {
+  auto blobs = OpenAt(Root("restart"));
+  const std::string data = Bytes(3000, 'k');
+  const std::string id = Sha256Hex(data);
+  ASSERT_TRUE(blobs->BeginUpload(id, data.size()).ok());
+  ASSERT_TRUE(blobs->Append(id, 0, data.substr(0, 2000)).ok());
+  blobs->Abandon(id);
+  EXPECT_EQ(blobs->BeginUpload(id, data.size(), 2500).status().code(),
+            absl::StatusCode::kFailedPrecondition);  // beyond what is held
+  auto again = blobs->BeginUpload(id, data.size(), 0);  // starts over
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->committed, 0u);
+  ASSERT_TRUE(blobs->Append(id, 0, data).ok());
+  ASSERT_TRUE(blobs->Finish(id).ok());
+  EXPECT_EQ(*blobs->ReadAll(id), data);
 }
 
 TEST(DiskBlobsTest, ConcurrentUploadsOfDifferentBlobs) {

@@ -74,19 +74,13 @@ grpc::Status AgentServiceImpl::UploadBlob(grpc::ServerContext* ctx,
   }
   const wxp::v1::UploadHeader header = msg.header();
   absl::StatusOr<DiskBlobs::UploadState> state =
-      blobs_->BeginUpload(header.blob_id(), header.total_size());
+      blobs_->BeginUpload(header.blob_id(), header.total_size(), header.offset());
   if (!state.ok()) return ToGrpc(state.status());
   resp->set_blob_id(header.blob_id());
   if (state->already_present) {
     resp->set_committed_bytes(state->committed);
     resp->set_already_present(true);
     return grpc::Status::OK;  // content addressing: nothing to store again
-  }
-  if (header.offset() != state->committed) {
-    blobs_->Abandon(header.blob_id());
-    return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
-                        absl::StrCat("resume at offset ", state->committed, ", not ",
-                                     header.offset(), " (see GetUploadOffset)"));
   }
   uint64_t committed = state->committed;
   while (reader->Read(&msg)) {

@@ -233,8 +233,9 @@ TEST_F(ServicesTest, BlobsUploadInChunksResumeAndDownload) {
   ASSERT_TRUE(agent_stub_->GetUploadOffset(ctx.get(), oreq, &offset).ok());
   EXPECT_EQ(offset.committed_bytes(), 4u * (32 << 10));  // whole chunks that arrived
   EXPECT_FALSE(offset.complete());
-  // Resuming from the wrong offset is refused; from the committed one it completes.
-  EXPECT_EQ(Upload(bytes, 32 << 10, 0).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  // Resuming beyond what the server holds is refused; from the committed offset it completes.
+  EXPECT_EQ(Upload(bytes, 32 << 10, offset.committed_bytes() + 32768).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
   wxp::v1::UploadBlobResponse done;
   ASSERT_TRUE(Upload(bytes, 32 << 10, offset.committed_bytes(), ~0ull, &done).ok());
   EXPECT_EQ(done.committed_bytes(), bytes.size());
