@@ -1,0 +1,117 @@
+// Who is calling, and may they (SPEC 5.1).
+//
+// In production every connection is mutual TLS: the server presents a certificate issued
+// with `wxpctl certs issue --role server`, and refuses, during the TLS handshake, any client
+// that does not present a certificate from the same authority that is valid now and meant
+// for clients (EKU clientAuth). A handshake refusal reaches the client as UNAVAILABLE; no
+// RPC handler runs. Once connected, the client's name and role are read from its
+// certificate (see common/certs.h for how they are encoded) by IdentityFromContext, and
+// each RPC checks the role with RequireRole.
+//
+// Revocation is not decided here: it is a lookup of PeerIdentity::name in the server's
+// client table (see server/service/gatekeeper.h).
+//
+// Plaintext mode, for local experiments only: a server started without TLS (behind an
+// explicit flag, on loopback) has no certificates to read, so a client states its identity
+// in request metadata ("x-wxp-identity", "x-wxp-role"), and InsecureIdentityFromMetadata
+// believes it. Anyone who can reach such a server can claim any role, which is why that
+// function refuses connections that are encrypted or authenticated (there the certificate
+// is the only source of identity) and peers that are not on this host.
+//
+// All functions are thread-safe.
+#ifndef WXP_SERVER_AUTH_H_
+#define WXP_SERVER_AUTH_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "common/certs.h"
+#include "grpcpp/security/credentials.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server_context.h"
+
+namespace wxp::server {
+
+// PEM files as `wxpctl certs issue` writes them into one directory.
+struct TlsFiles {
+  std::string cert_file;  // this side's certificate, "<name>.crt"
+  std::string key_file;   // its private key, "<name>.key"
+  std::string ca_file;    // the authority that signs the other side, "ca.crt"
+};
+
+// Server credentials that require and verify a client certificate signed by `ca_file`
+// (GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY).
+//
+// The files are checked now rather than at the first handshake, so a misconfigured server
+// fails at start with a message naming the file: FailedPrecondition if the certificate is
+// not a server certificate, does not verify against the CA at `now` (e.g. expired), the
+// key is not its key, or the key file is accessible by group or others (it must be 0600
+// or stricter); NotFound/PermissionDenied naming an unreadable file; InvalidArgument for a
+// file that is not PEM. `ca_file` may hold several CA certificates (all are trusted).
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerTlsCredentials(const TlsFiles& files,
+                                                                              absl::Time now);
+
+// Channel credentials for an agent or admin: its certificate and key, and `ca_file` as the
+// only trusted root for the server's certificate. The server's certificate must name the
+// host the channel dials (SAN DNS or IP; "localhost" and "127.0.0.1" by default).
+// Errors as for ServerTlsCredentials, FailedPrecondition if the certificate is not an
+// agent or admin certificate (an expired one is reported here, not as UNAVAILABLE later).
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ClientTlsCredentials(
+    const TlsFiles& files, absl::Time now);
+
+// The caller of an RPC.
+struct PeerIdentity {
+  // The certificate's CN: the client's identity on the server (what the client table,
+  // ownership of particles and revocation refer to).
+  std::string name;
+  Role role = Role::kAgent;
+  // SHA-256 fingerprint of the client certificate (common/certs.h format), for audit logs;
+  // empty in plaintext mode.
+  std::string fingerprint;
+};
+
+// How the server's listening port is secured; chosen once, at start.
+enum class TransportSecurity {
+  kMutualTls,
+  // Local experiments only; see the file comment.
+  kInsecurePlaintext,
+};
+
+// The identity in the client certificate of the connection `ctx` belongs to. Trusts the
+// handshake for the chain and dates, so it is meaningful only on a port whose credentials
+// came from ServerTlsCredentials.
+// UNAUTHENTICATED if the connection has no authenticated peer certificate (a plaintext
+// port, or other credentials); PERMISSION_DENIED if the certificate carries no usable WXP
+// name and role (a certificate the CA signed by some other means). Never reads metadata.
+absl::StatusOr<PeerIdentity> IdentityFromContext(const grpc::ServerContext& ctx);
+
+// Metadata keys a client sets in plaintext mode. Ignored on TLS connections.
+inline constexpr char kInsecureIdentityMetadata[] = "x-wxp-identity";
+inline constexpr char kInsecureRoleMetadata[] = "x-wxp-role";
+
+// LOCAL EXPERIMENTS ONLY. The identity the client claims in kInsecureIdentityMetadata and
+// kInsecureRoleMetadata, believed without proof. UNAUTHENTICATED if the connection is TLS
+// (its certificate is the only identity there, so metadata cannot override it), if the
+// peer is not on this host (loopback or a unix socket), or if either entry is missing or
+// malformed (the name must pass ValidateCertificateName, the role ParseRole).
+absl::StatusOr<PeerIdentity> InsecureIdentityFromMetadata(const grpc::ServerContext& ctx);
+
+// IdentityFromContext for kMutualTls, InsecureIdentityFromMetadata for kInsecurePlaintext:
+// the one call a service makes, with the mode the server was started in.
+absl::StatusOr<PeerIdentity> IdentifyPeer(const grpc::ServerContext& ctx,
+                                          TransportSecurity security);
+
+// OK if `identity.role` is one of `allowed`; otherwise PERMISSION_DENIED in words a person
+// can act on, e.g. "client 'firm-a' has role agent; AdminService.CreateSwarm needs role
+// admin". `rpc` names the call ("Service.Method").
+absl::Status RequireRole(const PeerIdentity& identity, absl::Span<const Role> allowed,
+                         absl::string_view rpc);
+
+}  // namespace wxp::server
+
+#endif  // WXP_SERVER_AUTH_H_
