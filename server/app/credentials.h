@@ -11,15 +11,13 @@
 
 namespace wxp::server {
 
-// Metadata keys a plaintext client sets (never honoured under TLS).
-inline constexpr char kPlaintextIdentityKey[] = "x-wxp-identity";
-inline constexpr char kPlaintextRoleKey[] = "x-wxp-role";
-
-// Fills options.credentials / options.authenticate for plaintext mode. FailedPrecondition
-// if options.listen is not a loopback address and `allow_remote` is false.
+// Fills options.credentials / options.authenticate for plaintext mode (clients name
+// themselves with the metadata of server/auth.h). FailedPrecondition if options.listen is
+// not a loopback address and `allow_remote` is false.
 absl::Status UsePlaintext(WxpServer::Options& options, bool allow_remote);
 
-// Fills them for mutual TLS from PEM files. InvalidArgument naming a missing flag or file.
+// Fills them for mutual TLS from PEM files (server/auth.h checks them: role, validity, key
+// match, key permissions). InvalidArgument naming a missing flag or the bad file.
 absl::Status UseMutualTls(WxpServer::Options& options, const std::string& cert,
                           const std::string& key, const std::string& ca);
 

@@ -38,6 +38,14 @@ struct RoundStats {
   int restarts = 0;
 };
 
+// Reports needed before a deadline may close a round of `n` particles.
+int QuorumOf(const wxp::v1::SwarmSpec& spec, int n) {
+  if (spec.quorum_rule_case() == wxp::v1::SwarmSpec::kQuorumCount) {
+    return std::min(spec.quorum_count(), n);
+  }
+  return std::max(1, static_cast<int>(std::ceil(spec.quorum() * n)));
+}
+
 google::protobuf::Timestamp ToTimestamp(int64_t ms) {
   return google::protobuf::util::TimeUtil::MillisecondsToTimestamp(ms);
 }
@@ -142,6 +150,18 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(Options options
       WXP_ASSIGN_OR_RETURN(SwarmEngine engine, SwarmEngine::Restore(resolved.params, state));
       s->engine = std::move(engine);
     }
+    // A crash between storing an uploaded blob and recording it leaves an evaluation that
+    // is not marked held although its bytes are here: reconcile.
+    store::SwarmUpdate held;
+    held.swarm = row.name;
+    for (auto& [key, e] : s->evals) {
+      if (!e.held && !e.failed && c->options_.blobs->Has(e.blob_id)) {
+        held.blobs_now_held.push_back(key);
+        held.blob_refs.push_back({e.blob_id, 0, 0});
+        e.held = true;
+      }
+    }
+    if (!held.blobs_now_held.empty()) WXP_RETURN_IF_ERROR(st.Apply(held));
     c->swarms_[row.name] = std::move(s);
   }
   return c;
@@ -754,6 +774,7 @@ absl::StatusOr<wxp::v1::GetTargetsResponse> Coordinator::GetTargets(
           absl::StrCat("particle ", i, " must report iteration ", rec.started_iteration,
                        " before it starts iteration ", k));
     }
+    if (k > s->resolved.params.max_iterations) return wait();  // the hard stop (SPEC 4)
     if (k > rec.started_iteration + 1) {
       return absl::FailedPreconditionError(
           absl::StrCat("iteration ", k, " is in the future: particle ", i,
@@ -837,6 +858,8 @@ absl::StatusOr<wxp::v1::ReportResponse> Coordinator::Report(
       out.set_accepted(true);
       out.set_duplicate(true);
       out.set_utility(e.utility);
+      // The first answer may have been lost: repeat what the agent must act on.
+      out.set_new_personal_best(s->engine->particle(i).personal_best == PositionRef{i, k});
       out.set_upload_requested(!e.held && (s->engine->global_best() == PositionRef{i, k} ||
                                            s->engine->global_worst() == PositionRef{i, k}));
       out.set_global_best_utility(s->engine->global_best_utility());
@@ -962,7 +985,7 @@ absl::Status Coordinator::MaybeCloseRounds(Swarm& s, SwarmUpdate& u, bool deadli
       const bool deadline =
           now - s.row.round_opened_ms >=
               static_cast<int64_t>(s.resolved.spec.round_deadline_seconds() * 1000) &&
-          reports >= static_cast<int>(std::ceil(s.resolved.spec.quorum() * n));
+          reports >= QuorumOf(s.resolved.spec, n);
       if (!(all && !deadline_only) && !deadline) return absl::OkStatus();
       WXP_RETURN_IF_ERROR(s.engine->CloseIteration(k));
     }

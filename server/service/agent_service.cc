@@ -78,9 +78,12 @@ grpc::Status AgentServiceImpl::UploadBlob(grpc::ServerContext* ctx,
   if (!state.ok()) return ToGrpc(state.status());
   resp->set_blob_id(header.blob_id());
   if (state->already_present) {
+    // Content addressing: nothing to store again. The server may have died between storing
+    // the blob and recording it, so record it now (idempotent).
+    if (absl::Status s = c_->OnBlobStored(header.blob_id()); !s.ok()) return ToGrpc(s);
     resp->set_committed_bytes(state->committed);
     resp->set_already_present(true);
-    return grpc::Status::OK;  // content addressing: nothing to store again
+    return grpc::Status::OK;
   }
   uint64_t committed = state->committed;
   while (reader->Read(&msg)) {

@@ -213,9 +213,15 @@ absl::StatusOr<ResolvedSpec> ResolveSwarmSpec(const SwarmSpec& in, uint64_t seed
   if (spec.mode() != wxp::v1::SYNC && spec.mode() != wxp::v1::ASYNC) {
     return Invalid("mode", "must be SYNC or ASYNC");
   }
-  if (!spec.has_quorum()) spec.set_quorum(1.0);
-  if (!(spec.quorum() > 0 && spec.quorum() <= 1)) {
-    return Invalid("quorum", absl::StrCat("must be in (0, 1], got ", spec.quorum()));
+  if (spec.quorum_rule_case() == SwarmSpec::kQuorumCount) {
+    if (spec.quorum_count() < 1) {
+      return Invalid("quorum_count", absl::StrCat("must be >= 1, got ", spec.quorum_count()));
+    }
+  } else {
+    if (!spec.has_quorum()) spec.set_quorum(0.5);
+    if (!(spec.quorum() > 0 && spec.quorum() <= 1)) {
+      return Invalid("quorum", absl::StrCat("must be in (0, 1], got ", spec.quorum()));
+    }
   }
   if (!spec.has_round_deadline_seconds()) spec.set_round_deadline_seconds(600);
   if (!(std::isfinite(spec.round_deadline_seconds()) && spec.round_deadline_seconds() > 0)) {

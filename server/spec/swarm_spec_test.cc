@@ -34,7 +34,7 @@ TEST(SwarmSpecTest, MinimalSpecGetsEveryDocumentedDefault) {
   EXPECT_EQ(h.seed(), 99u);
   EXPECT_EQ(h.initial_velocity(), wxp::v1::RANDOM_PEER);
   EXPECT_EQ(r->spec.mode(), wxp::v1::SYNC);
-  EXPECT_EQ(r->spec.quorum(), 1.0);
+  EXPECT_EQ(r->spec.quorum(), 0.5);
   EXPECT_EQ(r->spec.round_deadline_seconds(), 600);
   EXPECT_EQ(r->spec.upload_policy(), wxp::v1::ON_DEMAND);
   EXPECT_EQ(r->spec.min_experts(), 2);
@@ -69,6 +69,7 @@ TEST(SwarmSpecTest, EveryInvalidFieldIsNamed) {
       {R"(hyperparameters { pool_size: 1 } min_experts: 3)", "pool_size"},
       {R"(quorum: 0)", "quorum"},
       {R"(quorum: 1.5)", "quorum"},
+      {R"(quorum_count: 0)", "quorum_count"},
       {R"(round_deadline_seconds: -5)", "round_deadline_seconds"},
       {R"(audit_sample_rate: 2)", "audit_sample_rate"},
       {R"(min_experts: 0)", "min_experts"},
