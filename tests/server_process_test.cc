@@ -289,6 +289,34 @@ void ExpectDurableState(const std::string& dir, const std::vector<const Agent*>&
   EXPECT_GT(blobs, 0);
 }
 
+// Creates swarm "swarm" over three experts (agent b contributes the second), then both
+// agents join and report their initial evaluations.
+void StartSwarm(int port, const std::string& hyperparameters, const std::string& extra,
+                const std::vector<std::vector<float>>& experts, Agent& a, Agent& b) {
+  Client admin(port, "ops", "admin");
+  wxp::v1::CreateSwarmRequest req;
+  ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(
+      absl::StrCat("spec { name: 'swarm' min_experts: 3 ", extra, " utility { name: '",
+                   kSyntheticComponent, "' weight: 1 } hyperparameters { ", hyperparameters,
+                   " } }"),
+      &req));
+  wxp::v1::CreateSwarmResponse created;
+  ASSERT_TRUE(admin.admin->CreateSwarm(admin.Ctx().get(), req, &created).ok());
+  Client ca(port, "firm-a", "agent"), cb(port, "firm-b", "agent");
+  for (int e = 0; e < 3; ++e) {
+    Client& c = e == 1 ? cb : ca;
+    ASSERT_TRUE(c.Upload(Serialize(experts[e])).ok());
+    wxp::v1::JoinRequest j;
+    j.set_swarm("swarm");
+    j.add_expert_blob_ids(Sha256Hex(Serialize(experts[e])));
+    j.set_capacity(3);
+    wxp::v1::JoinResponse joined;
+    ASSERT_TRUE(c.agent->Join(c.Ctx().get(), j, &joined).ok());
+  }
+  a.Init(ca);
+  b.Init(cb);
+}
+
 TEST(ServerProcessTest, SwarmSurvivesKillNineAndMatchesTheRunner) {
   const std::string dir = ::testing::TempDir() + "/server_process";
   fs::remove_all(dir);
@@ -299,33 +327,8 @@ TEST(ServerProcessTest, SwarmSurvivesKillNineAndMatchesTheRunner) {
   const auto experts = MakeRandomExperts(3, kDim, 31);
   const auto optimum = *MakeHiddenOptimum(experts, 31, 0.0005);
   SyntheticEvaluator eval(optimum);
-  {
-    Client admin(port, "ops", "admin");
-    wxp::v1::CreateSwarmRequest req;
-    ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(
-        absl::StrCat("spec { name: 'swarm' min_experts: 3 utility { name: '",
-                     kSyntheticComponent,
-                     "' weight: 1 } hyperparameters { seed: 77 max_iterations: 8 patience: 3 } }"),
-        &req));
-    wxp::v1::CreateSwarmResponse created;
-    ASSERT_TRUE(admin.admin->CreateSwarm(admin.Ctx().get(), req, &created).ok());
-  }
   Agent a("firm-a", &eval), b("firm-b", &eval);
-  {
-    Client ca(port, "firm-a", "agent"), cb(port, "firm-b", "agent");
-    for (int e = 0; e < 3; ++e) {
-      Client& c = e == 1 ? cb : ca;
-      ASSERT_TRUE(c.Upload(Serialize(experts[e])).ok());
-      wxp::v1::JoinRequest j;
-      j.set_swarm("swarm");
-      j.add_expert_blob_ids(Sha256Hex(Serialize(experts[e])));
-      j.set_capacity(3);
-      wxp::v1::JoinResponse joined;
-      ASSERT_TRUE(c.agent->Join(c.Ctx().get(), j, &joined).ok());
-    }
-    a.Init(ca);
-    b.Init(cb);
-  }
+  StartSwarm(port, "seed: 77 max_iterations: 8 patience: 3", "", experts, a, b);
   int steps = 0;
   for (bool alive = true; alive && steps < 500; ++steps) {
     if (steps == 5) {
@@ -385,33 +388,8 @@ TEST(ServerProcessTest, RepeatedKillNineKeepsEveryAcknowledgedReport) {
   ASSERT_GT(port, 0);
   const auto experts = MakeRandomExperts(3, kDim, 41);
   SyntheticEvaluator eval(*MakeHiddenOptimum(experts, 41, 0.0005));
-  {
-    Client admin(port, "ops", "admin");
-    wxp::v1::CreateSwarmRequest req;
-    ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(
-        absl::StrCat("spec { name: 'swarm' min_experts: 3 mode: ASYNC utility { name: '",
-                     kSyntheticComponent,
-                     "' weight: 1 } hyperparameters { seed: 5 max_iterations: 12 patience: 6 } }"),
-        &req));
-    wxp::v1::CreateSwarmResponse created;
-    ASSERT_TRUE(admin.admin->CreateSwarm(admin.Ctx().get(), req, &created).ok());
-  }
   Agent a("firm-a", &eval), b("firm-b", &eval);
-  {
-    Client ca(port, "firm-a", "agent"), cb(port, "firm-b", "agent");
-    for (int e = 0; e < 3; ++e) {
-      Client& c = e == 1 ? cb : ca;
-      ASSERT_TRUE(c.Upload(Serialize(experts[e])).ok());
-      wxp::v1::JoinRequest j;
-      j.set_swarm("swarm");
-      j.add_expert_blob_ids(Sha256Hex(Serialize(experts[e])));
-      j.set_capacity(3);
-      wxp::v1::JoinResponse joined;
-      ASSERT_TRUE(c.agent->Join(c.Ctx().get(), j, &joined).ok());
-    }
-    a.Init(ca);
-    b.Init(cb);
-  }
+  StartSwarm(port, "seed: 5 max_iterations: 12 patience: 6", "mode: ASYNC", experts, a, b);
   int kills = 0;
   std::atomic<bool> stop{false};
   for (int steps = 0; steps < 400; ++steps) {
