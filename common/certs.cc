@@ -71,22 +71,6 @@ absl::Status OpenSslError(absl::string_view what) {
   return absl::InternalError(absl::StrCat(what, ": ", OpenSslErrors()));
 }
 
-absl::Status ErrnoStatus(int e, absl::string_view what, const std::string& path) {
-  const std::string msg = absl::StrCat(what, " ", path, ": ", std::strerror(e));
-  switch (e) {
-    case ENOENT:
-      return absl::NotFoundError(msg);
-    case EACCES:
-    case EPERM:
-      return absl::PermissionDeniedError(msg);
-    case ENOSPC:
-    case EDQUOT:
-      return absl::ResourceExhaustedError(msg);
-    default:
-      return absl::InternalError(msg);
-  }
-}
-
 std::string JoinPath(const std::string& dir, absl::string_view file) {
   if (dir.empty()) return std::string(file);
   return absl::EndsWith(dir, "/") ? absl::StrCat(dir, file) : absl::StrCat(dir, "/", file);

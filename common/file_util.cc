@@ -14,6 +14,14 @@
 namespace wxp {
 namespace {
 
+std::string DirName(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  if (slash == std::string::npos) return ".";
+  return slash == 0 ? "/" : path.substr(0, slash);
+}
+
+}  // namespace
+
 absl::Status ErrnoStatus(int e, absl::string_view what, const std::string& path) {
   const std::string msg = absl::StrCat(what, " ", path, ": ", std::strerror(e));
   switch (e) {
@@ -29,14 +37,6 @@ absl::Status ErrnoStatus(int e, absl::string_view what, const std::string& path)
       return absl::InternalError(msg);
   }
 }
-
-std::string DirName(const std::string& path) {
-  const size_t slash = path.rfind('/');
-  if (slash == std::string::npos) return ".";
-  return slash == 0 ? "/" : path.substr(0, slash);
-}
-
-}  // namespace
 
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);

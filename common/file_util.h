@@ -11,6 +11,11 @@
 
 namespace wxp {
 
+// "<what> <path>: <strerror(e)>" with the matching code: NotFound (ENOENT),
+// PermissionDenied (EACCES, EPERM), ResourceExhausted (ENOSPC, EDQUOT), else Internal.
+// The one place OS errors become statuses.
+absl::Status ErrnoStatus(int e, absl::string_view what, const std::string& path);
+
 // The whole file. NotFound if it does not exist, InvalidArgument if it is a directory.
 absl::StatusOr<std::string> ReadFile(const std::string& path);
 

@@ -224,37 +224,18 @@ absl::StatusOr<std::vector<float>> TiesMerge(ExpertSpans experts,
   return out;
 }
 
-absl::StatusOr<std::vector<float>> DareMerge(ExpertSpans experts,
-                                             absl::Span<const double> weights, double density,
-                                             uint64_t seed, absl::Span<const float> base,
-                                             double lambda) {
-  WXP_ASSIGN_OR_RETURN(const size_t length, CheckExperts(experts));
-  const size_t n = experts.size();
-  WXP_ASSIGN_OR_RETURN(const std::vector<double> w, ResolveWeights(weights, n, 1.0, false));
-  WXP_RETURN_IF_ERROR(CheckDensity(density));
-  WXP_RETURN_IF_ERROR(CheckBase(base, length));
-  WXP_RETURN_IF_ERROR(CheckFinite(lambda, "lambda"));
-  std::vector<CounterRng> rngs;
-  rngs.reserve(n);
-  for (size_t i = 0; i < n; ++i) rngs.emplace_back(seed, RngStream::kMerge, i);
-  std::vector<float> out(length);
-  for (size_t j = 0; j < length; ++j) {
-    double acc = 0;
-    for (size_t i = 0; i < n; ++i) {
-      if (rngs[i].NextUniform() < density) acc += w[i] * (Delta(experts[i], base, j) / density);
-    }
-    out[j] = static_cast<float>((base.empty() ? 0.0 : base[j]) + lambda * acc);
-  }
-  return out;
-}
+namespace {
 
-absl::StatusOr<std::vector<float>> DareTiesMerge(ExpertSpans experts,
-                                                 absl::Span<const double> weights,
-                                                 double density, uint64_t seed,
-                                                 absl::Span<const float> base, double lambda) {
+// DARE's drop-and-rescale masks, then either the weighted sum (DARE) or TIES sign election
+// and agreeing average (DARE-TIES). The masks are the same for both.
+absl::StatusOr<std::vector<float>> DareCombine(ExpertSpans experts,
+                                               absl::Span<const double> weights,
+                                               double density, uint64_t seed,
+                                               absl::Span<const float> base, double lambda,
+                                               bool ties) {
   WXP_ASSIGN_OR_RETURN(const size_t length, CheckExperts(experts));
   const size_t n = experts.size();
-  WXP_ASSIGN_OR_RETURN(const std::vector<double> w, ResolveWeights(weights, n, 1.0, true));
+  WXP_ASSIGN_OR_RETURN(const std::vector<double> w, ResolveWeights(weights, n, 1.0, ties));
   WXP_RETURN_IF_ERROR(CheckDensity(density));
   WXP_RETURN_IF_ERROR(CheckBase(base, length));
   WXP_RETURN_IF_ERROR(CheckFinite(lambda, "lambda"));
@@ -264,14 +245,32 @@ absl::StatusOr<std::vector<float>> DareTiesMerge(ExpertSpans experts,
   std::vector<double> rescaled(n);
   std::vector<float> out(length);
   for (size_t j = 0; j < length; ++j) {
+    double sum = 0;
     for (size_t i = 0; i < n; ++i) {
       rescaled[i] =
           rngs[i].NextUniform() < density ? Delta(experts[i], base, j) / density : 0.0;
+      sum += w[i] * rescaled[i];
     }
-    const double merged = ElectAndAverage(rescaled, w);
+    const double merged = ties ? ElectAndAverage(rescaled, w) : sum;
     out[j] = static_cast<float>((base.empty() ? 0.0 : base[j]) + lambda * merged);
   }
   return out;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<float>> DareMerge(ExpertSpans experts,
+                                             absl::Span<const double> weights, double density,
+                                             uint64_t seed, absl::Span<const float> base,
+                                             double lambda) {
+  return DareCombine(experts, weights, density, seed, base, lambda, /*ties=*/false);
+}
+
+absl::StatusOr<std::vector<float>> DareTiesMerge(ExpertSpans experts,
+                                                 absl::Span<const double> weights,
+                                                 double density, uint64_t seed,
+                                                 absl::Span<const float> base, double lambda) {
+  return DareCombine(experts, weights, density, seed, base, lambda, /*ties=*/true);
 }
 
 absl::StatusOr<std::vector<float>> Slerp(absl::Span<const float> a, absl::Span<const float> b,

@@ -20,11 +20,7 @@ namespace {
 namespace fs = std::filesystem;
 
 absl::Status Errno(absl::string_view what, const std::string& path) {
-  const int e = errno;
-  const std::string msg = absl::StrCat(what, " ", path, ": ", std::strerror(e));
-  if (e == ENOSPC || e == EDQUOT) return absl::ResourceExhaustedError(msg);
-  if (e == ENOENT) return absl::NotFoundError(msg);
-  return absl::InternalError(msg);
+  return ErrnoStatus(errno, what, path);
 }
 
 absl::Status CheckId(const std::string& id) {
