@@ -70,7 +70,9 @@ struct Coordinator::Swarm {
   std::map<int, RoundStats> rounds;               // iteration -> stats of open iterations
 
   bool sync() const { return resolved.spec.mode() == wxp::v1::SYNC; }
-  int pool_size() const { return static_cast<int>(particles.size()); }
+  int pool_size() const {
+    return engine ? engine->num_particles() : static_cast<int>(particles.size());
+  }
 
   // Engine globals copied into the row, ready to persist.
   void SyncRow() {
@@ -930,15 +932,17 @@ absl::StatusOr<wxp::v1::ReportResponse> Coordinator::Report(
   e.time_ms = now;
 
   // Stage the in-memory change, then close what can close, then persist it all at once.
+  // Only this particle's row, the engine, the row of the swarm and the round counters
+  // change: stage copies of those, not of every particle.
   Swarm next_view{live.row, live.resolved, live.utility};
-  next_view.particles = live.particles;
   next_view.engine = std::move(engine);
   next_view.rounds = live.rounds;  // evaluations are added to `live` after the commit
+  ParticleRow particle = live.particles[i];
   RoundStats& r = next_view.rounds[k];
   ++r.reports;
   r.failed += e.failed;
-  next_view.particles[i].last_report_ms = now;
-  if (!e.failed) next_view.particles[i].current_blob_id = e.blob_id;
+  particle.last_report_ms = now;
+  if (!e.failed) particle.current_blob_id = e.blob_id;
 
   SwarmUpdate u;
   u.swarm = request.swarm();
@@ -947,11 +951,12 @@ absl::StatusOr<wxp::v1::ReportResponse> Coordinator::Report(
   WXP_RETURN_IF_ERROR(MaybeCloseRounds(next_view, u, /*deadline_only=*/false));
   next_view.SyncRow();
   u.swarm_row = next_view.row;
-  u.particles.push_back(next_view.RowOf(i));
+  particle.engine = next_view.engine->particle(i);
+  u.particles.push_back(particle);
   WXP_RETURN_IF_ERROR(options_.store->Apply(u));
 
   live.row = next_view.row;
-  live.particles = std::move(next_view.particles);
+  live.particles[i] = std::move(particle);
   live.engine = std::move(next_view.engine);
   live.evals[{i, k}] = {e.blob_id, held, utility, scores, e.failed};
   live.rounds = std::move(next_view.rounds);
@@ -1062,7 +1067,6 @@ absl::Status Coordinator::Tick() {
   for (auto& [name, s] : swarms_) {
     if (s->row.state != wxp::v1::RUNNING || !s->engine) continue;
     Swarm next{s->row, s->resolved, s->utility};
-    next.particles = s->particles;
     next.engine = s->engine;
     next.rounds = s->rounds;
     SwarmUpdate u;
