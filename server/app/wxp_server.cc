@@ -1,6 +1,7 @@
 #include "server/app/wxp_server.h"
 
 #include <iostream>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
@@ -19,12 +20,25 @@ absl::StatusOr<std::unique_ptr<WxpServer>> WxpServer::Start(Options options) {
   WXP_ASSIGN_OR_RETURN(s->store_, store::SqliteStore::Open({options.data_dir + "/wxp.db"}));
   WXP_ASSIGN_OR_RETURN(s->blobs_,
                        DiskBlobs::Open({options.data_dir + "/blobs", options.max_blob_bytes}));
-  // Unreferenced blobs are kept (an expert may be uploaded just before its Join); stray
-  // temporaries and blobs whose bytes no longer match their id are removed.
-  WXP_ASSIGN_OR_RETURN(DiskBlobs::RecoverySummary recovered,
-                       s->blobs_->Recover([](const std::string&) { return true; }));
+  // A blob is referenced while the store counts a reference to it (an expert, a crossover
+  // child, a held evaluation). Blobs recorded by no swarm are uploads whose call never came
+  // (or was refused): collected once older than the grace period.
+  std::set<std::string> referenced;
+  {
+    WXP_ASSIGN_OR_RETURN(std::vector<store::BlobRecord> records, s->store_->ListBlobs());
+    for (const store::BlobRecord& r : records) {
+      if (r.refcount > 0) referenced.insert(r.id);
+    }
+  }
+  WXP_ASSIGN_OR_RETURN(
+      DiskBlobs::RecoverySummary recovered,
+      s->blobs_->Recover([&](const std::string& id) { return referenced.count(id) > 0; },
+                         options.clock->Now() - options.blob_gc_grace));
   std::cerr << absl::StrCat("event=blob_recovery temporaries=", recovered.removed_temporaries,
                             " corrupt=", recovered.removed_corrupt,
+                            " unreferenced=", recovered.removed_unreferenced,
+                            " stale_partials=", recovered.removed_stale_partials,
+                            " kept_recent=", recovered.kept_recent_unreferenced,
                             " bytes_freed=", recovered.bytes_freed)
             << std::endl;
   Coordinator::Options copts;
@@ -32,6 +46,7 @@ absl::StatusOr<std::unique_ptr<WxpServer>> WxpServer::Start(Options options) {
   copts.blobs = s->blobs_.get();
   copts.clock = options.clock;
   copts.max_particles_per_agent = options.max_particles_per_agent;
+  copts.default_round_deadline_seconds = options.default_round_deadline_seconds;
   WXP_ASSIGN_OR_RETURN(s->coordinator_, Coordinator::Create(copts));
   s->gate_ = std::make_unique<Gatekeeper>(options.authenticate, s->store_.get(), options.clock);
   s->admin_ = std::make_unique<AdminServiceImpl>(s->coordinator_.get(), s->store_.get(),

@@ -33,12 +33,15 @@ class WxpServer {
     size_t max_chunk_bytes = 4 << 20;
     int max_particles_per_agent = 64;
     int max_concurrent_streams = 64;
+    double default_round_deadline_seconds = 0;  // 0: the swarm spec's default
+    absl::Duration blob_gc_grace = absl::Hours(1);
     absl::Duration tick_interval = absl::Seconds(1);
     Clock* clock = Clock::Real();
   };
 
   // Opens the data directory (creating it), recovers the blob store (stray temporaries and
-  // corrupt blobs are removed), loads every swarm, binds and starts serving.
+  // corrupt blobs are removed; unreferenced blobs and abandoned partial uploads older than
+  // blob_gc_grace are collected), loads every swarm, binds and starts serving.
   static absl::StatusOr<std::unique_ptr<WxpServer>> Start(Options options);
   ~WxpServer();  // Shutdown() with a short grace period if still running
 

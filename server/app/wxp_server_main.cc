@@ -63,6 +63,10 @@ int main(int argc, char** argv) {
   if (config.limits().max_concurrent_streams() > 0) {
     options.max_concurrent_streams = config.limits().max_concurrent_streams();
   }
+  options.default_round_deadline_seconds = config.limits().default_round_deadline_seconds();
+  if (config.limits().blob_gc_grace_seconds() > 0) {
+    options.blob_gc_grace = absl::Seconds(config.limits().blob_gc_grace_seconds());
+  }
   const bool plaintext = absl::GetFlag(FLAGS_plaintext) || config.plaintext();
   absl::Status creds;
   if (plaintext) {

@@ -36,6 +36,12 @@ uint64_t FileSize(const std::string& path) {
   return ::stat(path.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
 }
 
+absl::Time ModifiedAt(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return absl::InfiniteFuture();  // vanished: keep
+  return absl::TimeFromTimespec(st.st_mtim);
+}
+
 absl::StatusOr<std::string> HashFile(const std::string& path) { return Sha256File(path); }
 
 void SyncDir(const std::string& dir) {
@@ -242,9 +248,24 @@ void DiskBlobs::Abandon(const std::string& id) {
 }
 
 absl::StatusOr<DiskBlobs::RecoverySummary> DiskBlobs::Recover(
-    const std::function<bool(const std::string& id)>& is_referenced) {
+    const std::function<bool(const std::string& id)>& is_referenced,
+    absl::Time collect_before) {
   RecoverySummary summary;
   std::error_code ec;
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto it = fs::directory_iterator(options_.root + "/partial", ec);
+         it != fs::directory_iterator(); it.increment(ec)) {
+      if (ec) return absl::InternalError(absl::StrCat("cannot scan partial uploads: ", ec.message()));
+      const std::string path = it->path().string();
+      const std::string name = it->path().filename().string();
+      if (uploads_.count(name) || ModifiedAt(path) >= collect_before) continue;
+      const uint64_t size = FileSize(path);
+      fs::remove(it->path(), ec);
+      ++summary.removed_stale_partials;
+      summary.bytes_freed += size;
+    }
+  }
   for (auto it = fs::recursive_directory_iterator(options_.root + "/blobs", ec);
        it != fs::recursive_directory_iterator(); it.increment(ec)) {
     if (ec) return absl::InternalError(absl::StrCat("cannot scan blobs: ", ec.message()));
@@ -257,6 +278,10 @@ absl::StatusOr<DiskBlobs::RecoverySummary> DiskBlobs::Recover(
       ++summary.removed_temporaries;  // an atomic write cut short by a crash
       remove = true;
     } else if (!IsSha256Hex(name) || !is_referenced(name)) {
+      if (IsSha256Hex(name) && ModifiedAt(path) >= collect_before) {
+        ++summary.kept_recent_unreferenced;
+        continue;
+      }
       ++summary.removed_unreferenced;
       remove = true;
     } else if (absl::StatusOr<std::string> d = HashFile(path); !d.ok() || *d != name) {

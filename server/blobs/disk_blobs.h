@@ -22,6 +22,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "server/coordinator/position_blobs.h"
 
 namespace wxp::server {
@@ -73,12 +74,18 @@ class DiskBlobs : public PositionBlobs {
     int removed_temporaries = 0;
     int removed_unreferenced = 0;
     int removed_corrupt = 0;
+    int removed_stale_partials = 0;
+    int kept_recent_unreferenced = 0;  // inside the grace period
     uint64_t bytes_freed = 0;
   };
-  // Start-up clean-up: deletes stray temporary files, blobs `is_referenced` rejects, and
-  // blobs whose bytes no longer match their id. Partial uploads are kept.
+  // Start-up clean-up and garbage collection: deletes stray temporary files, blobs whose
+  // bytes no longer match their id, and — once last modified before `collect_before` —
+  // blobs `is_referenced` rejects and abandoned partial uploads. The grace period exists
+  // because a client may upload (an expert, a position) moments before the call that
+  // references it. Uploads in progress are never touched.
   absl::StatusOr<RecoverySummary> Recover(
-      const std::function<bool(const std::string& id)>& is_referenced);
+      const std::function<bool(const std::string& id)>& is_referenced,
+      absl::Time collect_before = absl::InfiniteFuture());
 
  private:
   struct Upload {

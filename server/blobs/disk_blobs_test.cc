@@ -158,5 +158,36 @@ TEST(DiskBlobsTest, PutAndRecover) {
   EXPECT_FALSE(blobs->Has(corrupt));
 }
 
+// Garbage collection spares what is young: a client may upload just before the call that
+// references the blob, and a partial upload may be resumed.
+TEST(DiskBlobsTest, RecoverCollectsOnlyUnreferencedBlobsOlderThanTheGracePeriod) {
+  const std::string root = Root("gc");
+  auto blobs = OpenAt(root);
+  const std::string old_unref = *blobs->Put("old, unreferenced");
+  const std::string new_unref = *blobs->Put("new, unreferenced");
+  const std::string old_ref = *blobs->Put("old, referenced");
+  const std::string partial_id = Sha256Hex("abandoned upload");
+  ASSERT_TRUE(blobs->BeginUpload(partial_id, 16, 0).ok());
+  ASSERT_TRUE(blobs->Append(partial_id, 0, "abandoned").ok());
+  blobs->Abandon(partial_id);
+  const auto two_hours_ago = std::filesystem::file_time_type::clock::now() - std::chrono::hours(2);
+  for (const std::string& id : {old_unref, old_ref}) {
+    std::filesystem::last_write_time(root + "/blobs/" + id.substr(0, 2) + "/" + id,
+                                     two_hours_ago);
+  }
+  std::filesystem::last_write_time(root + "/partial/" + partial_id, two_hours_ago);
+
+  auto summary = blobs->Recover([&](const std::string& id) { return id == old_ref; },
+                                absl::Now() - absl::Hours(1));
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_EQ(summary->removed_unreferenced, 1);
+  EXPECT_EQ(summary->kept_recent_unreferenced, 1);
+  EXPECT_EQ(summary->removed_stale_partials, 1);
+  EXPECT_FALSE(blobs->Has(old_unref));
+  EXPECT_TRUE(blobs->Has(new_unref));
+  EXPECT_TRUE(blobs->Has(old_ref));
+  EXPECT_EQ(blobs->UploadOffset(partial_id)->committed, 0u);
+}
+
 }  // namespace
 }  // namespace wxp::server

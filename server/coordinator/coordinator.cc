@@ -182,7 +182,11 @@ absl::StatusOr<wxp::v1::CreateSwarmResponse> Coordinator::CreateSwarm(
     const Caller& caller, const wxp::v1::SwarmSpec& spec) {
   const uint64_t seed = static_cast<uint64_t>(absl::ToUnixNanos(options_.clock->Now())) ^
                         Mix64(std::hash<std::string>()(spec.name()));
-  WXP_ASSIGN_OR_RETURN(ResolvedSpec resolved, ResolveSwarmSpec(spec, seed));
+  wxp::v1::SwarmSpec with_defaults = spec;
+  if (!with_defaults.has_round_deadline_seconds() && options_.default_round_deadline_seconds > 0) {
+    with_defaults.set_round_deadline_seconds(options_.default_round_deadline_seconds);
+  }
+  WXP_ASSIGN_OR_RETURN(ResolvedSpec resolved, ResolveSwarmSpec(with_defaults, seed));
   absl::MutexLock lock(&mu_);
   if (swarms_.count(resolved.spec.name())) {
     return absl::AlreadyExistsError(

@@ -51,6 +51,8 @@ class Coordinator {
     // One structured line per state transition (swarm created, pool built, round closed,
     // new global best, swarm finished). Defaults to stderr.
     std::function<void(const std::string&)> log;
+    // Round deadline of sync swarms whose spec sets none; 0 keeps the spec's default (600).
+    double default_round_deadline_seconds = 0;
   };
 
   // Loads every swarm from the store and rebuilds its engine (restart path).
