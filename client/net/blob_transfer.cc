@@ -1,0 +1,140 @@
+#include "client/net/blob_transfer.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "common/file_util.h"
+#include "common/sha256.h"
+#include "common/status_macros.h"
+
+namespace wxp::client {
+namespace fs = std::filesystem;
+
+absl::Duration TransferDeadline(const Connection& conn, uint64_t bytes) {
+  return conn.options().rpc_deadline + absl::Seconds(2.0 * (bytes / double(64 << 20)));
+}
+
+absl::StatusOr<TransferResult> UploadFile(Connection& conn, const std::string& path,
+                                          std::string blob_id, const std::string& swarm) {
+  std::error_code ec;
+  const uint64_t size = fs::file_size(path, ec);
+  if (ec) return ErrnoStatus(ec.value(), "cannot stat", path);
+  if (blob_id.empty()) {
+    WXP_ASSIGN_OR_RETURN(blob_id, Sha256File(path));
+  }
+  TransferResult result{blob_id, size, 0, false};
+
+  wxp::v1::GetUploadOffsetRequest oreq;
+  oreq.set_blob_id(blob_id);
+  wxp::v1::GetUploadOffsetResponse oresp;
+  WXP_RETURN_IF_ERROR(
+      FromGrpc(conn.agent().GetUploadOffset(conn.NewContext().get(), oreq, &oresp)));
+  if (oresp.complete()) {
+    result.already_present = true;
+    return result;
+  }
+  uint64_t offset = oresp.committed_bytes();
+  if (offset > size) offset = 0;  // Not ours to trust: start over (the server will say).
+
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return ErrnoStatus(errno, "cannot open", path);
+  in.seekg(static_cast<std::streamoff>(offset));
+
+  auto ctx = conn.NewContext(TransferDeadline(conn, size - offset));
+  wxp::v1::UploadBlobResponse resp;
+  auto writer = conn.agent().UploadBlob(ctx.get(), &resp);
+  wxp::v1::UploadBlobRequest req;
+  req.mutable_header()->set_blob_id(blob_id);
+  req.mutable_header()->set_total_size(size);
+  req.mutable_header()->set_offset(offset);
+  req.mutable_header()->set_swarm(swarm);
+  bool open = writer->Write(req);
+  std::string buf;
+  while (open && offset < size) {
+    const uint64_t n = std::min<uint64_t>(kChunkBytes, size - offset);
+    buf.resize(n);
+    if (!in.read(buf.data(), static_cast<std::streamsize>(n))) {
+      ctx->TryCancel();
+      writer->Finish();
+      return absl::DataLossError(absl::StrCat(path, " shrank while being uploaded"));
+    }
+    req.Clear();
+    req.mutable_chunk()->set_offset(offset);
+    req.mutable_chunk()->set_data(std::move(buf));
+    buf = std::string();
+    open = writer->Write(req);
+    if (open) {
+      offset += n;
+      result.bytes_moved += n;
+    }
+  }
+  if (open) writer->WritesDone();
+  WXP_RETURN_IF_ERROR(FromGrpc(writer->Finish()));
+  result.already_present = resp.already_present();
+  if (resp.committed_bytes() != size) {
+    return absl::UnavailableError(absl::StrCat("upload of ", blob_id, " stopped at ",
+                                               resp.committed_bytes(), " of ", size, " bytes"));
+  }
+  return result;
+}
+
+absl::StatusOr<TransferResult> DownloadToFile(Connection& conn, const std::string& blob_id,
+                                              const std::string& dest) {
+  if (!IsSha256Hex(blob_id)) {
+    return absl::InvalidArgumentError(absl::StrCat("'", blob_id, "' is not a blob id"));
+  }
+  const std::string partial = dest + ".partial";
+  std::error_code ec;
+  uint64_t offset = fs::exists(partial, ec) ? fs::file_size(partial, ec) : 0;
+  if (ec) offset = 0;
+  TransferResult result{blob_id, 0, 0, false};
+  {
+    std::ofstream out(partial, offset > 0 ? std::ios::binary | std::ios::app
+                                          : std::ios::binary | std::ios::trunc);
+    if (!out) return ErrnoStatus(errno, "cannot write", partial);
+    wxp::v1::DownloadBlobRequest req;
+    req.set_blob_id(blob_id);
+    req.set_offset(offset);
+    // The size is unknown until the first message; scale the deadline generously.
+    auto ctx = conn.NewContext(conn.options().rpc_deadline + absl::Minutes(10));
+    auto reader = conn.agent().DownloadBlob(ctx.get(), req);
+    wxp::v1::DownloadBlobResponse msg;
+    while (reader->Read(&msg)) {
+      result.total_bytes = msg.total_size();
+      if (msg.chunk().offset() != offset) {
+        ctx->TryCancel();
+        reader->Finish();
+        return absl::DataLossError(absl::StrCat("download of ", blob_id, ": chunk at ",
+                                                msg.chunk().offset(), ", expected ", offset));
+      }
+      out.write(msg.chunk().data().data(), msg.chunk().data().size());
+      offset += msg.chunk().data().size();
+      result.bytes_moved += msg.chunk().data().size();
+    }
+    out.flush();
+    if (!out) return ErrnoStatus(errno, "cannot write", partial);
+    grpc::Status st = reader->Finish();
+    if (st.error_code() == grpc::StatusCode::OUT_OF_RANGE) {
+      fs::remove(partial, ec);  // Our partial file is longer than the blob: start over.
+    }
+    WXP_RETURN_IF_ERROR(FromGrpc(st));
+  }
+  if (result.total_bytes == 0) result.total_bytes = offset;
+  if (offset != result.total_bytes) {
+    return absl::UnavailableError(absl::StrCat("download of ", blob_id, " stopped at ", offset,
+                                               " of ", result.total_bytes, " bytes"));
+  }
+  WXP_ASSIGN_OR_RETURN(std::string digest, Sha256File(partial));
+  if (digest != blob_id) {
+    fs::remove(partial, ec);
+    return absl::DataLossError(
+        absl::StrCat("downloaded bytes hash to ", digest, ", not to blob id ", blob_id));
+  }
+  fs::rename(partial, dest, ec);
+  if (ec) return ErrnoStatus(ec.value(), "cannot rename to", dest);
+  return result;
+}
+
+}  // namespace wxp::client

@@ -1,0 +1,88 @@
+#include "client/net/connection.h"
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "server/auth.h"
+
+namespace wxp::client {
+
+absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const ConnectionOptions& options,
+                                                             absl::Time now) {
+  if (options.server_address.empty()) {
+    return absl::InvalidArgumentError("no server address (host:port) given");
+  }
+  std::unique_ptr<Connection> c(new Connection(options));
+  grpc::ChannelArguments args;
+  // Blobs stream in 1 MiB chunks; allow headroom for the envelope.
+  args.SetMaxReceiveMessageSize(8 << 20);
+  args.SetMaxSendMessageSize(8 << 20);
+  // Reconnect quickly after a server restart: the agent's own backoff decides how often
+  // calls are retried, the channel should not add minutes of its own.
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
+  std::shared_ptr<grpc::ChannelCredentials> creds;
+  if (options.plaintext) {
+    if (options.identity.empty()) {
+      return absl::InvalidArgumentError("plaintext mode needs an identity to send");
+    }
+    creds = grpc::InsecureChannelCredentials();
+  } else {
+    if (options.tls_cert.empty() || options.tls_key.empty() || options.tls_ca.empty()) {
+      return absl::InvalidArgumentError(
+          "TLS needs a certificate, a key and a CA file (--tls_cert, --tls_key, --tls_ca), "
+          "or plaintext mode against a local plaintext server");
+    }
+    absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> tls =
+        server::ClientTlsCredentials({options.tls_cert, options.tls_key, options.tls_ca}, now);
+    if (!tls.ok()) return tls.status();
+    creds = *tls;
+    if (!options.tls_server_name.empty()) {
+      args.SetSslTargetNameOverride(options.tls_server_name);
+    }
+  }
+  c->channel_ = grpc::CreateCustomChannel(options.server_address, creds, args);
+  c->agent_ = wxp::v1::AgentService::NewStub(c->channel_);
+  c->admin_ = wxp::v1::AdminService::NewStub(c->channel_);
+  return c;
+}
+
+std::unique_ptr<grpc::ClientContext> Connection::NewContext(absl::Duration deadline) const {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  if (deadline <= absl::ZeroDuration()) deadline = options_.rpc_deadline;
+  ctx->set_deadline(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(deadline));
+  if (options_.plaintext) {
+    ctx->AddMetadata("x-wxp-identity", options_.identity);
+    ctx->AddMetadata("x-wxp-role", std::string(RoleName(options_.role)));
+  }
+  return ctx;
+}
+
+absl::Status FromGrpc(const grpc::Status& status) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      status.error_message());
+}
+
+bool IsTransient(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kDeadlineExceeded:
+    case absl::StatusCode::kAborted:
+    case absl::StatusCode::kCancelled:
+      return true;
+    case absl::StatusCode::kResourceExhausted:
+      // A full disk or the stream limit passes; a blob over the size limit does not.
+      return status.message().find("over the limit") == absl::string_view::npos;
+    case absl::StatusCode::kInternal:
+      return status.message().find("stream") != absl::string_view::npos ||
+             status.message().find("RST") != absl::string_view::npos;
+    default:
+      return false;
+  }
+}
+
+}  // namespace wxp::client
