@@ -27,6 +27,7 @@
 #include "gtest/gtest.h"
 #include "proto/wxp.grpc.pb.h"
 #include "server/store/sqlite_store.h"
+#include "tests/testing/processes.h"
 
 namespace wxp {
 namespace {
@@ -47,50 +48,9 @@ std::vector<float> Deserialize(const std::string& bytes) {
   return AdapterFromSafetensors(*SafetensorsFile::FromBytes(bytes)).values;
 }
 
-std::string ServerBinary() {
-  return absl::StrCat(std::getenv("TEST_SRCDIR"), "/", std::getenv("TEST_WORKSPACE"),
-                      "/server/app/wxp-server");
-}
+using ::wxp::proc::ServerProcess;
 
-// A wxp-server child process.
-class ServerProcess {
- public:
-  explicit ServerProcess(std::string data_dir) : data_dir_(std::move(data_dir)) {}
-  ~ServerProcess() { Kill(SIGKILL); }
-
-  int Start() {
-    const std::string port_file = data_dir_ + ".port";
-    fs::remove(port_file);
-    pid_ = fork();
-    if (pid_ == 0) {
-      const std::string bin = ServerBinary();
-      execl(bin.c_str(), bin.c_str(), "--plaintext", "--listen=127.0.0.1:0",
-            ("--data_dir=" + data_dir_).c_str(), ("--port_file=" + port_file).c_str(),
-            static_cast<char*>(nullptr));
-      _exit(127);
-    }
-    for (int i = 0; i < 200 && !fs::exists(port_file); ++i) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));  // process start-up
-    }
-    std::ifstream in(port_file);
-    int port = 0;
-    in >> port;
-    return port;
-  }
-  // Sends `sig` and returns the exit status (or -1).
-  int Kill(int sig) {
-    if (pid_ <= 0) return -1;
-    kill(pid_, sig);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return status;
-  }
-
- private:
-  std::string data_dir_;
-  pid_t pid_ = -1;
-};
+std::string ServerBinary() { return ::wxp::proc::Runfile("server/app/wxp-server"); }
 
 class Client {
  public:
@@ -320,7 +280,7 @@ void StartSwarm(int port, const std::string& hyperparameters, const std::string&
 TEST(ServerProcessTest, SwarmSurvivesKillNineAndMatchesTheRunner) {
   const std::string dir = ::testing::TempDir() + "/server_process";
   fs::remove_all(dir);
-  ServerProcess server(dir);
+  ServerProcess server(dir, {"--plaintext"});
   int port = server.Start();
   ASSERT_GT(port, 0);
 
@@ -383,7 +343,7 @@ TEST(ServerProcessTest, SwarmSurvivesKillNineAndMatchesTheRunner) {
 TEST(ServerProcessTest, RepeatedKillNineKeepsEveryAcknowledgedReport) {
   const std::string dir = ::testing::TempDir() + "/server_kills";
   fs::remove_all(dir);
-  ServerProcess server(dir);
+  ServerProcess server(dir, {"--plaintext"});
   int port = server.Start();
   ASSERT_GT(port, 0);
   const auto experts = MakeRandomExperts(3, kDim, 41);

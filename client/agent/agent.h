@@ -1,0 +1,82 @@
+// wxp-agent's engine (SPEC 5.2 step 3): contributes this site's experts to a swarm, then
+// runs the particles the server assigns: targets -> fetch missing blobs (content-addressed
+// cache) -> move locally -> evaluate locally -> report -> upload when asked, until the
+// swarm is done.
+//
+// Crash safety: every particle's state (x, v, p, last acknowledged iteration, and the move
+// in flight with its scores once known) lives in the work directory and is replaced
+// atomically at each step, so a killed agent resumes where it stopped: a report whose
+// answer was lost is resent verbatim (the server acknowledges it as a duplicate), a move
+// is never recomputed after it was reported, and an iteration is never skipped.
+//
+// Connection loss: calls that fail transiently (server restarting, network) are retried
+// with exponential backoff and jitter; the agent never busy-loops.
+#ifndef WXP_CLIENT_AGENT_AGENT_H_
+#define WXP_CLIENT_AGENT_AGENT_H_
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "client/agent/candidate_evaluator.h"
+#include "client/net/connection.h"
+
+namespace wxp::agent {
+
+struct AgentOptions {
+  std::string swarm;
+  // PEFT directories or .safetensors files, in the order they join.
+  std::vector<std::string> expert_paths;
+  int capacity = 1;
+  // Crash-safe state and blob cache; locked while the agent runs.
+  std::string work_dir;
+  absl::Duration backoff_initial = absl::Milliseconds(500);
+  absl::Duration backoff_max = absl::Seconds(30);
+  absl::Duration heartbeat_interval = absl::Seconds(30);
+  std::string agent_version = "wxp-agent";
+  // One line per event; defaults to stderr with a timestamp.
+  std::function<void(const std::string&)> log;
+};
+
+struct AgentSummary {
+  int iterations_reported = 0;  // acknowledged reports, initial ones included
+  int evaluations_failed = 0;
+  uint64_t bytes_uploaded = 0;  // payload bytes on the wire, experts included
+  uint64_t bytes_downloaded = 0;
+  uint64_t expert_bytes_uploaded = 0;
+  bool swarm_done = false;  // false: stopped by Stop()
+};
+
+class Agent {
+ public:
+  // Checks the options and the experts (readable safetensors), creates and locks the work
+  // directory (FailedPrecondition if another agent holds it).
+  static absl::StatusOr<std::unique_ptr<Agent>> Create(
+      AgentOptions options, client::Connection* connection,
+      std::unique_ptr<CandidateEvaluator> evaluator);
+  ~Agent();
+
+  // Joins and runs until every hosted particle is done (the swarm finished or was stopped)
+  // or Stop() is called. Errors are permanent ones only: the server refused the join or a
+  // report for a reason a retry cannot cure (the message says which), or local state is
+  // unusable.
+  absl::StatusOr<AgentSummary> Run();
+
+  // Asks Run() to return at the next step boundary (state stays consistent); interrupts
+  // backoff waits. Thread-safe.
+  void Stop();
+
+ private:
+  struct Impl;
+  explicit Agent(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace wxp::agent
+
+#endif  // WXP_CLIENT_AGENT_AGENT_H_

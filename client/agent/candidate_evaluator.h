@@ -1,0 +1,65 @@
+// How wxp-agent scores a candidate position (SPEC 7): one interface over the customer's own
+// harness (an external command), the built-in evaluators that run in-process (synthetic,
+// legal text), and whatever comes next. A failed evaluation is an error status, never a
+// crash: the agent reports it to the server as evaluation_failed and the particle keeps
+// its previous state.
+#ifndef WXP_CLIENT_AGENT_CANDIDATE_EVALUATOR_H_
+#define WXP_CLIENT_AGENT_CANDIDATE_EVALUATOR_H_
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/evaluator.h"
+#include "common/schema.h"
+#include "common/utility.h"
+
+namespace wxp::agent {
+
+// One position to score: its safetensors file (the blob) and where it stands in the swarm.
+struct Candidate {
+  int particle = 0;
+  int iteration = 0;
+  std::string position_path;
+  const Schema* schema = nullptr;  // the position's layout
+};
+
+class CandidateEvaluator {
+ public:
+  virtual ~CandidateEvaluator() = default;
+  // Component scores (raw, by name). Called from one thread at a time.
+  virtual absl::StatusOr<Scores> Evaluate(const Candidate& candidate) = 0;
+};
+
+// Adapts an in-process wxp::Evaluator (common/evaluator.h): loads the position as fp32.
+std::unique_ptr<CandidateEvaluator> InProcessEvaluator(std::unique_ptr<Evaluator> evaluator);
+
+struct ExternalCommandOptions {
+  std::vector<std::string> argv;            // program and leading arguments, no shell
+  absl::Duration timeout = absl::Minutes(10);
+  std::map<std::string, std::string> env;   // added to the agent's environment
+  std::string scratch_dir;                  // where candidate PEFT directories are written
+  std::string adapter_config_json;          // adapter_config.json of every candidate
+  absl::Duration kill_grace = absl::Seconds(5);  // SIGTERM to SIGKILL on timeout
+};
+
+// Runs the customer's harness: writes the candidate as a PEFT directory under scratch_dir,
+// runs argv + [that directory], and parses {"scores": {"name": number, ...}} from stdout
+// (the whole output, or else its last non-empty line, so harnesses may log to stdout
+// before the result). Its stderr is passed through to the agent's log. Errors, each naming
+// the command: DeadlineExceeded on timeout (the whole process group is terminated),
+// Internal for a non-zero exit or a signal, InvalidArgument for output that is not such an
+// object or holds a non-finite or non-numeric score, NotFound if the program cannot be run.
+// InvalidArgument from the factory for an empty argv or a bad environment key.
+absl::StatusOr<std::unique_ptr<CandidateEvaluator>> ExternalCommandEvaluator(
+    ExternalCommandOptions options);
+
+// Parses a harness's stdout as above (exposed for tests and for `wxpctl`).
+absl::StatusOr<Scores> ParseScoresOutput(const std::string& stdout_text);
+
+}  // namespace wxp::agent
+
+#endif  // WXP_CLIENT_AGENT_CANDIDATE_EVALUATOR_H_

@@ -1,0 +1,80 @@
+#include "client/agent/evaluator_factory.h"
+
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "client/agent/position_files.h"
+#include "common/adapter.h"
+#include "common/file_util.h"
+#include "common/status_macros.h"
+#include "common/synthetic.h"
+
+namespace wxp::agent {
+namespace {
+
+// The synthetic utility needs the swarm's size, known only once the first candidate
+// arrives; the optimum is built then and kept.
+class Synthetic : public CandidateEvaluator {
+ public:
+  explicit Synthetic(wxp::v1::SyntheticEvaluator c) : c_(std::move(c)) {}
+  absl::StatusOr<Scores> Evaluate(const Candidate& cand) override {
+    if (!eval_) {
+      std::vector<float> optimum;
+      if (!c_.optimum_path().empty()) {
+        WXP_ASSIGN_OR_RETURN(Adapter a, LoadAdapter(c_.optimum_path()));
+        optimum = std::move(a.values);
+      } else {
+        optimum = MakeRandomExperts(1, cand.schema->total_params(), c_.optimum_seed())[0];
+      }
+      eval_ = std::make_unique<SyntheticEvaluator>(std::move(optimum), c_.noise(),
+                                                   c_.optimum_seed());
+    }
+    WXP_ASSIGN_OR_RETURN(std::vector<float> x, LoadFlat(cand.position_path, *cand.schema));
+    return eval_->Evaluate({cand.particle, cand.iteration, x});
+  }
+
+ private:
+  wxp::v1::SyntheticEvaluator c_;
+  std::unique_ptr<SyntheticEvaluator> eval_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<CandidateEvaluator>> MakeCandidateEvaluator(
+    const wxp::v1::AgentConfig& config, const std::string& work_dir) {
+  switch (config.evaluator_case()) {
+    case wxp::v1::AgentConfig::kExternalCommand: {
+      const auto& e = config.external_command();
+      ExternalCommandOptions o;
+      o.argv.assign(e.argv().begin(), e.argv().end());
+      if (e.timeout_seconds() < 0) {
+        return absl::InvalidArgumentError("external_command.timeout_seconds must be > 0");
+      }
+      o.timeout = absl::Seconds(e.timeout_seconds() > 0 ? e.timeout_seconds() : 600);
+      o.env = std::map<std::string, std::string>(e.env().begin(), e.env().end());
+      o.scratch_dir = work_dir + "/scratch";
+      // Candidates carry the first expert's PEFT config, as the exported adapter does.
+      if (config.expert_paths_size() > 0) {
+        absl::StatusOr<std::string> cfg =
+            ReadFile(config.expert_paths(0) + "/" + kPeftConfigFile);
+        if (cfg.ok()) o.adapter_config_json = *cfg;
+      }
+      return ExternalCommandEvaluator(std::move(o));
+    }
+    case wxp::v1::AgentConfig::kSynthetic:
+      if (config.synthetic().noise() < 0) {
+        return absl::InvalidArgumentError("synthetic.noise must be >= 0");
+      }
+      return std::unique_ptr<CandidateEvaluator>(
+          std::make_unique<Synthetic>(config.synthetic()));
+    case wxp::v1::AgentConfig::kBuiltinLegalText:
+      return absl::UnimplementedError(
+          "builtin_legal_text is not available in this build of wxp-agent");
+    default:
+      return absl::InvalidArgumentError(
+          "no evaluator configured: set one of external_command, builtin_legal_text, "
+          "synthetic");
+  }
+}
+
+}  // namespace wxp::agent

@@ -1,0 +1,278 @@
+// The real wxp-server and real wxp-agent processes on loopback (SPEC 5.2, 6): a federated
+// SYNC run must reproduce the in-process runner exactly (same global-best trajectory, same
+// final adapter bytes) — also when agents and the server are killed with SIGKILL and
+// restarted along the way — and the agent must turn an external evaluator's failures into
+// failed evaluations, not crashes.
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "client/net/connection.h"
+#include "common/adapter.h"
+#include "common/runner.h"
+#include "common/sha256.h"
+#include "common/synthetic.h"
+#include "google/protobuf/text_format.h"
+#include "gtest/gtest.h"
+#include "server/store/sqlite_store.h"
+#include "tests/testing/processes.h"
+
+namespace wxp {
+namespace {
+
+namespace fs = std::filesystem;
+using proc::ChildProcess;
+using proc::Runfile;
+using proc::ServerProcess;
+
+// Two LoRA tensors, as a PEFT adapter has them.
+Schema TestSchema() {
+  return Schema({{"base_model.model.layer.q_proj.lora_A.weight", DType::kF32, {4, 30}},
+                 {"base_model.model.layer.q_proj.lora_B.weight", DType::kF32, {40, 4}}});
+}
+constexpr int kDim = 4 * 30 + 40 * 4;
+
+std::string SaveExpert(const std::string& dir, const std::vector<float>& values) {
+  Adapter a;
+  a.schema = TestSchema();
+  a.values = values;
+  EXPECT_TRUE(SaveAdapterDir(a, dir).ok());
+  return dir;
+}
+
+std::string BlobIdOf(const std::vector<float>& values) {
+  Adapter a;
+  a.schema = TestSchema();
+  a.values = values;
+  return *BlobId(a);
+}
+
+class AgentProcessTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = ::testing::TempDir() + "/" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    fs::remove_all(root_);
+    fs::create_directories(root_);
+    experts_ = MakeRandomExperts(3, kDim, 2024);
+    optimum_ = *MakeHiddenOptimum(experts_, 2024, 0.0005);
+    for (int i = 0; i < 3; ++i) {
+      expert_dirs_.push_back(SaveExpert(absl::StrCat(root_, "/expert", i), experts_[i]));
+    }
+    Adapter opt;
+    opt.schema = TestSchema();
+    opt.values = optimum_;
+    optimum_path_ = root_ + "/optimum.safetensors";
+    ASSERT_TRUE(SaveSafetensors(opt, optimum_path_).ok());
+    server_ = std::make_unique<ServerProcess>(root_ + "/server", std::vector<std::string>{"--plaintext"});
+    ASSERT_GT(server_->Start(), 0) << proc::Tail(server_->log_path());
+  }
+
+  std::unique_ptr<client::Connection> Admin() {
+    client::ConnectionOptions o;
+    o.server_address = server_->address();
+    o.plaintext = true;
+    o.identity = "ops";
+    o.role = Role::kAdmin;
+    o.rpc_deadline = absl::Seconds(10);
+    return *client::Connection::Open(o, absl::Now());
+  }
+
+  void CreateSwarm(const std::string& extra) {
+    wxp::v1::CreateSwarmRequest req;
+    ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(
+        absl::StrCat("spec { name: 'swarm' min_experts: 3 mode: SYNC upload_policy: ON_DEMAND ",
+                     "round_deadline_seconds: 600 utility { name: '", kSyntheticComponent,
+                     "' weight: 1 } hyperparameters { ", hyperparameters_, " } ", extra, " }"),
+        &req));
+    auto admin = Admin();
+    wxp::v1::CreateSwarmResponse resp;
+    grpc::Status s = admin->admin().CreateSwarm(admin->NewContext().get(), req, &resp);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+
+  std::vector<std::string> AgentArgs(const std::string& name, std::vector<int> experts,
+                                     const std::vector<std::string>& evaluator) {
+    std::vector<std::string> dirs;
+    for (int e : experts) dirs.push_back(expert_dirs_[e]);
+    std::vector<std::string> argv = {Runfile("client/agent/wxp-agent"),
+                                     "--server=" + server_->address(),
+                                     "--plaintext",
+                                     "--identity=" + name,
+                                     "--swarm=swarm",
+                                     "--expert=" + absl::StrJoin(dirs, ","),
+                                     "--capacity=3",
+                                     "--work_dir=" + root_ + "/" + name};
+    argv.insert(argv.end(), evaluator.begin(), evaluator.end());
+    return argv;
+  }
+
+  // The pool's order is the join order, and the oracle's is experts 0, 1, 2: firm-b (expert
+  // 2) may only join once firm-a (experts 0 and 1) has.
+  void StartInOrder(ChildProcess& a, const std::vector<std::string>& args_a, ChildProcess& b,
+                    const std::vector<std::string>& args_b) {
+    ASSERT_TRUE(a.Start(args_a, root_ + "/firm-a.log"));
+    for (int i = 0; i < 500; ++i) {
+      if (proc::Tail(root_ + "/firm-a.log", 1 << 20).find("event=joined") != std::string::npos) break;
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    ASSERT_TRUE(b.Start(args_b, root_ + "/firm-b.log"));
+  }
+
+  std::vector<std::string> Synthetic() { return {"--synthetic_optimum=" + optimum_path_}; }
+
+  RunResult Oracle(uint64_t seed, int max_iterations, int patience) {
+    RunnerOptions o;
+    o.params.seed = seed;
+    o.params.max_iterations = max_iterations;
+    o.params.patience = patience;
+    o.params.pool_size = 5;
+    SyntheticEvaluator eval(optimum_);
+    auto r = RunSwarm(experts_, *UtilityFunction::Create({{kSyntheticComponent, true, 1.0}}),
+                      eval, o);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return *r;
+  }
+
+  wxp::v1::SwarmStatus Status() {
+    auto admin = Admin();
+    wxp::v1::GetSwarmStatusRequest req;
+    req.set_swarm("swarm");
+    wxp::v1::SwarmStatus status;
+    EXPECT_TRUE(admin->admin().GetSwarmStatus(admin->NewContext().get(), req, &status).ok());
+    return status;
+  }
+
+  std::vector<double> GlobalBestHistory() {
+    auto admin = Admin();
+    wxp::v1::GetHistoryRequest req;
+    req.set_swarm("swarm");
+    wxp::v1::GetHistoryResponse resp;
+    EXPECT_TRUE(admin->admin().GetHistory(admin->NewContext().get(), req, &resp).ok());
+    std::vector<double> g;
+    for (const auto& e : resp.entries()) g.push_back(e.global_best_utility());
+    return g;
+  }
+
+  // The federated result equals the oracle's: trajectory and final bytes.
+  void ExpectSameAsRunner(const RunResult& oracle) {
+    std::vector<double> want;
+    for (const IterationSummary& s : oracle.history) want.push_back(s.global_best_utility);
+    EXPECT_EQ(GlobalBestHistory(), want);
+    const wxp::v1::SwarmStatus status = Status();
+    EXPECT_EQ(status.state(), wxp::v1::FINISHED);
+    EXPECT_EQ(status.global_best().utility(), oracle.best_utility);
+    EXPECT_EQ(status.global_best().blob_id(), BlobIdOf(oracle.best));
+  }
+
+  std::string root_;
+  std::vector<std::vector<float>> experts_;
+  std::vector<float> optimum_;
+  std::vector<std::string> expert_dirs_;
+  std::string optimum_path_;
+  std::string hyperparameters_ = "seed: 99 max_iterations: 10 patience: 4 pool_size: 5";
+  std::unique_ptr<ServerProcess> server_;
+};
+
+TEST_F(AgentProcessTest, FederatedSyncRunMatchesTheInProcessRunner) {
+  CreateSwarm("");
+  ChildProcess a, b;
+  StartInOrder(a, AgentArgs("firm-a", {0, 1}, Synthetic()), b, AgentArgs("firm-b", {2}, Synthetic()));
+  const int sa = a.Wait(absl::Minutes(3)), sb = b.Wait(absl::Minutes(3));
+  ASSERT_TRUE(WIFEXITED(sa) && WEXITSTATUS(sa) == 0) << proc::Tail(root_ + "/firm-a.log");
+  ASSERT_TRUE(WIFEXITED(sb) && WEXITSTATUS(sb) == 0) << proc::Tail(root_ + "/firm-b.log");
+  ExpectSameAsRunner(Oracle(99, 10, 4));
+  // One line per iteration per particle, with the utility and the upload decision.
+  const std::string log = proc::Tail(root_ + "/firm-a.log", 1 << 20);
+  EXPECT_NE(log.find("event=iteration particle="), std::string::npos) << log;
+  EXPECT_NE(log.find(" uploaded="), std::string::npos);
+  EXPECT_NE(log.find("event=agent_summary"), std::string::npos);
+}
+
+TEST_F(AgentProcessTest, SyncResultSurvivesAgentAndServerKills) {
+  CreateSwarm("");
+  ChildProcess a, b;
+  const auto args_a = AgentArgs("firm-a", {0, 1}, Synthetic());
+  const auto args_b = AgentArgs("firm-b", {2}, Synthetic());
+  StartInOrder(a, args_a, b, args_b);
+  std::mt19937 rng(7);
+  int agent_kills = 0, server_kills = 0;
+  const absl::Time give_up = absl::Now() + absl::Minutes(4);
+  while ((a.Running() || b.Running()) && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(100 + rng() % 400));
+    if (agent_kills < 6 && a.Running()) {
+      // Anywhere: mid-move, mid-evaluation, mid-report, mid-upload.
+      a.Kill(SIGKILL);
+      ++agent_kills;
+      ASSERT_TRUE(a.Start(args_a, root_ + "/firm-a.log"));
+    } else if (server_kills < 2) {
+      server_->Kill(SIGKILL);
+      ++server_kills;
+      ASSERT_GT(server_->Start(), 0) << proc::Tail(server_->log_path());
+    }
+  }
+  const int sa = a.Wait(absl::Seconds(30)), sb = b.Wait(absl::Seconds(30));
+  ASSERT_TRUE(WIFEXITED(sa) && WEXITSTATUS(sa) == 0) << proc::Tail(root_ + "/firm-a.log");
+  ASSERT_TRUE(WIFEXITED(sb) && WEXITSTATUS(sb) == 0) << proc::Tail(root_ + "/firm-b.log");
+  EXPECT_GE(agent_kills, 3);
+  ExpectSameAsRunner(Oracle(99, 10, 4));
+
+  // Every particle reported each iteration exactly once, with no gap; no partial blob is
+  // visible in the store.
+  server_->Kill(SIGTERM);
+  auto store = store::SqliteStore::Open({root_ + "/server/wxp.db"});
+  ASSERT_TRUE(store.ok());
+  auto evals = (*store)->ListEvaluations("swarm");
+  ASSERT_TRUE(evals.ok());
+  std::map<int, std::vector<int>> iterations;
+  for (const auto& e : *evals) iterations[e.particle_id].push_back(e.iteration);
+  ASSERT_EQ(iterations.size(), 5u);
+  for (auto& [p, its] : iterations) {
+    std::sort(its.begin(), its.end());
+    for (size_t i = 0; i < its.size(); ++i) EXPECT_EQ(its[i], static_cast<int>(i)) << p;
+  }
+  for (const auto& f : fs::recursive_directory_iterator(root_ + "/server/blobs/blobs")) {
+    if (f.is_regular_file() && f.path().filename().string().find(".tmp") == std::string::npos) {
+      EXPECT_EQ(*Sha256File(f.path().string()), f.path().filename().string());
+    }
+  }
+}
+
+TEST_F(AgentProcessTest, ExternalEvaluatorFailuresAreReportedNotFatal) {
+  hyperparameters_ = "seed: 5 max_iterations: 6 patience: 6 pool_size: 5";
+  CreateSwarm("");
+  // The harness scores like the synthetic evaluator, but fails every third call after the
+  // initial ones, alternating a crash, garbage output and a hang past the time-out.
+  const std::string script = Runfile("tests/testdata/eval_synthetic.py");
+  const std::vector<std::string> ext = {"--eval_command=python3 " + script + " " + optimum_path_,
+                                        "--eval_timeout=2"};
+  ChildProcess a, b;
+  ASSERT_TRUE(a.Start(AgentArgs("firm-a", {0, 1}, ext), root_ + "/firm-a.log"));
+  ASSERT_TRUE(b.Start(AgentArgs("firm-b", {2}, Synthetic()), root_ + "/firm-b.log"));
+  const int sa = a.Wait(absl::Minutes(3)), sb = b.Wait(absl::Minutes(3));
+  const std::string log = proc::Tail(root_ + "/firm-a.log", 1 << 20);
+  ASSERT_TRUE(WIFEXITED(sa) && WEXITSTATUS(sa) == 0) << log;
+  ASSERT_TRUE(WIFEXITED(sb) && WEXITSTATUS(sb) == 0) << proc::Tail(root_ + "/firm-b.log");
+  EXPECT_EQ(Status().state(), wxp::v1::FINISHED);
+  EXPECT_NE(log.find("exited with status 3"), std::string::npos) << log;
+  EXPECT_NE(log.find("not a JSON object"), std::string::npos) << log;
+  EXPECT_NE(log.find("did not finish within"), std::string::npos) << log;
+  server_->Kill(SIGTERM);
+  auto store = store::SqliteStore::Open({root_ + "/server/wxp.db"});
+  ASSERT_TRUE(store.ok());
+  int failed = 0;
+  auto evals = (*store)->ListEvaluations("swarm");
+  ASSERT_TRUE(evals.ok());
+  for (const auto& e : *evals) failed += e.failed;
+  EXPECT_GE(failed, 3);
+}
+
+}  // namespace
+}  // namespace wxp
