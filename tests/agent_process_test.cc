@@ -16,10 +16,13 @@
 #include "absl/time/clock.h"
 #include "client/net/connection.h"
 #include "common/adapter.h"
+#include "common/certs.h"
+#include "common/file_util.h"
 #include "common/runner.h"
 #include "common/sha256.h"
 #include "common/synthetic.h"
 #include "google/protobuf/text_format.h"
+#include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "server/store/sqlite_store.h"
 #include "tests/testing/processes.h"
@@ -71,16 +74,40 @@ class AgentProcessTest : public ::testing::Test {
     opt.values = optimum_;
     optimum_path_ = root_ + "/optimum.safetensors";
     ASSERT_TRUE(SaveSafetensors(opt, optimum_path_).ok());
-    server_ = std::make_unique<ServerProcess>(root_ + "/server", std::vector<std::string>{"--plaintext"});
+    StartServer({"--plaintext"});
+  }
+
+  void StartServer(std::vector<std::string> args) {
+    server_ = std::make_unique<ServerProcess>(root_ + "/server", std::move(args));
     ASSERT_GT(server_->Start(), 0) << proc::Tail(server_->log_path());
   }
 
-  std::unique_ptr<client::Connection> Admin() {
+  // A client channel from PEM files, bypassing the client library's own checks (so an
+  // expired certificate reaches the server).
+  std::shared_ptr<grpc::Channel> RawTlsChannel(const std::string& cert, const std::string& key) {
+    grpc::SslCredentialsOptions o;
+    o.pem_root_certs = *ReadFile(root_ + "/certs/ca.crt");
+    if (!cert.empty()) {
+      o.pem_cert_chain = *ReadFile(cert);
+      o.pem_private_key = *ReadFile(key);
+    }
+    return grpc::CreateChannel(server_->address(), grpc::SslCredentials(o));
+  }
+
+  std::unique_ptr<client::Connection> Admin() { return Client("ops", Role::kAdmin); }
+
+  std::unique_ptr<client::Connection> Client(const std::string& name, Role role) {
     client::ConnectionOptions o;
     o.server_address = server_->address();
-    o.plaintext = true;
-    o.identity = "ops";
-    o.role = Role::kAdmin;
+    if (tls_) {
+      o.tls_cert = root_ + "/certs/" + name + ".crt";
+      o.tls_key = root_ + "/certs/" + name + ".key";
+      o.tls_ca = root_ + "/certs/ca.crt";
+    } else {
+      o.plaintext = true;
+      o.identity = name;
+    }
+    o.role = role;
     o.rpc_deadline = absl::Seconds(10);
     return *client::Connection::Open(o, absl::Now());
   }
@@ -103,13 +130,18 @@ class AgentProcessTest : public ::testing::Test {
     std::vector<std::string> dirs;
     for (int e : experts) dirs.push_back(expert_dirs_[e]);
     std::vector<std::string> argv = {Runfile("client/agent/wxp-agent"),
-                                     "--server=" + server_->address(),
-                                     "--plaintext",
-                                     "--identity=" + name,
-                                     "--swarm=swarm",
-                                     "--expert=" + absl::StrJoin(dirs, ","),
-                                     "--capacity=3",
-                                     "--work_dir=" + root_ + "/" + name};
+                                     "--server=" + server_->address(), "--swarm=swarm"};
+    if (tls_) {
+      argv.push_back("--tls_cert=" + root_ + "/certs/" + name + ".crt");
+      argv.push_back("--tls_key=" + root_ + "/certs/" + name + ".key");
+      argv.push_back("--tls_ca=" + root_ + "/certs/ca.crt");
+    } else {
+      argv.push_back("--plaintext");
+      argv.push_back("--identity=" + name);
+    }
+    argv.insert(argv.end(), {
+                             "--expert=" + absl::StrJoin(dirs, ","),
+                             "--capacity=3", "--work_dir=" + root_ + "/" + name});
     argv.insert(argv.end(), evaluator.begin(), evaluator.end());
     return argv;
   }
@@ -179,6 +211,7 @@ class AgentProcessTest : public ::testing::Test {
   std::string optimum_path_;
   std::string hyperparameters_ = "seed: 99 max_iterations: 10 patience: 4 pool_size: 5";
   std::unique_ptr<ServerProcess> server_;
+  bool tls_ = false;
 };
 
 TEST_F(AgentProcessTest, FederatedSyncRunMatchesTheInProcessRunner) {
@@ -272,6 +305,97 @@ TEST_F(AgentProcessTest, ExternalEvaluatorFailuresAreReportedNotFatal) {
   ASSERT_TRUE(evals.ok());
   for (const auto& e : *evals) failed += e.failed;
   EXPECT_GE(failed, 3);
+}
+
+TEST_F(AgentProcessTest, FederatedRunOverMutualTlsAndItsRefusals) {
+  server_->Kill(SIGTERM);
+  const std::string ca = root_ + "/ca", certs = root_ + "/certs";
+  ASSERT_TRUE(InitCa(ca).ok());
+  ASSERT_TRUE(IssueCertificate(ca, {Role::kServer, "server"}, certs).ok());
+  for (const char* firm : {"firm-a", "firm-b"}) {
+    ASSERT_TRUE(IssueCertificate(ca, {Role::kAgent, firm}, certs).ok());
+  }
+  ASSERT_TRUE(IssueCertificate(ca, {Role::kAdmin, "ops"}, certs).ok());
+  CertificateRequest expired{Role::kAgent, "stale"};
+  expired.not_before = absl::Now() - absl::Hours(3);
+  expired.validity = absl::Hours(1);
+  ASSERT_TRUE(IssueCertificate(ca, expired, certs).ok());
+  ASSERT_TRUE(InitCa(root_ + "/other-ca").ok());
+  ASSERT_TRUE(IssueCertificate(root_ + "/other-ca", {Role::kAgent, "firm-a"}, root_ + "/other").ok());
+  tls_ = true;
+  StartServer({"--tls_cert=" + certs + "/server.crt", "--tls_key=" + certs + "/server.key",
+               "--tls_ca=" + certs + "/ca.crt"});
+
+  // The handshake refuses: no client certificate, another CA's (same name), an expired one.
+  auto list = [](const std::shared_ptr<grpc::Channel>& ch) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    wxp::v1::ListSwarmsResponse resp;
+    return wxp::v1::AdminService::NewStub(ch)->ListSwarms(&ctx, {}, &resp).error_code();
+  };
+  EXPECT_EQ(list(RawTlsChannel("", "")), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(list(RawTlsChannel(root_ + "/other/firm-a.crt", root_ + "/other/firm-a.key")),
+            grpc::StatusCode::UNAVAILABLE);
+  EXPECT_EQ(list(RawTlsChannel(certs + "/stale.crt", certs + "/stale.key")),
+            grpc::StatusCode::UNAVAILABLE);
+  // The client library refuses an expired certificate before dialling, saying so.
+  client::ConnectionOptions stale;
+  stale.server_address = server_->address();
+  stale.tls_cert = certs + "/stale.crt";
+  stale.tls_key = certs + "/stale.key";
+  stale.tls_ca = certs + "/ca.crt";
+  auto refused = client::Connection::Open(stale, absl::Now());
+  EXPECT_FALSE(refused.ok());
+  // An agent certificate cannot call the admin service.
+  auto agent_a = Client("firm-a", Role::kAgent);
+  wxp::v1::ListSwarmsResponse swarms;
+  grpc::Status as_admin =
+      agent_a->admin().ListSwarms(agent_a->NewContext().get(), {}, &swarms);
+  EXPECT_EQ(as_admin.error_code(), grpc::StatusCode::PERMISSION_DENIED) << as_admin.error_message();
+  EXPECT_EQ(list(RawTlsChannel(certs + "/ops.crt", certs + "/ops.key")), grpc::StatusCode::OK);
+
+  CreateSwarm("");
+  ChildProcess a, b;
+  StartInOrder(a, AgentArgs("firm-a", {0, 1}, Synthetic()), b, AgentArgs("firm-b", {2}, Synthetic()));
+  // Once the pool exists: firm-b may not touch firm-a's particle 0 (firm-a's first expert).
+  for (int i = 0; i < 500 && Status().state() != wxp::v1::RUNNING; ++i) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  auto agent_b = Client("firm-b", Role::kAgent);
+  wxp::v1::GetTargetsRequest treq;
+  treq.set_swarm("swarm");
+  treq.set_particle_id(0);
+  treq.set_iteration(1);
+  wxp::v1::GetTargetsResponse targets;
+  grpc::Status foreign = agent_b->agent().GetTargets(agent_b->NewContext().get(), treq, &targets);
+  EXPECT_EQ(foreign.error_code(), grpc::StatusCode::PERMISSION_DENIED) << foreign.error_message();
+  wxp::v1::ReportRequest rreq;
+  rreq.set_swarm("swarm");
+  rreq.set_particle_id(0);
+  rreq.set_iteration(0);
+  rreq.set_position_blob_id(BlobIdOf(experts_[0]));
+  (*rreq.mutable_scores())[kSyntheticComponent] = 0;
+  wxp::v1::ReportResponse rresp;
+  grpc::Status foreign_report = agent_b->agent().Report(agent_b->NewContext().get(), rreq, &rresp);
+  EXPECT_EQ(foreign_report.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+
+  const int sa = a.Wait(absl::Minutes(3)), sb = b.Wait(absl::Minutes(3));
+  ASSERT_TRUE(WIFEXITED(sa) && WEXITSTATUS(sa) == 0) << proc::Tail(root_ + "/firm-a.log");
+  ASSERT_TRUE(WIFEXITED(sb) && WEXITSTATUS(sb) == 0) << proc::Tail(root_ + "/firm-b.log");
+  ExpectSameAsRunner(Oracle(99, 10, 4));
+
+  // A revoked client is refused on its next call, with its valid certificate.
+  auto admin = Admin();
+  wxp::v1::RevokeClientRequest revoke;
+  revoke.set_identity("firm-b");
+  wxp::v1::ClientInfo info;
+  ASSERT_TRUE(admin->admin().RevokeClient(admin->NewContext().get(), revoke, &info).ok());
+  wxp::v1::HeartbeatRequest hb;
+  hb.set_swarm("swarm");
+  wxp::v1::HeartbeatResponse hbr;
+  grpc::Status revoked = agent_b->agent().Heartbeat(agent_b->NewContext().get(), hb, &hbr);
+  EXPECT_EQ(revoked.error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_NE(revoked.error_message().find("revoked"), std::string::npos) << revoked.error_message();
 }
 
 }  // namespace
