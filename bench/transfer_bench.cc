@@ -6,7 +6,9 @@
 // the figure is about the wire and the server, not this machine's disk).
 //
 //   bazel run //bench:transfer_bench -- [--mib=256] [--data_dir=/dev/shm/wxp-b2]
+//   bazel run //bench:transfer_bench -- --memory --mib=1024 --data_dir=/tmp/wxp-b4   (B4)
 #include <arpa/inet.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -29,9 +31,13 @@
 #include "common/sha256.h"
 #include "server/app/credentials.h"
 #include "server/app/wxp_server.h"
+#include "tests/testing/processes.h"
 
 ABSL_FLAG(int, mib, 256, "blob size, MiB");
 ABSL_FLAG(std::string, data_dir, "/dev/shm/wxp-transfer-bench", "scratch directory");
+ABSL_FLAG(bool, memory, false,
+          "B4 instead: peak memory of a wxp-server process and of this client (the agent's "
+          "transfer code) while the blob goes up and down (use --mib=1024)");
 
 namespace {
 namespace fs = std::filesystem;
@@ -133,6 +139,53 @@ absl::StatusOr<Result> GrpcRound(bool tls, const std::string& dir, const std::st
   return r;
 }
 
+long PeakRssKib(const std::string& pid) {
+  std::ifstream in("/proc/" + pid + "/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+// B4: the server as its own process (its memory is what is measured), this process as the
+// client: wxp-agent moves blobs with exactly these two calls.
+int MemoryBench(const std::string& dir, const std::string& blob, const std::string& id,
+                size_t bytes) {
+  wxp::proc::ServerProcess server(dir + "/server", {"--plaintext"});
+  if (server.Start() <= 0) {
+    std::cerr << "server did not start: " << wxp::proc::Tail(server.log_path()) << "\n";
+    return 1;
+  }
+  wxp::client::ConnectionOptions co;
+  co.server_address = server.address();
+  co.plaintext = true;
+  co.identity = "bench";
+  co.role = wxp::Role::kAgent;
+  auto conn = wxp::client::Connection::Open(co, absl::Now());
+  const long client_before = PeakRssKib("self");
+  auto up = wxp::client::UploadFile(**conn, blob, id, "");
+  auto down = up.ok() ? wxp::client::DownloadToFile(**conn, id, dir + "/downloaded")
+                      : absl::StatusOr<wxp::client::TransferResult>(up.status());
+  if (!down.ok()) {
+    std::cerr << down.status() << "\n";
+    return 1;
+  }
+  const long server_peak = PeakRssKib(std::to_string(server.child().pid()));
+  const long client_peak = PeakRssKib("self");
+  server.Kill(SIGTERM);
+  const double mib = bytes / double(1 << 20);
+  const double target = 1.2 * mib + 64;
+  std::cout << absl::StrFormat("B4 memory: %.0f MiB adapter up and down over loopback, %d cores\n",
+                               mib, static_cast<int>(std::thread::hardware_concurrency()));
+  std::cout << absl::StrFormat("%-28s %12s %14s\n", "process", "peak RSS MiB", "target MiB");
+  std::cout << absl::StrFormat("%-28s %12.1f %14.0f\n", "wxp-server", server_peak / 1024.0, target);
+  std::cout << absl::StrFormat("%-28s %12.1f %14.0f   (%.1f MiB before the transfer)\n",
+                               "client (agent transfer code)", client_peak / 1024.0, target,
+                               client_before / 1024.0);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -155,6 +208,11 @@ int main(int argc, char** argv) {
     }
   }
   const std::string id = *wxp::Sha256File(blob);
+  if (absl::GetFlag(FLAGS_memory)) {
+    int rc = MemoryBench(dir, blob, id, bytes);
+    fs::remove_all(dir);
+    return rc;
+  }
   const std::string certs = dir + "/certs";
   if (!wxp::InitCa(certs).ok() ||
       !wxp::IssueCertificate(certs, {wxp::Role::kServer, "server"}, certs).ok() ||

@@ -17,9 +17,15 @@ namespace wxp::proc {
 namespace fs = std::filesystem;
 
 std::string Runfile(const std::string& relative) {
-  const char* srcdir = std::getenv("TEST_SRCDIR");
   const char* ws = std::getenv("TEST_WORKSPACE");
-  return absl::StrCat(srcdir ? srcdir : ".", "/", ws ? ws : "wxp", "/", relative);
+  if (const char* srcdir = std::getenv("TEST_SRCDIR")) {
+    return absl::StrCat(srcdir, "/", ws ? ws : "wxp", "/", relative);
+  }
+  if (const char* runfiles = std::getenv("RUNFILES_DIR")) {
+    return absl::StrCat(runfiles, "/wxp/", relative);
+  }
+  // `bazel run` starts binaries in their runfiles tree's workspace directory.
+  return absl::StrCat(fs::current_path().string(), "/", relative);
 }
 
 ChildProcess::~ChildProcess() { Kill(SIGKILL); }

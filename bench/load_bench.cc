@@ -1,0 +1,292 @@
+// B3 (SPEC 9): many simulated agents against one wxp-server process (ASYNC swarm, small
+// adapters): durable reports per second, Report latency p50/p99, and the server's peak
+// memory at several pool sizes. Each simulated agent does what wxp-agent does per
+// iteration (GetTargets, fetch g / g_w when they change, move, Report, upload when asked),
+// with the synthetic utility; only Report calls are timed.
+//
+//   bazel run //bench:load_bench -- [--particles=10,100,1000] [--seconds=10] [--threads=16]
+#include <signal.h>
+
+#include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "client/net/blob_transfer.h"
+#include "client/net/connection.h"
+#include "common/adapter.h"
+#include "common/sha256.h"
+#include "common/swarm_move.h"
+#include "common/synthetic.h"
+#include "google/protobuf/text_format.h"
+#include "tests/testing/processes.h"
+
+ABSL_FLAG(std::vector<std::string>, particles, std::vector<std::string>({"10", "100", "1000"}),
+          "pool sizes to measure");
+ABSL_FLAG(int, seconds, 10, "measured seconds per pool size");
+ABSL_FLAG(int, threads, 16, "simulated agents (one thread each)");
+ABSL_FLAG(int, params, 256, "parameters per adapter");
+ABSL_FLAG(std::string, data_dir, "/tmp/wxp-load-bench", "server data directory (on disk)");
+
+namespace {
+namespace fs = std::filesystem;
+using wxp::client::Connection;
+
+wxp::Schema BenchSchema(int n) { return wxp::Schema({{"m.lora_A.weight", wxp::DType::kF32, {n}}}); }
+
+std::string Serialize(const std::vector<float>& v) {
+  wxp::Adapter a;
+  a.schema = BenchSchema(static_cast<int>(v.size()));
+  a.values = v;
+  return *wxp::SerializeAdapter(a);
+}
+
+std::vector<float> Parse(const std::string& bytes) {
+  return wxp::AdapterFromSafetensors(*wxp::SafetensorsFile::FromBytes(bytes)).values;
+}
+
+std::unique_ptr<Connection> Connect(int port, const std::string& name, wxp::Role role) {
+  wxp::client::ConnectionOptions o;
+  o.server_address = absl::StrCat("127.0.0.1:", port);
+  o.plaintext = true;
+  o.identity = name;
+  o.role = role;
+  return *Connection::Open(o, absl::Now());
+}
+
+bool Upload(Connection& c, const std::string& bytes, const std::string& dir) {
+  const std::string id = wxp::Sha256Hex(bytes);
+  const std::string path = dir + "/" + id;
+  std::ofstream(path, std::ios::binary) << bytes;
+  bool ok = wxp::client::UploadFile(c, path, id, "load").ok();
+  fs::remove(path);
+  return ok;
+}
+
+std::string Download(Connection& c, const std::string& id, const std::string& dir) {
+  const std::string path = dir + "/" + id;
+  if (!wxp::client::DownloadToFile(c, id, path).ok()) return "";
+  std::ifstream in(path, std::ios::binary);
+  std::string s((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  fs::remove(path);
+  return s;
+}
+
+long PeakRssKib(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return -1;
+}
+
+struct Figures {
+  long reports = 0;
+  double seconds = 0;
+  double p50_ms = 0, p99_ms = 0;
+  long errors = 0;
+  long peak_kib = 0;
+};
+
+Figures Measure(int particles, int threads, int dim, int seconds, const std::string& root) {
+  const std::string data = absl::StrCat(root, "/p", particles);
+  fs::remove_all(data);
+  wxp::proc::ServerProcess server(data, {"--plaintext"});
+  const int port = server.Start();
+  if (port <= 0) {
+    std::cerr << "server did not start: " << wxp::proc::Tail(server.log_path()) << "\n";
+    std::exit(1);
+  }
+  threads = std::min(threads, particles);
+  // Every simulated agent contributes one expert (a join needs at least one).
+  const int experts = threads;
+  auto admin = Connect(port, "ops", wxp::Role::kAdmin);
+  wxp::v1::CreateSwarmRequest req;
+  google::protobuf::TextFormat::ParseFromString(
+      absl::StrCat("spec { name: 'load' mode: ASYNC upload_policy: ON_DEMAND min_experts: ",
+                   experts, " utility { name: 'neg_rms_distance' weight: 1 } hyperparameters { ",
+                   "pool_size: ", particles, " max_iterations: 100000 patience: 100000 seed: 1 } }"),
+      &req);
+  wxp::v1::CreateSwarmResponse created;
+  grpc::Status cs = admin->admin().CreateSwarm(admin->NewContext().get(), req, &created);
+  if (!cs.ok()) {
+    std::cerr << "CreateSwarm: " << cs.error_message() << "\n";
+    std::exit(1);
+  }
+  const auto expert_vectors = wxp::MakeRandomExperts(experts, dim, 3);
+  const std::vector<float> optimum = wxp::MakeRandomExperts(1, dim, 4)[0];
+  const int capacity = std::min(64, (particles + threads - 1) / threads + 1);
+
+  std::atomic<bool> stop{false}, measuring{false};
+  std::mutex mu;
+  std::vector<double> latencies;
+  std::atomic<long> errors{0};
+  std::atomic<int> joined{0};
+  std::vector<std::thread> agents;
+  for (int t = 0; t < threads; ++t) {
+    agents.emplace_back([&, t] {
+      const std::string name = absl::StrCat("agent-", t);
+      const std::string scratch = absl::StrCat(data, "-scratch-", t);
+      fs::create_directories(scratch);
+      auto c = Connect(port, name, wxp::Role::kAgent);
+      wxp::v1::JoinRequest j;
+      j.set_swarm("load");
+      j.set_capacity(capacity);
+      if (t < experts) {
+        const std::string bytes = Serialize(expert_vectors[t]);
+        Upload(*c, bytes, scratch);
+        j.add_expert_blob_ids(wxp::Sha256Hex(bytes));
+      }
+      // Experts join first, so the pool is built with every agent known.
+      while (t >= experts && joined.load() < experts) absl::SleepFor(absl::Milliseconds(5));
+      wxp::v1::JoinResponse jr;
+      grpc::Status js = c->agent().Join(c->NewContext().get(), j, &jr);
+      if (!js.ok() && t < experts) std::cerr << name << " join: " << js.error_message() << "\n";
+      ++joined;
+      struct P {
+        std::vector<float> x, v, p;
+        int iteration = 0;
+      };
+      std::map<int, P> mine;
+      std::map<std::string, std::vector<float>> cache;
+      auto fetch = [&](const std::string& id) -> const std::vector<float>* {
+        auto it = cache.find(id);
+        if (it != cache.end()) return &it->second;
+        std::string bytes = Download(*c, id, scratch);
+        if (bytes.empty()) return nullptr;
+        if (cache.size() > 8) cache.clear();
+        return &(cache[id] = Parse(bytes));
+      };
+      auto report = [&](int id, int k, const std::vector<float>& x) -> bool {
+        const std::string bytes = Serialize(x);
+        wxp::v1::ReportRequest r;
+        r.set_swarm("load");
+        r.set_particle_id(id);
+        r.set_iteration(k);
+        r.set_position_blob_id(wxp::Sha256Hex(bytes));
+        (*r.mutable_scores())["neg_rms_distance"] = wxp::NegativeRmsDistance(x, optimum);
+        wxp::v1::ReportResponse resp;
+        const absl::Time start = absl::Now();
+        grpc::Status s = c->agent().Report(c->NewContext().get(), r, &resp);
+        const double ms = absl::ToDoubleMilliseconds(absl::Now() - start);
+        if (!s.ok()) {
+          ++errors;
+          return false;
+        }
+        if (measuring.load()) {
+          std::lock_guard<std::mutex> l(mu);
+          latencies.push_back(ms);
+        }
+        if (resp.new_personal_best()) mine[id].p = x;
+        if (resp.upload_requested()) Upload(*c, bytes, scratch);
+        return true;
+      };
+      wxp::v1::GetAssignmentRequest ar;
+      ar.set_swarm("load");
+      for (;;) {
+        wxp::v1::GetAssignmentResponse a;
+        if (!c->agent().GetAssignment(c->NewContext().get(), ar, &a).ok() || stop) return;
+        if (a.status() == wxp::v1::GetAssignmentResponse::ASSIGNED) {
+          for (const auto& pa : a.particles()) {
+            P p;
+            const auto* x0 = fetch(pa.initial_position_blob_id());
+            if (x0 == nullptr) return;
+            p.x = p.p = *x0;
+            p.v.assign(dim, 0.0f);
+            mine[pa.particle_id()] = p;
+          }
+          break;
+        }
+        absl::SleepFor(absl::Milliseconds(50));
+      }
+      for (auto& [id, p] : mine) report(id, 0, p.x);
+      while (!stop.load()) {
+        bool any = false;
+        for (auto& [id, p] : mine) {
+          wxp::v1::GetTargetsRequest tr;
+          tr.set_swarm("load");
+          tr.set_particle_id(id);
+          tr.set_iteration(p.iteration + 1);
+          wxp::v1::GetTargetsResponse t;
+          if (!c->agent().GetTargets(c->NewContext().get(), tr, &t).ok()) {
+            ++errors;
+            continue;
+          }
+          if (t.status() != wxp::v1::GetTargetsResponse::READY) continue;
+          const auto* g = fetch(t.global_best().blob_id());
+          const auto* gw = fetch(t.global_worst().blob_id());
+          if (g == nullptr || gw == nullptr) continue;
+          std::vector<float> x = p.x, v = p.v;
+          if (t.restart()) wxp::RestartParticle(x.data(), v.data(), p.p.data(), dim);
+          const auto& k = t.coefficients();
+          wxp::MoveParticle({float(k.a()), float(k.b()), float(k.c()), float(k.d()), float(k.step())},
+                            x.data(), v.data(), p.p.data(), g->data(), gw->data(), dim);
+          if (report(id, t.iteration(), x)) {
+            p.x = x;
+            p.v = v;
+            p.iteration = t.iteration();
+            any = true;
+          }
+        }
+        if (!any) absl::SleepFor(absl::Milliseconds(5));
+      }
+      fs::remove_all(scratch);
+    });
+  }
+  absl::SleepFor(absl::Seconds(2));  // joins, pool, initial reports
+  measuring = true;
+  const absl::Time start = absl::Now();
+  absl::SleepFor(absl::Seconds(seconds));
+  measuring = false;
+  Figures f;
+  f.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  f.peak_kib = PeakRssKib(server.child().pid());
+  stop = true;
+  for (auto& th : agents) th.join();
+  server.Kill(SIGTERM);
+  std::sort(latencies.begin(), latencies.end());
+  f.reports = static_cast<long>(latencies.size());
+  if (!latencies.empty()) {
+    f.p50_ms = latencies[latencies.size() / 2];
+    f.p99_ms = latencies[std::min(latencies.size() - 1, latencies.size() * 99 / 100)];
+  }
+  f.errors = errors.load();
+  fs::remove_all(data);
+  return f;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  const std::string root = absl::GetFlag(FLAGS_data_dir);
+  fs::create_directories(root);
+  std::cout << absl::StrFormat(
+      "B3 load: ASYNC swarm, %d simulated agents, %d-parameter adapters, %d s per size, %d "
+      "cores\n",
+      absl::GetFlag(FLAGS_threads), absl::GetFlag(FLAGS_params), absl::GetFlag(FLAGS_seconds),
+      static_cast<int>(std::thread::hardware_concurrency()));
+  std::cout << absl::StrFormat("%10s %12s %10s %10s %14s %8s   targets: >=5000/s, p99<50ms, flat memory\n",
+                               "particles", "reports/s", "p50 ms", "p99 ms", "server peak MiB",
+                               "errors");
+  for (const std::string& s : absl::GetFlag(FLAGS_particles)) {
+    const int n = std::stoi(s);
+    Figures f = Measure(n, absl::GetFlag(FLAGS_threads), absl::GetFlag(FLAGS_params),
+                        absl::GetFlag(FLAGS_seconds), root);
+    std::cout << absl::StrFormat("%10d %12.0f %10.2f %10.2f %14.1f %8d\n", n,
+                                 f.reports / f.seconds, f.p50_ms, f.p99_ms, f.peak_kib / 1024.0,
+                                 f.errors)
+              << std::flush;
+  }
+  return 0;
+}
