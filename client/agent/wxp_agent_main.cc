@@ -82,6 +82,8 @@ int main(int argc, char** argv) {
     if (config.has_builtin_legal_text()) {
       config.mutable_builtin_legal_text()->set_corpus_dir(
           Resolve(dir, config.builtin_legal_text().corpus_dir()));
+      config.mutable_builtin_legal_text()->set_base_dir(
+          Resolve(dir, config.builtin_legal_text().base_dir()));
     }
   }
   auto set = [](const std::string& flag, auto setter) {

@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# The WXP demo (SPEC 8), one command on a fresh Debian machine and clone:
+#   installs what is missing, builds, makes a CA and certificates, starts wxp-server on
+#   loopback (SQLite + mutual TLS), has each firm fine-tune its own LoRA expert on its
+#   private licence-text shard, starts one wxp-agent per firm, runs a real SYNC swarm with
+#   live progress, exports the best adapter, and prints the test-split table: the swarm's
+#   best against the best single expert and the classic merges.
+#
+#   deploy/demo.sh [--out DIR] [--firms N] [--iterations K] [--keep]
+#
+# Everything it starts is stopped on exit and on Ctrl-C. Work files go to DIR (default a
+# fresh /tmp/wxp-demo.XXXXXX, removed at the end unless --keep).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+OUT="" FIRMS=4 ITERATIONS=15 KEEP=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --out) OUT=$2; KEEP=1; shift 2 ;;
+    --firms) FIRMS=$2; shift 2 ;;
+    --iterations) ITERATIONS=$2; shift 2 ;;
+    --keep) KEEP=1; shift ;;
+    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    *) echo "demo: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "1/8 installing what is missing and building (the first build takes a few minutes)"
+bash deploy/install-deps.sh
+bazel build -c opt //client:wxpctl //client/agent:wxp-agent //server/app:wxp-server
+BIN=$ROOT/bazel-bin
+WXPCTL=$BIN/client/wxpctl
+
+[ -n "$OUT" ] || OUT=$(mktemp -d /tmp/wxp-demo.XXXXXX)
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+PIDS=()
+cleanup() {
+  local rc=$?
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  if [ "$KEEP" -eq 0 ] && [ $rc -eq 0 ]; then rm -rf "$OUT"; fi
+  if [ $rc -ne 0 ]; then echo "demo: stopped (exit $rc); logs are in $OUT" >&2; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+step "2/8 certificates: one CA, the server, an admin, one agent per firm"
+CERTS=$OUT/certs
+$WXPCTL certs init-ca --dir "$OUT/ca"
+$WXPCTL certs issue --ca "$OUT/ca" --role server --name server --dns localhost --ip 127.0.0.1 --out "$CERTS"
+$WXPCTL certs issue --ca "$OUT/ca" --role admin --name ops --out "$CERTS"
+
+step "3/8 wxp-server on loopback with SQLite and mutual TLS"
+$BIN/server/app/wxp-server --listen=127.0.0.1:0 --port_file="$OUT/server.port" \
+  --data_dir="$OUT/server" --tls_cert="$CERTS/server.crt" --tls_key="$CERTS/server.key" \
+  --tls_ca="$CERTS/ca.crt" 2>"$OUT/server.log" &
+PIDS+=($!)
+for _ in $(seq 100); do [ -s "$OUT/server.port" ] && break; sleep 0.1; done
+[ -s "$OUT/server.port" ] || { cat "$OUT/server.log" >&2; exit 1; }
+SERVER=localhost:$(cat "$OUT/server.port")
+ADMIN=(--server "$SERVER" --tls_cert "$CERTS/ops.crt" --tls_key "$CERTS/ops.key" --tls_ca "$CERTS/ca.crt")
+echo "serving on $SERVER (data in $OUT/server, log $OUT/server.log)"
+
+step "4/8 the vendor's base model (byte-level LM, pretrained once on the general mix)"
+LEGAL=$OUT/legal
+$WXPCTL legal pretrain --work_dir "$LEGAL"
+mapfile -t SHARDS < <($WXPCTL legal shards --work_dir "$LEGAL" | head -n "$FIRMS")
+
+step "5/8 each firm fine-tunes its own LoRA expert on its private shard"
+EXPERTS=()
+for s in "${SHARDS[@]}"; do
+  firm=firm-$(echo "$s" | tr 'A-Z' 'a-z' | tr -c 'a-z0-9\n' '-')
+  $WXPCTL legal finetune --work_dir "$LEGAL" --shard "$s" --out "$OUT/experts/$firm"
+  $WXPCTL certs issue --ca "$OUT/ca" --role agent --name "$firm" --out "$CERTS"
+  EXPERTS+=("$firm:$s")
+done
+
+step "6/8 the swarm, and one wxp-agent per firm"
+cat > "$OUT/swarm.textproto" <<SPEC
+name: "legal-demo"
+description: "licence-text assistant: next-byte accuracy on the vendor's mixed dev split"
+mode: SYNC
+upload_policy: ON_DEMAND
+min_experts: ${#EXPERTS[@]}
+round_deadline_seconds: 120
+utility { name: "char_acc" weight: 1 }
+hyperparameters { pool_size: $(( ${#EXPERTS[@]} * 2 )) max_iterations: $ITERATIONS patience: 6 seed: 42 }
+SPEC
+$WXPCTL "${ADMIN[@]}" swarm create --spec "$OUT/swarm.textproto"
+for e in "${EXPERTS[@]}"; do
+  firm=${e%%:*} shard=${e#*:}
+  cat > "$OUT/$firm.agent.textproto" <<CFG
+server_address: "$SERVER"
+tls { cert: "$CERTS/$firm.crt" key: "$CERTS/$firm.key" ca: "$CERTS/ca.crt" }
+swarm: "legal-demo"
+expert_paths: "$OUT/experts/$firm"
+capacity: 2
+work_dir: "$OUT/agents/$firm"
+builtin_legal_text { shard: "$shard" split: "dev" base_dir: "$LEGAL" }
+CFG
+  $BIN/client/agent/wxp-agent --config="$OUT/$firm.agent.textproto" 2>"$OUT/$firm.log" &
+  PIDS+=($!)
+  echo "$firm (shard $shard): log $OUT/$firm.log"
+done
+
+step "7/8 live progress (wxpctl watch)"
+$WXPCTL "${ADMIN[@]}" watch legal-demo
+
+step "8/8 export and the test-split table"
+$WXPCTL "${ADMIN[@]}" export legal-demo --out "$OUT/best"
+EXPERT_DIRS=()
+for e in "${EXPERTS[@]}"; do EXPERT_DIRS+=("$OUT/experts/${e%%:*}"); done
+$WXPCTL merge --method linear --out "$OUT/merges/uniform_soup" "${EXPERT_DIRS[@]}" >/dev/null
+$WXPCTL merge --method task_arithmetic --out "$OUT/merges/task_arithmetic" "${EXPERT_DIRS[@]}" >/dev/null
+$WXPCTL merge --method ties --out "$OUT/merges/ties" "${EXPERT_DIRS[@]}" >/dev/null
+$WXPCTL merge --method dare_ties --out "$OUT/merges/dare_ties" "${EXPERT_DIRS[@]}" >/dev/null
+score() { $WXPCTL legal eval --work_dir "$LEGAL" --adapter "$1" --split test | python3 -c 'import json,sys; print(json.load(sys.stdin)["scores"]["char_acc"])'; }
+best_single=0 best_name=""
+for d in "${EXPERT_DIRS[@]}"; do
+  a=$(score "$d")
+  if python3 -c "import sys; sys.exit(0 if $a > $best_single else 1)"; then best_single=$a best_name=$(basename "$d"); fi
+done
+{
+  echo "method char_acc"
+  echo "swarm_best $(score "$OUT/best")"
+  echo "best_single($best_name) $best_single"
+  for m in uniform_soup task_arithmetic ties dare_ties; do echo "$m $(score "$OUT/merges/$m")"; done
+} > "$OUT/table.txt"
+python3 - "$OUT" "${#EXPERTS[@]}" <<'PY'
+import glob, os, re, sys
+out, n = sys.argv[1], int(sys.argv[2])
+rows = [l.split() for l in open(os.path.join(out, "table.txt")).read().splitlines()[1:]]
+print("\nnext-byte accuracy on the held-out TEST split (higher is better):")
+print("  %-28s %9s" % ("adapter", "char_acc"))
+for name, acc in rows:
+    print("  %-28s %9.4f" % (name, float(acc)))
+size = os.path.getsize(os.path.join(out, "best", "adapter_model.safetensors"))
+up = down = iters = 0
+for log in glob.glob(os.path.join(out, "firm-*.log")):
+    text = open(log).read()
+    m = re.findall(r"event=agent_summary .*? bytes_up=(\d+) \(experts (\d+)\) bytes_down=(\d+)", text)
+    if m:
+        up += int(m[-1][0]) - int(m[-1][1]); down += int(m[-1][2])
+    iters += len(re.findall(r"event=iteration ", text))
+if iters:
+    print("\nbytes on the wire per particle-iteration (experts excluded): %.0f up + %.0f down"
+          " = %.0f, vs naive 3 x %d = %d (%.1f%%)" % (up / iters, down / iters, (up + down) / iters,
+          size, 3 * size, 100 * (up + down) / iters / (3 * size)))
+print("\nbest adapter (PEFT directory): %s" % os.path.join(out, "best"))
+PY
