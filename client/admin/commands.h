@@ -18,6 +18,7 @@ int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
 int AdapterInspect(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int Merge(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int Simulate(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int Legal(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 }  // namespace wxp::admin
 
