@@ -23,6 +23,14 @@ TEST(ArgsTest, ParsesEveryFlagSpelling) {
   EXPECT_EQ(p->positional(), (std::vector<std::string>{"a", "b"}));
 }
 
+TEST(ArgsTest, RepeatedFlagsKeepEveryValue) {
+  auto p = ParseArgs({"--out", "a", "--out=b,c", "--out", "d"}, kFlags);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->GetAll("out"), (std::vector<std::string>{"a", "b", "c", "d"}));
+  EXPECT_EQ(p->Get("out"), "d");
+  EXPECT_TRUE(p->GetAll("weights").empty());
+}
+
 TEST(ArgsTest, DefaultsAndDoubleDash) {
   auto p = ParseArgs({"--", "--json"}, kFlags);
   ASSERT_TRUE(p.ok());
