@@ -41,13 +41,7 @@ int InitCaCommand(const std::vector<std::string>& args, std::ostream& out, std::
   o.validity = *validity;
   o.force = p->GetBool("force");
   const std::string dir = p->Get("dir");
-  if (absl::Status s = InitCa(dir, o); !s.ok()) {
-    if (s.code() == absl::StatusCode::kAlreadyExists) {
-      return Fail(err, absl::AlreadyExistsError(
-                           absl::StrCat(s.message(), " (use --force to replace the CA)")));
-    }
-    return Fail(err, s);
-  }
+  if (absl::Status s = InitCa(dir, o); !s.ok()) return Fail(err, s);
   out << "wrote " << dir << "/" << kCaCertFile << " and " << dir << "/" << kCaKeyFile
       << " (0600). Keep ca.key offline; hand out ca.crt.\n";
   return kExitOk;
@@ -91,10 +85,6 @@ int IssueCommand(const std::vector<std::string>& args, std::ostream& out, std::o
   r.validity = *validity;
   const std::string out_dir = p->Get("out");
   if (absl::Status s = IssueCertificate(p->Get("ca"), r, out_dir, p->GetBool("force")); !s.ok()) {
-    if (s.code() == absl::StatusCode::kAlreadyExists) {
-      return Fail(err, absl::AlreadyExistsError(
-                           absl::StrCat(s.message(), " (use --force to overwrite)")));
-    }
     return Fail(err, s);
   }
   out << "wrote " << out_dir << "/" << r.name << ".crt, " << out_dir << "/" << r.name

@@ -227,6 +227,7 @@ std::string ProtoJson(const google::protobuf::Message& message) {
   o.preserve_proto_field_names = true;
   std::string json;
   (void)google::protobuf::util::MessageToJsonString(message, &json, o);
+  while (!json.empty() && json.back() == '\n') json.pop_back();
   return json;
 }
 

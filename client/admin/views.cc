@@ -10,10 +10,18 @@
 namespace wxp::admin {
 namespace {
 
-std::string Utility(const v1::PositionRef& p) {
-  if (p.particle_id() < 0) return "-";
-  return absl::StrFormat("%s  (particle %d, iteration %d)", FormatNumber(p.utility()),
-                         p.particle_id(), p.iteration());
+// g or g_w if the server knows one: it leaves them unset (or at particle -1) until the
+// initial evaluation.
+const v1::PositionRef* Known(const v1::SwarmStatus& s, bool best) {
+  if (best ? !s.has_global_best() : !s.has_global_worst()) return nullptr;
+  const v1::PositionRef& p = best ? s.global_best() : s.global_worst();
+  return p.particle_id() >= 0 ? &p : nullptr;
+}
+
+std::string Utility(const v1::PositionRef* p) {
+  if (p == nullptr) return "-";
+  return absl::StrFormat("%s  (particle %d, iteration %d)", FormatNumber(p->utility()),
+                         p->particle_id(), p->iteration());
 }
 
 std::string Ago(const google::protobuf::Timestamp& t, absl::Time now) {
@@ -54,8 +62,7 @@ std::string RenderSwarmList(const v1::ListSwarmsResponse& list) {
   std::vector<std::vector<std::string>> rows;
   for (const v1::SwarmStatus& s : list.swarms()) {
     rows.push_back({s.name(), StateName(s.state()), absl::StrCat(s.iteration()),
-                    s.global_best().particle_id() < 0 ? "-"
-                                                      : FormatNumber(s.global_best().utility()),
+                    Known(s, true) ? FormatNumber(s.global_best().utility()) : "-",
                     absl::StrCat(s.particles_live(), "/", s.particles()),
                     absl::StrCat(s.agents_online()),
                     absl::StrCat(s.experts_joined(), "/", s.min_experts()),
@@ -84,8 +91,8 @@ std::string RenderSwarmStatus(const v1::SwarmStatus& s, const std::vector<double
   line("mode", v1::RoundMode_Name(s.mode()));
   line("iteration", absl::StrCat(s.iteration()));
   line("step length", FormatNumber(s.step_length()));
-  line("g utility", Utility(s.global_best()));
-  line("g_w utility", Utility(s.global_worst()));
+  line("g utility", Utility(Known(s, true)));
+  line("g_w utility", Utility(Known(s, false)));
   line("particles", absl::StrFormat("%d (live %d, stale %d)", s.particles(), s.particles_live(),
                                     s.particles_stale()));
   line("agents online", absl::StrCat(s.agents_online()));
