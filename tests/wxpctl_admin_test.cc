@@ -235,9 +235,8 @@ class TinyAgent {
       if (!gw.ok()) return gw.status();
       if (t->restart()) RestartParticle(mine.x.data(), mine.v.data(), mine.p.data(), kDim);
       const auto& k = t->coefficients();
-      MoveParticle({static_cast<float>(k.a()), static_cast<float>(k.b()),
-                    static_cast<float>(k.c()), static_cast<float>(k.d()),
-                    static_cast<float>(k.step())},
+      MoveParticle({static_cast<float>(k.a()), static_cast<float>(k.b()), static_cast<float>(k.c()),
+                    static_cast<float>(k.d()), static_cast<float>(k.step())},
                    mine.x.data(), mine.v.data(), mine.p.data(), g->data(), gw->data(), kDim);
       mine.iteration = t->iteration();
       if (auto s = Report(id, mine.iteration, mine.x); !s.ok()) return s;
@@ -361,8 +360,8 @@ TEST_F(WxpctlAdminTest, EveryCommandAgainstTheRealServerOverMutualTls) {
     EXPECT_TRUE(fs::exists(certs + "/" + name + ".crt"));
   }
   EXPECT_TRUE(fs::exists(certs + "/ca.crt"));
-  Result again = Ctl({"certs", "issue", "--ca", ca, "--role", "admin", "--name", "ops", "--out",
-                      certs});
+  Result again =
+      Ctl({"certs", "issue", "--ca", ca, "--role", "admin", "--name", "ops", "--out", certs});
   EXPECT_EQ(again.code, 1) << again;
   EXPECT_NE(again.err.find("already exists"), std::string::npos) << again;
   EXPECT_EQ(Ctl({"certs", "issue", "--ca", ca, "--role", "admin", "--name", "ops", "--out", certs,
@@ -370,9 +369,8 @@ TEST_F(WxpctlAdminTest, EveryCommandAgainstTheRealServerOverMutualTls) {
                 .code,
             0);
   EXPECT_EQ(Ctl({"certs", "init-ca", "--dir", ca}).code, 1);
-  EXPECT_EQ(Ctl({"certs", "issue", "--ca", ca, "--role", "boss", "--name", "x", "--out", certs})
-                .code,
-            2);
+  EXPECT_EQ(
+      Ctl({"certs", "issue", "--ca", ca, "--role", "boss", "--name", "x", "--out", certs}).code, 2);
   // Another authority, whose admin the server must not trust.
   ASSERT_EQ(Ctl({"certs", "init-ca", "--dir", root_ + "/ca2"}).code, 0);
   ASSERT_EQ(Ctl({"certs", "issue", "--ca", root_ + "/ca2", "--role", "admin", "--name", "mallory",
@@ -394,20 +392,19 @@ TEST_F(WxpctlAdminTest, EveryCommandAgainstTheRealServerOverMutualTls) {
 
   // --- create: the tiny swarm, and the annotated example spec as shipped.
   const std::string spec = root_ + "/tiny.textproto";
-  ASSERT_TRUE(WriteFileAtomically(spec, absl::StrCat(
-                                            "name: '", kSwarm, "'\n"
-                                            "min_experts: 3\n"
-                                            "mode: SYNC\n"
-                                            "utility { name: 'closeness' weight: 1 }\n"
-                                            "utility { name: 'spare' weight: 0 }\n"
-                                            "hyperparameters { pool_size: 4 seed: 11 "
-                                            "max_iterations: 4 patience: 10 }\n"))
+  ASSERT_TRUE(WriteFileAtomically(spec, absl::StrCat("name: '", kSwarm,
+                                                     "'\n"
+                                                     "min_experts: 3\n"
+                                                     "mode: SYNC\n"
+                                                     "utility { name: 'closeness' weight: 1 }\n"
+                                                     "utility { name: 'spare' weight: 0 }\n"
+                                                     "hyperparameters { pool_size: 4 seed: 11 "
+                                                     "max_iterations: 4 patience: 10 }\n"))
                   .ok());
   Result created = Ctl({"swarm", "create", "--spec", spec});
   ASSERT_EQ(created.code, 0) << created;
   EXPECT_NE(created.out.find("swarm tiny created"), std::string::npos) << created;
-  json example = CtlJson(
-      {"swarm", "create", "--spec", Runfile("deploy/examples/swarm.textproto")});
+  json example = CtlJson({"swarm", "create", "--spec", Runfile("deploy/examples/swarm.textproto")});
   EXPECT_EQ(example["spec"]["name"], kExampleSwarm);
   EXPECT_EQ(example["state"], "PENDING_EXPERTS");
   ExpectRefused({"swarm", "create", "--spec", spec}, "ALREADY_EXISTS", "tiny");
@@ -437,14 +434,14 @@ TEST_F(WxpctlAdminTest, EveryCommandAgainstTheRealServerOverMutualTls) {
   EXPECT_TRUE(CtlJson({"particles", kSwarm})["particles"].empty());
 
   // --- who may call: an agent certificate, an untrusted CA, a usage mistake.
-  Result as_agent = Ctl({"swarm", "list", "--tls-cert", certs + "/firm-a.crt", "--tls-key",
-                         certs + "/firm-a.key"});
+  Result as_agent = Ctl(
+      {"swarm", "list", "--tls-cert", certs + "/firm-a.crt", "--tls-key", certs + "/firm-a.key"});
   EXPECT_EQ(as_agent.code, 1) << as_agent;
   EXPECT_NE(as_agent.err.find("PERMISSION_DENIED"), std::string::npos) << as_agent;
   EXPECT_NE(as_agent.err.find("admin"), std::string::npos) << as_agent;
-  Result foreign = Ctl({"swarm", "list", "--tls-cert", root_ + "/other/mallory.crt", "--tls-key",
-                        root_ + "/other/mallory.key", "--tls-ca", root_ + "/other/ca.crt",
-                        "--timeout=5"});
+  Result foreign =
+      Ctl({"swarm", "list", "--tls-cert", root_ + "/other/mallory.crt", "--tls-key",
+           root_ + "/other/mallory.key", "--tls-ca", root_ + "/other/ca.crt", "--timeout=5"});
   EXPECT_EQ(foreign.code, 1) << foreign;
   EXPECT_NE(foreign.err.find("UNAVAILABLE"), std::string::npos) << foreign;
   EXPECT_EQ(foreign.out, "");
@@ -453,10 +450,11 @@ TEST_F(WxpctlAdminTest, EveryCommandAgainstTheRealServerOverMutualTls) {
   // Flags win over the config file; global flags may precede the command.
   Result override = Ctl({"--server", "127.0.0.1:1", "--timeout=3", "swarm", "list"});
   EXPECT_EQ(override.code, 1) << override;
-  Result all_flags = RunProgram(
-      wxpctl_, {"--server", address, "--tls_cert", certs + "/ops.crt", "--tls_key",
-                certs + "/ops.key", "--tls_ca", certs + "/ca.crt", "swarm", "status", kSwarm},
-      {{"WXPCTL_CONFIG", ""}});
+  Result all_flags =
+      RunProgram(wxpctl_,
+                 {"--server", address, "--tls_cert", certs + "/ops.crt", "--tls_key",
+                  certs + "/ops.key", "--tls_ca", certs + "/ca.crt", "swarm", "status", kSwarm},
+                 {{"WXPCTL_CONFIG", ""}});
   EXPECT_EQ(all_flags.code, 0) << all_flags;
   EXPECT_NE(all_flags.out.find("PENDING_EXPERTS"), std::string::npos) << all_flags;
 

@@ -35,7 +35,8 @@ int InitCaCommand(const std::vector<std::string>& args, std::ostream& out, std::
   }
   if (p->Get("dir").empty()) return UsageError(err, "certs init-ca", "missing --dir DIR");
   absl::StatusOr<absl::Duration> validity = Validity(*p, kDefaultCaValidity);
-  if (!validity.ok()) return UsageError(err, "certs init-ca", std::string(validity.status().message()));
+  if (!validity.ok())
+    return UsageError(err, "certs init-ca", std::string(validity.status().message()));
   CaOptions o;
   o.common_name = p->Get("cn");
   o.validity = *validity;
@@ -76,7 +77,8 @@ int IssueCommand(const std::vector<std::string>& args, std::ostream& out, std::o
   absl::StatusOr<Role> role = ParseRole(p->Get("role"));
   if (!role.ok()) return UsageError(err, "certs issue", std::string(role.status().message()));
   absl::StatusOr<absl::Duration> validity = Validity(*p, kDefaultLeafValidity);
-  if (!validity.ok()) return UsageError(err, "certs issue", std::string(validity.status().message()));
+  if (!validity.ok())
+    return UsageError(err, "certs issue", std::string(validity.status().message()));
   CertificateRequest r;
   r.role = *role;
   r.name = p->Get("name");
@@ -88,8 +90,8 @@ int IssueCommand(const std::vector<std::string>& args, std::ostream& out, std::o
     return Fail(err, s);
   }
   out << "wrote " << out_dir << "/" << r.name << ".crt, " << out_dir << "/" << r.name
-      << ".key (0600) and " << out_dir << "/" << kCaCertFile << " for " << RoleName(r.role)
-      << " '" << r.name << "'\n";
+      << ".key (0600) and " << out_dir << "/" << kCaCertFile << " for " << RoleName(r.role) << " '"
+      << r.name << "'\n";
   return kExitOk;
 }
 

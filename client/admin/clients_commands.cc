@@ -14,11 +14,11 @@ int ClientsList(const std::vector<std::string>& args, std::ostream& out, std::os
       OpenRemote(args, {}, {"clients list", "[--output table|json]", 0, 0, true}, out, err, &code);
   if (!rc) return code;
   v1::ListClientsResponse resp;
-  grpc::Status s = rc->conn->admin().ListClients(rc->conn->NewContext().get(),
-                                                 v1::ListClientsRequest(), &resp);
-  if (!s.ok()) return Fail(err, RpcError(s, "clients list"));
-  out << (rc->json ? ProtoJson(resp) + "\n" : RenderClients(resp, absl::Now()));
-  return kExitOk;
+  grpc::Status s =
+      rc->conn->admin().ListClients(rc->conn->NewContext().get(), v1::ListClientsRequest(), &resp);
+  return Reply(
+      *rc, s, "clients list", resp, [](const auto& r) { return RenderClients(r, absl::Now()); },
+      out, err);
 }
 
 int ClientsRevoke(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -30,14 +30,13 @@ int ClientsRevoke(const std::vector<std::string>& args, std::ostream& out, std::
   req.set_identity(rc->args.positional()[0]);
   v1::ClientInfo resp;
   grpc::Status s = rc->conn->admin().RevokeClient(rc->conn->NewContext().get(), req, &resp);
-  if (!s.ok()) return Fail(err, RpcError(s, "clients revoke"));
-  if (rc->json) {
-    out << ProtoJson(resp) << "\n";
-  } else {
-    out << "client " << resp.identity() << " (" << resp.role()
-        << ") revoked: every call it makes is refused from now on\n";
-  }
-  return kExitOk;
+  return Reply(
+      *rc, s, "clients revoke", resp,
+      [](const v1::ClientInfo& c) {
+        return "client " + c.identity() + " (" + c.role() +
+               ") revoked: every call it makes is refused from now on\n";
+      },
+      out, err);
 }
 
 }  // namespace

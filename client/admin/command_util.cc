@@ -21,8 +21,7 @@ std::optional<cli::ParsedArgs> ParseOrExit(const std::vector<std::string>& args,
   absl::StatusOr<cli::ParsedArgs> parsed = cli::ParseArgs(args, flags);
   if (parsed.ok()) return *std::move(parsed);
   if (parsed.status().code() == absl::StatusCode::kNotFound) {
-    out << "usage: wxpctl " << command << " " << usage << "\n\nflags:\n"
-        << cli::FlagsHelp(flags);
+    out << "usage: wxpctl " << command << " " << usage << "\n\nflags:\n" << cli::FlagsHelp(flags);
     *exit_code = kExitOk;
   } else {
     *exit_code = UsageError(err, command, std::string(parsed.status().message()));
@@ -43,9 +42,9 @@ int DispatchSubcommand(const std::string& group, const std::vector<std::string>&
     return kExitOk;
   }
   return UsageError(err, group,
-                    args.empty() ? absl::StrCat("missing sub-command: one of ", names)
-                                 : absl::StrCat("unknown sub-command '", args[0], "' (one of ",
-                                                names, ")"));
+                    args.empty()
+                        ? absl::StrCat("missing sub-command: one of ", names)
+                        : absl::StrCat("unknown sub-command '", args[0], "' (one of ", names, ")"));
 }
 
 }  // namespace wxp::admin

@@ -31,8 +31,7 @@ std::optional<cli::ParsedArgs> ParseOrExit(const std::vector<std::string>& args,
                                            std::ostream& out, std::ostream& err, int* exit_code);
 
 // A command function: the words after its name, the output streams, the exit status.
-using CommandFn =
-    std::function<int(const std::vector<std::string>&, std::ostream&, std::ostream&)>;
+using CommandFn = std::function<int(const std::vector<std::string>&, std::ostream&, std::ostream&)>;
 
 // Runs the sub-command of `group` named by args[0] ("swarm list" -> "list") with the rest
 // of the words; a missing or unknown sub-command is a usage error listing the valid ones.

@@ -69,8 +69,8 @@ absl::Status Receive(grpc::ClientReaderInterface<v1::ExportChunk>& reader,
     }
     if (f.fd < 0 || chunk.chunk().offset() != f.written || chunk.file_size() != f.size ||
         f.written + chunk.chunk().data().size() > f.size) {
-      status = absl::DataLossError(absl::StrCat("the export stream of ", name,
-                                                " is out of order or longer than announced"));
+      status = absl::DataLossError(
+          absl::StrCat("the export stream of ", name, " is out of order or longer than announced"));
       break;
     }
     const std::string& data = chunk.chunk().data();
@@ -138,8 +138,7 @@ int Export(const std::vector<std::string>& args, std::ostream& out, std::ostream
   int code = 0;
   std::optional<RemoteCommand> rc = OpenRemote(
       args,
-      {{"out", "PEFT directory to write"},
-       {"force", "replace a non-empty --out directory", true}},
+      {{"out", "PEFT directory to write"}, {"force", "replace a non-empty --out directory", true}},
       {"export", "NAME --out DIR [--force] [--output table|json]", 1, 1, true}, out, err, &code);
   if (!rc) return code;
   if (!rc->args.Has("out") || rc->args.Get("out").empty()) {
@@ -161,8 +160,8 @@ int Export(const std::vector<std::string>& args, std::ostream& out, std::ostream
   }
   const std::string parent = fs::path(dir).parent_path().string();
   if (absl::Status s = MakeDirs(parent); !s.ok()) return Fail(err, s);
-  const std::string staging = absl::StrCat(parent, "/.", fs::path(dir).filename().string(),
-                                           ".wxpctl-export-", getpid());
+  const std::string staging =
+      absl::StrCat(parent, "/.", fs::path(dir).filename().string(), ".wxpctl-export-", getpid());
   fs::remove_all(staging, ec);
   if (absl::Status s = MakeDirs(staging); !s.ok()) return Fail(err, s);
   auto cleanup = [&](const absl::Status& s) {
@@ -191,15 +190,14 @@ int Export(const std::vector<std::string>& args, std::ostream& out, std::ostream
   }
   auto weights = files.find(kPeftWeightsFile);
   if (weights == files.end()) {
-    return cleanup(absl::DataLossError(
-        absl::StrCat("the export holds no ", kPeftWeightsFile)));
+    return cleanup(absl::DataLossError(absl::StrCat("the export holds no ", kPeftWeightsFile)));
   }
   // g can move while the stream runs (async swarms): the export must be g before or after.
   const std::string& blob_id = weights->second.sha256;
   if (blob_id != blob_before && blob_id != CurrentBestBlob(*rc, swarm)) {
-    return cleanup(absl::DataLossError(absl::StrCat(
-        "the exported weights have SHA-256 ", blob_id, ", which is not g's blob id ",
-        blob_before.empty() ? "(unknown)" : blob_before)));
+    return cleanup(absl::DataLossError(
+        absl::StrCat("the exported weights have SHA-256 ", blob_id, ", which is not g's blob id ",
+                     blob_before.empty() ? "(unknown)" : blob_before)));
   }
   if (absl::Status s = FsyncPath(staging); !s.ok()) return cleanup(s);
   if (absl::Status s = Publish(staging, dir); !s.ok()) return cleanup(s);
@@ -216,8 +214,8 @@ int Export(const std::vector<std::string>& args, std::ostream& out, std::ostream
     }
     out << j.dump(2) << "\n";
   } else {
-    out << "exported the global best of swarm " << swarm << " (utility "
-        << utility << ", blob id " << blob_id << ") to " << dir << "\n";
+    out << "exported the global best of swarm " << swarm << " (utility " << utility << ", blob id "
+        << blob_id << ") to " << dir << "\n";
     for (const auto& [name, f] : files) out << "  " << name << "  " << f.size << " bytes\n";
   }
   return kExitOk;

@@ -47,10 +47,11 @@ std::string Sparkline(const std::vector<double>& values, size_t max_width) {
   if (v.size() > max_width) {
     std::vector<double> r(max_width);
     for (size_t i = 0; i < max_width; ++i) {
-      const size_t j = max_width == 1 ? v.size() - 1
-                                      : static_cast<size_t>(std::llround(
-                                            static_cast<double>(i) * (v.size() - 1) /
-                                            static_cast<double>(max_width - 1)));
+      const size_t j =
+          max_width == 1
+              ? v.size() - 1
+              : static_cast<size_t>(std::llround(static_cast<double>(i) * (v.size() - 1) /
+                                                 static_cast<double>(max_width - 1)));
       r[i] = v[j];
     }
     v = std::move(r);
@@ -137,8 +138,7 @@ void Pad(double* lo, double* hi) {
 }  // namespace
 
 std::string RenderSvgLineChart(const std::string& title, const std::string& x_label,
-                               const std::string& y_label,
-                               const std::vector<ChartSeries>& series) {
+                               const std::string& y_label, const std::vector<ChartSeries>& series) {
   constexpr double kW = 720, kH = 420, kLeft = 80, kRight = 170, kTop = 40, kBottom = 60;
   const double plot_w = kW - kLeft - kRight, plot_h = kH - kTop - kBottom;
   double x_lo = INFINITY, x_hi = -INFINITY, y_lo = INFINITY, y_hi = -INFINITY;
@@ -181,8 +181,8 @@ std::string RenderSvgLineChart(const std::string& title, const std::string& x_la
                           "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
                           "stroke=\"black\"/>\n"
                           "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%s</text>\n",
-                          sx(t), kTop + plot_h, sx(t), kTop + plot_h + 5, sx(t),
-                          kTop + plot_h + 18, XmlEscape(absl::StrFormat("%.4g", t)));
+                          sx(t), kTop + plot_h, sx(t), kTop + plot_h + 5, sx(t), kTop + plot_h + 18,
+                          XmlEscape(absl::StrFormat("%.4g", t)));
   }
   absl::StrAppendFormat(
       &svg,
@@ -204,8 +204,7 @@ std::string RenderSvgLineChart(const std::string& title, const std::string& x_la
     }
     if (n == 1) {
       absl::StrAppendFormat(&svg, "<circle cx=\"%s\" r=\"3\" fill=\"%s\"/>\n",
-                            absl::StrReplaceAll(points, {{",", "\" cy=\""}}),
-                            XmlEscape(s.color));
+                            absl::StrReplaceAll(points, {{",", "\" cy=\""}}), XmlEscape(s.color));
     } else if (n > 1) {
       absl::StrAppendFormat(&svg,
                             "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" "
@@ -217,8 +216,8 @@ std::string RenderSvgLineChart(const std::string& title, const std::string& x_la
                           "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
                           "stroke-width=\"2\"/>\n"
                           "<text x=\"%.1f\" y=\"%.1f\">%s</text>\n",
-                          kLeft + plot_w + 16, ly, kLeft + plot_w + 40, ly,
-                          XmlEscape(s.color), kLeft + plot_w + 46, ly + 4, XmlEscape(s.name));
+                          kLeft + plot_w + 16, ly, kLeft + plot_w + 40, ly, XmlEscape(s.color),
+                          kLeft + plot_w + 46, ly + 4, XmlEscape(s.name));
   }
   svg += "</svg>\n";
   return svg;

@@ -42,15 +42,14 @@ std::string CsvField(absl::string_view field);
 
 struct ChartSeries {
   std::string name;
-  std::string color;  // any SVG colour, e.g. "#1f77b4"
+  std::string color;                              // any SVG colour, e.g. "#1f77b4"
   std::vector<std::pair<double, double>> points;  // (x, y); non-finite points are skipped
 };
 
 // A standalone SVG document (no scripts, fonts or external references): a line chart of
 // the series with a title, labelled axes with ticks, and a legend.
 std::string RenderSvgLineChart(const std::string& title, const std::string& x_label,
-                               const std::string& y_label,
-                               const std::vector<ChartSeries>& series);
+                               const std::string& y_label, const std::vector<ChartSeries>& series);
 
 }  // namespace wxp::admin
 

@@ -50,10 +50,10 @@ TEST(FormatTest, NumbersAgesTimesAndCsv) {
 }
 
 TEST(FormatTest, SvgChartIsSelfContainedWithAxesAndLegend) {
-  const std::string svg = RenderSvgLineChart(
-      "t<1>", "iteration", "utility",
-      {{"g", "#00ff00", {{0, -1}, {1, -0.5}, {2, -0.25}}}, {"one", "red", {{1, -0.7}}},
-       {"empty", "blue", {}}});
+  const std::string svg = RenderSvgLineChart("t<1>", "iteration", "utility",
+                                             {{"g", "#00ff00", {{0, -1}, {1, -0.5}, {2, -0.25}}},
+                                              {"one", "red", {{1, -0.7}}},
+                                              {"empty", "blue", {}}});
   EXPECT_EQ(svg.rfind("<?xml", 0), 0u);
   EXPECT_NE(svg.find("<svg xmlns=\"http://www.w3.org/2000/svg\""), std::string::npos);
   EXPECT_NE(svg.find("</svg>"), std::string::npos);
@@ -121,12 +121,12 @@ TEST(ViewsTest, HistoryUsesTheLatestWeightVersionForCurves) {
 }
 
 TEST(ViewsTest, ParticlesWeightsAndClientsTables) {
-  const std::string p = RenderParticles(
-      Parse<v1::ListParticlesResponse>(
-          "particles { particle_id: 0 owner: 'firm-a' iteration: 3 utility: -0.5 "
-          "best_utility: -0.25 restarts: 1 last_report_time { seconds: 100 } } "
-          "particles { particle_id: 1 owner: 'firm-b' iteration: -1 }"),
-      absl::FromUnixSeconds(130));
+  const std::string p =
+      RenderParticles(Parse<v1::ListParticlesResponse>(
+                          "particles { particle_id: 0 owner: 'firm-a' iteration: 3 utility: -0.5 "
+                          "best_utility: -0.25 restarts: 1 last_report_time { seconds: 100 } } "
+                          "particles { particle_id: 1 owner: 'firm-b' iteration: -1 }"),
+                      absl::FromUnixSeconds(130));
   EXPECT_NE(p.find("0   firm-a  3     -0.5     -0.25  1         30s"), std::string::npos) << p;
   EXPECT_NE(p.find("1   firm-b  -1    -        -      0         -"), std::string::npos) << p;
   const std::string w = RenderWeights(Parse<v1::UtilityWeights>(

@@ -16,8 +16,8 @@ int History(const std::vector<std::string>& args, std::ostream& out, std::ostrea
       {{"csv", "print CSV (every weight version, exact values)", true},
        {"json", "print JSON (same as --output json)", true},
        {"plot", "write an SVG chart of g, g_w and mean utility to this file"}},
-      {"history", "NAME [--csv | --json | --output table|json] [--plot FILE.svg]", 1, 1, true},
-      out, err, &code);
+      {"history", "NAME [--csv | --json | --output table|json] [--plot FILE.svg]", 1, 1, true}, out,
+      err, &code);
   if (!rc) return code;
   const bool json = rc->json || rc->args.GetBool("json");
   if (json && rc->args.GetBool("csv")) {

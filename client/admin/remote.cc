@@ -3,12 +3,12 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include "absl/time/clock.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 #include "client/admin/command_util.h"
 #include "common/file_util.h"
 #include "google/protobuf/util/json_util.h"
@@ -60,7 +60,7 @@ std::vector<std::string> HoistGlobalFlags(const std::vector<std::string>& args) 
 }
 
 absl::StatusOr<std::map<std::string, std::string>> ParseConfigText(const std::string& text,
-                                                                    const std::string& base_dir) {
+                                                                   const std::string& base_dir) {
   std::map<std::string, std::string> out;
   int line_no = 0;
   for (absl::string_view line : absl::StrSplit(text, '\n')) {
@@ -156,9 +156,9 @@ std::optional<RemoteCommand> OpenRemote(const std::vector<std::string>& args,
   const size_t n = p->positional().size();
   if (n < usage.min_positional || n > usage.max_positional) {
     *code = UsageError(err, usage.command,
-                       n < usage.min_positional ? "missing argument: " + usage.usage
-                                                : "unexpected argument '" +
-                                                      p->positional()[usage.max_positional] + "'");
+                       n < usage.min_positional
+                           ? "missing argument: " + usage.usage
+                           : "unexpected argument '" + p->positional()[usage.max_positional] + "'");
     return std::nullopt;
   }
   std::string config_path = p->Get("config");
@@ -172,8 +172,7 @@ std::optional<RemoteCommand> OpenRemote(const std::vector<std::string>& args,
       *code = Fail(err, text.status());
       return std::nullopt;
     }
-    const std::string base =
-        std::filesystem::absolute(config_path).parent_path().string();
+    const std::string base = std::filesystem::absolute(config_path).parent_path().string();
     absl::StatusOr<std::map<std::string, std::string>> parsed = ParseConfigText(*text, base);
     if (!parsed.ok()) {
       *code = Fail(err, absl::InvalidArgumentError(
@@ -184,10 +183,11 @@ std::optional<RemoteCommand> OpenRemote(const std::vector<std::string>& args,
   }
   RemoteCommand rc;
   if (usage.has_output) {
-    std::string output = p->Has("output") || !file.count("output") ? p->Get("output")
-                                                                    : file["output"];
+    std::string output =
+        p->Has("output") || !file.count("output") ? p->Get("output") : file["output"];
     if (output != "table" && output != "json") {
-      *code = UsageError(err, usage.command, "--output must be table or json, not '" + output + "'");
+      *code =
+          UsageError(err, usage.command, "--output must be table or json, not '" + output + "'");
       return std::nullopt;
     }
     rc.json = output == "json";
@@ -210,8 +210,8 @@ std::optional<RemoteCommand> OpenRemote(const std::vector<std::string>& args,
 
 absl::Status RpcError(const grpc::Status& status, const std::string& what) {
   const absl::Status s = client::FromGrpc(status);
-  std::string message = absl::StrCat(what, ": ", s.message(), " (",
-                                     absl::StatusCodeToString(s.code()), ")");
+  std::string message =
+      absl::StrCat(what, ": ", s.message(), " (", absl::StatusCodeToString(s.code()), ")");
   if (s.code() == absl::StatusCode::kUnavailable) {
     absl::StrAppend(&message,
                     "; is wxp-server listening there, and was this client's certificate "

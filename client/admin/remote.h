@@ -24,6 +24,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "client/admin/command_util.h"
 #include "client/cli/args.h"
 #include "client/net/connection.h"
 #include "google/protobuf/message.h"
@@ -43,7 +44,7 @@ std::vector<std::string> HoistGlobalFlags(const std::vector<std::string>& args);
 // path-valued keys relative to `base_dir`. InvalidArgument naming the line for anything
 // else than blank lines, comments and "key = value" with a known key.
 absl::StatusOr<std::map<std::string, std::string>> ParseConfigText(const std::string& text,
-                                                                    const std::string& base_dir);
+                                                                   const std::string& base_dir);
 
 // The connection settings from the flags, the config file (`file`, from ParseConfigText)
 // and defaults. InvalidArgument for a missing --server, for TLS and plaintext settings
@@ -81,6 +82,20 @@ absl::Status RpcError(const grpc::Status& status, const std::string& what);
 
 // The message as proto3 JSON with the .proto field names and every field printed.
 std::string ProtoJson(const google::protobuf::Message& message);
+
+// The end of most commands: a refused call as "wxpctl: <what>: <server message>" (exit 1),
+// else the answer as JSON with --output json or as `render(answer)` for people (exit 0).
+template <typename Message, typename Render>
+int Reply(const RemoteCommand& rc, const grpc::Status& status, const std::string& what,
+          const Message& answer, Render render, std::ostream& out, std::ostream& err) {
+  if (!status.ok()) return Fail(err, RpcError(status, what));
+  if (rc.json) {
+    out << ProtoJson(answer) << "\n";
+  } else {
+    out << render(answer);
+  }
+  return kExitOk;
+}
 
 }  // namespace wxp::admin
 

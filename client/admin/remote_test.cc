@@ -56,14 +56,13 @@ TEST(RemoteTest, RefusesIncompleteOrMixedSettings) {
   EXPECT_FALSE(ResolveConnectionOptions(
                    Args({"--server=a:1", "--plaintext", "--identity=x", "--tls-cert=c"}), {})
                    .ok());
-  EXPECT_FALSE(ResolveConnectionOptions(Args({"--server=a:1", "--tls-cert=c", "--tls-key=k",
-                                              "--tls-ca=ca", "--identity=x"}),
-                                        {})
-                   .ok());
   EXPECT_FALSE(
-      ResolveConnectionOptions(Args({"--server=a:1", "--plaintext", "--identity=x", "--timeout=0"}),
-                               {})
+      ResolveConnectionOptions(
+          Args({"--server=a:1", "--tls-cert=c", "--tls-key=k", "--tls-ca=ca", "--identity=x"}), {})
           .ok());
+  EXPECT_FALSE(ResolveConnectionOptions(
+                   Args({"--server=a:1", "--plaintext", "--identity=x", "--timeout=0"}), {})
+                   .ok());
   auto o = ResolveConnectionOptions(Args({"--server=a:1", "--plaintext", "--identity=ops"}), {});
   ASSERT_TRUE(o.ok()) << o.status();
   EXPECT_TRUE(o->plaintext);
@@ -91,16 +90,16 @@ TEST(RemoteTest, UsageErrorsExitTwoBeforeAnyConnection) {
                     "--output=yaml"})
                 .code,
             2);
-  EXPECT_EQ(RunCli({"weights", "set", "s", "acc", "--server=127.0.0.1:1", "--plaintext",
-                    "--identity=x"})
-                .code,
-            2);
+  EXPECT_EQ(
+      RunCli({"weights", "set", "s", "acc", "--server=127.0.0.1:1", "--plaintext", "--identity=x"})
+          .code,
+      2);
   const CliOutput help = RunCli({"swarm", "status", "--help"});
   EXPECT_EQ(help.code, 0);
   EXPECT_NE(help.out.find("--tls-cert"), std::string::npos);
   // A server that is not there: exit 1 and a message saying where.
-  const CliOutput down = RunCli({"--server=127.0.0.1:1", "--plaintext", "--identity=x",
-                                 "--timeout=2", "swarm", "list"});
+  const CliOutput down = RunCli(
+      {"--server=127.0.0.1:1", "--plaintext", "--identity=x", "--timeout=2", "swarm", "list"});
   EXPECT_EQ(down.code, 1);
   EXPECT_NE(down.err.find("swarm list:"), std::string::npos) << down.err;
   EXPECT_NE(down.err.find("UNAVAILABLE"), std::string::npos) << down.err;

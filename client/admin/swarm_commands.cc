@@ -5,8 +5,8 @@
 #include <iostream>
 #include <thread>
 
-#include "absl/time/clock.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "client/admin/command_util.h"
 #include "client/admin/commands.h"
 #include "client/admin/remote.h"
@@ -29,10 +29,9 @@ std::vector<double> TryGHistory(RemoteCommand& rc, const std::string& swarm) {
 
 int SwarmCreate(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   int code = 0;
-  std::optional<RemoteCommand> rc =
-      OpenRemote(args, {{"spec", "text-format wxp.v1.SwarmSpec file"}},
-                 {"swarm create", "--spec FILE [--output table|json]", 0, 0, true}, out, err,
-                 &code);
+  std::optional<RemoteCommand> rc = OpenRemote(
+      args, {{"spec", "text-format wxp.v1.SwarmSpec file"}},
+      {"swarm create", "--spec FILE [--output table|json]", 0, 0, true}, out, err, &code);
   if (!rc) return code;
   if (!rc->args.Has("spec")) return UsageError(err, "swarm create", "missing --spec FILE");
   const std::string path = rc->args.Get("spec");
@@ -50,21 +49,19 @@ int SwarmCreate(const std::vector<std::string>& args, std::ostream& out, std::os
   google::protobuf::TextFormat::Parser parser;
   parser.RecordErrorsTo(&collector);
   if (!parser.ParseFromString(*text, req.mutable_spec())) {
-    return Fail(err, absl::InvalidArgumentError(
-                         absl::StrCat(path, ": not a text-format wxp.v1.SwarmSpec: ",
-                                      collector.first)));
+    return Fail(err, absl::InvalidArgumentError(absl::StrCat(
+                         path, ": not a text-format wxp.v1.SwarmSpec: ", collector.first)));
   }
   v1::CreateSwarmResponse resp;
   grpc::Status s = rc->conn->admin().CreateSwarm(rc->conn->NewContext().get(), req, &resp);
-  if (!s.ok()) return Fail(err, RpcError(s, "swarm create"));
-  if (rc->json) {
-    out << ProtoJson(resp) << "\n";
-  } else {
-    out << "swarm " << resp.spec().name() << " created (" << StateName(resp.state())
-        << ", waiting for " << resp.spec().min_experts() << " experts; seed "
-        << resp.spec().hyperparameters().seed() << ")\n";
-  }
-  return kExitOk;
+  return Reply(
+      *rc, s, "swarm create", resp,
+      [](const v1::CreateSwarmResponse& r) {
+        return absl::StrCat("swarm ", r.spec().name(), " created (", StateName(r.state()),
+                            ", waiting for ", r.spec().min_experts(), " experts; seed ",
+                            r.spec().hyperparameters().seed(), ")\n");
+      },
+      out, err);
 }
 
 int SwarmList(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -75,9 +72,7 @@ int SwarmList(const std::vector<std::string>& args, std::ostream& out, std::ostr
   v1::ListSwarmsResponse resp;
   grpc::Status s =
       rc->conn->admin().ListSwarms(rc->conn->NewContext().get(), v1::ListSwarmsRequest(), &resp);
-  if (!s.ok()) return Fail(err, RpcError(s, "swarm list"));
-  out << (rc->json ? ProtoJson(resp) + "\n" : RenderSwarmList(resp));
-  return kExitOk;
+  return Reply(*rc, s, "swarm list", resp, RenderSwarmList, out, err);
 }
 
 // Fetches and prints one swarm's status; the status through `*status` when given.
@@ -99,9 +94,8 @@ absl::Status PrintStatus(RemoteCommand& rc, const std::string& swarm, std::ostre
 
 int SwarmStatus(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   int code = 0;
-  std::optional<RemoteCommand> rc =
-      OpenRemote(args, {}, {"swarm status", "NAME [--output table|json]", 1, 1, true}, out, err,
-                 &code);
+  std::optional<RemoteCommand> rc = OpenRemote(
+      args, {}, {"swarm status", "NAME [--output table|json]", 1, 1, true}, out, err, &code);
   if (!rc) return code;
   absl::Status s = PrintStatus(*rc, rc->args.positional()[0], out);
   return s.ok() ? kExitOk : Fail(err, s);
@@ -111,14 +105,14 @@ enum class Control { kPause, kResume, kStop };
 
 int SwarmControl(Control what, const std::vector<std::string>& args, std::ostream& out,
                  std::ostream& err) {
-  const std::string verb =
-      what == Control::kPause ? "pause" : what == Control::kResume ? "resume" : "stop";
+  const std::string verb = what == Control::kPause    ? "pause"
+                           : what == Control::kResume ? "resume"
+                                                      : "stop";
   const std::string command = "swarm " + verb;
   int code = 0;
-  std::optional<RemoteCommand> rc =
-      OpenRemote(args, {{"reason", "why, for the audit log"}},
-                 {command, "NAME [--reason TEXT] [--output table|json]", 1, 1, true}, out, err,
-                 &code);
+  std::optional<RemoteCommand> rc = OpenRemote(
+      args, {{"reason", "why, for the audit log"}},
+      {command, "NAME [--reason TEXT] [--output table|json]", 1, 1, true}, out, err, &code);
   if (!rc) return code;
   v1::SwarmControlRequest req;
   req.set_swarm(rc->args.positional()[0]);
@@ -128,13 +122,12 @@ int SwarmControl(Control what, const std::vector<std::string>& args, std::ostrea
   grpc::Status s = what == Control::kPause    ? rc->conn->admin().PauseSwarm(ctx.get(), req, &resp)
                    : what == Control::kResume ? rc->conn->admin().ResumeSwarm(ctx.get(), req, &resp)
                                               : rc->conn->admin().StopSwarm(ctx.get(), req, &resp);
-  if (!s.ok()) return Fail(err, RpcError(s, command));
-  if (rc->json) {
-    out << ProtoJson(resp) << "\n";
-  } else {
-    out << "swarm " << resp.name() << ": " << StateName(resp.state()) << "\n";
-  }
-  return kExitOk;
+  return Reply(
+      *rc, s, command, resp,
+      [](const v1::SwarmStatus& r) {
+        return absl::StrCat("swarm ", r.name(), ": ", StateName(r.state()), "\n");
+      },
+      out, err);
 }
 
 }  // namespace
@@ -145,33 +138,34 @@ int Swarm(const std::vector<std::string>& args, std::ostream& out, std::ostream&
       {{"create", SwarmCreate},
        {"list", SwarmList},
        {"status", SwarmStatus},
-       {"pause", [](const auto& a, auto& o, auto& e) { return SwarmControl(Control::kPause, a, o, e); }},
-       {"resume", [](const auto& a, auto& o, auto& e) { return SwarmControl(Control::kResume, a, o, e); }},
-       {"stop", [](const auto& a, auto& o, auto& e) { return SwarmControl(Control::kStop, a, o, e); }}},
+       {"pause",
+        [](const auto& a, auto& o, auto& e) { return SwarmControl(Control::kPause, a, o, e); }},
+       {"resume",
+        [](const auto& a, auto& o, auto& e) { return SwarmControl(Control::kResume, a, o, e); }},
+       {"stop",
+        [](const auto& a, auto& o, auto& e) { return SwarmControl(Control::kStop, a, o, e); }}},
       out, err);
 }
 
 int Particles(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   int code = 0;
-  std::optional<RemoteCommand> rc =
-      OpenRemote(args, {}, {"particles", "NAME [--output table|json]", 1, 1, true}, out, err,
-                 &code);
+  std::optional<RemoteCommand> rc = OpenRemote(
+      args, {}, {"particles", "NAME [--output table|json]", 1, 1, true}, out, err, &code);
   if (!rc) return code;
   v1::ListParticlesRequest req;
   req.set_swarm(rc->args.positional()[0]);
   v1::ListParticlesResponse resp;
   grpc::Status s = rc->conn->admin().ListParticles(rc->conn->NewContext().get(), req, &resp);
-  if (!s.ok()) return Fail(err, RpcError(s, "particles"));
-  out << (rc->json ? ProtoJson(resp) + "\n" : RenderParticles(resp, absl::Now()));
-  return kExitOk;
+  return Reply(
+      *rc, s, "particles", resp, [](const auto& r) { return RenderParticles(r, absl::Now()); }, out,
+      err);
 }
 
 int Watch(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   int code = 0;
-  std::optional<RemoteCommand> rc =
-      OpenRemote(args, {{"interval", "seconds between refreshes", false, "2"}},
-                 {"watch", "NAME [--interval S] [--output table|json]", 1, 1, true}, out, err,
-                 &code);
+  std::optional<RemoteCommand> rc = OpenRemote(
+      args, {{"interval", "seconds between refreshes", false, "2"}},
+      {"watch", "NAME [--interval S] [--output table|json]", 1, 1, true}, out, err, &code);
   if (!rc) return code;
   absl::StatusOr<double> interval = rc->args.GetDouble("interval");
   if (!interval.ok() || *interval <= 0) {

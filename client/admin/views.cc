@@ -38,9 +38,8 @@ std::vector<const v1::HistoryEntry*> LatestReading(const v1::GetHistoryResponse&
   for (const auto& e : history.entries()) {
     if (e.utility_weight_version() == version) out.push_back(&e);
   }
-  std::stable_sort(out.begin(), out.end(), [](const auto* a, const auto* b) {
-    return a->iteration() < b->iteration();
-  });
+  std::stable_sort(out.begin(), out.end(),
+                   [](const auto* a, const auto* b) { return a->iteration() < b->iteration(); });
   return out;
 }
 
@@ -61,12 +60,11 @@ bool IsFinal(v1::SwarmState state) { return state == v1::FINISHED || state == v1
 std::string RenderSwarmList(const v1::ListSwarmsResponse& list) {
   std::vector<std::vector<std::string>> rows;
   for (const v1::SwarmStatus& s : list.swarms()) {
-    rows.push_back({s.name(), StateName(s.state()), absl::StrCat(s.iteration()),
-                    Known(s, true) ? FormatNumber(s.global_best().utility()) : "-",
-                    absl::StrCat(s.particles_live(), "/", s.particles()),
-                    absl::StrCat(s.agents_online()),
-                    absl::StrCat(s.experts_joined(), "/", s.min_experts()),
-                    v1::RoundMode_Name(s.mode())});
+    rows.push_back(
+        {s.name(), StateName(s.state()), absl::StrCat(s.iteration()),
+         Known(s, true) ? FormatNumber(s.global_best().utility()) : "-",
+         absl::StrCat(s.particles_live(), "/", s.particles()), absl::StrCat(s.agents_online()),
+         absl::StrCat(s.experts_joined(), "/", s.min_experts()), v1::RoundMode_Name(s.mode())});
   }
   return RenderTable({"NAME", "STATE", "ITER", "G-UTILITY", "LIVE/N", "AGENTS", "EXPERTS", "MODE"},
                      rows);
@@ -103,9 +101,9 @@ std::string RenderSwarmStatus(const v1::SwarmStatus& s, const std::vector<double
                          : absl::StrCat(FormatUtcTime(last), " (", FormatAge(now - last), " ago)"));
   line("weights", absl::StrCat("version ", s.utility_weight_version()));
   if (!g_history.empty()) {
-    line("g history", absl::StrFormat("%s  %s -> %s", Sparkline(g_history),
-                                      FormatNumber(g_history.front()),
-                                      FormatNumber(g_history.back())));
+    line("g history",
+         absl::StrFormat("%s  %s -> %s", Sparkline(g_history), FormatNumber(g_history.front()),
+                         FormatNumber(g_history.back())));
   }
   return out;
 }
@@ -141,9 +139,8 @@ std::string RenderHistoryCsv(const v1::GetHistoryResponse& history) {
     // %.17g: CSV is for programs, which want the exact doubles back.
     absl::StrAppendFormat(&out, "%d,%d,%.17g,%.17g,%.17g,%.17g,%d,%d,%s\n",
                           e.utility_weight_version(), e.iteration(), e.global_best_utility(),
-                          e.global_worst_utility(), e.mean_utility(), e.step_length(),
-                          e.restarts(), e.reports(),
-                          CsvField(FormatUtcTime(FromProtoTime(e.closed_time()))));
+                          e.global_worst_utility(), e.mean_utility(), e.step_length(), e.restarts(),
+                          e.reports(), CsvField(FormatUtcTime(FromProtoTime(e.closed_time()))));
   }
   return out;
 }
@@ -158,9 +155,9 @@ std::string RenderHistorySvg(const std::string& swarm, const v1::GetHistoryRespo
     mean.points.push_back({e->iteration(), e->mean_utility()});
     version = e->utility_weight_version();
   }
-  return RenderSvgLineChart(absl::StrCat("swarm ", swarm, ": utility per iteration (weights v",
-                                         version, ")"),
-                            "iteration", "utility", {g, mean, gw});
+  return RenderSvgLineChart(
+      absl::StrCat("swarm ", swarm, ": utility per iteration (weights v", version, ")"),
+      "iteration", "utility", {g, mean, gw});
 }
 
 std::string RenderWeights(const v1::UtilityWeights& weights) {
@@ -168,8 +165,8 @@ std::string RenderWeights(const v1::UtilityWeights& weights) {
   for (const v1::UtilityComponent& c : weights.components()) {
     std::string range = "-";
     if (c.has_min_value() || c.has_max_value()) {
-      range = absl::StrCat("[", c.has_min_value() ? FormatNumber(c.min_value()) : "",
-                           ", ", c.has_max_value() ? FormatNumber(c.max_value()) : "", "]");
+      range = absl::StrCat("[", c.has_min_value() ? FormatNumber(c.min_value()) : "", ", ",
+                           c.has_max_value() ? FormatNumber(c.max_value()) : "", "]");
     }
     rows.push_back({c.name(),
                     c.direction() == v1::UtilityComponent::MINIMIZE ? "minimize" : "maximize",

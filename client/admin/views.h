@@ -29,8 +29,8 @@ std::vector<double> GlobalBestHistory(const v1::GetHistoryResponse& history);
 // "key  value" lines: state (and why it ended), iteration, step, g and g_w, particles
 // live/stale, agents online, experts, last round and its age, weight version, and the g
 // history as a sparkline.
-std::string RenderSwarmStatus(const v1::SwarmStatus& status,
-                              const std::vector<double>& g_history, absl::Time now);
+std::string RenderSwarmStatus(const v1::SwarmStatus& status, const std::vector<double>& g_history,
+                              absl::Time now);
 
 // One row per particle: id, owner, iteration, utility, best, restarts, last report age.
 std::string RenderParticles(const v1::ListParticlesResponse& particles, absl::Time now);

@@ -11,10 +11,6 @@
 namespace wxp::admin {
 namespace {
 
-void PrintWeights(const RemoteCommand& rc, const v1::UtilityWeights& w, std::ostream& out) {
-  out << (rc.json ? ProtoJson(w) + "\n" : RenderWeights(w));
-}
-
 int WeightsShow(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   int code = 0;
   std::optional<RemoteCommand> rc = OpenRemote(
@@ -24,9 +20,7 @@ int WeightsShow(const std::vector<std::string>& args, std::ostream& out, std::os
   req.set_swarm(rc->args.positional()[0]);
   v1::UtilityWeights resp;
   grpc::Status s = rc->conn->admin().GetUtilityWeights(rc->conn->NewContext().get(), req, &resp);
-  if (!s.ok()) return Fail(err, RpcError(s, "weights show"));
-  PrintWeights(*rc, resp, out);
-  return kExitOk;
+  return Reply(*rc, s, "weights show", resp, RenderWeights, out, err);
 }
 
 int WeightsSet(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -45,17 +39,15 @@ int WeightsSet(const std::vector<std::string>& args, std::ostream& out, std::ost
     double w;
     if (eq == std::string::npos || eq == 0 || !absl::SimpleAtod(word.substr(eq + 1), &w) ||
         !std::isfinite(w)) {
-      return UsageError(err, "weights set",
-                        absl::StrCat("expected COMPONENT=WEIGHT with a finite number, got '",
-                                     word, "'"));
+      return UsageError(
+          err, "weights set",
+          absl::StrCat("expected COMPONENT=WEIGHT with a finite number, got '", word, "'"));
     }
     (*req.mutable_weights())[word.substr(0, eq)] = w;
   }
   v1::UtilityWeights resp;
   grpc::Status s = rc->conn->admin().SetUtilityWeights(rc->conn->NewContext().get(), req, &resp);
-  if (!s.ok()) return Fail(err, RpcError(s, "weights set"));
-  PrintWeights(*rc, resp, out);
-  return kExitOk;
+  return Reply(*rc, s, "weights set", resp, RenderWeights, out, err);
 }
 
 }  // namespace

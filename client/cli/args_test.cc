@@ -13,8 +13,8 @@ const std::vector<FlagSpec> kFlags = {
 };
 
 TEST(ArgsTest, ParsesEveryFlagSpelling) {
-  auto p = ParseArgs({"a", "--json", "--out", "d1", "--density=0.25", "b", "--weights=1,2.5"},
-                     kFlags);
+  auto p =
+      ParseArgs({"a", "--json", "--out", "d1", "--density=0.25", "b", "--weights=1,2.5"}, kFlags);
   ASSERT_TRUE(p.ok()) << p.status();
   EXPECT_TRUE(p->GetBool("json"));
   EXPECT_EQ(p->Get("out"), "d1");
