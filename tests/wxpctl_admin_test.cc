@@ -98,6 +98,7 @@ std::ostream& operator<<(std::ostream& os, const Result& r) {
 class Server {
  public:
   ~Server() { Stop(SIGKILL); }
+  // TLS with the certificates in `cert_dir`, or plaintext (loopback) when it is empty.
   int Start(const std::string& data_dir, const std::string& cert_dir) {
     const std::string port_file = data_dir + ".port";
     fs::remove(port_file);
@@ -105,15 +106,17 @@ class Server {
     if (pid_ == 0) {
       const std::string bin = Runfile("server/app/wxp-server");
       // The example config supplies everything; the flags override what a test must.
-      const std::vector<std::string> args = {
-          bin,
-          "--config=" + Runfile("deploy/examples/server.textproto"),
-          "--listen=127.0.0.1:0",
-          "--data_dir=" + data_dir,
-          "--port_file=" + port_file,
-          "--tls_cert=" + cert_dir + "/server.crt",
-          "--tls_key=" + cert_dir + "/server.key",
-          "--tls_ca=" + cert_dir + "/ca.crt"};
+      std::vector<std::string> args = {bin,
+                                       "--config=" + Runfile("deploy/examples/server.textproto"),
+                                       "--listen=127.0.0.1:0", "--data_dir=" + data_dir,
+                                       "--port_file=" + port_file};
+      if (cert_dir.empty()) {
+        args.push_back("--plaintext");
+      } else {
+        args.push_back("--tls_cert=" + cert_dir + "/server.crt");
+        args.push_back("--tls_key=" + cert_dir + "/server.key");
+        args.push_back("--tls_ca=" + cert_dir + "/ca.crt");
+      }
       std::vector<char*> argv;
       for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
       argv.push_back(nullptr);
@@ -642,6 +645,35 @@ TEST_F(WxpctlAdminTest, EveryCommandAgainstTheRealServerOverMutualTls) {
   const int exit_status = server.Stop(SIGTERM);
   EXPECT_TRUE(WIFEXITED(exit_status));
   EXPECT_EQ(WEXITSTATUS(exit_status), 0);
+}
+
+TEST_F(WxpctlAdminTest, PlaintextIdentityAgainstALocalServer) {
+  Server server;
+  const int port = server.Start(root_ + "/plain", "");
+  ASSERT_GT(port, 0);
+  const std::vector<std::string> conn = {"--server", absl::StrCat("127.0.0.1:", port),
+                                         "--plaintext", "--identity", "alice"};
+  auto ctl = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), conn.begin(), conn.end());
+    return RunProgram(wxpctl_, args, {{"WXPCTL_CONFIG", ""}});
+  };
+  Result created = ctl({"swarm", "create", "--spec", Runfile("deploy/examples/swarm.textproto")});
+  ASSERT_EQ(created.code, 0) << created;
+  Result clients = ctl({"clients", "list", "--output", "json"});
+  ASSERT_EQ(clients.code, 0) << clients;
+  json j = json::parse(clients.out);
+  ASSERT_EQ(j["clients"].size(), 1u) << j;
+  EXPECT_EQ(j["clients"][0]["identity"], "alice");
+  EXPECT_EQ(j["clients"][0]["role"], "admin");
+  // Plaintext without a name, or mixed with certificates, is a usage mistake.
+  Result anonymous = RunProgram(
+      wxpctl_, {"swarm", "list", "--server", absl::StrCat("127.0.0.1:", port), "--plaintext"},
+      {{"WXPCTL_CONFIG", ""}});
+  EXPECT_EQ(anonymous.code, 2) << anonymous;
+  EXPECT_NE(anonymous.err.find("--identity"), std::string::npos) << anonymous;
+  Result mixed = ctl({"swarm", "list", "--tls-cert", "x.crt"});
+  EXPECT_EQ(mixed.code, 2) << mixed;
+  EXPECT_EQ(server.Stop(SIGTERM), 0);
 }
 
 }  // namespace

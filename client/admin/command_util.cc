@@ -1,6 +1,8 @@
 #include "client/admin/command_util.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 
 namespace wxp::admin {
 
@@ -38,7 +40,8 @@ int DispatchSubcommand(const std::string& group, const std::vector<std::string>&
     absl::StrAppend(&names, names.empty() ? "" : ", ", name);
   }
   if (!args.empty() && (args[0] == "--help" || args[0] == "-h" || args[0] == "help")) {
-    out << "usage: wxpctl " << group << " <" << names << "> ...  (each takes --help)\n";
+    out << "usage: wxpctl " << group << " " << absl::StrJoin(absl::StrSplit(names, ", "), "|")
+        << " ...  (each takes --help)\n";
     return kExitOk;
   }
   return UsageError(err, group,
