@@ -14,25 +14,17 @@
 #include "absl/strings/str_cat.h"
 #include "client/admin/command_util.h"
 #include "client/admin/commands.h"
+#include "client/admin/export_writer.h"
 #include "client/admin/remote.h"
 #include "client/admin/views.h"
 #include "common/adapter.h"
 #include "common/file_util.h"
-#include "common/sha256.h"
 #include "nlohmann/json.hpp"
 
 namespace wxp::admin {
 namespace {
 
 namespace fs = std::filesystem;
-
-struct ExportedFile {
-  uint64_t size = 0;
-  uint64_t written = 0;
-  std::string sha256;  // verified
-  int fd = -1;
-  Sha256Hasher hasher;
-};
 
 absl::Status FsyncPath(const std::string& path) {
   const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -41,68 +33,6 @@ absl::Status FsyncPath(const std::string& path) {
   const int e = errno;
   close(fd);
   return rc == 0 ? absl::OkStatus() : ErrnoStatus(e, "fsync", path);
-}
-
-// Receives the ExportBest stream into `staging`; the files by name.
-absl::Status Receive(grpc::ClientReaderInterface<v1::ExportChunk>& reader,
-                     const std::string& staging, std::map<std::string, ExportedFile>* files,
-                     double* utility) {
-  v1::ExportChunk chunk;
-  absl::Status status;
-  while (status.ok() && reader.Read(&chunk)) {
-    *utility = chunk.utility();
-    const std::string& name = chunk.path();
-    // The server names the files; a name that could leave the directory is not trusted.
-    if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos) {
-      status = absl::DataLossError(absl::StrCat("the server sent a bad file name '", name, "'"));
-      break;
-    }
-    ExportedFile& f = (*files)[name];
-    if (f.fd < 0 && f.sha256.empty()) {
-      const std::string path = staging + "/" + name;
-      f.fd = open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-      if (f.fd < 0) {
-        status = ErrnoStatus(errno, "create", path);
-        break;
-      }
-      f.size = chunk.file_size();
-    }
-    if (f.fd < 0 || chunk.chunk().offset() != f.written || chunk.file_size() != f.size ||
-        f.written + chunk.chunk().data().size() > f.size) {
-      status = absl::DataLossError(
-          absl::StrCat("the export stream of ", name, " is out of order or longer than announced"));
-      break;
-    }
-    const std::string& data = chunk.chunk().data();
-    for (size_t off = 0; off < data.size();) {
-      const ssize_t n = write(f.fd, data.data() + off, data.size() - off);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        status = ErrnoStatus(errno, "write", staging + "/" + name);
-        break;
-      }
-      off += n;
-    }
-    f.hasher.Update(data);
-    f.written += data.size();
-    if (!status.ok() || chunk.sha256().empty()) continue;
-    const std::string digest = f.hasher.FinalHex();
-    if (f.written != f.size || digest != chunk.sha256()) {
-      status = absl::DataLossError(absl::StrCat(name, ": received ", f.written, " of ", f.size,
-                                                " bytes with SHA-256 ", digest,
-                                                ", the server says ", chunk.sha256()));
-      break;
-    }
-    if (fsync(f.fd) != 0) status = ErrnoStatus(errno, "fsync", staging + "/" + name);
-    close(f.fd);
-    f.fd = -1;
-    f.sha256 = digest;
-  }
-  for (auto& [name, f] : *files) {
-    if (f.fd >= 0) close(f.fd);
-    f.fd = -1;
-  }
-  return status;
 }
 
 // g's blob id as the server reports it now; empty if unknown.
@@ -176,18 +106,22 @@ int Export(const std::vector<std::string>& args, std::ostream& out, std::ostream
   // The stream carries a whole adapter: it gets far longer than one unary call.
   auto ctx = rc->conn->NewContext(rc->conn->options().rpc_deadline + absl::Minutes(30));
   auto reader = rc->conn->admin().ExportBest(ctx.get(), req);
-  std::map<std::string, ExportedFile> files;
-  double utility = 0;
-  absl::Status received = Receive(*reader, staging, &files, &utility);
-  if (!received.ok()) ctx->TryCancel();
-  grpc::Status finished = reader->Finish();
-  if (!received.ok()) return cleanup(received);
-  if (!finished.ok()) return cleanup(RpcError(finished, "export"));
-  for (const auto& [name, f] : files) {
-    if (f.sha256.empty()) {
-      return cleanup(absl::DataLossError(absl::StrCat(name, " ended without its SHA-256")));
-    }
+  ExportWriter writer(staging);
+  v1::ExportChunk chunk;
+  absl::Status data;
+  while (data.ok() && reader->Read(&chunk)) data = writer.Add(chunk);
+  if (!data.ok()) {
+    ctx->TryCancel();
+    reader->Finish();
+    return cleanup(data);
   }
+  // A stream the server ended with an error: its message says more than the cut-off file.
+  grpc::Status finished = reader->Finish();
+  if (!finished.ok()) return cleanup(RpcError(finished, "export"));
+  absl::StatusOr<ReceivedExport> received = writer.Finish();
+  if (!received.ok()) return cleanup(received.status());
+  const std::map<std::string, ReceivedFile>& files = received->files;
+  const double utility = received->utility;
   auto weights = files.find(kPeftWeightsFile);
   if (weights == files.end()) {
     return cleanup(absl::DataLossError(absl::StrCat("the export holds no ", kPeftWeightsFile)));
