@@ -107,9 +107,10 @@ std::string XmlEscape(absl::string_view s) {
       s, {{"&", "&amp;"}, {"<", "&lt;"}, {">", "&gt;"}, {"\"", "&quot;"}, {"'", "&apos;"}});
 }
 
-// Tick positions covering [lo, hi] at a 1-2-5 step, about `target` of them.
-std::vector<double> NiceTicks(double lo, double hi, int target) {
-  const double raw = (hi - lo) / std::max(1, target);
+// Tick positions covering [lo, hi] at a 1-2-5 step of at least `min_step`, about `target`
+// of them.
+std::vector<double> NiceTicks(double lo, double hi, int target, double min_step = 0) {
+  const double raw = std::max((hi - lo) / std::max(1, target), min_step);
   const double mag = std::pow(10.0, std::floor(std::log10(raw)));
   double step = mag;
   for (double m : {1.0, 2.0, 5.0, 10.0}) {
@@ -175,7 +176,12 @@ std::string RenderSvgLineChart(const std::string& title, const std::string& x_la
                           kLeft, sy(t), kLeft + plot_w, sy(t), kLeft - 6, sy(t) + 4,
                           XmlEscape(absl::StrFormat("%.4g", t)));
   }
-  std::vector<double> x_ticks = NiceTicks(x_lo, x_hi, 8);
+  // Iterations are whole numbers: no "2.5" tick between them.
+  bool integral_x = true;
+  for (const ChartSeries& s : series) {
+    for (const auto& [x, y] : s.points) integral_x = integral_x && x == std::floor(x);
+  }
+  std::vector<double> x_ticks = NiceTicks(x_lo, x_hi, 8, integral_x ? 1.0 : 0.0);
   for (double t : x_ticks) {
     absl::StrAppendFormat(&svg,
                           "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "

@@ -66,6 +66,8 @@ TEST(FormatTest, SvgChartIsSelfContainedWithAxesAndLegend) {
   EXPECT_NE(svg.find(">empty</text>"), std::string::npos);
   EXPECT_EQ(svg.find("script"), std::string::npos);
   EXPECT_EQ(svg.find("href"), std::string::npos);
+  EXPECT_EQ(svg.find(">0.5</text>"), std::string::npos) << "whole iterations get whole ticks";
+  EXPECT_NE(svg.find(">1</text>"), std::string::npos);
   // A chart of nothing is still a valid document.
   EXPECT_NE(RenderSvgLineChart("", "", "", {}).find("</svg>"), std::string::npos);
 }
