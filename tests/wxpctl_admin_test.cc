@@ -106,10 +106,9 @@ class Server {
     if (pid_ == 0) {
       const std::string bin = Runfile("server/app/wxp-server");
       // The example config supplies everything; the flags override what a test must.
-      std::vector<std::string> args = {bin,
-                                       "--config=" + Runfile("deploy/examples/server.textproto"),
-                                       "--listen=127.0.0.1:0", "--data_dir=" + data_dir,
-                                       "--port_file=" + port_file};
+      std::vector<std::string> args = {
+          bin, "--config=" + Runfile("deploy/examples/server.textproto"), "--listen=127.0.0.1:0",
+          "--data_dir=" + data_dir, "--port_file=" + port_file};
       if (cert_dir.empty()) {
         args.push_back("--plaintext");
       } else {
@@ -258,16 +257,7 @@ class TinyAgent {
     return t;
   }
 
-  int first_particle() const { return particles_.begin()->first; }
-  int next_iteration(int id) const { return particles_.at(id).iteration + 1; }
-
- private:
-  struct Particle {
-    std::vector<float> x, v, p;
-    int iteration = 0;
-    bool done = false;
-  };
-
+  // The blob's values, downloaded once (then cached in the agent's directory).
   absl::StatusOr<std::vector<float>> Fetch(const std::string& blob_id) {
     const std::string path = dir_ + "/" + blob_id;
     if (!fs::exists(path)) {
@@ -278,6 +268,16 @@ class TinyAgent {
     if (!bytes.ok()) return bytes.status();
     return Deserialize(*bytes);
   }
+
+  int first_particle() const { return particles_.begin()->first; }
+  int next_iteration(int id) const { return particles_.at(id).iteration + 1; }
+
+ private:
+  struct Particle {
+    std::vector<float> x, v, p;
+    int iteration = 0;
+    bool done = false;
+  };
 
   absl::Status Report(int id, int iteration, const std::vector<float>& x) {
     const std::string bytes = Serialize(x);
@@ -616,6 +616,28 @@ TEST_F(WxpctlAdminTest, EveryCommandAgainstTheRealServerOverMutualTls) {
   EXPECT_EQ(forced.code, 0) << forced;
   EXPECT_NE(forced.out.find(g_blob), std::string::npos) << forced;
   EXPECT_FALSE(fs::exists(out_dir + "/stale.txt")) << "the directory is replaced as a whole";
+
+  // --- a swarm whose schema comes from a template adapter (uploaded by wxpctl).
+  ASSERT_TRUE(WriteFileAtomically(root_ + "/templated.textproto",
+                                  "name: 'templated' utility { name: 'closeness' weight: 1 }\n")
+                  .ok());
+  std::vector<float> template_values(kDim, 0.25f);
+  const std::string template_path = root_ + "/template.safetensors";
+  ASSERT_TRUE(WriteFileAtomically(template_path, Serialize(template_values)).ok());
+  json templated = CtlJson(
+      {"swarm", "create", "--spec", root_ + "/templated.textproto", "--template", template_path});
+  const std::string template_id = Sha256Hex(Serialize(template_values));
+  EXPECT_EQ(templated["spec"]["template_blob_id"], template_id) << templated;
+  auto fetched = a.Fetch(template_id);
+  ASSERT_TRUE(fetched.ok()) << fetched.status();
+  EXPECT_EQ(*fetched, template_values) << "the template was uploaded as it is on disk";
+  // (Deriving the schema from the template is the server's part and not checked here.)
+  Result not_adapter =
+      Ctl({"swarm", "create", "--spec", root_ + "/templated.textproto", "--template", spec});
+  EXPECT_EQ(not_adapter.code, 1) << not_adapter;
+  EXPECT_EQ(not_adapter.err.find("ALREADY_EXISTS"), std::string::npos)
+      << "refused locally, before any call: " << not_adapter;
+  EXPECT_EQ(Ctl({"swarm", "stop", "templated"}).code, 0);
 
   // --- the final state refuses changes.
   ExpectRefused({"weights", "set", kSwarm, "closeness=1"}, "FAILED_PRECONDITION", "");

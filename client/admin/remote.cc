@@ -209,7 +209,10 @@ std::optional<RemoteCommand> OpenRemote(const std::vector<std::string>& args,
 }
 
 absl::Status RpcError(const grpc::Status& status, const std::string& what) {
-  const absl::Status s = client::FromGrpc(status);
+  return RpcError(client::FromGrpc(status), what);
+}
+
+absl::Status RpcError(const absl::Status& s, const std::string& what) {
   std::string message =
       absl::StrCat(what, ": ", s.message(), " (", absl::StatusCodeToString(s.code()), ")");
   if (s.code() == absl::StatusCode::kUnavailable) {

@@ -79,6 +79,8 @@ std::optional<RemoteCommand> OpenRemote(const std::vector<std::string>& args,
 // A refused or failed call as one line: "<what>: <server message> (<CODE>)", plus a hint
 // for UNAVAILABLE (nothing listening, or the TLS handshake refused).
 absl::Status RpcError(const grpc::Status& status, const std::string& what);
+// The same for a failure client/net already converted (blob transfers).
+absl::Status RpcError(const absl::Status& status, const std::string& what);
 
 // The message as proto3 JSON with the .proto field names and every field printed.
 std::string ProtoJson(const google::protobuf::Message& message);

@@ -2,6 +2,7 @@
 // `wxpctl watch`: a swarm's life cycle and progress.
 #include <unistd.h>
 
+#include <filesystem>
 #include <iostream>
 #include <thread>
 
@@ -11,6 +12,8 @@
 #include "client/admin/commands.h"
 #include "client/admin/remote.h"
 #include "client/admin/views.h"
+#include "client/net/blob_transfer.h"
+#include "common/adapter.h"
 #include "common/file_util.h"
 #include "google/protobuf/io/tokenizer.h"
 #include "google/protobuf/text_format.h"
@@ -27,18 +30,36 @@ std::vector<double> TryGHistory(RemoteCommand& rc, const std::string& swarm) {
   return GlobalBestHistory(resp);
 }
 
+// Uploads the weights file of a template adapter (a PEFT directory or a .safetensors
+// file) as it is on disk; its blob id.
+absl::StatusOr<std::string> UploadTemplate(client::Connection& conn, const std::string& path) {
+  std::error_code ec;
+  const std::string file =
+      std::filesystem::is_directory(path, ec) ? absl::StrCat(path, "/", kPeftWeightsFile) : path;
+  // Refuse what is not an adapter here, with the local path in the message, rather than
+  // as an opaque schema error from the server.
+  if (absl::StatusOr<Adapter> a = LoadAdapter(path); !a.ok()) return a.status();
+  absl::StatusOr<client::TransferResult> up = client::UploadFile(conn, file, "", "");
+  if (!up.ok()) return RpcError(up.status(), "template upload");
+  return up->blob_id;
+}
+
 int SwarmCreate(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   int code = 0;
   std::optional<RemoteCommand> rc = OpenRemote(
-      args, {{"spec", "text-format wxp.v1.SwarmSpec file"}},
-      {"swarm create", "--spec FILE [--output table|json]", 0, 0, true}, out, err, &code);
+      args,
+      {{"spec", "text-format wxp.v1.SwarmSpec file"},
+       {"template", "PEFT directory or .safetensors whose tensors fix the schema (uploaded)"}},
+      {"swarm create", "--spec FILE [--template ADAPTER] [--output table|json]", 0, 0, true}, out,
+      err, &code);
   if (!rc) return code;
   if (!rc->args.Has("spec")) return UsageError(err, "swarm create", "missing --spec FILE");
   const std::string path = rc->args.Get("spec");
   absl::StatusOr<std::string> text = ReadFile(path);
   if (!text.ok()) return Fail(err, text.status());
   v1::CreateSwarmRequest req;
-  // Errors of the text parser go to stderr with line and column through this collector.
+  // Protobuf would log parse errors through its own logger; the first one, with its line,
+  // belongs in wxpctl's one-line error instead.
   class Collector : public google::protobuf::io::ErrorCollector {
    public:
     void AddError(int line, int column, const std::string& message) override {
@@ -51,6 +72,11 @@ int SwarmCreate(const std::vector<std::string>& args, std::ostream& out, std::os
   if (!parser.ParseFromString(*text, req.mutable_spec())) {
     return Fail(err, absl::InvalidArgumentError(absl::StrCat(
                          path, ": not a text-format wxp.v1.SwarmSpec: ", collector.first)));
+  }
+  if (rc->args.Has("template")) {
+    absl::StatusOr<std::string> blob_id = UploadTemplate(*rc->conn, rc->args.Get("template"));
+    if (!blob_id.ok()) return Fail(err, blob_id.status());
+    req.mutable_spec()->set_template_blob_id(*blob_id);
   }
   v1::CreateSwarmResponse resp;
   grpc::Status s = rc->conn->admin().CreateSwarm(rc->conn->NewContext().get(), req, &resp);
