@@ -98,17 +98,19 @@ std::ostream& operator<<(std::ostream& os, const Result& r) {
 class Server {
  public:
   ~Server() { Stop(SIGKILL); }
-  // TLS with the certificates in `cert_dir`, or plaintext (loopback) when it is empty.
-  int Start(const std::string& data_dir, const std::string& cert_dir) {
+  // TLS with the certificates in `cert_dir`, or plaintext (loopback) when it is empty; on
+  // `listen_port` (0: a free one). The port it listens on, 0 if it did not start.
+  int Start(const std::string& data_dir, const std::string& cert_dir, int listen_port = 0) {
     const std::string port_file = data_dir + ".port";
     fs::remove(port_file);
     pid_ = fork();
     if (pid_ == 0) {
       const std::string bin = Runfile("server/app/wxp-server");
       // The example config supplies everything; the flags override what a test must.
-      std::vector<std::string> args = {
-          bin, "--config=" + Runfile("deploy/examples/server.textproto"), "--listen=127.0.0.1:0",
-          "--data_dir=" + data_dir, "--port_file=" + port_file};
+      std::vector<std::string> args = {bin,
+                                       "--config=" + Runfile("deploy/examples/server.textproto"),
+                                       "--listen=127.0.0.1:" + std::to_string(listen_port),
+                                       "--data_dir=" + data_dir, "--port_file=" + port_file};
       if (cert_dir.empty()) {
         args.push_back("--plaintext");
       } else {
@@ -704,6 +706,37 @@ TEST_F(WxpctlAdminTest, PlaintextIdentityAgainstALocalServer) {
   EXPECT_NE(anonymous.err.find("--identity"), std::string::npos) << anonymous;
   Result mixed = ctl({"swarm", "list", "--tls-cert", "x.crt"});
   EXPECT_EQ(mixed.code, 2) << mixed;
+
+  // watch waits out a server restart (one line on stderr), then sees the stop and exits 0.
+  const std::string watch_out = root_ + "/plain_watch.out", watch_err = root_ + "/plain_watch.err";
+  const pid_t watcher = fork();
+  if (watcher == 0) {
+    freopen(watch_out.c_str(), "w", stdout);
+    freopen(watch_err.c_str(), "w", stderr);
+    std::vector<std::string> args = {wxpctl_};
+    args.insert(args.end(), conn.begin(), conn.end());
+    for (const char* a : {"watch", kExampleSwarm, "--interval=0.1"}) args.push_back(a);
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    execv(wxpctl_.c_str(), argv.data());
+    _exit(127);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // a few refreshes
+  server.Stop(SIGKILL);
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // watch meets the outage
+  ASSERT_EQ(server.Start(root_ + "/plain", "", port), port);
+  ASSERT_EQ(ctl({"swarm", "stop", kExampleSwarm}).code, 0);
+  int watch_status = -1;
+  for (int i = 0; i < 300 && waitpid(watcher, &watch_status, WNOHANG) != watcher; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // reconnect backoff
+  }
+  if (!WIFEXITED(watch_status)) kill(watcher, SIGKILL);
+  ASSERT_TRUE(WIFEXITED(watch_status)) << "watch did not end after the stop";
+  EXPECT_EQ(WEXITSTATUS(watch_status), 0);
+  const std::string watch_errors = ReadFile(watch_err).value_or("");
+  EXPECT_EQ(Count(watch_errors, "(retrying)"), 1) << watch_errors;
+  EXPECT_NE(ReadFile(watch_out).value_or("").find("STOPPED"), std::string::npos);
   EXPECT_EQ(server.Stop(SIGTERM), 0);
 }
 

@@ -200,6 +200,7 @@ int Watch(const std::vector<std::string>& args, std::ostream& out, std::ostream&
   // Redraw in place on a terminal; append (one block per refresh) when piped to a log.
   const bool tty = &out == &std::cout && isatty(STDOUT_FILENO) && !rc->json;
   const std::string swarm = rc->args.positional()[0];
+  bool failing = false;
   for (;;) {
     if (tty) out << "\033[H\033[2J";
     v1::SwarmStatus status;
@@ -207,7 +208,9 @@ int Watch(const std::vector<std::string>& args, std::ostream& out, std::ostream&
     // A server restart should not end the watch; anything else (unknown swarm, refused
     // certificate) will not get better by waiting.
     if (!s.ok() && !client::IsTransient(s)) return Fail(err, s);
-    if (!s.ok()) err << "wxpctl: " << s.message() << " (retrying)\n";
+    // One line per outage, not one per refresh.
+    if (!s.ok() && !failing) err << "wxpctl: " << s.message() << " (retrying)\n";
+    failing = !s.ok();
     if (s.ok() && IsFinal(status.state())) return kExitOk;
     if (!tty && !rc->json) out << "\n";
     out.flush();
