@@ -41,18 +41,17 @@ const std::vector<cli::FlagSpec>& ConnectionFlags() {
 std::vector<std::string> HoistGlobalFlags(const std::vector<std::string>& args) {
   std::vector<std::string> hoisted, rest;
   size_t i = 0;
-  for (; i < args.size() && args[i].size() > 1 && args[i][0] == '-' && args[i] != "--" &&
-         args[i] != "-h" && args[i] != "--help";
+  for (; i < args.size() && args[i].size() > 1 && args[i][0] == '-' &&
+         args[i].find_first_not_of('-') != std::string::npos && args[i] != "-h" &&
+         args[i] != "--help";
        ++i) {
     hoisted.push_back(args[i]);
-    std::string name(absl::StripLeadingAsciiWhitespace(args[i]));
-    while (!name.empty() && name[0] == '-') name.erase(0, 1);
-    if (name.find('=') != std::string::npos) continue;
+    std::string name = args[i].substr(args[i].find_first_not_of('-'));
+    if (name.find('=') != std::string::npos) continue;  // --flag=value: one word
     for (char& c : name) c = c == '_' ? '-' : c;
-    for (const cli::FlagSpec& f : ConnectionFlags()) {
-      if (f.name == name && !f.is_bool && i + 1 < args.size()) hoisted.push_back(args[++i]);
-    }
-    if (name == "output" && i + 1 < args.size()) hoisted.push_back(args[++i]);
+    bool takes_value = name == "output";
+    for (const cli::FlagSpec& f : ConnectionFlags()) takes_value |= f.name == name && !f.is_bool;
+    if (takes_value && i + 1 < args.size()) hoisted.push_back(args[++i]);
   }
   rest.assign(args.begin() + i, args.end());
   rest.insert(rest.end(), hoisted.begin(), hoisted.end());

@@ -77,6 +77,9 @@ TEST(RemoteTest, GlobalFlagsBeforeTheCommandMoveBehindIt) {
   EXPECT_EQ(HoistGlobalFlags({"--output", "json", "swarm", "list"}),
             (std::vector<std::string>{"swarm", "list", "--output", "json"}));
   EXPECT_EQ(HoistGlobalFlags({"swarm", "list"}), (std::vector<std::string>{"swarm", "list"}));
+  EXPECT_EQ(HoistGlobalFlags({"---", "swarm"}), (std::vector<std::string>{"---", "swarm"}));
+  EXPECT_EQ(HoistGlobalFlags({"--plaintext", "--timeout=3", "watch", "s"}),
+            (std::vector<std::string>{"watch", "s", "--plaintext", "--timeout=3"}));
 }
 
 TEST(RemoteTest, UsageErrorsExitTwoBeforeAnyConnection) {
