@@ -46,6 +46,13 @@ if command -v systemd-analyze >/dev/null && [ -d /usr/lib/systemd/system ]; then
   check "systemd-analyze verify exits 0" [ $code -eq 0 ]
   check "systemd-analyze verify prints no warning" [ -z "$out" ]
   [ -n "$out" ] && echo "$out"
+  # systemd's own exposure score (0 best, 10 worst): "OK" is at most 4.0 (--threshold=40).
+  for unit in wxp-server wxp-agent; do
+    score=$(systemd-analyze security --offline=yes --root="$root" --threshold=40 "$unit.service" 2>&1)
+    code=$?
+    level=$(tail -1 <<<"$score" | grep -o 'level for .*')
+    check "$unit.service exposure is OK (<= 4.0): $level" [ $code -eq 0 ]
+  done
   # The check itself must be able to fail: a misspelt key is reported.
   sed 's/^ProtectSystem=/ProtectSystm=/' "$UNITS/wxp-server.service" >"$root/etc/systemd/system/broken.service"
   check "systemd-analyze verify reports a misspelt key" \
