@@ -2,6 +2,8 @@
 #ifndef WXP_CLIENT_ADMIN_COMMAND_UTIL_H_
 #define WXP_CLIENT_ADMIN_COMMAND_UTIL_H_
 
+#include <functional>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -27,6 +29,15 @@ std::optional<cli::ParsedArgs> ParseOrExit(const std::vector<std::string>& args,
                                            const std::vector<cli::FlagSpec>& flags,
                                            const std::string& command, const std::string& usage,
                                            std::ostream& out, std::ostream& err, int* exit_code);
+
+// A command function: the words after its name, the output streams, the exit status.
+using CommandFn = std::function<int(const std::vector<std::string>&, std::ostream&, std::ostream&)>;
+
+// Runs the sub-command of `group` named by args[0] ("swarm list" -> "list") with the rest
+// of the words; a missing or unknown sub-command is a usage error listing the valid ones.
+int DispatchSubcommand(const std::string& group, const std::vector<std::string>& args,
+                       const std::vector<std::pair<std::string, CommandFn>>& subcommands,
+                       std::ostream& out, std::ostream& err);
 
 }  // namespace wxp::admin
 

@@ -19,6 +19,16 @@ int AdapterInspect(const std::vector<std::string>& args, std::ostream& out, std:
 int Merge(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int Simulate(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int Legal(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+// Commands that talk to wxp-server's AdminService (flags in remote.h).
+int Swarm(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int Particles(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int Watch(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int History(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int Weights(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int Export(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int Clients(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+// Local: the CA and certificates.
+int Certs(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 }  // namespace wxp::admin
 

@@ -20,6 +20,18 @@ bool ParsedArgs::GetBool(const std::string& name) const {
   return v == "true" || v == "1" || v == "yes";
 }
 
+std::vector<std::string> ParsedArgs::GetAll(const std::string& name) const {
+  std::vector<std::string> out;
+  auto it = all_values_.find(name);
+  if (it == all_values_.end()) return out;
+  for (const std::string& v : it->second) {
+    for (absl::string_view part : absl::StrSplit(v, ',', absl::SkipEmpty())) {
+      out.emplace_back(part);
+    }
+  }
+  return out;
+}
+
 absl::StatusOr<double> ParsedArgs::GetDouble(const std::string& name) const {
   double d;
   const std::string v = Get(name);
@@ -100,6 +112,7 @@ absl::StatusOr<ParsedArgs> ParseArgs(const std::vector<std::string>& args,
       }
     }
     parsed.values_[name] = value;
+    parsed.all_values_[name].push_back(value);
   }
   return parsed;
 }

@@ -33,12 +33,16 @@ class ParsedArgs {
   absl::StatusOr<int64_t> GetInt(const std::string& name) const;
   // Comma-separated numbers ("0.5,1,2"); empty vector when the flag is absent.
   absl::StatusOr<std::vector<double>> GetDoubleList(const std::string& name) const;
+  // Every value of a repeatable flag in command-line order ("--dns a --dns b,c" gives
+  // a, b, c: commas separate values too); empty when the flag is absent.
+  std::vector<std::string> GetAll(const std::string& name) const;
   const std::vector<std::string>& positional() const { return positional_; }
 
  private:
   friend absl::StatusOr<ParsedArgs> ParseArgs(const std::vector<std::string>&,
                                               const std::vector<FlagSpec>&);
   std::map<std::string, std::string> values_;
+  std::map<std::string, std::vector<std::string>> all_values_;
   std::map<std::string, std::string> defaults_;
   std::vector<std::string> positional_;
 };

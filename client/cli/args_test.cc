@@ -13,14 +13,22 @@ const std::vector<FlagSpec> kFlags = {
 };
 
 TEST(ArgsTest, ParsesEveryFlagSpelling) {
-  auto p = ParseArgs({"a", "--json", "--out", "d1", "--density=0.25", "b", "--weights=1,2.5"},
-                     kFlags);
+  auto p =
+      ParseArgs({"a", "--json", "--out", "d1", "--density=0.25", "b", "--weights=1,2.5"}, kFlags);
   ASSERT_TRUE(p.ok()) << p.status();
   EXPECT_TRUE(p->GetBool("json"));
   EXPECT_EQ(p->Get("out"), "d1");
   EXPECT_DOUBLE_EQ(*p->GetDouble("density"), 0.25);
   EXPECT_EQ(*p->GetDoubleList("weights"), (std::vector<double>{1, 2.5}));
   EXPECT_EQ(p->positional(), (std::vector<std::string>{"a", "b"}));
+}
+
+TEST(ArgsTest, RepeatedFlagsKeepEveryValue) {
+  auto p = ParseArgs({"--out", "a", "--out=b,c", "--out", "d"}, kFlags);
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->GetAll("out"), (std::vector<std::string>{"a", "b", "c", "d"}));
+  EXPECT_EQ(p->Get("out"), "d");
+  EXPECT_TRUE(p->GetAll("weights").empty());
 }
 
 TEST(ArgsTest, DefaultsAndDoubleDash) {

@@ -1,0 +1,149 @@
+#include "client/admin/format.h"
+
+#include "absl/time/clock.h"
+#include "client/admin/views.h"
+#include "google/protobuf/text_format.h"
+#include "gtest/gtest.h"
+
+namespace wxp::admin {
+namespace {
+
+TEST(FormatTest, TableAlignsColumnsByDisplayWidth) {
+  const std::string t = RenderTable({"NAME", "G"}, {{"a", "▁█"}, {"longer", "1"}, {"x"}});
+  EXPECT_EQ(t,
+            "NAME    G\n"
+            "a       ▁█\n"
+            "longer  1\n"
+            "x\n");
+  EXPECT_EQ(DisplayWidth("▁▂▃"), 3u);
+  EXPECT_EQ(DisplayWidth("abc"), 3u);
+}
+
+TEST(FormatTest, SparklineSpansLowestToHighest) {
+  EXPECT_EQ(Sparkline({0, 1, 2, 3, 4, 5, 6, 7}), "▁▂▃▄▅▆▇█");
+  EXPECT_EQ(Sparkline({-3, 5}), "▁█");
+  EXPECT_EQ(Sparkline({2, 2, 2}), "▁▁▁");
+  EXPECT_EQ(Sparkline({1, NAN, 2}), "▁ █");
+  EXPECT_EQ(Sparkline({}), "");
+  // Resampled to the width, keeping both ends.
+  std::vector<double> ramp;
+  for (int i = 0; i < 100; ++i) ramp.push_back(i);
+  const std::string s = Sparkline(ramp, 10);
+  EXPECT_EQ(DisplayWidth(s), 10u);
+  EXPECT_EQ(s.substr(0, 3), "▁");
+  EXPECT_EQ(s.substr(s.size() - 3), "█");
+}
+
+TEST(FormatTest, NumbersAgesTimesAndCsv) {
+  EXPECT_EQ(FormatNumber(0.123456789), "0.123457");
+  EXPECT_EQ(FormatNumber(NAN), "-");
+  EXPECT_EQ(FormatAge(absl::Seconds(42)), "42s");
+  EXPECT_EQ(FormatAge(absl::Seconds(187)), "3m07s");
+  EXPECT_EQ(FormatAge(absl::Hours(5) + absl::Minutes(2)), "5h02m");
+  EXPECT_EQ(FormatAge(absl::Hours(51)), "2d03h");
+  EXPECT_EQ(FormatAge(-absl::Seconds(3)), "0s");
+  EXPECT_EQ(FormatAge(absl::InfiniteDuration()), "-");
+  EXPECT_EQ(FormatUtcTime(absl::FromUnixSeconds(0)), "1970-01-01T00:00:00Z");
+  EXPECT_EQ(FormatUtcTime(absl::InfinitePast()), "-");
+  EXPECT_EQ(CsvField("plain"), "plain");
+  EXPECT_EQ(CsvField("a,\"b\""), "\"a,\"\"b\"\"\"");
+}
+
+TEST(FormatTest, SvgChartIsSelfContainedWithAxesAndLegend) {
+  const std::string svg = RenderSvgLineChart("t<1>", "iteration", "utility",
+                                             {{"g", "#00ff00", {{0, -1}, {1, -0.5}, {2, -0.25}}},
+                                              {"one", "red", {{1, -0.7}}},
+                                              {"empty", "blue", {}}});
+  EXPECT_EQ(svg.rfind("<?xml", 0), 0u);
+  EXPECT_NE(svg.find("<svg xmlns=\"http://www.w3.org/2000/svg\""), std::string::npos);
+  EXPECT_NE(svg.find("</svg>"), std::string::npos);
+  EXPECT_NE(svg.find("t&lt;1&gt;"), std::string::npos) << "title is escaped";
+  EXPECT_NE(svg.find("<polyline"), std::string::npos);
+  EXPECT_NE(svg.find("<circle"), std::string::npos) << "a single point is still drawn";
+  EXPECT_NE(svg.find(">iteration</text>"), std::string::npos);
+  EXPECT_NE(svg.find(">utility</text>"), std::string::npos);
+  EXPECT_NE(svg.find(">g</text>"), std::string::npos) << "legend";
+  EXPECT_NE(svg.find(">empty</text>"), std::string::npos);
+  EXPECT_EQ(svg.find("script"), std::string::npos);
+  EXPECT_EQ(svg.find("href"), std::string::npos);
+  EXPECT_EQ(svg.find(">0.5</text>"), std::string::npos) << "whole iterations get whole ticks";
+  EXPECT_NE(svg.find(">1</text>"), std::string::npos);
+  // A chart of nothing is still a valid document.
+  EXPECT_NE(RenderSvgLineChart("", "", "", {}).find("</svg>"), std::string::npos);
+}
+
+template <typename T>
+T Parse(const std::string& text) {
+  T m;
+  EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(text, &m)) << text;
+  return m;
+}
+
+TEST(ViewsTest, StatusShowsProgressAndSparkline) {
+  const auto s = Parse<v1::SwarmStatus>(
+      "name: 'q4' state: FINISHED termination_reason: 'patience' iteration: 7 "
+      "step_length: 0.3 global_best { particle_id: 2 iteration: 5 utility: -0.25 } "
+      "global_worst { particle_id: 0 iteration: 0 utility: -2 } particles: 6 "
+      "particles_live: 5 particles_stale: 1 agents_online: 2 experts_joined: 3 min_experts: 3 "
+      "last_round_time { seconds: 1000 } utility_weight_version: 2 mode: SYNC");
+  const std::string text = RenderSwarmStatus(s, {-1, -0.5, -0.25}, absl::FromUnixSeconds(1065));
+  EXPECT_NE(text.find("FINISHED (patience)"), std::string::npos) << text;
+  EXPECT_NE(text.find("-0.25  (particle 2, iteration 5)"), std::string::npos) << text;
+  EXPECT_NE(text.find("6 (live 5, stale 1)"), std::string::npos) << text;
+  EXPECT_NE(text.find("agents online    2"), std::string::npos) << text;
+  EXPECT_NE(text.find("1970-01-01T00:16:40Z (1m05s ago)"), std::string::npos) << text;
+  EXPECT_NE(text.find("▁▆█  -1 -> -0.25"), std::string::npos) << text;
+  // Before the pool exists nothing pretends to be known.
+  const std::string pending = RenderSwarmStatus(
+      Parse<v1::SwarmStatus>("name: 'p' state: PENDING_EXPERTS global_best { particle_id: -1 }"),
+      {}, absl::Now());
+  EXPECT_NE(pending.find("g utility        -\n"), std::string::npos) << pending;
+  EXPECT_EQ(pending.find("g history"), std::string::npos);
+}
+
+TEST(ViewsTest, HistoryUsesTheLatestWeightVersionForCurves) {
+  const auto h = Parse<v1::GetHistoryResponse>(
+      "entries { iteration: 0 global_best_utility: 1 global_worst_utility: 0 mean_utility: 0.5 "
+      "utility_weight_version: 1 } "
+      "entries { iteration: 1 global_best_utility: 2 utility_weight_version: 1 } "
+      "entries { iteration: 1 global_best_utility: 20 utility_weight_version: 2 } "
+      "entries { iteration: 0 global_best_utility: 10 utility_weight_version: 2 }");
+  EXPECT_EQ(GlobalBestHistory(h), (std::vector<double>{10, 20}));
+  const std::string csv = RenderHistoryCsv(h);
+  EXPECT_EQ(csv.substr(0, csv.find('\n')),
+            "weight_version,iteration,global_best_utility,global_worst_utility,mean_utility,"
+            "step_length,restarts,reports,closed_time");
+  EXPECT_NE(csv.find("\n1,0,1,0,0.5,0,0,0,-\n"), std::string::npos) << csv;
+  EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 5);
+  const std::string table = RenderHistoryTable(h);
+  EXPECT_EQ(table.rfind("WEIGHTS  ITER  G", 0), 0u) << table;
+  const std::string svg = RenderHistorySvg("q4", h);
+  EXPECT_NE(svg.find("weights v2"), std::string::npos);
+  EXPECT_EQ(std::count(svg.begin(), svg.end(), '\n') > 10, true);
+}
+
+TEST(ViewsTest, ParticlesWeightsAndClientsTables) {
+  const std::string p =
+      RenderParticles(Parse<v1::ListParticlesResponse>(
+                          "particles { particle_id: 0 owner: 'firm-a' iteration: 3 utility: -0.5 "
+                          "best_utility: -0.25 restarts: 1 last_report_time { seconds: 100 } } "
+                          "particles { particle_id: 1 owner: 'firm-b' iteration: -1 }"),
+                      absl::FromUnixSeconds(130));
+  EXPECT_NE(p.find("0   firm-a  3     -0.5     -0.25  1         30s"), std::string::npos) << p;
+  EXPECT_NE(p.find("1   firm-b  -1    -        -      0         -"), std::string::npos) << p;
+  const std::string w = RenderWeights(Parse<v1::UtilityWeights>(
+      "version: 3 components { name: 'acc' direction: MAXIMIZE weight: 1 min_value: 0 "
+      "max_value: 1 } components { name: 'ppl' direction: MINIMIZE weight: 0.01 }"));
+  EXPECT_NE(w.find("weight version 3"), std::string::npos) << w;
+  EXPECT_NE(w.find("acc        maximize   1       [0, 1]"), std::string::npos) << w;
+  EXPECT_NE(w.find("ppl        minimize   0.01    -"), std::string::npos) << w;
+  const std::string c = RenderClients(
+      Parse<v1::ListClientsResponse>("clients { identity: 'firm-a' role: 'agent' revoked: true "
+                                     "first_seen { seconds: 0 nanos: 1 } }"),
+      absl::Now());
+  EXPECT_NE(c.find("firm-a    agent  1970-01-01T00:00:00Z  -          yes"), std::string::npos)
+      << c;
+}
+
+}  // namespace
+}  // namespace wxp::admin

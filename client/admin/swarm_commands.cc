@@ -1,0 +1,221 @@
+// `wxpctl swarm create|list|status|pause|resume|stop`, `wxpctl particles` and
+// `wxpctl watch`: a swarm's life cycle and progress.
+#include <unistd.h>
+
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "client/admin/command_util.h"
+#include "client/admin/commands.h"
+#include "client/admin/remote.h"
+#include "client/admin/views.h"
+#include "client/net/blob_transfer.h"
+#include "common/adapter.h"
+#include "common/file_util.h"
+#include "google/protobuf/io/tokenizer.h"
+#include "google/protobuf/text_format.h"
+
+namespace wxp::admin {
+namespace {
+
+// The g history for the status sparkline; empty (no sparkline) if it cannot be read.
+std::vector<double> TryGHistory(RemoteCommand& rc, const std::string& swarm) {
+  v1::GetHistoryRequest req;
+  req.set_swarm(swarm);
+  v1::GetHistoryResponse resp;
+  if (!rc.conn->admin().GetHistory(rc.conn->NewContext().get(), req, &resp).ok()) return {};
+  return GlobalBestHistory(resp);
+}
+
+// Uploads the weights file of a template adapter (a PEFT directory or a .safetensors
+// file) as it is on disk; its blob id.
+absl::StatusOr<std::string> UploadTemplate(client::Connection& conn, const std::string& path) {
+  std::error_code ec;
+  const std::string file =
+      std::filesystem::is_directory(path, ec) ? absl::StrCat(path, "/", kPeftWeightsFile) : path;
+  // Refuse what is not an adapter here, with the local path in the message, rather than
+  // as an opaque schema error from the server.
+  if (absl::StatusOr<Adapter> a = LoadAdapter(path); !a.ok()) return a.status();
+  absl::StatusOr<client::TransferResult> up = client::UploadFile(conn, file, "", "");
+  if (!up.ok()) return RpcError(up.status(), "template upload");
+  return up->blob_id;
+}
+
+int SwarmCreate(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  int code = 0;
+  std::optional<RemoteCommand> rc = OpenRemote(
+      args,
+      {{"spec", "text-format wxp.v1.SwarmSpec file"},
+       {"template", "PEFT directory or .safetensors whose tensors fix the schema (uploaded)"}},
+      {"swarm create", "--spec FILE [--template ADAPTER] [--output table|json]", 0, 0, true}, out,
+      err, &code);
+  if (!rc) return code;
+  if (!rc->args.Has("spec")) return UsageError(err, "swarm create", "missing --spec FILE");
+  const std::string path = rc->args.Get("spec");
+  absl::StatusOr<std::string> text = ReadFile(path);
+  if (!text.ok()) return Fail(err, text.status());
+  v1::CreateSwarmRequest req;
+  // Protobuf would log parse errors through its own logger; the first one, with its line,
+  // belongs in wxpctl's one-line error instead.
+  class Collector : public google::protobuf::io::ErrorCollector {
+   public:
+    void AddError(int line, int column, const std::string& message) override {
+      if (first.empty()) first = absl::StrCat("line ", line + 1, ":", column + 1, ": ", message);
+    }
+    std::string first;
+  } collector;
+  google::protobuf::TextFormat::Parser parser;
+  parser.RecordErrorsTo(&collector);
+  if (!parser.ParseFromString(*text, req.mutable_spec())) {
+    return Fail(err, absl::InvalidArgumentError(absl::StrCat(
+                         path, ": not a text-format wxp.v1.SwarmSpec: ", collector.first)));
+  }
+  if (rc->args.Has("template")) {
+    absl::StatusOr<std::string> blob_id = UploadTemplate(*rc->conn, rc->args.Get("template"));
+    if (!blob_id.ok()) return Fail(err, blob_id.status());
+    req.mutable_spec()->set_template_blob_id(*blob_id);
+  }
+  v1::CreateSwarmResponse resp;
+  grpc::Status s = rc->conn->admin().CreateSwarm(rc->conn->NewContext().get(), req, &resp);
+  return Reply(
+      *rc, s, "swarm create", resp,
+      [](const v1::CreateSwarmResponse& r) {
+        return absl::StrCat("swarm ", r.spec().name(), " created (", StateName(r.state()),
+                            ", waiting for ", r.spec().min_experts(), " experts; seed ",
+                            r.spec().hyperparameters().seed(), ")\n");
+      },
+      out, err);
+}
+
+int SwarmList(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  int code = 0;
+  std::optional<RemoteCommand> rc =
+      OpenRemote(args, {}, {"swarm list", "[--output table|json]", 0, 0, true}, out, err, &code);
+  if (!rc) return code;
+  v1::ListSwarmsResponse resp;
+  grpc::Status s =
+      rc->conn->admin().ListSwarms(rc->conn->NewContext().get(), v1::ListSwarmsRequest(), &resp);
+  return Reply(*rc, s, "swarm list", resp, RenderSwarmList, out, err);
+}
+
+// Fetches and prints one swarm's status; the status through `*status` when given.
+absl::Status PrintStatus(RemoteCommand& rc, const std::string& swarm, std::ostream& out,
+                         v1::SwarmStatus* status = nullptr) {
+  v1::GetSwarmStatusRequest req;
+  req.set_swarm(swarm);
+  v1::SwarmStatus resp;
+  grpc::Status s = rc.conn->admin().GetSwarmStatus(rc.conn->NewContext().get(), req, &resp);
+  if (!s.ok()) return RpcError(s, "swarm status");
+  if (rc.json) {
+    out << ProtoJson(resp) << "\n";
+  } else {
+    out << RenderSwarmStatus(resp, TryGHistory(rc, swarm), absl::Now());
+  }
+  if (status) *status = resp;
+  return absl::OkStatus();
+}
+
+int SwarmStatus(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  int code = 0;
+  std::optional<RemoteCommand> rc = OpenRemote(
+      args, {}, {"swarm status", "NAME [--output table|json]", 1, 1, true}, out, err, &code);
+  if (!rc) return code;
+  absl::Status s = PrintStatus(*rc, rc->args.positional()[0], out);
+  return s.ok() ? kExitOk : Fail(err, s);
+}
+
+enum class Control { kPause, kResume, kStop };
+
+int SwarmControl(Control what, const std::vector<std::string>& args, std::ostream& out,
+                 std::ostream& err) {
+  const std::string verb = what == Control::kPause    ? "pause"
+                           : what == Control::kResume ? "resume"
+                                                      : "stop";
+  const std::string command = "swarm " + verb;
+  int code = 0;
+  std::optional<RemoteCommand> rc = OpenRemote(
+      args, {{"reason", "why, for the audit log"}},
+      {command, "NAME [--reason TEXT] [--output table|json]", 1, 1, true}, out, err, &code);
+  if (!rc) return code;
+  v1::SwarmControlRequest req;
+  req.set_swarm(rc->args.positional()[0]);
+  req.set_reason(rc->args.Get("reason"));
+  v1::SwarmStatus resp;
+  auto ctx = rc->conn->NewContext();
+  grpc::Status s = what == Control::kPause    ? rc->conn->admin().PauseSwarm(ctx.get(), req, &resp)
+                   : what == Control::kResume ? rc->conn->admin().ResumeSwarm(ctx.get(), req, &resp)
+                                              : rc->conn->admin().StopSwarm(ctx.get(), req, &resp);
+  return Reply(
+      *rc, s, command, resp,
+      [](const v1::SwarmStatus& r) {
+        return absl::StrCat("swarm ", r.name(), ": ", StateName(r.state()), "\n");
+      },
+      out, err);
+}
+
+}  // namespace
+
+int Swarm(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  return DispatchSubcommand(
+      "swarm", args,
+      {{"create", SwarmCreate},
+       {"list", SwarmList},
+       {"status", SwarmStatus},
+       {"pause",
+        [](const auto& a, auto& o, auto& e) { return SwarmControl(Control::kPause, a, o, e); }},
+       {"resume",
+        [](const auto& a, auto& o, auto& e) { return SwarmControl(Control::kResume, a, o, e); }},
+       {"stop",
+        [](const auto& a, auto& o, auto& e) { return SwarmControl(Control::kStop, a, o, e); }}},
+      out, err);
+}
+
+int Particles(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  int code = 0;
+  std::optional<RemoteCommand> rc = OpenRemote(
+      args, {}, {"particles", "NAME [--output table|json]", 1, 1, true}, out, err, &code);
+  if (!rc) return code;
+  v1::ListParticlesRequest req;
+  req.set_swarm(rc->args.positional()[0]);
+  v1::ListParticlesResponse resp;
+  grpc::Status s = rc->conn->admin().ListParticles(rc->conn->NewContext().get(), req, &resp);
+  return Reply(
+      *rc, s, "particles", resp, [](const auto& r) { return RenderParticles(r, absl::Now()); }, out,
+      err);
+}
+
+int Watch(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  int code = 0;
+  std::optional<RemoteCommand> rc = OpenRemote(
+      args, {{"interval", "seconds between refreshes", false, "2"}},
+      {"watch", "NAME [--interval S] [--output table|json]", 1, 1, true}, out, err, &code);
+  if (!rc) return code;
+  absl::StatusOr<double> interval = rc->args.GetDouble("interval");
+  if (!interval.ok() || *interval <= 0) {
+    return UsageError(err, "watch", "--interval needs a positive number of seconds");
+  }
+  // Redraw in place on a terminal; append (one block per refresh) when piped to a log.
+  const bool tty = &out == &std::cout && isatty(STDOUT_FILENO) && !rc->json;
+  const std::string swarm = rc->args.positional()[0];
+  bool failing = false;
+  for (;;) {
+    if (tty) out << "\033[H\033[2J";
+    v1::SwarmStatus status;
+    absl::Status s = PrintStatus(*rc, swarm, out, &status);
+    // A server restart should not end the watch; anything else (unknown swarm, refused
+    // certificate) will not get better by waiting.
+    if (!s.ok() && !client::IsTransient(s)) return Fail(err, s);
+    // One line per outage, not one per refresh.
+    if (!s.ok() && !failing) err << "wxpctl: " << s.message() << " (retrying)\n";
+    failing = !s.ok();
+    if (s.ok() && IsFinal(status.state())) return kExitOk;
+    if (!tty && !rc->json) out << "\n";
+    out.flush();
+    std::this_thread::sleep_for(absl::ToChronoMilliseconds(absl::Seconds(*interval)));
+  }
+}
+
+}  // namespace wxp::admin

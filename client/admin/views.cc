@@ -1,0 +1,188 @@
+#include "client/admin/views.h"
+
+#include <algorithm>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "client/admin/format.h"
+
+namespace wxp::admin {
+namespace {
+
+// g or g_w if the server knows one: it leaves them unset (or at particle -1) until the
+// initial evaluation.
+const v1::PositionRef* Known(const v1::SwarmStatus& s, bool best) {
+  if (best ? !s.has_global_best() : !s.has_global_worst()) return nullptr;
+  const v1::PositionRef& p = best ? s.global_best() : s.global_worst();
+  return p.particle_id() >= 0 ? &p : nullptr;
+}
+
+std::string Utility(const v1::PositionRef* p) {
+  if (p == nullptr) return "-";
+  return absl::StrFormat("%s  (particle %d, iteration %d)", FormatNumber(p->utility()),
+                         p->particle_id(), p->iteration());
+}
+
+std::string Ago(const google::protobuf::Timestamp& t, absl::Time now) {
+  const absl::Time when = FromProtoTime(t);
+  if (when == absl::InfinitePast()) return "-";
+  return FormatAge(now - when);
+}
+
+// Entries of the latest weight version, in iteration order.
+std::vector<const v1::HistoryEntry*> LatestReading(const v1::GetHistoryResponse& history) {
+  int version = 0;
+  for (const auto& e : history.entries()) version = std::max(version, e.utility_weight_version());
+  std::vector<const v1::HistoryEntry*> out;
+  for (const auto& e : history.entries()) {
+    if (e.utility_weight_version() == version) out.push_back(&e);
+  }
+  std::stable_sort(out.begin(), out.end(),
+                   [](const auto* a, const auto* b) { return a->iteration() < b->iteration(); });
+  return out;
+}
+
+}  // namespace
+
+absl::Time FromProtoTime(const google::protobuf::Timestamp& t) {
+  if (t.seconds() == 0 && t.nanos() == 0) return absl::InfinitePast();
+  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
+}
+
+std::string StateName(v1::SwarmState state) {
+  if (state == v1::SWARM_STATE_UNSPECIFIED) return "UNKNOWN";
+  return v1::SwarmState_Name(state);
+}
+
+bool IsFinal(v1::SwarmState state) { return state == v1::FINISHED || state == v1::STOPPED; }
+
+std::string RenderSwarmList(const v1::ListSwarmsResponse& list) {
+  std::vector<std::vector<std::string>> rows;
+  for (const v1::SwarmStatus& s : list.swarms()) {
+    rows.push_back(
+        {s.name(), StateName(s.state()), absl::StrCat(s.iteration()),
+         Known(s, true) ? FormatNumber(s.global_best().utility()) : "-",
+         absl::StrCat(s.particles_live(), "/", s.particles()), absl::StrCat(s.agents_online()),
+         absl::StrCat(s.experts_joined(), "/", s.min_experts()), v1::RoundMode_Name(s.mode())});
+  }
+  return RenderTable({"NAME", "STATE", "ITER", "G-UTILITY", "LIVE/N", "AGENTS", "EXPERTS", "MODE"},
+                     rows);
+}
+
+std::vector<double> GlobalBestHistory(const v1::GetHistoryResponse& history) {
+  std::vector<double> g;
+  for (const v1::HistoryEntry* e : LatestReading(history)) g.push_back(e->global_best_utility());
+  return g;
+}
+
+std::string RenderSwarmStatus(const v1::SwarmStatus& s, const std::vector<double>& g_history,
+                              absl::Time now) {
+  std::string out;
+  auto line = [&](const std::string& key, const std::string& value) {
+    absl::StrAppendFormat(&out, "%-16s %s\n", key, value);
+  };
+  line("swarm", s.name());
+  line("state", s.termination_reason().empty()
+                    ? StateName(s.state())
+                    : absl::StrCat(StateName(s.state()), " (", s.termination_reason(), ")"));
+  line("mode", v1::RoundMode_Name(s.mode()));
+  line("iteration", absl::StrCat(s.iteration()));
+  line("step length", FormatNumber(s.step_length()));
+  line("g utility", Utility(Known(s, true)));
+  line("g_w utility", Utility(Known(s, false)));
+  line("particles", absl::StrFormat("%d (live %d, stale %d)", s.particles(), s.particles_live(),
+                                    s.particles_stale()));
+  line("agents online", absl::StrCat(s.agents_online()));
+  line("experts", absl::StrFormat("%d joined, %d needed", s.experts_joined(), s.min_experts()));
+  const absl::Time last = FromProtoTime(s.last_round_time());
+  line("last round", last == absl::InfinitePast()
+                         ? "-"
+                         : absl::StrCat(FormatUtcTime(last), " (", FormatAge(now - last), " ago)"));
+  line("weights", absl::StrCat("version ", s.utility_weight_version()));
+  if (!g_history.empty()) {
+    line("g history",
+         absl::StrFormat("%s  %s -> %s", Sparkline(g_history), FormatNumber(g_history.front()),
+                         FormatNumber(g_history.back())));
+  }
+  return out;
+}
+
+std::string RenderParticles(const v1::ListParticlesResponse& particles, absl::Time now) {
+  std::vector<std::vector<std::string>> rows;
+  for (const v1::ParticleInfo& p : particles.particles()) {
+    const bool reported = p.iteration() >= 0;
+    rows.push_back({absl::StrCat(p.particle_id()), p.owner(), absl::StrCat(p.iteration()),
+                    reported ? FormatNumber(p.utility()) : "-",
+                    reported ? FormatNumber(p.best_utility()) : "-", absl::StrCat(p.restarts()),
+                    Ago(p.last_report_time(), now)});
+  }
+  return RenderTable({"ID", "OWNER", "ITER", "UTILITY", "BEST", "RESTARTS", "LAST REPORT"}, rows);
+}
+
+std::string RenderHistoryTable(const v1::GetHistoryResponse& history) {
+  std::vector<std::vector<std::string>> rows;
+  for (const v1::HistoryEntry& e : history.entries()) {
+    rows.push_back({absl::StrCat(e.utility_weight_version()), absl::StrCat(e.iteration()),
+                    FormatNumber(e.global_best_utility()), FormatNumber(e.global_worst_utility()),
+                    FormatNumber(e.mean_utility()), FormatNumber(e.step_length()),
+                    absl::StrCat(e.restarts()), absl::StrCat(e.reports())});
+  }
+  return RenderTable({"WEIGHTS", "ITER", "G", "G_W", "MEAN", "STEP", "RESTARTS", "REPORTS"}, rows);
+}
+
+std::string RenderHistoryCsv(const v1::GetHistoryResponse& history) {
+  std::string out =
+      "weight_version,iteration,global_best_utility,global_worst_utility,mean_utility,"
+      "step_length,restarts,reports,closed_time\n";
+  for (const v1::HistoryEntry& e : history.entries()) {
+    // %.17g: CSV is for programs, which want the exact doubles back.
+    absl::StrAppendFormat(&out, "%d,%d,%.17g,%.17g,%.17g,%.17g,%d,%d,%s\n",
+                          e.utility_weight_version(), e.iteration(), e.global_best_utility(),
+                          e.global_worst_utility(), e.mean_utility(), e.step_length(), e.restarts(),
+                          e.reports(), CsvField(FormatUtcTime(FromProtoTime(e.closed_time()))));
+  }
+  return out;
+}
+
+std::string RenderHistorySvg(const std::string& swarm, const v1::GetHistoryResponse& history) {
+  ChartSeries g{"g (best)", "#2ca02c", {}}, gw{"g_w (worst)", "#d62728", {}},
+      mean{"mean", "#1f77b4", {}};
+  int version = 0;
+  for (const v1::HistoryEntry* e : LatestReading(history)) {
+    g.points.push_back({e->iteration(), e->global_best_utility()});
+    gw.points.push_back({e->iteration(), e->global_worst_utility()});
+    mean.points.push_back({e->iteration(), e->mean_utility()});
+    version = e->utility_weight_version();
+  }
+  return RenderSvgLineChart(
+      absl::StrCat("swarm ", swarm, ": utility per iteration (weights v", version, ")"),
+      "iteration", "utility", {g, mean, gw});
+}
+
+std::string RenderWeights(const v1::UtilityWeights& weights) {
+  std::vector<std::vector<std::string>> rows;
+  for (const v1::UtilityComponent& c : weights.components()) {
+    std::string range = "-";
+    if (c.has_min_value() || c.has_max_value()) {
+      range = absl::StrCat("[", c.has_min_value() ? FormatNumber(c.min_value()) : "", ", ",
+                           c.has_max_value() ? FormatNumber(c.max_value()) : "", "]");
+    }
+    rows.push_back({c.name(),
+                    c.direction() == v1::UtilityComponent::MINIMIZE ? "minimize" : "maximize",
+                    FormatNumber(c.weight()), range});
+  }
+  return absl::StrCat("weight version ", weights.version(), "\n",
+                      RenderTable({"COMPONENT", "DIRECTION", "WEIGHT", "RANGE"}, rows));
+}
+
+std::string RenderClients(const v1::ListClientsResponse& clients, absl::Time now) {
+  std::vector<std::vector<std::string>> rows;
+  for (const v1::ClientInfo& c : clients.clients()) {
+    rows.push_back({c.identity(), c.role(), FormatUtcTime(FromProtoTime(c.first_seen())),
+                    Ago(c.last_seen(), now), c.revoked() ? "yes" : "no"});
+  }
+  return RenderTable({"IDENTITY", "ROLE", "FIRST SEEN", "LAST SEEN", "REVOKED"}, rows);
+}
+
+}  // namespace wxp::admin
