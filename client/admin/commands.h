@@ -18,7 +18,6 @@ int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
 int AdapterInspect(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int Merge(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int Simulate(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
-int Legal(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 // Commands that talk to wxp-server's AdminService (flags in remote.h).
 int Swarm(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int Particles(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);

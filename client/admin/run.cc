@@ -19,8 +19,6 @@ constexpr char kHelp[] =
     "                           merge adapters with a baseline: linear, task_arithmetic, ties,\n"
     "                           dare, dare_ties, slerp\n"
     "  simulate [ADAPTER...]    run Model Swarms in-process on a synthetic utility\n"
-    "  legal shards|pretrain|finetune|eval\n"
-    "                           the built-in legal-text task: base model, firms' experts, scores\n"
     "\n"
     "certificates (local files):\n"
     "  certs init-ca --dir D    create a private CA (ca.crt, ca.key)\n"
@@ -72,7 +70,6 @@ int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
   }
   if (args[0] == "merge") return Merge(rest, out, err);
   if (args[0] == "simulate") return Simulate(rest, out, err);
-  if (args[0] == "legal") return Legal(rest, out, err);
   if (args[0] == "certs") return Certs(rest, out, err);
   if (args[0] == "swarm") return Swarm(rest, out, err);
   if (args[0] == "particles") return Particles(rest, out, err);
