@@ -38,6 +38,14 @@ ABSL_FLAG(int, max_iterations, 30, "swarm hard stop");
 ABSL_FLAG(int, patience, 6, "swarm patience");
 ABSL_FLAG(double, step_length, 0.5, "swarm initial step length");
 ABSL_FLAG(bool, verbose, false, "per-iteration swarm progress");
+ABSL_FLAG(bool, swarm, true, "run the swarm (off: experts and baselines only, for tuning)");
+ABSL_FLAG(int, context, wxp::legal::ModelConfig().context, "model: bytes of context");
+ABSL_FLAG(int, embed, wxp::legal::ModelConfig().embed, "model: embedding width");
+ABSL_FLAG(int, hidden, wxp::legal::ModelConfig().hidden, "model: hidden width");
+ABSL_FLAG(int, rank, wxp::legal::ModelConfig().lora_rank, "model: LoRA rank");
+ABSL_FLAG(double, alpha, wxp::legal::ModelConfig().lora_alpha, "model: LoRA alpha");
+ABSL_FLAG(int, pretrain_steps, wxp::legal::ModelConfig().pretrain_steps, "model: base steps");
+ABSL_FLAG(double, pretrain_lr, wxp::legal::ModelConfig().pretrain_lr, "model: base lr");
 
 namespace wxp::legal {
 namespace {
@@ -59,6 +67,13 @@ int Main() {
   options.corpus_dir = absl::GetFlag(FLAGS_corpus_dir);
   options.work_dir = absl::GetFlag(FLAGS_work_dir);
   options.log = &std::cout;
+  options.model.context = absl::GetFlag(FLAGS_context);
+  options.model.embed = absl::GetFlag(FLAGS_embed);
+  options.model.hidden = absl::GetFlag(FLAGS_hidden);
+  options.model.lora_rank = absl::GetFlag(FLAGS_rank);
+  options.model.lora_alpha = absl::GetFlag(FLAGS_alpha);
+  options.model.pretrain_steps = absl::GetFlag(FLAGS_pretrain_steps);
+  options.model.pretrain_lr = absl::GetFlag(FLAGS_pretrain_lr);
   absl::StatusOr<LegalSetup> setup = LoadLegalSetup(options);
   if (!setup.ok()) {
     std::fprintf(stderr, "legal_quality: %s\n", setup.status().ToString().c_str());
@@ -182,6 +197,13 @@ int Main() {
                     s.global_best_utility, s.mean_utility, s.step,
                     s.new_global_best ? "  *" : "");
       };
+    }
+    if (!absl::GetFlag(FLAGS_swarm)) {
+      for (const Row& r : rows) {
+        std::printf("  %-20s %9.4f %9.4f %9.4f  %s\n", r.method.c_str(), r.dev_acc, r.test_acc,
+                    r.test_loss, r.note.c_str());
+      }
+      continue;
     }
     const double t0 = Now();
     absl::StatusOr<RunResult> run = RunSwarm(experts, *utility, **dev, ro);

@@ -16,13 +16,13 @@
 namespace wxp::legal {
 namespace {
 
-// Every block of this many chunks holds a fixed share of each split (3/5/1/1 of 10), so even
+// Every block of this many chunks holds a fixed share of each split (2/6/1/1 of 10), so even
 // a small family contributes to every split in proportion; the order inside a block is a
 // hashed shuffle, so the held-out chunks are spread over the whole text.
 constexpr int kBlock = 10;
 constexpr std::array<Split, kBlock> kBlockLayout = {
-    Split::kGeneral, Split::kGeneral, Split::kGeneral, Split::kTrain, Split::kTrain,
-    Split::kTrain,   Split::kTrain,   Split::kTrain,   Split::kDev,   Split::kTest};
+    Split::kGeneral, Split::kGeneral, Split::kTrain, Split::kTrain, Split::kTrain,
+    Split::kTrain,   Split::kTrain,   Split::kTrain, Split::kDev,   Split::kTest};
 
 uint64_t SplitMix64(uint64_t x) {
   x += 0x9e3779b97f4a7c15ULL;

@@ -36,12 +36,12 @@
 namespace wxp::legal {
 
 struct ModelConfig {
-  int context = 16;     // bytes of left context
-  int embed = 16;       // embedding width per byte
-  int hidden = 256;     // width of fc1/fc2
+  int context = 12;     // bytes of left context
+  int embed = 12;       // embedding width per byte
+  int hidden = 128;     // width of fc1/fc2
   int lora_rank = 4;
   double lora_alpha = 8;
-  int pretrain_steps = 2500;
+  int pretrain_steps = 2000;
   int pretrain_batch = 128;
   double pretrain_lr = 3e-3;
   uint64_t seed = 20240607;  // base initialisation and batch order
