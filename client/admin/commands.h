@@ -18,6 +18,8 @@ int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
 int AdapterInspect(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int Merge(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int Simulate(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+// `legal shards|pretrain|finetune|eval ...` (client/admin/legal_commands.cc).
+int Legal(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 }  // namespace wxp::admin
 

@@ -17,7 +17,10 @@ constexpr char kHelp[] =
     "  merge --method M --out DIR ADAPTER...\n"
     "                           merge adapters with a baseline: linear, task_arithmetic, ties,\n"
     "                           dare, dare_ties, slerp\n"
-    "  simulate [ADAPTER...]    run Model Swarms in-process on a synthetic utility\n";
+    "  simulate [ADAPTER...]    run Model Swarms in-process on a synthetic utility\n"
+    "  legal shards|pretrain|finetune|eval\n"
+    "                           the built-in legal-text task: firm shards, base model, LoRA\n"
+    "                           experts, scoring an adapter ({\"scores\": ...} JSON)\n";
 
 }  // namespace
 
@@ -37,6 +40,7 @@ int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
   }
   if (args[0] == "merge") return Merge(rest, out, err);
   if (args[0] == "simulate") return Simulate(rest, out, err);
+  if (args[0] == "legal") return Legal(rest, out, err);
   err << "wxpctl: unknown command '" << args[0] << "'\n\n" << kHelp;
   return kExitUsage;
 }

@@ -52,9 +52,11 @@ TEST(CorpusTest, SplitsAreDisjointDeterministicAndMixed) {
   for (const std::string& shard : c->ShardNames()) {
     total += *c->ShardBytes(shard);
     for (Split split : {Split::kGeneral, Split::kTrain}) {
-      for (const std::string& seg : *c->GetForShard(split, shard)) covered += seg.size();
+      const Segments part = *c->GetForShard(split, shard);
+      for (const std::string& seg : part) covered += seg.size();
     }
-    for (const std::string& seg : *c->Get(Split::kTrain, shard)) {
+    const Segments train = *c->Get(Split::kTrain, shard);
+    for (const std::string& seg : train) {
       for (size_t i = 0; i + kChunkBytes <= seg.size(); i += kChunkBytes) {
         train_chunks.insert(seg.substr(i, kChunkBytes));
       }
@@ -109,7 +111,8 @@ TEST(CorpusTest, SubdirectoriesAreFirms) {
   absl::StatusOr<Corpus> c = Corpus::Load(dir);
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->ShardNames(), (std::vector<std::string>{"acme", "globex", "initech"}));
-  for (const std::string& seg : *c->Get(Split::kTrain, "globex")) {
+  const Segments globex = *c->Get(Split::kTrain, "globex");
+  for (const std::string& seg : globex) {
     EXPECT_EQ(seg.find_first_not_of('b'), std::string::npos);
   }
 }
