@@ -16,13 +16,13 @@
 namespace wxp::legal {
 namespace {
 
-// Every block of this many chunks holds a fixed share of each split (2/6/1/1 of 10), so even
+// Every block of this many chunks holds a fixed share of each split (1/7/1/1 of 10), so even
 // a small family contributes to every split in proportion; the order inside a block is a
 // hashed shuffle, so the held-out chunks are spread over the whole text.
 constexpr int kBlock = 10;
 constexpr std::array<Split, kBlock> kBlockLayout = {
-    Split::kGeneral, Split::kGeneral, Split::kTrain, Split::kTrain, Split::kTrain,
-    Split::kTrain,   Split::kTrain,   Split::kTrain, Split::kDev,   Split::kTest};
+    Split::kGeneral, Split::kTrain, Split::kTrain, Split::kTrain, Split::kTrain,
+    Split::kTrain,   Split::kTrain, Split::kTrain, Split::kDev,   Split::kTest};
 
 uint64_t SplitMix64(uint64_t x) {
   x += 0x9e3779b97f4a7c15ULL;
@@ -40,6 +40,7 @@ uint64_t Fnv1a(absl::string_view s) {
 struct DirEntry {
   std::string name;
   bool is_dir;
+  bool is_link;
 };
 
 absl::StatusOr<std::vector<DirEntry>> ListDir(const std::string& dir) {
@@ -57,12 +58,17 @@ absl::StatusOr<std::vector<DirEntry>> ListDir(const std::string& dir) {
     struct stat es;
     // stat, not lstat: Debian's GPL -> GPL-3 links are files for this purpose.
     if (stat((dir + "/" + name).c_str(), &es) != 0) continue;
-    if (S_ISDIR(es.st_mode)) out.push_back({name, true});
-    else if (S_ISREG(es.st_mode)) out.push_back({name, false});
+    struct stat ls;
+    const bool is_link = lstat((dir + "/" + name).c_str(), &ls) == 0 && S_ISLNK(ls.st_mode);
+    if (S_ISDIR(es.st_mode)) out.push_back({name, true, is_link});
+    else if (S_ISREG(es.st_mode)) out.push_back({name, false, is_link});
   }
   closedir(d);
-  std::sort(out.begin(), out.end(),
-            [](const DirEntry& a, const DirEntry& b) { return a.name < b.name; });
+  // Links after files, so a duplicate text is credited to its real, versioned file name
+  // (GPL-3, not the GPL alias).
+  std::sort(out.begin(), out.end(), [](const DirEntry& a, const DirEntry& b) {
+    return std::make_pair(a.is_link, a.name) < std::make_pair(b.is_link, b.name);
+  });
   return out;
 }
 

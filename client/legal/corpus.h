@@ -8,13 +8,14 @@
 //    grouped into licence families by file name, dropping a trailing version suffix
 //    ("-<digits and dots>"): GPL-1/GPL-2/GPL-3/GPL -> "GPL", LGPL-2/LGPL-2.1/... -> "LGPL",
 //    Apache-2.0 -> "Apache", CC0-1.0 -> "CC0", GFDL-1.2/1.3 -> "GFDL", MPL-1.1/2.0 -> "MPL",
-//    Artistic, BSD. Files with identical content (Debian's GPL -> GPL-3 symlinks) count once.
+//    Artistic, BSD. Files with identical content count once, under the real file's name
+//    (Debian's GPL -> GPL-3 link is dropped, GPL-3 kept).
 //
 // Splits. Each shard's text (its distinct files in name order, concatenated) is cut into
 // chunks of kChunkBytes; every chunk goes to exactly one split, chosen by a hash of the
 // shard name and the chunk index (so the assignment is fixed by the corpus alone):
-//   general 30%  the vendor's public pretraining mix (all shards),
-//   train   50%  the firm's private fine-tuning shard,
+//   general 10%  the vendor's public pretraining mix (all shards),
+//   train   70%  the firm's private fine-tuning shard,
 //   dev     10%  the vendor's held-out mix (utility during the search, all shards),
 //   test    10%  a separate held-out mix for final reporting only.
 // The four are disjoint as text chunks (licences of one family do share boilerplate, as
@@ -35,7 +36,7 @@ namespace wxp::legal {
 
 inline constexpr char kDefaultCorpusDir[] = "/usr/share/common-licenses";
 inline constexpr int kChunkBytes = 192;
-inline constexpr int kMaxHeldOutBytesPerShard = 1600;
+inline constexpr int kMaxHeldOutBytesPerShard = 1200;
 
 enum class Split { kGeneral, kTrain, kDev, kTest };
 
