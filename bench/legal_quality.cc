@@ -29,12 +29,13 @@ ABSL_FLAG(int, seeds, 5, "number of seeds (1..N)");
 ABSL_FLAG(std::string, work_dir, "/tmp/wxp-legal-bench", "base model cache");
 ABSL_FLAG(std::string, corpus_dir, "", "corpus (default /usr/share/common-licenses)");
 ABSL_FLAG(std::string, firms, "GPL,LGPL,GFDL,MPL,Apache", "one expert per shard");
-ABSL_FLAG(int, finetune_steps, 300, "LoRA fine-tune steps per expert");
-ABSL_FLAG(double, finetune_lr, 1e-2, "LoRA fine-tune learning rate");
+ABSL_FLAG(int, finetune_steps, wxp::legal::FineTuneOptions().steps,
+          "LoRA fine-tune steps per expert");
+ABSL_FLAG(double, finetune_lr, wxp::legal::FineTuneOptions().lr, "LoRA fine-tune learning rate");
 ABSL_FLAG(bool, shared_init, false,
           "experts share one LoRA A initialisation (vendor-distributed init)");
 ABSL_FLAG(int, pool_size, 0, "swarm particles (0 = 2 x experts)");
-ABSL_FLAG(int, max_iterations, 30, "swarm hard stop");
+ABSL_FLAG(int, max_iterations, 20, "swarm hard stop");
 ABSL_FLAG(int, patience, 6, "swarm patience");
 ABSL_FLAG(double, step_length, 0.5, "swarm initial step length");
 ABSL_FLAG(bool, verbose, false, "per-iteration swarm progress");
@@ -260,6 +261,7 @@ int Main() {
 }  // namespace wxp::legal
 
 int main(int argc, char** argv) {
+  setvbuf(stdout, nullptr, _IOLBF, 0);  // progress shows when piped to a file
   absl::ParseCommandLine(argc, argv);
   return wxp::legal::Main();
 }
