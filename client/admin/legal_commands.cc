@@ -1,4 +1,4 @@
-// `wxpctl legal ...`: the built-in legal-text task from the command line — pretrain the base,
+// `wxpctl legal ...` (flags accept --work_dir and --work-dir alike): the built-in legal-text task from the command line — pretrain the base,
 // fine-tune a firm's expert, score an adapter (also usable as an external-command evaluator),
 // list the shards.
 #include <chrono>
@@ -16,8 +16,8 @@ namespace {
 
 using legal::LegalOptions;
 
-const cli::FlagSpec kWorkDir = {"work_dir", "where the base model is cached", false, "."};
-const cli::FlagSpec kCorpusDir = {"corpus_dir",
+const cli::FlagSpec kWorkDir = {"work-dir", "where the base model is cached", false, "."};
+const cli::FlagSpec kCorpusDir = {"corpus-dir",
                                   "licence texts (default /usr/share/common-licenses) or a "
                                   "directory of firm sub-directories"};
 const cli::FlagSpec kThreads = {"threads", "torch intra-op threads", false, "2"};
@@ -38,8 +38,8 @@ double Since(std::chrono::steady_clock::time_point t) {
 
 absl::StatusOr<LegalOptions> CommonOptions(const cli::ParsedArgs& p) {
   LegalOptions o;
-  o.work_dir = p.Get("work_dir");
-  o.corpus_dir = p.Get("corpus_dir");
+  o.work_dir = p.Get("work-dir");
+  o.corpus_dir = p.Get("corpus-dir");
   absl::StatusOr<int64_t> threads = p.GetInt("threads");
   if (!threads.ok()) return threads.status();
   if (*threads < 1) return absl::InvalidArgumentError("--threads must be >= 1");
@@ -53,7 +53,7 @@ int Shards(const std::vector<std::string>& args, std::ostream& out, std::ostream
   std::optional<cli::ParsedArgs> p =
       ParseOrExit(args, flags, "legal shards", "[flags]", out, err, &code);
   if (!p) return code;
-  absl::StatusOr<legal::Corpus> c = legal::Corpus::Load(p->Get("corpus_dir"));
+  absl::StatusOr<legal::Corpus> c = legal::Corpus::Load(p->Get("corpus-dir"));
   if (!c.ok()) return Fail(err, c.status());
   out << absl::StrFormat("corpus %s\n%-12s %8s %8s %8s %8s  files\n", c->dir(), "shard",
                          "bytes", "train", "dev", "test");
