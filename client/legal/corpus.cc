@@ -180,8 +180,7 @@ absl::StatusOr<Segments> Corpus::GetForShard(Split split, const std::string& sha
   const std::string& text = shards_.at(shard).text;
   const uint64_t shard_hash = Fnv1a(shard);
   const int64_t chunks = (static_cast<int64_t>(text.size()) + kChunkBytes - 1) / kChunkBytes;
-  Segments out;
-  int64_t held_out = 0;
+  std::vector<int64_t> mine;  // this split's chunk indices, ascending
   for (int64_t block = 0; block * kBlock < chunks; ++block) {
     std::array<int, kBlock> order;
     for (int i = 0; i < kBlock; ++i) order[i] = i;
@@ -192,19 +191,26 @@ absl::StatusOr<Segments> Corpus::GetForShard(Split split, const std::string& sha
     }
     for (int i = 0; i < kBlock; ++i) {
       const int64_t chunk = block * kBlock + i;
-      if (chunk >= chunks || kBlockLayout[order[i]] != split) continue;
-      std::string piece = text.substr(chunk * kChunkBytes, kChunkBytes);
-      const bool limited = split == Split::kDev || split == Split::kTest;
-      if (limited && held_out + static_cast<int64_t>(piece.size()) > kMaxHeldOutBytesPerShard) {
-        return out;
-      }
-      held_out += piece.size();
-      // Adjacent chunks of one split are one segment, so the model keeps its context.
-      if (!out.empty() && chunk > 0 && i > 0 && kBlockLayout[order[i - 1]] == split) {
-        out.back() += piece;
-      } else {
-        out.push_back(std::move(piece));
-      }
+      if (chunk < chunks && kBlockLayout[order[i]] == split) mine.push_back(chunk);
+    }
+  }
+  const int64_t cap = kMaxHeldOutBytesPerShard / kChunkBytes;
+  if ((split == Split::kDev || split == Split::kTest) &&
+      static_cast<int64_t>(mine.size()) > cap) {
+    // Evenly spaced over the family's whole text, so every file of the family (GPL-1 as
+    // much as GPL-3) is represented, not just the first.
+    std::vector<int64_t> kept;
+    for (int64_t j = 0; j < cap; ++j) kept.push_back(mine[j * mine.size() / cap]);
+    mine = std::move(kept);
+  }
+  Segments out;
+  for (size_t k = 0; k < mine.size(); ++k) {
+    std::string piece = text.substr(mine[k] * kChunkBytes, kChunkBytes);
+    // Adjacent chunks of one split are one segment, so the model keeps its context.
+    if (k > 0 && mine[k - 1] + 1 == mine[k]) {
+      out.back() += piece;
+    } else {
+      out.push_back(std::move(piece));
     }
   }
   return out;

@@ -20,7 +20,8 @@
 //   test    10%  a separate held-out mix for final reporting only.
 // The four are disjoint as text chunks (licences of one family do share boilerplate, as
 // real firms' documents do). Dev and test take at most kMaxHeldOutBytesPerShard per shard so
-// that a large family does not swamp the mix and an evaluation stays cheap.
+// that a large family does not swamp the mix and an evaluation stays cheap; the kept chunks
+// are evenly spaced over the family's text, so every file of the family is represented.
 #ifndef WXP_CLIENT_LEGAL_CORPUS_H_
 #define WXP_CLIENT_LEGAL_CORPUS_H_
 

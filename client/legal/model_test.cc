@@ -60,8 +60,9 @@ TEST_F(LegalModelTest, LoraChangesOutputsOnlyWhenBIsNonZero) {
   ASSERT_TRUE(dev.ok());
   absl::StatusOr<LmScores> base = m.Score({}, *dev);
   ASSERT_TRUE(base.ok()) << base.status();
-  EXPECT_GT(base->char_acc, 0.2);  // the base learned something beyond uniform guessing
-  EXPECT_LT(base->loss, std::log(256.0));
+  // Even the tiny test base has learned far more than uniform guessing (1/256, log 256 nats).
+  EXPECT_GT(base->char_acc, 0.1);
+  EXPECT_LT(base->loss, std::log(256.0) - 2);
 
   // Non-zero A, zero B: PEFT's initial state, exactly the base.
   const Schema& s = m.lora_schema();
