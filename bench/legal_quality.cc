@@ -25,7 +25,8 @@
 #include "common/merge.h"
 #include "common/runner.h"
 
-ABSL_FLAG(int, seeds, 5, "number of seeds (1..N)");
+ABSL_FLAG(int, seeds, 5, "number of seeds");
+ABSL_FLAG(int, first_seed, 1, "seeds run first_seed .. first_seed + seeds - 1 (tune on others)");
 ABSL_FLAG(std::string, work_dir, "/tmp/wxp-legal-bench", "base model cache");
 ABSL_FLAG(std::string, corpus_dir, "", "corpus (default /usr/share/common-licenses)");
 ABSL_FLAG(std::string, firms, "GPL,LGPL,GFDL,MPL,Apache", "one expert per shard");
@@ -120,7 +121,8 @@ int Main() {
   std::vector<std::string> method_order;
   int swarm_wins_all = 0, n_seeds = absl::GetFlag(FLAGS_seeds);
   double total_swarm_seconds = 0, total_finetune_seconds = 0;
-  for (int seed = 1; seed <= n_seeds; ++seed) {
+  const int first_seed = absl::GetFlag(FLAGS_first_seed);
+  for (int seed = first_seed; seed < first_seed + n_seeds; ++seed) {
     // Experts.
     std::vector<std::vector<float>> experts;
     std::vector<double> expert_dev;
