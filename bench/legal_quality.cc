@@ -36,8 +36,8 @@ ABSL_FLAG(double, finetune_lr, wxp::legal::FineTuneOptions().lr, "LoRA fine-tune
 ABSL_FLAG(bool, shared_init, false,
           "experts share one LoRA A initialisation (vendor-distributed init)");
 ABSL_FLAG(int, pool_size, 0, "swarm particles (0 = 2 x experts)");
-ABSL_FLAG(int, max_iterations, 20, "swarm hard stop");
-ABSL_FLAG(int, patience, 6, "swarm patience");
+ABSL_FLAG(int, max_iterations, 30, "swarm hard stop");
+ABSL_FLAG(int, patience, 8, "swarm patience");
 ABSL_FLAG(double, step_length, 0.5, "swarm initial step length");
 ABSL_FLAG(bool, verbose, false, "per-iteration swarm progress");
 ABSL_FLAG(bool, swarm, true, "run the swarm (off: experts and baselines only, for tuning)");

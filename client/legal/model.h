@@ -57,7 +57,7 @@ struct ModelConfig {
 };
 
 struct FineTuneOptions {
-  int steps = 500;
+  int steps = 1000;
   int batch = 64;
   double lr = 5e-3;
   uint64_t seed = 1;  // batch order
