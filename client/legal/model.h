@@ -43,7 +43,7 @@ struct ModelConfig {
   double lora_alpha = 16;
   // Deliberately short: the vendor's base is a generalist from a small public mix, and the
   // firms' private shards carry most of the domain knowledge (what makes experts worth
-  // combining). ~10 s on two cores with reference BLAS.
+  // combining). ~4 s on two quiet cores with reference BLAS.
   int pretrain_steps = 300;
   int pretrain_batch = 128;
   double pretrain_lr = 3e-3;
