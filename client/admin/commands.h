@@ -28,6 +28,8 @@ int Export(const std::vector<std::string>& args, std::ostream& out, std::ostream
 int Clients(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 // Local: the CA and certificates.
 int Certs(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+// `legal shards|pretrain|finetune|eval ...` (client/admin/legal_commands.cc).
+int Legal(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 }  // namespace wxp::admin
 

@@ -19,6 +19,9 @@ constexpr char kHelp[] =
     "                           merge adapters with a baseline: linear, task_arithmetic, ties,\n"
     "                           dare, dare_ties, slerp\n"
     "  simulate [ADAPTER...]    run Model Swarms in-process on a synthetic utility\n"
+    "  legal shards|pretrain|finetune|eval\n"
+    "                           the built-in legal-text task: firm shards, base model, LoRA\n"
+    "                           experts, scoring an adapter ({\"scores\": ...} JSON)\n"
     "\n"
     "certificates (local files):\n"
     "  certs init-ca --dir D    create a private CA (ca.crt, ca.key)\n"
@@ -78,6 +81,7 @@ int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
   if (args[0] == "weights") return Weights(rest, out, err);
   if (args[0] == "export") return Export(rest, out, err);
   if (args[0] == "clients") return Clients(rest, out, err);
+  if (args[0] == "legal") return Legal(rest, out, err);
   err << "wxpctl: unknown command '" << args[0] << "'\n\n" << kHelp;
   return kExitUsage;
 }

@@ -1,0 +1,183 @@
+// `wxpctl legal ...` (flags accept --work_dir and --work-dir alike): the built-in legal-text task from the command line — pretrain the base,
+// fine-tune a firm's expert, score an adapter (also usable as an external-command evaluator),
+// list the shards.
+#include <chrono>
+#include <iomanip>
+
+#include "absl/strings/str_format.h"
+#include "client/admin/command_util.h"
+#include "client/admin/commands.h"
+#include "client/legal/evaluator.h"
+#include "common/adapter.h"
+#include "nlohmann/json.hpp"
+
+namespace wxp::admin {
+namespace {
+
+using legal::LegalOptions;
+
+const cli::FlagSpec kWorkDir = {"work-dir", "where the base model is cached", false, "."};
+const cli::FlagSpec kCorpusDir = {"corpus-dir",
+                                  "licence texts (default /usr/share/common-licenses) or a "
+                                  "directory of firm sub-directories"};
+const cli::FlagSpec kThreads = {"threads", "torch intra-op threads", false, "2"};
+
+constexpr char kLegalHelp[] =
+    "usage: wxpctl legal <sub-command> [flags]   (each takes --help)\n"
+    "\n"
+    "  shards                          the corpus's firm shards and their sizes\n"
+    "  pretrain --work_dir D           pretrain (or load) the cached base model\n"
+    "  finetune --work_dir D --shard NAME --out DIR [--steps N --seed S]\n"
+    "                                  fine-tune a firm's LoRA expert on its shard only\n"
+    "  eval --work_dir D --adapter DIR [--split dev|test]\n"
+    "                                  print {\"scores\": {\"char_acc\", \"loss\"}} of an adapter\n";
+
+double Since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+absl::StatusOr<LegalOptions> CommonOptions(const cli::ParsedArgs& p) {
+  LegalOptions o;
+  o.work_dir = p.Get("work-dir");
+  o.corpus_dir = p.Get("corpus-dir");
+  absl::StatusOr<int64_t> threads = p.GetInt("threads");
+  if (!threads.ok()) return threads.status();
+  if (*threads < 1) return absl::InvalidArgumentError("--threads must be >= 1");
+  o.model.threads = static_cast<int>(*threads);
+  return o;
+}
+
+int Shards(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  const std::vector<cli::FlagSpec> flags = {kCorpusDir};
+  int code = 0;
+  std::optional<cli::ParsedArgs> p =
+      ParseOrExit(args, flags, "legal shards", "[flags]", out, err, &code);
+  if (!p) return code;
+  absl::StatusOr<legal::Corpus> c = legal::Corpus::Load(p->Get("corpus-dir"));
+  if (!c.ok()) return Fail(err, c.status());
+  out << absl::StrFormat("corpus %s\n%-12s %8s %8s %8s %8s  files\n", c->dir(), "shard",
+                         "bytes", "train", "dev", "test");
+  for (const std::string& name : c->ShardNames()) {
+    auto bytes = [&](legal::Split s) {
+      int64_t n = 0;
+      const legal::Segments part = *c->GetForShard(s, name);  // a named shard: never fails
+      for (const std::string& seg : part) n += seg.size();
+      return n;
+    };
+    std::string files;
+    const std::vector<std::string> shard_files = *c->ShardFiles(name);
+    for (const std::string& f : shard_files) {
+      files += (files.empty() ? "" : " ") + f.substr(f.find_last_of('/') + 1);
+    }
+    out << absl::StrFormat("%-12s %8d %8d %8d %8d  %s\n", name, *c->ShardBytes(name),
+                           bytes(legal::Split::kTrain), bytes(legal::Split::kDev),
+                           bytes(legal::Split::kTest), files);
+  }
+  return kExitOk;
+}
+
+int Pretrain(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  const std::vector<cli::FlagSpec> flags = {kWorkDir, kCorpusDir, kThreads};
+  int code = 0;
+  std::optional<cli::ParsedArgs> p =
+      ParseOrExit(args, flags, "legal pretrain", "--work_dir D [flags]", out, err, &code);
+  if (!p) return code;
+  absl::StatusOr<LegalOptions> o = CommonOptions(*p);
+  if (!o.ok()) return UsageError(err, "legal pretrain", std::string(o.status().message()));
+  absl::StatusOr<legal::LegalSetup> s = legal::LoadLegalSetup(*o);
+  if (!s.ok()) return Fail(err, s.status());
+  out << absl::StrFormat("base %s %s", s->model->base_path(),
+                         s->model->pretrained_now()
+                             ? absl::StrFormat("pretrained in %.1f s", s->model->pretrain_seconds())
+                             : std::string("(cached)"))
+      << "\n";
+  return kExitOk;
+}
+
+int Finetune(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  const std::vector<cli::FlagSpec> flags = {
+      kWorkDir, kCorpusDir, kThreads,
+      {"shard", "the firm's shard (see wxpctl legal shards)"},
+      {"out", "write the expert as a PEFT directory here"},
+      {"steps", "fine-tune steps", false, std::to_string(legal::FineTuneOptions().steps)},
+      {"seed", "seed of the batch order and of the LoRA A initialisation", false, "1"},
+  };
+  int code = 0;
+  std::optional<cli::ParsedArgs> p = ParseOrExit(
+      args, flags, "legal finetune", "--work_dir D --shard NAME --out DIR [flags]", out, err,
+      &code);
+  if (!p) return code;
+  if (!p->Has("shard") || !p->Has("out")) {
+    return UsageError(err, "legal finetune", "--shard and --out are required");
+  }
+  absl::StatusOr<LegalOptions> o = CommonOptions(*p);
+  absl::StatusOr<int64_t> steps = p->GetInt("steps"), seed = p->GetInt("seed");
+  for (const absl::Status& s : {o.status(), steps.status(), seed.status()}) {
+    if (!s.ok()) return UsageError(err, "legal finetune", std::string(s.message()));
+  }
+  o->shard = p->Get("shard");
+  legal::FineTuneOptions ft;
+  ft.steps = static_cast<int>(*steps);
+  ft.seed = static_cast<uint64_t>(*seed);
+  ft.init_seed = ft.seed;
+  absl::StatusOr<legal::LegalExpert> e = legal::FineTuneLegalExpert(*o, ft);
+  if (!e.ok()) return Fail(err, e.status());
+  if (absl::Status s = SaveAdapterDir(e->adapter, p->Get("out")); !s.ok()) return Fail(err, s);
+  out << absl::StrFormat(
+      "expert %s: %d steps in %.1f s, train loss %.4f -> %.4f nats/byte, written to %s\n",
+      o->shard, ft.steps, e->stats.seconds, e->stats.initial_loss, e->stats.final_loss,
+      p->Get("out"));
+  return kExitOk;
+}
+
+int Eval(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  const std::vector<cli::FlagSpec> flags = {
+      kWorkDir, kCorpusDir, kThreads,
+      {"adapter", "PEFT directory or .safetensors file to score"},
+      {"split", "dev (the search's utility) or test (final reporting)", false, "dev"},
+      {"timing", "also print the evaluation time to stderr", true},
+  };
+  int code = 0;
+  std::optional<cli::ParsedArgs> p = ParseOrExit(
+      args, flags, "legal eval", "--work_dir D --adapter DIR [flags]", out, err, &code);
+  if (!p) return code;
+  if (!p->Has("adapter")) return UsageError(err, "legal eval", "--adapter is required");
+  absl::StatusOr<LegalOptions> o = CommonOptions(*p);
+  if (!o.ok()) return UsageError(err, "legal eval", std::string(o.status().message()));
+  o->split = p->Get("split");
+  absl::StatusOr<Adapter> a = LoadAdapter(p->Get("adapter"));
+  if (!a.ok()) return Fail(err, a.status());
+  absl::StatusOr<std::unique_ptr<Evaluator>> ev = legal::MakeLegalEvaluator(*o, a->schema);
+  if (!ev.ok()) return Fail(err, ev.status());
+  const auto start = std::chrono::steady_clock::now();
+  absl::StatusOr<Scores> scores = (*ev)->Evaluate({0, 0, a->values});
+  if (!scores.ok()) return Fail(err, scores.status());
+  if (p->GetBool("timing")) {
+    err << absl::StrFormat("wxpctl: evaluation took %.3f s\n", Since(start));
+  }
+  nlohmann::json j;
+  j["scores"] = *scores;
+  out << j.dump() << "\n";
+  return kExitOk;
+}
+
+}  // namespace
+
+int Legal(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  if (args.empty()) {
+    err << kLegalHelp;
+    return kExitUsage;
+  }
+  if (args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+    out << kLegalHelp;
+    return kExitOk;
+  }
+  const std::vector<std::string> rest(args.begin() + 1, args.end());
+  if (args[0] == "shards") return Shards(rest, out, err);
+  if (args[0] == "pretrain") return Pretrain(rest, out, err);
+  if (args[0] == "finetune") return Finetune(rest, out, err);
+  if (args[0] == "eval") return Eval(rest, out, err);
+  return UsageError(err, "legal", "unknown sub-command '" + args[0] + "'");
+}
+
+}  // namespace wxp::admin

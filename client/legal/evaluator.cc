@@ -1,0 +1,85 @@
+#include "client/legal/evaluator.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+
+namespace wxp::legal {
+
+absl::StatusOr<Scores> LegalEvaluator::Evaluate(const EvaluationRequest& request) {
+  WXP_ASSIGN_OR_RETURN(LmScores s, model_->Score(request.params, data_));
+  return Scores{{kCharAccComponent, s.char_acc}, {kLossComponent, s.loss}};
+}
+
+absl::StatusOr<LegalSetup> LoadLegalSetup(const LegalOptions& options) {
+  WXP_ASSIGN_OR_RETURN(Corpus corpus, Corpus::Load(options.corpus_dir));
+  WXP_ASSIGN_OR_RETURN(std::shared_ptr<const LegalModel> model,
+                       LegalModel::LoadOrPretrain(options.model, corpus, options.work_dir,
+                                                  options.log));
+  return LegalSetup{std::move(corpus), std::move(model)};
+}
+
+absl::StatusOr<std::unique_ptr<LegalEvaluator>> MakeLegalEvaluator(
+    std::shared_ptr<const LegalModel> model, const Corpus& corpus, Split split) {
+  if (split != Split::kDev && split != Split::kTest) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "legal evaluator: scores the held-out dev or test split, not '", SplitName(split), "'"));
+  }
+  WXP_ASSIGN_OR_RETURN(Segments segments, corpus.Get(split));
+  WXP_ASSIGN_OR_RETURN(TokenData data, model->Tokenize(segments));
+  if (data.positions() == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("legal evaluator: the ", SplitName(split), " split of ", corpus.dir(),
+                     " is empty"));
+  }
+  return std::make_unique<LegalEvaluator>(std::move(model), std::move(data));
+}
+
+absl::StatusOr<std::unique_ptr<Evaluator>> MakeLegalEvaluator(const LegalOptions& options,
+                                                              const Schema& schema) {
+  WXP_ASSIGN_OR_RETURN(Split split, ParseSplit(options.split));
+  WXP_ASSIGN_OR_RETURN(LegalSetup setup, LoadLegalSetup(options));
+  if (absl::Status s = schema.CheckSame(setup.model->lora_schema()); !s.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("legal evaluator: the swarm's schema is not this model's LoRA: ",
+                     s.message()));
+  }
+  WXP_ASSIGN_OR_RETURN(std::unique_ptr<LegalEvaluator> ev,
+                       MakeLegalEvaluator(setup.model, setup.corpus, split));
+  return std::unique_ptr<Evaluator>(std::move(ev));
+}
+
+absl::StatusOr<Schema> LegalLoraSchema(const LegalOptions& options) {
+  WXP_ASSIGN_OR_RETURN(LegalSetup setup, LoadLegalSetup(options));
+  return setup.model->lora_schema();
+}
+
+Adapter MakeLegalAdapter(const LegalModel& model, std::vector<float> values) {
+  Adapter a;
+  a.schema = model.lora_schema();
+  a.values = std::move(values);
+  a.metadata = {{"format", "pt"}};
+  a.config_json = model.LoraConfigJson();
+  return a;
+}
+
+absl::StatusOr<LegalExpert> FineTuneLegalExpert(const LegalModel& model, const Corpus& corpus,
+                                                const std::string& shard,
+                                                const FineTuneOptions& fine_tune) {
+  WXP_ASSIGN_OR_RETURN(Segments train, corpus.Get(Split::kTrain, shard));
+  WXP_ASSIGN_OR_RETURN(FineTuneResult r, model.FineTune(train, fine_tune));
+  LegalExpert e;
+  e.adapter = MakeLegalAdapter(model, r.lora);
+  e.stats = std::move(r);
+  return e;
+}
+
+absl::StatusOr<LegalExpert> FineTuneLegalExpert(const LegalOptions& options,
+                                                const FineTuneOptions& fine_tune) {
+  if (options.shard.empty()) {
+    return absl::InvalidArgumentError("legal fine-tune: no shard given");
+  }
+  WXP_ASSIGN_OR_RETURN(LegalSetup setup, LoadLegalSetup(options));
+  return FineTuneLegalExpert(*setup.model, setup.corpus, options.shard, fine_tune);
+}
+
+}  // namespace wxp::legal

@@ -1,0 +1,103 @@
+// The built-in legal-text evaluator (SPEC 7) and the expert fine-tuning that goes with it:
+// the entry points the agent daemon and `wxpctl legal` use.
+//
+// Typical use, given proto BuiltinLegalTextEvaluator {corpus_dir, shard, split} and a work
+// directory:
+//   LegalOptions o{.corpus_dir = cfg.corpus_dir(), .shard = cfg.shard(),
+//                  .split = cfg.split(), .work_dir = work_dir};
+//   // The firm's own expert (its private shard only), a PEFT directory to contribute:
+//   absl::StatusOr<LegalExpert> e = FineTuneLegalExpert(o, FineTuneOptions{});
+//   SaveAdapterDir(e->adapter, dir);
+//   // The utility the swarm asks for (split "dev" unless told "test"):
+//   absl::StatusOr<std::unique_ptr<Evaluator>> ev = MakeLegalEvaluator(o, swarm_schema);
+//   ev.value()->Evaluate({particle, iteration, flat_params});  // {"char_acc", "loss"}
+//
+// Both load the base model cached in work_dir, pretraining it first if it is missing (under
+// a minute on two cores; later calls reuse it). The swarm's schema must be the model's LoRA
+// schema (LegalLoraSchema), i.e. the experts must come from FineTuneLegalExpert with the
+// same ModelConfig and corpus.
+#ifndef WXP_CLIENT_LEGAL_EVALUATOR_H_
+#define WXP_CLIENT_LEGAL_EVALUATOR_H_
+
+#include <memory>
+#include <ostream>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "client/legal/corpus.h"
+#include "client/legal/model.h"
+#include "common/adapter.h"
+#include "common/evaluator.h"
+#include "common/schema.h"
+
+namespace wxp::legal {
+
+// Score components (Scores keys). char_acc is maximised, loss (nats/byte) minimised.
+inline constexpr char kCharAccComponent[] = "char_acc";
+inline constexpr char kLossComponent[] = "loss";
+
+struct LegalOptions {
+  std::string corpus_dir;  // empty: kDefaultCorpusDir
+  std::string shard;       // the firm's shard; needed only for fine-tuning
+  std::string split;       // "dev" (default when empty) or "test"
+  std::string work_dir;    // where the base model is cached; empty: current directory
+  ModelConfig model;
+  std::ostream* log = nullptr;  // progress lines (pretraining), if wanted
+};
+
+// Scores positions on one held-out split. Deterministic: the same position gives the same
+// scores, bit for bit, on the same machine and thread count.
+class LegalEvaluator : public Evaluator {
+ public:
+  LegalEvaluator(std::shared_ptr<const LegalModel> model, TokenData data)
+      : model_(std::move(model)), data_(std::move(data)) {}
+  // InvalidArgument if the position's length is not the model's LoRA size or it holds a
+  // non-finite value; Internal for a LibTorch failure.
+  absl::StatusOr<Scores> Evaluate(const EvaluationRequest& request) override;
+  const LegalModel& model() const { return *model_; }
+  int64_t positions() const { return data_.positions(); }
+
+ private:
+  std::shared_ptr<const LegalModel> model_;
+  TokenData data_;
+};
+
+// The evaluator of `options.split` (dev or test; InvalidArgument for train/general or an
+// unknown name), for a swarm over `schema`: InvalidArgument naming the difference if
+// `schema` is not the model's LoRA schema. Corpus errors (NotFound/InvalidArgument) and
+// pretraining errors pass through.
+absl::StatusOr<std::unique_ptr<Evaluator>> MakeLegalEvaluator(const LegalOptions& options,
+                                                              const Schema& schema);
+// The same over an already loaded model and corpus (benchmarks, tests).
+absl::StatusOr<std::unique_ptr<LegalEvaluator>> MakeLegalEvaluator(
+    std::shared_ptr<const LegalModel> model, const Corpus& corpus, Split split);
+
+// Loads the corpus and the (cached or freshly pretrained) base model.
+struct LegalSetup {
+  Corpus corpus;
+  std::shared_ptr<const LegalModel> model;
+};
+absl::StatusOr<LegalSetup> LoadLegalSetup(const LegalOptions& options);
+
+// The adapter schema experts and candidates of this configuration have.
+absl::StatusOr<Schema> LegalLoraSchema(const LegalOptions& options);
+
+struct LegalExpert {
+  Adapter adapter;  // PEFT tensors + adapter_config.json; write with SaveAdapterDir
+  FineTuneResult stats;
+};
+
+// Fine-tunes a LoRA on `options.shard`'s private train split only (NotFound naming the
+// known shards if it is unknown; InvalidArgument if empty).
+absl::StatusOr<LegalExpert> FineTuneLegalExpert(const LegalOptions& options,
+                                                const FineTuneOptions& fine_tune);
+absl::StatusOr<LegalExpert> FineTuneLegalExpert(const LegalModel& model, const Corpus& corpus,
+                                                const std::string& shard,
+                                                const FineTuneOptions& fine_tune);
+
+// Wraps flat LoRA values as an adapter of `model` (schema, PEFT config).
+Adapter MakeLegalAdapter(const LegalModel& model, std::vector<float> values);
+
+}  // namespace wxp::legal
+
+#endif  // WXP_CLIENT_LEGAL_EVALUATOR_H_

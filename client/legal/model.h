@@ -1,0 +1,140 @@
+// The built-in evaluator's language model (SPEC 7): a small byte-level LM of legal text with
+// LoRA adapters on its linear layers. LibTorch stays behind this header (one translation
+// unit compiles it), so callers and tests build without the torch headers.
+//
+// Architecture: the previous `context` bytes (left-padded with byte 0 at a segment start)
+// are embedded (256 -> embed each) and concatenated, then
+//   h1 = relu(fc1(x)),  h2 = h1 + relu(fc2(h1)),  logits = head(h2)   (256 classes).
+// LoRA (rank r, scaling lora_alpha / r) sits on fc1, fc2 and head: W' = W + s·B·A with
+// A [r, in] and B [out, r], exactly PEFT's layout, so an adapter is the PEFT tensors
+//   base_model.model.<fc1|fc2|head>.lora_A.weight / lora_B.weight
+// in that order (the Schema returned by lora_schema()).
+//
+// The base weights are pretrained once per (config, corpus) with a fixed seed on the
+// corpus's general split and cached in a work directory as
+//   <work_dir>/legal-base-<first 16 hex of the config hash>.safetensors
+// written atomically; a later run with the same config and corpus loads it instead.
+//
+// Everything is deterministic for a fixed configuration and thread count: initial weights
+// and batch order come from seeded counter-based generators, not torch's global RNG.
+// A LegalModel is immutable after construction; Score and FineTune may run concurrently
+// only if the caller accepts that torch's intra-op thread count is process-global.
+#ifndef WXP_CLIENT_LEGAL_MODEL_H_
+#define WXP_CLIENT_LEGAL_MODEL_H_
+
+#include <cstdint>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "client/legal/corpus.h"
+#include "common/schema.h"
+
+namespace wxp::legal {
+
+struct ModelConfig {
+  int context = 12;     // bytes of left context
+  int embed = 12;       // embedding width per byte
+  int hidden = 128;     // width of fc1/fc2
+  int lora_rank = 8;
+  double lora_alpha = 16;
+  // Deliberately short: the vendor's base is a generalist from a small public mix, and the
+  // firms' private shards carry most of the domain knowledge (what makes experts worth
+  // combining). ~4 s on two quiet cores with reference BLAS.
+  int pretrain_steps = 300;
+  int pretrain_batch = 128;
+  double pretrain_lr = 3e-3;
+  uint64_t seed = 20240607;  // base initialisation and batch order
+  // Intra-op threads torch may use (process-global; set when a model is loaded).
+  int threads = 2;
+
+  // The fields that determine the base weights, canonically encoded (threads excluded:
+  // results do not depend on it).
+  std::string Canonical() const;
+};
+
+struct FineTuneOptions {
+  int steps = 1000;
+  int batch = 64;
+  double lr = 5e-3;
+  uint64_t seed = 1;  // batch order
+  // Seed of the LoRA A initialisation (B starts at zero, as in PEFT).
+  uint64_t init_seed = 1;
+};
+
+struct LmScores {
+  double char_acc = 0;  // fraction of next bytes predicted exactly (argmax)
+  double loss = 0;      // mean cross-entropy, nats per byte
+  int64_t positions = 0;
+};
+
+struct FineTuneResult {
+  std::vector<float> lora;  // flat, in lora_schema() order
+  double initial_loss = 0;  // train-shard loss of the base (before any step)
+  double final_loss = 0;    // train-shard loss after the last step
+  double seconds = 0;
+};
+
+// Text turned into (context, next byte) pairs once, for repeated scoring.
+class TokenData {
+ public:
+  TokenData(TokenData&&) noexcept;
+  TokenData& operator=(TokenData&&) noexcept;
+  ~TokenData();
+  int64_t positions() const;
+
+ private:
+  friend class LegalModel;
+  struct Impl;
+  explicit TokenData(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+class LegalModel {
+ public:
+  ~LegalModel();
+
+  // Loads the cached base for (config, corpus) from `work_dir`, or pretrains and caches it
+  // (created if needed). `log`, if given, receives one line on what happened and how long
+  // it took. InvalidArgument for a bad config or an empty general split; the I/O error
+  // naming the path if the cache cannot be written; Internal for a LibTorch failure.
+  static absl::StatusOr<std::shared_ptr<const LegalModel>> LoadOrPretrain(
+      const ModelConfig& config, const Corpus& corpus, const std::string& work_dir,
+      std::ostream* log = nullptr);
+
+  const ModelConfig& config() const;
+  // The adapter's schema (PEFT names, F32, fixed order).
+  const Schema& lora_schema() const;
+  // adapter_config.json for adapters of this model (r, lora_alpha, target_modules,
+  // peft_type LORA, base_model_name_or_path naming the cached base).
+  std::string LoraConfigJson() const;
+  // Path of the cached base weights.
+  const std::string& base_path() const;
+  // True if this process pretrained the base (rather than loading the cache).
+  bool pretrained_now() const;
+  double pretrain_seconds() const;
+
+  absl::StatusOr<TokenData> Tokenize(const Segments& segments) const;
+
+  // Next-byte accuracy and loss of base + LoRA on `data`. An empty `lora` means the base
+  // alone. InvalidArgument if `lora` is neither empty nor lora_schema().total_params() long
+  // or holds a non-finite value.
+  absl::StatusOr<LmScores> Score(absl::Span<const float> lora, const TokenData& data) const;
+
+  // Trains a fresh LoRA on `train` with autograd and Adam, the base frozen.
+  // InvalidArgument for empty text or non-positive steps/batch/lr.
+  absl::StatusOr<FineTuneResult> FineTune(const Segments& train,
+                                          const FineTuneOptions& options) const;
+
+ private:
+  struct Impl;
+  explicit LegalModel(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace wxp::legal
+
+#endif  // WXP_CLIENT_LEGAL_MODEL_H_
