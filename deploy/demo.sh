@@ -6,7 +6,7 @@
 #   live progress, exports the best adapter, and prints the test-split table: the swarm's
 #   best against the best single expert and the classic merges.
 #
-#   deploy/demo.sh [--out DIR] [--firms N] [--iterations K] [--keep]
+#   deploy/demo.sh [--out DIR] [--shards A,B,...] [--iterations K] [--keep]
 #
 # Everything it starts is stopped on exit and on Ctrl-C. Work files go to DIR (default a
 # fresh /tmp/wxp-demo.XXXXXX, removed at the end unless --keep).
@@ -14,11 +14,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-OUT="" FIRMS=4 ITERATIONS=15 KEEP=0
+OUT="" SHARDS_CSV="GPL,LGPL,GFDL,MPL,Apache" ITERATIONS=30 KEEP=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) OUT=$2; KEEP=1; shift 2 ;;
-    --firms) FIRMS=$2; shift 2 ;;
+    --shards) SHARDS_CSV=$2; shift 2 ;;
     --iterations) ITERATIONS=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
     -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
@@ -62,19 +62,19 @@ PIDS+=($!)
 for _ in $(seq 100); do [ -s "$OUT/server.port" ] && break; sleep 0.1; done
 [ -s "$OUT/server.port" ] || { cat "$OUT/server.log" >&2; exit 1; }
 SERVER=localhost:$(cat "$OUT/server.port")
-ADMIN=(--server "$SERVER" --tls_cert "$CERTS/ops.crt" --tls_key "$CERTS/ops.key" --tls_ca "$CERTS/ca.crt")
+ADMIN=(--server "$SERVER" --tls-cert "$CERTS/ops.crt" --tls-key "$CERTS/ops.key" --tls-ca "$CERTS/ca.crt")
 echo "serving on $SERVER (data in $OUT/server, log $OUT/server.log)"
 
 step "4/8 the vendor's base model (byte-level LM, pretrained once on the general mix)"
 LEGAL=$OUT/legal
-$WXPCTL legal pretrain --work_dir "$LEGAL"
-mapfile -t SHARDS < <($WXPCTL legal shards --work_dir "$LEGAL" | head -n "$FIRMS")
+$WXPCTL legal pretrain --work-dir "$LEGAL"
+IFS=, read -r -a SHARDS <<< "$SHARDS_CSV"
 
 step "5/8 each firm fine-tunes its own LoRA expert on its private shard"
 EXPERTS=()
 for s in "${SHARDS[@]}"; do
   firm=firm-$(echo "$s" | tr 'A-Z' 'a-z' | tr -c 'a-z0-9\n' '-')
-  $WXPCTL legal finetune --work_dir "$LEGAL" --shard "$s" --out "$OUT/experts/$firm"
+  $WXPCTL legal finetune --work-dir "$LEGAL" --shard "$s" --out "$OUT/experts/$firm"
   $WXPCTL certs issue --ca "$OUT/ca" --role agent --name "$firm" --out "$CERTS"
   EXPERTS+=("$firm:$s")
 done
@@ -87,8 +87,8 @@ mode: SYNC
 upload_policy: ON_DEMAND
 min_experts: ${#EXPERTS[@]}
 round_deadline_seconds: 120
-utility { name: "char_acc" weight: 1 }
-hyperparameters { pool_size: $(( ${#EXPERTS[@]} * 2 )) max_iterations: $ITERATIONS patience: 6 seed: 42 }
+utility { name: "char_acc" weight: 1 min_value: 0 max_value: 1 }
+hyperparameters { pool_size: $(( ${#EXPERTS[@]} * 2 )) max_iterations: $ITERATIONS patience: 8 seed: 1 }
 SPEC
 $WXPCTL "${ADMIN[@]}" swarm create --spec "$OUT/swarm.textproto"
 for e in "${EXPERTS[@]}"; do
@@ -108,7 +108,7 @@ CFG
 done
 
 step "7/8 live progress (wxpctl watch)"
-$WXPCTL "${ADMIN[@]}" watch legal-demo
+$WXPCTL "${ADMIN[@]}" watch legal-demo --interval 1
 
 step "8/8 export and the test-split table"
 $WXPCTL "${ADMIN[@]}" export legal-demo --out "$OUT/best"
@@ -118,7 +118,7 @@ $WXPCTL merge --method linear --out "$OUT/merges/uniform_soup" "${EXPERT_DIRS[@]
 $WXPCTL merge --method task_arithmetic --out "$OUT/merges/task_arithmetic" "${EXPERT_DIRS[@]}" >/dev/null
 $WXPCTL merge --method ties --out "$OUT/merges/ties" "${EXPERT_DIRS[@]}" >/dev/null
 $WXPCTL merge --method dare_ties --out "$OUT/merges/dare_ties" "${EXPERT_DIRS[@]}" >/dev/null
-score() { $WXPCTL legal eval --work_dir "$LEGAL" --adapter "$1" --split test | python3 -c 'import json,sys; print(json.load(sys.stdin)["scores"]["char_acc"])'; }
+score() { $WXPCTL legal eval --work-dir "$LEGAL" --adapter "$1" --split test | python3 -c 'import json,sys; print(json.load(sys.stdin)["scores"]["char_acc"])'; }
 best_single=0 best_name=""
 for d in "${EXPERT_DIRS[@]}"; do
   a=$(score "$d")

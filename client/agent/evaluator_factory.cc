@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/agent/position_files.h"
+#include "client/legal/evaluator.h"
 #include "common/adapter.h"
 #include "common/file_util.h"
 #include "common/status_macros.h"
@@ -38,6 +39,25 @@ class Synthetic : public CandidateEvaluator {
   std::unique_ptr<SyntheticEvaluator> eval_;
 };
 
+// The built-in legal model is loaded (its base pretrained if missing) at the first
+// candidate, when the swarm's schema is known; a schema that is not the model's LoRA is
+// then a clear failure.
+class BuiltinLegal : public CandidateEvaluator {
+ public:
+  explicit BuiltinLegal(legal::LegalOptions o) : o_(std::move(o)) {}
+  absl::StatusOr<Scores> Evaluate(const Candidate& cand) override {
+    if (!eval_) {
+      WXP_ASSIGN_OR_RETURN(eval_, legal::MakeLegalEvaluator(o_, *cand.schema));
+    }
+    WXP_ASSIGN_OR_RETURN(std::vector<float> x, LoadFlat(cand.position_path, *cand.schema));
+    return eval_->Evaluate({cand.particle, cand.iteration, x});
+  }
+
+ private:
+  legal::LegalOptions o_;
+  std::unique_ptr<Evaluator> eval_;
+};
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<CandidateEvaluator>> MakeCandidateEvaluator(
@@ -67,9 +87,19 @@ absl::StatusOr<std::unique_ptr<CandidateEvaluator>> MakeCandidateEvaluator(
       }
       return std::unique_ptr<CandidateEvaluator>(
           std::make_unique<Synthetic>(config.synthetic()));
-    case wxp::v1::AgentConfig::kBuiltinLegalText:
-      return absl::UnimplementedError(
-          "builtin_legal_text is not available in this build of wxp-agent");
+    case wxp::v1::AgentConfig::kBuiltinLegalText: {
+      const auto& c = config.builtin_legal_text();
+      legal::LegalOptions o;
+      o.corpus_dir = c.corpus_dir();
+      o.shard = c.shard();
+      o.split = c.split();
+      o.work_dir = c.base_dir().empty() ? work_dir + "/legal" : c.base_dir();
+      if (o.split != "" && o.split != "dev" && o.split != "test") {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "builtin_legal_text.split must be dev or test, not '", o.split, "'"));
+      }
+      return std::unique_ptr<CandidateEvaluator>(std::make_unique<BuiltinLegal>(std::move(o)));
+    }
     default:
       return absl::InvalidArgumentError(
           "no evaluator configured: set one of external_command, builtin_legal_text, "
