@@ -6,32 +6,39 @@
 #   live progress, exports the best adapter, and prints the test-split table: the swarm's
 #   best against the best single expert and the classic merges.
 #
-#   deploy/demo.sh [--out DIR] [--shards A,B,...] [--iterations K] [--keep]
+#   deploy/demo.sh [--out DIR] [--shards A,B,...] [--iterations K] [--finetune-steps N] [--keep]
 #
 # Everything it starts is stopped on exit and on Ctrl-C. Work files go to DIR (default a
-# fresh /tmp/wxp-demo.XXXXXX, removed at the end unless --keep).
+# fresh /tmp/wxp-demo.XXXXXX, removed at the end unless --keep). With WXP_BIN set to a
+# directory holding client/wxpctl, client/agent/wxp-agent and server/app/wxp-server (built
+# already, e.g. a test's runfiles), step 1 is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-OUT="" SHARDS_CSV="GPL,LGPL,GFDL,MPL,Apache" ITERATIONS=30 KEEP=0
+OUT="" SHARDS_CSV="GPL,LGPL,GFDL,MPL,Apache" ITERATIONS=30 STEPS="" KEEP=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) OUT=$2; KEEP=1; shift 2 ;;
     --shards) SHARDS_CSV=$2; shift 2 ;;
     --iterations) ITERATIONS=$2; shift 2 ;;
+    --finetune-steps) STEPS=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
-    -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "demo: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-step "1/8 installing what is missing and building (the first build takes a few minutes)"
-bash deploy/install-deps.sh
-bazel build -c opt //client:wxpctl //client/agent:wxp-agent //server/app:wxp-server
-BIN=$ROOT/bazel-bin
+if [ -n "${WXP_BIN:-}" ]; then
+  BIN=$WXP_BIN
+else
+  step "1/8 installing what is missing and building (the first build takes a few minutes)"
+  bash deploy/install-deps.sh
+  bazel build -c opt //client:wxpctl //client/agent:wxp-agent //server/app:wxp-server
+  BIN=$ROOT/bazel-bin
+fi
 WXPCTL=$BIN/client/wxpctl
 
 [ -n "$OUT" ] || OUT=$(mktemp -d /tmp/wxp-demo.XXXXXX)
@@ -74,7 +81,8 @@ step "5/8 each firm fine-tunes its own LoRA expert on its private shard"
 EXPERTS=()
 for s in "${SHARDS[@]}"; do
   firm=firm-$(echo "$s" | tr 'A-Z' 'a-z' | tr -c 'a-z0-9\n' '-')
-  $WXPCTL legal finetune --work-dir "$LEGAL" --shard "$s" --out "$OUT/experts/$firm"
+  $WXPCTL legal finetune --work-dir "$LEGAL" --shard "$s" --out "$OUT/experts/$firm" \
+    ${STEPS:+--steps "$STEPS"}
   $WXPCTL certs issue --ca "$OUT/ca" --role agent --name "$firm" --out "$CERTS"
   EXPERTS+=("$firm:$s")
 done
@@ -114,27 +122,39 @@ step "8/8 export and the test-split table"
 $WXPCTL "${ADMIN[@]}" export legal-demo --out "$OUT/best"
 EXPERT_DIRS=()
 for e in "${EXPERTS[@]}"; do EXPERT_DIRS+=("$OUT/experts/${e%%:*}"); done
+score() { $WXPCTL legal eval --work-dir "$LEGAL" --adapter "$1" --split "$2" | python3 -c 'import json,sys; print(json.load(sys.stdin)["scores"]["char_acc"])'; }
+gt() { python3 -c "import sys; sys.exit(0 if $1 > $2 else 1)"; }
 $WXPCTL merge --method linear --out "$OUT/merges/uniform_soup" "${EXPERT_DIRS[@]}" >/dev/null
-$WXPCTL merge --method task_arithmetic --out "$OUT/merges/task_arithmetic" "${EXPERT_DIRS[@]}" >/dev/null
-$WXPCTL merge --method ties --out "$OUT/merges/ties" "${EXPERT_DIRS[@]}" >/dev/null
-$WXPCTL merge --method dare_ties --out "$OUT/merges/dare_ties" "${EXPERT_DIRS[@]}" >/dev/null
-score() { $WXPCTL legal eval --work-dir "$LEGAL" --adapter "$1" --split test | python3 -c 'import json,sys; print(json.load(sys.stdin)["scores"]["char_acc"])'; }
-best_single=0 best_name=""
+# The unnormalised merges need their scale: like the papers, pick lambda on the dev split
+# (the swarm's own utility), then report the test split.
+tuned() {
+  local method=$1 best=-1 best_lambda="" lambda acc
+  for lambda in 0.2 0.4 0.6 0.8 1.0; do
+    $WXPCTL merge --method "$method" --lambda "$lambda" --out "$OUT/merges/$method-$lambda" \
+      "${EXPERT_DIRS[@]}" >/dev/null
+    acc=$(score "$OUT/merges/$method-$lambda" dev)
+    if gt "$acc" "$best"; then best=$acc best_lambda=$lambda; fi
+  done
+  echo "$method(lambda=$best_lambda) $(score "$OUT/merges/$method-$best_lambda" test)"
+}
+best_single=-1 best_name=""
 for d in "${EXPERT_DIRS[@]}"; do
-  a=$(score "$d")
-  if python3 -c "import sys; sys.exit(0 if $a > $best_single else 1)"; then best_single=$a best_name=$(basename "$d"); fi
+  a=$(score "$d" dev)
+  if gt "$a" "$best_single"; then best_single=$a best_name=$d; fi
 done
 {
   echo "method char_acc"
-  echo "swarm_best $(score "$OUT/best")"
-  echo "best_single($best_name) $best_single"
-  for m in uniform_soup task_arithmetic ties dare_ties; do echo "$m $(score "$OUT/merges/$m")"; done
+  echo "swarm_best $(score "$OUT/best" test)"
+  echo "best_single($(basename "$best_name")) $(score "$best_name" test)"
+  echo "uniform_soup $(score "$OUT/merges/uniform_soup" test)"
+  for m in task_arithmetic ties dare_ties; do tuned "$m"; done
 } > "$OUT/table.txt"
 python3 - "$OUT" "${#EXPERTS[@]}" <<'PY'
 import glob, os, re, sys
 out, n = sys.argv[1], int(sys.argv[2])
 rows = [l.split() for l in open(os.path.join(out, "table.txt")).read().splitlines()[1:]]
-print("\nnext-byte accuracy on the held-out TEST split (higher is better):")
+print("\nnext-byte accuracy on the held-out TEST split (higher is better); the best single"
+      "\nexpert and each merge's lambda were chosen on the dev split, as the swarm's best was:")
 print("  %-28s %9s" % ("adapter", "char_acc"))
 for name, acc in rows:
     print("  %-28s %9.4f" % (name, float(acc)))

@@ -160,7 +160,12 @@ int main(int argc, char** argv) {
   sigset_t signals;
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
+  // A SIGINT ignored at start (a background job of a script) stays ignored, as the shell
+  // meant: a Ctrl-C aimed at the script's foreground command must not stop this process.
+  struct sigaction int_action {};
+  if (sigaction(SIGINT, nullptr, &int_action) != 0 || int_action.sa_handler != SIG_IGN) {
+    sigaddset(&signals, SIGINT);
+  }
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   absl::StatusOr<std::unique_ptr<wxp::agent::Agent>> agent =

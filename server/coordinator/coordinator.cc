@@ -697,6 +697,9 @@ absl::StatusOr<wxp::v1::GetAssignmentResponse> Coordinator::GetAssignment(
   wxp::v1::GetAssignmentResponse out;
   out.set_swarm_state(static_cast<wxp::v1::SwarmState>(s->row.state));
   *out.mutable_hyperparameters() = s->resolved.spec.hyperparameters();
+  out.set_mode(s->resolved.spec.mode());
+  out.set_upload_policy(s->resolved.spec.upload_policy());
+  out.set_transport_dtype(s->resolved.spec.transport_dtype());
   if (s->row.state == wxp::v1::PENDING_EXPERTS) {
     out.set_status(wxp::v1::GetAssignmentResponse::WAIT);
     out.set_retry_after_ms(kRetryAfterMs);

@@ -68,6 +68,9 @@ class FakeAgent {
     auto a = (*c_)->GetAssignment(caller_, swarm);
     ASSERT_TRUE(a.ok()) << a.status();
     ASSERT_EQ(a->status(), wxp::v1::GetAssignmentResponse::ASSIGNED);
+    // The wire promises resolved values, never UNSPECIFIED.
+    EXPECT_NE(a->mode(), wxp::v1::ROUND_MODE_UNSPECIFIED);
+    EXPECT_NE(a->upload_policy(), wxp::v1::UPLOAD_POLICY_UNSPECIFIED);
     for (const auto& p : a->particles()) {
       Particle& mine = particles_[p.particle_id()];
       mine.x = Deserialize(*blobs_->ReadAll(p.initial_position_blob_id()));

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The README's demo (deploy/demo.sh) end to end on the real binaries, made small (two firms,
+# short fine-tunes, a few iterations): it must finish with the test-split table, an exported
+# adapter that `wxpctl adapter inspect` reads, the bytes-on-the-wire line, and no process
+# left behind. Then Ctrl-C in the middle of the swarm must stop everything it started.
+set -uo pipefail
+
+ROOT="$TEST_SRCDIR/$TEST_WORKSPACE"
+TMP="${TEST_TMPDIR:-$(mktemp -d)}"
+export WXP_BIN="$ROOT"
+failures=0
+check() {  # check DESCRIPTION COMMAND...: the command must succeed
+  local what=$1
+  shift
+  if "$@"; then echo "ok   $what"; else echo "FAIL $what"; failures=$((failures + 1)); fi
+}
+# Processes whose command line mentions $1 (the demo's work dir), other than this script.
+leftovers() {
+  local f pid
+  for f in /proc/[0-9]*/cmdline; do
+    pid=${f#/proc/}; pid=${pid%/cmdline}
+    [ "$pid" = $$ ] && continue
+    tr '\0' ' ' < "$f" 2>/dev/null | grep -q -- "$1" && echo "$pid: $(tr '\0' ' ' < "$f")"
+  done
+  return 0
+}
+
+# 1. A full small run.
+OUT="$TMP/run"
+bash "$ROOT/deploy/demo.sh" --out "$OUT" --shards GPL,MPL --finetune-steps 150 \
+  --iterations 4 > "$TMP/run.log" 2>&1
+rc=$?
+check "the demo exits 0 (got $rc)" [ $rc -eq 0 ]
+[ $rc -eq 0 ] || tail -40 "$TMP/run.log"
+table=$(sed -n '/adapter  *char_acc/,/^$/p' "$TMP/run.log")
+echo "$table"
+for row in swarm_best 'best_single(firm-' uniform_soup 'task_arithmetic(lambda=' \
+  'ties(lambda=' 'dare_ties(lambda='; do
+  check "the table has a $row row with an accuracy in [0, 1]" \
+    awk -v r="$row" 'index($1, r) == 1 && $2 >= 0 && $2 <= 1 { found = 1 } END { exit !found }' \
+    <<< "$table"
+done
+check "the exported adapter is a PEFT directory wxpctl reads" \
+  "$ROOT/client/wxpctl" adapter inspect "$OUT/best"
+check "the bytes-on-the-wire line is printed" grep -q '^bytes on the wire per particle-iteration' "$TMP/run.log"
+check "the swarm reached FINISHED" grep -q '^state  *FINISHED' "$TMP/run.log"
+check "each agent logged its iterations" \
+  bash -c "[ \$(cat '$OUT'/firm-*.log | grep -c 'event=iteration ') -ge 4 ]"
+left=$(leftovers "$OUT")
+check "no process is left behind: ${left:-none}" [ -z "$left" ]
+
+# 2. Ctrl-C while the swarm runs. As in a terminal, the demo runs as a job in its own process
+# group with SIGINT not ignored (job control on: `&` would otherwise ignore SIGINT), and the
+# whole group gets SIGINT.
+OUT2="$TMP/interrupted"
+set -m
+bash "$ROOT/deploy/demo.sh" --out "$OUT2" --shards GPL,MPL --finetune-steps 150 \
+  --iterations 1000 > "$TMP/int.log" 2>&1 &
+demo=$!
+set +m
+for _ in $(seq 1500); do
+  grep -q 'event=iteration' "$OUT2"/firm-*.log 2>/dev/null && break
+  sleep 0.2
+done
+check "the swarm was running before the interrupt" grep -q 'event=iteration' "$OUT2/firm-gpl.log"
+kill -INT -- "-$demo"
+wait "$demo"
+rc=$?
+check "Ctrl-C ends the demo with 130 (got $rc)" [ $rc -eq 130 ]
+sleep 0.5
+left=$(leftovers "$OUT2")
+check "Ctrl-C leaves no process behind: ${left:-none}" [ -z "$left" ]
+check "the logs are kept for a post-mortem" [ -s "$OUT2/server.log" ]
+
+echo "$failures failure(s)"
+[ $failures -eq 0 ]
