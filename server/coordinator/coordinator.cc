@@ -93,6 +93,12 @@ struct Coordinator::Swarm {
   }
 };
 
+bool Coordinator::UploadAlwaysOrAudited(const Swarm& s, int particle, int iteration) {
+  return s.resolved.spec.upload_policy() == wxp::v1::ALWAYS ||
+         DrawUniform(s.resolved.params.seed, RngStream::kAudit, iteration, particle) <
+             s.resolved.spec.audit_sample_rate();
+}
+
 Coordinator::Coordinator(Options options) : options_(std::move(options)) {}
 Coordinator::~Coordinator() = default;
 
@@ -864,10 +870,15 @@ absl::StatusOr<wxp::v1::ReportResponse> Coordinator::Report(
       out.set_accepted(true);
       out.set_duplicate(true);
       out.set_utility(e.utility);
-      // The first answer may have been lost: repeat what the agent must act on.
-      out.set_new_personal_best(s->engine->particle(i).personal_best == PositionRef{i, k});
-      out.set_upload_requested(!e.held && (s->engine->global_best() == PositionRef{i, k} ||
-                                           s->engine->global_worst() == PositionRef{i, k}));
+      // The first answer may have been lost: repeat what the agent must act on, by the
+      // same rule as a first report (an upload under ALWAYS or the audit sample too, or the
+      // server would never hold that position).
+      const PositionRef here{i, k};
+      out.set_new_personal_best(s->engine->particle(i).personal_best == here);
+      out.set_upload_requested(!e.held && !e.failed &&
+                               (UploadAlwaysOrAudited(*s, i, k) ||
+                                s->engine->global_best() == here ||
+                                s->engine->global_worst() == here));
       out.set_global_best_utility(s->engine->global_best_utility());
       return out;
     }
@@ -913,10 +924,8 @@ absl::StatusOr<wxp::v1::ReportResponse> Coordinator::Report(
   const bool initial_blob = k == 0;  // the server made or received it already
   bool upload = false;
   if (!request.evaluation_failed() && !initial_blob) {
-    upload = s->resolved.spec.upload_policy() == wxp::v1::ALWAYS || outcome.new_global_best ||
-             outcome.new_global_worst ||
-             DrawUniform(s->resolved.params.seed, RngStream::kAudit, k, i) <
-                 s->resolved.spec.audit_sample_rate();
+    upload = UploadAlwaysOrAudited(*s, i, k) || outcome.new_global_best ||
+             outcome.new_global_worst;
   }
   const bool held = initial_blob || options_.blobs->Has(request.position_blob_id());
 

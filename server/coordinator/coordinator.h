@@ -119,6 +119,9 @@ class Coordinator {
                                                 int32_t state, const std::string& action,
                                                 const std::string& reason);
   wxp::v1::PositionRef Ref(const Swarm& s, const PositionRef& ref, double utility);
+  // Whether a report's position is wanted whatever its utility (policy ALWAYS, or drawn
+  // for the audit sample): decided the same way for a first report and its retries.
+  static bool UploadAlwaysOrAudited(const Swarm& s, int particle, int iteration);
   int64_t NowMs() const;
   void Log(const std::string& line) const;
 
