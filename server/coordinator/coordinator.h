@@ -88,6 +88,9 @@ class Coordinator {
     std::string config_json;  // adapter_config.json of the first expert
   };
   absl::StatusOr<BestPosition> Best(const std::string& swarm);
+  // How many of the swarm's evaluations are kept in memory: only recent ones, a few per
+  // particle, however long the swarm runs (the store has all of them).
+  absl::StatusOr<size_t> EvaluationsInMemory(const std::string& swarm);
 
   // ---- agents ----
   absl::StatusOr<wxp::v1::JoinResponse> Join(const Caller& caller,
