@@ -5,16 +5,24 @@
 // with the synthetic utility; only Report calls are timed.
 //
 //   bazel run //bench:load_bench -- [--particles=10,100,1000] [--seconds=10] [--threads=16]
+//
+// As a soak test (SPEC 10, the load test): --interval=N prints every N seconds the reports/s,
+// Report p50/p99, the server's RSS and open file descriptors of that interval; --check makes
+// the run fail (exit 1) on any error, or if RSS or descriptors grew between the first and the
+// last interval by more than the tolerances. //tests:load_soak_test runs a short one.
 #include <signal.h>
 
 #include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <mutex>
 #include <thread>
+#include <tuple>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -36,6 +44,12 @@ ABSL_FLAG(int, seconds, 10, "measured seconds per pool size");
 ABSL_FLAG(int, threads, 16, "simulated agents (one thread each)");
 ABSL_FLAG(int, params, 256, "parameters per adapter");
 ABSL_FLAG(std::string, data_dir, "/tmp/wxp-load-bench", "server data directory (on disk)");
+ABSL_FLAG(int, interval, 0, "seconds between progress lines (0: one line per pool size)");
+ABSL_FLAG(bool, check, false,
+          "exit 1 on any failed call, or on server RSS / fd growth between the first and the "
+          "last interval beyond the tolerances");
+ABSL_FLAG(double, max_rss_growth_mib, 24, "--check: tolerated server RSS growth");
+ABSL_FLAG(int, max_fd_growth, 8, "--check: tolerated growth of the server's open descriptors");
 
 namespace {
 namespace fs = std::filesystem;
@@ -60,6 +74,7 @@ std::unique_ptr<Connection> Connect(int port, const std::string& name, wxp::Role
   o.plaintext = true;
   o.identity = name;
   o.role = role;
+  o.own_connection = true;  // as separate agent processes would have
   return *Connection::Open(o, absl::Now());
 }
 
@@ -81,14 +96,36 @@ std::string Download(Connection& c, const std::string& id, const std::string& di
   return s;
 }
 
-long PeakRssKib(pid_t pid) {
+// A /proc/<pid>/status field in KiB (VmHWM: peak, VmRSS: current).
+long StatusKib(pid_t pid, const std::string& field) {
   std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
   std::string line;
   while (std::getline(in, line)) {
-    if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
+    if (line.rfind(field + ":", 0) == 0) return std::stol(line.substr(field.size() + 1));
   }
   return -1;
 }
+
+int OpenFds(pid_t pid) {
+  std::error_code ec;
+  int n = 0;
+  for (auto it = fs::directory_iterator(absl::StrCat("/proc/", pid, "/fd"), ec);
+       !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    ++n;
+  }
+  return ec ? -1 : n;
+}
+
+// One interval of the measured phase.
+struct Interval {
+  double end_s = 0;  // since the measured phase began
+  long reports = 0;
+  double seconds = 0;
+  double p50_ms = 0, p99_ms = 0;
+  long errors = 0;  // failed calls in the interval
+  long rss_kib = 0;
+  int fds = 0;
+};
 
 struct Figures {
   long reports = 0;
@@ -96,9 +133,20 @@ struct Figures {
   double p50_ms = 0, p99_ms = 0;
   long errors = 0;
   long peak_kib = 0;
+  std::vector<Interval> intervals;
 };
 
-Figures Measure(int particles, int threads, int dim, int seconds, const std::string& root) {
+// p50 and p99 of `ms` (sorted in place).
+std::pair<double, double> Percentiles(std::vector<double>& ms) {
+  if (ms.empty()) return {0, 0};
+  std::sort(ms.begin(), ms.end());
+  return {ms[ms.size() / 2], ms[std::min(ms.size() - 1, ms.size() * 99 / 100)]};
+}
+
+// `interval_s` <= 0: the whole measured phase is one interval. `on_interval` sees each.
+Figures Measure(int particles, int threads, int dim, int seconds, int interval_s,
+                const std::string& root,
+                const std::function<void(const Interval&)>& on_interval) {
   const std::string data = absl::StrCat(root, "/p", particles);
   fs::remove_all(data);
   wxp::proc::ServerProcess server(data, {"--plaintext"});
@@ -144,14 +192,17 @@ Figures Measure(int particles, int threads, int dim, int seconds, const std::str
       j.set_capacity(capacity);
       if (t < experts) {
         const std::string bytes = Serialize(expert_vectors[t]);
-        Upload(*c, bytes, scratch);
+        if (!Upload(*c, bytes, scratch)) ++errors;
         j.add_expert_blob_ids(wxp::Sha256Hex(bytes));
       }
       // Experts join first, so the pool is built with every agent known.
       while (t >= experts && joined.load() < experts) absl::SleepFor(absl::Milliseconds(5));
       wxp::v1::JoinResponse jr;
       grpc::Status js = c->agent().Join(c->NewContext().get(), j, &jr);
-      if (!js.ok() && t < experts) std::cerr << name << " join: " << js.error_message() << "\n";
+      if (!js.ok() && t < experts) {
+        std::cerr << name << " join: " << js.error_message() << "\n";
+        ++errors;
+      }
       ++joined;
       struct P {
         std::vector<float> x, v, p;
@@ -163,7 +214,10 @@ Figures Measure(int particles, int threads, int dim, int seconds, const std::str
         auto it = cache.find(id);
         if (it != cache.end()) return &it->second;
         std::string bytes = Download(*c, id, scratch);
-        if (bytes.empty()) return nullptr;
+        if (bytes.empty()) {
+          ++errors;
+          return nullptr;
+        }
         if (cache.size() > 8) cache.clear();
         return &(cache[id] = Parse(bytes));
       };
@@ -188,14 +242,18 @@ Figures Measure(int particles, int threads, int dim, int seconds, const std::str
           latencies.push_back(ms);
         }
         if (resp.new_personal_best()) mine[id].p = x;
-        if (resp.upload_requested()) Upload(*c, bytes, scratch);
+        if (resp.upload_requested() && !Upload(*c, bytes, scratch)) ++errors;
         return true;
       };
       wxp::v1::GetAssignmentRequest ar;
       ar.set_swarm("load");
       for (;;) {
         wxp::v1::GetAssignmentResponse a;
-        if (!c->agent().GetAssignment(c->NewContext().get(), ar, &a).ok() || stop) return;
+        if (!c->agent().GetAssignment(c->NewContext().get(), ar, &a).ok()) {
+          ++errors;
+          return;
+        }
+        if (stop) return;
         if (a.status() == wxp::v1::GetAssignmentResponse::ASSIGNED) {
           for (const auto& pa : a.particles()) {
             P p;
@@ -244,22 +302,47 @@ Figures Measure(int particles, int threads, int dim, int seconds, const std::str
     });
   }
   absl::SleepFor(absl::Seconds(2));  // joins, pool, initial reports
+  const long errors_before = errors.load();
+  if (errors_before > 0) std::cerr << errors_before << " failed calls while starting\n";
   measuring = true;
-  const absl::Time start = absl::Now();
-  absl::SleepFor(absl::Seconds(seconds));
-  measuring = false;
   Figures f;
+  const absl::Time start = absl::Now();
+  const absl::Time end = start + absl::Seconds(seconds);
+  const absl::Duration step = interval_s > 0 ? absl::Seconds(interval_s) : absl::Seconds(seconds);
+  long errors_seen = 0;
+  std::vector<double> all;
+  for (absl::Time t = start; t < end;) {
+    const absl::Time next = std::min(end, t + step);
+    absl::SleepFor(next - absl::Now());
+    std::vector<double> batch;
+    {
+      std::lock_guard<std::mutex> l(mu);
+      batch.swap(latencies);
+    }
+    const absl::Time now = absl::Now();
+    Interval iv;
+    iv.end_s = absl::ToDoubleSeconds(now - start);
+    iv.seconds = absl::ToDoubleSeconds(now - t);
+    iv.reports = static_cast<long>(batch.size());
+    const long e = errors.load();
+    iv.errors = e - errors_seen;
+    errors_seen = e;
+    iv.rss_kib = StatusKib(server.child().pid(), "VmRSS");
+    iv.fds = OpenFds(server.child().pid());
+    all.insert(all.end(), batch.begin(), batch.end());
+    std::tie(iv.p50_ms, iv.p99_ms) = Percentiles(batch);
+    f.intervals.push_back(iv);
+    if (on_interval) on_interval(iv);
+    t = now;
+  }
+  measuring = false;
   f.seconds = absl::ToDoubleSeconds(absl::Now() - start);
-  f.peak_kib = PeakRssKib(server.child().pid());
+  f.peak_kib = StatusKib(server.child().pid(), "VmHWM");
   stop = true;
   for (auto& th : agents) th.join();
   server.Kill(SIGTERM);
-  std::sort(latencies.begin(), latencies.end());
-  f.reports = static_cast<long>(latencies.size());
-  if (!latencies.empty()) {
-    f.p50_ms = latencies[latencies.size() / 2];
-    f.p99_ms = latencies[std::min(latencies.size() - 1, latencies.size() * 99 / 100)];
-  }
+  f.reports = static_cast<long>(all.size());
+  std::tie(f.p50_ms, f.p99_ms) = Percentiles(all);
   f.errors = errors.load();
   fs::remove_all(data);
   return f;
@@ -271,22 +354,80 @@ int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   const std::string root = absl::GetFlag(FLAGS_data_dir);
   fs::create_directories(root);
+  const int interval = absl::GetFlag(FLAGS_interval);
   std::cout << absl::StrFormat(
       "B3 load: ASYNC swarm, %d simulated agents, %d-parameter adapters, %d s per size, %d "
       "cores\n",
       absl::GetFlag(FLAGS_threads), absl::GetFlag(FLAGS_params), absl::GetFlag(FLAGS_seconds),
       static_cast<int>(std::thread::hardware_concurrency()));
-  std::cout << absl::StrFormat("%10s %12s %10s %10s %14s %8s   targets: >=5000/s, p99<50ms, flat memory\n",
-                               "particles", "reports/s", "p50 ms", "p99 ms", "server peak MiB",
-                               "errors");
+  if (interval <= 0) {
+    std::cout << absl::StrFormat(
+        "%10s %12s %10s %10s %14s %8s   targets: >=5000/s, p99<50ms, flat memory\n",
+        "particles", "reports/s", "p50 ms", "p99 ms", "server peak MiB", "errors");
+  }
+  bool failed = false;
   for (const std::string& s : absl::GetFlag(FLAGS_particles)) {
     const int n = std::stoi(s);
+    if (interval > 0) {
+      std::cout << absl::StrFormat("particles %d, a line every %d s:\n%8s %10s %8s %8s %12s %6s %7s\n",
+                                   n, interval, "t s", "reports/s", "p50 ms", "p99 ms",
+                                   "server RSS MiB", "fds", "errors")
+                << std::flush;
+    }
     Figures f = Measure(n, absl::GetFlag(FLAGS_threads), absl::GetFlag(FLAGS_params),
-                        absl::GetFlag(FLAGS_seconds), root);
-    std::cout << absl::StrFormat("%10d %12.0f %10.2f %10.2f %14.1f %8d\n", n,
-                                 f.reports / f.seconds, f.p50_ms, f.p99_ms, f.peak_kib / 1024.0,
-                                 f.errors)
-              << std::flush;
+                        absl::GetFlag(FLAGS_seconds), interval, root, [&](const Interval& iv) {
+                          if (interval <= 0) return;
+                          std::cout << absl::StrFormat(
+                                           "%8.0f %10.0f %8.2f %8.2f %12.1f %6d %7d\n",
+                                           iv.end_s, iv.reports / iv.seconds, iv.p50_ms,
+                                           iv.p99_ms, iv.rss_kib / 1024.0, iv.fds, iv.errors)
+                                    << std::flush;
+                        });
+    if (interval <= 0) {
+      std::cout << absl::StrFormat("%10d %12.0f %10.2f %10.2f %14.1f %8d\n", n,
+                                   f.reports / f.seconds, f.p50_ms, f.p99_ms, f.peak_kib / 1024.0,
+                                   f.errors)
+                << std::flush;
+    } else {
+      std::cout << absl::StrFormat(
+                       "total: %ld reports in %.0f s (%.0f/s), p50 %.2f ms, p99 %.2f ms, server "
+                       "peak %.1f MiB, %ld errors\n",
+                       f.reports, f.seconds, f.reports / f.seconds, f.p50_ms, f.p99_ms,
+                       f.peak_kib / 1024.0, f.errors)
+                << std::flush;
+    }
+    if (!absl::GetFlag(FLAGS_check)) continue;
+    // Growth is judged between the first and the last interval: the first already holds
+    // the pool, the connections and SQLite's page cache, so what grows after it leaks.
+    const Interval& first = f.intervals.front();
+    const Interval& last = f.intervals.back();
+    const double rss_growth = (last.rss_kib - first.rss_kib) / 1024.0;
+    const int fd_growth = last.fds - first.fds;
+    if (f.errors > 0) {
+      std::cout << "FAIL: " << f.errors << " failed calls\n";
+      failed = true;
+    }
+    if (f.reports == 0) {
+      std::cout << "FAIL: no report was acknowledged\n";
+      failed = true;
+    }
+    if (first.rss_kib < 0 || first.fds < 0) {
+      std::cout << "FAIL: cannot read the server's /proc entries\n";
+      failed = true;
+    }
+    if (rss_growth > absl::GetFlag(FLAGS_max_rss_growth_mib)) {
+      std::cout << absl::StrFormat("FAIL: server RSS grew by %.1f MiB (tolerance %.1f)\n",
+                                   rss_growth, absl::GetFlag(FLAGS_max_rss_growth_mib));
+      failed = true;
+    }
+    if (fd_growth > absl::GetFlag(FLAGS_max_fd_growth)) {
+      std::cout << absl::StrFormat("FAIL: server open descriptors grew by %d (tolerance %d)\n",
+                                   fd_growth, absl::GetFlag(FLAGS_max_fd_growth));
+      failed = true;
+    }
+    std::cout << absl::StrFormat("growth first->last interval: RSS %+.1f MiB, fds %+d\n",
+                                 rss_growth, fd_growth);
   }
-  return 0;
+  if (absl::GetFlag(FLAGS_check)) std::cout << (failed ? "FAILED\n" : "PASSED\n");
+  return failed ? 1 : 0;
 }

@@ -6,8 +6,11 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iostream>
+#include <map>
 #include <random>
 #include <set>
 
@@ -40,37 +43,40 @@ Schema TestSchema() {
   return Schema({{"base_model.model.layer.q_proj.lora_A.weight", DType::kF32, {4, 30}},
                  {"base_model.model.layer.q_proj.lora_B.weight", DType::kF32, {40, 4}}});
 }
-constexpr int kDim = 4 * 30 + 40 * 4;
-
-std::string SaveExpert(const std::string& dir, const std::vector<float>& values) {
-  Adapter a;
-  a.schema = TestSchema();
-  a.values = values;
-  EXPECT_TRUE(SaveAdapterDir(a, dir).ok());
-  return dir;
-}
-
-std::string BlobIdOf(const std::vector<float>& values) {
-  Adapter a;
-  a.schema = TestSchema();
-  a.values = values;
-  return *BlobId(a);
-}
 
 class AgentProcessTest : public ::testing::Test {
  protected:
+  // The adapters' layout; a fixture moving large adapters overrides it.
+  virtual Schema AdapterSchema() const { return TestSchema(); }
+
+  std::string SaveExpert(const std::string& dir, const std::vector<float>& values) {
+    Adapter a;
+    a.schema = AdapterSchema();
+    a.values = values;
+    EXPECT_TRUE(SaveAdapterDir(a, dir).ok());
+    return dir;
+  }
+
+  std::string BlobIdOf(const std::vector<float>& values) {
+    Adapter a;
+    a.schema = AdapterSchema();
+    a.values = values;
+    return *BlobId(a);
+  }
+
   void SetUp() override {
     root_ = ::testing::TempDir() + "/" +
             ::testing::UnitTest::GetInstance()->current_test_info()->name();
     fs::remove_all(root_);
     fs::create_directories(root_);
-    experts_ = MakeRandomExperts(3, kDim, 2024);
+    const int dim = static_cast<int>(AdapterSchema().total_params());
+    experts_ = MakeRandomExperts(3, dim, 2024);
     optimum_ = *MakeHiddenOptimum(experts_, 2024, 0.0005);
     for (int i = 0; i < 3; ++i) {
       expert_dirs_.push_back(SaveExpert(absl::StrCat(root_, "/expert", i), experts_[i]));
     }
     Adapter opt;
-    opt.schema = TestSchema();
+    opt.schema = AdapterSchema();
     opt.values = optimum_;
     optimum_path_ = root_ + "/optimum.safetensors";
     ASSERT_TRUE(SaveSafetensors(opt, optimum_path_).ok());
@@ -115,7 +121,8 @@ class AgentProcessTest : public ::testing::Test {
   void CreateSwarm(const std::string& extra) {
     wxp::v1::CreateSwarmRequest req;
     ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(
-        absl::StrCat("spec { name: 'swarm' min_experts: 3 mode: SYNC upload_policy: ON_DEMAND ",
+        absl::StrCat("spec { name: 'swarm' min_experts: 3 mode: SYNC upload_policy: ",
+                     upload_policy_, " ",
                      "round_deadline_seconds: 600 utility { name: '", kSyntheticComponent,
                      "' weight: 1 } hyperparameters { ", hyperparameters_, " } ", extra, " }"),
         &req));
@@ -204,12 +211,45 @@ class AgentProcessTest : public ::testing::Test {
     EXPECT_EQ(status.global_best().blob_id(), BlobIdOf(oracle.best));
   }
 
+  // On the stopped server's data: every particle reported each iteration exactly once,
+  // with no gap; every blob's bytes match its id (nothing partial is visible); with
+  // `every_position_held` (upload policy ALWAYS) the server holds every evaluated position.
+  void ExpectNothingLostOrPartial(bool every_position_held) {
+    auto store = store::SqliteStore::Open({root_ + "/server/wxp.db"});
+    ASSERT_TRUE(store.ok());
+    EXPECT_EQ(*(*store)->IntegrityCheck(), "ok");
+    auto evals = (*store)->ListEvaluations("swarm");
+    ASSERT_TRUE(evals.ok());
+    std::map<int, std::vector<int>> iterations;
+    for (const auto& e : *evals) {
+      iterations[e.particle_id].push_back(e.iteration);
+      if (every_position_held && !e.failed) {
+        EXPECT_TRUE(e.blob_held) << "particle " << e.particle_id << " iteration " << e.iteration
+                                 << ": the server never got its position";
+      }
+    }
+    ASSERT_EQ(iterations.size(), 5u);
+    for (auto& [p, its] : iterations) {
+      std::sort(its.begin(), its.end());
+      for (size_t i = 0; i < its.size(); ++i) EXPECT_EQ(its[i], static_cast<int>(i)) << p;
+    }
+    int blobs = 0;
+    for (const auto& f : fs::recursive_directory_iterator(root_ + "/server/blobs/blobs")) {
+      if (f.is_regular_file() && f.path().filename().string().find(".tmp") == std::string::npos) {
+        EXPECT_EQ(*Sha256File(f.path().string()), f.path().filename().string());
+        ++blobs;
+      }
+    }
+    EXPECT_GT(blobs, 0);
+  }
+
   std::string root_;
   std::vector<std::vector<float>> experts_;
   std::vector<float> optimum_;
   std::vector<std::string> expert_dirs_;
   std::string optimum_path_;
   std::string hyperparameters_ = "seed: 99 max_iterations: 10 patience: 4 pool_size: 5";
+  std::string upload_policy_ = "ON_DEMAND";
   std::unique_ptr<ServerProcess> server_;
   bool tls_ = false;
 };
@@ -257,25 +297,8 @@ TEST_F(AgentProcessTest, SyncResultSurvivesAgentAndServerKills) {
   EXPECT_GE(agent_kills, 3);
   ExpectSameAsRunner(Oracle(99, 10, 4));
 
-  // Every particle reported each iteration exactly once, with no gap; no partial blob is
-  // visible in the store.
   server_->Kill(SIGTERM);
-  auto store = store::SqliteStore::Open({root_ + "/server/wxp.db"});
-  ASSERT_TRUE(store.ok());
-  auto evals = (*store)->ListEvaluations("swarm");
-  ASSERT_TRUE(evals.ok());
-  std::map<int, std::vector<int>> iterations;
-  for (const auto& e : *evals) iterations[e.particle_id].push_back(e.iteration);
-  ASSERT_EQ(iterations.size(), 5u);
-  for (auto& [p, its] : iterations) {
-    std::sort(its.begin(), its.end());
-    for (size_t i = 0; i < its.size(); ++i) EXPECT_EQ(its[i], static_cast<int>(i)) << p;
-  }
-  for (const auto& f : fs::recursive_directory_iterator(root_ + "/server/blobs/blobs")) {
-    if (f.is_regular_file() && f.path().filename().string().find(".tmp") == std::string::npos) {
-      EXPECT_EQ(*Sha256File(f.path().string()), f.path().filename().string());
-    }
-  }
+  ExpectNothingLostOrPartial(/*every_position_held=*/false);
 }
 
 TEST_F(AgentProcessTest, ExternalEvaluatorFailuresAreReportedNotFatal) {
@@ -396,6 +419,101 @@ TEST_F(AgentProcessTest, FederatedRunOverMutualTlsAndItsRefusals) {
   grpc::Status revoked = agent_b->agent().Heartbeat(agent_b->NewContext().get(), hb, &hbr);
   EXPECT_EQ(revoked.error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_NE(revoked.error_message().find("revoked"), std::string::npos) << revoked.error_message();
+}
+
+// Agents killed with SIGKILL at random, a good share of the kills in the middle of an upload
+// (8 MiB adapters, upload policy ALWAYS: every iteration uploads), and restarted each time
+// on the same work directory. CI kills 4 times; the full run sets WXP_FAULT_AGENT_KILLS
+// (e.g. 24) and optionally WXP_FAULT_SEED (see the test's BUILD entry).
+class AgentKillTest : public AgentProcessTest {
+ protected:
+  Schema AdapterSchema() const override {
+    return Schema({{"base_model.model.layer.q_proj.lora_A.weight", DType::kF32, {8, 131072}},
+                   {"base_model.model.layer.q_proj.lora_B.weight", DType::kF32, {131072, 8}}});
+  }
+};
+
+int EnvInt(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? std::atoi(v) : fallback;
+}
+
+// True once an upload is seen in progress on the server (a partial file growing) within
+// `window`.
+bool UploadInProgress(const std::string& partial_dir, absl::Duration window) {
+  std::map<std::string, uintmax_t> before;
+  const absl::Time end = absl::Now() + window;
+  while (absl::Now() < end) {
+    std::error_code ec;
+    for (const auto& f : fs::directory_iterator(partial_dir, ec)) {
+      const uintmax_t size = fs::file_size(f.path(), ec);
+      if (ec) continue;
+      auto [it, fresh] = before.emplace(f.path().string(), size);
+      if (!fresh && size > it->second) return true;
+      it->second = size;
+    }
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  return false;
+}
+
+TEST_F(AgentKillTest, AgentsKilledMidUploadLeaveNothingPartialAndLoseNoIteration) {
+  const int target_kills = EnvInt("WXP_FAULT_AGENT_KILLS", 4);
+  const int seed = EnvInt("WXP_FAULT_SEED", 1);
+  // Enough iterations for the kills to land while the swarm runs.
+  const int iterations = std::max(5, target_kills);
+  hyperparameters_ = absl::StrCat("seed: 99 max_iterations: ", iterations,
+                                  " patience: ", iterations, " pool_size: 5");
+  std::cerr << "agent kills: " << target_kills << ", seed " << seed << ", " << iterations
+            << " iterations" << std::endl;
+  upload_policy_ = "ALWAYS";
+  ASSERT_NO_FATAL_FAILURE(CreateSwarm(""));
+  ChildProcess a, b;
+  const auto args_a = AgentArgs("firm-a", {0, 1}, Synthetic());
+  const auto args_b = AgentArgs("firm-b", {2}, Synthetic());
+  StartInOrder(a, args_a, b, args_b);
+  ChildProcess* agents[] = {&a, &b};
+  const std::vector<std::string>* args[] = {&args_a, &args_b};
+  const char* logs[] = {"/firm-a.log", "/firm-b.log"};
+  std::mt19937 rng(seed);
+  int kills = 0, mid_upload = 0;
+  const std::string partial = root_ + "/server/blobs/partial";
+  const absl::Time give_up = absl::Now() + absl::Minutes(10);
+  while ((a.Running() || b.Running()) && kills < target_kills && absl::Now() < give_up) {
+    // Two kills in three wait for an upload to be under way; the others land anywhere
+    // (mid-move, mid-evaluation, mid-report, while waiting for targets).
+    bool uploading = false;
+    if (rng() % 3 != 0) {
+      uploading = UploadInProgress(partial, absl::Seconds(3));
+    } else {
+      absl::SleepFor(absl::Milliseconds(50 + rng() % 400));
+    }
+    // The uploader is not known from outside: at an upload, every agent goes down;
+    // otherwise one at random.
+    std::vector<int> victims;
+    const int pick = static_cast<int>(rng() % 2);
+    for (int i : {pick, 1 - pick}) {
+      if (agents[i]->Running()) victims.push_back(i);
+      if (!uploading && !victims.empty()) break;
+    }
+    for (int i : victims) {
+      agents[i]->Kill(SIGKILL);
+      ++kills;
+      mid_upload += uploading;
+    }
+    for (int i : victims) ASSERT_TRUE(agents[i]->Start(*args[i], root_ + logs[i]));
+  }
+  const int sa = a.Wait(absl::Minutes(5)), sb = b.Wait(absl::Minutes(5));
+  ASSERT_TRUE(WIFEXITED(sa) && WEXITSTATUS(sa) == 0) << proc::Tail(root_ + "/firm-a.log");
+  ASSERT_TRUE(WIFEXITED(sb) && WEXITSTATUS(sb) == 0) << proc::Tail(root_ + "/firm-b.log");
+  std::cerr << "killed agents " << kills << " times, " << mid_upload << " of them mid-upload"
+            << std::endl;
+  EXPECT_GE(kills, target_kills);
+  EXPECT_GE(mid_upload, 1);
+  // The kills change nothing in the result: the same trajectory and bytes as the runner.
+  ExpectSameAsRunner(Oracle(99, iterations, iterations));
+  server_->Kill(SIGTERM);
+  ExpectNothingLostOrPartial(/*every_position_held=*/true);
 }
 
 }  // namespace

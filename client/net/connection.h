@@ -36,6 +36,9 @@ struct ConnectionOptions {
   Role role = Role::kAgent;
   // Deadline of each unary call.
   absl::Duration rpc_deadline = absl::Seconds(30);
+  // gRPC shares one TCP connection among a process's channels to the same server; a load
+  // generator simulating many agents in one process wants one each, as separate agents have.
+  bool own_connection = false;
 };
 
 class Connection {

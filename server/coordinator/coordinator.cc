@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 #include <iostream>
+#include <iterator>
+#include <limits>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -66,8 +68,11 @@ struct Coordinator::Swarm {
   std::vector<store::ExpertRecord> experts;
   std::vector<ParticleRow> particles;  // meta; engine fields are refreshed when persisting
   std::optional<SwarmEngine> engine;
-  std::map<std::pair<int, int>, EvalInfo> evals;  // (particle, iteration)
-  std::map<int, RoundStats> rounds;               // iteration -> stats of open iterations
+  // (particle, iteration) -> evaluation, for the recent ones only: each particle's latest
+  // and those g, g_w, the round's g / g_w and every p_i point at (PruneEvals). The store
+  // holds them all; keeping every one made the server's memory grow with every report.
+  std::map<std::pair<int, int>, EvalInfo> evals;
+  std::map<int, RoundStats> rounds;  // iteration -> stats of open iterations
 
   bool sync() const { return resolved.spec.mode() == wxp::v1::SYNC; }
   int pool_size() const {
@@ -91,7 +96,52 @@ struct Coordinator::Swarm {
     if (engine) p.engine = engine->particle(i);
     return p;
   }
+
+  // The latest iteration of `particle` held in `evals` (-1 if none).
+  int LatestEval(int particle) const {
+    auto it = evals.lower_bound({particle + 1, std::numeric_limits<int>::min()});
+    if (it == evals.begin()) return -1;
+    --it;
+    return it->first.first == particle ? it->first.second : -1;
+  }
+
+  // Drops the evaluations nothing in memory refers to any more. Runs once they outnumber
+  // the pool a few times over, so its cost per report stays constant.
+  void PruneEvals() {
+    if (evals.size() <= 4 * static_cast<size_t>(pool_size()) + 64) return;
+    std::set<std::pair<int, int>> keep;
+    auto mark = [&](const PositionRef& r) {
+      if (r.valid()) keep.insert({r.particle, r.iteration});
+    };
+    if (engine) {
+      mark(engine->global_best());
+      mark(engine->global_worst());
+      for (int i = 0; i < engine->num_particles(); ++i) mark(engine->particle(i).personal_best);
+    }
+    mark(row.round_best);
+    mark(row.round_worst);
+    for (auto it = evals.begin(); it != evals.end();) {
+      const auto next = std::next(it);
+      const bool latest = next == evals.end() || next->first.first != it->first.first;
+      if (!latest && keep.count(it->first) == 0) evals.erase(it);
+      it = next;
+    }
+  }
 };
+
+namespace {
+
+EvalInfo InfoOf(const store::EvaluationRecord& e) {
+  return {e.blob_id, e.blob_held, e.utility, e.scores, e.failed};
+}
+
+}  // namespace
+
+bool Coordinator::UploadAlwaysOrAudited(const Swarm& s, int particle, int iteration) {
+  return s.resolved.spec.upload_policy() == wxp::v1::ALWAYS ||
+         DrawUniform(s.resolved.params.seed, RngStream::kAudit, iteration, particle) <
+             s.resolved.spec.audit_sample_rate();
+}
 
 Coordinator::Coordinator(Options options) : options_(std::move(options)) {}
 Coordinator::~Coordinator() = default;
@@ -131,8 +181,7 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(Options options
     if (!s->experts.empty()) s->config_json = s->experts[0].config_json;
     WXP_ASSIGN_OR_RETURN(std::vector<store::EvaluationRecord> evals, st.ListEvaluations(row.name));
     for (const auto& e : evals) {
-      s->evals[{e.particle_id, e.iteration}] = {e.blob_id, e.blob_held, e.utility, e.scores,
-                                               e.failed};
+      s->evals[{e.particle_id, e.iteration}] = InfoOf(e);
       if (e.iteration > row.closed_iterations) {
         RoundStats& r = s->rounds[e.iteration];
         ++r.reports;
@@ -164,6 +213,7 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(Options options
       }
     }
     if (!held.blobs_now_held.empty()) WXP_RETURN_IF_ERROR(st.Apply(held));
+    s->PruneEvals();
     c->swarms_[row.name] = std::move(s);
   }
   return c;
@@ -333,9 +383,15 @@ absl::StatusOr<wxp::v1::UtilityWeights> Coordinator::SetUtilityWeights(
   }
   WXP_ASSIGN_OR_RETURN(UtilityFunction utility, s->utility.WithWeights(weights));
 
-  // Re-weight every evaluation from its stored components.
+  // Re-weight every evaluation from its stored components (memory holds only recent ones).
+  std::map<std::pair<int, int>, EvalInfo> all;
+  {
+    WXP_ASSIGN_OR_RETURN(std::vector<store::EvaluationRecord> rows,
+                         options_.store->ListEvaluations(swarm));
+    for (const auto& e : rows) all[{e.particle_id, e.iteration}] = InfoOf(e);
+  }
   std::map<std::pair<int, int>, double> rescored;
-  for (const auto& [key, e] : s->evals) {
+  for (const auto& [key, e] : all) {
     if (e.failed) continue;
     WXP_ASSIGN_OR_RETURN(rescored[key], utility.Combine(e.scores));
   }
@@ -356,7 +412,7 @@ absl::StatusOr<wxp::v1::UtilityWeights> Coordinator::SetUtilityWeights(
       const auto& [particle, iteration] = key;
       ParticleRecord& p = st.particles[particle];
       if (p.utility_iteration == iteration) p.utility = value;
-      if (!s->evals.at(key).held) continue;
+      if (!all.at(key).held) continue;
       const PositionRef ref{particle, iteration};
       if (!p.personal_best.valid() || value > p.best_utility) {
         p.personal_best = ref;
@@ -384,7 +440,7 @@ absl::StatusOr<wxp::v1::UtilityWeights> Coordinator::SetUtilityWeights(
           sum += value;
           ++count;
         }
-        if (!s->evals.at(key).held) continue;
+        if (!all.at(key).held) continue;
         best = any ? std::max(best, value) : value;
         worst = any ? std::min(worst, value) : value;
         any = true;
@@ -416,7 +472,20 @@ absl::StatusOr<wxp::v1::UtilityWeights> Coordinator::SetUtilityWeights(
   s->row = next_view.row;
   s->utility = utility;
   s->engine = std::move(engine);
-  for (const auto& [key, value] : rescored) s->evals[key].utility = value;
+  for (const auto& [key, value] : rescored) {
+    if (auto it = s->evals.find(key); it != s->evals.end()) it->second.utility = value;
+  }
+  // p_i, g and g_w were re-chosen: what they point at must be in memory.
+  for (const auto& [key, e] : all) {
+    const PositionRef ref{key.first, key.second};
+    const bool wanted = s->engine && (s->engine->global_best() == ref ||
+                                      s->engine->global_worst() == ref ||
+                                      s->engine->particle(key.first).personal_best == ref);
+    if (wanted && !s->evals.count(key)) {
+      s->evals[key] = e;
+      s->evals[key].utility = rescored.count(key) ? rescored.at(key) : e.utility;
+    }
+  }
   Log(absl::StrFormat("event=utility_weights swarm=%s version=%d by=%s %s", swarm,
                       utility.version(), caller.identity, detail));
   return UtilityToProto(utility);
@@ -498,6 +567,12 @@ absl::StatusOr<Coordinator::BestPosition> Coordinator::Best(const std::string& s
         absl::StrCat("the global best of '", swarm, "' has not been uploaded yet; retry shortly"));
   }
   return BestPosition{it->second.blob_id, s->engine->global_best_utility(), s->config_json};
+}
+
+absl::StatusOr<size_t> Coordinator::EvaluationsInMemory(const std::string& swarm) {
+  absl::MutexLock lock(&mu_);
+  WXP_ASSIGN_OR_RETURN(Swarm * s, Find(swarm));
+  return s->evals.size();
 }
 
 // ---------------------------------------------------------------------------------------
@@ -859,18 +934,36 @@ absl::StatusOr<wxp::v1::ReportResponse> Coordinator::Report(
   const std::map<std::string, double> scores(request.scores().begin(), request.scores().end());
 
   // An identical retry is acknowledged; a different payload for the same slot is refused.
+  std::optional<EvalInfo> prior;
   if (auto it = s->evals.find({i, k}); it != s->evals.end()) {
-    const EvalInfo& e = it->second;
+    prior = it->second;
+  } else if (k < s->LatestEval(i)) {
+    // Pruned from memory (a very late retry): the store knows.
+    absl::StatusOr<store::EvaluationRecord> stored =
+        options_.store->GetEvaluation(request.swarm(), i, k);
+    if (stored.ok()) {
+      prior = InfoOf(*stored);
+    } else if (!absl::IsNotFound(stored.status())) {
+      return stored.status();
+    }
+  }
+  if (prior) {
+    const EvalInfo& e = *prior;
     if (e.blob_id == request.position_blob_id() && e.scores == scores &&
         e.failed == request.evaluation_failed()) {
       wxp::v1::ReportResponse out;
       out.set_accepted(true);
       out.set_duplicate(true);
       out.set_utility(e.utility);
-      // The first answer may have been lost: repeat what the agent must act on.
-      out.set_new_personal_best(s->engine->particle(i).personal_best == PositionRef{i, k});
-      out.set_upload_requested(!e.held && (s->engine->global_best() == PositionRef{i, k} ||
-                                           s->engine->global_worst() == PositionRef{i, k}));
+      // The first answer may have been lost: repeat what the agent must act on, by the
+      // same rule as a first report (an upload under ALWAYS or the audit sample too, or the
+      // server would never hold that position).
+      const PositionRef here{i, k};
+      out.set_new_personal_best(s->engine->particle(i).personal_best == here);
+      out.set_upload_requested(!e.held && !e.failed &&
+                               (UploadAlwaysOrAudited(*s, i, k) ||
+                                s->engine->global_best() == here ||
+                                s->engine->global_worst() == here));
       out.set_global_best_utility(s->engine->global_best_utility());
       return out;
     }
@@ -916,10 +1009,8 @@ absl::StatusOr<wxp::v1::ReportResponse> Coordinator::Report(
   const bool initial_blob = k == 0;  // the server made or received it already
   bool upload = false;
   if (!request.evaluation_failed() && !initial_blob) {
-    upload = s->resolved.spec.upload_policy() == wxp::v1::ALWAYS || outcome.new_global_best ||
-             outcome.new_global_worst ||
-             DrawUniform(s->resolved.params.seed, RngStream::kAudit, k, i) <
-                 s->resolved.spec.audit_sample_rate();
+    upload = UploadAlwaysOrAudited(*s, i, k) || outcome.new_global_best ||
+             outcome.new_global_worst;
   }
   const bool held = initial_blob || options_.blobs->Has(request.position_blob_id());
 
@@ -967,6 +1058,7 @@ absl::StatusOr<wxp::v1::ReportResponse> Coordinator::Report(
   live.engine = std::move(next_view.engine);
   live.evals[{i, k}] = {e.blob_id, held, utility, scores, e.failed};
   live.rounds = std::move(next_view.rounds);
+  live.PruneEvals();
   if (outcome.new_global_best) {
     Log(absl::StrFormat("event=new_global_best swarm=%s particle=%d iteration=%d utility=%.6g",
                         request.swarm(), i, k, utility));
@@ -1042,11 +1134,13 @@ absl::Status Coordinator::OnBlobStored(const std::string& blob_id) {
     SwarmUpdate u;
     u.swarm = name;
     std::vector<std::pair<int, int>> keys;
-    for (const auto& [key, e] : s->evals) {
-      if (e.blob_id == blob_id && !e.held) {
-        u.blobs_now_held.push_back(key);
-        keys.push_back(key);
-      }
+    // Not only from memory: a late upload may be of a position pruned from it.
+    WXP_ASSIGN_OR_RETURN(std::vector<store::EvaluationRecord> named,
+                         options_.store->ListEvaluationsOfBlob(name, blob_id));
+    for (const store::EvaluationRecord& e : named) {
+      if (e.blob_held) continue;
+      u.blobs_now_held.push_back({e.particle_id, e.iteration});
+      keys.push_back({e.particle_id, e.iteration});
     }
     if (keys.empty()) continue;
     // A position others will move toward must be a well-formed adapter of this swarm.
@@ -1064,7 +1158,9 @@ absl::Status Coordinator::OnBlobStored(const std::string& blob_id) {
     }
     u.blob_refs.push_back({blob_id, static_cast<int64_t>(file->bytes().size()), 0});
     WXP_RETURN_IF_ERROR(options_.store->Apply(u));
-    for (const auto& key : keys) s->evals[key].held = true;
+    for (const auto& key : keys) {
+      if (auto it = s->evals.find(key); it != s->evals.end()) it->second.held = true;
+    }
   }
   return absl::OkStatus();
 }

@@ -88,6 +88,9 @@ class Coordinator {
     std::string config_json;  // adapter_config.json of the first expert
   };
   absl::StatusOr<BestPosition> Best(const std::string& swarm);
+  // How many of the swarm's evaluations are kept in memory: only recent ones, a few per
+  // particle, however long the swarm runs (the store has all of them).
+  absl::StatusOr<size_t> EvaluationsInMemory(const std::string& swarm);
 
   // ---- agents ----
   absl::StatusOr<wxp::v1::JoinResponse> Join(const Caller& caller,
@@ -119,6 +122,9 @@ class Coordinator {
                                                 int32_t state, const std::string& action,
                                                 const std::string& reason);
   wxp::v1::PositionRef Ref(const Swarm& s, const PositionRef& ref, double utility);
+  // Whether a report's position is wanted whatever its utility (policy ALWAYS, or drawn
+  // for the audit sample): decided the same way for a first report and its retries.
+  static bool UploadAlwaysOrAudited(const Swarm& s, int particle, int iteration);
   int64_t NowMs() const;
   void Log(const std::string& line) const;
 

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "common/adapter.h"
+#include "common/sha256.h"
 #include "common/synthetic.h"
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
@@ -77,8 +78,8 @@ class RefusalTest : public ::testing::Test {
   }
 
   // A running swarm: two agents, pool of 3, every initial evaluation reported.
-  void Running() {
-    CreateSwarm();
+  void Running(const std::string& extra = "") {
+    CreateSwarm(extra);
     ASSERT_TRUE(Join(a_, Blob(0.1f)).ok());
     ASSERT_TRUE(Join(b_, Blob(0.5f)).ok());
     auto as = c_->GetAssignment(a_, "s");
@@ -220,6 +221,38 @@ TEST_F(RefusalTest, ReportAndTargetRefusals) {
   EXPECT_EQ(c_->GetTargets(a_, t).status().code(), StatusCode::kInvalidArgument);
   // Joins are closed once the pool exists.
   EXPECT_EQ(Join(b_, Blob(0.9f)).status().code(), StatusCode::kFailedPrecondition);
+}
+
+// An agent killed after the server acknowledged a report, before it saved the answer,
+// resends it: the duplicate's answer must ask for the upload as the first one did, or under
+// ALWAYS the server never holds that position.
+TEST_F(RefusalTest, RetriedReportRepeatsTheUploadRequest) {
+  Running("mode: ASYNC upload_policy: ALWAYS");
+  const int pa = owner_.begin()->first;
+  const Caller who = owner_[pa];
+  wxp::v1::GetTargetsRequest t;
+  t.set_swarm("s");
+  t.set_particle_id(pa);
+  t.set_iteration(1);
+  auto targets = c_->GetTargets(who, t);
+  ASSERT_TRUE(targets.ok()) << targets.status();
+  ASSERT_EQ(targets->status(), wxp::v1::GetTargetsResponse::READY);
+  const std::string blob = Sha256Hex(Blob(0.7f));
+  // Neither best nor worst: only the policy asks for it.
+  auto first = Report(who, pa, 1, blob, {{"acc", 0.2}});
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_FALSE(first->new_global_best() || first->new_global_worst());
+  EXPECT_TRUE(first->upload_requested());
+  auto retry = Report(who, pa, 1, blob, {{"acc", 0.2}});
+  ASSERT_TRUE(retry.ok()) << retry.status();
+  EXPECT_TRUE(retry->duplicate());
+  EXPECT_TRUE(retry->upload_requested());
+  // Once held, nobody asks again.
+  ASSERT_TRUE(blobs_.Put(Blob(0.7f)).ok());
+  ASSERT_TRUE(c_->OnBlobStored(blob).ok());
+  auto after = Report(who, pa, 1, blob, {{"acc", 0.2}});
+  ASSERT_TRUE(after.ok()) << after.status();
+  EXPECT_FALSE(after->upload_requested());
 }
 
 TEST_F(RefusalTest, SyncRoundClosesAtTheDeadlineWithQuorumAndStragglersRejoin) {

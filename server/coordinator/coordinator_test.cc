@@ -287,5 +287,62 @@ TEST(CoordinatorTest, AsyncRunFinishesAndImproves) {
   EXPECT_GT(status->global_best().utility(), history->entries(0).global_best_utility());
 }
 
+// Memory must not grow with the number of reports: the coordinator keeps only recent
+// evaluations, and what it let go of still answers from the store (a late identical retry,
+// a re-weighting of the utility, a restart).
+TEST(CoordinatorTest, LongRunKeepsOnlyRecentEvaluationsInMemory) {
+  const std::string path = ::testing::TempDir() + "/coordinator_long.db";
+  for (const char* suffix : {"", "-wal", "-shm"}) std::remove((path + suffix).c_str());
+  Harness h(path);
+  const auto experts = MakeRandomExperts(3, kDim, 31);
+  SyntheticEvaluator eval(*MakeHiddenOptimum(experts, 31, 0.0005));
+  wxp::v1::SwarmSpec spec = Spec("long", 4, "mode: ASYNC");
+  spec.mutable_hyperparameters()->set_max_iterations(80);
+  spec.mutable_hyperparameters()->set_patience(80);
+  ASSERT_TRUE(h.coordinator->CreateSwarm(kAdmin, spec).ok());
+  FakeAgent a("firm-a", &h.coordinator, &h.blobs, &eval);
+  a.Join("long", experts[0], 8);
+  a.Join("long", experts[1], 8);
+  a.Join("long", experts[2], 8);
+  a.Start("long");
+  const int pool = h.coordinator->GetSwarmStatus("long")->particles();
+  const size_t bound = 4 * static_cast<size_t>(pool) + 64;
+  bool reweighted = false;
+  for (int guard = 0; guard < 1000; ++guard) {
+    bool progressed = false;
+    if (!a.Step("long", &progressed)) break;
+    EXPECT_LE(*h.coordinator->EvaluationsInMemory("long"), bound);
+    if (!reweighted && h.coordinator->GetSwarmStatus("long")->iteration() >= 40) {
+      ASSERT_TRUE(
+          h.coordinator->SetUtilityWeights(kAdmin, "long", {{kSyntheticComponent, 2.0}}).ok());
+      reweighted = true;
+    }
+  }
+  ASSERT_TRUE(reweighted);
+  EXPECT_EQ(h.coordinator->GetSwarmStatus("long")->state(), wxp::v1::FINISHED);
+  EXPECT_GE(h.store->ListEvaluations("long")->size(), 80u * pool);
+
+  // A late identical retry of an early report is still acknowledged, a changed one refused.
+  auto early = h.store->GetEvaluation("long", 0, 1);
+  ASSERT_TRUE(early.ok()) << early.status();
+  wxp::v1::ReportRequest r;
+  r.set_swarm("long");
+  r.set_particle_id(0);
+  r.set_iteration(1);
+  r.set_position_blob_id(early->blob_id);
+  for (const auto& [name, v] : early->scores) (*r.mutable_scores())[name] = v;
+  auto again = h.coordinator->Report(a.caller(), r);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(again->duplicate());
+  (*r.mutable_scores())[kSyntheticComponent] += 1;
+  EXPECT_EQ(h.coordinator->Report(a.caller(), r).status().code(),
+            absl::StatusCode::kAlreadyExists);
+
+  h.Restart();
+  EXPECT_LE(*h.coordinator->EvaluationsInMemory("long"), bound);
+  auto best = h.coordinator->Best("long");
+  ASSERT_TRUE(best.ok()) << best.status();
+}
+
 }  // namespace
 }  // namespace wxp::server

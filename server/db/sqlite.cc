@@ -136,7 +136,11 @@ absl::Status Database::StatusFromCode(int rc, absl::string_view what) const {
     case SQLITE_CONSTRAINT:
       return absl::FailedPreconditionError(msg);
     case SQLITE_FULL:
-      return absl::ResourceExhaustedError(msg);
+      // SQLite's own words ("database or disk is full") name neither which disk nor what
+      // to do; the operator needs both.
+      return absl::ResourceExhaustedError(
+          absl::StrCat("the disk holding ", path_,
+                       " is full: nothing was recorded; free space on the server and retry"));
     case SQLITE_BUSY:
     case SQLITE_LOCKED:
       return absl::UnavailableError(msg);

@@ -139,6 +139,18 @@ absl::StatusOr<std::vector<EvaluationRecord>> MemoryStore::ListEvaluations(
   return out;
 }
 
+absl::StatusOr<std::vector<EvaluationRecord>> MemoryStore::ListEvaluationsOfBlob(
+    const std::string& swarm, const std::string& blob_id) {
+  absl::ReaderMutexLock lock(&mu_);
+  absl::StatusOr<const Swarm*> s = Find(swarm);
+  if (!s.ok()) return s.status();
+  std::vector<EvaluationRecord> out;
+  for (const auto& [key, e] : (*s)->evaluations) {
+    if (e.blob_id == blob_id) out.push_back(e);
+  }
+  return out;
+}
+
 absl::StatusOr<std::vector<HistoryRecord>> MemoryStore::ListHistory(const std::string& swarm) {
   absl::ReaderMutexLock lock(&mu_);
   absl::StatusOr<const Swarm*> s = Find(swarm);

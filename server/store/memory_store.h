@@ -23,6 +23,8 @@ class MemoryStore : public SwarmStore {
   absl::StatusOr<EvaluationRecord> GetEvaluation(const std::string& swarm, int32_t particle_id,
                                                  int32_t iteration) override;
   absl::StatusOr<std::vector<EvaluationRecord>> ListEvaluations(const std::string& swarm) override;
+  absl::StatusOr<std::vector<EvaluationRecord>> ListEvaluationsOfBlob(
+      const std::string& swarm, const std::string& blob_id) override;
   absl::StatusOr<std::vector<HistoryRecord>> ListHistory(const std::string& swarm) override;
   absl::StatusOr<std::vector<AuditRecord>> ListAudit(const std::string& swarm) override;
   absl::Status TouchClient(const std::string& identity, const std::string& role,

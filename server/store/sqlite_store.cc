@@ -130,6 +130,12 @@ CREATE TABLE audit_log (
   detail TEXT NOT NULL
 );
 CREATE INDEX audit_log_by_swarm ON audit_log (swarm, id);
+)sql"},
+      // Uploads find the evaluations naming their blob without scanning a swarm's history
+      // (the coordinator keeps only recent evaluations in memory). Older binaries can still
+      // open the database: an index changes no row.
+      {2, R"sql(
+CREATE INDEX evaluations_by_blob ON evaluations (blob_id);
 )sql"}};
   return *migrations;
 }
@@ -571,6 +577,19 @@ absl::StatusOr<std::vector<EvaluationRecord>> SqliteStore::ListEvaluations(
       absl::StrCat("SELECT ", kEvaluationColumns,
                    " FROM evaluations WHERE swarm_id = ? ORDER BY iteration, particle_id"),
       [&](Statement& q) { q.Bind(1, id); }, ReadEvaluation);
+}
+
+absl::StatusOr<std::vector<EvaluationRecord>> SqliteStore::ListEvaluationsOfBlob(
+    const std::string& swarm, const std::string& blob_id) {
+  absl::MutexLock lock(&mu_);
+  WXP_ASSIGN_OR_RETURN(int64_t id, SwarmId(swarm));
+  return Query<EvaluationRecord>(
+      db_.get(),
+      absl::StrCat("SELECT ", kEvaluationColumns,
+                   " FROM evaluations WHERE blob_id = ? AND swarm_id = ? "
+                   "ORDER BY iteration, particle_id"),
+      [&](Statement& q) { q.Bind(1, absl::string_view(blob_id)).Bind(2, id); },
+      ReadEvaluation);
 }
 
 absl::StatusOr<std::vector<HistoryRecord>> SqliteStore::ListHistory(const std::string& swarm) {

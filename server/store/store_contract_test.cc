@@ -3,6 +3,8 @@
 #include <cstdio>
 #include <functional>
 
+#include <tuple>
+
 #include "gtest/gtest.h"
 #include "server/store/memory_store.h"
 #include "server/store/sqlite_store.h"
@@ -225,6 +227,27 @@ TEST_P(StoreContractTest, EvaluationsAndHistoryAreOrdered) {
   EXPECT_EQ((*history)[0].iteration, 2);
   EXPECT_EQ(store_->GetEvaluation("s", 7, 7).status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(store_->ListEvaluations("nope").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_P(StoreContractTest, EvaluationsOfABlob) {
+  ASSERT_TRUE(store_->CreateSwarm(Swarm("s"), Audit("s", "create")).ok());
+  ASSERT_TRUE(store_->CreateSwarm(Swarm("t"), Audit("t", "create")).ok());
+  for (auto [swarm, p, k, blob] : std::vector<std::tuple<std::string, int, int, char>>{
+           {"s", 1, 2, 'x'}, {"s", 0, 1, 'y'}, {"s", 0, 3, 'x'}, {"t", 0, 1, 'x'}}) {
+    SwarmUpdate u;
+    u.swarm = swarm;
+    u.evaluation = Eval(p, k, 0);
+    u.evaluation->blob_id = std::string(64, blob);
+    ASSERT_TRUE(store_->Apply(u).ok());
+  }
+  auto x = store_->ListEvaluationsOfBlob("s", std::string(64, 'x'));
+  ASSERT_TRUE(x.ok()) << x.status();
+  ASSERT_EQ(x->size(), 2u);
+  EXPECT_EQ(std::make_pair((*x)[0].particle_id, (*x)[0].iteration), std::make_pair(1, 2));
+  EXPECT_EQ(std::make_pair((*x)[1].particle_id, (*x)[1].iteration), std::make_pair(0, 3));
+  EXPECT_TRUE(store_->ListEvaluationsOfBlob("s", std::string(64, 'z'))->empty());
+  EXPECT_EQ(store_->ListEvaluationsOfBlob("nope", std::string(64, 'x')).status().code(),
+            absl::StatusCode::kNotFound);
 }
 
 TEST_P(StoreContractTest, ClientsAreTrackedAndRevoked) {

@@ -196,6 +196,10 @@ class SwarmStore {
   // Ordered by (iteration, particle_id).
   virtual absl::StatusOr<std::vector<EvaluationRecord>> ListEvaluations(
       const std::string& swarm) = 0;
+  // The evaluations that named `blob_id` as their position (an upload of it makes them
+  // held), ordered by (iteration, particle_id).
+  virtual absl::StatusOr<std::vector<EvaluationRecord>> ListEvaluationsOfBlob(
+      const std::string& swarm, const std::string& blob_id) = 0;
   // Ordered by (utility_version, iteration).
   virtual absl::StatusOr<std::vector<HistoryRecord>> ListHistory(const std::string& swarm) = 0;
   virtual absl::StatusOr<std::vector<AuditRecord>> ListAudit(const std::string& swarm) = 0;

@@ -24,6 +24,11 @@ std::string Runfile(const std::string& relative) {
   if (const char* runfiles = std::getenv("RUNFILES_DIR")) {
     return absl::StrCat(runfiles, "/wxp/", relative);
   }
+  // Started directly from bazel-bin (long runs need not hold Bazel's lock).
+  std::error_code ec;
+  const std::string own =
+      absl::StrCat(fs::read_symlink("/proc/self/exe", ec).string(), ".runfiles/wxp");
+  if (!ec && fs::exists(own + "/" + relative)) return absl::StrCat(own, "/", relative);
   // `bazel run` starts binaries in their runfiles tree's workspace directory.
   return absl::StrCat(fs::current_path().string(), "/", relative);
 }
