@@ -36,7 +36,10 @@ absl::StatusOr<Caller> Gatekeeper::Admit(const grpc::ServerContext& ctx, const s
   }
   if (touch) {
     absl::Status s = store_->TouchClient(caller->identity, caller->role, absl::ToUnixMillis(now));
-    if (!s.ok()) return s;
+    // A client on record only misses a last-contact update (e.g. the disk is full): its call
+    // goes on, so reads keep working and the write it came for gets the store's own refusal.
+    // A first contact must be recorded, or it could not be listed or revoked.
+    if (!s.ok() && !known.ok()) return s;
   }
   return caller;
 }

@@ -1,6 +1,7 @@
 // The check every RPC passes first (SPEC 5.1): who is calling (from the authenticator),
 // whether that role may call this RPC, and whether the client was revoked. It also records
-// the client's last contact, at most once a minute per client so the hot path stays cheap.
+// the client's last contact, at most once a minute per client so the hot path stays cheap;
+// failing to update that record refuses only a client's first call, never a known client's.
 //
 // Thread-safe.
 #ifndef WXP_SERVER_SERVICE_GATEKEEPER_H_
