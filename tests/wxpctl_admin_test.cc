@@ -728,7 +728,16 @@ TEST_F(WxpctlAdminTest, PlaintextIdentityAgainstALocalServer) {
     execv(wxpctl_.c_str(), argv.data());
     _exit(127);
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // a few refreshes
+  // The kill must land while watch runs: wait for its first refresh (starting wxpctl, which
+  // links LibTorch, can take a while on a loaded machine), then let it refresh a few times.
+  for (int i = 0; i < 600 && ReadFile(watch_out).value_or("").find(kExampleSwarm) ==
+                                 std::string::npos;
+       ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_NE(ReadFile(watch_out).value_or("").find(kExampleSwarm), std::string::npos)
+      << "watch printed no status within 30 s";
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
   server.Stop(SIGKILL);
   std::this_thread::sleep_for(std::chrono::milliseconds(500));  // watch meets the outage
   ASSERT_EQ(server.Start(root_ + "/plain", "", port), port);
