@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# One benchmark report (SPEC 9): runs B1-B5, then prints a summary whose format stays stable
+# from run to run (so reports can be diffed over time): each figure beside the reference the
+# same run measured and the target, with the date, commit, cores and CPU. The benchmarks' own
+# tables follow the summary.
+#
+#   bench/report.sh [--quick] [--out DIR]
+#
+# Full (default, ~20 min on 2 cores, most of it B5's five seeds): the sizes SPEC 9 names.
+# --quick (~4 min): smaller sizes, one B5 seed; for checking the machinery, not for figures.
+# Run it on an otherwise idle machine: every figure is a throughput or a latency.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+QUICK=0 OUT=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) QUICK=1; shift ;;
+    --out) OUT=$2; shift 2 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    *) echo "bench/report.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+[ -n "$OUT" ] || OUT=$(mktemp -d /tmp/wxp-bench.XXXXXX)
+mkdir -p "$OUT"
+
+bazel build //bench:move_bench //bench:transfer_bench //bench:load_bench //bench:legal_quality \
+  >"$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log" >&2; exit 1; }
+B=bazel-bin/bench
+if [ $QUICK -eq 1 ]; then
+  B1=(--sizes=1,16 --min_seconds=0.3) B2=(--mib=64) B3=(--particles=10,100 --seconds=3)
+  B4=(--memory --mib=256) B5=(--seeds=1)
+else
+  B1=() B2=(--mib=256) B3=() B4=(--memory --mib=1024) B5=(--seeds=5)
+fi
+run() {  # run NAME BINARY ARGS...: the benchmark's stdout to OUT/NAME.txt, progress to stderr
+  local name=$1 bin=$2
+  shift 2
+  echo "bench/report.sh: $name: $bin $*" >&2
+  local t0=$SECONDS
+  "$B/$bin" "$@" >"$OUT/$name.txt" 2>"$OUT/$name.log" ||
+    { echo "bench/report.sh: $name failed; see $OUT/$name.log" >&2; tail -5 "$OUT/$name.log" >&2; exit 1; }
+  echo "bench/report.sh: $name done in $((SECONDS - t0)) s" >&2
+}
+run B1 move_bench "${B1[@]}"
+run B2 transfer_bench "${B2[@]}" --data_dir="$OUT/b2"
+run B3 load_bench "${B3[@]}" --data_dir="$OUT/b3"
+run B4 transfer_bench "${B4[@]}" --data_dir="$OUT/b4"
+run B5 legal_quality "${B5[@]}" --work_dir="$OUT/b5"
+rm -rf "$OUT/b2" "$OUT/b3" "$OUT/b4"
+
+python3 - "$OUT" "$QUICK" "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" <<'PY' | tee "$OUT/report.txt"
+import os, re, sys, datetime
+out, quick, commit = sys.argv[1], sys.argv[2] == "1", sys.argv[3]
+text = {b: open(os.path.join(out, b + ".txt")).read() for b in ("B1", "B2", "B3", "B4", "B5")}
+cpu = "unknown"
+for line in open("/proc/cpuinfo"):
+    if line.startswith("model name"):
+        cpu = line.split(":", 1)[1].strip()
+        break
+mem = int(open("/proc/meminfo").readline().split()[1]) / 1024 / 1024
+rows = []  # (id, figure, value, reference, target, met)
+def row(i, figure, value, reference, target, met):
+    rows.append((i, figure, value, reference, target, "yes" if met else "NO"))
+
+for m in re.finditer(r"^(\d+Mi)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(\S+)\s+(\d+)%\s+(\S+)$", text["B1"], re.M):
+    size, wxp, bf16, fused, ref, pct, x = m.groups()
+    ok = float(wxp) >= 0.8 * float(fused) and (ref == "skipped" or float(wxp) >= 20 * float(ref))
+    row("B1", "move %s GB/s" % size, wxp, "fused %s, file-based %s" % (fused, ref),
+        ">=80% fused, >=20x file-based", ok)
+raw = re.search(r"^raw TCP \(reference\)\s+\S+\s+([\d.]+)", text["B2"], re.M).group(1)
+for name, target in (("gRPC plaintext", 50), ("gRPC mTLS", 35)):
+    m = re.search(r"^%s\s+\S+\s+\S+\s+([\d.]+)\s+(\d+)%%" % name, text["B2"], re.M)
+    row("B2", "%s MiB/s (u+d)" % name, m.group(1), "raw TCP %s (%s%%)" % (raw, m.group(2)),
+        ">=%d%% of raw TCP" % target, int(m.group(2)) >= target)
+peaks = []
+for m in re.finditer(r"^\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)", text["B3"], re.M):
+    n, rate, p50, p99, peak, errors = m.groups()
+    peaks.append(float(peak))
+    row("B3", "%s particles reports/s" % n, rate, "-", ">=5000", float(rate) >= 5000)
+    row("B3", "%s particles p50/p99 ms" % n, "%s/%s" % (p50, p99), "-", "p99<50", float(p99) < 50)
+    row("B3", "%s particles errors" % n, errors, "-", "0", int(errors) == 0)
+if peaks:
+    row("B3", "server peak MiB", "/".join("%.0f" % p for p in peaks), "-",
+        "flat as particles grow", max(peaks) <= 1.25 * min(peaks))
+mib = float(re.search(r"B4 memory: ([\d.]+) MiB", text["B4"]).group(1))
+for name in ("wxp-server", "client"):
+    m = re.search(r"^%s.*?\s([\d.]+)\s+(\d+)" % name, text["B4"], re.M)
+    row("B4", "%s peak RSS MiB" % name, m.group(1), "adapter %.0f MiB" % mib,
+        "<=%s (1.2x + 64)" % m.group(2), float(m.group(1)) <= float(m.group(2)))
+means = dict((k.strip(), float(v)) for k, v in
+             re.findall(r"^  (\S.*?)\s+([\d.]+)  \([+-][\d.]+% vs uniform soup\)", text["B5"], re.M))
+seeds = re.search(r"in (\d+) of (\d+) seeds", text["B5"]).groups()
+swarm = means.pop("Model Swarms")
+soup = means.get("uniform soup", 0)
+baselines = {k: v for k, v in means.items() if k != "base (no adapter)"}
+best_name = max(baselines, key=baselines.get)
+row("B5", "swarm mean test char_acc", "%.4f" % swarm,
+    "best baseline %s %.4f; soup %.4f" % (best_name, baselines[best_name], soup),
+    ">=+5% vs soup", swarm >= 1.05 * soup)
+row("B5", "seeds where swarm beats every baseline", "%s/%s" % seeds, "-", "most",
+    2 * int(seeds[0]) > int(seeds[1]))
+
+print("WXP benchmark report%s" % (" (QUICK: not for comparison)" if quick else ""))
+print("date     %s" % datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%MZ"))
+print("commit   %s" % commit)
+print("machine  %d cores, %s, %.0f GiB" % (os.cpu_count(), cpu, mem))
+print()
+print("%-3s  %-38s %-12s %-44s %-28s %s" % ("id", "figure", "value", "reference (same run)", "target", "met"))
+for r in rows:
+    print("%-3s  %-38s %-12s %-44s %-28s %s" % r)
+print()
+for b in ("B1", "B2", "B3", "B4", "B5"):
+    body = text[b] if b != "B5" else text[b][text[b].find("== mean test"):]
+    print("---- %s ----\n%s" % (b, body.rstrip()))
+PY
+echo "bench/report.sh: report in $OUT/report.txt" >&2
