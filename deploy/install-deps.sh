@@ -19,6 +19,10 @@ PACKAGES=(
   libgtest-dev
   nlohmann-json3-dev
   python3
+  # Fuzzing (tests/fuzz_run.sh, bazel --config=fuzz): clang, and libFuzzer with the sanitizer
+  # runtimes, which clang only recommends.
+  clang
+  libclang-rt-14-dev
 )
 
 missing=()

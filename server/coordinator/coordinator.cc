@@ -52,6 +52,25 @@ google::protobuf::Timestamp ToTimestamp(int64_t ms) {
   return google::protobuf::util::TimeUtil::MillisecondsToTimestamp(ms);
 }
 
+// A position others will move toward must be a well-formed adapter of the swarm's schema
+// with finite values. Its size in bytes when it is; InvalidArgument naming the blob if not.
+absl::StatusOr<int64_t> CheckPositionBlob(PositionBlobs& blobs, const std::optional<Schema>& schema,
+                                          const std::string& blob_id) {
+  WXP_ASSIGN_OR_RETURN(std::string bytes, blobs.ReadAll(blob_id));
+  absl::StatusOr<SafetensorsFile> file = SafetensorsFile::FromBytes(std::move(bytes), blob_id);
+  if (!file.ok()) return file.status();
+  const Adapter a = AdapterFromSafetensors(*file);
+  if (schema) {
+    if (absl::Status c = a.schema.CheckSame(*schema); !c.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("blob ", blob_id, ": ", c.message()));
+    }
+  }
+  if (absl::Status f = CheckFinite(a); !f.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("blob ", blob_id, ": ", f.message()));
+  }
+  return static_cast<int64_t>(file->bytes().size());
+}
+
 absl::Status NotOwner(const Caller& caller, int particle, const std::string& owner) {
   return absl::PermissionDeniedError(absl::StrCat("particle ", particle, " belongs to '", owner,
                                                   "', not to '", caller.identity, "'"));
@@ -202,15 +221,18 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(Options options
       s->engine = std::move(engine);
     }
     // A crash between storing an uploaded blob and recording it leaves an evaluation that
-    // is not marked held although its bytes are here: reconcile.
+    // is not marked held although its bytes are here: reconcile. The bytes get the check
+    // OnBlobStored would have made: a blob it refused (NaN, another schema) is stored too,
+    // and must not become a target after a restart.
     store::SwarmUpdate held;
     held.swarm = row.name;
     for (auto& [key, e] : s->evals) {
-      if (!e.held && !e.failed && c->options_.blobs->Has(e.blob_id)) {
-        held.blobs_now_held.push_back(key);
-        held.blob_refs.push_back({e.blob_id, 0, 0});
-        e.held = true;
-      }
+      if (e.held || e.failed || !c->options_.blobs->Has(e.blob_id)) continue;
+      absl::StatusOr<int64_t> size = CheckPositionBlob(*c->options_.blobs, s->schema, e.blob_id);
+      if (!size.ok()) continue;
+      held.blobs_now_held.push_back(key);
+      held.blob_refs.push_back({e.blob_id, *size, 0});
+      e.held = true;
     }
     if (!held.blobs_now_held.empty()) WXP_RETURN_IF_ERROR(st.Apply(held));
     s->PruneEvals();
@@ -1143,20 +1165,8 @@ absl::Status Coordinator::OnBlobStored(const std::string& blob_id) {
       keys.push_back({e.particle_id, e.iteration});
     }
     if (keys.empty()) continue;
-    // A position others will move toward must be a well-formed adapter of this swarm.
-    WXP_ASSIGN_OR_RETURN(std::string bytes, options_.blobs->ReadAll(blob_id));
-    absl::StatusOr<SafetensorsFile> file = SafetensorsFile::FromBytes(std::move(bytes), blob_id);
-    if (!file.ok()) return file.status();
-    const Adapter a = AdapterFromSafetensors(*file);
-    if (s->schema) {
-      if (absl::Status c = a.schema.CheckSame(*s->schema); !c.ok()) {
-        return absl::InvalidArgumentError(absl::StrCat("blob ", blob_id, ": ", c.message()));
-      }
-    }
-    if (absl::Status f = CheckFinite(a); !f.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("blob ", blob_id, ": ", f.message()));
-    }
-    u.blob_refs.push_back({blob_id, static_cast<int64_t>(file->bytes().size()), 0});
+    WXP_ASSIGN_OR_RETURN(const int64_t size, CheckPositionBlob(*options_.blobs, s->schema, blob_id));
+    u.blob_refs.push_back({blob_id, size, 0});
     WXP_RETURN_IF_ERROR(options_.store->Apply(u));
     for (const auto& key : keys) {
       if (auto it = s->evals.find(key); it != s->evals.end()) it->second.held = true;

@@ -255,6 +255,35 @@ TEST_F(RefusalTest, RetriedReportRepeatsTheUploadRequest) {
   EXPECT_FALSE(after->upload_requested());
 }
 
+// Found by //server/coordinator/fuzz:coordinator_requests_fuzzer: a position blob that
+// OnBlobStored refused stays stored (uploads are content-addressed, not undone), and the
+// restart path used to mark every evaluation whose bytes are present as held, turning the
+// refused blob into a position others move toward.
+TEST_F(RefusalTest, RefusedPositionBlobStaysUnheldAcrossRestart) {
+  Running();
+  const int pa = owner_.begin()->first;
+  const Caller who = owner_.begin()->second;
+  wxp::v1::GetTargetsRequest t;
+  t.set_swarm("s");
+  t.set_particle_id(pa);
+  t.set_iteration(1);
+  ASSERT_EQ(c_->GetTargets(who, t)->status(), wxp::v1::GetTargetsResponse::READY);
+  Adapter nan;
+  nan.schema = TestSchema();
+  nan.values.assign(static_cast<size_t>(nan.schema.total_params()), std::nanf(""));
+  const std::string bytes = *SerializeAdapter(nan);
+  const std::string id = Sha256Hex(bytes);
+  ASSERT_TRUE(Report(who, pa, 1, id, {{"acc", 0.99}}).ok());
+  ASSERT_TRUE(blobs_.Put(bytes).ok());
+  EXPECT_EQ(c_->OnBlobStored(id).code(), StatusCode::kInvalidArgument);
+  const Snapshot before = Take();
+
+  auto restarted = Coordinator::Create({&store_, &blobs_, &clock_, 64, [](const std::string&) {}});
+  ASSERT_TRUE(restarted.ok()) << restarted.status();
+  EXPECT_TRUE(Take() == before) << "the restart changed the store";
+  EXPECT_FALSE(store_.GetEvaluation("s", pa, 1)->blob_held);
+}
+
 TEST_F(RefusalTest, SyncRoundClosesAtTheDeadlineWithQuorumAndStragglersRejoin) {
   wxp::v1::SwarmSpec spec;
   ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(

@@ -102,7 +102,12 @@ absl::StatusOr<Schema> SchemaFromProto(const wxp::v1::AdapterSchema& schema) {
     tensors.push_back({t.name(), *dtype, {t.shape().begin(), t.shape().end()}});
   }
   if (tensors.empty()) return Invalid("schema", "has no tensors");
-  return Schema(std::move(tensors));
+  // Schema's own checks too: a tab or newline in a name would make two different schemas
+  // share a fingerprint, and the parameter count must fit int64 (the unchecked constructor
+  // would overflow computing it).
+  absl::StatusOr<Schema> checked = Schema::Create(std::move(tensors));
+  if (!checked.ok()) return Invalid("schema:", checked.status().message());
+  return checked;
 }
 
 wxp::v1::AdapterSchema SchemaToProto(const Schema& schema) {

@@ -82,6 +82,10 @@ TEST(SwarmSpecTest, EveryInvalidFieldIsNamed) {
       {R"(schema { tensors { name: "a" dtype: DTYPE_F32 } tensors { name: "a" dtype: DTYPE_F32 } })",
        "repeats"},
       {R"(schema { fingerprint: "ab" })", "no tensors"},
+      {R"(schema { tensors { name: "a\tb" dtype: DTYPE_F32 shape: 2 } })", "tab or newline"},
+      {R"(schema { tensors { name: "a" dtype: DTYPE_F32 shape: 4611686018427387904 }
+                   tensors { name: "b" dtype: DTYPE_F32 shape: 4611686018427387904 } })",
+       "2^63"},
       {R"(schema { tensors { name: "a" dtype: DTYPE_F32 shape: 2 } fingerprint: "00" })",
        "fingerprint"},
   };
