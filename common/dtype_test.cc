@@ -91,7 +91,7 @@ TEST(DTypeTest, EveryF16AndBf16ValueRoundTripsThroughFloat) {
 TEST(DTypeTest, BulkConversionsRoundTrip) {
   const float values[] = {0.5f, -1.25f, 3.0f, 1024.0f};
   for (DType d : {DType::kF32, DType::kF16, DType::kBF16, DType::kF64}) {
-    char storage[32];
+    char storage[4 * 8 + 1];  // room for four f64 values after the 1-byte offset
     float back[4];
     FromFloat32(d, values, 4, storage + 1);  // deliberately unaligned
     ToFloat32(d, storage + 1, 4, back);

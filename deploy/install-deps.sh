@@ -6,7 +6,7 @@ set -euo pipefail
 
 PACKAGES=(
   bazel-bootstrap
-  g++
+  g++  # its libgcc-12-dev brings the ASan, UBSan, LSan and TSan runtimes (--config=asan/tsan)
   libgrpc++-dev
   protobuf-compiler-grpc
   libprotobuf-dev

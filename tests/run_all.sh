@@ -1,14 +1,32 @@
 #!/usr/bin/env bash
-# Runs the whole test suite (the README's test command): every Bazel test target, then one
-# summary line "N passed, N failed". Exit status is Bazel's: non-zero if anything failed.
+# Runs the whole test suite (the README's test command): every Bazel test target in the
+# default (-c opt) build, then again under each sanitizer config in WXP_SANITIZERS (default
+# "asan": AddressSanitizer + UndefinedBehaviorSanitizer; "asan tsan" adds ThreadSanitizer,
+# "" skips them; the configs are in .bazelrc). Prints one summary line per run and a last
+# line "tests: N passed, N failed" over all runs. Extra arguments go to every `bazel test`.
+# Exit status is non-zero if any run failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-bazel test //... "$@" 2>&1 | tee "$log"
-status=${PIPESTATUS[0]}
-passed=$(grep -cE '^//[^ ]+ +(\(cached\) )?PASSED' "$log")
-failed=$(grep -cE '^//[^ ]+ +(\(cached\) )?(FAILED|TIMEOUT|NO STATUS|INCOMPLETE|FAILED TO BUILD)' "$log")
-if [ "$status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
-echo "tests: ${passed} passed, ${failed} failed"
+
+total_passed=0
+total_failed=0
+status=0
+summaries=()
+for config in default ${WXP_SANITIZERS-asan}; do
+  flags=()
+  if [ "$config" != default ]; then flags=("--config=$config"); fi
+  bazel test "${flags[@]}" //... "$@" 2>&1 | tee "$log"
+  run_status=${PIPESTATUS[0]}
+  passed=$(grep -cE '^//[^ ]+ +(\(cached\) )?PASSED' "$log")
+  failed=$(grep -cE '^//[^ ]+ +(\(cached\) )?(FAILED|TIMEOUT|NO STATUS|INCOMPLETE|FAILED TO BUILD)' "$log")
+  if [ "$run_status" -ne 0 ] && [ "$failed" -eq 0 ]; then failed=1; fi
+  if [ "$run_status" -ne 0 ] && [ "$status" -eq 0 ]; then status=$run_status; fi
+  summaries+=("${config}: ${passed} passed, ${failed} failed")
+  total_passed=$((total_passed + passed))
+  total_failed=$((total_failed + failed))
+done
+for s in "${summaries[@]}"; do echo "run_all: $s"; done
+echo "tests: ${total_passed} passed, ${total_failed} failed"
 exit "$status"

@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <map>
 #include <optional>
@@ -88,6 +89,21 @@ int Count(const std::string& haystack, const std::string& needle) {
     ++n;
   }
   return n;
+}
+
+// Polls `done` until it holds or `limit` passes. The limit only bounds a hung child: a
+// sanitized or loaded machine starts processes seconds late, so waits are on the event.
+bool WaitUntil(const std::function<bool()>& done, absl::Duration limit = absl::Seconds(60)) {
+  const absl::Time deadline = absl::Now() + limit;
+  while (!done()) {
+    if (absl::Now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  return true;
+}
+
+bool FileContains(const std::string& path, const std::string& needle) {
+  return ReadFile(path).value_or("").find(needle) != std::string::npos;
 }
 
 std::ostream& operator<<(std::ostream& os, const Result& r) {
@@ -525,10 +541,7 @@ TEST_F(WxpctlAdminTest, EveryCommandAgainstTheRealServerOverMutualTls) {
   }
   // The agents move only once watch has shown the running swarm (a loaded machine may
   // start it late).
-  for (int i = 0; i < 400; ++i) {
-    if (ReadFile(watch_out).value_or("").find("RUNNING") != std::string::npos) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(25));
-  }
+  EXPECT_TRUE(WaitUntil([&] { return FileContains(watch_out, "RUNNING"); }));
   bool alive = true;
   for (int steps = 0; alive && steps < 200; ++steps) {
     auto sa = a.Step();
@@ -728,25 +741,19 @@ TEST_F(WxpctlAdminTest, PlaintextIdentityAgainstALocalServer) {
     execv(wxpctl_.c_str(), argv.data());
     _exit(127);
   }
-  // The kill must land while watch runs: wait for its first refresh (starting wxpctl, which
-  // links LibTorch, can take a while on a loaded machine), then let it refresh a few times.
-  for (int i = 0; i < 600 && ReadFile(watch_out).value_or("").find(kExampleSwarm) ==
-                                 std::string::npos;
-       ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  ASSERT_NE(ReadFile(watch_out).value_or("").find(kExampleSwarm), std::string::npos)
-      << "watch printed no status within 30 s";
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // The outage must start after watch's first refresh and last until watch has met it, or
+  // there is nothing to retry (a slow start-up, e.g. under a sanitizer, would skip it).
+  EXPECT_TRUE(WaitUntil([&] { return !ReadFile(watch_out).value_or("").empty(); }));
   server.Stop(SIGKILL);
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // watch meets the outage
+  EXPECT_TRUE(WaitUntil([&] { return FileContains(watch_err, "(retrying)"); }));
   ASSERT_EQ(server.Start(root_ + "/plain", "", port), port);
   ASSERT_EQ(ctl({"swarm", "stop", kExampleSwarm}).code, 0);
   int watch_status = -1;
-  for (int i = 0; i < 300 && waitpid(watcher, &watch_status, WNOHANG) != watcher; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // reconnect backoff
+  WaitUntil([&] { return waitpid(watcher, &watch_status, WNOHANG) == watcher; });
+  if (!WIFEXITED(watch_status)) {
+    kill(watcher, SIGKILL);
+    waitpid(watcher, &watch_status, 0);
   }
-  if (!WIFEXITED(watch_status)) kill(watcher, SIGKILL);
   ASSERT_TRUE(WIFEXITED(watch_status)) << "watch did not end after the stop";
   EXPECT_EQ(WEXITSTATUS(watch_status), 0);
   const std::string watch_errors = ReadFile(watch_err).value_or("");
