@@ -179,6 +179,7 @@ Figures Measure(int particles, int threads, int dim, int seconds, int interval_s
   std::mutex mu;
   std::vector<double> latencies;
   std::atomic<long> errors{0};
+  std::atomic<long> join_retries{0};
   std::atomic<int> joined{0};
   std::vector<std::thread> agents;
   for (int t = 0; t < threads; ++t) {
@@ -197,8 +198,17 @@ Figures Measure(int particles, int threads, int dim, int seconds, int interval_s
       }
       // Experts join first, so the pool is built with every agent known.
       while (t >= experts && joined.load() < experts) absl::SleepFor(absl::Milliseconds(5));
+      // Like wxp-agent, retry a join that never reached the server (a connect refused while
+      // 200 connections open at once): one lost expert would leave the pool unbuilt. Joins
+      // are idempotent; the retries are counted and printed, not hidden.
       wxp::v1::JoinResponse jr;
-      grpc::Status js = c->agent().Join(c->NewContext().get(), j, &jr);
+      grpc::Status js;
+      for (int attempt = 1; attempt <= 5; ++attempt) {
+        js = c->agent().Join(c->NewContext().get(), j, &jr);
+        if (js.error_code() != grpc::StatusCode::UNAVAILABLE || attempt == 5) break;
+        ++join_retries;
+        absl::SleepFor(absl::Milliseconds(100 * attempt));
+      }
       if (!js.ok() && t < experts) {
         std::cerr << name << " join: " << js.error_message() << "\n";
         ++errors;
@@ -304,6 +314,7 @@ Figures Measure(int particles, int threads, int dim, int seconds, int interval_s
   absl::SleepFor(absl::Seconds(2));  // joins, pool, initial reports
   const long errors_before = errors.load();
   if (errors_before > 0) std::cerr << errors_before << " failed calls while starting\n";
+  if (join_retries > 0) std::cerr << join_retries << " joins retried after UNAVAILABLE\n";
   measuring = true;
   Figures f;
   const absl::Time start = absl::Now();

@@ -62,7 +62,8 @@ for _ in $(seq 1500); do
   grep -q 'event=iteration' "$OUT2"/firm-*.log 2>/dev/null && break
   sleep 0.2
 done
-check "the swarm was running before the interrupt" grep -q 'event=iteration' "$OUT2/firm-gpl.log"
+check "the swarm was running before the interrupt" \
+  bash -c "cat '$OUT2'/firm-*.log | grep -q 'event=iteration'"
 kill -INT -- "-$demo"
 wait "$demo"
 rc=$?
