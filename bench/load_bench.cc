@@ -19,6 +19,7 @@
 #include <functional>
 #include <iostream>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <tuple>
@@ -219,17 +220,20 @@ Figures Measure(int particles, int threads, int dim, int seconds, int interval_s
         int iteration = 0;
       };
       std::map<int, P> mine;
-      std::map<std::string, std::vector<float>> cache;
-      auto fetch = [&](const std::string& id) -> const std::vector<float>* {
+      // Shared, so a position fetched first (g) stays alive when fetching the next one (g_w)
+      // empties the cache.
+      using Position = std::shared_ptr<const std::vector<float>>;
+      std::map<std::string, Position> cache;
+      auto fetch = [&](const std::string& id) -> Position {
         auto it = cache.find(id);
-        if (it != cache.end()) return &it->second;
+        if (it != cache.end()) return it->second;
         std::string bytes = Download(*c, id, scratch);
         if (bytes.empty()) {
           ++errors;
           return nullptr;
         }
         if (cache.size() > 8) cache.clear();
-        return &(cache[id] = Parse(bytes));
+        return cache[id] = std::make_shared<const std::vector<float>>(Parse(bytes));
       };
       auto report = [&](int id, int k, const std::vector<float>& x) -> bool {
         const std::string bytes = Serialize(x);
@@ -267,7 +271,7 @@ Figures Measure(int particles, int threads, int dim, int seconds, int interval_s
         if (a.status() == wxp::v1::GetAssignmentResponse::ASSIGNED) {
           for (const auto& pa : a.particles()) {
             P p;
-            const auto* x0 = fetch(pa.initial_position_blob_id());
+            const Position x0 = fetch(pa.initial_position_blob_id());
             if (x0 == nullptr) return;
             p.x = p.p = *x0;
             p.v.assign(dim, 0.0f);
@@ -291,8 +295,8 @@ Figures Measure(int particles, int threads, int dim, int seconds, int interval_s
             continue;
           }
           if (t.status() != wxp::v1::GetTargetsResponse::READY) continue;
-          const auto* g = fetch(t.global_best().blob_id());
-          const auto* gw = fetch(t.global_worst().blob_id());
+          const Position g = fetch(t.global_best().blob_id());
+          const Position gw = fetch(t.global_worst().blob_id());
           if (g == nullptr || gw == nullptr) continue;
           std::vector<float> x = p.x, v = p.v;
           if (t.restart()) wxp::RestartParticle(x.data(), v.data(), p.p.data(), dim);
