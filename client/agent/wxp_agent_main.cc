@@ -17,6 +17,7 @@
 #include "client/agent/evaluator_factory.h"
 #include "client/net/connection.h"
 #include "common/file_util.h"
+#include "common/shutdown_signals.h"
 #include "google/protobuf/text_format.h"
 #include "proto/agent_config.pb.h"
 
@@ -157,16 +158,7 @@ int main(int argc, char** argv) {
   }
   if (o.backoff_max < o.backoff_initial) o.backoff_max = o.backoff_initial;
 
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  // A SIGINT ignored at start (a background job of a script) stays ignored, as the shell
-  // meant: a Ctrl-C aimed at the script's foreground command must not stop this process.
-  struct sigaction int_action {};
-  if (sigaction(SIGINT, nullptr, &int_action) != 0 || int_action.sa_handler != SIG_IGN) {
-    sigaddset(&signals, SIGINT);
-  }
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  sigset_t signals = wxp::BlockShutdownSignals();
 
   absl::StatusOr<std::unique_ptr<wxp::agent::Agent>> agent =
       wxp::agent::Agent::Create(std::move(o), conn->get(), std::move(*evaluator));

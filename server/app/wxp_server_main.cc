@@ -12,6 +12,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
+#include "common/shutdown_signals.h"
 #include "google/protobuf/text_format.h"
 #include "proto/server_config.pb.h"
 #include "server/app/credentials.h"
@@ -80,16 +81,7 @@ int main(int argc, char** argv) {
   if (!creds.ok()) return Fail(std::string(creds.message()));
 
   // Signals are taken by a dedicated thread (sigwait), so block them before any thread starts.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  // A SIGINT ignored at start (a background job of a script) stays ignored, as the shell
-  // meant: a Ctrl-C aimed at the script's foreground command must not stop this process.
-  struct sigaction int_action {};
-  if (sigaction(SIGINT, nullptr, &int_action) != 0 || int_action.sa_handler != SIG_IGN) {
-    sigaddset(&signals, SIGINT);
-  }
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  sigset_t signals = wxp::BlockShutdownSignals();
 
   absl::StatusOr<std::unique_ptr<wxp::server::WxpServer>> server =
       wxp::server::WxpServer::Start(options);
