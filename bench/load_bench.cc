@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -79,13 +80,21 @@ std::unique_ptr<Connection> Connect(int port, const std::string& name, wxp::Role
   return *Connection::Open(o, absl::Now());
 }
 
-bool Upload(Connection& c, const std::string& bytes, const std::string& dir) {
+// `retries` counts attempts repeated after UNAVAILABLE (the call never reached the server).
+bool Upload(Connection& c, const std::string& bytes, const std::string& dir,
+            std::atomic<long>* retries = nullptr) {
   const std::string id = wxp::Sha256Hex(bytes);
   const std::string path = dir + "/" + id;
   std::ofstream(path, std::ios::binary) << bytes;
-  bool ok = wxp::client::UploadFile(c, path, id, "load").ok();
+  absl::Status st;
+  for (int attempt = 1; attempt <= 5; ++attempt) {
+    st = wxp::client::UploadFile(c, path, id, "load").status();
+    if (retries == nullptr || !absl::IsUnavailable(st) || attempt == 5) break;
+    ++*retries;
+    absl::SleepFor(absl::Milliseconds(100 * attempt));
+  }
   fs::remove(path);
-  return ok;
+  return st.ok();
 }
 
 std::string Download(Connection& c, const std::string& id, const std::string& dir) {
@@ -180,7 +189,7 @@ Figures Measure(int particles, int threads, int dim, int seconds, int interval_s
   std::mutex mu;
   std::vector<double> latencies;
   std::atomic<long> errors{0};
-  std::atomic<long> join_retries{0};
+  std::atomic<long> join_retries{0};  // joins and expert uploads retried after UNAVAILABLE
   std::atomic<int> joined{0};
   std::vector<std::thread> agents;
   for (int t = 0; t < threads; ++t) {
@@ -189,12 +198,15 @@ Figures Measure(int particles, int threads, int dim, int seconds, int interval_s
       const std::string scratch = absl::StrCat(data, "-scratch-", t);
       fs::create_directories(scratch);
       auto c = Connect(port, name, wxp::Role::kAgent);
+      // 200 channels connecting at once: some first attempts are refused. Waiting for READY
+      // (gRPC reconnects with backoff) keeps the start from counting those as failed calls.
+      c->channel()->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(30));
       wxp::v1::JoinRequest j;
       j.set_swarm("load");
       j.set_capacity(capacity);
       if (t < experts) {
         const std::string bytes = Serialize(expert_vectors[t]);
-        if (!Upload(*c, bytes, scratch)) ++errors;
+        if (!Upload(*c, bytes, scratch, &join_retries)) ++errors;
         j.add_expert_blob_ids(wxp::Sha256Hex(bytes));
       }
       // Experts join first, so the pool is built with every agent known.
@@ -318,7 +330,7 @@ Figures Measure(int particles, int threads, int dim, int seconds, int interval_s
   absl::SleepFor(absl::Seconds(2));  // joins, pool, initial reports
   const long errors_before = errors.load();
   if (errors_before > 0) std::cerr << errors_before << " failed calls while starting\n";
-  if (join_retries > 0) std::cerr << join_retries << " joins retried after UNAVAILABLE\n";
+  if (join_retries > 0) std::cerr << join_retries << " joins/uploads retried after UNAVAILABLE\n";
   measuring = true;
   Figures f;
   const absl::Time start = absl::Now();
