@@ -11,9 +11,12 @@ set -euo pipefail
 bench="${TEST_SRCDIR}/${TEST_WORKSPACE:-wxp}/bench/load_bench"
 growth=()
 # Under --config=asan (the only place ASAN_OPTIONS is set) freed memory sits in ASan's
-# quarantine and RSS climbs by design, so only the plain build judges memory growth; errors,
-# descriptors and latency are still checked.
-if [ -n "${ASAN_OPTIONS:-}" ]; then growth=(--max_rss_growth_mib=1024); fi
+# quarantine, and under --config=tsan (TSAN_OPTIONS) the shadow memory and the history of
+# every access grow with the run, so RSS climbs by design: only the plain build judges memory
+# growth; errors, descriptors and latency are still checked.
+if [ -n "${ASAN_OPTIONS:-}" ] || [ -n "${TSAN_OPTIONS:-}" ]; then
+  growth=(--max_rss_growth_mib=1024)
+fi
 exec "$bench" "${growth[@]}" --particles=200 --threads="${WXP_SOAK_AGENTS:-200}" \
   --seconds="${WXP_SOAK_SECONDS:-30}" --interval="${WXP_SOAK_INTERVAL:-10}" \
   --check --data_dir="${TEST_TMPDIR}/load"

@@ -23,7 +23,16 @@ __attribute__((visibility("default"), used)) const char* __tsan_default_suppress
       "called_from_lib:libssl.so\n"
       "called_from_lib:libcrypto.so\n"
       "called_from_lib:libabsl_status.so\n"
-      "called_from_lib:libabsl_cord.so\n";
+      "called_from_lib:libabsl_cord.so\n"
+      // absl's deadlock-detection graph, which ~Mutex updates under absl's internal
+      // SpinLock (uninstrumented, and not an absl::Mutex, so tsan_absl_sync.cc cannot
+      // model it): two threads destroying mutexes were reported racing in RemoveNode.
+      "called_from_lib:libabsl_graphcycles_internal.so\n"
+      // LibTorch's intra-op thread pool (at::parallel_for) copies tensor data on its workers
+      // and hands results back through its own uninstrumented futures; TSan reported its
+      // memcpy racing with the caller's TensorIteratorBase::compute_shape in demo_test.
+      "called_from_lib:libtorch_cpu.so\n"
+      "called_from_lib:libc10.so\n";
 }
 
 }  // extern "C"
