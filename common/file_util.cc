@@ -122,4 +122,10 @@ absl::Status MakeDirs(const std::string& dir) {
   return absl::OkStatus();
 }
 
+std::string ResolveRelativeTo(const std::string& config_path, const std::string& path) {
+  if (path.empty() || path[0] == '/') return path;
+  const std::filesystem::path dir = std::filesystem::path(config_path).parent_path();
+  return dir.empty() ? path : (dir / path).string();
+}
+
 }  // namespace wxp

@@ -31,6 +31,11 @@ absl::Status WriteFileAtomically(const std::string& path,
 // Creates `dir` and its parents (like mkdir -p).
 absl::Status MakeDirs(const std::string& dir);
 
+// `path` as written in the config file `config_path`: a relative path means relative to the
+// file's directory (so a config works from any working directory); absolute and empty
+// paths are returned unchanged.
+std::string ResolveRelativeTo(const std::string& config_path, const std::string& path);
+
 }  // namespace wxp
 
 #endif  // WXP_COMMON_FILE_UTIL_H_

@@ -56,5 +56,15 @@ TEST(FileUtilTest, MakeDirsIsRecursiveAndIdempotent) {
   EXPECT_FALSE(MakeDirs(dir + "/file").ok());
 }
 
+TEST(FileUtilTest, ConfigPathsAreRelativeToTheConfigFile) {
+  EXPECT_EQ(ResolveRelativeTo("/etc/wxp/server.textproto", "certs/ca.crt"),
+            "/etc/wxp/certs/ca.crt");
+  EXPECT_EQ(ResolveRelativeTo("conf/agent.textproto", "work"), "conf/work");
+  EXPECT_EQ(ResolveRelativeTo("/etc/wxp/server.textproto", "/var/lib/wxp"), "/var/lib/wxp");
+  EXPECT_EQ(ResolveRelativeTo("/etc/wxp/server.textproto", ""), "");
+  // A config in the working directory: its relative paths are the working directory's.
+  EXPECT_EQ(ResolveRelativeTo("server.textproto", "certs/ca.crt"), "certs/ca.crt");
+}
+
 }  // namespace
 }  // namespace wxp

@@ -25,6 +25,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/adapter.h"
+#include "common/certs.h"
 #include "common/runner.h"
 #include "common/sha256.h"
 #include "common/swarm_move.h"
@@ -590,6 +591,34 @@ TEST(ServerProcessTest, RefusesPlaintextBeyondLoopbackAndTlsWithoutFiles) {
   EXPECT_NE(std::system(remote.c_str()), 0);
   const std::string no_tls = bin + " --listen=127.0.0.1:0 --data_dir=" + dir + " 2>/dev/null";
   EXPECT_NE(std::system(no_tls.c_str()), 0);
+}
+
+// The example config promises that relative paths in a config file are relative to the
+// file, so a unit file or an operator can start the server from any working directory.
+TEST(ServerProcessTest, ConfigPathsAreRelativeToTheConfigFile) {
+  const std::string dir = ::testing::TempDir() + "/server_config";
+  fs::remove_all(dir);
+  const std::string conf = dir + "/conf";
+  ASSERT_TRUE(InitCa(dir + "/ca").ok());
+  ASSERT_TRUE(IssueCertificate(dir + "/ca", {Role::kServer, "server"}, conf + "/certs").ok());
+  std::ofstream(conf + "/server.textproto")
+      << "listen: \"127.0.0.1:0\"\n"
+      << "data_dir: \"state\"\n"
+      << "tls { cert: \"certs/server.crt\" key: \"certs/server.key\" ca: \"certs/ca.crt\" }\n";
+  // The test's working directory is the runfiles tree, not `conf`.
+  ASSERT_NE(fs::current_path(), fs::path(conf));
+  const std::string port_file = dir + "/port";
+  proc::ChildProcess server;
+  ASSERT_TRUE(server.Start(
+      {ServerBinary(), "--config=" + conf + "/server.textproto", "--port_file=" + port_file},
+      dir + "/server.log"));
+  for (int i = 0; i < 400 && !fs::exists(port_file); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  }
+  EXPECT_TRUE(fs::exists(port_file)) << proc::Tail(dir + "/server.log");
+  EXPECT_TRUE(fs::exists(conf + "/state/wxp.db")) << proc::Tail(dir + "/server.log");
+  EXPECT_FALSE(fs::exists("state"));
+  EXPECT_EQ(server.Kill(SIGTERM), 0) << proc::Tail(dir + "/server.log");
 }
 
 }  // namespace

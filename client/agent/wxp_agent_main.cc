@@ -4,7 +4,6 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <filesystem>
 #include <iostream>
 #include <thread>
 
@@ -48,11 +47,6 @@ int Fail(const std::string& message) {
   return 1;
 }
 
-std::string Resolve(const std::string& base_dir, const std::string& path) {
-  if (path.empty() || base_dir.empty() || path[0] == '/') return path;
-  return (std::filesystem::path(base_dir) / path).string();
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -69,22 +63,21 @@ int main(int argc, char** argv) {
       return Fail(absl::StrCat(path, " is not a valid text-format AgentConfig (see "
                                      "proto/agent_config.proto)"));
     }
-    // Relative paths in the file mean relative to the file.
-    const std::string dir = std::filesystem::path(path).parent_path().string();
-    config.mutable_tls()->set_cert(Resolve(dir, config.tls().cert()));
-    config.mutable_tls()->set_key(Resolve(dir, config.tls().key()));
-    config.mutable_tls()->set_ca(Resolve(dir, config.tls().ca()));
-    for (std::string& e : *config.mutable_expert_paths()) e = Resolve(dir, e);
-    config.set_work_dir(Resolve(dir, config.work_dir()));
+    auto resolve = [&path](const std::string& p) { return wxp::ResolveRelativeTo(path, p); };
+    config.mutable_tls()->set_cert(resolve(config.tls().cert()));
+    config.mutable_tls()->set_key(resolve(config.tls().key()));
+    config.mutable_tls()->set_ca(resolve(config.tls().ca()));
+    for (std::string& e : *config.mutable_expert_paths()) e = resolve(e);
+    config.set_work_dir(resolve(config.work_dir()));
     if (config.has_synthetic()) {
       config.mutable_synthetic()->set_optimum_path(
-          Resolve(dir, config.synthetic().optimum_path()));
+          resolve(config.synthetic().optimum_path()));
     }
     if (config.has_builtin_legal_text()) {
       config.mutable_builtin_legal_text()->set_corpus_dir(
-          Resolve(dir, config.builtin_legal_text().corpus_dir()));
+          resolve(config.builtin_legal_text().corpus_dir()));
       config.mutable_builtin_legal_text()->set_base_dir(
-          Resolve(dir, config.builtin_legal_text().base_dir()));
+          resolve(config.builtin_legal_text().base_dir()));
     }
   }
   auto set = [](const std::string& flag, auto setter) {

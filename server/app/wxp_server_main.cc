@@ -48,6 +48,11 @@ int main(int argc, char** argv) {
     if (!google::protobuf::TextFormat::ParseFromString(*text, &config)) {
       return Fail(absl::StrCat(path, " is not a valid text-format ServerConfig"));
     }
+    // As the example config promises: relative paths in the file mean relative to the file.
+    config.set_data_dir(wxp::ResolveRelativeTo(path, config.data_dir()));
+    config.mutable_tls()->set_cert(wxp::ResolveRelativeTo(path, config.tls().cert()));
+    config.mutable_tls()->set_key(wxp::ResolveRelativeTo(path, config.tls().key()));
+    config.mutable_tls()->set_ca(wxp::ResolveRelativeTo(path, config.tls().ca()));
   }
   auto pick = [](const std::string& flag, const std::string& from_config) {
     return flag.empty() ? from_config : flag;
