@@ -39,6 +39,15 @@ check "malformed file: nothing on stdout" [ ! -s "$TMP/out" ]
 check "malformed file: one line on stderr" [ "$(wc -l <"$TMP/err")" -eq 1 ]
 "$WXPCTL" bogus >/dev/null 2>&1
 check "unknown command exits 2" [ $? -eq 2 ]
+# A spec whose name is not UTF-8 is refused before anything is sent (protobuf would refuse to
+# serialise it, and the server's answer would say nothing useful). No server is needed.
+printf 'name: "firm\377"\n' >"$TMP/bad_utf8.textproto"
+"$WXPCTL" --server 127.0.0.1:1 --plaintext --identity ops swarm create \
+  --spec "$TMP/bad_utf8.textproto" >"$TMP/out" 2>"$TMP/err"
+code=$?
+check "non-UTF-8 spec exits 1" [ $code -eq 1 ]
+check "non-UTF-8 spec: one line naming the field" \
+  bash -c "[ \$(wc -l <'$TMP/err') -eq 1 ] && grep -q 'field name is not valid UTF-8' '$TMP/err'"
 
 # 3. merge -> inspect -> simulate on adapters derived from the real one.
 if [ -d "$PEFT" ]; then

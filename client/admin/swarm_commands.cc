@@ -15,8 +15,7 @@
 #include "client/net/blob_transfer.h"
 #include "common/adapter.h"
 #include "common/file_util.h"
-#include "google/protobuf/io/tokenizer.h"
-#include "google/protobuf/text_format.h"
+#include "common/text_proto.h"
 
 namespace wxp::admin {
 namespace {
@@ -58,20 +57,8 @@ int SwarmCreate(const std::vector<std::string>& args, std::ostream& out, std::os
   absl::StatusOr<std::string> text = ReadFile(path);
   if (!text.ok()) return Fail(err, text.status());
   v1::CreateSwarmRequest req;
-  // Protobuf would log parse errors through its own logger; the first one, with its line,
-  // belongs in wxpctl's one-line error instead.
-  class Collector : public google::protobuf::io::ErrorCollector {
-   public:
-    void AddError(int line, int column, const std::string& message) override {
-      if (first.empty()) first = absl::StrCat("line ", line + 1, ":", column + 1, ": ", message);
-    }
-    std::string first;
-  } collector;
-  google::protobuf::TextFormat::Parser parser;
-  parser.RecordErrorsTo(&collector);
-  if (!parser.ParseFromString(*text, req.mutable_spec())) {
-    return Fail(err, absl::InvalidArgumentError(absl::StrCat(
-                         path, ": not a text-format wxp.v1.SwarmSpec: ", collector.first)));
+  if (absl::Status parsed = ParseTextProto(*text, path, req.mutable_spec()); !parsed.ok()) {
+    return Fail(err, parsed);
   }
   if (rc->args.Has("template")) {
     absl::StatusOr<std::string> blob_id = UploadTemplate(*rc->conn, rc->args.Get("template"));

@@ -16,8 +16,8 @@
 #include "client/agent/evaluator_factory.h"
 #include "client/net/connection.h"
 #include "common/file_util.h"
+#include "common/text_proto.h"
 #include "common/shutdown_signals.h"
-#include "google/protobuf/text_format.h"
 #include "proto/agent_config.pb.h"
 
 ABSL_FLAG(std::string, config, "", "text-format wxp.v1.AgentConfig; flags override it");
@@ -59,9 +59,8 @@ int main(int argc, char** argv) {
   if (const std::string path = absl::GetFlag(FLAGS_config); !path.empty()) {
     absl::StatusOr<std::string> text = wxp::ReadFile(path);
     if (!text.ok()) return Fail(std::string(text.status().message()));
-    if (!google::protobuf::TextFormat::ParseFromString(*text, &config)) {
-      return Fail(absl::StrCat(path, " is not a valid text-format AgentConfig (see "
-                                     "proto/agent_config.proto)"));
+    if (absl::Status parsed = wxp::ParseTextProto(*text, path, &config); !parsed.ok()) {
+      return Fail(absl::StrCat(parsed.message(), " (see proto/agent_config.proto)"));
     }
     auto resolve = [&path](const std::string& p) { return wxp::ResolveRelativeTo(path, p); };
     config.mutable_tls()->set_cert(resolve(config.tls().cert()));

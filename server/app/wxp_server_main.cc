@@ -12,8 +12,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
+#include "common/text_proto.h"
 #include "common/shutdown_signals.h"
-#include "google/protobuf/text_format.h"
 #include "proto/server_config.pb.h"
 #include "server/app/credentials.h"
 #include "server/app/wxp_server.h"
@@ -45,8 +45,8 @@ int main(int argc, char** argv) {
   if (const std::string path = absl::GetFlag(FLAGS_config); !path.empty()) {
     absl::StatusOr<std::string> text = wxp::ReadFile(path);
     if (!text.ok()) return Fail(std::string(text.status().message()));
-    if (!google::protobuf::TextFormat::ParseFromString(*text, &config)) {
-      return Fail(absl::StrCat(path, " is not a valid text-format ServerConfig"));
+    if (absl::Status parsed = wxp::ParseTextProto(*text, path, &config); !parsed.ok()) {
+      return Fail(std::string(parsed.message()));
     }
     // As the example config promises: relative paths in the file mean relative to the file.
     config.set_data_dir(wxp::ResolveRelativeTo(path, config.data_dir()));
