@@ -419,7 +419,8 @@ absl::StatusOr<wxp::v1::ListSwarmsResponse> Coordinator::ListSwarms() {
 
 absl::StatusOr<wxp::v1::ListParticlesResponse> Coordinator::ListParticles(
     const std::string& swarm) {
-  return Serve<wxp::v1::ListParticlesResponse>([&]() -> absl::StatusOr<wxp::v1::ListParticlesResponse> {
+  return Serve<wxp::v1::ListParticlesResponse>(
+      [&]() -> absl::StatusOr<wxp::v1::ListParticlesResponse> {
     WXP_ASSIGN_OR_RETURN(Swarm * s, Find(swarm));
     wxp::v1::ListParticlesResponse out;
     for (int i = 0; i < s->pool_size(); ++i) {
@@ -868,7 +869,8 @@ absl::Status Coordinator::BuildPool(SwarmUpdate& u, Swarm& next) {
 
 absl::StatusOr<wxp::v1::GetAssignmentResponse> Coordinator::GetAssignment(
     const Caller& caller, const std::string& swarm) {
-  return Serve<wxp::v1::GetAssignmentResponse>([&]() -> absl::StatusOr<wxp::v1::GetAssignmentResponse> {
+  return Serve<wxp::v1::GetAssignmentResponse>(
+      [&]() -> absl::StatusOr<wxp::v1::GetAssignmentResponse> {
     WXP_ASSIGN_OR_RETURN(Swarm * s, Find(swarm));
     wxp::v1::GetAssignmentResponse out;
     out.set_swarm_state(static_cast<wxp::v1::SwarmState>(s->row.state));
