@@ -260,7 +260,7 @@ Coordinator::LoadLocked(bool at_start) {
 
 absl::Status Coordinator::ReloadIfNeededLocked() {
   store::SwarmStore& st = *options_.store;
-  if (!needs_reload_ && st.Failures() == failures_seen_) return absl::OkStatus();
+  if (st.Failures() == failures_seen_) return absl::OkStatus();
   // A queued update failed, so memory ran ahead of the store with changes that are lost:
   // settle what we queued, then start over from what is durable.
   st.WaitDurable(last_ticket_).IgnoreError();
@@ -271,8 +271,7 @@ absl::Status Coordinator::ReloadIfNeededLocked() {
   swarms_ = std::move(swarms);
   last_ticket_ = 0;
   failures_seen_ = st.Failures();
-  needs_reload_ = false;
-  Log("event=state_reloaded");
+  Log("event=state_reloaded reason=write_failed");
   return absl::OkStatus();
 }
 
@@ -983,17 +982,17 @@ absl::StatusOr<wxp::v1::GetTargetsResponse> Coordinator::GetTargets(
     if (!held(g) || !held(gw)) return wait();
 
     const bool first_start = k > rec.started_iteration;
-    // On the live engine, not a copy of every particle: StartIteration changes nothing
-    // when it fails, and only particle i when it starts k (a repeat changes nothing).
-    WXP_ASSIGN_OR_RETURN(MoveTargets t, s->engine->StartIteration(i, k));
+    SwarmEngine engine = *s->engine;
+    WXP_ASSIGN_OR_RETURN(MoveTargets t, engine.StartIteration(i, k));
     if (first_start) {
       // The restart decision is state: persist it before handing it out.
       SwarmUpdate u;
       u.swarm = request.swarm();
       ParticleRow row = s->particles[i];
-      row.engine = s->engine->particle(i);
+      row.engine = engine.particle(i);
       u.particles.push_back(row);
       EnqueueLocked(std::move(u));
+      *s->engine = std::move(engine);
       if (t.restart) ++s->rounds[k].restarts;
     }
     out.set_status(wxp::v1::GetTargetsResponse::READY);
@@ -1106,23 +1105,11 @@ absl::StatusOr<wxp::v1::ReportResponse> Coordinator::Report(
           "the initial evaluation cannot fail: the pool cannot be ranked without it; retry it");
     }
 
-    Swarm& live = *s;
-    // Staged on the live engine, moved out rather than copied (a copy of every particle per
-    // report). Given back on a refusal; if it had changed by then, the live state is
-    // reloaded from the store before anything else is served.
-    Swarm next_view{live.row, live.resolved, live.utility};
-    next_view.engine = std::move(live.engine);
-    auto give_back = [&](absl::Status refusal, bool changed) {
-      live.engine = std::move(next_view.engine);
-      if (changed) needs_reload_ = true;
-      return refusal;
-    };
+    SwarmEngine engine = *s->engine;
     RecordOutcome outcome;
     if (!request.evaluation_failed()) {
-      absl::StatusOr<RecordOutcome> recorded = k == 0 ? next_view.engine->RecordInitial(i, utility)
-                                                      : next_view.engine->Record(i, k, utility);
-      if (!recorded.ok()) return give_back(recorded.status(), /*changed=*/false);
-      outcome = *recorded;
+      WXP_ASSIGN_OR_RETURN(outcome, k == 0 ? engine.RecordInitial(i, utility)
+                                           : engine.Record(i, k, utility));
     }
     const bool initial_blob = k == 0;  // the server made or received it already
     bool upload = false;
@@ -1132,6 +1119,7 @@ absl::StatusOr<wxp::v1::ReportResponse> Coordinator::Report(
     }
     const bool held = initial_blob || options_.blobs->Has(request.position_blob_id());
 
+    Swarm& live = *s;
     const int64_t now = NowMs();
     store::EvaluationRecord e;
     e.particle_id = i;
@@ -1148,7 +1136,9 @@ absl::StatusOr<wxp::v1::ReportResponse> Coordinator::Report(
 
     // Stage the in-memory change, then close what can close, then persist it all at once.
     // Only this particle's row, the engine, the row of the swarm and the round counters
-    // change: stage copies of those (the engine is moved, above), not of every particle.
+    // change: stage copies of those, not of every particle.
+    Swarm next_view{live.row, live.resolved, live.utility};
+    next_view.engine = std::move(engine);
     next_view.rounds = live.rounds;  // evaluations are added to `live` after the commit
     ParticleRow particle = live.particles[i];
     RoundStats& r = next_view.rounds[k];
@@ -1161,10 +1151,7 @@ absl::StatusOr<wxp::v1::ReportResponse> Coordinator::Report(
     u.swarm = request.swarm();
     u.evaluation = e;
     if (held && !initial_blob) u.blob_refs.push_back({e.blob_id, 0, 0});
-    if (absl::Status closed = MaybeCloseRounds(next_view, u, /*deadline_only=*/false);
-        !closed.ok()) {
-      return give_back(closed, /*changed=*/true);
-    }
+    WXP_RETURN_IF_ERROR(MaybeCloseRounds(next_view, u, /*deadline_only=*/false));
     next_view.SyncRow();
     u.swarm_row = next_view.row;
     particle.engine = next_view.engine->particle(i);

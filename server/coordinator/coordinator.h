@@ -142,8 +142,7 @@ class Coordinator {
   // a failure of the reconcile write fails the load.
   absl::StatusOr<std::map<std::string, std::unique_ptr<Swarm>>> LoadLocked(bool at_start)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Reloads the live state if a queued update failed since it was last loaded, or a refused
-  // request left it changed.
+  // Reloads the live state if a queued update failed since it was last loaded.
   absl::Status ReloadIfNeededLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Queues `update`, whose change is already in the live state.
   void EnqueueLocked(store::SwarmUpdate update) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -162,8 +161,6 @@ class Coordinator {
   // The last update queued: what the live state reflects (0: nothing beyond the store).
   store::SwarmStore::Ticket last_ticket_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t failures_seen_ ABSL_GUARDED_BY(mu_) = 0;  // store->Failures() at the last load
-  // The live state changed for a request that was then refused: reload before serving.
-  bool needs_reload_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::string> pending_logs_ ABSL_GUARDED_BY(mu_);
 };
 
