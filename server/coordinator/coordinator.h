@@ -4,13 +4,20 @@
 //
 // Decisions come from common/swarm_engine (the same engine the in-process runner uses);
 // this class only sequences them, validates requests, and persists every change through the
-// SwarmStore before acknowledging it. A request that is refused, or whose write fails,
-// changes nothing: each operation works on copies and swaps them in after the store commits.
+// SwarmStore before acknowledging it. A request that is refused changes nothing.
+//
+// Writes are group-committed: under the mutex a request changes the live state and queues
+// its update (so the store's order is the order of the changes), then it waits for the
+// commit without the mutex, sharing it with concurrent requests. No answer, and no event
+// log line, goes out before every update it depends on is durable, reads included. If a
+// queued update fails (a full disk), the requests that depended on it fail with its error,
+// and the live state is reloaded from the store before anything else is served, so what a
+// failed request changed is forgotten.
 //
 // Callers are already authenticated (server/auth); the coordinator checks ownership (an
 // agent acts only on its own particles) and records who did what.
 //
-// Thread-safety: all methods are thread-safe (one mutex; the store serialises writes anyway).
+// Thread-safety: all methods are thread-safe (one mutex around the live state).
 #ifndef WXP_SERVER_COORDINATOR_COORDINATOR_H_
 #define WXP_SERVER_COORDINATOR_COORDINATOR_H_
 
@@ -22,6 +29,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "common/clock.h"
@@ -126,11 +134,34 @@ class Coordinator {
   // for the audit sample): decided the same way for a first report and its retries.
   static bool UploadAlwaysOrAudited(const Swarm& s, int particle, int iteration);
   int64_t NowMs() const;
-  void Log(const std::string& line) const;
+  // Queues a line for the log, written once what it reports is durable.
+  void Log(const std::string& line) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void EmitLog(const std::string& line) const;
+
+  // Every swarm as the store has it (start, and reload after a failed write). `at_start`:
+  // a failure of the reconcile write fails the load.
+  absl::StatusOr<std::map<std::string, std::unique_ptr<Swarm>>> LoadLocked(bool at_start)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Reloads the live state if a queued update failed since it was last loaded.
+  absl::Status ReloadIfNeededLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Queues `update`, whose change is already in the live state.
+  void EnqueueLocked(store::SwarmUpdate update) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Waits, holding mu_, until the store has every queued update: before reading the store
+  // for what memory does not hold.
+  absl::Status FlushLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Runs `locked` under mu_ (after a reload if one is due), then waits without mu_ until
+  // everything it may have seen or changed is durable, then writes its log lines.
+  template <typename T>
+  absl::StatusOr<T> Serve(absl::FunctionRef<absl::StatusOr<T>()> locked) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status ServeStatus(absl::FunctionRef<absl::Status()> locked) ABSL_LOCKS_EXCLUDED(mu_);
 
   Options options_;
   absl::Mutex mu_;
   std::map<std::string, std::unique_ptr<Swarm>> swarms_ ABSL_GUARDED_BY(mu_);
+  // The last update queued: what the live state reflects (0: nothing beyond the store).
+  store::SwarmStore::Ticket last_ticket_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t failures_seen_ ABSL_GUARDED_BY(mu_) = 0;  // store->Failures() at the last load
+  std::vector<std::string> pending_logs_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace wxp::server

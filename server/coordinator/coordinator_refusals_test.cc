@@ -223,6 +223,44 @@ TEST_F(RefusalTest, ReportAndTargetRefusals) {
   EXPECT_EQ(Join(b_, Blob(0.9f)).status().code(), StatusCode::kFailedPrecondition);
 }
 
+// A write the store cannot commit (a full disk) is refused with the store's error and
+// changes nothing, although the coordinator had already staged it in memory and queued it:
+// the live state is reloaded from the store, reads keep working, and the same request
+// succeeds once the store can write again.
+TEST_F(RefusalTest, FailedCommitIsRefusedAndForgotten) {
+  Running();
+  const int pa = owner_.begin()->first;
+  const Caller who = owner_.begin()->second;
+  wxp::v1::GetTargetsRequest t;
+  t.set_swarm("s");
+  t.set_particle_id(pa);
+  t.set_iteration(1);
+  const Snapshot before = Take();
+  const auto status_before = c_->GetSwarmStatus("s");
+  ASSERT_TRUE(status_before.ok());
+  const absl::Status full = absl::ResourceExhaustedError("the disk is full");
+  store_.FailCommitsWith(full);
+  ExpectRefused(c_->GetTargets(who, t).status(), StatusCode::kResourceExhausted, before,
+                "targets on a full disk");
+  auto status = c_->GetSwarmStatus("s");
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(status->SerializeAsString(), status_before->SerializeAsString());
+  store_.FailCommitsWith(absl::OkStatus());
+  auto targets = c_->GetTargets(who, t);
+  ASSERT_TRUE(targets.ok()) << targets.status();
+  ASSERT_EQ(targets->status(), wxp::v1::GetTargetsResponse::READY);
+  const Snapshot started = Take();
+  const std::string blob = std::string(64, 'c');
+  store_.FailCommitsWith(full);
+  ExpectRefused(Report(who, pa, 1, blob, {{"acc", 0.5}}).status(),
+                StatusCode::kResourceExhausted, started, "report on a full disk");
+  store_.FailCommitsWith(absl::OkStatus());
+  auto report = Report(who, pa, 1, blob, {{"acc", 0.5}});
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_FALSE(report->duplicate());  // the refused one left no trace in memory either
+  EXPECT_EQ(store_.GetEvaluation("s", pa, 1)->utility, 0.5);
+}
+
 // An agent killed after the server acknowledged a report, before it saved the answer,
 // resends it: the duplicate's answer must ask for the upload as the first one did, or under
 // ALWAYS the server never holds that position.

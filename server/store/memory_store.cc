@@ -68,13 +68,26 @@ absl::Status MemoryStore::ApplyTo(State& state, const SwarmUpdate& u) {
   return absl::OkStatus();
 }
 
-absl::Status MemoryStore::Apply(const SwarmUpdate& update) {
+MemoryStore::MemoryStore()
+    : pipeline_([this](const std::vector<const SwarmUpdate*>& batch,
+                       std::vector<absl::Status>& refused) { return CommitBatch(batch, refused); }) {}
+
+void MemoryStore::FailCommitsWith(absl::Status s) {
   absl::MutexLock lock(&mu_);
-  // Apply to a copy and swap it in: all or nothing, like a transaction.
-  State next = state_;
-  absl::Status s = ApplyTo(next, update);
-  if (s.ok()) state_ = std::move(next);
-  return s;
+  commit_failure_ = std::move(s);
+}
+
+absl::Status MemoryStore::CommitBatch(const std::vector<const SwarmUpdate*>& batch,
+                                      std::vector<absl::Status>& refused) {
+  absl::MutexLock lock(&mu_);
+  if (!commit_failure_.ok()) return commit_failure_;
+  // Each update goes to a copy swapped in on success: all or nothing, like a savepoint.
+  for (size_t i = 0; i < batch.size(); ++i) {
+    State next = state_;
+    refused[i] = ApplyTo(next, *batch[i]);
+    if (refused[i].ok()) state_ = std::move(next);
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<const MemoryStore::Swarm*> MemoryStore::Find(const std::string& name) const {

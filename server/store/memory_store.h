@@ -1,5 +1,6 @@
 // An in-memory SwarmStore: the fake for unit tests of code above the store. It honours the
-// same contract as the SQLite store (atomic Apply, the same errors) except durability.
+// same contract as the SQLite store (atomic updates, group commit, the same errors) except
+// durability. FailCommitsWith() lets tests see what a failed batch (a full disk) does.
 #ifndef WXP_SERVER_STORE_MEMORY_STORE_H_
 #define WXP_SERVER_STORE_MEMORY_STORE_H_
 
@@ -9,13 +10,18 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/synchronization/mutex.h"
 #include "server/store/swarm_store.h"
+#include "server/store/update_pipeline.h"
 
 namespace wxp::store {
 
 class MemoryStore : public SwarmStore {
  public:
   absl::Status CreateSwarm(const SwarmRecord& swarm, const AuditRecord& audit) override;
-  absl::Status Apply(const SwarmUpdate& update) override;
+  MemoryStore();
+  Ticket Enqueue(SwarmUpdate update) override { return pipeline_.Enqueue(std::move(update)); }
+  absl::Status WaitDurable(Ticket ticket) override { return pipeline_.WaitDurable(ticket); }
+  void ResumeAfterFailure() override { pipeline_.Reset(); }
+  uint64_t Failures() override { return pipeline_.failures(); }
   absl::StatusOr<SwarmRecord> GetSwarm(const std::string& name) override;
   absl::StatusOr<std::vector<SwarmRecord>> ListSwarms() override;
   absl::StatusOr<std::vector<ParticleRow>> ListParticles(const std::string& swarm) override;
@@ -36,6 +42,10 @@ class MemoryStore : public SwarmStore {
   absl::StatusOr<std::vector<BlobRecord>> ListBlobs() override;
   absl::StatusOr<std::string> IntegrityCheck() override { return std::string("ok"); }
 
+  // Every batch committed from now on fails with `s` (OK: they succeed again), like a
+  // SQLite store whose disk is full.
+  void FailCommitsWith(absl::Status s);
+
  private:
   struct Swarm {
     SwarmRecord row;
@@ -51,10 +61,14 @@ class MemoryStore : public SwarmStore {
     std::vector<AuditRecord> audit;
   };
   static absl::Status ApplyTo(State& state, const SwarmUpdate& update);
+  absl::Status CommitBatch(const std::vector<const SwarmUpdate*>& batch,
+                           std::vector<absl::Status>& refused);
   absl::StatusOr<const Swarm*> Find(const std::string& name) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   mutable absl::Mutex mu_;
   State state_ ABSL_GUARDED_BY(mu_);
+  absl::Status commit_failure_ ABSL_GUARDED_BY(mu_);
+  UpdatePipeline pipeline_;
 };
 
 }  // namespace wxp::store

@@ -496,11 +496,37 @@ absl::Status SqliteStore::ApplyLocked(const SwarmUpdate& u) {
   return absl::OkStatus();
 }
 
-absl::Status SqliteStore::Apply(const SwarmUpdate& update) {
+SqliteStore::SqliteStore(std::unique_ptr<db::Database> db)
+    : db_(std::move(db)),
+      pipeline_([this](const std::vector<const SwarmUpdate*>& batch,
+                       std::vector<absl::Status>& refused) { return CommitBatch(batch, refused); }) {}
+
+absl::Status SqliteStore::CommitBatch(const std::vector<const SwarmUpdate*>& batch,
+                                      std::vector<absl::Status>& refused) {
   absl::MutexLock lock(&mu_);
   db::Transaction txn(db_.get());
   WXP_RETURN_IF_ERROR(txn.status());
-  WXP_RETURN_IF_ERROR(ApplyLocked(update));
+  if (batch.size() == 1) {
+    // Alone, the transaction is the update's savepoint.
+    absl::Status s = ApplyLocked(*batch[0]);
+    if (UpdatePipeline::IsRefusal(s)) {
+      refused[0] = s;
+      return absl::OkStatus();  // rolled back with the transaction
+    }
+    WXP_RETURN_IF_ERROR(s);
+    return txn.Commit();
+  }
+  for (size_t i = 0; i < batch.size(); ++i) {
+    WXP_RETURN_IF_ERROR(db_->Execute("SAVEPOINT one_update"));
+    absl::Status s = ApplyLocked(*batch[i]);
+    if (UpdatePipeline::IsRefusal(s)) {
+      refused[i] = s;
+      WXP_RETURN_IF_ERROR(db_->Execute("ROLLBACK TO one_update"));
+    } else {
+      WXP_RETURN_IF_ERROR(s);
+    }
+    WXP_RETURN_IF_ERROR(db_->Execute("RELEASE one_update"));
+  }
   return txn.Commit();
 }
 

@@ -1,7 +1,8 @@
 // The production SwarmStore: one SQLite database file in WAL mode with foreign keys on and a
-// versioned schema migrated at open (SPEC 6). Each Apply() is one transaction, committed
-// with synchronous=FULL by default, so an acknowledged update survives kill -9 and power
-// loss alike.
+// versioned schema migrated at open (SPEC 6). Each batch of queued updates (group commit,
+// swarm_store.h) is one transaction, BEGIN IMMEDIATE ... COMMIT with synchronous=FULL by
+// default, so an acknowledged update survives kill -9 and power loss alike. Within a batch
+// each update has its own savepoint, so a refused one is rolled back alone.
 #ifndef WXP_SERVER_STORE_SQLITE_STORE_H_
 #define WXP_SERVER_STORE_SQLITE_STORE_H_
 
@@ -12,6 +13,7 @@
 #include "absl/synchronization/mutex.h"
 #include "server/db/sqlite.h"
 #include "server/store/swarm_store.h"
+#include "server/store/update_pipeline.h"
 
 namespace wxp::store {
 
@@ -27,7 +29,10 @@ class SqliteStore : public SwarmStore {
   static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(const Options& options);
 
   absl::Status CreateSwarm(const SwarmRecord& swarm, const AuditRecord& audit) override;
-  absl::Status Apply(const SwarmUpdate& update) override;
+  Ticket Enqueue(SwarmUpdate update) override { return pipeline_.Enqueue(std::move(update)); }
+  absl::Status WaitDurable(Ticket ticket) override { return pipeline_.WaitDurable(ticket); }
+  void ResumeAfterFailure() override { pipeline_.Reset(); }
+  uint64_t Failures() override { return pipeline_.failures(); }
   absl::StatusOr<SwarmRecord> GetSwarm(const std::string& name) override;
   absl::StatusOr<std::vector<SwarmRecord>> ListSwarms() override;
   absl::StatusOr<std::vector<ParticleRow>> ListParticles(const std::string& swarm) override;
@@ -49,7 +54,9 @@ class SqliteStore : public SwarmStore {
   absl::StatusOr<std::string> IntegrityCheck() override;
 
  private:
-  explicit SqliteStore(std::unique_ptr<db::Database> db) : db_(std::move(db)) {}
+  explicit SqliteStore(std::unique_ptr<db::Database> db);
+  absl::Status CommitBatch(const std::vector<const SwarmUpdate*>& batch,
+                           std::vector<absl::Status>& refused);
   absl::StatusOr<int64_t> SwarmId(const std::string& name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status ApplyLocked(const SwarmUpdate& update) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status WriteSwarmRow(int64_t id, const SwarmRecord& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -57,6 +64,7 @@ class SqliteStore : public SwarmStore {
 
   absl::Mutex mu_;
   std::unique_ptr<db::Database> db_ ABSL_GUARDED_BY(mu_);
+  UpdatePipeline pipeline_;
 };
 
 }  // namespace wxp::store

@@ -2,9 +2,12 @@
 // in-memory fake. Whatever code above the store relies on is asserted here for all of them.
 #include <cstdio>
 #include <functional>
-
+#include <thread>
 #include <tuple>
+#include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
 #include "server/store/memory_store.h"
 #include "server/store/sqlite_store.h"
@@ -269,6 +272,79 @@ TEST_P(StoreContractTest, ClientsAreTrackedAndRevoked) {
   EXPECT_EQ(store_->GetClient("nobody").status().code(), absl::StatusCode::kNotFound);
 }
 
+// Group commit: many writers, each waiting for its own update; every update lands, and the
+// store's order is the enqueue order.
+TEST_P(StoreContractTest, ConcurrentWritersAreAllDurableInEnqueueOrder) {
+  ASSERT_TRUE(store_->CreateSwarm(Swarm("s"), Audit("s", "create")).ok());
+  constexpr int kThreads = 8, kEach = 40;
+  absl::Mutex order_mu;
+  std::vector<std::string> enqueued;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kEach; ++i) {
+        SwarmUpdate u;
+        u.swarm = "s";
+        u.evaluation = Eval(t, i, 0.5);
+        const std::string action = absl::StrCat(t, "/", i);
+        u.audit.push_back(Audit("s", action));
+        SwarmStore::Ticket ticket;
+        {
+          absl::MutexLock lock(&order_mu);
+          ticket = store_->Enqueue(u);
+          enqueued.push_back(action);
+        }
+        EXPECT_TRUE(store_->WaitDurable(ticket).ok());
+        // Acknowledged means readable.
+        EXPECT_TRUE(store_->GetEvaluation("s", t, i).ok());
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(store_->ListEvaluations("s")->size(), size_t{kThreads * kEach});
+  std::vector<std::string> logged;
+  const std::vector<AuditRecord> audit = *store_->ListAudit("s");
+  for (const AuditRecord& a : audit) {
+    if (a.action != "create") logged.push_back(a.action);
+  }
+  EXPECT_EQ(logged, enqueued);
+  EXPECT_EQ(store_->Failures(), 0u);
+}
+
+// Updates committed together are each still atomic: a refused one leaves no trace, its
+// neighbours in the batch are unaffected, and later updates are accepted.
+TEST_P(StoreContractTest, ARefusedUpdateInABatchIsRolledBackAlone) {
+  ASSERT_TRUE(store_->CreateSwarm(Swarm("s"), Audit("s", "create")).ok());
+  SwarmUpdate first;
+  first.swarm = "s";
+  first.evaluation = Eval(0, 1, 0.25);
+  first.blob_refs.push_back({"blob-1", 10, 0});
+  SwarmUpdate dup = first;  // same evaluation again: refused, and its blob ref with it
+  dup.evaluation->utility = 0.75;
+  dup.particles.push_back(Particle(3, "agent-a"));
+  SwarmUpdate second;
+  second.swarm = "s";
+  second.evaluation = Eval(1, 1, 0.5);
+  const SwarmStore::Ticket a = store_->Enqueue(first);
+  const SwarmStore::Ticket b = store_->Enqueue(dup);
+  const SwarmStore::Ticket c = store_->Enqueue(second);
+  // Not durable yet, so not visible.
+  EXPECT_TRUE(absl::IsNotFound(store_->GetEvaluation("s", 0, 1).status()));
+  EXPECT_TRUE(store_->WaitDurable(c).ok());
+  EXPECT_TRUE(store_->WaitDurable(a).ok());
+  EXPECT_EQ(store_->WaitDurable(b).code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(store_->GetEvaluation("s", 0, 1)->utility, 0.25);
+  EXPECT_EQ(store_->GetEvaluation("s", 1, 1)->utility, 0.5);
+  EXPECT_TRUE(store_->ListParticles("s")->empty());
+  ASSERT_EQ(store_->ListBlobs()->size(), 1u);
+  EXPECT_EQ(store_->ListBlobs()->at(0).refcount, 1);
+  EXPECT_EQ(store_->Failures(), 1u);
+  SwarmUpdate third;
+  third.swarm = "s";
+  third.evaluation = Eval(2, 1, 0.5);
+  EXPECT_TRUE(store_->Apply(third).ok());
+}
+
 TEST_P(StoreContractTest, IntegrityCheckIsOk) { EXPECT_EQ(*store_->IntegrityCheck(), "ok"); }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -297,6 +373,31 @@ TEST(SqliteStoreTest, AcknowledgedUpdatesSurviveReopen) {
   auto store = MakeSqlite(path);
   EXPECT_EQ(store->GetEvaluation("s", 0, 1)->utility, 0.25);
   EXPECT_EQ(*store->IntegrityCheck(), "ok");
+}
+
+// A failed batch (a full disk, here simulated) fails every update queued behind it and every
+// later one until the writer resumes: nothing built on the lost updates may commit.
+TEST(MemoryStoreTest, AFailedBatchFailsWhatFollowsUntilResumed) {
+  MemoryStore store;
+  ASSERT_TRUE(store.CreateSwarm(Swarm("s"), Audit("s", "create")).ok());
+  auto eval = [](int particle) {
+    SwarmUpdate u;
+    u.swarm = "s";
+    u.evaluation = Eval(particle, 1, 0.5);
+    return u;
+  };
+  store.FailCommitsWith(absl::ResourceExhaustedError("the disk is full"));
+  const SwarmStore::Ticket a = store.Enqueue(eval(0));
+  const SwarmStore::Ticket b = store.Enqueue(eval(1));
+  EXPECT_EQ(store.WaitDurable(a).code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(store.WaitDurable(b).code(), absl::StatusCode::kResourceExhausted);
+  store.FailCommitsWith(absl::OkStatus());
+  EXPECT_EQ(store.Apply(eval(2)).code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_TRUE(store.ListEvaluations("s")->empty());
+  EXPECT_EQ(store.Failures(), 3u);
+  store.ResumeAfterFailure();
+  EXPECT_TRUE(store.Apply(eval(3)).ok());
+  EXPECT_EQ(store.ListEvaluations("s")->size(), 1u);
 }
 
 }  // namespace

@@ -2,11 +2,23 @@
 // (sqlite_store.h), an in-memory fake for tests (memory_store.h); one contract test suite
 // runs against both.
 //
-// Reads return copies. Every write goes through Apply(), which applies one SwarmUpdate
-// atomically: after a crash either all of it is visible or none. Once Apply() returns OK
-// the update is durable (what the server acknowledges is never lost).
+// Reads return copies and see only committed updates. A SwarmUpdate is applied atomically:
+// after a crash either all of it is visible or none. Updates are committed in the order they
+// were enqueued; once WaitDurable() (or Apply()) returns OK for one, it and every earlier
+// one that was not refused is durable (what the server acknowledges is never lost).
 //
-// Thread-safety: implementations are thread-safe; calls are serialised internally.
+// Group commit: Enqueue() queues an update without I/O and returns its ticket;
+// WaitDurable(ticket) commits the queue in one transaction if no commit is running, or waits
+// for the one that is, so concurrent writers share a transaction and its fsync. A
+// refused update (NotFound, AlreadyExists, InvalidArgument) is rolled back alone. Any other
+// failure (a full disk, an I/O error) fails its whole batch, everything queued behind it and
+// everything enqueued later, until ResumeAfterFailure(): whoever enqueued updates computed
+// from ones not yet durable must first rebuild its view from the store, then resume.
+// (update_pipeline.h has the details.)
+//
+// Thread-safety: implementations are thread-safe; reads and writes are serialised
+// internally, and WaitDurable() may be called from any thread, holding any caller lock that
+// the store itself never takes.
 #ifndef WXP_SERVER_STORE_SWARM_STORE_H_
 #define WXP_SERVER_STORE_SWARM_STORE_H_
 
@@ -181,9 +193,24 @@ class SwarmStore {
 
   // Creates a swarm; AlreadyExists if the name is taken (nothing written then).
   virtual absl::Status CreateSwarm(const SwarmRecord& swarm, const AuditRecord& audit) = 0;
-  // Applies one update atomically and durably. NotFound for an unknown swarm; AlreadyExists
-  // for a duplicate evaluation or expert; InvalidArgument for a malformed update.
-  virtual absl::Status Apply(const SwarmUpdate& update) = 0;
+  // Identifies an enqueued update; 0 stands for "none" and is always durable.
+  using Ticket = uint64_t;
+
+  // Queues an update behind every earlier one; cheap, no I/O. Its outcome comes from
+  // WaitDurable().
+  virtual Ticket Enqueue(SwarmUpdate update) = 0;
+  // Returns once `ticket` is committed durably, with the outcome of its update: OK;
+  // NotFound for an unknown swarm, AlreadyExists for a duplicate evaluation or expert,
+  // InvalidArgument for a malformed update (that update alone is rolled back); or the error
+  // of the batch that failed at or before it (e.g. ResourceExhausted for a full disk).
+  virtual absl::Status WaitDurable(Ticket ticket) = 0;
+  // After a batch failed, accepts updates again (see the header comment).
+  virtual void ResumeAfterFailure() = 0;
+  // How many updates have failed so far (refused or lost with a batch): a change tells a
+  // caller holding state ahead of the store that it must reload.
+  virtual uint64_t Failures() = 0;
+  // Enqueue() + WaitDurable(): applies one update atomically and durably.
+  absl::Status Apply(const SwarmUpdate& update) { return WaitDurable(Enqueue(update)); }
 
   virtual absl::StatusOr<SwarmRecord> GetSwarm(const std::string& name) = 0;  // NotFound
   virtual absl::StatusOr<std::vector<SwarmRecord>> ListSwarms() = 0;          // by name

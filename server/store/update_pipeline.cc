@@ -1,0 +1,99 @@
+#include "server/store/update_pipeline.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace wxp::store {
+namespace {
+
+// Enough for any waiter that asks about its ticket soon after enqueueing it.
+constexpr size_t kFailuresKept = 1 << 16;
+
+}  // namespace
+
+bool UpdatePipeline::IsRefusal(const absl::Status& s) {
+  return absl::IsNotFound(s) || absl::IsAlreadyExists(s) || absl::IsInvalidArgument(s);
+}
+
+void UpdatePipeline::FailLocked(uint64_t ticket, const absl::Status& s) {
+  failed_[ticket] = s;
+  if (failed_.size() > kFailuresKept) failed_.erase(failed_.begin());
+  if (ticket > last_failed_.load(std::memory_order_relaxed)) {
+    last_failed_.store(ticket, std::memory_order_release);
+  }
+  failures_.fetch_add(1, std::memory_order_acq_rel);
+}
+
+uint64_t UpdatePipeline::Enqueue(SwarmUpdate update) {
+  absl::MutexLock lock(&mu_);
+  const uint64_t ticket = ++last_ticket_;
+  if (!poison_.ok()) {
+    // Nothing is queued or committing while poisoned (the failed batch took the queue with
+    // it), so this ticket is resolved at once without breaking the order of outcomes.
+    FailLocked(ticket, poison_);
+    resolved_through_.store(ticket, std::memory_order_release);
+    return ticket;
+  }
+  queue_.push_back({ticket, std::move(update)});
+  return ticket;
+}
+
+absl::Status UpdatePipeline::OutcomeLocked(uint64_t ticket) const {
+  auto it = failed_.find(ticket);
+  return it == failed_.end() ? absl::OkStatus() : it->second;
+}
+
+absl::Status UpdatePipeline::WaitDurable(uint64_t ticket) {
+  if (ticket <= resolved_through_.load(std::memory_order_acquire) &&
+      ticket > last_failed_.load(std::memory_order_acquire)) {
+    return absl::OkStatus();
+  }
+  absl::MutexLock lock(&mu_);
+  if (ticket > last_ticket_) {
+    return absl::InvalidArgumentError(absl::StrCat("ticket ", ticket, " was never issued"));
+  }
+  for (;;) {
+    if (ticket <= resolved_through_.load(std::memory_order_relaxed)) return OutcomeLocked(ticket);
+    if (committing_) {
+      done_.Wait(&mu_);
+      continue;
+    }
+    if (queue_.empty()) {
+      return absl::InternalError(absl::StrCat("ticket ", ticket, " is neither queued nor resolved"));
+    }
+    // Lead: commit everything queued so far, ours included.
+    std::deque<Entry> batch;
+    batch.swap(queue_);
+    committing_ = true;
+    std::vector<const SwarmUpdate*> updates;
+    updates.reserve(batch.size());
+    for (const Entry& e : batch) updates.push_back(&e.update);
+    std::vector<absl::Status> refused(batch.size());
+    absl::Status s;
+    mu_.Unlock();
+    s = commit_(updates, refused);
+    mu_.Lock();
+    committing_ = false;
+    uint64_t through = batch.back().ticket;
+    if (s.ok()) {
+      for (size_t i = 0; i < batch.size(); ++i) {
+        if (!refused[i].ok()) FailLocked(batch[i].ticket, refused[i]);
+      }
+    } else {
+      // Those queued meanwhile may build on this batch: they fail with it.
+      poison_ = s;
+      for (const Entry& e : batch) FailLocked(e.ticket, s);
+      for (const Entry& e : queue_) FailLocked(e.ticket, s);
+      if (!queue_.empty()) through = queue_.back().ticket;
+      queue_.clear();
+    }
+    resolved_through_.store(through, std::memory_order_release);
+    done_.SignalAll();
+  }
+}
+
+void UpdatePipeline::Reset() {
+  absl::MutexLock lock(&mu_);
+  poison_ = absl::OkStatus();
+}
+
+}  // namespace wxp::store

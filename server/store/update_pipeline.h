@@ -1,0 +1,81 @@
+// Group commit for SwarmStore implementations (SwarmStore::Enqueue / WaitDurable): an
+// ordered queue of updates and a leader that commits whatever is queued as one batch.
+//
+// Enqueue() only appends. The first WaitDurable() caller that finds no commit running becomes
+// the leader: it takes every queued update and hands them to the store's commit function at
+// once (one transaction, one fsync); updates enqueued meanwhile form the next batch. So under
+// load many updates share a commit, and an idle store commits each update alone.
+//
+// Outcomes, per ticket:
+//  - OK: the update and every earlier one that was not refused are committed.
+//  - Refused (NotFound, AlreadyExists, InvalidArgument, as the commit function reports for
+//    that update alone): only that update is rolled back; the rest of its batch commits.
+//  - Batch failure (anything else the commit function returns, e.g. a full disk): nothing of
+//    the batch is committed, every ticket of it and every ticket queued behind it fails with
+//    that status, and so does every ticket enqueued afterwards until Reset(). Callers that
+//    enqueue updates computed on top of earlier, not yet durable ones rely on this: nothing
+//    built on a lost update can commit.
+//
+// Thread-safety: all methods are thread-safe. The commit function runs on the leader's thread
+// without the pipeline's lock held, never concurrently with itself.
+#ifndef WXP_SERVER_STORE_UPDATE_PIPELINE_H_
+#define WXP_SERVER_STORE_UPDATE_PIPELINE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "server/store/swarm_store.h"
+
+namespace wxp::store {
+
+class UpdatePipeline {
+ public:
+  // Commits `batch` in one transaction. Sets refused[i] for an update refused alone (its
+  // effects rolled back, the others kept); returns non-OK if nothing was committed at all.
+  using CommitFn = std::function<absl::Status(const std::vector<const SwarmUpdate*>& batch,
+                                              std::vector<absl::Status>& refused)>;
+
+  explicit UpdatePipeline(CommitFn commit) : commit_(std::move(commit)) {}
+
+  uint64_t Enqueue(SwarmUpdate update);
+  absl::Status WaitDurable(uint64_t ticket);
+  void Reset();
+  // How many tickets have failed so far (refused or in a failed batch).
+  uint64_t failures() const { return failures_.load(std::memory_order_acquire); }
+
+  // A refusal concerns one update; any other error concerns the whole batch.
+  static bool IsRefusal(const absl::Status& s);
+
+ private:
+  struct Entry {
+    uint64_t ticket;
+    SwarmUpdate update;
+  };
+  absl::Status OutcomeLocked(uint64_t ticket) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  void FailLocked(uint64_t ticket, const absl::Status& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const CommitFn commit_;
+  mutable absl::Mutex mu_;
+  absl::CondVar done_;  // signalled when a batch finishes
+  std::deque<Entry> queue_ ABSL_GUARDED_BY(mu_);
+  uint64_t last_ticket_ ABSL_GUARDED_BY(mu_) = 0;
+  bool committing_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status poison_ ABSL_GUARDED_BY(mu_);  // the failed batch's error until Reset()
+  // Failed tickets and why; the oldest are forgotten past kFailuresKept.
+  std::map<uint64_t, absl::Status> failed_ ABSL_GUARDED_BY(mu_);
+  // Mirrors for the lock-free fast path of WaitDurable.
+  std::atomic<uint64_t> resolved_through_{0};  // every ticket <= this has its outcome
+  std::atomic<uint64_t> last_failed_{0};
+  std::atomic<uint64_t> failures_{0};
+};
+
+}  // namespace wxp::store
+
+#endif  // WXP_SERVER_STORE_UPDATE_PIPELINE_H_

@@ -1,0 +1,115 @@
+#include "server/store/update_pipeline.h"
+
+#include <thread>
+#include <vector>
+
+#include "gtest/gtest.h"
+
+namespace wxp::store {
+namespace {
+
+SwarmUpdate Named(const std::string& swarm) {
+  SwarmUpdate u;
+  u.swarm = swarm;
+  return u;
+}
+
+// Records what each commit received; fails batches while `fail` is set.
+struct FakeCommits {
+  absl::Mutex mu;
+  std::vector<std::vector<std::string>> batches;
+  absl::Status fail;
+  UpdatePipeline::CommitFn Fn() {
+    return [this](const std::vector<const SwarmUpdate*>& batch, std::vector<absl::Status>& refused) {
+      absl::MutexLock lock(&mu);
+      if (!fail.ok()) return fail;
+      std::vector<std::string> names;
+      for (size_t i = 0; i < batch.size(); ++i) {
+        if (batch[i]->swarm == "refuse") {
+          refused[i] = absl::AlreadyExistsError("refused");
+        } else {
+          names.push_back(batch[i]->swarm);
+        }
+      }
+      batches.push_back(names);
+      return absl::OkStatus();
+    };
+  }
+};
+
+TEST(UpdatePipelineTest, QueuedUpdatesShareOneCommitInOrder) {
+  FakeCommits commits;
+  UpdatePipeline p(commits.Fn());
+  const uint64_t a = p.Enqueue(Named("a"));
+  const uint64_t b = p.Enqueue(Named("b"));
+  const uint64_t c = p.Enqueue(Named("c"));
+  EXPECT_TRUE(p.WaitDurable(b).ok());
+  EXPECT_TRUE(p.WaitDurable(a).ok());
+  EXPECT_TRUE(p.WaitDurable(c).ok());
+  EXPECT_TRUE(p.WaitDurable(0).ok());
+  ASSERT_EQ(commits.batches.size(), 1u);
+  EXPECT_EQ(commits.batches[0], (std::vector<std::string>{"a", "b", "c"}));
+  EXPECT_EQ(p.WaitDurable(c + 1).code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(UpdatePipelineTest, ARefusalConcernsItsUpdateAlone) {
+  FakeCommits commits;
+  UpdatePipeline p(commits.Fn());
+  const uint64_t a = p.Enqueue(Named("a"));
+  const uint64_t r = p.Enqueue(Named("refuse"));
+  const uint64_t b = p.Enqueue(Named("b"));
+  EXPECT_TRUE(p.WaitDurable(b).ok());
+  EXPECT_TRUE(p.WaitDurable(a).ok());
+  EXPECT_EQ(p.WaitDurable(r).code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(p.failures(), 1u);
+  EXPECT_TRUE(p.WaitDurable(p.Enqueue(Named("c"))).ok());
+}
+
+TEST(UpdatePipelineTest, AFailedBatchFailsEverythingAfterItUntilReset) {
+  FakeCommits commits;
+  UpdatePipeline p(commits.Fn());
+  ASSERT_TRUE(p.WaitDurable(p.Enqueue(Named("before"))).ok());
+  commits.fail = absl::ResourceExhaustedError("disk full");
+  const uint64_t a = p.Enqueue(Named("a"));
+  const uint64_t b = p.Enqueue(Named("b"));
+  EXPECT_EQ(p.WaitDurable(a).code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(p.WaitDurable(b).code(), absl::StatusCode::kResourceExhausted);
+  // The disk has room again, but c may build on a or b: it fails too until Reset().
+  commits.fail = absl::OkStatus();
+  const uint64_t c = p.Enqueue(Named("c"));
+  EXPECT_EQ(p.WaitDurable(c).code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(p.WaitDurable(c).message(), "disk full");
+  EXPECT_EQ(p.failures(), 3u);
+  p.Reset();
+  EXPECT_TRUE(p.WaitDurable(p.Enqueue(Named("d"))).ok());
+  EXPECT_EQ(commits.batches, (std::vector<std::vector<std::string>>{{"before"}, {"d"}}));
+}
+
+TEST(UpdatePipelineTest, ConcurrentWritersAreAllCommittedInTicketOrder) {
+  FakeCommits commits;
+  absl::Mutex order_mu;
+  std::vector<std::string> enqueued;  // in ticket order
+  UpdatePipeline p(commits.Fn());
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 8; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 200; ++i) {
+        uint64_t ticket;
+        {
+          absl::MutexLock lock(&order_mu);
+          const std::string name = std::to_string(t) + "/" + std::to_string(i);
+          ticket = p.Enqueue(Named(name));
+          enqueued.push_back(name);
+        }
+        EXPECT_TRUE(p.WaitDurable(ticket).ok());
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  std::vector<std::string> committed;
+  for (const auto& b : commits.batches) committed.insert(committed.end(), b.begin(), b.end());
+  EXPECT_EQ(committed, enqueued);
+}
+
+}  // namespace
+}  // namespace wxp::store
