@@ -1,5 +1,7 @@
 #include "server/store/update_pipeline.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 
 namespace wxp::store {
@@ -16,7 +18,10 @@ bool UpdatePipeline::IsRefusal(const absl::Status& s) {
 
 void UpdatePipeline::FailLocked(uint64_t ticket, const absl::Status& s) {
   failed_[ticket] = s;
-  if (failed_.size() > kFailuresKept) failed_.erase(failed_.begin());
+  if (failed_.size() > kFailuresKept) {
+    forgotten_through_ = std::max(forgotten_through_, failed_.begin()->first);
+    failed_.erase(failed_.begin());
+  }
   if (ticket > last_failed_.load(std::memory_order_relaxed)) {
     last_failed_.store(ticket, std::memory_order_release);
   }
@@ -39,7 +44,14 @@ uint64_t UpdatePipeline::Enqueue(SwarmUpdate update) {
 
 absl::Status UpdatePipeline::OutcomeLocked(uint64_t ticket) const {
   auto it = failed_.find(ticket);
-  return it == failed_.end() ? absl::OkStatus() : it->second;
+  if (it != failed_.end()) return it->second;
+  // Past the window, "not failed" may mean "failure forgotten": never claim durability on
+  // a guess. The caller's retry is idempotent.
+  if (ticket > 0 && ticket <= forgotten_through_) {  // 0: "no update", never failed
+    return absl::UnavailableError(
+        absl::StrCat("the outcome of store update ", ticket, " is no longer known; retry"));
+  }
+  return absl::OkStatus();
 }
 
 absl::Status UpdatePipeline::WaitDurable(uint64_t ticket) {

@@ -70,6 +70,7 @@ class UpdatePipeline {
   absl::Status poison_ ABSL_GUARDED_BY(mu_);  // the failed batch's error until Reset()
   // Failed tickets and why; the oldest are forgotten past kFailuresKept.
   std::map<uint64_t, absl::Status> failed_ ABSL_GUARDED_BY(mu_);
+  uint64_t forgotten_through_ ABSL_GUARDED_BY(mu_) = 0;  // newest failure no longer in failed_
   // Mirrors for the lock-free fast path of WaitDurable.
   std::atomic<uint64_t> resolved_through_{0};  // every ticket <= this has its outcome
   std::atomic<uint64_t> last_failed_{0};

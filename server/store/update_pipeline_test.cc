@@ -85,6 +85,23 @@ TEST(UpdatePipelineTest, AFailedBatchFailsEverythingAfterItUntilReset) {
   EXPECT_EQ(commits.batches, (std::vector<std::vector<std::string>>{{"before"}, {"d"}}));
 }
 
+TEST(UpdatePipelineTest, AForgottenFailureIsNeverReportedAsDurable) {
+  FakeCommits commits;
+  UpdatePipeline p(commits.Fn());
+  commits.fail = absl::ResourceExhaustedError("disk full");
+  const uint64_t first = p.Enqueue(Named("a"));
+  EXPECT_EQ(p.WaitDurable(first).code(), absl::StatusCode::kResourceExhausted);
+  // A long outage: far more failures than the pipeline keeps (each resolved at Enqueue).
+  uint64_t last = first;
+  for (int i = 0; i < (1 << 16) + 10; ++i) last = p.Enqueue(Named("b"));
+  EXPECT_EQ(p.WaitDurable(last).code(), absl::StatusCode::kResourceExhausted);
+  // The first failure's status is gone; its waiter must not hear "durable".
+  EXPECT_EQ(p.WaitDurable(first).code(), absl::StatusCode::kUnavailable);
+  commits.fail = absl::OkStatus();
+  p.Reset();
+  EXPECT_TRUE(p.WaitDurable(p.Enqueue(Named("c"))).ok());
+}
+
 TEST(UpdatePipelineTest, ConcurrentWritersAreAllCommittedInTicketOrder) {
   FakeCommits commits;
   absl::Mutex order_mu;
