@@ -80,19 +80,30 @@ std::unique_ptr<Connection> Connect(int port, const std::string& name, wxp::Role
   return *Connection::Open(o, absl::Now());
 }
 
-// `retries` counts attempts repeated after UNAVAILABLE (the call never reached the server).
+bool NeverReached(const absl::Status& s) { return absl::IsUnavailable(s); }
+bool NeverReached(const grpc::Status& s) { return s.error_code() == grpc::StatusCode::UNAVAILABLE; }
+
+// Runs `call` up to 5 times while it fails with UNAVAILABLE (it never reached the server, e.g.
+// a connect refused while 200 connections open at once), counting each repeat in `retries`
+// so it is printed, not hidden. Only for idempotent calls.
+template <typename Call>
+auto RetryUnavailable(Call call, std::atomic<long>& retries) {
+  for (int attempt = 1;; ++attempt) {
+    auto st = call();
+    if (!NeverReached(st) || attempt == 5) return st;
+    ++retries;
+    absl::SleepFor(absl::Milliseconds(100 * attempt));
+  }
+}
+
+// With `retries`, an upload refused with UNAVAILABLE is retried (see RetryUnavailable).
 bool Upload(Connection& c, const std::string& bytes, const std::string& dir,
             std::atomic<long>* retries = nullptr) {
   const std::string id = wxp::Sha256Hex(bytes);
   const std::string path = dir + "/" + id;
   std::ofstream(path, std::ios::binary) << bytes;
-  absl::Status st;
-  for (int attempt = 1; attempt <= 5; ++attempt) {
-    st = wxp::client::UploadFile(c, path, id, "load").status();
-    if (retries == nullptr || !absl::IsUnavailable(st) || attempt == 5) break;
-    ++*retries;
-    absl::SleepFor(absl::Milliseconds(100 * attempt));
-  }
+  auto upload = [&] { return wxp::client::UploadFile(c, path, id, "load").status(); };
+  const absl::Status st = retries ? RetryUnavailable(upload, *retries) : upload();
   fs::remove(path);
   return st.ok();
 }
@@ -211,17 +222,11 @@ Figures Measure(int particles, int threads, int dim, int seconds, int interval_s
       }
       // Experts join first, so the pool is built with every agent known.
       while (t >= experts && joined.load() < experts) absl::SleepFor(absl::Milliseconds(5));
-      // Like wxp-agent, retry a join that never reached the server (a connect refused while
-      // 200 connections open at once): one lost expert would leave the pool unbuilt. Joins
-      // are idempotent; the retries are counted and printed, not hidden.
+      // Like wxp-agent, retry a join that never reached the server: one lost expert would
+      // leave the pool unbuilt.
       wxp::v1::JoinResponse jr;
-      grpc::Status js;
-      for (int attempt = 1; attempt <= 5; ++attempt) {
-        js = c->agent().Join(c->NewContext().get(), j, &jr);
-        if (js.error_code() != grpc::StatusCode::UNAVAILABLE || attempt == 5) break;
-        ++join_retries;
-        absl::SleepFor(absl::Milliseconds(100 * attempt));
-      }
+      const grpc::Status js = RetryUnavailable(
+          [&] { return c->agent().Join(c->NewContext().get(), j, &jr); }, join_retries);
       if (!js.ok() && t < experts) {
         std::cerr << name << " join: " << js.error_message() << "\n";
         ++errors;

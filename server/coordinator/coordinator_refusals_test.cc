@@ -97,6 +97,15 @@ class RefusalTest : public ::testing::Test {
     }
   }
 
+  // The request for particle `i`'s first move in swarm "s".
+  static wxp::v1::GetTargetsRequest Targets(int i) {
+    wxp::v1::GetTargetsRequest t;
+    t.set_swarm("s");
+    t.set_particle_id(i);
+    t.set_iteration(1);
+    return t;
+  }
+
   Snapshot Take() {
     return {*store_.GetSwarm("s"),       *store_.ListParticles("s"), *store_.ListEvaluations("s"),
             *store_.ListHistory("s"),    *store_.ListExperts("s"),   *store_.ListBlobs()};
@@ -194,10 +203,7 @@ TEST_F(RefusalTest, ReportAndTargetRefusals) {
   EXPECT_TRUE(same->duplicate());
   EXPECT_TRUE(Take() == before);
 
-  wxp::v1::GetTargetsRequest t;
-  t.set_swarm("s");
-  t.set_particle_id(pa);
-  t.set_iteration(1);
+  wxp::v1::GetTargetsRequest t = Targets(pa);
   ExpectRefused(c_->GetTargets(other, t).status(), StatusCode::kPermissionDenied, before,
                 "targets for another agent's particle");
   auto targets = c_->GetTargets(a_, t);
@@ -231,10 +237,7 @@ TEST_F(RefusalTest, FailedCommitIsRefusedAndForgotten) {
   Running();
   const int pa = owner_.begin()->first;
   const Caller who = owner_.begin()->second;
-  wxp::v1::GetTargetsRequest t;
-  t.set_swarm("s");
-  t.set_particle_id(pa);
-  t.set_iteration(1);
+  const wxp::v1::GetTargetsRequest t = Targets(pa);
   const Snapshot before = Take();
   const auto status_before = c_->GetSwarmStatus("s");
   ASSERT_TRUE(status_before.ok());
@@ -268,10 +271,7 @@ TEST_F(RefusalTest, RetriedReportRepeatsTheUploadRequest) {
   Running("mode: ASYNC upload_policy: ALWAYS");
   const int pa = owner_.begin()->first;
   const Caller who = owner_[pa];
-  wxp::v1::GetTargetsRequest t;
-  t.set_swarm("s");
-  t.set_particle_id(pa);
-  t.set_iteration(1);
+  const wxp::v1::GetTargetsRequest t = Targets(pa);
   auto targets = c_->GetTargets(who, t);
   ASSERT_TRUE(targets.ok()) << targets.status();
   ASSERT_EQ(targets->status(), wxp::v1::GetTargetsResponse::READY);
@@ -301,10 +301,7 @@ TEST_F(RefusalTest, RefusedPositionBlobStaysUnheldAcrossRestart) {
   Running();
   const int pa = owner_.begin()->first;
   const Caller who = owner_.begin()->second;
-  wxp::v1::GetTargetsRequest t;
-  t.set_swarm("s");
-  t.set_particle_id(pa);
-  t.set_iteration(1);
+  const wxp::v1::GetTargetsRequest t = Targets(pa);
   ASSERT_EQ(c_->GetTargets(who, t)->status(), wxp::v1::GetTargetsResponse::READY);
   Adapter nan;
   nan.schema = TestSchema();
@@ -344,10 +341,7 @@ TEST_F(RefusalTest, SyncRoundClosesAtTheDeadlineWithQuorumAndStragglersRejoin) {
   }
   // Round 1: only particles 0 and 1 report; particle 2 is a straggler.
   for (int i : {0, 1}) {
-    wxp::v1::GetTargetsRequest t;
-    t.set_swarm("s");
-    t.set_particle_id(i);
-    t.set_iteration(1);
+    const wxp::v1::GetTargetsRequest t = Targets(i);
     ASSERT_EQ(c_->GetTargets(owners[i], t)->status(), wxp::v1::GetTargetsResponse::READY);
     const std::string bytes = Blob(0.2f + i);
     auto r = Report(owners[i], i, 1, Sha256Hex(bytes), {{"acc", 0.05 * i}});
@@ -378,10 +372,7 @@ TEST_F(RefusalTest, SyncRoundClosesAtTheDeadlineWithQuorumAndStragglersRejoin) {
 TEST_F(RefusalTest, PauseResumeStop) {
   Running();
   ASSERT_TRUE(c_->Pause(admin_, "s", "maintenance").ok());
-  wxp::v1::GetTargetsRequest t;
-  t.set_swarm("s");
-  t.set_particle_id(0);
-  t.set_iteration(1);
+  const wxp::v1::GetTargetsRequest t = Targets(0);
   EXPECT_EQ(c_->GetTargets(owner_[0], t)->status(), wxp::v1::GetTargetsResponse::WAIT);
   EXPECT_EQ(c_->Pause(admin_, "s", "").status().code(), StatusCode::kOk);  // idempotent
   ASSERT_TRUE(c_->Resume(admin_, "s", "").ok());
@@ -442,10 +433,7 @@ TEST_F(RefusalTest, DynamicUtilityRechoosesBestsWithoutReevaluating) {
   EXPECT_DOUBLE_EQ(history->entries(1).global_best_utility(), 0.2);
   EXPECT_EQ(c_->GetUtilityWeights("s")->components(1).weight(), 1);
   // The targets of iteration 1 move toward the re-chosen g.
-  wxp::v1::GetTargetsRequest t;
-  t.set_swarm("s");
-  t.set_particle_id(0);
-  t.set_iteration(1);
+  const wxp::v1::GetTargetsRequest t = Targets(0);
   const Caller owner0 = c_->GetAssignment(a_, "s")->particles(0).particle_id() == 0 ? a_ : b_;
   auto targets = c_->GetTargets(owner0, t);
   ASSERT_TRUE(targets.ok()) << targets.status();
