@@ -9,7 +9,8 @@
 #   deploy/demo.sh [--out DIR] [--shards A,B,...] [--iterations K] [--finetune-steps N] [--keep]
 #
 # Everything it starts is stopped on exit and on Ctrl-C. Work files go to DIR (default a
-# fresh /tmp/wxp-demo.XXXXXX, removed at the end unless --keep). With WXP_BIN set to a
+# fresh /tmp/wxp-demo.XXXXXX). At the end only the exported best adapter (DIR/best) and the
+# table (DIR/table.txt) are kept, unless --keep (or --out) keeps everything. With WXP_BIN set to a
 # directory holding client/wxpctl, client/agent/wxp-agent and server/app/wxp-server (built
 # already, e.g. a test's runfiles), step 1 is skipped.
 set -euo pipefail
@@ -49,7 +50,10 @@ cleanup() {
   local rc=$?
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-  if [ "$KEEP" -eq 0 ] && [ $rc -eq 0 ]; then rm -rf "$OUT"; fi
+  if [ "$KEEP" -eq 0 ] && [ $rc -eq 0 ]; then
+    # What the last line tells the user to open stays; the rest is scratch.
+    find "$OUT" -mindepth 1 -maxdepth 1 ! -name best ! -name table.txt -exec rm -rf {} +
+  fi
   if [ $rc -ne 0 ]; then echo "demo: stopped (exit $rc); logs are in $OUT" >&2; fi
 }
 trap cleanup EXIT
@@ -172,3 +176,6 @@ if iters:
           size, 3 * size, 100 * (up + down) / iters / (3 * size)))
 print("\nbest adapter (PEFT directory): %s" % os.path.join(out, "best"))
 PY
+if [ "$KEEP" -eq 0 ]; then
+  echo "(kept: $OUT/best and $OUT/table.txt; certificates, logs and experts are removed on exit — --keep keeps them)"
+fi

@@ -3,7 +3,9 @@
 // final adapter bytes) — also when agents and the server are killed with SIGKILL and
 // restarted along the way — and the agent must turn an external evaluator's failures into
 // failed evaluations, not crashes.
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
 #include <sys/wait.h>
 
 #include <cstdlib>
@@ -154,15 +156,18 @@ class AgentProcessTest : public ::testing::Test {
   }
 
   // The pool's order is the join order, and the oracle's is experts 0, 1, 2: firm-b (expert
-  // 2) may only join once firm-a (experts 0 and 1) has.
+  // 2) may only join once firm-a (experts 0 and 1) has. `env_a` / `env_b` are added to the
+  // agents' environments.
   void StartInOrder(ChildProcess& a, const std::vector<std::string>& args_a, ChildProcess& b,
-                    const std::vector<std::string>& args_b) {
-    ASSERT_TRUE(a.Start(args_a, root_ + "/firm-a.log"));
+                    const std::vector<std::string>& args_b,
+                    const std::vector<std::string>& env_a = {},
+                    const std::vector<std::string>& env_b = {}) {
+    ASSERT_TRUE(a.Start(args_a, root_ + "/firm-a.log", env_a));
     for (int i = 0; i < 500; ++i) {
       if (proc::Tail(root_ + "/firm-a.log", 1 << 20).find("event=joined") != std::string::npos) break;
       absl::SleepFor(absl::Milliseconds(20));
     }
-    ASSERT_TRUE(b.Start(args_b, root_ + "/firm-b.log"));
+    ASSERT_TRUE(b.Start(args_b, root_ + "/firm-b.log", env_b));
   }
 
   std::vector<std::string> Synthetic() { return {"--synthetic_optimum=" + optimum_path_}; }
@@ -421,9 +426,9 @@ TEST_F(AgentProcessTest, FederatedRunOverMutualTlsAndItsRefusals) {
   EXPECT_NE(revoked.error_message().find("revoked"), std::string::npos) << revoked.error_message();
 }
 
-// Agents killed with SIGKILL at random, a good share of the kills in the middle of an upload
-// (8 MiB adapters, upload policy ALWAYS: every iteration uploads), and restarted each time
-// on the same work directory. CI kills 4 times; the full run sets WXP_FAULT_AGENT_KILLS
+// Agents killed with SIGKILL, most kills in the middle of an upload (8 MiB adapters, upload
+// policy ALWAYS: every iteration uploads), and restarted each time on the same work
+// directory. CI kills 4 times; the full run sets WXP_FAULT_AGENT_KILLS
 // (e.g. 24) and optionally WXP_FAULT_SEED (see the test's BUILD entry).
 class AgentKillTest : public AgentProcessTest {
  protected:
@@ -438,25 +443,26 @@ int EnvInt(const char* name, int fallback) {
   return v != nullptr && *v != '\0' ? std::atoi(v) : fallback;
 }
 
-// True once an upload is seen in progress on the server (a partial file growing) within
-// `window`.
-bool UploadInProgress(const std::string& partial_dir, absl::Duration window) {
-  std::map<std::string, uintmax_t> before;
-  const absl::Time end = absl::Now() + window;
-  while (absl::Now() < end) {
+// True once the server holds a partial upload of at least `bytes` (the bytes an agent
+// streamed before its fault hook stopped it), waiting for it until `deadline`.
+bool PartialUploadOnServer(const std::string& partial_dir, uintmax_t bytes, absl::Time deadline) {
+  do {
     std::error_code ec;
     for (const auto& f : fs::directory_iterator(partial_dir, ec)) {
-      const uintmax_t size = fs::file_size(f.path(), ec);
-      if (ec) continue;
-      auto [it, fresh] = before.emplace(f.path().string(), size);
-      if (!fresh && size > it->second) return true;
-      it->second = size;
+      if (fs::file_size(f.path(), ec) >= bytes && !ec) return true;
     }
-    absl::SleepFor(absl::Milliseconds(1));
-  }
+    absl::SleepFor(absl::Milliseconds(5));
+  } while (absl::Now() < deadline);
   return false;
 }
 
+// Agents killed with SIGKILL and restarted on the same work directory, two kills in three in
+// the middle of an upload by construction: the agents run with the upload fault hook of
+// client/net/blob_transfer.cc, which makes an armed agent stop after streaming 1 MiB of a
+// position and create its marker file; the test waits for a marker (and for the server to
+// hold the partial upload) and kills that agent there. Deleting a marker arms the hook,
+// creating it disarms it. Every third kill lands at a random moment instead (mid-move,
+// mid-evaluation, mid-report, waiting for targets).
 TEST_F(AgentKillTest, AgentsKilledMidUploadLeaveNothingPartialAndLoseNoIteration) {
   const int target_kills = EnvInt("WXP_FAULT_AGENT_KILLS", 4);
   const int seed = EnvInt("WXP_FAULT_SEED", 1);
@@ -468,40 +474,69 @@ TEST_F(AgentKillTest, AgentsKilledMidUploadLeaveNothingPartialAndLoseNoIteration
             << " iterations" << std::endl;
   upload_policy_ = "ALWAYS";
   ASSERT_NO_FATAL_FAILURE(CreateSwarm(""));
+  constexpr uintmax_t kHoldAfter = 1 << 20;
+  const std::string marker[] = {root_ + "/hold-upload-a", root_ + "/hold-upload-b"};
+  // Disarmed until the agents have joined: a hold while firm-a uploads its experts would
+  // keep it from joining before firm-b.
+  for (const std::string& m : marker) std::ofstream(m) << "disarmed";
+  auto env = [&](int i) {
+    return std::vector<std::string>{absl::StrCat("WXP_FAULT_HOLD_UPLOAD_AFTER_BYTES=", kHoldAfter),
+                                    "WXP_FAULT_HOLD_UPLOAD_MARKER=" + marker[i]};
+  };
   ChildProcess a, b;
   const auto args_a = AgentArgs("firm-a", {0, 1}, Synthetic());
   const auto args_b = AgentArgs("firm-b", {2}, Synthetic());
-  StartInOrder(a, args_a, b, args_b);
+  StartInOrder(a, args_a, b, args_b, env(0), env(1));
   ChildProcess* agents[] = {&a, &b};
   const std::vector<std::string>* args[] = {&args_a, &args_b};
   const char* logs[] = {"/firm-a.log", "/firm-b.log"};
   std::mt19937 rng(seed);
   int kills = 0, mid_upload = 0;
+  // armed[i]: the test deleted agent i's marker, so its next upload past kHoldAfter holds.
+  bool armed[2] = {false, false};
+  auto holding = [&](int i) { return armed[i] && fs::exists(marker[i]); };
+  auto kill_and_restart = [&](int i, bool mid) {
+    agents[i]->Kill(SIGKILL);
+    ++kills;
+    mid_upload += mid;
+    armed[i] = !fs::exists(marker[i]);  // a hook that has not fired stays armed
+    return agents[i]->Start(*args[i], root_ + logs[i], env(i));
+  };
   const std::string partial = root_ + "/server/blobs/partial";
   const absl::Time give_up = absl::Now() + absl::Minutes(10);
   while ((a.Running() || b.Running()) && kills < target_kills && absl::Now() < give_up) {
-    // Two kills in three wait for an upload to be under way; the others land anywhere
-    // (mid-move, mid-evaluation, mid-report, while waiting for targets).
-    bool uploading = false;
-    if (rng() % 3 != 0) {
-      uploading = UploadInProgress(partial, absl::Seconds(3));
-    } else {
+    if (kills % 3 == 2) {
       absl::SleepFor(absl::Milliseconds(50 + rng() % 400));
+      const int i = static_cast<int>(rng() % 2);
+      if (agents[i]->Running()) ASSERT_TRUE(kill_and_restart(i, holding(i)));
+      continue;
     }
-    // The uploader is not known from outside: at an upload, every agent goes down;
-    // otherwise one at random.
-    std::vector<int> victims;
-    const int pick = static_cast<int>(rng() % 2);
-    for (int i : {pick, 1 - pick}) {
-      if (agents[i]->Running()) victims.push_back(i);
-      if (!uploading && !victims.empty()) break;
+    for (int i : {0, 1}) {
+      if (!armed[i] && agents[i]->Running()) armed[i] = fs::remove(marker[i]);
     }
-    for (int i : victims) {
-      agents[i]->Kill(SIGKILL);
-      ++kills;
-      mid_upload += uploading;
+    int held = -1;
+    while (held < 0 && absl::Now() < give_up && (a.Running() || b.Running())) {
+      for (int i : {0, 1}) {
+        if (holding(i)) held = i;
+      }
+      if (held < 0) absl::SleepFor(absl::Milliseconds(5));
     }
-    for (int i : victims) ASSERT_TRUE(agents[i]->Start(*args[i], root_ + logs[i]));
+    if (held < 0) break;
+    ASSERT_TRUE(PartialUploadOnServer(partial, kHoldAfter, give_up))
+        << "an agent stopped mid-upload but the server holds no partial upload";
+    ASSERT_TRUE(kill_and_restart(held, true));
+  }
+  // Disarm the hooks that have not fired; an agent whose hook fired meanwhile is holding an
+  // upload, and is killed there once more.
+  for (int i : {0, 1}) {
+    if (!armed[i] || !agents[i]->Running()) continue;
+    const int fd = open(marker[i].c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+    if (fd >= 0) {
+      close(fd);
+      armed[i] = false;
+    } else {
+      ASSERT_TRUE(kill_and_restart(i, true));
+    }
   }
   const int sa = a.Wait(absl::Minutes(5)), sb = b.Wait(absl::Minutes(5));
   ASSERT_TRUE(WIFEXITED(sa) && WEXITSTATUS(sa) == 0) << proc::Tail(root_ + "/firm-a.log");
@@ -509,7 +544,7 @@ TEST_F(AgentKillTest, AgentsKilledMidUploadLeaveNothingPartialAndLoseNoIteration
   std::cerr << "killed agents " << kills << " times, " << mid_upload << " of them mid-upload"
             << std::endl;
   EXPECT_GE(kills, target_kills);
-  EXPECT_GE(mid_upload, 1);
+  EXPECT_GE(mid_upload, target_kills - target_kills / 3);
   // The kills change nothing in the result: the same trajectory and bytes as the runner.
   ExpectSameAsRunner(Oracle(99, iterations, iterations));
   server_->Kill(SIGTERM);

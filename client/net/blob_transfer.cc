@@ -1,6 +1,10 @@
 #include "client/net/blob_transfer.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -11,6 +15,27 @@
 
 namespace wxp::client {
 namespace fs = std::filesystem;
+
+namespace {
+
+// Test fault hook (tests/agent_process_test): with WXP_FAULT_HOLD_UPLOAD_AFTER_BYTES=N and
+// WXP_FAULT_HOLD_UPLOAD_MARKER=PATH in the environment, the first upload that has streamed
+// at least N bytes while more remain creates PATH and then hangs until the process is
+// killed, so a test's SIGKILL lands mid-upload every time instead of when it happens to.
+// Creating PATH is exclusive: if it exists already (the hook fired before, or the test
+// disarmed it by creating it first), uploads run on.
+void MaybeHoldUpload(uint64_t sent, uint64_t remaining) {
+  static const char* const after = std::getenv("WXP_FAULT_HOLD_UPLOAD_AFTER_BYTES");
+  static const char* const marker = std::getenv("WXP_FAULT_HOLD_UPLOAD_MARKER");
+  if (after == nullptr || marker == nullptr || remaining == 0) return;
+  if (sent < std::strtoull(after, nullptr, 10)) return;
+  const int fd = open(marker, O_WRONLY | O_CREAT | O_EXCL, 0644);
+  if (fd < 0) return;
+  close(fd);
+  for (;;) pause();
+}
+
+}  // namespace
 
 absl::Duration TransferDeadline(const Connection& conn, uint64_t bytes) {
   return conn.options().rpc_deadline + absl::Seconds(2.0 * (bytes / double(64 << 20)));
@@ -68,6 +93,7 @@ absl::StatusOr<TransferResult> UploadFile(Connection& conn, const std::string& p
     if (open) {
       offset += n;
       result.bytes_moved += n;
+      MaybeHoldUpload(result.bytes_moved, size - offset);
     }
   }
   if (open) writer->WritesDone();

@@ -35,11 +35,26 @@ std::string Runfile(const std::string& relative) {
 
 ChildProcess::~ChildProcess() { Kill(SIGKILL); }
 
-bool ChildProcess::Start(const std::vector<std::string>& argv, const std::string& log_path) {
+bool ChildProcess::Start(const std::vector<std::string>& argv, const std::string& log_path,
+                         const std::vector<std::string>& env) {
   if (pid_ > 0) return false;
   std::vector<char*> args;
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
+  // The environment is built before fork: the child of a threaded parent may only call
+  // async-signal-safe functions, and setenv is not one.
+  std::vector<std::string> owned;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string entry = *e;
+    const std::string name = entry.substr(0, entry.find('='));
+    bool overridden = false;
+    for (const std::string& x : env) overridden |= x.rfind(name + "=", 0) == 0;
+    if (!overridden) owned.push_back(entry);
+  }
+  owned.insert(owned.end(), env.begin(), env.end());
+  std::vector<char*> envp;
+  for (const std::string& e : owned) envp.push_back(const_cast<char*>(e.c_str()));
+  envp.push_back(nullptr);
   pid_ = fork();
   if (pid_ < 0) return false;
   if (pid_ == 0) {
@@ -48,7 +63,7 @@ bool ChildProcess::Start(const std::vector<std::string>& argv, const std::string
       dup2(fd, 1);
       dup2(fd, 2);
     }
-    execv(args[0], args.data());
+    execve(args[0], args.data(), envp.data());
     _exit(127);
   }
   return true;

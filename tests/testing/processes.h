@@ -23,9 +23,11 @@ class ChildProcess {
   ChildProcess(const ChildProcess&) = delete;
   ChildProcess& operator=(const ChildProcess&) = delete;
 
-  // Starts argv[0] with argv; stdout and stderr are appended to `log_path`. False if fork
-  // failed or a child is already running.
-  bool Start(const std::vector<std::string>& argv, const std::string& log_path);
+  // Starts argv[0] with argv; stdout and stderr are appended to `log_path`. `env` entries
+  // ("NAME=value") are added to (or override) the test's environment. False if fork failed
+  // or a child is already running.
+  bool Start(const std::vector<std::string>& argv, const std::string& log_path,
+             const std::vector<std::string>& env = {});
   bool Running();
   // Sends `sig` and reaps the child; returns the wait status (-1 if none was running).
   int Kill(int sig);
