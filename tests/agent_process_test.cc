@@ -310,10 +310,12 @@ TEST_F(AgentProcessTest, ExternalEvaluatorFailuresAreReportedNotFatal) {
   hyperparameters_ = "seed: 5 max_iterations: 6 patience: 6 pool_size: 5";
   CreateSwarm("");
   // The harness scores like the synthetic evaluator, but fails every third call after the
-  // initial ones, alternating a crash, garbage output and a hang past the time-out.
+  // initial ones, alternating a crash, garbage output and a hang past the time-out. The
+  // time-out is far above a normal evaluation's time even on a loaded machine (at 2 s, a
+  // slow python3 start once failed an initial evaluation), so only the hang reaches it.
   const std::string script = Runfile("tests/testdata/eval_synthetic.py");
   const std::vector<std::string> ext = {"--eval_command=python3 " + script + " " + optimum_path_,
-                                        "--eval_timeout=2"};
+                                        "--eval_timeout=15"};
   ChildProcess a, b;
   ASSERT_TRUE(a.Start(AgentArgs("firm-a", {0, 1}, ext), root_ + "/firm-a.log"));
   ASSERT_TRUE(b.Start(AgentArgs("firm-b", {2}, Synthetic()), root_ + "/firm-b.log"));
