@@ -147,7 +147,8 @@ int Eval(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
   o->split = p->Get("split");
   absl::StatusOr<Adapter> a = LoadAdapter(p->Get("adapter"));
   if (!a.ok()) return Fail(err, a.status());
-  absl::StatusOr<std::unique_ptr<Evaluator>> ev = legal::MakeLegalEvaluator(*o, a->schema);
+  absl::StatusOr<std::unique_ptr<Evaluator>> ev =
+      legal::MakeLegalEvaluator(*o, a->schema, a->config_json);
   if (!ev.ok()) return Fail(err, ev.status());
   const auto start = std::chrono::steady_clock::now();
   absl::StatusOr<Scores> scores = (*ev)->Evaluate({0, 0, a->values});

@@ -1,17 +1,23 @@
-// `wxpctl merge`: the composition baselines of SPEC 4.1 over PEFT adapters.
+// `wxpctl merge`: the composition baselines of SPEC 4.1 over PEFT adapters, and the exact
+// product merges of SPEC 4.3 (cat, svd) over LoRA experts that may differ in rank.
+#include "common/merge.h"
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client/admin/command_util.h"
 #include "client/admin/commands.h"
 #include "client/admin/experts.h"
-#include "common/merge.h"
+#include "common/lora_decode.h"
 
 namespace wxp::admin {
 namespace {
 
 const std::vector<cli::FlagSpec> kFlags = {
-    {"method", "linear | task_arithmetic | ties | dare | dare_ties | slerp"},
-    {"weights", "comma-separated weight per adapter (default: equal)"},
+    {"method", "linear | task_arithmetic | ties | dare | dare_ties | slerp | cat | svd"},
+    {"weights",
+     "comma-separated weight per adapter (default: equal); for cat and svd the coefficients "
+     "α_j of ΔW = Σ α_j·s_j·B_j·A_j as given, not normalised (default 1/n each)"},
+    {"svd-rank", "rank K of each module of an svd merge (required for svd)"},
     {"density", "fraction of entries kept by ties / dare / dare_ties", false, "0.5"},
     {"lambda", "scale of the merged task vector (task_arithmetic, ties, dare*)", false, "1"},
     {"t", "interpolation position for slerp (0 = first adapter, 1 = second)", false, "0.5"},
@@ -21,6 +27,41 @@ const std::vector<cli::FlagSpec> kFlags = {
 };
 
 constexpr char kUsage[] = "--method M --out DIR [flags] ADAPTER...";
+
+// cat and svd: the experts keep their own schemas (ranks, scalings, modules may differ).
+int ProductMerge(const cli::ParsedArgs& p, const std::string& method,
+                 const std::vector<double>& weights, std::ostream& out, std::ostream& err) {
+  if (p.Has("base")) return UsageError(err, "merge", "--base is not used by cat or svd");
+  LoraDecodeOptions options;
+  options.decoder = LoraDecoder::kLoraProduct;
+  if (method == "svd") {
+    if (!p.Has("svd-rank")) return UsageError(err, "merge", "--svd-rank is required for svd");
+    absl::StatusOr<int64_t> k = p.GetInt("svd-rank");
+    if (!k.ok()) return UsageError(err, "merge", std::string(k.status().message()));
+    options.decoder = LoraDecoder::kLoraProductSvd;
+    options.svd_rank = *k;
+  }
+  std::vector<Adapter> experts;
+  for (const std::string& path : p.positional()) {
+    absl::StatusOr<Adapter> a = LoadAdapter(path);
+    if (!a.ok()) return Fail(err, a.status());
+    if (absl::Status s = CheckFinite(*a); !s.ok()) {
+      return Fail(err, absl::InvalidArgumentError(absl::StrCat(path, ": ", s.message())));
+    }
+    experts.push_back(*std::move(a));
+  }
+  std::vector<const Adapter*> ptrs;
+  for (const Adapter& a : experts) ptrs.push_back(&a);
+  std::vector<double> alpha = weights;
+  if (alpha.empty()) alpha.assign(experts.size(), 1.0 / experts.size());
+  absl::StatusOr<Adapter> merged =
+      DecodeLora(ptrs, LoraCoefficients::PerExpert(std::move(alpha)), options);
+  if (!merged.ok()) return Fail(err, merged.status());
+  if (absl::Status s = SaveAdapterDir(*merged, p.Get("out")); !s.ok()) return Fail(err, s);
+  out << absl::StrFormat("merged %d adapters with %s into %s\n", experts.size(), method,
+                         p.Get("out"));
+  return kExitOk;
+}
 
 }  // namespace
 
@@ -40,6 +81,8 @@ int Merge(const std::vector<std::string>& args, std::ostream& out, std::ostream&
        {weights.status(), density.status(), lambda.status(), t.status(), seed.status()}) {
     if (!s.ok()) return UsageError(err, "merge", std::string(s.message()));
   }
+
+  if (method == "cat" || method == "svd") return ProductMerge(*p, method, *weights, out, err);
 
   std::vector<std::string> paths = p->positional();
   const bool has_base = p->Has("base");
@@ -63,8 +106,7 @@ int Merge(const std::vector<std::string>& args, std::ostream& out, std::ostream&
   } else if (method == "dare") {
     merged = DareMerge(spans, *weights, *density, static_cast<uint64_t>(*seed), base, *lambda);
   } else if (method == "dare_ties") {
-    merged = DareTiesMerge(spans, *weights, *density, static_cast<uint64_t>(*seed), base,
-                           *lambda);
+    merged = DareTiesMerge(spans, *weights, *density, static_cast<uint64_t>(*seed), base, *lambda);
   } else if (method == "slerp") {
     merged = Slerp(spans, *t, set->tensor_sizes);
   } else {

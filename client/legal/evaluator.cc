@@ -6,46 +6,56 @@
 namespace wxp::legal {
 
 absl::StatusOr<Scores> LegalEvaluator::Evaluate(const EvaluationRequest& request) {
-  WXP_ASSIGN_OR_RETURN(LmScores s, model_->Score(request.params, data_));
+  WXP_ASSIGN_OR_RETURN(LmScores s, model_->Score(placement_, request.params, data_));
   return Scores{{kCharAccComponent, s.char_acc}, {kLossComponent, s.loss}};
 }
 
 absl::StatusOr<LegalSetup> LoadLegalSetup(const LegalOptions& options) {
   WXP_ASSIGN_OR_RETURN(Corpus corpus, Corpus::Load(options.corpus_dir));
-  WXP_ASSIGN_OR_RETURN(std::shared_ptr<const LegalModel> model,
-                       LegalModel::LoadOrPretrain(options.model, corpus, options.work_dir,
-                                                  options.log));
+  WXP_ASSIGN_OR_RETURN(
+      std::shared_ptr<const LegalModel> model,
+      LegalModel::LoadOrPretrain(options.model, corpus, options.work_dir, options.log));
   return LegalSetup{std::move(corpus), std::move(model)};
 }
 
-absl::StatusOr<std::unique_ptr<LegalEvaluator>> MakeLegalEvaluator(
-    std::shared_ptr<const LegalModel> model, const Corpus& corpus, Split split) {
+namespace {
+
+absl::StatusOr<TokenData> SplitData(const LegalModel& model, const Corpus& corpus, Split split) {
   if (split != Split::kDev && split != Split::kTest) {
     return absl::InvalidArgumentError(absl::StrCat(
         "legal evaluator: scores the held-out dev or test split, not '", SplitName(split), "'"));
   }
   WXP_ASSIGN_OR_RETURN(Segments segments, corpus.Get(split));
-  WXP_ASSIGN_OR_RETURN(TokenData data, model->Tokenize(segments));
+  WXP_ASSIGN_OR_RETURN(TokenData data, model.Tokenize(segments));
   if (data.positions() == 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("legal evaluator: the ", SplitName(split), " split of ", corpus.dir(),
-                     " is empty"));
+    return absl::InvalidArgumentError(absl::StrCat("legal evaluator: the ", SplitName(split),
+                                                   " split of ", corpus.dir(), " is empty"));
   }
+  return data;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<LegalEvaluator>> MakeLegalEvaluator(
+    std::shared_ptr<const LegalModel> model, const Corpus& corpus, Split split) {
+  WXP_ASSIGN_OR_RETURN(TokenData data, SplitData(*model, corpus, split));
   return std::make_unique<LegalEvaluator>(std::move(model), std::move(data));
 }
 
-absl::StatusOr<std::unique_ptr<Evaluator>> MakeLegalEvaluator(const LegalOptions& options,
-                                                              const Schema& schema) {
+absl::StatusOr<std::unique_ptr<Evaluator>> MakeLegalEvaluator(
+    const LegalOptions& options, const Schema& schema,
+    const std::optional<std::string>& adapter_config_json) {
   WXP_ASSIGN_OR_RETURN(Split split, ParseSplit(options.split));
   WXP_ASSIGN_OR_RETURN(LegalSetup setup, LoadLegalSetup(options));
-  if (absl::Status s = schema.CheckSame(setup.model->lora_schema()); !s.ok()) {
+  absl::StatusOr<LoraPlacement> placement = setup.model->PlaceLora(schema, adapter_config_json);
+  if (!placement.ok()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("legal evaluator: the swarm's schema is not this model's LoRA: ",
-                     s.message()));
+        absl::StrCat("legal evaluator: the swarm's schema is not a LoRA of this model: ",
+                     placement.status().message()));
   }
-  WXP_ASSIGN_OR_RETURN(std::unique_ptr<LegalEvaluator> ev,
-                       MakeLegalEvaluator(setup.model, setup.corpus, split));
-  return std::unique_ptr<Evaluator>(std::move(ev));
+  WXP_ASSIGN_OR_RETURN(TokenData data, SplitData(*setup.model, setup.corpus, split));
+  return std::unique_ptr<Evaluator>(std::make_unique<LegalEvaluator>(
+      std::move(setup.model), std::move(data), *std::move(placement)));
 }
 
 absl::StatusOr<Schema> LegalLoraSchema(const LegalOptions& options) {

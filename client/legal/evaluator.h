@@ -13,13 +13,15 @@
 //   ev.value()->Evaluate({particle, iteration, flat_params});  // {"char_acc", "loss"}
 //
 // Both load the base model cached in work_dir, pretraining it first if it is missing (under
-// a minute on two cores; later calls reuse it). The swarm's schema must be the model's LoRA
-// schema (LegalLoraSchema), i.e. the experts must come from FineTuneLegalExpert with the
-// same ModelConfig and corpus.
+// a minute on two cores; later calls reuse it). The swarm's schema is the model's LoRA
+// schema (LegalLoraSchema: experts from FineTuneLegalExpert with the same ModelConfig and
+// corpus), or, given the adapters' adapter_config.json, any PEFT LoRA on the model's fc1,
+// fc2 and head (e.g. candidates decoded from expert coefficients, of rank Σ r_j).
 #ifndef WXP_CLIENT_LEGAL_EVALUATOR_H_
 #define WXP_CLIENT_LEGAL_EVALUATOR_H_
 
 #include <memory>
+#include <optional>
 #include <ostream>
 #include <string>
 
@@ -49,10 +51,14 @@ struct LegalOptions {
 // scores, bit for bit, on the same machine and thread count.
 class LegalEvaluator : public Evaluator {
  public:
+  // Scores the model's own adapters (own_placement()).
   LegalEvaluator(std::shared_ptr<const LegalModel> model, TokenData data)
-      : model_(std::move(model)), data_(std::move(data)) {}
-  // InvalidArgument if the position's length is not the model's LoRA size or it holds a
-  // non-finite value; Internal for a LibTorch failure.
+      : model_(std::move(model)), data_(std::move(data)), placement_(model_->own_placement()) {}
+  // Scores adapters placed by model->PlaceLora.
+  LegalEvaluator(std::shared_ptr<const LegalModel> model, TokenData data, LoraPlacement placement)
+      : model_(std::move(model)), data_(std::move(data)), placement_(std::move(placement)) {}
+  // InvalidArgument if the position's length is not the placement schema's size or it holds
+  // a non-finite value; Internal for a LibTorch failure.
   absl::StatusOr<Scores> Evaluate(const EvaluationRequest& request) override;
   const LegalModel& model() const { return *model_; }
   int64_t positions() const { return data_.positions(); }
@@ -60,14 +66,17 @@ class LegalEvaluator : public Evaluator {
  private:
   std::shared_ptr<const LegalModel> model_;
   TokenData data_;
+  LoraPlacement placement_;
 };
 
 // The evaluator of `options.split` (dev or test; InvalidArgument for train/general or an
-// unknown name), for a swarm over `schema`: InvalidArgument naming the difference if
-// `schema` is not the model's LoRA schema. Corpus errors (NotFound/InvalidArgument) and
+// unknown name), for a swarm over `schema` with the adapters' `adapter_config_json`, if
+// known: InvalidArgument as LegalModel::PlaceLora (without a config, naming the difference
+// if `schema` is not the model's LoRA schema). Corpus errors (NotFound/InvalidArgument) and
 // pretraining errors pass through.
-absl::StatusOr<std::unique_ptr<Evaluator>> MakeLegalEvaluator(const LegalOptions& options,
-                                                              const Schema& schema);
+absl::StatusOr<std::unique_ptr<Evaluator>> MakeLegalEvaluator(
+    const LegalOptions& options, const Schema& schema,
+    const std::optional<std::string>& adapter_config_json = std::nullopt);
 // The same over an already loaded model and corpus (benchmarks, tests).
 absl::StatusOr<std::unique_ptr<LegalEvaluator>> MakeLegalEvaluator(
     std::shared_ptr<const LegalModel> model, const Corpus& corpus, Split split);

@@ -2,18 +2,20 @@
 #include "client/legal/model.h"
 
 #include <sys/stat.h>
-
-#include <chrono>
-#include <cmath>
-
 #include <torch/optim/adam.h>
 #include <torch/types.h>
 #include <torch/utils.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cmath>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/adapter.h"
 #include "common/file_util.h"
+#include "common/lora_layout.h"
 #include "common/sha256.h"
 #include "nlohmann/json.hpp"
 
@@ -63,11 +65,18 @@ struct BaseWeights {
   torch::Tensor embed, w1, b1, w2, b2, wh, bh;
   std::vector<torch::Tensor*> All() { return {&embed, &w1, &b1, &w2, &b2, &wh, &bh}; }
 };
-const char* const kBaseNames[] = {"embed.weight", "fc1.weight", "fc1.bias", "fc2.weight",
+const char* const kBaseNames[] = {"embed.weight", "fc1.weight",  "fc1.bias", "fc2.weight",
                                   "fc2.bias",     "head.weight", "head.bias"};
 
-// LoRA factors per target module, in kLoraModules order: {A [r, in], B [out, r]}.
+// LoRA factors per target module, in kLoraModules order: {A [r, in], B [out, r]}; both
+// undefined for a module an adapter leaves alone.
 using LoraFactors = std::vector<std::pair<torch::Tensor, torch::Tensor>>;
+
+// One adapter's factors and the factor applied to each module's B·A.
+struct ScaledFactors {
+  LoraFactors factors;
+  std::array<double, 3> scale;
+};
 
 torch::Tensor Forward(const BaseWeights& w, const LoraFactors* lora, double scaling,
                       const torch::Tensor& ctx) {
@@ -115,11 +124,11 @@ std::vector<TensorSpec> LoraSpecs(const ModelConfig& c) {
 }
 
 absl::Status CheckConfig(const ModelConfig& c) {
-  if (c.context < 1 || c.embed < 1 || c.hidden < 1 || c.lora_rank < 1 ||
-      !(c.lora_alpha > 0) || c.pretrain_steps < 0 || c.pretrain_batch < 1 ||
-      !(c.pretrain_lr > 0) || c.threads < 1) {
-    return absl::InvalidArgumentError("legal model config: sizes, steps, batch, lr, "
-                                      "lora_alpha and threads must be positive");
+  if (c.context < 1 || c.embed < 1 || c.hidden < 1 || c.lora_rank < 1 || !(c.lora_alpha > 0) ||
+      c.pretrain_steps < 0 || c.pretrain_batch < 1 || !(c.pretrain_lr > 0) || c.threads < 1) {
+    return absl::InvalidArgumentError(
+        "legal model config: sizes, steps, batch, lr, "
+        "lora_alpha and threads must be positive");
   }
   return absl::OkStatus();
 }
@@ -130,8 +139,8 @@ std::string ModelConfig::Canonical() const {
   return absl::StrFormat(
       "wxp-legal-lm-v1 context=%d embed=%d hidden=%d lora_rank=%d lora_alpha=%.17g "
       "pretrain_steps=%d pretrain_batch=%d pretrain_lr=%.17g seed=%d",
-      context, embed, hidden, lora_rank, lora_alpha, pretrain_steps, pretrain_batch,
-      pretrain_lr, seed);
+      context, embed, hidden, lora_rank, lora_alpha, pretrain_steps, pretrain_batch, pretrain_lr,
+      seed);
 }
 
 struct TokenData::Impl {
@@ -147,6 +156,7 @@ int64_t TokenData::positions() const { return impl_->targets.size(0); }
 struct LegalModel::Impl {
   ModelConfig config;
   Schema lora_schema;
+  LoraPlacement own;
   BaseWeights base;
   std::string base_path;
   std::string config_hash;
@@ -176,18 +186,28 @@ struct LegalModel::Impl {
     return TokenData(std::move(impl));
   }
 
-  LmScores Score(const LoraFactors* lora, const TokenData::Impl& data) const {
+  // base + Σ scale·B·A over the adapters. With one adapter the first sum is the single
+  // expression W + s·B·A the model has always computed, so its own adapters score the same
+  // bit for bit.
+  BaseWeights Merged(const std::vector<ScaledFactors>& loras) const {
+    BaseWeights merged = base;
+    torch::Tensor* targets[3] = {&merged.w1, &merged.w2, &merged.wh};
+    for (const ScaledFactors& l : loras) {
+      for (int i = 0; i < 3; ++i) {
+        const auto& [a, b] = l.factors[i];
+        if (a.defined()) *targets[i] = *targets[i] + l.scale[i] * b.mm(a);
+      }
+    }
+    return merged;
+  }
+
+  LmScores Score(const std::vector<ScaledFactors>& loras, const TokenData::Impl& data) const {
     torch::NoGradGuard no_grad;
     const int64_t n = data.targets.size(0);
     constexpr int64_t kRows = 4096;  // bounds the logits buffer
     double nll = 0;
     int64_t correct = 0;
-    BaseWeights merged = base;
-    if (lora != nullptr) {
-      merged.w1 = base.w1 + scaling() * (*lora)[0].second.mm((*lora)[0].first);
-      merged.w2 = base.w2 + scaling() * (*lora)[1].second.mm((*lora)[1].first);
-      merged.wh = base.wh + scaling() * (*lora)[2].second.mm((*lora)[2].first);
-    }
+    const BaseWeights merged = Merged(loras);
     for (int64_t start = 0; start < n; start += kRows) {
       const int64_t len = std::min(kRows, n - start);
       torch::Tensor logits = Forward(merged, nullptr, 0, data.ctx.narrow(0, start, len));
@@ -224,9 +244,8 @@ struct LegalModel::Impl {
       static_cast<torch::optim::AdamOptions&>(opt.param_groups()[0].options()).lr(lr);
       torch::Tensor idx = RandomIndices(rng, c.pretrain_batch, n);
       opt.zero_grad();
-      torch::Tensor loss =
-          Loss(Forward(base, nullptr, 0, data.ctx.index_select(0, idx)),
-               data.targets.index_select(0, idx));
+      torch::Tensor loss = Loss(Forward(base, nullptr, 0, data.ctx.index_select(0, idx)),
+                                data.targets.index_select(0, idx));
       loss.backward();
       opt.step();
     }
@@ -243,7 +262,8 @@ struct LegalModel::Impl {
       a.values.insert(a.values.end(), flat.data_ptr<float>(),
                       flat.data_ptr<float>() + flat.numel());
     }
-    a.metadata = {{"format", "pt"}, {"wxp_legal_config", config.Canonical()},
+    a.metadata = {{"format", "pt"},
+                  {"wxp_legal_config", config.Canonical()},
                   {"wxp_legal_config_hash", config_hash}};
     return a;
   }
@@ -252,7 +272,8 @@ struct LegalModel::Impl {
     const Schema expected(BaseSpecs(config));
     if (absl::Status s = a.schema.CheckSame(expected); !s.ok()) return s;
     bool hash_ok = false;
-    for (const auto& [k, v] : a.metadata) hash_ok |= (k == "wxp_legal_config_hash" && v == config_hash);
+    for (const auto& [k, v] : a.metadata)
+      hash_ok |= (k == "wxp_legal_config_hash" && v == config_hash);
     if (!hash_ok) return absl::InvalidArgumentError("config hash mismatch");
     std::vector<torch::Tensor*> all = base.All();
     for (size_t i = 0; i < all.size(); ++i) {
@@ -264,17 +285,21 @@ struct LegalModel::Impl {
     return absl::OkStatus();
   }
 
-  LoraFactors Factors(absl::Span<const float> flat) const {
-    LoraFactors f;
+  ScaledFactors Factors(const LoraPlacement& p, absl::Span<const float> flat, double weight) const {
+    ScaledFactors f;
+    f.factors.resize(3);
     for (int i = 0; i < 3; ++i) {
+      const LoraPlacement::Module& m = p.modules[i];
+      f.scale[i] = weight * m.scaling;
+      if (m.a_tensor < 0) continue;
       torch::Tensor ab[2];
       for (int j = 0; j < 2; ++j) {
-        const size_t t = 2 * i + j;
-        ab[j] = torch::from_blob(const_cast<float*>(flat.data()) + lora_schema.offset(t),
-                                 lora_schema.tensor(t).shape, torch::kFloat32)
+        const size_t t = j == 0 ? m.a_tensor : m.b_tensor;
+        ab[j] = torch::from_blob(const_cast<float*>(flat.data()) + p.schema.offset(t),
+                                 p.schema.tensor(t).shape, torch::kFloat32)
                     .clone();
       }
-      f.push_back({ab[0], ab[1]});
+      f.factors[i] = {ab[0], ab[1]};
     }
     return f;
   }
@@ -283,6 +308,7 @@ struct LegalModel::Impl {
 LegalModel::LegalModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 LegalModel::~LegalModel() = default;
 const ModelConfig& LegalModel::config() const { return impl_->config; }
+const LoraPlacement& LegalModel::own_placement() const { return impl_->own; }
 const Schema& LegalModel::lora_schema() const { return impl_->lora_schema; }
 const std::string& LegalModel::base_path() const { return impl_->base_path; }
 bool LegalModel::pretrained_now() const { return impl_->pretrained_now; }
@@ -313,6 +339,8 @@ absl::StatusOr<std::shared_ptr<const LegalModel>> LegalModel::LoadOrPretrain(
     auto impl = std::make_unique<Impl>();
     impl->config = config;
     impl->lora_schema = Schema(LoraSpecs(config));
+    impl->own.schema = impl->lora_schema;
+    for (int i = 0; i < 3; ++i) impl->own.modules[i] = {2 * i, 2 * i + 1, impl->scaling()};
     impl->config_hash = Sha256Hex(config.Canonical() + "\n" + corpus.fingerprint());
     impl->base_path = absl::StrCat(work_dir.empty() ? "." : work_dir, "/legal-base-",
                                    impl->config_hash.substr(0, 16), ".safetensors");
@@ -345,8 +373,8 @@ absl::StatusOr<std::shared_ptr<const LegalModel>> LegalModel::LoadOrPretrain(
     }
     if (log) {
       *log << absl::StrFormat("legal: pretrained base (%d steps on %d bytes) in %.1f s -> %s\n",
-                              config.pretrain_steps, data.positions(),
-                              impl->pretrain_seconds, impl->base_path);
+                              config.pretrain_steps, data.positions(), impl->pretrain_seconds,
+                              impl->base_path);
     }
     return std::shared_ptr<const LegalModel>(new LegalModel(std::move(impl)));
   } catch (const std::exception& e) {  // c10::Error derives from std::exception
@@ -362,22 +390,96 @@ absl::StatusOr<TokenData> LegalModel::Tokenize(const Segments& segments) const {
   }
 }
 
-absl::StatusOr<LmScores> LegalModel::Score(absl::Span<const float> lora,
-                                           const TokenData& data) const {
-  if (!lora.empty() && static_cast<int64_t>(lora.size()) != impl_->lora_schema.total_params()) {
+namespace {
+
+absl::Status CheckLora(const LoraPlacement& p, absl::Span<const float> lora) {
+  if (static_cast<int64_t>(lora.size()) != p.schema.total_params()) {
     return absl::InvalidArgumentError(
         absl::StrFormat("legal model: adapter has %d parameters, the model's LoRA has %d",
-                        lora.size(), impl_->lora_schema.total_params()));
+                        lora.size(), p.schema.total_params()));
   }
   for (float x : lora) {
     if (!std::isfinite(x)) {
       return absl::InvalidArgumentError("legal model: adapter holds a non-finite value");
     }
   }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<LoraPlacement> LegalModel::PlaceLora(
+    const Schema& schema, const std::optional<std::string>& config_json) const {
+  const Schema& own = impl_->lora_schema;
+  if (!config_json) {
+    if (schema == own) return impl_->own;
+    return absl::InvalidArgumentError(absl::StrCat(
+        "legal model: without its adapter_config.json only the model's own rank-",
+        impl_->config.lora_rank, " LoRA can be scored (", schema.CheckSame(own).message(), ")"));
+  }
+  Adapter probe;
+  probe.schema = schema;
+  probe.config_json = config_json;
+  absl::StatusOr<LoraLayout> layout = ParseLoraLayout(probe);
+  if (!layout.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("legal model: ", layout.status().message()));
+  }
+  LoraPlacement p;
+  p.schema = schema;
+  for (const LoraModule& m : layout->modules) {
+    int i = 0;
+    while (i < 3 && m.name != absl::StrCat("base_model.model.", kLoraModules[i])) ++i;
+    if (i == 3) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("legal model: tensor '", schema.tensor(m.a_tensor).name,
+                       "' is not on fc1, fc2 or head (base_model.model.<module>.lora_A.weight)"));
+    }
+    const int64_t in = own.tensor(2 * i).shape[1], out = own.tensor(2 * i + 1).shape[0];
+    if (m.in_features != in || m.out_features != out) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "legal model: module %s has (out, in) = (%d, %d); the model's is (%d, %d)", m.name,
+          m.out_features, m.in_features, out, in));
+    }
+    p.modules[i] = {static_cast<int>(m.a_tensor), static_cast<int>(m.b_tensor), m.scaling};
+  }
+  return p;
+}
+
+absl::StatusOr<LmScores> LegalModel::Score(absl::Span<const float> lora,
+                                           const TokenData& data) const {
+  return Score(impl_->own, lora, data);
+}
+
+absl::StatusOr<LmScores> LegalModel::Score(const LoraPlacement& placement,
+                                           absl::Span<const float> lora,
+                                           const TokenData& data) const {
+  if (!lora.empty()) {
+    if (absl::Status s = CheckLora(placement, lora); !s.ok()) return s;
+  }
   try {
-    if (lora.empty()) return impl_->Score(nullptr, *data.impl_);
-    const LoraFactors f = impl_->Factors(lora);
-    return impl_->Score(&f, *data.impl_);
+    if (lora.empty()) return impl_->Score({}, *data.impl_);
+    return impl_->Score({impl_->Factors(placement, lora, 1.0)}, *data.impl_);
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("legal model: libtorch: ", e.what()));
+  }
+}
+
+absl::StatusOr<std::vector<float>> LegalModel::Logits(absl::Span<const PlacedLora> loras,
+                                                      const TokenData& data, int64_t rows) const {
+  for (const PlacedLora& l : loras) {
+    if (l.placement == nullptr) return absl::InvalidArgumentError("legal model: no placement");
+    if (absl::Status s = CheckLora(*l.placement, l.values); !s.ok()) return s;
+  }
+  try {
+    torch::NoGradGuard no_grad;
+    std::vector<ScaledFactors> scaled;
+    for (const PlacedLora& l : loras) {
+      scaled.push_back(impl_->Factors(*l.placement, l.values, l.weight));
+    }
+    const int64_t n = std::min(std::max<int64_t>(rows, 0), data.positions());
+    torch::Tensor logits =
+        Forward(impl_->Merged(scaled), nullptr, 0, data.impl_->ctx.narrow(0, 0, n)).contiguous();
+    return std::vector<float>(logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel());
   } catch (const std::exception& e) {
     return absl::InternalError(absl::StrCat("legal model: libtorch: ", e.what()));
   }
@@ -392,10 +494,11 @@ absl::StatusOr<FineTuneResult> LegalModel::FineTune(const Segments& train,
     const auto start = std::chrono::steady_clock::now();
     TokenData data = impl_->Tokenize(train);
     const int64_t n = data.positions();
-    if (n == 0) return absl::InvalidArgumentError("legal fine-tune: the shard's train split is empty");
+    if (n == 0)
+      return absl::InvalidArgumentError("legal fine-tune: the shard's train split is empty");
     const TokenData::Impl& d = *data.impl_;
     FineTuneResult result;
-    result.initial_loss = impl_->Score(nullptr, d).loss;
+    result.initial_loss = impl_->Score({}, d).loss;
 
     // PEFT's initialisation: A ~ U(±1/sqrt(in)) (kaiming-uniform with a = sqrt(5)), B = 0,
     // so the untrained adapter is the base exactly.
@@ -417,8 +520,9 @@ absl::StatusOr<FineTuneResult> LegalModel::FineTune(const Segments& train,
     for (int step = 0; step < options.steps; ++step) {
       torch::Tensor idx = RandomIndices(order, options.batch, n);
       opt.zero_grad();
-      torch::Tensor loss = Loss(Forward(impl_->base, &f, impl_->scaling(), d.ctx.index_select(0, idx)),
-                                d.targets.index_select(0, idx));
+      torch::Tensor loss =
+          Loss(Forward(impl_->base, &f, impl_->scaling(), d.ctx.index_select(0, idx)),
+               d.targets.index_select(0, idx));
       loss.backward();
       opt.step();
     }
@@ -434,7 +538,8 @@ absl::StatusOr<FineTuneResult> LegalModel::FineTune(const Segments& train,
       a = a.detach();
       b = b.detach();
     }
-    result.final_loss = impl_->Score(&f, d).loss;
+    const double s = impl_->scaling();
+    result.final_loss = impl_->Score({ScaledFactors{f, {s, s, s}}}, d).loss;
     result.seconds = Seconds(start);
     return result;
   } catch (const std::exception& e) {

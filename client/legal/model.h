@@ -8,7 +8,10 @@
 // LoRA (rank r, scaling lora_alpha / r) sits on fc1, fc2 and head: W' = W + s·B·A with
 // A [r, in] and B [out, r], exactly PEFT's layout, so an adapter is the PEFT tensors
 //   base_model.model.<fc1|fc2|head>.lora_A.weight / lora_B.weight
-// in that order (the Schema returned by lora_schema()).
+// in that order (the Schema returned by lora_schema()). The model trains adapters of that
+// schema only, but applies any PEFT LoRA on its modules (LoraPlacement): any rank, any subset
+// of fc1/fc2/head, per-module scaling from the adapter's config, so candidates decoded from
+// expert coefficients (common/lora_decode.h, rank Σ r_j) can be scored.
 //
 // The base weights are pretrained once per (config, corpus) with a fixed seed on the
 // corpus's general split and cached in a work directory as
@@ -22,8 +25,10 @@
 #ifndef WXP_CLIENT_LEGAL_MODEL_H_
 #define WXP_CLIENT_LEGAL_MODEL_H_
 
+#include <array>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -36,9 +41,9 @@
 namespace wxp::legal {
 
 struct ModelConfig {
-  int context = 12;     // bytes of left context
-  int embed = 12;       // embedding width per byte
-  int hidden = 128;     // width of fc1/fc2
+  int context = 12;  // bytes of left context
+  int embed = 12;    // embedding width per byte
+  int hidden = 128;  // width of fc1/fc2
   int lora_rank = 8;
   double lora_alpha = 16;
   // Deliberately short: the vendor's base is a generalist from a small public mix, and the
@@ -69,6 +74,26 @@ struct LmScores {
   double char_acc = 0;  // fraction of next bytes predicted exactly (argmax)
   double loss = 0;      // mean cross-entropy, nats per byte
   int64_t positions = 0;
+};
+
+// Where an adapter's tensors act on the model. Built by LegalModel::PlaceLora (or
+// own_placement() for the model's own schema); positions scored with it are flat over
+// `schema`.
+struct LoraPlacement {
+  struct Module {
+    int a_tensor = -1;  // schema index of lora_A.weight; -1: the adapter leaves it alone
+    int b_tensor = -1;  // schema index of lora_B.weight
+    double scaling = 0;
+  };
+  Schema schema;
+  std::array<Module, 3> modules;  // fc1, fc2, head
+};
+
+// One adapter applied with a weight: the model's W becomes W + Σ weight·scaling·B·A.
+struct PlacedLora {
+  const LoraPlacement* placement = nullptr;
+  absl::Span<const float> values;  // flat over placement->schema
+  double weight = 1;
 };
 
 struct FineTuneResult {
@@ -119,10 +144,32 @@ class LegalModel {
 
   absl::StatusOr<TokenData> Tokenize(const Segments& segments) const;
 
+  // The placement of the model's own adapters: lora_schema(), scaling lora_alpha / r.
+  const LoraPlacement& own_placement() const;
+
+  // The placement of a PEFT LoRA with `schema` and, if given, adapter_config.json text (its
+  // r, lora_alpha, rank_pattern, alpha_pattern and use_rslora give each module's scaling, as
+  // PEFT computes it). Without a config only lora_schema() itself is accepted (scaling from
+  // this model's config): a foreign rank says nothing about its scaling. InvalidArgument,
+  // naming the tensor, for tensors that are not LoRA factors of fc1, fc2 or head or whose
+  // shapes do not fit them, and for what ParseLoraLayout (common/lora_layout.h) refuses.
+  absl::StatusOr<LoraPlacement> PlaceLora(const Schema& schema,
+                                          const std::optional<std::string>& config_json) const;
+
   // Next-byte accuracy and loss of base + LoRA on `data`. An empty `lora` means the base
   // alone. InvalidArgument if `lora` is neither empty nor lora_schema().total_params() long
   // or holds a non-finite value.
   absl::StatusOr<LmScores> Score(absl::Span<const float> lora, const TokenData& data) const;
+  // The same for an adapter placed by PlaceLora (length placement.schema.total_params()).
+  // For own_placement() the result is bit for bit that of the overload above.
+  absl::StatusOr<LmScores> Score(const LoraPlacement& placement, absl::Span<const float> lora,
+                                 const TokenData& data) const;
+
+  // Logits (row-major [rows, 256]) of base + Σ weight·ΔW of `loras` on the first
+  // min(rows, positions) positions of `data`: several adapters applied at once, each with
+  // its own factors and scaling. InvalidArgument as Score for each adapter.
+  absl::StatusOr<std::vector<float>> Logits(absl::Span<const PlacedLora> loras,
+                                            const TokenData& data, int64_t rows) const;
 
   // Trains a fresh LoRA on `train` with autograd and Adam, the base frozen.
   // InvalidArgument for empty text or non-positive steps/batch/lr.

@@ -2,8 +2,11 @@
 // tiny configuration so the whole file runs in seconds.
 #include <cstdlib>
 
+#include "absl/strings/str_cat.h"
 #include "client/legal/evaluator.h"
 #include "common/adapter.h"
+#include "common/lora_decode.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace wxp::legal {
@@ -147,6 +150,133 @@ TEST_F(LegalModelTest, EvaluatorIsDeterministicAndChecksItsInput) {
   nan_params[3] = std::nanf("");
   EXPECT_EQ((*ev)->Evaluate({0, 0, nan_params}).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+// A synthetic PEFT LoRA of the model on `modules` (indices into fc1, fc2, head) with
+// deterministic small values: what an expert of another rank or scaling looks like.
+Adapter SyntheticLora(const LegalModel& m, const std::vector<int>& modules, int64_t rank,
+                      double alpha, uint64_t seed) {
+  const char* const names[] = {"fc1", "fc2", "head"};
+  const Schema& own = m.lora_schema();
+  std::vector<TensorSpec> specs;
+  std::string targets;
+  for (int i : modules) {
+    const std::string prefix = absl::StrCat("base_model.model.", names[i]);
+    specs.push_back({prefix + ".lora_A.weight", DType::kF32, {rank, own.tensor(2 * i).shape[1]}});
+    specs.push_back(
+        {prefix + ".lora_B.weight", DType::kF32, {own.tensor(2 * i + 1).shape[0], rank}});
+    absl::StrAppend(&targets, targets.empty() ? "" : ", ", "\"", names[i], "\"");
+  }
+  Adapter a;
+  a.schema = Schema(std::move(specs));
+  a.values.resize(a.schema.total_params());
+  uint64_t state = seed * 0x9e3779b97f4a7c15ULL + 7;
+  for (float& x : a.values) {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    x = static_cast<float>(static_cast<int64_t>(state >> 40) % 2001 - 1000) / 10000.f;
+  }
+  a.config_json = absl::StrCat(R"({"peft_type": "LORA", "r": )", rank, R"(, "lora_alpha": )", alpha,
+                               R"(, "target_modules": [)", targets, "]}");
+  return a;
+}
+
+double RelDiff(const std::vector<float>& got, const std::vector<float>& want) {
+  double num = 0, den = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    num += (got[i] - want[i]) * static_cast<double>(got[i] - want[i]);
+    den += static_cast<double>(want[i]) * want[i];
+  }
+  return std::sqrt(num / den);
+}
+
+TEST_F(LegalModelTest, CatDecodedExpertsScoreAsTheirSummedDeltas) {
+  const LegalModel& m = *setup_->model;
+  absl::StatusOr<TokenData> dev = m.Tokenize(*setup_->corpus.Get(Split::kDev));
+  ASSERT_TRUE(dev.ok());
+  // Two rank-8 experts with different scalings (2 and 1): cat-decoded, a rank-16 LoRA.
+  const Adapter e1 = SyntheticLora(m, {0, 1, 2}, 8, 16, 1);
+  const Adapter e2 = SyntheticLora(m, {0, 1, 2}, 8, 8, 2);
+  absl::StatusOr<Adapter> d = DecodeLora({&e1, &e2}, LoraCoefficients::PerExpert({0.6, -0.9}), {});
+  ASSERT_TRUE(d.ok()) << d.status();
+  ASSERT_EQ(d->schema.tensor(0).shape[0], 16);
+  absl::StatusOr<LoraPlacement> p1 = m.PlaceLora(e1.schema, e1.config_json);
+  absl::StatusOr<LoraPlacement> p2 = m.PlaceLora(e2.schema, e2.config_json);
+  absl::StatusOr<LoraPlacement> pd = m.PlaceLora(d->schema, d->config_json);
+  ASSERT_TRUE(p1.ok() && p2.ok() && pd.ok()) << pd.status();
+  EXPECT_EQ(p1->modules[2].scaling, 2.0);
+  EXPECT_EQ(pd->modules[0].scaling, 1.0);
+
+  const std::vector<PlacedLora> decoded = {{&*pd, d->values, 1}};
+  const std::vector<PlacedLora> summed = {{&*p1, e1.values, 0.6}, {&*p2, e2.values, -0.9}};
+  absl::StatusOr<std::vector<float>> got = m.Logits(decoded, *dev, 512);
+  absl::StatusOr<std::vector<float>> want = m.Logits(summed, *dev, 512);
+  absl::StatusOr<std::vector<float>> base = m.Logits({}, *dev, 512);
+  ASSERT_TRUE(got.ok() && want.ok() && base.ok()) << got.status();
+  ASSERT_EQ(got->size(), 512u * 256);
+  EXPECT_LT(RelDiff(*got, *want), 1e-5);
+  EXPECT_GT(RelDiff(*base, *want), 1e-3);  // the deltas matter
+
+  // The evaluator built for the decoded schema and config scores the same.
+  absl::StatusOr<std::unique_ptr<Evaluator>> ev =
+      MakeLegalEvaluator(TinyOptions(), d->schema, d->config_json);
+  ASSERT_TRUE(ev.ok()) << ev.status();
+  absl::StatusOr<Scores> scores = (*ev)->Evaluate({0, 0, d->values});
+  absl::StatusOr<LmScores> direct = m.Score(*pd, d->values, *dev);
+  ASSERT_TRUE(scores.ok() && direct.ok()) << scores.status();
+  EXPECT_EQ(scores->at(kLossComponent), direct->loss);
+
+  // An expert on a subset of the modules (head only, rank 3), listed first: the decoded
+  // tensors come in another order and fc1/fc2 hold only e1's part.
+  const Adapter e3 = SyntheticLora(m, {2}, 3, 6, 3);
+  absl::StatusOr<Adapter> d2 = DecodeLora({&e3, &e1}, LoraCoefficients::PerExpert({1.5, 0.5}), {});
+  ASSERT_TRUE(d2.ok()) << d2.status();
+  absl::StatusOr<LoraPlacement> p3 = m.PlaceLora(e3.schema, e3.config_json);
+  absl::StatusOr<LoraPlacement> pd2 = m.PlaceLora(d2->schema, d2->config_json);
+  ASSERT_TRUE(p3.ok() && pd2.ok()) << pd2.status();
+  EXPECT_EQ(p3->modules[0].a_tensor, -1);
+  const std::vector<PlacedLora> decoded2 = {{&*pd2, d2->values, 1}};
+  const std::vector<PlacedLora> summed2 = {{&*p3, e3.values, 1.5}, {&*p1, e1.values, 0.5}};
+  EXPECT_LT(RelDiff(*m.Logits(decoded2, *dev, 512), *m.Logits(summed2, *dev, 512)), 1e-5);
+}
+
+TEST_F(LegalModelTest, OwnAdaptersScoreTheSameThroughAnyPlacement) {
+  const LegalModel& m = *setup_->model;
+  absl::StatusOr<TokenData> dev = m.Tokenize(*setup_->corpus.Get(Split::kDev));
+  ASSERT_TRUE(dev.ok());
+  const Adapter own = MakeLegalAdapter(m, SyntheticLora(m, {0, 1, 2}, 2, 4, 9).values);
+  absl::StatusOr<LoraPlacement> placed = m.PlaceLora(own.schema, own.config_json);
+  absl::StatusOr<LoraPlacement> bare = m.PlaceLora(own.schema, std::nullopt);
+  ASSERT_TRUE(placed.ok() && bare.ok()) << placed.status();
+  absl::StatusOr<LmScores> a = m.Score(own.values, *dev);
+  absl::StatusOr<LmScores> b = m.Score(*placed, own.values, *dev);
+  absl::StatusOr<LmScores> c = m.Score(*bare, own.values, *dev);
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  EXPECT_EQ(a->loss, b->loss);
+  EXPECT_EQ(a->char_acc, b->char_acc);
+  EXPECT_EQ(a->loss, c->loss);
+}
+
+TEST_F(LegalModelTest, PlacementRefusals) {
+  using ::testing::HasSubstr;
+  const LegalModel& m = *setup_->model;
+  const Adapter r8 = SyntheticLora(m, {0, 1, 2}, 8, 16, 1);
+  EXPECT_THAT(std::string(m.PlaceLora(r8.schema, std::nullopt).status().message()),
+              HasSubstr("without its adapter_config.json only the model's own rank-2"));
+  Adapter fc3 = r8;
+  fc3.schema = Schema({{"base_model.model.fc3.lora_A.weight", DType::kF32, {8, 64}},
+                       {"base_model.model.fc3.lora_B.weight", DType::kF32, {32, 8}}});
+  EXPECT_THAT(std::string(m.PlaceLora(fc3.schema, fc3.config_json).status().message()),
+              HasSubstr("is not on fc1, fc2 or head"));
+  Adapter narrow = r8;
+  narrow.schema = Schema({{"base_model.model.fc2.lora_A.weight", DType::kF32, {8, 31}},
+                          {"base_model.model.fc2.lora_B.weight", DType::kF32, {32, 8}}});
+  EXPECT_THAT(std::string(m.PlaceLora(narrow.schema, narrow.config_json).status().message()),
+              HasSubstr("has (out, in) = (32, 31); the model's is (32, 32)"));
+  Adapter rank_mismatch = r8;
+  rank_mismatch.config_json = R"({"r": 4, "lora_alpha": 8})";
+  EXPECT_THAT(
+      std::string(m.PlaceLora(rank_mismatch.schema, rank_mismatch.config_json).status().message()),
+      HasSubstr("legal model: tensor"));
 }
 
 TEST_F(LegalModelTest, FactoryErrors) {
