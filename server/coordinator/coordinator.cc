@@ -326,6 +326,7 @@ absl::StatusOr<wxp::v1::CreateSwarmResponse> Coordinator::CreateSwarm(
     with_defaults.set_round_deadline_seconds(options_.default_round_deadline_seconds);
   }
   WXP_ASSIGN_OR_RETURN(ResolvedSpec resolved, ResolveSwarmSpec(with_defaults, seed));
+  WXP_RETURN_IF_ERROR(ResolveTemplate([&](const std::string& id) { return options_.blobs->ReadAll(id); }, resolved));
   return Serve<wxp::v1::CreateSwarmResponse>([&]() -> absl::StatusOr<wxp::v1::CreateSwarmResponse> {
     if (swarms_.count(resolved.spec.name())) {
       return absl::AlreadyExistsError(
