@@ -156,6 +156,17 @@ absl::Status CheckSwarmSpecLimits(const SwarmSpec& spec) {
   return absl::OkStatus();
 }
 
+absl::Status CheckExpertBaseModel(const SwarmSpec& spec, const std::string& adapter_config_json) {
+  if (spec.base_model().empty() || adapter_config_json.empty()) return absl::OkStatus();
+  absl::StatusOr<LoraConfig> config = ParseLoraConfig(adapter_config_json);
+  if (!config.ok() || config->base_model_name_or_path.empty()) return absl::OkStatus();
+  if (config->base_model_name_or_path == spec.base_model()) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("the experts were trained on base model '", config->base_model_name_or_path,
+                   "' (adapter_config_json.base_model_name_or_path) but swarm '", spec.name(),
+                   "' is for base model '", spec.base_model(), "'"));
+}
+
 absl::Status ResolveTemplate(BlobReader read, ResolvedSpec& resolved) {
   const std::string id = resolved.spec.template_blob_id();
   if (id.empty()) return absl::OkStatus();

@@ -38,6 +38,13 @@ absl::StatusOr<ResolvedSpec> ResolveSwarmSpec(const wxp::v1::SwarmSpec& spec,
 // only, not by ResolveSwarmSpec, so a spec stored before the limits existed still loads.
 absl::Status CheckSwarmSpecLimits(const wxp::v1::SwarmSpec& spec);
 
+// SwarmSpec.base_model against a joining agent's adapter_config.json: InvalidArgument when
+// both name a base model and they differ. An empty base_model, an empty config, or a config
+// naming no base_model_name_or_path is not checked. The config is assumed to parse (Join
+// checks that first).
+absl::Status CheckExpertBaseModel(const wxp::v1::SwarmSpec& spec,
+                                  const std::string& adapter_config_json);
+
 // Fetches a stored blob's bytes by id; NotFound when the server does not hold it.
 using BlobReader = absl::FunctionRef<absl::StatusOr<std::string>(const std::string& blob_id)>;
 

@@ -235,5 +235,21 @@ TEST(SwarmSpecLimitsTest, FreeFormTextFieldsHaveTheirDocumentedLimits) {
   EXPECT_NE(s.message().find("description"), std::string::npos) << s;
 }
 
+TEST(SwarmSpecBaseModelTest, AnExpertForAnotherBaseModelIsRefused) {
+  wxp::v1::SwarmSpec spec = Parse(std::string(kMinimal) + R"( base_model: "gpt2")");
+  const std::string gpt2 = R"({"peft_type": "LORA", "base_model_name_or_path": "gpt2"})";
+  const std::string llama = R"({"peft_type": "LORA", "base_model_name_or_path": "llama-7b"})";
+  const std::string unnamed = R"({"peft_type": "LORA"})";
+  EXPECT_TRUE(CheckExpertBaseModel(spec, gpt2).ok());
+  EXPECT_TRUE(CheckExpertBaseModel(spec, unnamed).ok());
+  EXPECT_TRUE(CheckExpertBaseModel(spec, "").ok());
+  absl::Status s = CheckExpertBaseModel(spec, llama);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("'llama-7b'"), std::string::npos) << s;
+  EXPECT_NE(s.message().find("'gpt2'"), std::string::npos) << s;
+  spec.clear_base_model();  // empty: no check
+  EXPECT_TRUE(CheckExpertBaseModel(spec, llama).ok());
+}
+
 }  // namespace
 }  // namespace wxp::server
