@@ -316,7 +316,9 @@ absl::StatusOr<ResolvedSpec> ResolveSwarmSpec(const SwarmSpec& in, uint64_t seed
     return Invalid("transport_dtype", "must be F32, F16 or BF16");
   }
   if (spec.transport_dtype() != wxp::v1::DTYPE_UNSPECIFIED) {
-    WXP_RETURN_IF_ERROR(DTypeFromProto(spec.transport_dtype()).status());
+    if (absl::Status d = DTypeFromProto(spec.transport_dtype()).status(); !d.ok()) {
+      return Invalid("transport_dtype", d.message());
+    }
   }
 
   // Schema.

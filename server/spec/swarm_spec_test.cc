@@ -103,6 +103,14 @@ TEST(SwarmSpecTest, EveryInvalidFieldIsNamed) {
   EXPECT_FALSE(ResolveSwarmSpec(Parse(R"(name: "" utility { name: "a" weight: 1 })"), 1).ok());
 }
 
+TEST(SwarmSpecTest, AnUnknownTransportDtypeNamesTheField) {
+  wxp::v1::SwarmSpec spec = Parse(kMinimal);
+  spec.set_transport_dtype(static_cast<wxp::v1::DType>(7));  // a newer client's value
+  auto r = ResolveSwarmSpec(spec, 1);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("transport_dtype"), std::string::npos) << r.status();
+}
+
 TEST(SwarmSpecTest, SwarmNames) {
   EXPECT_TRUE(ValidateSwarmName("legal-q4_v2.1").ok());
   EXPECT_TRUE(ValidateSwarmName("7up").ok());

@@ -309,11 +309,16 @@ class SwarmLifeTest(WireTest):
         self.refused(Code.FAILED_PRECONDITION, self.agent.Report, pb.ReportRequest(
             swarm=name, particle_id=0, iteration=2, position_blob_id=wire.sha256_hex(x1),
             scores={"acc": 0.9}), FIRM_A)
+        self.refused(Code.UNAVAILABLE, self.admin.ExportBest,  # g's bytes not uploaded yet
+                     pb.ExportBestRequest(swarm=name), says="not been uploaded")
         self.upload(x1, FIRM_A, swarm=name)
         dup = self.report(name, 0, 1, wire.sha256_hex(x1), 0.9)
         self.assertTrue(dup.duplicate and not dup.upload_requested)  # held now
-        r = self.report(name, 1, 1, wire.sha256_hex(y1), 0.1, who=FIRM_B)
+        r = self.call(self.agent.Report, pb.ReportRequest(  # a name that is no component
+            swarm=name, particle_id=1, iteration=1, position_blob_id=wire.sha256_hex(y1),
+            scores={"acc": 0.1, "latency_ms": 1234}), FIRM_B)
         self.assertTrue(r.new_global_worst and r.upload_requested)
+        self.assertEqual(r.utility, 0.1)  # ... is stored but does not count
         self.upload(y1, FIRM_B, swarm=name)
 
         st = self.status(name)
@@ -504,6 +509,8 @@ class RefusalTest(WireTest):
         with self.assertRaises(grpc.RpcError) as err:
             self.admin.ListSwarms(pb.ListSwarmsRequest(), timeout=30)
         self.assertEqual(err.exception.code(), Code.UNAUTHENTICATED)
+        self.refused(Code.UNAUTHENTICATED, self.admin.ListSwarms, pb.ListSwarmsRequest(),
+                     ("ops", "root"))
 
     def test_create_swarm_refusals_name_the_field(self):
         self.create(spec("taken"))
@@ -534,6 +541,26 @@ class RefusalTest(WireTest):
         for i, (field, kw) in enumerate(cases):
             self.refused(Code.INVALID_ARGUMENT, self.admin.CreateSwarm,
                          pb.CreateSwarmRequest(spec=spec("bad-%d" % i, **kw)), says=field)
+        def with_utility(name, *components):
+            s = spec(name)
+            del s.utility[:]
+            s.utility.extend(components)
+            return s
+
+        comp = spec_pb.UtilityComponent
+        for i, (says, components) in enumerate([
+                ("acc", [comp(name="acc", weight=1), comp(name="acc", weight=2)]),
+                ("name", [comp(name="", weight=1)]),
+                ("acc", [comp(name="acc", weight=1, min_value=2, max_value=1)]),
+                ("weight", [comp(name="acc", weight=0)]),
+                ("acc", [comp(name="acc", weight=math.nan)])]):
+            self.refused(Code.INVALID_ARGUMENT, self.admin.CreateSwarm,
+                         pb.CreateSwarmRequest(spec=with_utility("bad-u%d" % i, *components)),
+                         says=says)
+        self.refused(Code.INVALID_ARGUMENT, self.admin.CreateSwarm, pb.CreateSwarmRequest(
+            spec=spec("bad-dtype", transport_dtype=7)), says="transport_dtype")
+        self.refused(Code.INVALID_ARGUMENT, self.admin.CreateSwarm, pb.CreateSwarmRequest(
+            spec=spec("bad-qc", quorum_count=0)), says="quorum_count")
         no_utility = spec("bad-utility")
         del no_utility.utility[:]
         self.refused(Code.INVALID_ARGUMENT, self.admin.CreateSwarm,
@@ -744,6 +771,79 @@ class RefusalTest(WireTest):
         # Not a protobuf at all.
         self.assertIn("not a protocol buffer",
                       raw_unary("/wxp.v1.AdminService/GetSwarmStatus", b"\x0a\x7f", ADMIN))
+
+
+class AsyncSwarmTest(WireTest):
+    """ASYNC pacing, repel off, a failed evaluation, and finishing by max_iterations."""
+
+    def test_async_run_to_finish(self):
+        name = "async"
+        self.create(spec(name, mode=spec_pb.ASYNC, hyperparameters=spec_pb.SwarmHyperparameters(
+            pool_size=2, max_iterations=1, repel_enabled=False)))
+        a, b = wire.adapter(0.1), wire.adapter(0.2)
+        self.upload(a, FIRM_A)
+        self.upload(b, FIRM_B)
+        self.join(name, [wire.sha256_hex(a)], FIRM_A)
+        self.join(name, [wire.sha256_hex(b)], FIRM_B)
+        self.report(name, 0, 0, wire.sha256_hex(a), 0.5)
+        self.report(name, 1, 0, wire.sha256_hex(b), 0.6, who=FIRM_B)
+        t = self.call(self.agent.GetTargets, pb.GetTargetsRequest(
+            swarm=name, particle_id=0, iteration=1), FIRM_A)
+        self.assertEqual((t.status, t.iteration), (pb.GetTargetsResponse.READY, 1))
+        self.assertEqual(t.coefficients.d, 0)  # repel off
+        self.assertAlmostEqual(t.coefficients.a + t.coefficients.b + t.coefficients.c, 1.0)
+        # ASYNC: the next iteration only after reporting this one, and never two ahead.
+        self.refused(Code.FAILED_PRECONDITION, self.agent.GetTargets, pb.GetTargetsRequest(
+            swarm=name, particle_id=0, iteration=2), FIRM_A, says="must report")
+        self.refused(Code.FAILED_PRECONDITION, self.agent.GetTargets, pb.GetTargetsRequest(
+            swarm=name, particle_id=0, iteration=3), FIRM_A)
+        # A failed evaluation: accepted, utility 0, p_i kept, no upload asked for.
+        r = self.call(self.agent.Report, pb.ReportRequest(
+            swarm=name, particle_id=0, iteration=1, position_blob_id="9" * 64,
+            evaluation_failed=True, failure_reason="evaluator timed out"), FIRM_A)
+        self.assertTrue(r.accepted)
+        self.assertEqual((r.utility, r.new_personal_best, r.upload_requested), (0, False, False))
+        t = self.call(self.agent.GetTargets, pb.GetTargetsRequest(
+            swarm=name, particle_id=1, iteration=1), FIRM_B)
+        self.assertEqual(t.status, pb.GetTargetsResponse.READY)
+        self.report(name, 1, 1, wire.sha256_hex(wire.adapter(0.25)), 0.55, who=FIRM_B)
+        st = self.status(name)
+        self.assertEqual((st.state, st.termination_reason, st.iteration),
+                         (pb.FINISHED, "max_iterations", 1))
+        t = self.call(self.agent.GetTargets, pb.GetTargetsRequest(
+            swarm=name, particle_id=0, iteration=2), FIRM_A)
+        self.assertEqual((t.status, t.swarm_state), (pb.GetTargetsResponse.DONE, pb.FINISHED))
+        files = {m.path for m in self.admin.ExportBest(pb.ExportBestRequest(swarm=name),
+                                                       metadata=md(ADMIN), timeout=60)}
+        self.assertEqual(files, {"adapter_model.safetensors", "adapter_config.json"})
+        self.refused(Code.FAILED_PRECONDITION, self.agent.Report, pb.ReportRequest(
+            swarm=name, particle_id=0, iteration=2, position_blob_id="9" * 64,
+            scores={"acc": 0.5}), FIRM_A, says="over")
+
+    def test_one_upload_of_a_blob_at_a_time(self):
+        data = wire.adapter(3.0)
+        gate = threading.Event()
+
+        def gen():
+            yield pb.UploadBlobRequest(header=pb.UploadHeader(
+                blob_id=wire.sha256_hex(data), total_size=len(data)))
+            yield pb.UploadBlobRequest(chunk=pb.BlobChunk(offset=0, data=data[:8]))
+            gate.wait(60)
+            yield pb.UploadBlobRequest(chunk=pb.BlobChunk(offset=8, data=data[8:]))
+
+        first = self.agent.UploadBlob.future(gen(), metadata=md(FIRM_A), timeout=120)
+        try:
+            deadline = time.monotonic() + 30
+            while self.call(self.agent.GetUploadOffset, pb.GetUploadOffsetRequest(
+                    blob_id=wire.sha256_hex(data)), FIRM_A).committed_bytes < 8:
+                self.assertLess(time.monotonic(), deadline, "upload never started")
+            with self.assertRaises(grpc.RpcError) as e:
+                self.upload(data, FIRM_B)
+            self.assertEqual(e.exception.code(), Code.ABORTED)
+            self.assertIn("in progress", e.exception.details())
+        finally:
+            gate.set()
+        self.assertEqual(first.result().committed_bytes, len(data))
 
 
 class StreamLimitTest(WireTest):
