@@ -8,6 +8,12 @@
 #include "common/status_macros.h"
 
 namespace wxp::server {
+namespace {
+
+// HTTP/2 streams a connection may use for unary calls on top of its blob streams.
+constexpr int kUnaryStreamsPerConnection = 64;
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<WxpServer>> WxpServer::Start(Options options) {
   if (options.data_dir.empty()) return absl::InvalidArgumentError("--data_dir is required");
@@ -62,7 +68,11 @@ absl::StatusOr<std::unique_ptr<WxpServer>> WxpServer::Start(Options options) {
   builder.RegisterService(s->admin_.get());
   builder.RegisterService(s->agent_.get());
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_chunk_bytes + (64 << 10)));
-  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams);
+  // HTTP/2's limit is per connection and makes clients queue, not fail: keep it above the
+  // server-wide blob stream limit (plus room for unary calls beside the streams), so that
+  // the documented RESOURCE_EXHAUSTED refusal is what a client over the limit sees.
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                             options.max_concurrent_streams + kUnaryStreamsPerConnection);
   s->server_ = builder.BuildAndStart();
   if (!s->server_ || s->port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen));

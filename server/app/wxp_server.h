@@ -34,8 +34,7 @@ class WxpServer {
     size_t max_chunk_bytes = 4 << 20;
     int max_particles_per_agent = 64;
     // Blob streams (UploadBlob, DownloadBlob, ExportBest) open at once, over the whole
-    // server; more are refused with RESOURCE_EXHAUSTED. Also each connection's HTTP/2
-    // stream limit.
+    // server; more are refused with RESOURCE_EXHAUSTED.
     int max_concurrent_streams = 64;
     double default_round_deadline_seconds = 0;  // 0: the swarm spec's default
     absl::Duration blob_gc_grace = absl::Hours(1);

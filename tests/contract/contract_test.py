@@ -851,6 +851,36 @@ class StreamLimitTest(WireTest):
 
     config_text = "limits { max_concurrent_streams: 2 }\n"
 
+    def test_blob_streams_are_limited_on_one_connection_too(self):
+        gate = threading.Event()
+        held = []
+        for i in range(2):
+            data = wire.adapter(20.0 + i)
+
+            def gen(data=data):
+                yield pb.UploadBlobRequest(header=pb.UploadHeader(
+                    blob_id=wire.sha256_hex(data), total_size=len(data)))
+                yield pb.UploadBlobRequest(chunk=pb.BlobChunk(offset=0, data=data[:8]))
+                gate.wait(60)
+                yield pb.UploadBlobRequest(chunk=pb.BlobChunk(offset=8, data=data[8:]))
+
+            held.append((data, self.agent.UploadBlob.future(gen(), metadata=md(FIRM_A),
+                                                            timeout=120)))
+            deadline = time.monotonic() + 30
+            while self.call(self.agent.GetUploadOffset, pb.GetUploadOffsetRequest(
+                    blob_id=wire.sha256_hex(data)), FIRM_A).committed_bytes < 8:
+                self.assertLess(time.monotonic(), deadline, "upload never started")
+        try:
+            # Refused, not queued behind the connection's HTTP/2 stream limit.
+            with self.assertRaises(grpc.RpcError) as e:
+                list(self.agent.DownloadBlob(pb.DownloadBlobRequest(blob_id="f" * 64),
+                                             metadata=md(FIRM_B), timeout=30))
+            self.assertEqual(e.exception.code(), Code.RESOURCE_EXHAUSTED)
+        finally:
+            gate.set()
+        for data, future in held:
+            self.assertEqual(future.result().committed_bytes, len(data))
+
     def test_blob_streams_are_limited_across_connections(self):
         gate = threading.Event()
         held, channels = [], []
