@@ -19,6 +19,10 @@ PACKAGES=(
   libgtest-dev
   nlohmann-json3-dev
   python3
+  # The wire-contract test (tests/contract/): an independent Python gRPC client, stubs
+  # generated at test time by protoc and grpc_python_plugin (protobuf-compiler-grpc).
+  python3-grpcio
+  python3-protobuf
   # Fuzzing (tests/fuzz_run.sh, bazel --config=fuzz): clang, and libFuzzer with the sanitizer
   # runtimes, which clang only recommends.
   clang

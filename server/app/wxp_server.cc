@@ -8,6 +8,12 @@
 #include "common/status_macros.h"
 
 namespace wxp::server {
+namespace {
+
+// HTTP/2 streams a connection may use for unary calls on top of its blob streams.
+constexpr int kUnaryStreamsPerConnection = 64;
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<WxpServer>> WxpServer::Start(Options options) {
   if (options.data_dir.empty()) return absl::InvalidArgumentError("--data_dir is required");
@@ -49,18 +55,24 @@ absl::StatusOr<std::unique_ptr<WxpServer>> WxpServer::Start(Options options) {
   copts.default_round_deadline_seconds = options.default_round_deadline_seconds;
   WXP_ASSIGN_OR_RETURN(s->coordinator_, Coordinator::Create(copts));
   s->gate_ = std::make_unique<Gatekeeper>(options.authenticate, s->store_.get(), options.clock);
+  s->streams_ = std::make_unique<StreamLimiter>(options.max_concurrent_streams);
   s->admin_ = std::make_unique<AdminServiceImpl>(s->coordinator_.get(), s->store_.get(),
-                                                 s->blobs_.get(), s->gate_.get(), options.clock);
+                                                 s->blobs_.get(), s->gate_.get(), options.clock,
+                                                 s->streams_.get());
   s->agent_ = std::make_unique<AgentServiceImpl>(s->coordinator_.get(), s->blobs_.get(),
                                                  s->gate_.get(), options.clock,
-                                                 options.max_chunk_bytes);
+                                                 options.max_chunk_bytes, s->streams_.get());
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen, options.credentials, &s->port_);
   builder.RegisterService(s->admin_.get());
   builder.RegisterService(s->agent_.get());
   builder.SetMaxReceiveMessageSize(static_cast<int>(options.max_chunk_bytes + (64 << 10)));
-  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options.max_concurrent_streams);
+  // HTTP/2's limit is per connection and makes clients queue, not fail: keep it above the
+  // server-wide blob stream limit (plus room for unary calls beside the streams), so that
+  // the documented RESOURCE_EXHAUSTED refusal is what a client over the limit sees.
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
+                             options.max_concurrent_streams + kUnaryStreamsPerConnection);
   s->server_ = builder.BuildAndStart();
   if (!s->server_ || s->port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen));

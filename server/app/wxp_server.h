@@ -18,6 +18,7 @@
 #include "server/service/admin_service.h"
 #include "server/service/agent_service.h"
 #include "server/service/gatekeeper.h"
+#include "server/service/stream_limiter.h"
 #include "server/store/sqlite_store.h"
 
 namespace wxp::server {
@@ -32,6 +33,8 @@ class WxpServer {
     uint64_t max_blob_bytes = 4ull << 30;
     size_t max_chunk_bytes = 4 << 20;
     int max_particles_per_agent = 64;
+    // Blob streams (UploadBlob, DownloadBlob, ExportBest) open at once, over the whole
+    // server; more are refused with RESOURCE_EXHAUSTED.
     int max_concurrent_streams = 64;
     double default_round_deadline_seconds = 0;  // 0: the swarm spec's default
     absl::Duration blob_gc_grace = absl::Hours(1);
@@ -60,6 +63,7 @@ class WxpServer {
   std::unique_ptr<DiskBlobs> blobs_;
   std::unique_ptr<Coordinator> coordinator_;
   std::unique_ptr<Gatekeeper> gate_;
+  std::unique_ptr<StreamLimiter> streams_;  // shared by both services: server-wide
   std::unique_ptr<AdminServiceImpl> admin_;
   std::unique_ptr<AgentServiceImpl> agent_;
   std::unique_ptr<grpc::Server> server_;

@@ -326,6 +326,8 @@ absl::StatusOr<wxp::v1::CreateSwarmResponse> Coordinator::CreateSwarm(
     with_defaults.set_round_deadline_seconds(options_.default_round_deadline_seconds);
   }
   WXP_ASSIGN_OR_RETURN(ResolvedSpec resolved, ResolveSwarmSpec(with_defaults, seed));
+  WXP_RETURN_IF_ERROR(ResolveTemplate(
+      [&](const std::string& id) { return options_.blobs->ReadAll(id); }, resolved));
   return Serve<wxp::v1::CreateSwarmResponse>([&]() -> absl::StatusOr<wxp::v1::CreateSwarmResponse> {
     if (swarms_.count(resolved.spec.name())) {
       return absl::AlreadyExistsError(
@@ -394,6 +396,10 @@ wxp::v1::SwarmStatus Coordinator::StatusOf(const Swarm& s) {
     out.set_particles_stale(s.pool_size() - live);
     out.set_agents_online(static_cast<int>(agents.size()));
   } else {
+    // No pool yet: no g / g_w (particle_id -1, as documented), and iteration 1's lambda.
+    out.set_step_length(s.resolved.params.step_length);
+    *out.mutable_global_best() = Ref(s, PositionRef{}, 0);
+    *out.mutable_global_worst() = Ref(s, PositionRef{}, 0);
     std::set<std::string> agents;
     for (const auto& e : s.experts) agents.insert(e.agent);
     out.set_agents_online(static_cast<int>(agents.size()));
@@ -696,6 +702,7 @@ absl::StatusOr<wxp::v1::JoinResponse> Coordinator::Join(const Caller& caller,
   }
   return Serve<wxp::v1::JoinResponse>([&]() -> absl::StatusOr<wxp::v1::JoinResponse> {
     WXP_ASSIGN_OR_RETURN(Swarm * s, Find(request.swarm()));
+    WXP_RETURN_IF_ERROR(CheckExpertBaseModel(s->resolved.spec, request.adapter_config_json()));
     std::set<std::string> mine;
     for (const auto& e : s->experts) {
       if (e.agent == caller.identity) mine.insert(e.blob_id);
@@ -718,6 +725,9 @@ absl::StatusOr<wxp::v1::JoinResponse> Coordinator::Join(const Caller& caller,
       out.set_min_experts(sw.resolved.min_experts);
       if (sw.schema) *out.mutable_schema() = SchemaToProto(*sw.schema);
       out.set_transport_dtype(sw.resolved.spec.transport_dtype());
+      for (int i = 0; i < static_cast<int>(sw.particles.size()); ++i) {
+        if (sw.particles[i].owner == caller.identity) out.add_assigned_particle_ids(i);
+      }
       return out;
     };
     if (fresh.empty()) return respond(*s);  // an identical retry

@@ -1,10 +1,14 @@
 #include "server/service/admin_service.h"
 
+#include <optional>
+
 #include "absl/strings/str_cat.h"
 #include "common/adapter.h"
 #include "common/safetensors.h"
 #include "common/sha256.h"
+#include "google/protobuf/util/time_util.h"
 #include "server/service/grpc_status.h"
+#include "server/service/request_checks.h"
 
 namespace wxp::server {
 namespace {
@@ -47,12 +51,51 @@ bool WriteFile(grpc::ServerWriter<wxp::v1::ExportChunk>* writer, const std::stri
   return true;
 }
 
+// Milliseconds since the epoch as a Timestamp (ClientInfo's times).
+google::protobuf::Timestamp Millis(int64_t ms) {
+  return google::protobuf::util::TimeUtil::MillisecondsToTimestamp(ms);
+}
+
+void FillClient(const store::ClientRecord& c, wxp::v1::ClientInfo* info) {
+  info->set_identity(c.identity);
+  info->set_role(c.role);
+  *info->mutable_first_seen() = Millis(c.first_seen_ms);
+  *info->mutable_last_seen() = Millis(c.last_seen_ms);
+  info->set_revoked(c.revoked);
+}
+
 }  // namespace
+
+AdminServiceImpl::AdminServiceImpl(Coordinator* coordinator, store::SwarmStore* store,
+                                   PositionBlobs* blobs, Gatekeeper* gate, Clock* clock,
+                                   StreamLimiter* streams)
+    : ParsingService(wxp::v1::AdminService::service_full_name()),
+      c_(coordinator),
+      store_(store),
+      blobs_(blobs),
+      gate_(gate),
+      clock_(clock),
+      streams_(streams) {
+  AddUnary("CreateSwarm", this, &AdminServiceImpl::CreateSwarm);
+  AddUnary("ListSwarms", this, &AdminServiceImpl::ListSwarms);
+  AddUnary("GetSwarmStatus", this, &AdminServiceImpl::GetSwarmStatus);
+  AddUnary("ListParticles", this, &AdminServiceImpl::ListParticles);
+  AddUnary("GetHistory", this, &AdminServiceImpl::GetHistory);
+  AddUnary("SetUtilityWeights", this, &AdminServiceImpl::SetUtilityWeights);
+  AddUnary("GetUtilityWeights", this, &AdminServiceImpl::GetUtilityWeights);
+  AddUnary("PauseSwarm", this, &AdminServiceImpl::PauseSwarm);
+  AddUnary("ResumeSwarm", this, &AdminServiceImpl::ResumeSwarm);
+  AddUnary("StopSwarm", this, &AdminServiceImpl::StopSwarm);
+  AddServerStreaming("ExportBest", this, &AdminServiceImpl::ExportBest);
+  AddUnary("ListClients", this, &AdminServiceImpl::ListClients);
+  AddUnary("RevokeClient", this, &AdminServiceImpl::RevokeClient);
+}
 
 grpc::Status AdminServiceImpl::CreateSwarm(grpc::ServerContext* ctx,
                                            const wxp::v1::CreateSwarmRequest* req,
                                            wxp::v1::CreateSwarmResponse* resp) {
   return AsAdmin(gate_, ctx, "CreateSwarm", [&](const Caller& caller) {
+    if (absl::Status s = CheckCreateSwarmRequest(*req); !s.ok()) return s;
     return Assign(c_->CreateSwarm(caller, req->spec()), resp);
   });
 }
@@ -88,15 +131,15 @@ grpc::Status AdminServiceImpl::GetHistory(grpc::ServerContext* ctx,
 grpc::Status AdminServiceImpl::GetUtilityWeights(grpc::ServerContext* ctx,
                                                  const wxp::v1::GetUtilityWeightsRequest* req,
                                                  wxp::v1::UtilityWeights* resp) {
-  return AsAdmin(gate_, ctx, "GetUtilityWeights", [&](const Caller&) {
-    return Assign(c_->GetUtilityWeights(req->swarm()), resp);
-  });
+  return AsAdmin(gate_, ctx, "GetUtilityWeights",
+                 [&](const Caller&) { return Assign(c_->GetUtilityWeights(req->swarm()), resp); });
 }
 
 grpc::Status AdminServiceImpl::SetUtilityWeights(grpc::ServerContext* ctx,
                                                  const wxp::v1::SetUtilityWeightsRequest* req,
                                                  wxp::v1::UtilityWeights* resp) {
   return AsAdmin(gate_, ctx, "SetUtilityWeights", [&](const Caller& caller) {
+    if (absl::Status s = CheckSetUtilityWeightsRequest(*req); !s.ok()) return s;
     const std::map<std::string, double> weights(req->weights().begin(), req->weights().end());
     return Assign(c_->SetUtilityWeights(caller, req->swarm(), weights), resp);
   });
@@ -106,6 +149,7 @@ grpc::Status AdminServiceImpl::PauseSwarm(grpc::ServerContext* ctx,
                                           const wxp::v1::SwarmControlRequest* req,
                                           wxp::v1::SwarmStatus* resp) {
   return AsAdmin(gate_, ctx, "PauseSwarm", [&](const Caller& caller) {
+    if (absl::Status s = CheckSwarmControlRequest(*req); !s.ok()) return s;
     return Assign(c_->Pause(caller, req->swarm(), req->reason()), resp);
   });
 }
@@ -114,6 +158,7 @@ grpc::Status AdminServiceImpl::ResumeSwarm(grpc::ServerContext* ctx,
                                            const wxp::v1::SwarmControlRequest* req,
                                            wxp::v1::SwarmStatus* resp) {
   return AsAdmin(gate_, ctx, "ResumeSwarm", [&](const Caller& caller) {
+    if (absl::Status s = CheckSwarmControlRequest(*req); !s.ok()) return s;
     return Assign(c_->Resume(caller, req->swarm(), req->reason()), resp);
   });
 }
@@ -122,6 +167,7 @@ grpc::Status AdminServiceImpl::StopSwarm(grpc::ServerContext* ctx,
                                          const wxp::v1::SwarmControlRequest* req,
                                          wxp::v1::SwarmStatus* resp) {
   return AsAdmin(gate_, ctx, "StopSwarm", [&](const Caller& caller) {
+    if (absl::Status s = CheckSwarmControlRequest(*req); !s.ok()) return s;
     return Assign(c_->Stop(caller, req->swarm(), req->reason()), resp);
   });
 }
@@ -130,6 +176,8 @@ grpc::Status AdminServiceImpl::ExportBest(grpc::ServerContext* ctx,
                                           const wxp::v1::ExportBestRequest* req,
                                           grpc::ServerWriter<wxp::v1::ExportChunk>* writer) {
   return AsAdmin(gate_, ctx, "ExportBest", [&](const Caller&) -> absl::Status {
+    absl::StatusOr<std::optional<StreamLimiter::Slot>> slot = AcquireStream(streams_, "ExportBest");
+    if (!slot.ok()) return slot.status();
     absl::StatusOr<Coordinator::BestPosition> best = c_->Best(req->swarm());
     if (!best.ok()) return best.status();
     absl::StatusOr<std::string> bytes = blobs_->ReadAll(best->blob_id);
@@ -157,14 +205,7 @@ grpc::Status AdminServiceImpl::ListClients(grpc::ServerContext* ctx,
   return AsAdmin(gate_, ctx, "ListClients", [&](const Caller&) -> absl::Status {
     absl::StatusOr<std::vector<store::ClientRecord>> clients = store_->ListClients();
     if (!clients.ok()) return clients.status();
-    for (const auto& c : *clients) {
-      auto* info = resp->add_clients();
-      info->set_identity(c.identity);
-      info->set_role(c.role);
-      info->mutable_first_seen()->set_seconds(c.first_seen_ms / 1000);
-      info->mutable_last_seen()->set_seconds(c.last_seen_ms / 1000);
-      info->set_revoked(c.revoked);
-    }
+    for (const auto& c : *clients) FillClient(c, resp->add_clients());
     return absl::OkStatus();
   });
 }
@@ -182,9 +223,7 @@ grpc::Status AdminServiceImpl::RevokeClient(grpc::ServerContext* ctx,
     if (!s.ok()) return s;
     absl::StatusOr<store::ClientRecord> c = store_->GetClient(req->identity());
     if (!c.ok()) return c.status();
-    resp->set_identity(c->identity);
-    resp->set_role(c->role);
-    resp->set_revoked(c->revoked);
+    FillClient(*c, resp);
     return absl::OkStatus();
   });
 }

@@ -1,8 +1,11 @@
 #include "server/service/agent_service.h"
 
+#include <optional>
+
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
 #include "server/service/grpc_status.h"
+#include "server/service/request_checks.h"
 
 namespace wxp::server {
 namespace {
@@ -18,10 +21,30 @@ grpc::Status Reply(absl::StatusOr<T> result, T* out) {
 
 }  // namespace
 
+AgentServiceImpl::AgentServiceImpl(Coordinator* coordinator, DiskBlobs* blobs, Gatekeeper* gate,
+                                   Clock* clock, size_t max_chunk_bytes, StreamLimiter* streams)
+    : ParsingService(wxp::v1::AgentService::service_full_name()),
+      c_(coordinator),
+      blobs_(blobs),
+      gate_(gate),
+      clock_(clock),
+      max_chunk_bytes_(max_chunk_bytes),
+      streams_(streams) {
+  AddClientStreaming("UploadBlob", this, &AgentServiceImpl::UploadBlob);
+  AddUnary("GetUploadOffset", this, &AgentServiceImpl::GetUploadOffset);
+  AddServerStreaming("DownloadBlob", this, &AgentServiceImpl::DownloadBlob);
+  AddUnary("Join", this, &AgentServiceImpl::Join);
+  AddUnary("GetAssignment", this, &AgentServiceImpl::GetAssignment);
+  AddUnary("GetTargets", this, &AgentServiceImpl::GetTargets);
+  AddUnary("Report", this, &AgentServiceImpl::Report);
+  AddUnary("Heartbeat", this, &AgentServiceImpl::Heartbeat);
+}
+
 grpc::Status AgentServiceImpl::Join(grpc::ServerContext* ctx, const wxp::v1::JoinRequest* req,
                                     wxp::v1::JoinResponse* resp) {
   absl::StatusOr<Caller> caller = gate_->Admit(*ctx, kAgent, "Join");
   if (!caller.ok()) return ToGrpc(caller.status());
+  if (absl::Status s = CheckJoinRequest(*req); !s.ok()) return ToGrpc(s);
   return Reply(c_->Join(*caller, *req), resp);
 }
 
@@ -41,11 +64,11 @@ grpc::Status AgentServiceImpl::GetTargets(grpc::ServerContext* ctx,
   return Reply(c_->GetTargets(*caller, *req), resp);
 }
 
-grpc::Status AgentServiceImpl::Report(grpc::ServerContext* ctx,
-                                      const wxp::v1::ReportRequest* req,
+grpc::Status AgentServiceImpl::Report(grpc::ServerContext* ctx, const wxp::v1::ReportRequest* req,
                                       wxp::v1::ReportResponse* resp) {
   absl::StatusOr<Caller> caller = gate_->Admit(*ctx, kAgent, "Report");
   if (!caller.ok()) return ToGrpc(caller.status());
+  if (absl::Status s = CheckReportRequest(*req); !s.ok()) return ToGrpc(s);
   return Reply(c_->Report(*caller, *req), resp);
 }
 
@@ -57,22 +80,30 @@ grpc::Status AgentServiceImpl::Heartbeat(grpc::ServerContext* ctx,
   absl::StatusOr<wxp::v1::SwarmStatus> status = c_->GetSwarmStatus(req->swarm());
   if (!status.ok()) return ToGrpc(status.status());
   resp->set_swarm_state(status->state());
-  *resp->mutable_server_time() = google::protobuf::util::TimeUtil::MillisecondsToTimestamp(
-      absl::ToUnixMillis(clock_->Now()));
+  *resp->mutable_server_time() =
+      google::protobuf::util::TimeUtil::MillisecondsToTimestamp(absl::ToUnixMillis(clock_->Now()));
   return grpc::Status::OK;
 }
 
-grpc::Status AgentServiceImpl::UploadBlob(grpc::ServerContext* ctx,
-                                          grpc::ServerReader<wxp::v1::UploadBlobRequest>* reader,
-                                          wxp::v1::UploadBlobResponse* resp) {
+grpc::Status AgentServiceImpl::UploadBlob(
+    grpc::ServerContext* ctx, grpc::ServerReader<Parsed<wxp::v1::UploadBlobRequest>>* reader,
+    wxp::v1::UploadBlobResponse* resp) {
   absl::StatusOr<Caller> caller = gate_->AdmitAny(*ctx, "UploadBlob");
   if (!caller.ok()) return ToGrpc(caller.status());
-  wxp::v1::UploadBlobRequest msg;
-  if (!reader->Read(&msg) || !msg.has_header()) {
+  absl::StatusOr<std::optional<StreamLimiter::Slot>> slot = AcquireStream(streams_, "UploadBlob");
+  if (!slot.ok()) return ToGrpc(slot.status());
+  Parsed<wxp::v1::UploadBlobRequest> parsed;
+  if (!reader->Read(&parsed)) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                         "an upload starts with a header message");
   }
-  const wxp::v1::UploadHeader header = msg.header();
+  if (!parsed.error.ok()) return ToGrpc(parsed.error);
+  if (!parsed.message.has_header()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "an upload starts with a header message");
+  }
+  const wxp::v1::UploadHeader header = parsed.message.header();
+  if (absl::Status s = CheckUploadHeader(header); !s.ok()) return ToGrpc(s);
   absl::StatusOr<DiskBlobs::UploadState> state =
       blobs_->BeginUpload(header.blob_id(), header.total_size(), header.offset());
   if (!state.ok()) return ToGrpc(state.status());
@@ -86,7 +117,12 @@ grpc::Status AgentServiceImpl::UploadBlob(grpc::ServerContext* ctx,
     return grpc::Status::OK;
   }
   uint64_t committed = state->committed;
-  while (reader->Read(&msg)) {
+  while (reader->Read(&parsed)) {
+    if (!parsed.error.ok()) {
+      blobs_->Abandon(header.blob_id());  // the bytes so far stay for a resume
+      return ToGrpc(parsed.error);
+    }
+    const wxp::v1::UploadBlobRequest& msg = parsed.message;
     if (!msg.has_chunk()) {
       blobs_->Abandon(header.blob_id());
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "a second header in one upload");
@@ -134,6 +170,8 @@ grpc::Status AgentServiceImpl::DownloadBlob(
     grpc::ServerWriter<wxp::v1::DownloadBlobResponse>* writer) {
   absl::StatusOr<Caller> caller = gate_->AdmitAny(*ctx, "DownloadBlob");
   if (!caller.ok()) return ToGrpc(caller.status());
+  absl::StatusOr<std::optional<StreamLimiter::Slot>> slot = AcquireStream(streams_, "DownloadBlob");
+  if (!slot.ok()) return ToGrpc(slot.status());
   absl::StatusOr<uint64_t> size = blobs_->Size(req->blob_id());
   if (!size.ok()) return ToGrpc(size.status());
   uint64_t offset = req->offset();

@@ -1,5 +1,7 @@
-// AgentService (proto/wxp.proto) over the Coordinator and the blob store: role check, then
-// translation. Blobs move in chunks of at most `max_chunk_bytes`.
+// AgentService (proto/wxp.proto) over the Coordinator and the blob store: the request's own
+// checks (request_checks.h; a request that does not parse is refused the same way, see
+// parsing_service.h), role check, then translation. Blobs move in chunks of at most
+// `max_chunk_bytes`; the blob streams count against the server-wide stream limit.
 #ifndef WXP_SERVER_SERVICE_AGENT_SERVICE_H_
 #define WXP_SERVER_SERVICE_AGENT_SERVICE_H_
 
@@ -7,36 +9,36 @@
 #include "server/blobs/disk_blobs.h"
 #include "server/coordinator/coordinator.h"
 #include "server/service/gatekeeper.h"
+#include "server/service/parsing_service.h"
+#include "server/service/stream_limiter.h"
 
 namespace wxp::server {
 
-class AgentServiceImpl final : public wxp::v1::AgentService::Service {
+class AgentServiceImpl final : public ParsingService {
  public:
-  // Nothing is owned; everything must outlive the service.
+  // Nothing is owned; everything must outlive the service. `streams` (optional: no limit
+  // when null) is shared with the admin service: the limit is server-wide.
   AgentServiceImpl(Coordinator* coordinator, DiskBlobs* blobs, Gatekeeper* gate, Clock* clock,
-                   size_t max_chunk_bytes = 4 << 20)
-      : c_(coordinator), blobs_(blobs), gate_(gate), clock_(clock),
-        max_chunk_bytes_(max_chunk_bytes) {}
+                   size_t max_chunk_bytes = 4 << 20, StreamLimiter* streams = nullptr);
 
   grpc::Status UploadBlob(grpc::ServerContext* ctx,
-                          grpc::ServerReader<wxp::v1::UploadBlobRequest>* reader,
-                          wxp::v1::UploadBlobResponse* resp) override;
-  grpc::Status GetUploadOffset(grpc::ServerContext* ctx,
-                               const wxp::v1::GetUploadOffsetRequest* req,
-                               wxp::v1::GetUploadOffsetResponse* resp) override;
+                          grpc::ServerReader<Parsed<wxp::v1::UploadBlobRequest>>* reader,
+                          wxp::v1::UploadBlobResponse* resp);
+  grpc::Status GetUploadOffset(grpc::ServerContext* ctx, const wxp::v1::GetUploadOffsetRequest* req,
+                               wxp::v1::GetUploadOffsetResponse* resp);
   grpc::Status DownloadBlob(grpc::ServerContext* ctx, const wxp::v1::DownloadBlobRequest* req,
-                            grpc::ServerWriter<wxp::v1::DownloadBlobResponse>* writer) override;
+                            grpc::ServerWriter<wxp::v1::DownloadBlobResponse>* writer);
 
   grpc::Status Join(grpc::ServerContext* ctx, const wxp::v1::JoinRequest* req,
-                    wxp::v1::JoinResponse* resp) override;
+                    wxp::v1::JoinResponse* resp);
   grpc::Status GetAssignment(grpc::ServerContext* ctx, const wxp::v1::GetAssignmentRequest* req,
-                             wxp::v1::GetAssignmentResponse* resp) override;
+                             wxp::v1::GetAssignmentResponse* resp);
   grpc::Status GetTargets(grpc::ServerContext* ctx, const wxp::v1::GetTargetsRequest* req,
-                          wxp::v1::GetTargetsResponse* resp) override;
+                          wxp::v1::GetTargetsResponse* resp);
   grpc::Status Report(grpc::ServerContext* ctx, const wxp::v1::ReportRequest* req,
-                      wxp::v1::ReportResponse* resp) override;
+                      wxp::v1::ReportResponse* resp);
   grpc::Status Heartbeat(grpc::ServerContext* ctx, const wxp::v1::HeartbeatRequest* req,
-                         wxp::v1::HeartbeatResponse* resp) override;
+                         wxp::v1::HeartbeatResponse* resp);
 
  private:
   Coordinator* c_;
@@ -44,6 +46,7 @@ class AgentServiceImpl final : public wxp::v1::AgentService::Service {
   Gatekeeper* gate_;
   Clock* clock_;
   size_t max_chunk_bytes_;
+  StreamLimiter* streams_;
 };
 
 }  // namespace wxp::server

@@ -3,6 +3,8 @@
 // authenticator here; mTLS identity is tested with the auth library.
 #include <filesystem>
 #include <memory>
+#include <set>
+#include <vector>
 
 #include "common/adapter.h"
 #include "common/sha256.h"
@@ -30,6 +32,8 @@ absl::StatusOr<Caller> MetadataIdentity(const grpc::ServerContext& ctx) {
 
 class ServicesTest : public ::testing::Test {
  protected:
+  static constexpr int kMaxStreams = 2;
+
   void SetUp() override {
     const std::string root = ::testing::TempDir() + "/services_blobs";
     std::filesystem::remove_all(root);
@@ -41,9 +45,9 @@ class ServicesTest : public ::testing::Test {
     coordinator_ = *std::move(c);
     gate_ = std::make_unique<Gatekeeper>(MetadataIdentity, &store_, &clock_);
     admin_ = std::make_unique<AdminServiceImpl>(coordinator_.get(), &store_, disk_.get(),
-                                                gate_.get(), &clock_);
+                                                gate_.get(), &clock_, &streams_);
     agent_ = std::make_unique<AgentServiceImpl>(coordinator_.get(), disk_.get(), gate_.get(),
-                                                &clock_, /*max_chunk_bytes=*/64 << 10);
+                                                &clock_, /*max_chunk_bytes=*/64 << 10, &streams_);
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
     builder.RegisterService(admin_.get());
@@ -113,6 +117,7 @@ class ServicesTest : public ::testing::Test {
   }
 
   store::MemoryStore store_;
+  StreamLimiter streams_{kMaxStreams};
   std::unique_ptr<DiskBlobs> disk_;
   FakeClock clock_;
   std::unique_ptr<Coordinator> coordinator_;
@@ -174,6 +179,9 @@ TEST_F(ServicesTest, RevokedClientsAreRefused) {
   wxp::v1::ClientInfo info;
   ASSERT_TRUE(admin_stub_->RevokeClient(As("ops", "admin").get(), revoke, &info).ok());
   EXPECT_TRUE(info.revoked());
+  EXPECT_TRUE(info.has_first_seen());  // the documented fields, not only the flag
+  EXPECT_TRUE(info.has_last_seen());
+  EXPECT_EQ(info.role(), "agent");
   grpc::Status s = agent_stub_->Heartbeat(As("firm-a", "agent").get(), hb, &hb_out);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED);
   EXPECT_NE(s.error_message().find("revoked"), std::string::npos);
@@ -206,6 +214,12 @@ TEST_F(ServicesTest, AgentsJoinAndGetAssignmentsOverGrpc) {
     join.set_capacity(2);
     wxp::v1::JoinResponse joined;
     ASSERT_TRUE(agent_stub_->Join(As(who, "agent").get(), join, &joined).ok());
+    if (std::string(who) == "firm-b") {  // the second expert built the pool of 4
+      EXPECT_EQ(joined.state(), wxp::v1::RUNNING);
+      EXPECT_EQ(joined.assigned_particle_ids_size(), 2);
+    } else {
+      EXPECT_EQ(joined.assigned_particle_ids_size(), 0);  // pending: empty
+    }
   }
   ASSERT_TRUE(agent_stub_->GetAssignment(As("firm-a", "agent").get(), areq, &assignment).ok());
   EXPECT_EQ(assignment.status(), wxp::v1::GetAssignmentResponse::ASSIGNED);
@@ -267,6 +281,100 @@ TEST_F(ServicesTest, BadUploadsAreRefusedAndLeaveNothing) {
   EXPECT_EQ(Upload(mid, 128 << 10).error_code(),
             grpc::StatusCode::RESOURCE_EXHAUSTED);  // chunk over the 64 KiB limit
   EXPECT_FALSE(disk_->Has(Sha256Hex(mid)));
+}
+
+TEST_F(ServicesTest, EveryRpcOfBothServicesIsRegistered) {
+  for (const auto& [service, paths] :
+       {std::pair{wxp::v1::AgentService::service_full_name(), agent_->method_paths()},
+        std::pair{wxp::v1::AdminService::service_full_name(), admin_->method_paths()}}) {
+    const google::protobuf::ServiceDescriptor* d =
+        google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(service);
+    ASSERT_NE(d, nullptr);
+    std::set<std::string> want;
+    for (int i = 0; i < d->method_count(); ++i) {
+      want.insert(absl::StrCat("/", d->full_name(), "/", d->method(i)->name()));
+    }
+    EXPECT_EQ(std::set<std::string>(paths.begin(), paths.end()), want);
+    EXPECT_EQ(paths.size(), want.size());  // each once
+  }
+}
+
+// The generated serializer only logs about a string that is not UTF-8 and sends it anyway,
+// as a client in another language might: the server names the field.
+TEST_F(ServicesTest, AStringThatIsNotUtf8IsInvalidArgumentNamingTheField) {
+  wxp::v1::GetSwarmStatusRequest req;
+  req.set_swarm("s\xff");
+  wxp::v1::SwarmStatus status;
+  grpc::Status s = admin_stub_->GetSwarmStatus(As("ops", "admin").get(), req, &status);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(s.error_message(),
+            "request is not a valid wxp.v1.GetSwarmStatusRequest: string field swarm is not "
+            "valid UTF-8");
+
+  wxp::v1::UploadBlobResponse resp;
+  grpc::Status upload = Upload("bytes", 5, 0, ~0ull, &resp, "\xc3(");
+  EXPECT_EQ(upload.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(upload.error_message().find("string field header.blob_id is not valid UTF-8"),
+            std::string::npos)
+      << upload.error_message();
+}
+
+TEST_F(ServicesTest, BlobStreamsAreLimitedServerWideNotPerConnection) {
+  // kMaxStreams uploads held open, each on its own connection, until the server has taken
+  // their first chunk (so each handler holds its slot).
+  struct Open {
+    std::shared_ptr<grpc::Channel> channel;
+    std::unique_ptr<wxp::v1::AgentService::Stub> stub;
+    std::unique_ptr<grpc::ClientContext> ctx;
+    wxp::v1::UploadBlobResponse resp;
+    std::unique_ptr<grpc::ClientWriter<wxp::v1::UploadBlobRequest>> writer;
+    std::string bytes;
+  };
+  std::vector<std::unique_ptr<Open>> open;
+  for (int i = 0; i < kMaxStreams; ++i) {
+    auto o = std::make_unique<Open>();
+    grpc::ChannelArguments args;
+    args.SetInt("wxp-test-connection", i);  // a distinct connection per stream
+    o->channel = grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port_),
+                                           grpc::InsecureChannelCredentials(), args);
+    o->stub = wxp::v1::AgentService::NewStub(o->channel);
+    o->ctx = As("firm-a", "agent");
+    o->bytes = std::string(10, static_cast<char>('a' + i));
+    o->writer = o->stub->UploadBlob(o->ctx.get(), &o->resp);
+    wxp::v1::UploadBlobRequest m;
+    m.mutable_header()->set_blob_id(Sha256Hex(o->bytes));
+    m.mutable_header()->set_total_size(o->bytes.size());
+    ASSERT_TRUE(o->writer->Write(m));
+    m.mutable_chunk()->set_offset(0);
+    m.mutable_chunk()->set_data(o->bytes.substr(0, 4));
+    ASSERT_TRUE(o->writer->Write(m));
+    wxp::v1::GetUploadOffsetRequest q;
+    q.set_blob_id(Sha256Hex(o->bytes));
+    wxp::v1::GetUploadOffsetResponse progress;
+    while (progress.committed_bytes() < 4) {
+      ASSERT_TRUE(
+          agent_stub_->GetUploadOffset(As("firm-a", "agent").get(), q, &progress).ok());
+    }
+    open.push_back(std::move(o));
+  }
+  EXPECT_EQ(streams_.open(), kMaxStreams);
+  grpc::Status refused;
+  Download(Sha256Hex("anything"), 0, &refused);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(refused.error_message().find("max_concurrent_streams"), std::string::npos);
+
+  for (auto& o : open) {
+    wxp::v1::UploadBlobRequest m;
+    m.mutable_chunk()->set_offset(4);
+    m.mutable_chunk()->set_data(o->bytes.substr(4));
+    ASSERT_TRUE(o->writer->Write(m));
+    o->writer->WritesDone();
+    ASSERT_TRUE(o->writer->Finish().ok());
+  }
+  EXPECT_EQ(streams_.open(), 0);
+  grpc::Status ok;
+  EXPECT_EQ(Download(Sha256Hex(open[0]->bytes), 0, &ok), open[0]->bytes);
+  EXPECT_TRUE(ok.ok()) << ok.error_message();
 }
 
 }  // namespace

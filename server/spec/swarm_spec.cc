@@ -4,6 +4,8 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "common/adapter.h"
+#include "common/safetensors.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
 
@@ -14,6 +16,13 @@ using wxp::v1::SwarmSpec;
 
 absl::Status Invalid(absl::string_view field, absl::string_view what) {
   return absl::InvalidArgumentError(absl::StrCat("swarm spec: ", field, " ", what));
+}
+
+// Free-form text fields and their documented byte limits.
+absl::Status CheckLength(absl::string_view field, const std::string& value, size_t max_bytes) {
+  if (value.size() <= max_bytes) return absl::OkStatus();
+  return Invalid(field,
+                 absl::StrCat("is ", value.size(), " bytes; at most ", max_bytes, " are allowed"));
 }
 
 std::vector<UtilityComponent> ComponentsFromProto(
@@ -62,8 +71,8 @@ absl::StatusOr<DType> DTypeFromProto(wxp::v1::DType dtype) {
     case wxp::v1::DTYPE_F64:
       return DType::kF64;
     default:
-      return absl::InvalidArgumentError(absl::StrCat("dtype ", static_cast<int>(dtype),
-                                                     " is not F32, F16, BF16 or F64"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("dtype ", static_cast<int>(dtype), " is not F32, F16, BF16 or F64"));
   }
 }
 
@@ -139,6 +148,52 @@ wxp::v1::UtilityWeights UtilityToProto(const UtilityFunction& utility) {
 
 absl::StatusOr<UtilityFunction> UtilityFromProto(const wxp::v1::UtilityWeights& weights) {
   return UtilityFunction::Create(ComponentsFromProto(weights.components()), weights.version());
+}
+
+absl::Status CheckSwarmSpecLimits(const SwarmSpec& spec) {
+  WXP_RETURN_IF_ERROR(CheckLength("base_model", spec.base_model(), 256));
+  WXP_RETURN_IF_ERROR(CheckLength("description", spec.description(), 1024));
+  return absl::OkStatus();
+}
+
+absl::Status CheckExpertBaseModel(const SwarmSpec& spec, const std::string& adapter_config_json) {
+  if (spec.base_model().empty() || adapter_config_json.empty()) return absl::OkStatus();
+  absl::StatusOr<LoraConfig> config = ParseLoraConfig(adapter_config_json);
+  if (!config.ok() || config->base_model_name_or_path.empty()) return absl::OkStatus();
+  if (config->base_model_name_or_path == spec.base_model()) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat("the experts were trained on base model '", config->base_model_name_or_path,
+                   "' (adapter_config_json.base_model_name_or_path) but swarm '", spec.name(),
+                   "' is for base model '", spec.base_model(), "'"));
+}
+
+absl::Status ResolveTemplate(BlobReader read, ResolvedSpec& resolved) {
+  const std::string id = resolved.spec.template_blob_id();
+  if (id.empty()) return absl::OkStatus();
+  absl::StatusOr<std::string> bytes = read(id);
+  if (absl::IsNotFound(bytes.status())) {
+    return absl::NotFoundError(absl::StrCat("swarm spec: template_blob_id ", id,
+                                            " has not been uploaded (UploadBlob it first)"));
+  }
+  if (!bytes.ok()) return bytes.status();
+  absl::StatusOr<SafetensorsFile> file = SafetensorsFile::FromBytes(*std::move(bytes), id);
+  if (!file.ok()) {
+    return Invalid("template_blob_id",
+                   absl::StrCat("is not a safetensors adapter: ", file.status().message()));
+  }
+  const Schema schema = AdapterFromSafetensors(*file).schema;
+  if (schema.tensors().empty()) return Invalid("template_blob_id", "names a blob with no tensors");
+  if (resolved.schema) {
+    if (absl::Status same = schema.CheckSame(*resolved.schema); !same.ok()) {
+      return Invalid("template_blob_id",
+                     absl::StrCat("names an adapter whose schema differs from the explicit "
+                                  "schema (",
+                                  same.message(), "); give one or make them agree"));
+    }
+  }
+  *resolved.spec.mutable_schema() = SchemaToProto(schema);
+  resolved.schema = schema;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<ResolvedSpec> ResolveSwarmSpec(const SwarmSpec& in, uint64_t seed_if_unset) {
@@ -230,8 +285,8 @@ absl::StatusOr<ResolvedSpec> ResolveSwarmSpec(const SwarmSpec& in, uint64_t seed
   }
   if (!spec.has_round_deadline_seconds()) spec.set_round_deadline_seconds(600);
   if (!(std::isfinite(spec.round_deadline_seconds()) && spec.round_deadline_seconds() > 0)) {
-    return Invalid("round_deadline_seconds",
-                   absl::StrCat("must be a finite number > 0, got ", spec.round_deadline_seconds()));
+    return Invalid("round_deadline_seconds", absl::StrCat("must be a finite number > 0, got ",
+                                                          spec.round_deadline_seconds()));
   }
   if (spec.upload_policy() == wxp::v1::UPLOAD_POLICY_UNSPECIFIED) {
     spec.set_upload_policy(wxp::v1::ON_DEMAND);
@@ -261,7 +316,9 @@ absl::StatusOr<ResolvedSpec> ResolveSwarmSpec(const SwarmSpec& in, uint64_t seed
     return Invalid("transport_dtype", "must be F32, F16 or BF16");
   }
   if (spec.transport_dtype() != wxp::v1::DTYPE_UNSPECIFIED) {
-    WXP_RETURN_IF_ERROR(DTypeFromProto(spec.transport_dtype()).status());
+    if (absl::Status d = DTypeFromProto(spec.transport_dtype()).status(); !d.ok()) {
+      return Invalid("transport_dtype", d.message());
+    }
   }
 
   // Schema.

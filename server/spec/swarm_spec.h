@@ -6,7 +6,9 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "common/schema.h"
@@ -30,6 +32,29 @@ struct ResolvedSpec {
 // has none (the server draws it), so the stored spec always reproduces the run.
 absl::StatusOr<ResolvedSpec> ResolveSwarmSpec(const wxp::v1::SwarmSpec& spec,
                                               uint64_t seed_if_unset);
+
+// The byte limits of the spec's free-form text fields (base_model 256, description 1024):
+// InvalidArgument naming the field. Checked on CreateSwarm
+// only, not by ResolveSwarmSpec, so a spec stored before the limits existed still loads.
+absl::Status CheckSwarmSpecLimits(const wxp::v1::SwarmSpec& spec);
+
+// SwarmSpec.base_model against a joining agent's adapter_config.json: InvalidArgument when
+// both name a base model and they differ. An empty base_model, an empty config, or a config
+// naming no base_model_name_or_path is not checked. The config is assumed to parse (Join
+// checks that first).
+absl::Status CheckExpertBaseModel(const wxp::v1::SwarmSpec& spec,
+                                  const std::string& adapter_config_json);
+
+// Fetches a stored blob's bytes by id; NotFound when the server does not hold it.
+using BlobReader = absl::FunctionRef<absl::StatusOr<std::string>(const std::string& blob_id)>;
+
+// Resolves the template adapter a resolved spec names (SwarmSpec.template_blob_id; nothing
+// to do when it names none): the blob must be stored (NotFound naming it otherwise) and
+// parse as safetensors with at least one tensor (InvalidArgument); its tensor names, dtypes
+// and shapes become the swarm's schema, written into the spec with its fingerprint. When
+// the spec also gives a schema explicitly, the two must be the same (InvalidArgument
+// naming the first difference). The template's weights are not used.
+absl::Status ResolveTemplate(BlobReader read, ResolvedSpec& resolved);
 
 // Swarm names: 1-64 characters of [A-Za-z0-9._-], starting with a letter or digit.
 absl::Status ValidateSwarmName(absl::string_view name);

@@ -1,5 +1,8 @@
 #include "server/spec/swarm_spec.h"
 
+#include <map>
+
+#include "common/safetensors.h"
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
 
@@ -100,6 +103,14 @@ TEST(SwarmSpecTest, EveryInvalidFieldIsNamed) {
   EXPECT_FALSE(ResolveSwarmSpec(Parse(R"(name: "" utility { name: "a" weight: 1 })"), 1).ok());
 }
 
+TEST(SwarmSpecTest, AnUnknownTransportDtypeNamesTheField) {
+  wxp::v1::SwarmSpec spec = Parse(kMinimal);
+  spec.set_transport_dtype(static_cast<wxp::v1::DType>(7));  // a newer client's value
+  auto r = ResolveSwarmSpec(spec, 1);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(r.status().message().find("transport_dtype"), std::string::npos) << r.status();
+}
+
 TEST(SwarmSpecTest, SwarmNames) {
   EXPECT_TRUE(ValidateSwarmName("legal-q4_v2.1").ok());
   EXPECT_TRUE(ValidateSwarmName("7up").ok());
@@ -132,6 +143,120 @@ TEST(SwarmSpecTest, UtilityRoundTripsThroughProto) {
   EXPECT_EQ(back->version(), 3);
   EXPECT_DOUBLE_EQ(*back->Combine({{"acc", 0.5}, {"ppl", 2}}), 2 * 0.5 - 0.5 * 2);
   EXPECT_FALSE(back->Combine({{"acc", 1.5}, {"ppl", 2}}).ok());  // range survived
+}
+
+// ---- template adapters (SwarmSpec.template_blob_id) ----
+
+constexpr char kTemplateId[] = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+// A two-tensor F32 adapter's safetensors bytes (zeros: the weights are not used).
+std::string TemplateBytes(int64_t rows = 2) {
+  static const std::string zeros(64 * 4, '\0');
+  return *SerializeSafetensors(
+      {{"w.lora_A.weight", DType::kF32, {rows, 4}, absl::string_view(zeros.data(), rows * 16)},
+       {"w.lora_B.weight", DType::kF32, {4, 2}, absl::string_view(zeros.data(), 32)}});
+}
+
+ResolvedSpec WithTemplate(const std::string& extra = "") {
+  auto r = ResolveSwarmSpec(
+      Parse(std::string(kMinimal) + " template_blob_id: \"" + kTemplateId + "\" " + extra), 1);
+  EXPECT_TRUE(r.ok()) << r.status();
+  return *r;
+}
+
+TEST(SwarmSpecTemplateTest, TheTemplatesSchemaBecomesTheSwarmsSchema) {
+  ResolvedSpec r = WithTemplate();
+  std::map<std::string, std::string> blobs = {{kTemplateId, TemplateBytes()}};
+  ASSERT_TRUE(
+      ResolveTemplate(
+          [&](const std::string& id) -> absl::StatusOr<std::string> { return blobs.at(id); }, r)
+          .ok());
+  ASSERT_TRUE(r.schema.has_value());
+  ASSERT_EQ(r.schema->size(), 2u);
+  EXPECT_EQ(r.schema->tensor(0).name, "w.lora_A.weight");
+  EXPECT_EQ(r.spec.schema().tensors_size(), 2);
+  EXPECT_EQ(r.spec.schema().fingerprint(), r.schema->Fingerprint());
+  EXPECT_EQ(r.spec.template_blob_id(), kTemplateId);
+}
+
+TEST(SwarmSpecTemplateTest, NoTemplateChangesNothing) {
+  auto r = ResolveSwarmSpec(Parse(kMinimal), 1);
+  ASSERT_TRUE(r.ok());
+  bool read = false;
+  ASSERT_TRUE(ResolveTemplate(
+                  [&](const std::string&) -> absl::StatusOr<std::string> {
+                    read = true;
+                    return absl::NotFoundError("no");
+                  },
+                  *r)
+                  .ok());
+  EXPECT_FALSE(read);
+  EXPECT_FALSE(r->schema.has_value());
+}
+
+TEST(SwarmSpecTemplateTest, AMissingTemplateIsNotFoundNamingIt) {
+  ResolvedSpec r = WithTemplate();
+  absl::Status s = ResolveTemplate(
+      [](const std::string& id) -> absl::StatusOr<std::string> { return absl::NotFoundError(id); },
+      r);
+  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(s.message().find(kTemplateId), std::string::npos) << s;
+  EXPECT_NE(s.message().find("template_blob_id"), std::string::npos) << s;
+}
+
+TEST(SwarmSpecTemplateTest, ATemplateThatIsNotSafetensorsIsRefused) {
+  ResolvedSpec r = WithTemplate();
+  absl::Status s = ResolveTemplate(
+      [](const std::string&) -> absl::StatusOr<std::string> { return std::string("junk"); }, r);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("template_blob_id"), std::string::npos) << s;
+}
+
+TEST(SwarmSpecTemplateTest, TemplateAndExplicitSchemaMustAgree) {
+  const std::string same = R"(schema { tensors { name: "w.lora_A.weight" dtype: DTYPE_F32
+      shape: [2, 4] } tensors { name: "w.lora_B.weight" dtype: DTYPE_F32 shape: [4, 2] } })";
+  ResolvedSpec agree = WithTemplate(same);
+  auto read = [](const std::string&) -> absl::StatusOr<std::string> { return TemplateBytes(); };
+  EXPECT_TRUE(ResolveTemplate(read, agree).ok());
+
+  ResolvedSpec differ = WithTemplate(same);
+  auto read3 = [](const std::string&) -> absl::StatusOr<std::string> { return TemplateBytes(3); };
+  absl::Status s = ResolveTemplate(read3, differ);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("template_blob_id"), std::string::npos) << s;
+  EXPECT_NE(s.message().find("[3, 4]"), std::string::npos) << s;
+}
+
+TEST(SwarmSpecLimitsTest, FreeFormTextFieldsHaveTheirDocumentedLimits) {
+  wxp::v1::SwarmSpec spec = Parse(kMinimal);
+  spec.set_base_model(std::string(256, 'b'));
+  spec.set_description(std::string(1024, 'd'));
+  EXPECT_TRUE(CheckSwarmSpecLimits(spec).ok());
+  spec.set_base_model(std::string(257, 'b'));
+  absl::Status s = CheckSwarmSpecLimits(spec);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("base_model"), std::string::npos) << s;
+  spec.set_base_model("gpt2");
+  spec.set_description(std::string(1025, 'd'));
+  s = CheckSwarmSpecLimits(spec);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("description"), std::string::npos) << s;
+}
+
+TEST(SwarmSpecBaseModelTest, AnExpertForAnotherBaseModelIsRefused) {
+  wxp::v1::SwarmSpec spec = Parse(std::string(kMinimal) + R"( base_model: "gpt2")");
+  const std::string gpt2 = R"({"peft_type": "LORA", "base_model_name_or_path": "gpt2"})";
+  const std::string llama = R"({"peft_type": "LORA", "base_model_name_or_path": "llama-7b"})";
+  const std::string unnamed = R"({"peft_type": "LORA"})";
+  EXPECT_TRUE(CheckExpertBaseModel(spec, gpt2).ok());
+  EXPECT_TRUE(CheckExpertBaseModel(spec, unnamed).ok());
+  EXPECT_TRUE(CheckExpertBaseModel(spec, "").ok());
+  absl::Status s = CheckExpertBaseModel(spec, llama);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("'llama-7b'"), std::string::npos) << s;
+  EXPECT_NE(s.message().find("'gpt2'"), std::string::npos) << s;
+  spec.clear_base_model();  // empty: no check
+  EXPECT_TRUE(CheckExpertBaseModel(spec, llama).ok());
 }
 
 }  // namespace
