@@ -22,10 +22,14 @@ absl::Status CheckOptions(const std::vector<std::vector<float>>& experts,
   if (experts.empty()) return absl::InvalidArgumentError("no experts given");
   for (size_t i = 1; i < experts.size(); ++i) {
     if (experts[i].size() != experts[0].size()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "expert ", i, " has ", experts[i].size(), " parameters, expert 0 has ",
-          experts[0].size()));
+      return absl::InvalidArgumentError(absl::StrCat("expert ", i, " has ", experts[i].size(),
+                                                     " parameters, expert 0 has ",
+                                                     experts[0].size()));
     }
+  }
+  if (!options.expert_ids.empty() && options.expert_ids.size() != experts.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("got ", options.expert_ids.size(),
+                                                   " expert ids for ", experts.size(), " experts"));
   }
   for (double p : {options.drop_iteration, options.drop_particle}) {
     if (!(p >= 0 && p <= 1)) {
@@ -57,7 +61,11 @@ absl::StatusOr<RunResult> RunSwarm(const std::vector<std::vector<float>>& expert
 
   Buffers buf;
   buf.x.reserve(pool);
-  for (const auto& e : experts) buf.x.push_back(e);
+  if (options.expert_ids.empty()) {
+    for (const auto& e : experts) buf.x.push_back(e);
+  } else {
+    for (int i : PoolOrder(options.expert_ids)) buf.x.push_back(experts[i]);
+  }
   for (const Crossover& c : plan) {
     std::vector<float> child(dim);
     Interpolate(c.w, buf.x[c.parent_a].data(), buf.x[c.parent_b].data(), child.data(), dim);

@@ -66,6 +66,13 @@ struct Crossover {
   double w = 0;  // drawn from U(0, 2): half interpolation, half extrapolation
 };
 
+// SPEC 4 step 1's stable order of the experts in the pool: ascending by blob id (the
+// SHA-256 of the expert's bytes), so the pool, and with it every decision seeded from it,
+// depends only on which experts there are, never on the order they arrived in. Returns the
+// indices into `expert_ids` in pool order: expert PoolOrder(ids)[i] becomes particle i.
+// Equal ids keep their input order.
+std::vector<int> PoolOrder(const std::vector<std::string>& expert_ids);
+
 // The crossovers that grow `num_experts` experts to `pool_size` particles, in order
 // (children may be parents of later children). Experts are particles 0..n-1.
 // InvalidArgument if num_experts < 1, pool_size < num_experts, or growth is needed from a
@@ -123,14 +130,12 @@ struct ParticleRecord {
   bool recorded_started = false;  // a utility was recorded for started_iteration
 
   friend bool operator==(const ParticleRecord& a, const ParticleRecord& b) {
-    return std::tie(a.evaluated, a.utility, a.utility_iteration, a.best_utility,
-                    a.personal_best, a.stale_iterations, a.stale_through, a.cooldown,
-                    a.restarts, a.started_iteration, a.restart_at_started,
-                    a.recorded_started) ==
-           std::tie(b.evaluated, b.utility, b.utility_iteration, b.best_utility,
-                    b.personal_best, b.stale_iterations, b.stale_through, b.cooldown,
-                    b.restarts, b.started_iteration, b.restart_at_started,
-                    b.recorded_started);
+    return std::tie(a.evaluated, a.utility, a.utility_iteration, a.best_utility, a.personal_best,
+                    a.stale_iterations, a.stale_through, a.cooldown, a.restarts,
+                    a.started_iteration, a.restart_at_started, a.recorded_started) ==
+           std::tie(b.evaluated, b.utility, b.utility_iteration, b.best_utility, b.personal_best,
+                    b.stale_iterations, b.stale_through, b.cooldown, b.restarts,
+                    b.started_iteration, b.restart_at_started, b.recorded_started);
   }
 };
 

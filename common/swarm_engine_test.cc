@@ -56,6 +56,13 @@ TEST(SwarmParamsTest, PoolSizeDefaultsToTwiceTheExperts) {
   EXPECT_EQ(p.ResolvedPoolSize(10), 15);
 }
 
+TEST(PoolOrderTest, SortsByBlobIdWhateverTheArrivalOrder) {
+  EXPECT_EQ(PoolOrder({"cc", "aa", "bb"}), (std::vector<int>{1, 2, 0}));
+  EXPECT_EQ(PoolOrder({"bb", "cc", "aa"}), (std::vector<int>{2, 0, 1}));
+  EXPECT_EQ(PoolOrder({"aa", "aa", "0"}), (std::vector<int>{2, 0, 1}));  // ties keep input order
+  EXPECT_TRUE(PoolOrder({}).empty());
+}
+
 TEST(PlanPoolTest, GrowsToPoolSizeWithDistinctEarlierParents) {
   absl::StatusOr<std::vector<Crossover>> plan = PlanPool(3, 12, 7);
   ASSERT_TRUE(plan.ok());

@@ -138,7 +138,14 @@ absl::StatusOr<std::map<std::string, std::unique_ptr<Coordinator::Swarm>>> Coord
     auto s = std::unique_ptr<Swarm>(new Swarm{row, resolved, utility, resolved.schema});
     WXP_ASSIGN_OR_RETURN(s->experts, st.ListExperts(row.name));
     WXP_ASSIGN_OR_RETURN(s->particles, st.ListParticles(row.name));
+    // The adapter config exported with g is particle 0's expert's (the first to join
+    // before the pool exists).
     if (!s->experts.empty()) s->config_json = s->experts[0].config_json;
+    for (const store::ExpertRecord& e : s->experts) {
+      if (!s->particles.empty() && e.blob_id == s->particles[0].initial_blob_id) {
+        s->config_json = e.config_json;
+      }
+    }
     WXP_ASSIGN_OR_RETURN(std::vector<store::EvaluationRecord> evals, st.ListEvaluations(row.name));
     for (const auto& e : evals) {
       s->evals[{e.particle_id, e.iteration}] = InfoOf(e);

@@ -93,7 +93,7 @@ class Coordinator {
   struct BestPosition {
     std::string blob_id;
     double utility = 0;
-    std::string config_json;  // adapter_config.json of the first expert
+    std::string config_json;  // adapter_config.json of the expert that is particle 0
   };
   absl::StatusOr<BestPosition> Best(const std::string& swarm);
   // How many of the swarm's evaluations are kept in memory: only recent ones, a few per

@@ -193,7 +193,10 @@ const Caller kAdmin{"ops", "admin"};
 
 // Runs a 3-expert sync swarm through the coordinator (restarting the server every
 // `restart_every` agent steps if > 0) and checks it against the in-process runner.
-void RunAndCompareWithRunner(Harness& h, int restart_every) {
+// Experts join in `join_order` (indices into the experts); firm-b contributes expert 1,
+// firm-a the others.
+void RunAndCompareWithRunner(Harness& h, int restart_every,
+                             const std::vector<int>& join_order = {0, 1, 2}) {
   const auto experts = MakeRandomExperts(3, kDim, 11);
   const auto optimum = *MakeHiddenOptimum(experts, 11, 0.0005);
   SyntheticEvaluator eval(optimum);
@@ -201,9 +204,7 @@ void RunAndCompareWithRunner(Harness& h, int restart_every) {
   ASSERT_TRUE(h.coordinator->CreateSwarm(kAdmin, Spec("eq", 5)).ok());
   FakeAgent a("firm-a", &h.coordinator, &h.blobs, &eval);
   FakeAgent b("firm-b", &h.coordinator, &h.blobs, &eval);
-  a.Join("eq", experts[0], 3);
-  b.Join("eq", experts[1], 3);
-  a.Join("eq", experts[2], 3);  // a second expert from the same firm
+  for (int e : join_order) (e == 1 ? b : a).Join("eq", experts[e], 3);
   ASSERT_EQ(h.coordinator->GetSwarmStatus("eq")->state(), wxp::v1::RUNNING);
   a.Start("eq");
   b.Start("eq");
@@ -222,6 +223,7 @@ void RunAndCompareWithRunner(Harness& h, int restart_every) {
   o.params.seed = 5;
   o.params.max_iterations = 12;
   o.params.patience = 4;
+  for (const auto& e : experts) o.expert_ids.push_back(Sha256Hex(Serialize(e)));
   auto utility = *UtilityFunction::Create({{kSyntheticComponent, true, 1.0}});
   auto oracle = RunSwarm(experts, utility, eval, o);
   ASSERT_TRUE(oracle.ok());
@@ -245,6 +247,30 @@ void RunAndCompareWithRunner(Harness& h, int restart_every) {
 TEST(CoordinatorTest, FederatedSyncRunEqualsTheInProcessRunner) {
   Harness h;
   RunAndCompareWithRunner(h, 0);
+}
+
+// SPEC 4 step 1: the pool is in a stable order. The same experts joining in another order
+// give the same particles (positions and owners) and the same run.
+TEST(CoordinatorTest, JoinOrderChangesNeitherThePoolNorTheResult) {
+  std::vector<std::vector<store::ParticleRow>> pools;
+  for (const std::vector<int>& order :
+       {std::vector<int>{0, 1, 2}, std::vector<int>{2, 1, 0}, std::vector<int>{1, 2, 0}}) {
+    Harness h;
+    RunAndCompareWithRunner(h, 0, order);  // each run equals the one oracle
+    auto rows = h.store->ListParticles("eq");
+    ASSERT_TRUE(rows.ok()) << rows.status();
+    pools.push_back(*rows);
+  }
+  for (size_t r = 1; r < pools.size(); ++r) {
+    ASSERT_EQ(pools[r].size(), pools[0].size());
+    for (size_t i = 0; i < pools[0].size(); ++i) {
+      EXPECT_EQ(pools[r][i].initial_blob_id, pools[0][i].initial_blob_id) << r << " " << i;
+      EXPECT_EQ(pools[r][i].owner, pools[0][i].owner) << r << " " << i;
+    }
+  }
+  // Experts first, by blob id.
+  EXPECT_LT(pools[0][0].initial_blob_id, pools[0][1].initial_blob_id);
+  EXPECT_LT(pools[0][1].initial_blob_id, pools[0][2].initial_blob_id);
 }
 
 TEST(CoordinatorTest, ServerRestartsOnSqliteLoseNothingAndChangeNothing) {

@@ -20,17 +20,27 @@ using store::SwarmUpdate;
 absl::Status Coordinator::BuildPool(SwarmUpdate& u, Swarm& next) {
   const int n = static_cast<int>(next.experts.size());
   const int pool = next.resolved.params.ResolvedPoolSize(n);
-  // Capacity: each agent hosts its own experts first; children go round-robin to agents
-  // with room. Without room for every particle the pool waits for more capacity.
+  // The experts in pool order (SPEC 4 step 1: stable), by blob id rather than by when their
+  // agents joined, so the same experts and seed give the same pool and the same run.
+  std::vector<const store::ExpertRecord*> experts;
+  {
+    std::vector<std::string> blob_ids;
+    for (const auto& e : next.experts) blob_ids.push_back(e.blob_id);
+    for (int i : PoolOrder(blob_ids)) experts.push_back(&next.experts[i]);
+  }
+  // Capacity: each agent hosts its own experts first; children go round-robin (agents in
+  // pool order) to agents with room. Without room for every particle the pool waits for
+  // more capacity.
   std::vector<std::string> agents;
   std::map<std::string, int> room;
-  for (const auto& e : next.experts) {
-    if (!room.count(e.agent)) agents.push_back(e.agent);
-    room[e.agent] = std::max(room[e.agent], std::min(e.capacity, options_.max_particles_per_agent));
+  for (const store::ExpertRecord* e : experts) {
+    if (!room.count(e->agent)) agents.push_back(e->agent);
+    room[e->agent] =
+        std::max(room[e->agent], std::min(e->capacity, options_.max_particles_per_agent));
   }
   std::vector<std::string> owner(pool);
   for (int i = 0; i < n; ++i) {
-    owner[i] = next.experts[i].agent;
+    owner[i] = experts[i]->agent;
     --room[owner[i]];
   }
   size_t cursor = 0;
@@ -55,12 +65,12 @@ absl::Status Coordinator::BuildPool(SwarmUpdate& u, Swarm& next) {
   std::vector<std::vector<float>> x;
   std::vector<std::string> ids;
   Adapter templ;
-  for (const auto& e : next.experts) {
-    WXP_ASSIGN_OR_RETURN(std::string bytes, options_.blobs->ReadAll(e.blob_id));
+  for (const store::ExpertRecord* e : experts) {
+    WXP_ASSIGN_OR_RETURN(std::string bytes, options_.blobs->ReadAll(e->blob_id));
     WXP_ASSIGN_OR_RETURN(SafetensorsFile file, SafetensorsFile::FromBytes(std::move(bytes)));
     Adapter a = AdapterFromSafetensors(file);
     x.push_back(std::move(a.values));
-    ids.push_back(e.blob_id);
+    ids.push_back(e->blob_id);
     if (templ.schema.tensors().empty()) templ = std::move(a);
   }
   const int64_t dim = templ.schema.total_params();
@@ -86,6 +96,7 @@ absl::Status Coordinator::BuildPool(SwarmUpdate& u, Swarm& next) {
     next.particles.push_back(p);
   }
   next.engine = std::move(engine);
+  next.config_json = experts[0]->config_json;
   next.row.state = wxp::v1::RUNNING;
   next.row.open_round = 0;
   next.row.round_opened_ms = NowMs();

@@ -99,7 +99,7 @@ struct HistoryRecord {
 };
 
 struct ExpertRecord {
-  int32_t ordinal = 0;  // join order across agents: the expert's particle id
+  int32_t ordinal = 0;  // join order across agents (the pool orders experts by blob id)
   std::string agent;
   std::string blob_id;
   int64_t joined_ms = 0;
