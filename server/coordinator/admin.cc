@@ -84,24 +84,32 @@ wxp::v1::SwarmStatus Coordinator::StatusOf(const Swarm& s) {
     *out.mutable_global_worst() =
         Ref(s, s.engine->global_worst(), s.engine->global_worst_utility());
     // Live: reported in the open round or the one before it.
-    std::set<std::string> agents;
     int live = 0;
     for (int i = 0; i < s.pool_size(); ++i) {
-      const ParticleRecord& p = s.engine->particle(i);
-      if (p.utility_iteration >= s.row.closed_iterations) {
-        ++live;
-        agents.insert(s.particles[i].owner);
-      }
+      if (s.engine->particle(i).utility_iteration >= s.row.closed_iterations) ++live;
     }
     out.set_particles_live(live);
     out.set_particles_stale(s.pool_size() - live);
-    out.set_agents_online(static_cast<int>(agents.size()));
-  } else {
-    std::set<std::string> agents;
-    for (const auto& e : s.experts) agents.insert(e.agent);
-    out.set_agents_online(static_cast<int>(agents.size()));
   }
+  // Online: the swarm's agents heard from within the window, whatever the rounds say (a
+  // finished swarm's agents reported the last round, and may have stopped long since).
+  const int64_t since = NowMs() - absl::ToInt64Milliseconds(options_.online_window);
+  std::set<std::string> online;
+  for (const auto& e : s.experts) {
+    auto it = s.last_seen_ms.find(e.agent);
+    if (it != s.last_seen_ms.end() && it->second >= since) online.insert(e.agent);
+  }
+  out.set_agents_online(static_cast<int>(online.size()));
   return out;
+}
+
+absl::StatusOr<wxp::v1::SwarmStatus> Coordinator::Heartbeat(const Caller& caller,
+                                                            const std::string& swarm) {
+  return Serve<wxp::v1::SwarmStatus>([&]() -> absl::StatusOr<wxp::v1::SwarmStatus> {
+    WXP_ASSIGN_OR_RETURN(Swarm * s, Find(swarm));
+    SeenLocked(*s, caller.identity);
+    return StatusOf(*s);
+  });
 }
 
 absl::StatusOr<wxp::v1::SwarmStatus> Coordinator::GetSwarmStatus(const std::string& swarm) {

@@ -97,6 +97,11 @@ Coordinator::~Coordinator() = default;
 
 int64_t Coordinator::NowMs() const { return absl::ToUnixMillis(options_.clock->Now()); }
 
+void Coordinator::SeenLocked(Swarm& s, const std::string& agent) {
+  int64_t& seen = s.last_seen_ms[agent];
+  seen = std::max(seen, NowMs());
+}
+
 void Coordinator::Log(const std::string& line) { pending_logs_.push_back(line); }
 
 void Coordinator::EmitLog(const std::string& line) const {
@@ -145,6 +150,15 @@ absl::StatusOr<std::map<std::string, std::unique_ptr<Coordinator::Swarm>>> Coord
       if (!s->particles.empty() && e.blob_id == s->particles[0].initial_blob_id) {
         s->config_json = e.config_json;
       }
+    }
+    // Online is about being heard from recently: after a restart, the last stored contact.
+    for (const store::ExpertRecord& e : s->experts) {
+      int64_t& seen = s->last_seen_ms[e.agent];
+      seen = std::max(seen, e.joined_ms);
+    }
+    for (const ParticleRow& p : s->particles) {
+      int64_t& seen = s->last_seen_ms[p.owner];
+      seen = std::max(seen, p.last_report_ms);
     }
     WXP_ASSIGN_OR_RETURN(std::vector<store::EvaluationRecord> evals, st.ListEvaluations(row.name));
     for (const auto& e : evals) {
@@ -206,6 +220,15 @@ absl::Status Coordinator::ReloadIfNeededLocked() {
   WXP_ASSIGN_OR_RETURN(auto swarms, LoadLocked(/*at_start=*/false));
   // The reconcile write in LoadLocked may itself have failed: that must not block others.
   st.ResumeAfterFailure();
+  // Contact is not state the failed write could have changed: keep what memory saw.
+  for (auto& [name, s] : swarms) {
+    auto old = swarms_.find(name);
+    if (old == swarms_.end()) continue;
+    for (const auto& [agent, ms] : old->second->last_seen_ms) {
+      int64_t& seen = s->last_seen_ms[agent];
+      seen = std::max(seen, ms);
+    }
+  }
   swarms_ = std::move(swarms);
   last_ticket_ = 0;
   failures_seen_ = st.Failures();

@@ -60,7 +60,10 @@ absl::StatusOr<wxp::v1::JoinResponse> Coordinator::Join(const Caller& caller,
       out.set_transport_dtype(sw.resolved.spec.transport_dtype());
       return out;
     };
-    if (fresh.empty()) return respond(*s);  // an identical retry
+    if (fresh.empty()) {  // an identical retry
+      SeenLocked(*s, caller.identity);
+      return respond(*s);
+    }
     if (s->row.state != wxp::v1::PENDING_EXPERTS) {
       return absl::FailedPreconditionError(
           absl::StrCat("swarm '", request.swarm(), "' already built its pool; joins are closed"));
@@ -119,6 +122,7 @@ absl::StatusOr<wxp::v1::JoinResponse> Coordinator::Join(const Caller& caller,
     u.swarm_row = next.row;
     EnqueueLocked(std::move(u));
     *s = std::move(next);
+    SeenLocked(*s, caller.identity);
     Log(absl::StrFormat("event=expert_joined swarm=%s agent=%s experts=%d/%d", request.swarm(),
                         caller.identity, s->experts.size(), s->resolved.min_experts));
     if (s->row.state == wxp::v1::RUNNING) {

@@ -35,6 +35,7 @@ absl::StatusOr<wxp::v1::GetAssignmentResponse> Coordinator::GetAssignment(
   return Serve<wxp::v1::GetAssignmentResponse>(
       [&]() -> absl::StatusOr<wxp::v1::GetAssignmentResponse> {
         WXP_ASSIGN_OR_RETURN(Swarm * s, Find(swarm));
+        SeenLocked(*s, caller.identity);  // heard from, whether or not the call succeeds
         wxp::v1::GetAssignmentResponse out;
         out.set_swarm_state(static_cast<wxp::v1::SwarmState>(s->row.state));
         *out.mutable_hyperparameters() = s->resolved.spec.hyperparameters();
@@ -84,6 +85,7 @@ absl::StatusOr<wxp::v1::GetTargetsResponse> Coordinator::GetTargets(
     const Caller& caller, const wxp::v1::GetTargetsRequest& request) {
   return Serve<wxp::v1::GetTargetsResponse>([&]() -> absl::StatusOr<wxp::v1::GetTargetsResponse> {
     WXP_ASSIGN_OR_RETURN(Swarm * s, Find(request.swarm()));
+    SeenLocked(*s, caller.identity);  // heard from, whether or not the call succeeds
     wxp::v1::GetTargetsResponse out;
     out.set_swarm_state(static_cast<wxp::v1::SwarmState>(s->row.state));
     out.set_utility_weight_version(s->row.utility_version);
@@ -190,6 +192,7 @@ absl::StatusOr<wxp::v1::ReportResponse> Coordinator::Report(const Caller& caller
   }
   return Serve<wxp::v1::ReportResponse>([&]() -> absl::StatusOr<wxp::v1::ReportResponse> {
     WXP_ASSIGN_OR_RETURN(Swarm * s, Find(request.swarm()));
+    SeenLocked(*s, caller.identity);  // heard from, whether or not the call succeeds
     const int i = request.particle_id();
     if (!s->engine) {
       return absl::FailedPreconditionError(

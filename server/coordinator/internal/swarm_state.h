@@ -89,6 +89,9 @@ struct Coordinator::Swarm {
   // holds them all; keeping every one made the server's memory grow with every report.
   std::map<std::pair<int, int>, coordinator_internal::EvalInfo> evals;
   std::map<int, coordinator_internal::RoundStats> rounds;  // iteration -> stats of open iterations
+  // Agent -> when it was last heard from about this swarm (Unix ms). Not persisted: after a
+  // load it starts from the stored times of the agent's joins and reports.
+  std::map<std::string, int64_t> last_seen_ms;
 
   bool sync() const { return resolved.spec.mode() == wxp::v1::SYNC; }
   int pool_size() const {
