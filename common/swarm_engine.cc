@@ -190,6 +190,47 @@ int SwarmEngine::InitialVelocityPartner(int particle) const {
   return j >= particle ? j + 1 : j;
 }
 
+absl::Status SwarmEngine::Rerank(const std::vector<Rescored>& evaluations) {
+  for (const Rescored& e : evaluations) {
+    if (absl::Status s = CheckParticle(e.position.particle); !s.ok()) {
+      return absl::InvalidArgumentError(s.message());
+    }
+    if (e.position.iteration < 0 || !std::isfinite(e.utility)) {
+      return absl::InvalidArgumentError(absl::StrCat("re-ranked evaluation of particle ",
+                                                     e.position.particle, " iteration ",
+                                                     e.position.iteration, " is invalid"));
+    }
+  }
+  std::vector<const Rescored*> order;
+  for (const Rescored& e : evaluations) order.push_back(&e);
+  std::stable_sort(order.begin(), order.end(), [](const Rescored* a, const Rescored* b) {
+    return std::make_pair(a->position.iteration, a->position.particle) <
+           std::make_pair(b->position.iteration, b->position.particle);
+  });
+  global_best_ = global_worst_ = PositionRef{};
+  for (ParticleRecord& p : particles_) p.personal_best = PositionRef{};
+  for (const Rescored* e : order) {
+    const PositionRef& ref = e->position;
+    const double value = e->utility;
+    ParticleRecord& p = particles_[ref.particle];
+    if (p.utility_iteration == ref.iteration) p.utility = value;
+    if (!e->eligible) continue;
+    if (!p.personal_best.valid() || value > p.best_utility) {
+      p.personal_best = ref;
+      p.best_utility = value;
+    }
+    if (!global_best_.valid() || value > global_best_utility_) {
+      global_best_ = ref;
+      global_best_utility_ = value;
+    }
+    if (!global_worst_.valid() || value < global_worst_utility_) {
+      global_worst_ = ref;
+      global_worst_utility_ = value;
+    }
+  }
+  return absl::OkStatus();
+}
+
 RecordOutcome SwarmEngine::UpdateBests(int particle, int iteration, double utility) {
   RecordOutcome out;
   ParticleRecord& p = particles_[particle];

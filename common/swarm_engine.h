@@ -196,6 +196,22 @@ class SwarmEngine {
   // has moved past k): advances the patience counter. Iterations close in order.
   absl::Status CloseIteration(int iteration);
 
+  // Dynamic utility (SPEC 4.2): the swarm's evaluations re-weighted under new utility
+  // weights, nothing re-evaluated. `evaluations` holds every successful evaluation so far,
+  // each with its utility under the new weights and whether its position may be a target
+  // (`eligible`: the owner holds its bytes, so p_i, g and g_w can point at it). Each
+  // particle's latest utility takes its new value; p_i, g and g_w are re-chosen among the
+  // eligible positions, ties going to the earliest (iteration, particle); a particle with
+  // no eligible position keeps no p_i. Counters (patience, restarts, started iterations)
+  // are untouched. InvalidArgument for an unknown particle, a negative iteration or a
+  // non-finite utility; nothing changes then.
+  struct Rescored {
+    PositionRef position;
+    double utility = 0;
+    bool eligible = false;
+  };
+  absl::Status Rerank(const std::vector<Rescored>& evaluations);
+
   // Marks the swarm stopped by an operator; Finished() then reports kStopped.
   void Stop() { stopped_ = true; }
 

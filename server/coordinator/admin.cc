@@ -205,42 +205,19 @@ absl::StatusOr<wxp::v1::UtilityWeights> Coordinator::SetUtilityWeights(
     u.swarm = swarm;
     std::optional<SwarmEngine> engine = s->engine;
     if (engine) {
-      // Re-choose among held positions; ties keep the earliest (iteration, particle).
-      SwarmEngineState st = engine->state();
-      st.global_best = st.global_worst = PositionRef{};
-      for (auto& p : st.particles) p.personal_best = PositionRef{};
-      std::vector<std::pair<std::pair<int, int>, double>> order(rescored.begin(), rescored.end());
-      std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) {
-        return std::make_pair(a.first.second, a.first.first) <
-               std::make_pair(b.first.second, b.first.first);
-      });
-      for (const auto& [key, value] : order) {
-        const auto& [particle, iteration] = key;
-        ParticleRecord& p = st.particles[particle];
-        if (p.utility_iteration == iteration) p.utility = value;
-        if (!all.at(key).held) continue;
-        const PositionRef ref{particle, iteration};
-        if (!p.personal_best.valid() || value > p.best_utility) {
-          p.personal_best = ref;
-          p.best_utility = value;
-        }
-        if (!st.global_best.valid() || value > st.global_best_utility) {
-          st.global_best = ref;
-          st.global_best_utility = value;
-        }
-        if (!st.global_worst.valid() || value < st.global_worst_utility) {
-          st.global_worst = ref;
-          st.global_worst_utility = value;
-        }
+      // Re-choose among held positions (the engine's rule, SPEC 4.2).
+      std::vector<SwarmEngine::Rescored> rescored_list;
+      for (const auto& [key, value] : rescored) {
+        rescored_list.push_back({PositionRef{key.first, key.second}, value, all.at(key).held});
       }
-      WXP_ASSIGN_OR_RETURN(SwarmEngine next, SwarmEngine::Restore(s->resolved.params, st));
-      engine = std::move(next);
+      WXP_RETURN_IF_ERROR(engine->Rerank(rescored_list));
       // The new reading of the history: g / g_w / mean of what was known after each round.
       for (int k = 0; k <= s->row.closed_iterations; ++k) {
         double best = 0, worst = 0, sum = 0;
         bool any = false;
         int count = 0;
-        for (const auto& [key, value] : order) {
+        // In (particle, iteration) order: the sum of round k adds its particles in id order.
+        for (const auto& [key, value] : rescored) {
           if (key.second > k) continue;
           if (key.second == k) {
             sum += value;
