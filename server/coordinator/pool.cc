@@ -6,7 +6,7 @@
 #include "common/adapter.h"
 #include "common/safetensors.h"
 #include "common/status_macros.h"
-#include "common/swarm_move.h"
+#include "common/swarm_pool.h"
 #include "server/coordinator/coordinator.h"
 #include "server/coordinator/internal/swarm_state.h"
 
@@ -61,7 +61,6 @@ absl::Status Coordinator::BuildPool(SwarmUpdate& u, Swarm& next) {
   }
 
   // Positions: experts as uploaded, children by crossover (server-side, SPEC 5.2).
-  WXP_ASSIGN_OR_RETURN(std::vector<Crossover> plan, PlanPool(n, pool, next.resolved.params.seed));
   std::vector<std::vector<float>> x;
   std::vector<std::string> ids;
   Adapter templ;
@@ -73,15 +72,12 @@ absl::Status Coordinator::BuildPool(SwarmUpdate& u, Swarm& next) {
     ids.push_back(e->blob_id);
     if (templ.schema.tensors().empty()) templ = std::move(a);
   }
-  const int64_t dim = templ.schema.total_params();
-  for (const Crossover& c : plan) {
-    std::vector<float> child(dim);
-    Interpolate(c.w, x[c.parent_a].data(), x[c.parent_b].data(), child.data(), dim);
-    templ.values = child;
+  WXP_ASSIGN_OR_RETURN(x, GrowPool(std::move(x), pool, next.resolved.params.seed));
+  for (int i = n; i < pool; ++i) {
+    templ.values = std::move(x[i]);
     WXP_ASSIGN_OR_RETURN(std::string bytes, SerializeAdapter(templ));
     WXP_ASSIGN_OR_RETURN(std::string id, options_.blobs->Put(bytes));
     u.blob_refs.push_back({id, static_cast<int64_t>(bytes.size()), 0});
-    x.push_back(std::move(child));
     ids.push_back(id);
   }
   WXP_ASSIGN_OR_RETURN(SwarmEngine engine, SwarmEngine::Create(next.resolved.params, pool));
