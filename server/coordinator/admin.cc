@@ -36,7 +36,7 @@ absl::StatusOr<wxp::v1::CreateSwarmResponse> Coordinator::CreateSwarm(
     store::SwarmRecord row;
     row.name = resolved.spec.name();
     row.spec = resolved.spec.SerializeAsString();
-    row.state = wxp::v1::PENDING_EXPERTS;
+    row.state = store::SwarmState::kPendingExperts;
     row.created_ms = NowMs();
     row.utility_version = 1;
     row.utility = UtilityToProto(resolved.utility).SerializeAsString();
@@ -182,7 +182,8 @@ absl::StatusOr<wxp::v1::UtilityWeights> Coordinator::SetUtilityWeights(
     const Caller& caller, const std::string& swarm, const std::map<std::string, double>& weights) {
   return Serve<wxp::v1::UtilityWeights>([&]() -> absl::StatusOr<wxp::v1::UtilityWeights> {
     WXP_ASSIGN_OR_RETURN(Swarm * s, Find(swarm));
-    if (s->row.state == wxp::v1::FINISHED || s->row.state == wxp::v1::STOPPED) {
+    if (s->row.state == store::SwarmState::kFinished ||
+        s->row.state == store::SwarmState::kStopped) {
       return absl::FailedPreconditionError(
           absl::StrCat("swarm '", swarm, "' is over; its weights are final"));
     }
@@ -276,29 +277,31 @@ absl::StatusOr<wxp::v1::UtilityWeights> Coordinator::SetUtilityWeights(
 }
 
 absl::StatusOr<wxp::v1::SwarmStatus> Coordinator::SetState(const Caller& caller,
-                                                           const std::string& swarm, int32_t state,
+                                                           const std::string& swarm,
+                                                           store::SwarmState state,
                                                            const std::string& action,
                                                            const std::string& reason) {
   return Serve<wxp::v1::SwarmStatus>([&]() -> absl::StatusOr<wxp::v1::SwarmStatus> {
     WXP_ASSIGN_OR_RETURN(Swarm * s, Find(swarm));
-    const int32_t current = s->row.state;
-    if (current == wxp::v1::FINISHED || current == wxp::v1::STOPPED) {
+    const store::SwarmState current = s->row.state;
+    if (current == store::SwarmState::kFinished || current == store::SwarmState::kStopped) {
       return absl::FailedPreconditionError(
           absl::StrCat("swarm '", swarm, "' is ",
                        wxp::v1::SwarmState_Name(static_cast<wxp::v1::SwarmState>(current)),
                        "; it cannot be ", action, "d"));
     }
-    if (state == wxp::v1::PAUSED && current == wxp::v1::PAUSED) return StatusOf(*s);
-    if (state == wxp::v1::RUNNING && current != wxp::v1::PAUSED) {
+    if (state == store::SwarmState::kPaused && current == store::SwarmState::kPaused)
+      return StatusOf(*s);
+    if (state == store::SwarmState::kRunning && current != store::SwarmState::kPaused) {
       return absl::FailedPreconditionError(absl::StrCat("swarm '", swarm, "' is not paused"));
     }
-    if (state == wxp::v1::PAUSED && current != wxp::v1::RUNNING) {
+    if (state == store::SwarmState::kPaused && current != store::SwarmState::kRunning) {
       return absl::FailedPreconditionError(absl::StrCat("swarm '", swarm, "' is not running"));
     }
     store::SwarmRecord row = s->row;
     std::optional<SwarmEngine> engine = s->engine;
     row.state = state;
-    if (state == wxp::v1::STOPPED) {
+    if (state == store::SwarmState::kStopped) {
       row.termination = "stopped";
       if (engine) engine->Stop();
       row.stopped = true;
@@ -322,19 +325,19 @@ absl::StatusOr<wxp::v1::SwarmStatus> Coordinator::SetState(const Caller& caller,
 absl::StatusOr<wxp::v1::SwarmStatus> Coordinator::Pause(const Caller& caller,
                                                         const std::string& swarm,
                                                         const std::string& reason) {
-  return SetState(caller, swarm, wxp::v1::PAUSED, "pause", reason);
+  return SetState(caller, swarm, store::SwarmState::kPaused, "pause", reason);
 }
 
 absl::StatusOr<wxp::v1::SwarmStatus> Coordinator::Resume(const Caller& caller,
                                                          const std::string& swarm,
                                                          const std::string& reason) {
-  return SetState(caller, swarm, wxp::v1::RUNNING, "resume", reason);
+  return SetState(caller, swarm, store::SwarmState::kRunning, "resume", reason);
 }
 
 absl::StatusOr<wxp::v1::SwarmStatus> Coordinator::Stop(const Caller& caller,
                                                        const std::string& swarm,
                                                        const std::string& reason) {
-  return SetState(caller, swarm, wxp::v1::STOPPED, "stop", reason);
+  return SetState(caller, swarm, store::SwarmState::kStopped, "stop", reason);
 }
 
 absl::StatusOr<Coordinator::BestPosition> Coordinator::Best(const std::string& swarm) {

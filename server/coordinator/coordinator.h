@@ -135,7 +135,7 @@ class Coordinator {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   wxp::v1::SwarmStatus StatusOf(const Swarm& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<wxp::v1::SwarmStatus> SetState(const Caller& caller, const std::string& swarm,
-                                                int32_t state, const std::string& action,
+                                                store::SwarmState state, const std::string& action,
                                                 const std::string& reason);
   wxp::v1::PositionRef Ref(const Swarm& s, const PositionRef& ref, double utility);
   // Whether a report's position is wanted whatever its utility (policy ALWAYS, or drawn

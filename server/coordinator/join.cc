@@ -64,7 +64,7 @@ absl::StatusOr<wxp::v1::JoinResponse> Coordinator::Join(const Caller& caller,
       SeenLocked(*s, caller.identity);
       return respond(*s);
     }
-    if (s->row.state != wxp::v1::PENDING_EXPERTS) {
+    if (s->row.state != store::SwarmState::kPendingExperts) {
       return absl::FailedPreconditionError(
           absl::StrCat("swarm '", request.swarm(), "' already built its pool; joins are closed"));
     }
@@ -125,7 +125,7 @@ absl::StatusOr<wxp::v1::JoinResponse> Coordinator::Join(const Caller& caller,
     SeenLocked(*s, caller.identity);
     Log(absl::StrFormat("event=expert_joined swarm=%s agent=%s experts=%d/%d", request.swarm(),
                         caller.identity, s->experts.size(), s->resolved.min_experts));
-    if (s->row.state == wxp::v1::RUNNING) {
+    if (s->row.state == store::SwarmState::kRunning) {
       Log(absl::StrFormat("event=pool_built swarm=%s particles=%d", request.swarm(),
                           s->pool_size()));
     }

@@ -42,12 +42,13 @@ absl::StatusOr<wxp::v1::GetAssignmentResponse> Coordinator::GetAssignment(
         out.set_mode(s->resolved.spec.mode());
         out.set_upload_policy(s->resolved.spec.upload_policy());
         out.set_transport_dtype(s->resolved.spec.transport_dtype());
-        if (s->row.state == wxp::v1::PENDING_EXPERTS) {
+        if (s->row.state == store::SwarmState::kPendingExperts) {
           out.set_status(wxp::v1::GetAssignmentResponse::WAIT);
           out.set_retry_after_ms(kRetryAfterMs);
           return out;
         }
-        const bool done = s->row.state == wxp::v1::FINISHED || s->row.state == wxp::v1::STOPPED;
+        const bool done = s->row.state == store::SwarmState::kFinished ||
+                          s->row.state == store::SwarmState::kStopped;
         out.set_status(done ? wxp::v1::GetAssignmentResponse::DONE
                             : wxp::v1::GetAssignmentResponse::ASSIGNED);
         for (int i = 0; i < s->pool_size(); ++i) {
@@ -94,13 +95,14 @@ absl::StatusOr<wxp::v1::GetTargetsResponse> Coordinator::GetTargets(
       out.set_retry_after_ms(kRetryAfterMs);
       return out;
     };
-    if (s->row.state == wxp::v1::PENDING_EXPERTS) return wait();
+    if (s->row.state == store::SwarmState::kPendingExperts) return wait();
     const int i = request.particle_id();
     if (i < 0 || i >= s->pool_size()) {
       return absl::NotFoundError(absl::StrCat("swarm '", request.swarm(), "' has no particle ", i));
     }
     if (s->particles[i].owner != caller.identity) return NotOwner(caller, i, s->particles[i].owner);
-    if (s->row.state == wxp::v1::FINISHED || s->row.state == wxp::v1::STOPPED) {
+    if (s->row.state == store::SwarmState::kFinished ||
+        s->row.state == store::SwarmState::kStopped) {
       out.set_status(wxp::v1::GetTargetsResponse::DONE);
       return out;
     }
@@ -113,7 +115,7 @@ absl::StatusOr<wxp::v1::GetTargetsResponse> Coordinator::GetTargets(
           absl::StrCat("iteration ", request.iteration(), " is stale: particle ", i,
                        " is at iteration ", rec.started_iteration));
     }
-    if (s->row.state == wxp::v1::PAUSED || !s->engine->initial_complete()) return wait();
+    if (s->row.state == store::SwarmState::kPaused || !s->engine->initial_complete()) return wait();
     // Sync: iteration k waits for round k-1 to close, and a straggler that missed rounds is
     // moved to the open one. Async: no barrier, but a particle reports an iteration before it
     // starts the next.
@@ -243,7 +245,8 @@ absl::StatusOr<wxp::v1::ReportResponse> Coordinator::Report(const Caller& caller
       return absl::AlreadyExistsError(absl::StrCat("particle ", i, " already reported iteration ",
                                                    k, " with a different payload"));
     }
-    if (s->row.state == wxp::v1::FINISHED || s->row.state == wxp::v1::STOPPED) {
+    if (s->row.state == store::SwarmState::kFinished ||
+        s->row.state == store::SwarmState::kStopped) {
       return absl::FailedPreconditionError(absl::StrCat("swarm '", request.swarm(), "' is over"));
     }
     const ParticleRecord& rec = s->engine->particle(i);
@@ -351,7 +354,7 @@ absl::Status Coordinator::MaybeCloseRounds(Swarm& s, SwarmUpdate& u, bool deadli
   const int64_t now = NowMs();
   const int n = s.pool_size();
   for (;;) {
-    if (s.row.state == wxp::v1::FINISHED || s.row.state == wxp::v1::STOPPED)
+    if (s.row.state == store::SwarmState::kFinished || s.row.state == store::SwarmState::kStopped)
       return absl::OkStatus();
     const int k = s.row.open_round;
     if (k == 0) {
@@ -386,7 +389,7 @@ absl::Status Coordinator::MaybeCloseRounds(Swarm& s, SwarmUpdate& u, bool deadli
                         s.row.name, k, stats.reports, n, h.global_best_utility,
                         h.global_worst_utility));
     if (t != Termination::kRunning) {
-      s.row.state = wxp::v1::FINISHED;
+      s.row.state = store::SwarmState::kFinished;
       s.row.termination = TerminationName(t);
       u.audit.push_back({now, "wxp-server", "finished", s.row.name, s.row.termination});
       Log(absl::StrFormat("event=swarm_finished swarm=%s reason=%s g=%.6g", s.row.name,
@@ -434,7 +437,7 @@ absl::Status Coordinator::OnBlobStored(const std::string& blob_id) {
 absl::Status Coordinator::Tick() {
   return ServeStatus([&]() -> absl::Status {
     for (auto& [name, s] : swarms_) {
-      if (s->row.state != wxp::v1::RUNNING || !s->engine) continue;
+      if (s->row.state != store::SwarmState::kRunning || !s->engine) continue;
       Swarm next{s->row, s->resolved, s->utility};
       next.engine = s->engine;
       next.rounds = s->rounds;

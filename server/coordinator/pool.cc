@@ -93,7 +93,7 @@ absl::Status Coordinator::BuildPool(SwarmUpdate& u, Swarm& next) {
   }
   next.engine = std::move(engine);
   next.config_json = experts[0]->config_json;
-  next.row.state = wxp::v1::RUNNING;
+  next.row.state = store::SwarmState::kRunning;
   next.row.open_round = 0;
   next.row.round_opened_ms = NowMs();
   next.SyncRow();
