@@ -6,6 +6,7 @@
 #include "common/rng.h"
 #include "common/status_macros.h"
 #include "common/swarm_move.h"
+#include "common/swarm_pool.h"
 
 namespace wxp {
 namespace {
@@ -22,10 +23,14 @@ absl::Status CheckOptions(const std::vector<std::vector<float>>& experts,
   if (experts.empty()) return absl::InvalidArgumentError("no experts given");
   for (size_t i = 1; i < experts.size(); ++i) {
     if (experts[i].size() != experts[0].size()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "expert ", i, " has ", experts[i].size(), " parameters, expert 0 has ",
-          experts[0].size()));
+      return absl::InvalidArgumentError(absl::StrCat("expert ", i, " has ", experts[i].size(),
+                                                     " parameters, expert 0 has ",
+                                                     experts[0].size()));
     }
+  }
+  if (!options.expert_ids.empty() && options.expert_ids.size() != experts.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("got ", options.expert_ids.size(),
+                                                   " expert ids for ", experts.size(), " experts"));
   }
   for (double p : {options.drop_iteration, options.drop_particle}) {
     if (!(p >= 0 && p <= 1)) {
@@ -52,17 +57,16 @@ absl::StatusOr<RunResult> RunSwarm(const std::vector<std::vector<float>>& expert
   const int n_experts = static_cast<int>(experts.size());
   const int pool = params.ResolvedPoolSize(n_experts);
   const int64_t dim = static_cast<int64_t>(experts[0].size());
-  WXP_ASSIGN_OR_RETURN(std::vector<Crossover> plan, PlanPool(n_experts, pool, params.seed));
   WXP_ASSIGN_OR_RETURN(SwarmEngine engine, SwarmEngine::Create(params, pool));
 
   Buffers buf;
-  buf.x.reserve(pool);
-  for (const auto& e : experts) buf.x.push_back(e);
-  for (const Crossover& c : plan) {
-    std::vector<float> child(dim);
-    Interpolate(c.w, buf.x[c.parent_a].data(), buf.x[c.parent_b].data(), child.data(), dim);
-    buf.x.push_back(std::move(child));
+  std::vector<std::vector<float>> ordered;
+  if (options.expert_ids.empty()) {
+    ordered = experts;
+  } else {
+    for (int i : PoolOrder(options.expert_ids)) ordered.push_back(experts[i]);
   }
+  WXP_ASSIGN_OR_RETURN(buf.x, GrowPool(std::move(ordered), pool, params.seed));
   buf.p = buf.x;
   buf.v.assign(pool, std::vector<float>(dim, 0.0f));
 

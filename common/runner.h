@@ -10,6 +10,7 @@
 #define WXP_COMMON_RUNNER_H_
 
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -35,6 +36,10 @@ struct IterationSummary {
 
 struct RunnerOptions {
   SwarmParams params;
+  // The experts' blob ids, one per expert, or empty. When given, the experts enter the pool
+  // in PoolOrder(expert_ids), as the server orders them, so a run here and a federated run
+  // over the same experts number their particles alike; when empty, in the order given.
+  std::vector<std::string> expert_ids;
   // Dropout-K: probability of skipping a whole iteration's evaluations; Dropout-N:
   // probability of skipping one particle's evaluation. Skipped particles still move and
   // keep their stale utility. Both in [0, 1].

@@ -52,6 +52,30 @@ TEST(RunnerTest, SameSeedGivesIdenticalTrajectoryAndBytes) {
   EXPECT_NE(a->best, c->best);
 }
 
+TEST(RunnerTest, ExpertIdsFixThePoolOrderWhateverTheOrderGiven) {
+  Problem p = MakeProblem(3, 500, 3);
+  const std::vector<std::string> ids = {"b", "c", "a"};
+  RunnerOptions o = Options(9);
+  o.expert_ids = ids;
+  SyntheticEvaluator e1(p.optimum), e2(p.optimum);
+  auto given = RunSwarm(p.experts, SyntheticUtility(), e1, o);
+  // The same experts, handed over in another order with their ids.
+  o.expert_ids = {ids[2], ids[0], ids[1]};
+  auto shuffled =
+      RunSwarm({p.experts[2], p.experts[0], p.experts[1]}, SyntheticUtility(), e2, o);
+  ASSERT_TRUE(given.ok() && shuffled.ok());
+  EXPECT_EQ(given->best, shuffled->best);
+  EXPECT_EQ(given->initial_utilities, shuffled->initial_utilities);
+  ASSERT_EQ(given->history.size(), shuffled->history.size());
+  for (size_t k = 0; k < given->history.size(); ++k) {
+    EXPECT_EQ(given->history[k].global_best_utility, shuffled->history[k].global_best_utility);
+  }
+  // Pool order is by id: particle 0 is expert "a".
+  SyntheticEvaluator e3(p.optimum);
+  EXPECT_EQ(given->initial_utilities[0],
+            *SyntheticUtility().Combine(*e3.Evaluate({0, 0, p.experts[2]})));
+}
+
 TEST(RunnerTest, SearchBeatsEveryExpertAndApproachesTheReachableOptimum) {
   Problem p = MakeProblem(5, 4000, 2);
   SyntheticEvaluator eval(p.optimum);
@@ -151,6 +175,14 @@ TEST(RunnerTest, DropoutSkipsEvaluationsButStillConverges) {
 }
 
 TEST(RunnerTest, RejectsBadInputs) {
+  {
+    Problem p = MakeProblem(2, 10, 1);
+    RunnerOptions o = Options(1);
+    o.expert_ids = {"only-one"};
+    SyntheticEvaluator e(p.optimum);
+    EXPECT_EQ(RunSwarm(p.experts, SyntheticUtility(), e, o).status().code(),
+              absl::StatusCode::kInvalidArgument);
+  }
   ConstantEvaluator eval;
   RunnerOptions o = Options(1);
   EXPECT_EQ(RunSwarm({}, SyntheticUtility(), eval, o).status().code(),

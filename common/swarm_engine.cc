@@ -17,8 +17,8 @@ absl::Status SwarmParams::Validate() const {
   const struct {
     const char* name;
     double value;
-  } weights[] = {{"inertia", inertia}, {"cognitive", cognitive}, {"social", social},
-                 {"repel", repel}};
+  } weights[] = {
+      {"inertia", inertia}, {"cognitive", cognitive}, {"social", social}, {"repel", repel}};
   for (const auto& w : weights) {
     if (!NonNegativeFinite(w.value)) {
       return absl::InvalidArgumentError(
@@ -67,8 +67,15 @@ int SwarmParams::ResolvedPoolSize(int num_experts) const {
   return pool_size == 0 ? 2 * num_experts : std::max(pool_size, num_experts);
 }
 
-absl::StatusOr<std::vector<Crossover>> PlanPool(int num_experts, int pool_size,
-                                                uint64_t seed) {
+std::vector<int> PoolOrder(const std::vector<std::string>& expert_ids) {
+  std::vector<int> order(expert_ids.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int>(i);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int a, int b) { return expert_ids[a] < expert_ids[b]; });
+  return order;
+}
+
+absl::StatusOr<std::vector<Crossover>> PlanPool(int num_experts, int pool_size, uint64_t seed) {
   if (num_experts < 1) {
     return absl::InvalidArgumentError("a swarm needs at least one expert");
   }
@@ -114,8 +121,7 @@ std::string TerminationName(Termination t) {
 SwarmEngine::SwarmEngine(const SwarmParams& params, int num_particles)
     : params_(params), particles_(num_particles) {}
 
-absl::StatusOr<SwarmEngine> SwarmEngine::Create(const SwarmParams& params,
-                                                int num_particles) {
+absl::StatusOr<SwarmEngine> SwarmEngine::Create(const SwarmParams& params, int num_particles) {
   if (absl::Status s = params.Validate(); !s.ok()) return s;
   if (num_particles < 1) {
     return absl::InvalidArgumentError("a swarm needs at least one particle");
@@ -125,8 +131,7 @@ absl::StatusOr<SwarmEngine> SwarmEngine::Create(const SwarmParams& params,
 
 absl::StatusOr<SwarmEngine> SwarmEngine::Restore(const SwarmParams& params,
                                                  SwarmEngineState state) {
-  absl::StatusOr<SwarmEngine> engine =
-      Create(params, static_cast<int>(state.particles.size()));
+  absl::StatusOr<SwarmEngine> engine = Create(params, static_cast<int>(state.particles.size()));
   if (!engine.ok()) return engine.status();
   const int n = static_cast<int>(state.particles.size());
   auto valid_ref = [n](const PositionRef& r) {
@@ -137,8 +142,8 @@ absl::StatusOr<SwarmEngine> SwarmEngine::Restore(const SwarmParams& params,
     return absl::InvalidArgumentError("saved swarm engine state is inconsistent");
   }
   for (const ParticleRecord& p : state.particles) {
-    if (!valid_ref(p.personal_best) || p.stale_iterations < 0 || p.cooldown < 0 ||
-        p.restarts < 0 || p.started_iteration < 0) {
+    if (!valid_ref(p.personal_best) || p.stale_iterations < 0 || p.cooldown < 0 || p.restarts < 0 ||
+        p.started_iteration < 0) {
       return absl::InvalidArgumentError("saved particle state is inconsistent");
     }
   }
@@ -149,8 +154,7 @@ absl::StatusOr<SwarmEngine> SwarmEngine::Restore(const SwarmParams& params,
   engine->global_worst_utility_ = state.global_worst_utility;
   engine->closed_iterations_ = state.closed_iterations;
   engine->last_global_improvement_ = state.last_global_improvement;
-  engine->since_improvement_ =
-      std::max(0, state.closed_iterations - state.last_global_improvement);
+  engine->since_improvement_ = std::max(0, state.closed_iterations - state.last_global_improvement);
   engine->stopped_ = state.stopped;
   return engine;
 }
@@ -182,9 +186,49 @@ int SwarmEngine::InitialVelocityPartner(int particle) const {
       particle >= n) {
     return -1;
   }
-  int j = static_cast<int>(
-      DrawIndex(params_.seed, RngStream::kInitialVelocity, n - 1, particle));
+  int j = static_cast<int>(DrawIndex(params_.seed, RngStream::kInitialVelocity, n - 1, particle));
   return j >= particle ? j + 1 : j;
+}
+
+absl::Status SwarmEngine::Rerank(const std::vector<Rescored>& evaluations) {
+  for (const Rescored& e : evaluations) {
+    if (absl::Status s = CheckParticle(e.position.particle); !s.ok()) {
+      return absl::InvalidArgumentError(s.message());
+    }
+    if (e.position.iteration < 0 || !std::isfinite(e.utility)) {
+      return absl::InvalidArgumentError(absl::StrCat("re-ranked evaluation of particle ",
+                                                     e.position.particle, " iteration ",
+                                                     e.position.iteration, " is invalid"));
+    }
+  }
+  std::vector<const Rescored*> order;
+  for (const Rescored& e : evaluations) order.push_back(&e);
+  std::stable_sort(order.begin(), order.end(), [](const Rescored* a, const Rescored* b) {
+    return std::make_pair(a->position.iteration, a->position.particle) <
+           std::make_pair(b->position.iteration, b->position.particle);
+  });
+  global_best_ = global_worst_ = PositionRef{};
+  for (ParticleRecord& p : particles_) p.personal_best = PositionRef{};
+  for (const Rescored* e : order) {
+    const PositionRef& ref = e->position;
+    const double value = e->utility;
+    ParticleRecord& p = particles_[ref.particle];
+    if (p.utility_iteration == ref.iteration) p.utility = value;
+    if (!e->eligible) continue;
+    if (!p.personal_best.valid() || value > p.best_utility) {
+      p.personal_best = ref;
+      p.best_utility = value;
+    }
+    if (!global_best_.valid() || value > global_best_utility_) {
+      global_best_ = ref;
+      global_best_utility_ = value;
+    }
+    if (!global_worst_.valid() || value < global_worst_utility_) {
+      global_worst_ = ref;
+      global_worst_utility_ = value;
+    }
+  }
+  return absl::OkStatus();
 }
 
 RecordOutcome SwarmEngine::UpdateBests(int particle, int iteration, double utility) {
@@ -264,9 +308,9 @@ absl::StatusOr<MoveTargets> SwarmEngine::StartIteration(int particle, int iterat
       p.cooldown = std::max(0, p.cooldown - 1);
     }
   } else if (iteration != p.started_iteration || iteration < 1) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("particle ", particle, " is at iteration ", p.started_iteration,
-                     "; iteration ", iteration, " is out of sequence"));
+    return absl::FailedPreconditionError(absl::StrCat("particle ", particle, " is at iteration ",
+                                                      p.started_iteration, "; iteration ",
+                                                      iteration, " is out of sequence"));
   }
 
   MoveTargets t;
@@ -304,13 +348,12 @@ absl::StatusOr<RecordOutcome> SwarmEngine::Record(int particle, int iteration, d
   }
   ParticleRecord& p = particles_[particle];
   if (iteration != p.started_iteration || iteration < 1) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("particle ", particle, " was given iteration ", p.started_iteration,
-                     ", not ", iteration));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "particle ", particle, " was given iteration ", p.started_iteration, ", not ", iteration));
   }
   if (p.recorded_started) {
-    return absl::AlreadyExistsError(absl::StrCat("particle ", particle, " already reported ",
-                                                 "iteration ", iteration));
+    return absl::AlreadyExistsError(
+        absl::StrCat("particle ", particle, " already reported ", "iteration ", iteration));
   }
   p.recorded_started = true;
   RecordOutcome out = UpdateBests(particle, iteration, utility);

@@ -66,6 +66,13 @@ struct Crossover {
   double w = 0;  // drawn from U(0, 2): half interpolation, half extrapolation
 };
 
+// SPEC 4 step 1's stable order of the experts in the pool: ascending by blob id (the
+// SHA-256 of the expert's bytes), so the pool, and with it every decision seeded from it,
+// depends only on which experts there are, never on the order they arrived in. Returns the
+// indices into `expert_ids` in pool order: expert PoolOrder(ids)[i] becomes particle i.
+// Equal ids keep their input order.
+std::vector<int> PoolOrder(const std::vector<std::string>& expert_ids);
+
 // The crossovers that grow `num_experts` experts to `pool_size` particles, in order
 // (children may be parents of later children). Experts are particles 0..n-1.
 // InvalidArgument if num_experts < 1, pool_size < num_experts, or growth is needed from a
@@ -123,14 +130,12 @@ struct ParticleRecord {
   bool recorded_started = false;  // a utility was recorded for started_iteration
 
   friend bool operator==(const ParticleRecord& a, const ParticleRecord& b) {
-    return std::tie(a.evaluated, a.utility, a.utility_iteration, a.best_utility,
-                    a.personal_best, a.stale_iterations, a.stale_through, a.cooldown,
-                    a.restarts, a.started_iteration, a.restart_at_started,
-                    a.recorded_started) ==
-           std::tie(b.evaluated, b.utility, b.utility_iteration, b.best_utility,
-                    b.personal_best, b.stale_iterations, b.stale_through, b.cooldown,
-                    b.restarts, b.started_iteration, b.restart_at_started,
-                    b.recorded_started);
+    return std::tie(a.evaluated, a.utility, a.utility_iteration, a.best_utility, a.personal_best,
+                    a.stale_iterations, a.stale_through, a.cooldown, a.restarts,
+                    a.started_iteration, a.restart_at_started, a.recorded_started) ==
+           std::tie(b.evaluated, b.utility, b.utility_iteration, b.best_utility, b.personal_best,
+                    b.stale_iterations, b.stale_through, b.cooldown, b.restarts,
+                    b.started_iteration, b.restart_at_started, b.recorded_started);
   }
 };
 
@@ -190,6 +195,22 @@ class SwarmEngine {
   // Closes iteration k (in sync mode: the round closed; in async mode: every live particle
   // has moved past k): advances the patience counter. Iterations close in order.
   absl::Status CloseIteration(int iteration);
+
+  // Dynamic utility (SPEC 4.2): the swarm's evaluations re-weighted under new utility
+  // weights, nothing re-evaluated. `evaluations` holds every successful evaluation so far,
+  // each with its utility under the new weights and whether its position may be a target
+  // (`eligible`: the owner holds its bytes, so p_i, g and g_w can point at it). Each
+  // particle's latest utility takes its new value; p_i, g and g_w are re-chosen among the
+  // eligible positions, ties going to the earliest (iteration, particle); a particle with
+  // no eligible position keeps no p_i. Counters (patience, restarts, started iterations)
+  // are untouched. InvalidArgument for an unknown particle, a negative iteration or a
+  // non-finite utility; nothing changes then.
+  struct Rescored {
+    PositionRef position;
+    double utility = 0;
+    bool eligible = false;
+  };
+  absl::Status Rerank(const std::vector<Rescored>& evaluations);
 
   // Marks the swarm stopped by an operator; Finished() then reports kStopped.
   void Stop() { stopped_ = true; }

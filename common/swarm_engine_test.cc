@@ -1,5 +1,6 @@
 #include "common/swarm_engine.h"
 
+#include <cmath>
 #include <set>
 
 #include "gtest/gtest.h"
@@ -54,6 +55,13 @@ TEST(SwarmParamsTest, PoolSizeDefaultsToTwiceTheExperts) {
   EXPECT_EQ(p.ResolvedPoolSize(10), 10);  // never below the experts
   p.pool_size = 15;
   EXPECT_EQ(p.ResolvedPoolSize(10), 15);
+}
+
+TEST(PoolOrderTest, SortsByBlobIdWhateverTheArrivalOrder) {
+  EXPECT_EQ(PoolOrder({"cc", "aa", "bb"}), (std::vector<int>{1, 2, 0}));
+  EXPECT_EQ(PoolOrder({"bb", "cc", "aa"}), (std::vector<int>{2, 0, 1}));
+  EXPECT_EQ(PoolOrder({"aa", "aa", "0"}), (std::vector<int>{2, 0, 1}));  // ties keep input order
+  EXPECT_TRUE(PoolOrder({}).empty());
 }
 
 TEST(PlanPoolTest, GrowsToPoolSizeWithDistinctEarlierParents) {
@@ -134,8 +142,7 @@ TEST(SwarmEngineTest, IterationNeedsCompleteInitialEvaluation) {
   ASSERT_TRUE(e->RecordInitial(0, 1.0).ok());
   EXPECT_EQ(e->StartIteration(0, 1).status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(e->RecordInitial(0, 2.0).status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(e->RecordInitial(1, std::nan("")).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(e->RecordInitial(1, std::nan("")).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(e->RecordInitial(7, 1.0).status().code(), absl::StatusCode::kNotFound);
 }
 
@@ -346,6 +353,56 @@ TEST(SwarmEngineTest, RejectsOutOfSequenceAndDuplicateReports) {
   EXPECT_EQ(e.Record(0, 1, 1).status().code(), absl::StatusCode::kAlreadyExists);
   EXPECT_EQ(e.CloseIteration(2).code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_EQ(e.StartIteration(-1, 1).status().code(), absl::StatusCode::kNotFound);
+}
+
+// Dynamic utility: new values for stored evaluations re-choose p_i, g and g_w among the
+// eligible (held) positions, and each particle's latest utility follows.
+TEST(SwarmEngineTest, RerankRechoosesBestsAmongEligiblePositions) {
+  SwarmEngine e = MakeEngine(Deterministic(), 3, {0.1, 0.5, 0.9});
+  ASSERT_TRUE(e.StartIteration(0, 1).ok());
+  ASSERT_TRUE(e.Record(0, 1, 0.3).ok());
+  const SwarmEngineState before = e.state();
+  // Under the new weights the order flips: particle 0's initial position is now the best,
+  // and its iteration-1 position (not held) would be better still.
+  ASSERT_TRUE(
+      e.Rerank(
+           {{{0, 0}, 0.95, true}, {{1, 0}, 0.4, true}, {{2, 0}, 0.2, true}, {{0, 1}, 0.99, false}})
+          .ok());
+  EXPECT_EQ(e.global_best(), (PositionRef{0, 0}));
+  EXPECT_EQ(e.global_best_utility(), 0.95);
+  EXPECT_EQ(e.global_worst(), (PositionRef{2, 0}));
+  EXPECT_EQ(e.global_worst_utility(), 0.2);
+  EXPECT_EQ(e.particle(0).personal_best, (PositionRef{0, 0}));
+  EXPECT_EQ(e.particle(0).best_utility, 0.95);
+  EXPECT_EQ(e.particle(0).utility, 0.99);  // its latest evaluation, held or not
+  EXPECT_EQ(e.particle(1).utility, 0.4);
+  EXPECT_EQ(e.particle(2).personal_best, (PositionRef{2, 0}));
+  // Counters are untouched.
+  EXPECT_EQ(e.closed_iterations(), before.closed_iterations);
+  EXPECT_EQ(e.particle(0).started_iteration, before.particles[0].started_iteration);
+  EXPECT_EQ(e.particle(0).recorded_started, before.particles[0].recorded_started);
+}
+
+TEST(SwarmEngineTest, RerankTiesGoToTheEarliestAndUnheldParticlesKeepNoPersonalBest) {
+  SwarmEngine e = MakeEngine(Deterministic(), 3, {0.1, 0.5, 0.9});
+  ASSERT_TRUE(e.Rerank({{{2, 0}, 0.5, true}, {{1, 0}, 0.5, true}, {{0, 0}, 0.5, false}}).ok());
+  EXPECT_EQ(e.global_best(), (PositionRef{1, 0}));  // (iteration, particle) order
+  EXPECT_EQ(e.global_worst(), (PositionRef{1, 0}));
+  EXPECT_FALSE(e.particle(0).personal_best.valid());
+  // The re-ranked engine survives a save and restore.
+  EXPECT_TRUE(SwarmEngine::Restore(Deterministic(), e.state()).ok());
+}
+
+TEST(SwarmEngineTest, RerankRejectsBadInputAndChangesNothing) {
+  SwarmEngine e = MakeEngine(Deterministic(), 2, {0.1, 0.5});
+  const SwarmEngineState before = e.state();
+  EXPECT_EQ(e.Rerank({{{0, 0}, 0.2, true}, {{5, 0}, 0.2, true}}).code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(e.Rerank({{{0, -1}, 0.2, true}}).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(e.Rerank({{{0, 0}, std::nan(""), true}}).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(e.global_best(), before.global_best);
+  EXPECT_EQ(e.global_best_utility(), before.global_best_utility);
+  EXPECT_EQ(e.particle(0).personal_best, before.particles[0].personal_best);
 }
 
 TEST(SwarmEngineTest, RestoredEngineTakesTheSameDecisions) {

@@ -155,18 +155,14 @@ class AgentProcessTest : public ::testing::Test {
     return argv;
   }
 
-  // The pool's order is the join order, and the oracle's is experts 0, 1, 2: firm-b (expert
-  // 2) may only join once firm-a (experts 0 and 1) has. `env_a` / `env_b` are added to the
-  // agents' environments.
-  void StartInOrder(ChildProcess& a, const std::vector<std::string>& args_a, ChildProcess& b,
-                    const std::vector<std::string>& args_b,
-                    const std::vector<std::string>& env_a = {},
-                    const std::vector<std::string>& env_b = {}) {
+  // Both at once: the pool orders the experts by blob id, so the agents may join in either
+  // order and the oracle (given the same ids) still numbers the particles alike. `env_a` /
+  // `env_b` are added to the agents' environments.
+  void StartBoth(ChildProcess& a, const std::vector<std::string>& args_a, ChildProcess& b,
+                 const std::vector<std::string>& args_b,
+                 const std::vector<std::string>& env_a = {},
+                 const std::vector<std::string>& env_b = {}) {
     ASSERT_TRUE(a.Start(args_a, root_ + "/firm-a.log", env_a));
-    for (int i = 0; i < 500; ++i) {
-      if (proc::Tail(root_ + "/firm-a.log", 1 << 20).find("event=joined") != std::string::npos) break;
-      absl::SleepFor(absl::Milliseconds(20));
-    }
     ASSERT_TRUE(b.Start(args_b, root_ + "/firm-b.log", env_b));
   }
 
@@ -178,6 +174,7 @@ class AgentProcessTest : public ::testing::Test {
     o.params.max_iterations = max_iterations;
     o.params.patience = patience;
     o.params.pool_size = 5;
+    for (const auto& e : experts_) o.expert_ids.push_back(BlobIdOf(e));
     SyntheticEvaluator eval(optimum_);
     auto r = RunSwarm(experts_, *UtilityFunction::Create({{kSyntheticComponent, true, 1.0}}),
                       eval, o);
@@ -262,7 +259,7 @@ class AgentProcessTest : public ::testing::Test {
 TEST_F(AgentProcessTest, FederatedSyncRunMatchesTheInProcessRunner) {
   CreateSwarm("");
   ChildProcess a, b;
-  StartInOrder(a, AgentArgs("firm-a", {0, 1}, Synthetic()), b, AgentArgs("firm-b", {2}, Synthetic()));
+  StartBoth(a, AgentArgs("firm-a", {0, 1}, Synthetic()), b, AgentArgs("firm-b", {2}, Synthetic()));
   const int sa = a.Wait(absl::Minutes(3)), sb = b.Wait(absl::Minutes(3));
   ASSERT_TRUE(WIFEXITED(sa) && WEXITSTATUS(sa) == 0) << proc::Tail(root_ + "/firm-a.log");
   ASSERT_TRUE(WIFEXITED(sb) && WEXITSTATUS(sb) == 0) << proc::Tail(root_ + "/firm-b.log");
@@ -279,7 +276,7 @@ TEST_F(AgentProcessTest, SyncResultSurvivesAgentAndServerKills) {
   ChildProcess a, b;
   const auto args_a = AgentArgs("firm-a", {0, 1}, Synthetic());
   const auto args_b = AgentArgs("firm-b", {2}, Synthetic());
-  StartInOrder(a, args_a, b, args_b);
+  StartBoth(a, args_a, b, args_b);
   std::mt19937 rng(7);
   int agent_kills = 0, server_kills = 0;
   const absl::Time give_up = absl::Now() + absl::Minutes(4);
@@ -386,22 +383,37 @@ TEST_F(AgentProcessTest, FederatedRunOverMutualTlsAndItsRefusals) {
 
   CreateSwarm("");
   ChildProcess a, b;
-  StartInOrder(a, AgentArgs("firm-a", {0, 1}, Synthetic()), b, AgentArgs("firm-b", {2}, Synthetic()));
-  // Once the pool exists: firm-b may not touch firm-a's particle 0 (firm-a's first expert).
+  StartBoth(a, AgentArgs("firm-a", {0, 1}, Synthetic()), b, AgentArgs("firm-b", {2}, Synthetic()));
+  // Once the pool exists: firm-b may not touch a particle of firm-a's.
   for (int i = 0; i < 500 && Status().state() != wxp::v1::RUNNING; ++i) {
     absl::SleepFor(absl::Milliseconds(20));
   }
+  int firm_a_particle = -1;
+  {
+    auto ops = Admin();
+    wxp::v1::ListParticlesRequest lreq;
+    lreq.set_swarm("swarm");
+    wxp::v1::ListParticlesResponse particles;
+    ASSERT_TRUE(ops->admin().ListParticles(ops->NewContext().get(), lreq, &particles).ok());
+    for (const auto& p : particles.particles()) {
+      if (p.owner() == "firm-a") {
+        firm_a_particle = p.particle_id();
+        break;
+      }
+    }
+  }
+  ASSERT_GE(firm_a_particle, 0);
   auto agent_b = Client("firm-b", Role::kAgent);
   wxp::v1::GetTargetsRequest treq;
   treq.set_swarm("swarm");
-  treq.set_particle_id(0);
+  treq.set_particle_id(firm_a_particle);
   treq.set_iteration(1);
   wxp::v1::GetTargetsResponse targets;
   grpc::Status foreign = agent_b->agent().GetTargets(agent_b->NewContext().get(), treq, &targets);
   EXPECT_EQ(foreign.error_code(), grpc::StatusCode::PERMISSION_DENIED) << foreign.error_message();
   wxp::v1::ReportRequest rreq;
   rreq.set_swarm("swarm");
-  rreq.set_particle_id(0);
+  rreq.set_particle_id(firm_a_particle);
   rreq.set_iteration(0);
   rreq.set_position_blob_id(BlobIdOf(experts_[0]));
   (*rreq.mutable_scores())[kSyntheticComponent] = 0;
@@ -478,8 +490,8 @@ TEST_F(AgentKillTest, AgentsKilledMidUploadLeaveNothingPartialAndLoseNoIteration
   ASSERT_NO_FATAL_FAILURE(CreateSwarm(""));
   constexpr uintmax_t kHoldAfter = 1 << 20;
   const std::string marker[] = {root_ + "/hold-upload-a", root_ + "/hold-upload-b"};
-  // Disarmed until the agents have joined: a hold while firm-a uploads its experts would
-  // keep it from joining before firm-b.
+  // Disarmed at the start: the kills aim at position uploads, which the swarm's iterations
+  // make; the experts' uploads come before it runs.
   for (const std::string& m : marker) std::ofstream(m) << "disarmed";
   auto env = [&](int i) {
     return std::vector<std::string>{absl::StrCat("WXP_FAULT_HOLD_UPLOAD_AFTER_BYTES=", kHoldAfter),
@@ -488,7 +500,7 @@ TEST_F(AgentKillTest, AgentsKilledMidUploadLeaveNothingPartialAndLoseNoIteration
   ChildProcess a, b;
   const auto args_a = AgentArgs("firm-a", {0, 1}, Synthetic());
   const auto args_b = AgentArgs("firm-b", {2}, Synthetic());
-  StartInOrder(a, args_a, b, args_b, env(0), env(1));
+  StartBoth(a, args_a, b, args_b, env(0), env(1));
   ChildProcess* agents[] = {&a, &b};
   const std::vector<std::string>* args[] = {&args_a, &args_b};
   const char* logs[] = {"/firm-a.log", "/firm-b.log"};

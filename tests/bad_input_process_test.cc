@@ -173,6 +173,8 @@ TEST_F(BadInputTest, EveryRefusalHasItsCodeAndChangesNothing) {
   CreateSwarm("s", 2);
   CreateSwarm("p", 5);
   const std::string xa = Blob(0.1f), xb = Blob(0.5f);
+  // The pool orders experts by blob id: firm-a's must sort first to be particle 0.
+  ASSERT_LT(Sha256Hex(xa), Sha256Hex(xb));
   ASSERT_TRUE(Upload(*a_, xa).ok());
   ASSERT_TRUE(Upload(*b_, xb).ok());
   wxp::v1::JoinResponse jr;

@@ -351,6 +351,7 @@ TEST(ServerProcessTest, SwarmSurvivesKillNineAndMatchesTheRunner) {
   o.params.seed = 77;
   o.params.max_iterations = 8;
   o.params.patience = 3;
+  for (const auto& e : experts) o.expert_ids.push_back(Sha256Hex(Serialize(e)));
   auto oracle = RunSwarm(experts, *UtilityFunction::Create({{kSyntheticComponent, true, 1.0}}),
                          eval, o);
   ASSERT_TRUE(oracle.ok());

@@ -32,6 +32,7 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/schema.h"
 #include "common/swarm_engine.h"
@@ -61,6 +62,10 @@ class Coordinator {
     std::function<void(const std::string&)> log;
     // Round deadline of sync swarms whose spec sets none; 0 keeps the spec's default (600).
     double default_round_deadline_seconds = 0;
+    // An agent counts as online in SwarmStatus.agents_online while its last call for the
+    // swarm (Join, GetAssignment, GetTargets, Report or Heartbeat) is at most this old on
+    // `clock`. The default is two of the agent's default heartbeat intervals (30 s).
+    absl::Duration online_window = absl::Seconds(60);
   };
 
   // Loads every swarm from the store and rebuilds its engine (restart path).
@@ -93,7 +98,7 @@ class Coordinator {
   struct BestPosition {
     std::string blob_id;
     double utility = 0;
-    std::string config_json;  // adapter_config.json of the first expert
+    std::string config_json;  // adapter_config.json of the expert that is particle 0
   };
   absl::StatusOr<BestPosition> Best(const std::string& swarm);
   // How many of the swarm's evaluations are kept in memory: only recent ones, a few per
@@ -109,6 +114,9 @@ class Coordinator {
       const Caller& caller, const wxp::v1::GetTargetsRequest& request);
   absl::StatusOr<wxp::v1::ReportResponse> Report(const Caller& caller,
                                                  const wxp::v1::ReportRequest& request);
+  // "Still alive": marks the agent as heard from (see Options::online_window) and answers
+  // the swarm's status.
+  absl::StatusOr<wxp::v1::SwarmStatus> Heartbeat(const Caller& caller, const std::string& swarm);
   // A position blob finished uploading: evaluations that named it are now held.
   absl::Status OnBlobStored(const std::string& blob_id);
 
@@ -127,13 +135,15 @@ class Coordinator {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   wxp::v1::SwarmStatus StatusOf(const Swarm& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<wxp::v1::SwarmStatus> SetState(const Caller& caller, const std::string& swarm,
-                                                int32_t state, const std::string& action,
+                                                store::SwarmState state, const std::string& action,
                                                 const std::string& reason);
   wxp::v1::PositionRef Ref(const Swarm& s, const PositionRef& ref, double utility);
   // Whether a report's position is wanted whatever its utility (policy ALWAYS, or drawn
   // for the audit sample): decided the same way for a first report and its retries.
   static bool UploadAlwaysOrAudited(const Swarm& s, int particle, int iteration);
   int64_t NowMs() const;
+  // Records that `agent` called about `s` now (memory only; see Options::online_window).
+  void SeenLocked(Swarm& s, const std::string& agent) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Queues a line for the log, written once what it reports is durable.
   void Log(const std::string& line) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EmitLog(const std::string& line) const;

@@ -181,7 +181,13 @@ TEST_F(RefusalTest, ReportAndTargetRefusals) {
   Running();
   const Snapshot before = Take();
   const std::string blob = std::string(64, 'a');
-  const int pa = owner_.begin()->second.identity == "firm-a" ? owner_.begin()->first : -1;
+  int pa = -1;  // a particle of firm-a's (the pool orders experts by blob id, not by join)
+  for (const auto& [i, who] : owner_) {
+    if (who.identity == "firm-a") {
+      pa = i;
+      break;
+    }
+  }
   ASSERT_GE(pa, 0);
   const Caller& other = a_.identity == owner_[pa].identity ? b_ : a_;
 

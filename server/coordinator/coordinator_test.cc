@@ -20,8 +20,8 @@ namespace {
 constexpr int kDim = 300;
 
 Schema TestSchema() {
-  return Schema({{"m.lora_A.weight", DType::kF32, {10, 20}},
-                 {"m.lora_B.weight", DType::kF32, {20, 5}}});
+  return Schema(
+      {{"m.lora_A.weight", DType::kF32, {10, 20}}, {"m.lora_B.weight", DType::kF32, {20, 5}}});
 }
 
 std::string Serialize(const std::vector<float>& values) {
@@ -39,8 +39,7 @@ wxp::v1::SwarmSpec Spec(const std::string& name, uint64_t seed, const std::strin
   wxp::v1::SwarmSpec spec;
   const std::string text = absl::StrCat(
       "name: '", name, "' min_experts: 3 utility { name: '", kSyntheticComponent,
-      "' weight: 1 } hyperparameters { seed: ", seed, " max_iterations: 12 patience: 4 } ",
-      extra);
+      "' weight: 1 } hyperparameters { seed: ", seed, " max_iterations: 12 patience: 4 } ", extra);
   EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(text, &spec)) << text;
   return spec;
 }
@@ -106,9 +105,8 @@ class FakeAgent {
       const auto gw = Deserialize(*blobs_->ReadAll(t->global_worst().blob_id()));
       if (t->restart()) RestartParticle(mine.x.data(), mine.v.data(), mine.p.data(), kDim);
       const auto& k = t->coefficients();
-      MoveParticle({static_cast<float>(k.a()), static_cast<float>(k.b()),
-                    static_cast<float>(k.c()), static_cast<float>(k.d()),
-                    static_cast<float>(k.step())},
+      MoveParticle({static_cast<float>(k.a()), static_cast<float>(k.b()), static_cast<float>(k.c()),
+                    static_cast<float>(k.d()), static_cast<float>(k.step())},
                    mine.x.data(), mine.v.data(), mine.p.data(), g.data(), gw.data(), kDim);
       mine.iteration = t->iteration();
       const std::string bytes = Serialize(mine.x);
@@ -193,7 +191,10 @@ const Caller kAdmin{"ops", "admin"};
 
 // Runs a 3-expert sync swarm through the coordinator (restarting the server every
 // `restart_every` agent steps if > 0) and checks it against the in-process runner.
-void RunAndCompareWithRunner(Harness& h, int restart_every) {
+// Experts join in `join_order` (indices into the experts); firm-b contributes expert 1,
+// firm-a the others.
+void RunAndCompareWithRunner(Harness& h, int restart_every,
+                             const std::vector<int>& join_order = {0, 1, 2}) {
   const auto experts = MakeRandomExperts(3, kDim, 11);
   const auto optimum = *MakeHiddenOptimum(experts, 11, 0.0005);
   SyntheticEvaluator eval(optimum);
@@ -201,9 +202,7 @@ void RunAndCompareWithRunner(Harness& h, int restart_every) {
   ASSERT_TRUE(h.coordinator->CreateSwarm(kAdmin, Spec("eq", 5)).ok());
   FakeAgent a("firm-a", &h.coordinator, &h.blobs, &eval);
   FakeAgent b("firm-b", &h.coordinator, &h.blobs, &eval);
-  a.Join("eq", experts[0], 3);
-  b.Join("eq", experts[1], 3);
-  a.Join("eq", experts[2], 3);  // a second expert from the same firm
+  for (int e : join_order) (e == 1 ? b : a).Join("eq", experts[e], 3);
   ASSERT_EQ(h.coordinator->GetSwarmStatus("eq")->state(), wxp::v1::RUNNING);
   a.Start("eq");
   b.Start("eq");
@@ -222,6 +221,7 @@ void RunAndCompareWithRunner(Harness& h, int restart_every) {
   o.params.seed = 5;
   o.params.max_iterations = 12;
   o.params.patience = 4;
+  for (const auto& e : experts) o.expert_ids.push_back(Sha256Hex(Serialize(e)));
   auto utility = *UtilityFunction::Create({{kSyntheticComponent, true, 1.0}});
   auto oracle = RunSwarm(experts, utility, eval, o);
   ASSERT_TRUE(oracle.ok());
@@ -231,8 +231,7 @@ void RunAndCompareWithRunner(Harness& h, int restart_every) {
   for (int k = 0; k < history->entries_size(); ++k) {
     EXPECT_EQ(history->entries(k).global_best_utility(), oracle->history[k].global_best_utility)
         << "iteration " << k;
-    EXPECT_EQ(history->entries(k).global_worst_utility(),
-              oracle->history[k].global_worst_utility);
+    EXPECT_EQ(history->entries(k).global_worst_utility(), oracle->history[k].global_worst_utility);
     EXPECT_EQ(history->entries(k).restarts(), oracle->history[k].restarts) << k;
   }
   EXPECT_EQ(status->termination_reason(), TerminationName(oracle->termination));
@@ -245,6 +244,85 @@ void RunAndCompareWithRunner(Harness& h, int restart_every) {
 TEST(CoordinatorTest, FederatedSyncRunEqualsTheInProcessRunner) {
   Harness h;
   RunAndCompareWithRunner(h, 0);
+}
+
+// SPEC 4 step 1: the pool is in a stable order. The same experts joining in another order
+// give the same particles (positions and owners) and the same run.
+TEST(CoordinatorTest, JoinOrderChangesNeitherThePoolNorTheResult) {
+  std::vector<std::vector<store::ParticleRow>> pools;
+  for (const std::vector<int>& order :
+       {std::vector<int>{0, 1, 2}, std::vector<int>{2, 1, 0}, std::vector<int>{1, 2, 0}}) {
+    Harness h;
+    RunAndCompareWithRunner(h, 0, order);  // each run equals the one oracle
+    auto rows = h.store->ListParticles("eq");
+    ASSERT_TRUE(rows.ok()) << rows.status();
+    pools.push_back(*rows);
+  }
+  for (size_t r = 1; r < pools.size(); ++r) {
+    ASSERT_EQ(pools[r].size(), pools[0].size());
+    for (size_t i = 0; i < pools[0].size(); ++i) {
+      EXPECT_EQ(pools[r][i].initial_blob_id, pools[0][i].initial_blob_id) << r << " " << i;
+      EXPECT_EQ(pools[r][i].owner, pools[0][i].owner) << r << " " << i;
+    }
+  }
+  // Experts first, by blob id.
+  EXPECT_LT(pools[0][0].initial_blob_id, pools[0][1].initial_blob_id);
+  EXPECT_LT(pools[0][1].initial_blob_id, pools[0][2].initial_blob_id);
+}
+
+int AgentsOnline(Harness& h, const std::string& swarm) {
+  auto status = h.coordinator->GetSwarmStatus(swarm);
+  EXPECT_TRUE(status.ok()) << status.status();
+  return status.ok() ? status->agents_online() : -1;
+}
+
+// "Online" means heard from within the window (60 s by default) on the coordinator's
+// clock, after a restart too: a finished swarm's agents do not stay online for good.
+TEST(CoordinatorTest, AgentsOnlineMeansHeardFromWithinTheWindow) {
+  Harness h;
+  const auto experts = MakeRandomExperts(3, kDim, 13);
+  SyntheticEvaluator eval(*MakeHiddenOptimum(experts, 13, 0.0005));
+  ASSERT_TRUE(h.coordinator->CreateSwarm(kAdmin, Spec("on", 5)).ok());
+  FakeAgent a("firm-a", &h.coordinator, &h.blobs, &eval);
+  FakeAgent b("firm-b", &h.coordinator, &h.blobs, &eval);
+  EXPECT_EQ(AgentsOnline(h, "on"), 0);
+  a.Join("on", experts[0], 3);
+  b.Join("on", experts[1], 3);
+  EXPECT_EQ(AgentsOnline(h, "on"), 2);
+  h.clock.Advance(absl::Seconds(40));
+  a.Join("on", experts[2], 3);  // the pool is built
+  h.clock.Advance(absl::Seconds(20));
+  EXPECT_EQ(AgentsOnline(h, "on"), 2);  // b: 60 s ago, still inside the window
+  h.clock.Advance(absl::Seconds(1));
+  EXPECT_EQ(AgentsOnline(h, "on"), 1);  // b: 61 s
+  ASSERT_TRUE(h.coordinator->Heartbeat(b.caller(), "on").ok());
+  EXPECT_EQ(AgentsOnline(h, "on"), 2);
+  h.clock.Advance(absl::Seconds(61));
+  EXPECT_EQ(AgentsOnline(h, "on"), 0);
+
+  // Reports are contact; after a restart the stored report times stand in for it.
+  a.Start("on");
+  b.Start("on");
+  EXPECT_EQ(AgentsOnline(h, "on"), 2);
+  h.clock.Advance(absl::Seconds(10));
+  h.Restart();
+  EXPECT_EQ(AgentsOnline(h, "on"), 2);
+  h.clock.Advance(absl::Seconds(55));
+  EXPECT_EQ(AgentsOnline(h, "on"), 0);
+
+  for (int guard = 0; guard < 1000; ++guard) {
+    bool progressed = false;
+    const bool alive_a = a.Step("on", &progressed);
+    const bool alive_b = b.Step("on", &progressed);
+    if (!alive_a && !alive_b) break;
+  }
+  ASSERT_EQ(h.coordinator->GetSwarmStatus("on")->state(), wxp::v1::FINISHED);
+  EXPECT_EQ(AgentsOnline(h, "on"), 2);
+  // Every agent stopped; sixteen minutes later, and after a restart, none is online.
+  h.clock.Advance(absl::Minutes(16));
+  EXPECT_EQ(AgentsOnline(h, "on"), 0);
+  h.Restart();
+  EXPECT_EQ(AgentsOnline(h, "on"), 0);
 }
 
 TEST(CoordinatorTest, ServerRestartsOnSqliteLoseNothingAndChangeNothing) {
@@ -335,8 +413,7 @@ TEST(CoordinatorTest, LongRunKeepsOnlyRecentEvaluationsInMemory) {
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_TRUE(again->duplicate());
   (*r.mutable_scores())[kSyntheticComponent] += 1;
-  EXPECT_EQ(h.coordinator->Report(a.caller(), r).status().code(),
-            absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(h.coordinator->Report(a.caller(), r).status().code(), absl::StatusCode::kAlreadyExists);
 
   h.Restart();
   EXPECT_LE(*h.coordinator->EvaluationsInMemory("long"), bound);

@@ -77,7 +77,7 @@ grpc::Status AgentServiceImpl::Heartbeat(grpc::ServerContext* ctx,
                                          wxp::v1::HeartbeatResponse* resp) {
   absl::StatusOr<Caller> caller = gate_->Admit(*ctx, kAgent, "Heartbeat");
   if (!caller.ok()) return ToGrpc(caller.status());
-  absl::StatusOr<wxp::v1::SwarmStatus> status = c_->GetSwarmStatus(req->swarm());
+  absl::StatusOr<wxp::v1::SwarmStatus> status = c_->Heartbeat(*caller, req->swarm());
   if (!status.ok()) return ToGrpc(status.status());
   resp->set_swarm_state(status->state());
   *resp->mutable_server_time() =

@@ -167,7 +167,7 @@ SwarmRecord ReadSwarm(const Statement& q) {
   SwarmRecord s;
   s.name = q.ColumnText(0);
   s.spec = q.ColumnBlob(1);
-  s.state = static_cast<int32_t>(q.ColumnInt(2));
+  s.state = static_cast<SwarmState>(q.ColumnInt(2));
   s.termination = q.ColumnText(3);
   s.created_ms = q.ColumnInt(4);
   s.utility_version = static_cast<int32_t>(q.ColumnInt(5));
@@ -191,7 +191,7 @@ SwarmRecord ReadSwarm(const Statement& q) {
 void BindSwarm(Statement& q, const SwarmRecord& s) {
   q.Bind(1, absl::string_view(s.name))
       .BindBlob(2, s.spec)
-      .Bind(3, int64_t{s.state})
+      .Bind(3, static_cast<int64_t>(s.state))
       .Bind(4, absl::string_view(s.termination))
       .Bind(5, s.created_ms)
       .Bind(6, int64_t{s.utility_version})
@@ -329,9 +329,9 @@ absl::StatusOr<int64_t> SqliteStore::SwarmId(const std::string& name) {
 }
 
 absl::Status SqliteStore::InsertAudit(const AuditRecord& a) {
-  WXP_ASSIGN_OR_RETURN(
-      Statement q, db_->Cached("INSERT INTO audit_log (time_ms, actor, action, swarm, detail) "
-                               "VALUES (?, ?, ?, ?, ?)"));
+  WXP_ASSIGN_OR_RETURN(Statement q,
+                       db_->Cached("INSERT INTO audit_log (time_ms, actor, action, swarm, detail) "
+                                   "VALUES (?, ?, ?, ?, ?)"));
   return q.Bind(1, a.time_ms)
       .Bind(2, absl::string_view(a.actor))
       .Bind(3, absl::string_view(a.action))
@@ -341,11 +341,11 @@ absl::Status SqliteStore::InsertAudit(const AuditRecord& a) {
 }
 
 absl::Status SqliteStore::WriteSwarmRow(int64_t id, const SwarmRecord& s) {
-  WXP_ASSIGN_OR_RETURN(
-      Statement q,
-      db_->Cached(absl::StrCat("UPDATE swarms SET (", kSwarmColumns,
-                               ") = (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                               "?, ?, ?) WHERE id = ?")));
+  WXP_ASSIGN_OR_RETURN(Statement q,
+                       db_->Cached(absl::StrCat(
+                           "UPDATE swarms SET (", kSwarmColumns,
+                           ") = (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
+                           "?, ?, ?) WHERE id = ?")));
   BindSwarm(q, s);
   q.Bind(25, id);
   WXP_RETURN_IF_ERROR(q.Run());
@@ -431,10 +431,9 @@ absl::Status SqliteStore::ApplyLocked(const SwarmUpdate& u) {
   }
   if (u.evaluation) {
     const EvaluationRecord& e = *u.evaluation;
-    WXP_ASSIGN_OR_RETURN(
-        Statement q, db_->Cached(absl::StrCat("INSERT INTO evaluations (swarm_id, ",
-                                              kEvaluationColumns,
-                                              ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")));
+    WXP_ASSIGN_OR_RETURN(Statement q, db_->Cached(absl::StrCat(
+                                          "INSERT INTO evaluations (swarm_id, ", kEvaluationColumns,
+                                          ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")));
     absl::Status s = q.Bind(1, id)
                          .Bind(2, int64_t{e.particle_id})
                          .Bind(3, int64_t{e.iteration})
@@ -449,8 +448,8 @@ absl::Status SqliteStore::ApplyLocked(const SwarmUpdate& u) {
                          .Bind(12, e.time_ms)
                          .Run();
     if (s.code() == absl::StatusCode::kFailedPrecondition) {
-      return absl::AlreadyExistsError(absl::StrCat(
-          "particle ", e.particle_id, " already reported iteration ", e.iteration));
+      return absl::AlreadyExistsError(
+          absl::StrCat("particle ", e.particle_id, " already reported iteration ", e.iteration));
     }
     WXP_RETURN_IF_ERROR(s);
   }
@@ -460,8 +459,8 @@ absl::Status SqliteStore::ApplyLocked(const SwarmUpdate& u) {
                                      "AND particle_id = ? AND iteration = ?"));
     WXP_RETURN_IF_ERROR(q.Bind(1, id).Bind(2, int64_t{particle}).Bind(3, int64_t{iteration}).Run());
     if (db_->Changes() != 1) {
-      return absl::NotFoundError(absl::StrCat("no evaluation of particle ", particle,
-                                              " at iteration ", iteration));
+      return absl::NotFoundError(
+          absl::StrCat("no evaluation of particle ", particle, " at iteration ", iteration));
     }
   }
   for (const HistoryRecord& h : u.history) {
@@ -498,8 +497,10 @@ absl::Status SqliteStore::ApplyLocked(const SwarmUpdate& u) {
 
 SqliteStore::SqliteStore(std::unique_ptr<db::Database> db)
     : db_(std::move(db)),
-      pipeline_([this](const std::vector<const SwarmUpdate*>& batch,
-                       std::vector<absl::Status>& refused) { return CommitBatch(batch, refused); }) {}
+      pipeline_(
+          [this](const std::vector<const SwarmUpdate*>& batch, std::vector<absl::Status>& refused) {
+            return CommitBatch(batch, refused);
+          }) {}
 
 absl::Status SqliteStore::CommitBatch(const std::vector<const SwarmUpdate*>& batch,
                                       std::vector<absl::Status>& refused) {
@@ -543,9 +544,9 @@ absl::StatusOr<SwarmRecord> SqliteStore::GetSwarm(const std::string& name) {
 
 absl::StatusOr<std::vector<SwarmRecord>> SqliteStore::ListSwarms() {
   absl::MutexLock lock(&mu_);
-  return Query<SwarmRecord>(
-      db_.get(), absl::StrCat("SELECT ", kSwarmColumns, " FROM swarms ORDER BY name"),
-      BindNothing, ReadSwarm);
+  return Query<SwarmRecord>(db_.get(),
+                            absl::StrCat("SELECT ", kSwarmColumns, " FROM swarms ORDER BY name"),
+                            BindNothing, ReadSwarm);
 }
 
 absl::StatusOr<std::vector<ParticleRow>> SqliteStore::ListParticles(const std::string& swarm) {
@@ -567,9 +568,9 @@ absl::StatusOr<std::vector<ExpertRecord>> SqliteStore::ListExperts(const std::st
       "swarm_id = ? ORDER BY ordinal",
       [&](Statement& q) { q.Bind(1, id); },
       [](const Statement& q) {
-        return ExpertRecord{static_cast<int32_t>(q.ColumnInt(0)), q.ColumnText(1),
-                            q.ColumnText(2), q.ColumnInt(3), static_cast<int32_t>(q.ColumnInt(4)),
-                            q.ColumnText(5)};
+        return ExpertRecord{
+            static_cast<int32_t>(q.ColumnInt(0)), q.ColumnText(1), q.ColumnText(2), q.ColumnInt(3),
+            static_cast<int32_t>(q.ColumnInt(4)), q.ColumnText(5)};
       });
 }
 
@@ -585,7 +586,9 @@ absl::StatusOr<EvaluationRecord> SqliteStore::GetEvaluation(const std::string& s
           absl::StrCat("SELECT ", kEvaluationColumns,
                        " FROM evaluations WHERE swarm_id = ? AND iteration = ? AND "
                        "particle_id = ?"),
-          [&](Statement& q) { q.Bind(1, id).Bind(2, int64_t{iteration}).Bind(3, int64_t{particle_id}); },
+          [&](Statement& q) {
+            q.Bind(1, id).Bind(2, int64_t{iteration}).Bind(3, int64_t{particle_id});
+          },
           ReadEvaluation));
   if (rows.empty()) {
     return absl::NotFoundError(
@@ -614,8 +617,7 @@ absl::StatusOr<std::vector<EvaluationRecord>> SqliteStore::ListEvaluationsOfBlob
       absl::StrCat("SELECT ", kEvaluationColumns,
                    " FROM evaluations WHERE blob_id = ? AND swarm_id = ? "
                    "ORDER BY iteration, particle_id"),
-      [&](Statement& q) { q.Bind(1, absl::string_view(blob_id)).Bind(2, id); },
-      ReadEvaluation);
+      [&](Statement& q) { q.Bind(1, absl::string_view(blob_id)).Bind(2, id); }, ReadEvaluation);
 }
 
 absl::StatusOr<std::vector<HistoryRecord>> SqliteStore::ListHistory(const std::string& swarm) {
@@ -659,11 +661,11 @@ absl::StatusOr<ClientRecord> SqliteStore::GetClient(const std::string& identity)
   absl::MutexLock lock(&mu_);
   WXP_ASSIGN_OR_RETURN(
       std::vector<ClientRecord> rows,
-      Query<ClientRecord>(db_.get(),
-                          "SELECT identity, role, first_seen_ms, last_seen_ms, revoked FROM "
-                          "clients WHERE identity = ?",
-                          [&](Statement& q) { q.Bind(1, absl::string_view(identity)); },
-                          ReadClient));
+      Query<ClientRecord>(
+          db_.get(),
+          "SELECT identity, role, first_seen_ms, last_seen_ms, revoked FROM "
+          "clients WHERE identity = ?",
+          [&](Statement& q) { q.Bind(1, absl::string_view(identity)); }, ReadClient));
   if (rows.empty()) return absl::NotFoundError(absl::StrCat("no client '", identity, "'"));
   return rows[0];
 }

@@ -47,7 +47,7 @@ SwarmRecord Swarm(const std::string& name) {
   SwarmRecord s;
   s.name = name;
   s.spec = std::string("spec\0bytes", 10);
-  s.state = 1;
+  s.state = SwarmState::kPendingExperts;
   s.created_ms = 1000;
   s.utility = "weights-v1";
   return s;
@@ -106,7 +106,7 @@ TEST_P(StoreContractTest, ApplyWritesEverythingItCarries) {
   SwarmUpdate u;
   u.swarm = "s";
   SwarmRecord row = Swarm("s");
-  row.state = 2;
+  row.state = SwarmState::kRunning;
   row.global_best = {1, 3};
   row.global_best_utility = 0.9;
   row.utility_version = 2;
@@ -151,14 +151,14 @@ TEST_P(StoreContractTest, FailedApplyChangesNothing) {
   SwarmUpdate dup;
   dup.swarm = "s";
   SwarmRecord row = Swarm("s");
-  row.state = 4;
+  row.state = SwarmState::kFinished;
   dup.swarm_row = row;
   dup.particles = {Particle(0, "x")};
   dup.audit = {Audit("s", "should not appear")};
   dup.blob_refs = {{std::string(64, 'd'), 1, 0}};
   dup.evaluation = Eval(0, 1, 0.7);
   EXPECT_EQ(store_->Apply(dup).code(), absl::StatusCode::kAlreadyExists);
-  EXPECT_EQ(store_->GetSwarm("s")->state, 1);
+  EXPECT_EQ(store_->GetSwarm("s")->state, SwarmState::kPendingExperts);
   EXPECT_TRUE(store_->ListParticles("s")->empty());
   EXPECT_EQ(store_->ListAudit("s")->size(), 1u);
   EXPECT_TRUE(store_->ListBlobs()->empty());

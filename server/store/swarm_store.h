@@ -35,10 +35,21 @@
 
 namespace wxp::store {
 
+// A swarm's lifecycle state. Stored as its number, which is wxp.v1.SwarmState's for the same
+// state (so a database stays readable, and the coordinator converts with a cast).
+enum class SwarmState : int32_t {
+  kUnspecified = 0,
+  kPendingExperts = 1,
+  kRunning = 2,
+  kPaused = 3,
+  kFinished = 4,
+  kStopped = 5,
+};
+
 struct SwarmRecord {
   std::string name;
   std::string spec;  // serialized wxp.v1.SwarmSpec as created (seed filled in)
-  int32_t state = 0;  // wxp.v1.SwarmState
+  SwarmState state = SwarmState::kUnspecified;
   std::string termination;  // "", "patience", "max_iterations", "stopped"
   int64_t created_ms = 0;
   int32_t utility_version = 1;
@@ -99,7 +110,7 @@ struct HistoryRecord {
 };
 
 struct ExpertRecord {
-  int32_t ordinal = 0;  // join order across agents: the expert's particle id
+  int32_t ordinal = 0;  // join order across agents (the pool orders experts by blob id)
   std::string agent;
   std::string blob_id;
   int64_t joined_ms = 0;

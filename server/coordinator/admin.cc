@@ -1,0 +1,374 @@
+#include <algorithm>
+#include <optional>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/rng.h"
+#include "common/status_macros.h"
+#include "server/coordinator/coordinator.h"
+#include "server/coordinator/internal/swarm_state.h"
+
+// Operator actions and status views (AdminService).
+
+namespace wxp::server {
+
+using coordinator_internal::EvalInfo;
+using coordinator_internal::InfoOf;
+using coordinator_internal::ToTimestamp;
+using store::ParticleRow;
+using store::SwarmUpdate;
+
+absl::StatusOr<wxp::v1::CreateSwarmResponse> Coordinator::CreateSwarm(
+    const Caller& caller, const wxp::v1::SwarmSpec& spec) {
+  const uint64_t seed = static_cast<uint64_t>(absl::ToUnixNanos(options_.clock->Now())) ^
+                        Mix64(std::hash<std::string>()(spec.name()));
+  wxp::v1::SwarmSpec with_defaults = spec;
+  if (!with_defaults.has_round_deadline_seconds() && options_.default_round_deadline_seconds > 0) {
+    with_defaults.set_round_deadline_seconds(options_.default_round_deadline_seconds);
+  }
+  WXP_ASSIGN_OR_RETURN(ResolvedSpec resolved, ResolveSwarmSpec(with_defaults, seed));
+  WXP_RETURN_IF_ERROR(ResolveTemplate(
+      [&](const std::string& id) { return options_.blobs->ReadAll(id); }, resolved));
+  return Serve<wxp::v1::CreateSwarmResponse>([&]() -> absl::StatusOr<wxp::v1::CreateSwarmResponse> {
+    if (swarms_.count(resolved.spec.name())) {
+      return absl::AlreadyExistsError(
+          absl::StrCat("a swarm named '", resolved.spec.name(), "' already exists"));
+    }
+    store::SwarmRecord row;
+    row.name = resolved.spec.name();
+    row.spec = resolved.spec.SerializeAsString();
+    row.state = store::SwarmState::kPendingExperts;
+    row.created_ms = NowMs();
+    row.utility_version = 1;
+    row.utility = UtilityToProto(resolved.utility).SerializeAsString();
+    WXP_RETURN_IF_ERROR(options_.store->CreateSwarm(
+        row, {row.created_ms, caller.identity, "create swarm", row.name, ""}));
+    auto s = std::unique_ptr<Swarm>(new Swarm{row, resolved, resolved.utility, resolved.schema});
+    swarms_[row.name] = std::move(s);
+    Log(absl::StrFormat("event=swarm_created swarm=%s by=%s mode=%s min_experts=%d seed=%d",
+                        row.name, caller.identity, wxp::v1::RoundMode_Name(resolved.spec.mode()),
+                        resolved.min_experts, resolved.params.seed));
+    wxp::v1::CreateSwarmResponse out;
+    *out.mutable_spec() = resolved.spec;
+    out.set_state(wxp::v1::PENDING_EXPERTS);
+    return out;
+  });
+}
+
+wxp::v1::PositionRef Coordinator::Ref(const Swarm& s, const PositionRef& ref, double utility) {
+  wxp::v1::PositionRef out;
+  out.set_particle_id(ref.particle);
+  out.set_iteration(ref.iteration);
+  out.set_utility(utility);
+  auto it = s.evals.find({ref.particle, ref.iteration});
+  if (it != s.evals.end() && it->second.held) out.set_blob_id(it->second.blob_id);
+  return out;
+}
+
+wxp::v1::SwarmStatus Coordinator::StatusOf(const Swarm& s) {
+  wxp::v1::SwarmStatus out;
+  out.set_name(s.row.name);
+  out.set_state(static_cast<wxp::v1::SwarmState>(s.row.state));
+  out.set_termination_reason(s.row.termination);
+  out.set_iteration(s.row.closed_iterations);
+  out.set_particles(s.pool_size());
+  out.set_experts_joined(static_cast<int>(s.experts.size()));
+  out.set_min_experts(s.resolved.min_experts);
+  out.set_utility_weight_version(s.row.utility_version);
+  out.set_mode(s.resolved.spec.mode());
+  *out.mutable_created_time() = ToTimestamp(s.row.created_ms);
+  if (s.row.round_opened_ms > 0)
+    *out.mutable_last_round_time() = ToTimestamp(s.row.round_opened_ms);
+  if (s.engine) {
+    out.set_step_length(s.engine->StepLength(s.row.closed_iterations + 1));
+    *out.mutable_global_best() = Ref(s, s.engine->global_best(), s.engine->global_best_utility());
+    *out.mutable_global_worst() =
+        Ref(s, s.engine->global_worst(), s.engine->global_worst_utility());
+    // Live: reported in the open round or the one before it.
+    int live = 0;
+    for (int i = 0; i < s.pool_size(); ++i) {
+      if (s.engine->particle(i).utility_iteration >= s.row.closed_iterations) ++live;
+    }
+    out.set_particles_live(live);
+    out.set_particles_stale(s.pool_size() - live);
+  } else {
+    // No pool yet: no g / g_w (particle_id -1, as documented), and iteration 1's lambda.
+    out.set_step_length(s.resolved.params.step_length);
+    *out.mutable_global_best() = Ref(s, PositionRef{}, 0);
+    *out.mutable_global_worst() = Ref(s, PositionRef{}, 0);
+  }
+  // Online: the swarm's agents heard from within the window, whatever the rounds say (a
+  // finished swarm's agents reported the last round, and may have stopped long since).
+  const int64_t since = NowMs() - absl::ToInt64Milliseconds(options_.online_window);
+  std::set<std::string> online;
+  for (const auto& e : s.experts) {
+    auto it = s.last_seen_ms.find(e.agent);
+    if (it != s.last_seen_ms.end() && it->second >= since) online.insert(e.agent);
+  }
+  out.set_agents_online(static_cast<int>(online.size()));
+  return out;
+}
+
+absl::StatusOr<wxp::v1::SwarmStatus> Coordinator::Heartbeat(const Caller& caller,
+                                                            const std::string& swarm) {
+  return Serve<wxp::v1::SwarmStatus>([&]() -> absl::StatusOr<wxp::v1::SwarmStatus> {
+    WXP_ASSIGN_OR_RETURN(Swarm * s, Find(swarm));
+    SeenLocked(*s, caller.identity);
+    return StatusOf(*s);
+  });
+}
+
+absl::StatusOr<wxp::v1::SwarmStatus> Coordinator::GetSwarmStatus(const std::string& swarm) {
+  return Serve<wxp::v1::SwarmStatus>([&]() -> absl::StatusOr<wxp::v1::SwarmStatus> {
+    WXP_ASSIGN_OR_RETURN(Swarm * s, Find(swarm));
+    return StatusOf(*s);
+  });
+}
+
+absl::StatusOr<wxp::v1::ListSwarmsResponse> Coordinator::ListSwarms() {
+  return Serve<wxp::v1::ListSwarmsResponse>([&]() -> absl::StatusOr<wxp::v1::ListSwarmsResponse> {
+    wxp::v1::ListSwarmsResponse out;
+    for (const auto& [name, s] : swarms_) *out.add_swarms() = StatusOf(*s);
+    return out;
+  });
+}
+
+absl::StatusOr<wxp::v1::ListParticlesResponse> Coordinator::ListParticles(
+    const std::string& swarm) {
+  return Serve<wxp::v1::ListParticlesResponse>(
+      [&]() -> absl::StatusOr<wxp::v1::ListParticlesResponse> {
+        WXP_ASSIGN_OR_RETURN(Swarm * s, Find(swarm));
+        wxp::v1::ListParticlesResponse out;
+        for (int i = 0; i < s->pool_size(); ++i) {
+          const ParticleRow p = s->RowOf(i);
+          auto* info = out.add_particles();
+          info->set_particle_id(i);
+          info->set_owner(p.owner);
+          info->set_iteration(p.engine.utility_iteration);
+          info->set_utility(p.engine.utility);
+          info->set_best_utility(p.engine.best_utility);
+          info->set_restarts(p.engine.restarts);
+          if (p.last_report_ms > 0)
+            *info->mutable_last_report_time() = ToTimestamp(p.last_report_ms);
+        }
+        return out;
+      });
+}
+
+absl::StatusOr<wxp::v1::GetHistoryResponse> Coordinator::GetHistory(const std::string& swarm) {
+  {
+    absl::MutexLock lock(&mu_);
+    WXP_RETURN_IF_ERROR(Find(swarm).status());
+  }
+  WXP_ASSIGN_OR_RETURN(std::vector<store::HistoryRecord> rows, options_.store->ListHistory(swarm));
+  wxp::v1::GetHistoryResponse out;
+  for (const auto& h : rows) {
+    auto* e = out.add_entries();
+    e->set_iteration(h.iteration);
+    e->set_global_best_utility(h.global_best_utility);
+    e->set_global_worst_utility(h.global_worst_utility);
+    e->set_mean_utility(h.mean_utility);
+    e->set_step_length(h.step_length);
+    e->set_restarts(h.restarts);
+    e->set_reports(h.reports);
+    e->set_utility_weight_version(h.utility_version);
+    *e->mutable_closed_time() = ToTimestamp(h.closed_ms);
+  }
+  return out;
+}
+
+absl::StatusOr<wxp::v1::UtilityWeights> Coordinator::GetUtilityWeights(const std::string& swarm) {
+  return Serve<wxp::v1::UtilityWeights>([&]() -> absl::StatusOr<wxp::v1::UtilityWeights> {
+    WXP_ASSIGN_OR_RETURN(Swarm * s, Find(swarm));
+    return UtilityToProto(s->utility);
+  });
+}
+
+absl::StatusOr<wxp::v1::UtilityWeights> Coordinator::SetUtilityWeights(
+    const Caller& caller, const std::string& swarm, const std::map<std::string, double>& weights) {
+  return Serve<wxp::v1::UtilityWeights>([&]() -> absl::StatusOr<wxp::v1::UtilityWeights> {
+    WXP_ASSIGN_OR_RETURN(Swarm * s, Find(swarm));
+    if (s->row.state == store::SwarmState::kFinished ||
+        s->row.state == store::SwarmState::kStopped) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("swarm '", swarm, "' is over; its weights are final"));
+    }
+    WXP_ASSIGN_OR_RETURN(UtilityFunction utility, s->utility.WithWeights(weights));
+
+    // Re-weight every evaluation from its stored components (memory holds only recent ones).
+    std::map<std::pair<int, int>, EvalInfo> all;
+    {
+      WXP_RETURN_IF_ERROR(FlushLocked());
+      WXP_ASSIGN_OR_RETURN(std::vector<store::EvaluationRecord> rows,
+                           options_.store->ListEvaluations(swarm));
+      for (const auto& e : rows) all[{e.particle_id, e.iteration}] = InfoOf(e);
+    }
+    std::map<std::pair<int, int>, double> rescored;
+    for (const auto& [key, e] : all) {
+      if (e.failed) continue;
+      WXP_ASSIGN_OR_RETURN(rescored[key], utility.Combine(e.scores));
+    }
+    store::SwarmUpdate u;
+    u.swarm = swarm;
+    std::optional<SwarmEngine> engine = s->engine;
+    if (engine) {
+      // Re-choose among held positions (the engine's rule, SPEC 4.2).
+      std::vector<SwarmEngine::Rescored> rescored_list;
+      for (const auto& [key, value] : rescored) {
+        rescored_list.push_back({PositionRef{key.first, key.second}, value, all.at(key).held});
+      }
+      WXP_RETURN_IF_ERROR(engine->Rerank(rescored_list));
+      // The new reading of the history: g / g_w / mean of what was known after each round.
+      for (int k = 0; k <= s->row.closed_iterations; ++k) {
+        double best = 0, worst = 0, sum = 0;
+        bool any = false;
+        int count = 0;
+        // In (particle, iteration) order: the sum of round k adds its particles in id order.
+        for (const auto& [key, value] : rescored) {
+          if (key.second > k) continue;
+          if (key.second == k) {
+            sum += value;
+            ++count;
+          }
+          if (!all.at(key).held) continue;
+          best = any ? std::max(best, value) : value;
+          worst = any ? std::min(worst, value) : value;
+          any = true;
+        }
+        if (!any) continue;
+        u.history.push_back({k, utility.version(), best, worst, count ? sum / count : 0.0,
+                             k == 0 ? 0.0 : engine->StepLength(k), 0, count, NowMs()});
+      }
+    }
+    Swarm next_view{s->row, s->resolved, utility};
+    next_view.particles = s->particles;
+    next_view.engine = engine;
+    next_view.SyncRow();
+    next_view.row.utility_version = utility.version();
+    next_view.row.utility = UtilityToProto(utility).SerializeAsString();
+    if (engine) {
+      // Targets issued from now on use the re-chosen g / g_w.
+      next_view.row.round_best = engine->global_best();
+      next_view.row.round_best_utility = engine->global_best_utility();
+      next_view.row.round_worst = engine->global_worst();
+      next_view.row.round_worst_utility = engine->global_worst_utility();
+      for (int i = 0; i < next_view.pool_size(); ++i) u.particles.push_back(next_view.RowOf(i));
+    }
+    u.swarm_row = next_view.row;
+    std::string detail;
+    for (const auto& [name, w] : weights) absl::StrAppend(&detail, name, "=", w, " ");
+    u.audit.push_back({NowMs(), caller.identity, "set utility weights", swarm, detail});
+    EnqueueLocked(std::move(u));
+    s->row = next_view.row;
+    s->utility = utility;
+    s->engine = std::move(engine);
+    for (const auto& [key, value] : rescored) {
+      if (auto it = s->evals.find(key); it != s->evals.end()) it->second.utility = value;
+    }
+    // p_i, g and g_w were re-chosen: what they point at must be in memory.
+    for (const auto& [key, e] : all) {
+      const PositionRef ref{key.first, key.second};
+      const bool wanted =
+          s->engine && (s->engine->global_best() == ref || s->engine->global_worst() == ref ||
+                        s->engine->particle(key.first).personal_best == ref);
+      if (wanted && !s->evals.count(key)) {
+        s->evals[key] = e;
+        s->evals[key].utility = rescored.count(key) ? rescored.at(key) : e.utility;
+      }
+    }
+    Log(absl::StrFormat("event=utility_weights swarm=%s version=%d by=%s %s", swarm,
+                        utility.version(), caller.identity, detail));
+    return UtilityToProto(utility);
+  });
+}
+
+absl::StatusOr<wxp::v1::SwarmStatus> Coordinator::SetState(const Caller& caller,
+                                                           const std::string& swarm,
+                                                           store::SwarmState state,
+                                                           const std::string& action,
+                                                           const std::string& reason) {
+  return Serve<wxp::v1::SwarmStatus>([&]() -> absl::StatusOr<wxp::v1::SwarmStatus> {
+    WXP_ASSIGN_OR_RETURN(Swarm * s, Find(swarm));
+    const store::SwarmState current = s->row.state;
+    if (current == store::SwarmState::kFinished || current == store::SwarmState::kStopped) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("swarm '", swarm, "' is ",
+                       wxp::v1::SwarmState_Name(static_cast<wxp::v1::SwarmState>(current)),
+                       "; it cannot be ", action, "d"));
+    }
+    if (state == store::SwarmState::kPaused && current == store::SwarmState::kPaused)
+      return StatusOf(*s);
+    if (state == store::SwarmState::kRunning && current != store::SwarmState::kPaused) {
+      return absl::FailedPreconditionError(absl::StrCat("swarm '", swarm, "' is not paused"));
+    }
+    if (state == store::SwarmState::kPaused && current != store::SwarmState::kRunning) {
+      return absl::FailedPreconditionError(absl::StrCat("swarm '", swarm, "' is not running"));
+    }
+    store::SwarmRecord row = s->row;
+    std::optional<SwarmEngine> engine = s->engine;
+    row.state = state;
+    if (state == store::SwarmState::kStopped) {
+      row.termination = "stopped";
+      if (engine) engine->Stop();
+      row.stopped = true;
+    }
+    SwarmUpdate u;
+    u.swarm = swarm;
+    u.audit.push_back({NowMs(), caller.identity, action, swarm, reason});
+    Swarm next_globals{row, s->resolved, s->utility};
+    next_globals.engine = engine;
+    next_globals.SyncRow();
+    u.swarm_row = next_globals.row;
+    EnqueueLocked(std::move(u));
+    s->row = next_globals.row;
+    s->engine = std::move(engine);
+    Log(absl::StrFormat("event=swarm_%s swarm=%s by=%s reason=%s", action, swarm, caller.identity,
+                        reason.empty() ? "-" : reason));
+    return StatusOf(*s);
+  });
+}
+
+absl::StatusOr<wxp::v1::SwarmStatus> Coordinator::Pause(const Caller& caller,
+                                                        const std::string& swarm,
+                                                        const std::string& reason) {
+  return SetState(caller, swarm, store::SwarmState::kPaused, "pause", reason);
+}
+
+absl::StatusOr<wxp::v1::SwarmStatus> Coordinator::Resume(const Caller& caller,
+                                                         const std::string& swarm,
+                                                         const std::string& reason) {
+  return SetState(caller, swarm, store::SwarmState::kRunning, "resume", reason);
+}
+
+absl::StatusOr<wxp::v1::SwarmStatus> Coordinator::Stop(const Caller& caller,
+                                                       const std::string& swarm,
+                                                       const std::string& reason) {
+  return SetState(caller, swarm, store::SwarmState::kStopped, "stop", reason);
+}
+
+absl::StatusOr<Coordinator::BestPosition> Coordinator::Best(const std::string& swarm) {
+  return Serve<Coordinator::BestPosition>([&]() -> absl::StatusOr<Coordinator::BestPosition> {
+    WXP_ASSIGN_OR_RETURN(Swarm * s, Find(swarm));
+    if (!s->engine || !s->engine->global_best().valid()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("swarm '", swarm, "' has no evaluated position yet"));
+    }
+    const PositionRef g = s->engine->global_best();
+    const auto it = s->evals.find({g.particle, g.iteration});
+    if (it == s->evals.end() || !it->second.held) {
+      return absl::UnavailableError(absl::StrCat("the global best of '", swarm,
+                                                 "' has not been uploaded yet; retry shortly"));
+    }
+    return BestPosition{it->second.blob_id, s->engine->global_best_utility(), s->config_json};
+  });
+}
+
+absl::StatusOr<size_t> Coordinator::EvaluationsInMemory(const std::string& swarm) {
+  return Serve<size_t>([&]() -> absl::StatusOr<size_t> {
+    WXP_ASSIGN_OR_RETURN(Swarm * s, Find(swarm));
+    return s->evals.size();
+  });
+}
+
+}  // namespace wxp::server

@@ -1,0 +1,149 @@
+// The coordinator's live model of a swarm, and what its files share: the stage / commit
+// machinery (Serve) and small helpers. Internal to server/coordinator; nothing outside it
+// includes this.
+//
+// Where things are:
+//   coordinator.cc  the live model: load / reload from the store, queueing updates, Serve
+//   admin.cc        operator actions and status views (create, status, lists, history,
+//                   utility weights, pause / resume / stop, best)
+//   join.cc         expert joins
+//   pool.cc         building the pool once enough experts (and capacity) are there
+//   particles.cc    the particle protocol: assignment, targets, reports, closing rounds,
+//                   uploaded positions, deadlines
+//
+// Every request runs the same way: Serve takes mu_, the request stages its change on a
+// copy of what it touches, queues one store::SwarmUpdate (EnqueueLocked), swaps the copy
+// into the live Swarm, and Serve answers once that update is durable.
+#ifndef WXP_SERVER_COORDINATOR_INTERNAL_SWARM_STATE_H_
+#define WXP_SERVER_COORDINATOR_INTERNAL_SWARM_STATE_H_
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/schema.h"
+#include "common/status_macros.h"
+#include "common/swarm_engine.h"
+#include "common/utility.h"
+#include "google/protobuf/timestamp.pb.h"
+#include "server/coordinator/coordinator.h"
+#include "server/coordinator/position_blobs.h"
+#include "server/spec/swarm_spec.h"
+#include "server/store/swarm_store.h"
+
+namespace wxp::server {
+namespace coordinator_internal {
+
+inline constexpr size_t kMaxConfigBytes = 64 << 10;
+inline constexpr int64_t kRetryAfterMs = 500;
+
+// One evaluation as memory holds it.
+struct EvalInfo {
+  std::string blob_id;
+  bool held = false;
+  double utility = 0;
+  std::map<std::string, double> scores;
+  bool failed = false;
+};
+
+EvalInfo InfoOf(const store::EvaluationRecord& e);
+
+// Counters of an iteration that has not closed yet.
+struct RoundStats {
+  int reports = 0;
+  int failed = 0;
+  int restarts = 0;
+};
+
+// Reports needed before a deadline may close a round of `n` particles.
+int QuorumOf(const wxp::v1::SwarmSpec& spec, int n);
+
+google::protobuf::Timestamp ToTimestamp(int64_t ms);
+
+// A position others will move toward must be a well-formed adapter of the swarm's schema
+// with finite values. Its size in bytes when it is; InvalidArgument naming the blob if not.
+absl::StatusOr<int64_t> CheckPositionBlob(PositionBlobs& blobs, const std::optional<Schema>& schema,
+                                          const std::string& blob_id);
+
+absl::Status NotOwner(const Caller& caller, int particle, const std::string& owner);
+
+}  // namespace coordinator_internal
+
+// The live state of one swarm: the store's rows plus the engine rebuilt from them.
+struct Coordinator::Swarm {
+  store::SwarmRecord row;
+  ResolvedSpec resolved;
+  UtilityFunction utility;
+  std::optional<Schema> schema;
+  std::string config_json;
+  std::vector<store::ExpertRecord> experts;
+  std::vector<store::ParticleRow> particles;  // meta; engine fields are refreshed when persisting
+  std::optional<SwarmEngine> engine;
+  // (particle, iteration) -> evaluation, for the recent ones only: each particle's latest
+  // and those g, g_w, the round's g / g_w and every p_i point at (PruneEvals). The store
+  // holds them all; keeping every one made the server's memory grow with every report.
+  std::map<std::pair<int, int>, coordinator_internal::EvalInfo> evals;
+  std::map<int, coordinator_internal::RoundStats> rounds;  // iteration -> stats of open iterations
+  // Agent -> when it was last heard from about this swarm (Unix ms). Not persisted: after a
+  // load it starts from the stored times of the agent's joins and reports.
+  std::map<std::string, int64_t> last_seen_ms;
+
+  bool sync() const { return resolved.spec.mode() == wxp::v1::SYNC; }
+  int pool_size() const {
+    return engine ? engine->num_particles() : static_cast<int>(particles.size());
+  }
+
+  // Engine globals copied into the row, ready to persist.
+  void SyncRow() {
+    if (!engine) return;
+    const SwarmEngineState st = engine->state();
+    row.global_best = st.global_best;
+    row.global_best_utility = st.global_best_utility;
+    row.global_worst = st.global_worst;
+    row.global_worst_utility = st.global_worst_utility;
+    row.closed_iterations = st.closed_iterations;
+    row.last_global_improvement = st.last_global_improvement;
+    row.stopped = st.stopped;
+  }
+  store::ParticleRow RowOf(int i) const {
+    store::ParticleRow p = particles[i];
+    if (engine) p.engine = engine->particle(i);
+    return p;
+  }
+
+  // The latest iteration of `particle` held in `evals` (-1 if none).
+  int LatestEval(int particle) const;
+
+  // Drops the evaluations nothing in memory refers to any more. Runs once they outnumber
+  // the pool a few times over, so its cost per report stays constant.
+  void PruneEvals();
+};
+
+// Defined here because every file of the coordinator serves its requests through it.
+template <typename T>
+absl::StatusOr<T> Coordinator::Serve(absl::FunctionRef<absl::StatusOr<T>()> locked) {
+  absl::StatusOr<T> out = absl::UnknownError("not served");
+  store::SwarmStore::Ticket seen = 0;
+  std::vector<std::string> logs;
+  {
+    absl::MutexLock lock(&mu_);
+    WXP_RETURN_IF_ERROR(ReloadIfNeededLocked());
+    out = locked();
+    seen = last_ticket_;
+    logs.swap(pending_logs_);
+  }
+  // Whatever the answer says, changed or read, may depend on queued updates: it goes out
+  // only once they are durable (the commit happens here, without mu_, shared with others).
+  WXP_RETURN_IF_ERROR(options_.store->WaitDurable(seen));
+  for (const std::string& line : logs) EmitLog(line);
+  return out;
+}
+
+}  // namespace wxp::server
+
+#endif  // WXP_SERVER_COORDINATOR_INTERNAL_SWARM_STATE_H_

@@ -1,0 +1,140 @@
+#include <optional>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/adapter.h"
+#include "common/safetensors.h"
+#include "common/sha256.h"
+#include "common/status_macros.h"
+#include "server/coordinator/coordinator.h"
+#include "server/coordinator/internal/swarm_state.h"
+
+// Expert joins (SPEC 5.2): validation of the experts, then the pool once there are enough.
+
+namespace wxp::server {
+
+using coordinator_internal::kMaxConfigBytes;
+using store::SwarmUpdate;
+
+absl::StatusOr<wxp::v1::JoinResponse> Coordinator::Join(const Caller& caller,
+                                                        const wxp::v1::JoinRequest& request) {
+  if (request.expert_blob_ids().empty()) {
+    return absl::InvalidArgumentError("join needs at least one expert blob id");
+  }
+  if (request.capacity() < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("capacity must be >= 1, got ", request.capacity()));
+  }
+  if (request.adapter_config_json().size() > kMaxConfigBytes) {
+    return absl::InvalidArgumentError("adapter_config_json is larger than 64 KiB");
+  }
+  if (!request.adapter_config_json().empty()) {
+    absl::Status s = ParseLoraConfig(request.adapter_config_json()).status();
+    if (!s.ok())
+      return absl::InvalidArgumentError(absl::StrCat("adapter_config_json: ", s.message()));
+  }
+  return Serve<wxp::v1::JoinResponse>([&]() -> absl::StatusOr<wxp::v1::JoinResponse> {
+    WXP_ASSIGN_OR_RETURN(Swarm * s, Find(request.swarm()));
+    WXP_RETURN_IF_ERROR(CheckExpertBaseModel(s->resolved.spec, request.adapter_config_json()));
+    std::set<std::string> mine;
+    for (const auto& e : s->experts) {
+      if (e.agent == caller.identity) mine.insert(e.blob_id);
+    }
+    std::vector<std::string> fresh;
+    std::set<std::string> seen;
+    for (const std::string& id : request.expert_blob_ids()) {
+      if (!IsSha256Hex(id)) {
+        return absl::InvalidArgumentError(absl::StrCat("'", id, "' is not a SHA-256 blob id"));
+      }
+      if (!seen.insert(id).second) {
+        return absl::InvalidArgumentError(absl::StrCat("expert ", id, " is listed twice"));
+      }
+      if (!mine.count(id)) fresh.push_back(id);
+    }
+    auto respond = [&](const Swarm& sw) {
+      wxp::v1::JoinResponse out;
+      out.set_state(static_cast<wxp::v1::SwarmState>(sw.row.state));
+      out.set_experts_joined(static_cast<int>(sw.experts.size()));
+      out.set_min_experts(sw.resolved.min_experts);
+      if (sw.schema) *out.mutable_schema() = SchemaToProto(*sw.schema);
+      out.set_transport_dtype(sw.resolved.spec.transport_dtype());
+      for (int i = 0; i < static_cast<int>(sw.particles.size()); ++i) {
+        if (sw.particles[i].owner == caller.identity) out.add_assigned_particle_ids(i);
+      }
+      return out;
+    };
+    if (fresh.empty()) {  // an identical retry
+      SeenLocked(*s, caller.identity);
+      return respond(*s);
+    }
+    if (s->row.state != store::SwarmState::kPendingExperts) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("swarm '", request.swarm(), "' already built its pool; joins are closed"));
+    }
+    // Validate every new expert before anything changes.
+    std::optional<Schema> schema = s->schema;
+    for (const std::string& id : fresh) {
+      absl::StatusOr<std::string> bytes = options_.blobs->ReadAll(id);
+      if (!bytes.ok()) {
+        return absl::NotFoundError(absl::StrCat("expert blob ", id, " has not been uploaded"));
+      }
+      absl::StatusOr<SafetensorsFile> file = SafetensorsFile::FromBytes(*std::move(bytes), id);
+      if (!file.ok()) return file.status();
+      Adapter a = AdapterFromSafetensors(*file);
+      if (absl::Status f = CheckFinite(a); !f.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat("expert ", id, ": ", f.message()));
+      }
+      if (a.schema.total_params() == 0) {
+        return absl::InvalidArgumentError(absl::StrCat("expert ", id, " has no parameters"));
+      }
+      if (schema) {
+        if (absl::Status c = a.schema.CheckSame(*schema); !c.ok()) {
+          return absl::InvalidArgumentError(absl::StrCat("expert ", id, ": ", c.message()));
+        }
+      } else {
+        schema = a.schema;
+      }
+    }
+    Swarm next = *s;
+    next.schema = schema;
+    if (!s->schema) {
+      // The first expert fixed the schema: it becomes part of the stored spec.
+      *next.resolved.spec.mutable_schema() = SchemaToProto(*schema);
+      next.row.spec = next.resolved.spec.SerializeAsString();
+    }
+    SwarmUpdate u;
+    u.swarm = request.swarm();
+    const int64_t now = NowMs();
+    for (const std::string& id : fresh) {
+      store::ExpertRecord e{static_cast<int32_t>(next.experts.size()),
+                            caller.identity,
+                            id,
+                            now,
+                            request.capacity(),
+                            request.adapter_config_json()};
+      next.experts.push_back(e);
+      u.experts.push_back(e);
+      u.blob_refs.push_back({id, 0, 0});
+    }
+    if (next.config_json.empty()) next.config_json = next.experts[0].config_json;
+    u.audit.push_back({now, caller.identity, "join", request.swarm(),
+                       absl::StrCat(fresh.size(), " expert(s), capacity ", request.capacity())});
+    if (static_cast<int>(next.experts.size()) >= next.resolved.min_experts) {
+      WXP_RETURN_IF_ERROR(BuildPool(u, next));
+    }
+    u.swarm_row = next.row;
+    EnqueueLocked(std::move(u));
+    *s = std::move(next);
+    SeenLocked(*s, caller.identity);
+    Log(absl::StrFormat("event=expert_joined swarm=%s agent=%s experts=%d/%d", request.swarm(),
+                        caller.identity, s->experts.size(), s->resolved.min_experts));
+    if (s->row.state == store::SwarmState::kRunning) {
+      Log(absl::StrFormat("event=pool_built swarm=%s particles=%d", request.swarm(),
+                          s->pool_size()));
+    }
+    return respond(*s);
+  });
+}
+
+}  // namespace wxp::server
