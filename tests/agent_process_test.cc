@@ -490,8 +490,7 @@ TEST_F(AgentKillTest, AgentsKilledMidUploadLeaveNothingPartialAndLoseNoIteration
   ASSERT_NO_FATAL_FAILURE(CreateSwarm(""));
   constexpr uintmax_t kHoldAfter = 1 << 20;
   const std::string marker[] = {root_ + "/hold-upload-a", root_ + "/hold-upload-b"};
-  // Disarmed at the start: the kills aim at position uploads, which the swarm's iterations
-  // make; the experts' uploads come before it runs.
+  // Disarmed until the loop below arms them (an expert's upload may be the one held then).
   for (const std::string& m : marker) std::ofstream(m) << "disarmed";
   auto env = [&](int i) {
     return std::vector<std::string>{absl::StrCat("WXP_FAULT_HOLD_UPLOAD_AFTER_BYTES=", kHoldAfter),
