@@ -12,8 +12,8 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
-#include <functional>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <optional>
 #include <thread>
@@ -182,9 +182,9 @@ class TinyAgent {
     fs::create_directories(dir_);
     client::ConnectionOptions o;
     o.server_address = absl::StrCat("127.0.0.1:", port);
-    o.tls_cert = cert_dir + "/" + name_ + ".crt";
-    o.tls_key = cert_dir + "/" + name_ + ".key";
-    o.tls_ca = cert_dir + "/ca.crt";
+    o.tls.cert_file = cert_dir + "/" + name_ + ".crt";
+    o.tls.key_file = cert_dir + "/" + name_ + ".key";
+    o.tls.ca_file = cert_dir + "/ca.crt";
     o.role = Role::kAgent;
     auto conn = client::Connection::Open(o, absl::Now());
     EXPECT_TRUE(conn.ok()) << conn.status();

@@ -16,8 +16,8 @@
 #include "client/agent/evaluator_factory.h"
 #include "client/net/connection.h"
 #include "common/file_util.h"
-#include "common/text_proto.h"
 #include "common/shutdown_signals.h"
+#include "common/text_proto.h"
 #include "proto/agent_config.pb.h"
 
 ABSL_FLAG(std::string, config, "", "text-format wxp.v1.AgentConfig; flags override it");
@@ -69,8 +69,7 @@ int main(int argc, char** argv) {
     for (std::string& e : *config.mutable_expert_paths()) e = resolve(e);
     config.set_work_dir(resolve(config.work_dir()));
     if (config.has_synthetic()) {
-      config.mutable_synthetic()->set_optimum_path(
-          resolve(config.synthetic().optimum_path()));
+      config.mutable_synthetic()->set_optimum_path(resolve(config.synthetic().optimum_path()));
     }
     if (config.has_builtin_legal_text()) {
       config.mutable_builtin_legal_text()->set_corpus_dir(
@@ -99,14 +98,17 @@ int main(int argc, char** argv) {
   if (const std::string cmd = absl::GetFlag(FLAGS_eval_command); !cmd.empty()) {
     auto* e = config.mutable_external_command();
     e->clear_argv();
-    for (absl::string_view a : absl::StrSplit(cmd, ' ', absl::SkipEmpty())) e->add_argv(std::string(a));
-    if (absl::GetFlag(FLAGS_eval_timeout) > 0) e->set_timeout_seconds(absl::GetFlag(FLAGS_eval_timeout));
+    for (absl::string_view a : absl::StrSplit(cmd, ' ', absl::SkipEmpty()))
+      e->add_argv(std::string(a));
+    if (absl::GetFlag(FLAGS_eval_timeout) > 0)
+      e->set_timeout_seconds(absl::GetFlag(FLAGS_eval_timeout));
   }
   if (absl::GetFlag(FLAGS_synthetic) || !absl::GetFlag(FLAGS_synthetic_optimum).empty()) {
     config.mutable_synthetic()->set_optimum_path(absl::GetFlag(FLAGS_synthetic_optimum));
   }
 
-  if (config.server_address().empty()) return Fail("no server address (--server or server_address)");
+  if (config.server_address().empty())
+    return Fail("no server address (--server or server_address)");
   if (config.swarm().empty()) return Fail("no swarm (--swarm or swarm)");
   if (config.work_dir().empty()) return Fail("no work directory (--work_dir or work_dir)");
   if (config.capacity() < 0) return Fail("capacity must be >= 1");
@@ -118,9 +120,9 @@ int main(int argc, char** argv) {
   wxp::client::ConnectionOptions copts;
   copts.server_address = config.server_address();
   copts.plaintext = config.plaintext();
-  copts.tls_cert = config.tls().cert();
-  copts.tls_key = config.tls().key();
-  copts.tls_ca = config.tls().ca();
+  copts.tls.cert_file = config.tls().cert();
+  copts.tls.key_file = config.tls().key();
+  copts.tls.ca_file = config.tls().ca();
   copts.tls_server_name = config.tls_server_name();
   copts.role = wxp::Role::kAgent;
   copts.identity = config.plaintext_identity();
@@ -129,7 +131,8 @@ int main(int argc, char** argv) {
     gethostname(host, sizeof host - 1);
     copts.identity = host;
   }
-  if (config.rpc_deadline_seconds() > 0) copts.rpc_deadline = absl::Seconds(config.rpc_deadline_seconds());
+  if (config.rpc_deadline_seconds() > 0)
+    copts.rpc_deadline = absl::Seconds(config.rpc_deadline_seconds());
   absl::StatusOr<std::unique_ptr<wxp::client::Connection>> conn =
       wxp::client::Connection::Open(copts, absl::Now());
   if (!conn.ok()) return Fail(std::string(conn.status().message()));
@@ -143,8 +146,10 @@ int main(int argc, char** argv) {
   o.expert_paths.assign(config.expert_paths().begin(), config.expert_paths().end());
   o.capacity = config.capacity() > 0 ? config.capacity() : 1;
   o.work_dir = config.work_dir();
-  if (config.reconnect_initial_seconds() > 0) o.backoff_initial = absl::Seconds(config.reconnect_initial_seconds());
-  if (config.reconnect_max_seconds() > 0) o.backoff_max = absl::Seconds(config.reconnect_max_seconds());
+  if (config.reconnect_initial_seconds() > 0)
+    o.backoff_initial = absl::Seconds(config.reconnect_initial_seconds());
+  if (config.reconnect_max_seconds() > 0)
+    o.backoff_max = absl::Seconds(config.reconnect_max_seconds());
   if (config.heartbeat_interval_seconds() > 0) {
     o.heartbeat_interval = absl::Seconds(config.heartbeat_interval_seconds());
   }

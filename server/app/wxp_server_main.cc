@@ -12,8 +12,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
-#include "common/text_proto.h"
 #include "common/shutdown_signals.h"
+#include "common/text_proto.h"
 #include "proto/server_config.pb.h"
 #include "server/app/credentials.h"
 #include "server/app/wxp_server.h"
@@ -39,7 +39,8 @@ int Fail(const std::string& message) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage("wxp-server --data_dir=DIR (--tls_cert/--tls_key/--tls_ca | --plaintext)");
+  absl::SetProgramUsageMessage(
+      "wxp-server --data_dir=DIR (--tls_cert/--tls_key/--tls_ca | --plaintext)");
   absl::ParseCommandLine(argc, argv);
   wxp::v1::ServerConfig config;
   if (const std::string path = absl::GetFlag(FLAGS_config); !path.empty()) {
@@ -61,8 +62,10 @@ int main(int argc, char** argv) {
   options.listen = pick(absl::GetFlag(FLAGS_listen), config.listen());
   if (options.listen.empty()) options.listen = "127.0.0.1:7443";
   options.data_dir = pick(absl::GetFlag(FLAGS_data_dir), config.data_dir());
-  if (config.limits().max_blob_bytes() > 0) options.max_blob_bytes = config.limits().max_blob_bytes();
-  if (config.limits().max_chunk_bytes() > 0) options.max_chunk_bytes = config.limits().max_chunk_bytes();
+  if (config.limits().max_blob_bytes() > 0)
+    options.max_blob_bytes = config.limits().max_blob_bytes();
+  if (config.limits().max_chunk_bytes() > 0)
+    options.max_chunk_bytes = config.limits().max_chunk_bytes();
   if (config.limits().max_particles_per_agent() > 0) {
     options.max_particles_per_agent = config.limits().max_particles_per_agent();
   }
@@ -74,15 +77,15 @@ int main(int argc, char** argv) {
     options.blob_gc_grace = absl::Seconds(config.limits().blob_gc_grace_seconds());
   }
   const bool plaintext = absl::GetFlag(FLAGS_plaintext) || config.plaintext();
-  absl::Status creds;
-  if (plaintext) {
-    creds = wxp::server::UsePlaintext(options, absl::GetFlag(FLAGS_plaintext_allow_remote) ||
-                                                   config.plaintext_allow_remote());
-  } else {
-    creds = wxp::server::UseMutualTls(options, pick(absl::GetFlag(FLAGS_tls_cert), config.tls().cert()),
+  const wxp::Security security =
+      plaintext
+          ? wxp::Security::Plaintext()
+          : wxp::Security::MutualTls({pick(absl::GetFlag(FLAGS_tls_cert), config.tls().cert()),
                                       pick(absl::GetFlag(FLAGS_tls_key), config.tls().key()),
-                                      pick(absl::GetFlag(FLAGS_tls_ca), config.tls().ca()));
-  }
+                                      pick(absl::GetFlag(FLAGS_tls_ca), config.tls().ca())});
+  const absl::Status creds = wxp::server::UseSecurity(
+      options, security,
+      absl::GetFlag(FLAGS_plaintext_allow_remote) || config.plaintext_allow_remote());
   if (!creds.ok()) return Fail(std::string(creds.message()));
 
   // Signals are taken by a dedicated thread (sigwait), so block them before any thread starts.
