@@ -11,6 +11,7 @@
 #include "absl/time/clock.h"
 #include "client/admin/command_util.h"
 #include "common/file_util.h"
+#include "common/grpc_status.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace wxp::admin {
@@ -208,7 +209,7 @@ std::optional<RemoteCommand> OpenRemote(const std::vector<std::string>& args,
 }
 
 absl::Status RpcError(const grpc::Status& status, const std::string& what) {
-  return RpcError(client::FromGrpc(status), what);
+  return RpcError(FromGrpc(status), what);
 }
 
 absl::Status RpcError(const absl::Status& s, const std::string& what) {

@@ -21,14 +21,15 @@
 #include "client/agent/position_files.h"
 #include "client/net/blob_transfer.h"
 #include "common/adapter.h"
+#include "common/dtype_proto.h"
 #include "common/file_util.h"
+#include "common/grpc_status.h"
 #include "common/safetensors.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
 
 namespace wxp::agent {
 namespace fs = std::filesystem;
-using client::FromGrpc;
 using client::IsTransient;
 
 namespace {
@@ -37,19 +38,6 @@ namespace {
 std::string WeightsFile(const std::string& path) {
   std::error_code ec;
   return fs::is_directory(path, ec) ? path + "/" + kPeftWeightsFile : path;
-}
-
-DType TransportDType(wxp::v1::DType d) {
-  switch (d) {
-    case wxp::v1::DTYPE_F32:
-      return DType::kF32;
-    case wxp::v1::DTYPE_F16:
-      return DType::kF16;
-    case wxp::v1::DTYPE_BF16:
-      return DType::kBF16;
-    default:
-      return DType::kF64;  // "keep the schema's"
-  }
 }
 
 }  // namespace
@@ -255,9 +243,10 @@ absl::Status Agent::Impl::LearnSchema(const std::string& position_id, int transp
   if (schema.size() > 0) return absl::OkStatus();
   WXP_ASSIGN_OR_RETURN(SafetensorsFile f, SafetensorsFile::Open(BlobPath(position_id)));
   std::vector<TensorSpec> specs;
-  const DType t = TransportDType(static_cast<wxp::v1::DType>(transport));
+  WXP_ASSIGN_OR_RETURN(const std::optional<DType> t,
+                       TransportDTypeFromProto(static_cast<wxp::v1::DType>(transport)));
   for (const TensorView& v : f.tensors()) {
-    specs.push_back({v.name, t == DType::kF64 ? v.dtype : t, v.shape});
+    specs.push_back({v.name, t.value_or(v.dtype), v.shape});
   }
   WXP_ASSIGN_OR_RETURN(schema, Schema::Create(std::move(specs)));
   metadata = f.metadata();

@@ -66,9 +66,6 @@ class Connection {
   std::unique_ptr<wxp::v1::AdminService::Stub> admin_;
 };
 
-// The gRPC status as an absl::Status with the same code and message.
-absl::Status FromGrpc(const grpc::Status& status);
-
 // True for failures a retry may cure: the server is unreachable, restarting or overloaded
 // (UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED from a full disk or stream limits,
 // ABORTED, CANCELLED by a server shutting down, INTERNAL from a broken stream).

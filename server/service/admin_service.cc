@@ -4,7 +4,7 @@
 #include "common/adapter.h"
 #include "common/safetensors.h"
 #include "common/sha256.h"
-#include "server/service/grpc_status.h"
+#include "common/grpc_status.h"
 
 namespace wxp::server {
 namespace {
