@@ -4,7 +4,9 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -21,6 +23,7 @@
 #include "client/agent/position_files.h"
 #include "client/net/blob_transfer.h"
 #include "common/adapter.h"
+#include "common/backoff.h"
 #include "common/dtype_proto.h"
 #include "common/file_util.h"
 #include "common/grpc_status.h"
@@ -30,7 +33,6 @@
 
 namespace wxp::agent {
 namespace fs = std::filesystem;
-using client::IsTransient;
 
 namespace {
 
@@ -50,7 +52,8 @@ struct Agent::Impl {
   std::optional<BlobCache> blobs;
   std::string state_dir, scratch_dir;
   absl::Notification stop;
-  std::mt19937_64 jitter{std::random_device{}()};
+  uint64_t backoff_seed = 0;
+  uint64_t retry_loops = 0;  // each loop jitters differently
 
   // Swarm facts, known after the first assignment.
   Schema schema;  // layout and transport dtypes of positions
@@ -72,26 +75,29 @@ struct Agent::Impl {
   }
 
   // Sleeps up to `d`; false if Stop() was called.
-  bool Sleep(absl::Duration d) { return !stop.WaitForNotificationWithTimeout(d); }
+  bool Sleep(absl::Duration d) { return o.clock->SleepUntil(o.clock->Now() + d, stop); }
 
-  // Calls `fn` until it succeeds or fails permanently, backing off between transient
-  // failures. Cancelled if the agent stops meanwhile.
-  template <typename F>
-  absl::Status WithRetry(absl::string_view what, F&& fn) {
-    absl::Duration delay = o.backoff_initial;
-    for (int attempt = 1;; ++attempt) {
-      absl::Status s = fn();
-      if (s.ok() || !IsTransient(s)) return s;
-      std::uniform_real_distribution<double> j(0.8, 1.2);
-      const absl::Duration wait = delay * j(jitter);
+  // Calls `fn` until it succeeds or fails permanently (common/retry.h), backing off between
+  // retryable failures. Cancelled if the agent stops meanwhile.
+  absl::Status WithRetry(absl::string_view what, const std::function<absl::Status()>& fn) {
+    RetryOptions r;
+    r.clock = o.clock;
+    r.backoff.initial = o.backoff_initial;
+    r.backoff.max = o.backoff_max;
+    r.backoff.seed = backoff_seed + retry_loops++;
+    r.cancel = &stop;
+    r.on_retry = [&](int attempt, absl::Duration wait, const absl::Status& s) {
       if (attempt == 1 || attempt % 10 == 0) {
         Log(absl::StrCat("event=retry call=", what, " attempt=", attempt,
                          " wait_s=", absl::StrFormat("%.2f", absl::ToDoubleSeconds(wait)),
                          " error=\"", s.message(), "\""));
       }
-      if (!Sleep(wait)) return absl::CancelledError("agent stopping");
-      delay = std::min(delay * 2, o.backoff_max);
+    };
+    absl::Status s = RetryWithBackoff(r, fn);
+    if (absl::IsCancelled(s) && stop.HasBeenNotified()) {
+      return absl::CancelledError("agent stopping");
     }
+    return s;
   }
 
   std::string BlobPath(const std::string& id) const { return blobs->Path(id); }
@@ -163,6 +169,7 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(
         absl::StrCat("capacity must be >= 1, not ", options.capacity));
   }
   if (options.work_dir.empty()) return absl::InvalidArgumentError("no work directory given");
+  if (options.clock == nullptr) return absl::InvalidArgumentError("no clock given");
   if (options.backoff_initial <= absl::ZeroDuration() ||
       options.backoff_max < options.backoff_initial) {
     return absl::InvalidArgumentError("reconnect backoff must be > 0 and initial <= max");
@@ -171,6 +178,7 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(
   impl->o = std::move(options);
   impl->conn = connection;
   impl->evaluator = std::move(evaluator);
+  impl->backoff_seed = impl->o.backoff_seed != 0 ? impl->o.backoff_seed : std::random_device{}();
   for (const std::string& e : impl->o.expert_paths) {
     // Validated here so a bad file is named before anything goes on the wire.
     absl::StatusOr<SafetensorsFile> f = SafetensorsFile::Open(WeightsFile(e));
@@ -390,9 +398,9 @@ absl::Status Agent::Impl::EvaluatePending(ParticleState& s) {
     absl::MutexLock l(&hb_mu);
     working.insert(s.id);
   }
-  const absl::Time start = absl::Now();
+  const absl::Time start = o.clock->Now();
   absl::StatusOr<Scores> scores = evaluator->Evaluate({s.id, m.iteration, BlobPath(m.x), &schema});
-  m.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  m.seconds = absl::ToDoubleSeconds(o.clock->Now() - start);
   {
     absl::MutexLock l(&hb_mu);
     working.erase(s.id);

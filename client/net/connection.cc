@@ -57,22 +57,4 @@ std::unique_ptr<grpc::ClientContext> Connection::NewContext(absl::Duration deadl
   return ctx;
 }
 
-bool IsTransient(const absl::Status& status) {
-  switch (status.code()) {
-    case absl::StatusCode::kUnavailable:
-    case absl::StatusCode::kDeadlineExceeded:
-    case absl::StatusCode::kAborted:
-    case absl::StatusCode::kCancelled:
-      return true;
-    case absl::StatusCode::kResourceExhausted:
-      // A full disk or the stream limit passes; a blob over the size limit does not.
-      return status.message().find("over the limit") == absl::string_view::npos;
-    case absl::StatusCode::kInternal:
-      return status.message().find("stream") != absl::string_view::npos ||
-             status.message().find("RST") != absl::string_view::npos;
-    default:
-      return false;
-  }
-}
-
 }  // namespace wxp::client

@@ -66,11 +66,6 @@ class Connection {
   std::unique_ptr<wxp::v1::AdminService::Stub> admin_;
 };
 
-// True for failures a retry may cure: the server is unreachable, restarting or overloaded
-// (UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED from a full disk or stream limits,
-// ABORTED, CANCELLED by a server shutting down, INTERNAL from a broken stream).
-bool IsTransient(const absl::Status& status);
-
 }  // namespace wxp::client
 
 #endif  // WXP_CLIENT_NET_CONNECTION_H_
