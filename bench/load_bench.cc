@@ -34,6 +34,8 @@
 #include "client/net/blob_transfer.h"
 #include "client/net/connection.h"
 #include "common/adapter.h"
+#include "common/backoff.h"
+#include "common/grpc_status.h"
 #include "common/sha256.h"
 #include "common/swarm_move.h"
 #include "common/synthetic.h"
@@ -80,30 +82,27 @@ std::unique_ptr<Connection> Connect(int port, const std::string& name, wxp::Role
   return *Connection::Open(o, absl::Now());
 }
 
-bool NeverReached(const absl::Status& s) { return absl::IsUnavailable(s); }
-bool NeverReached(const grpc::Status& s) { return s.error_code() == grpc::StatusCode::UNAVAILABLE; }
-
-// Runs `call` up to 5 times while it fails with UNAVAILABLE (it never reached the server, e.g.
-// a connect refused while 200 connections open at once), counting each repeat in `retries`
-// so it is printed, not hidden. Only for idempotent calls.
-template <typename Call>
-auto RetryUnavailable(Call call, std::atomic<long>& retries) {
-  for (int attempt = 1;; ++attempt) {
-    auto st = call();
-    if (!NeverReached(st) || attempt == 5) return st;
-    ++retries;
-    absl::SleepFor(absl::Milliseconds(100 * attempt));
-  }
+// Runs `call` up to 5 times while it fails with a retryable code (common/retry.h; e.g. a
+// connect refused while 200 connections open at once), backing off from 100 ms, counting
+// each repeat in `retries` so it is printed, not hidden. Only for idempotent calls.
+absl::Status Retried(const std::function<absl::Status()>& call, std::atomic<long>& retries) {
+  wxp::RetryOptions r;
+  r.max_attempts = 5;
+  r.backoff.initial = absl::Milliseconds(100);
+  r.backoff.max = absl::Seconds(2);
+  r.backoff.seed = static_cast<uint64_t>(retries.load()) + 1;
+  r.on_retry = [&retries](int, absl::Duration, const absl::Status&) { ++retries; };
+  return wxp::RetryWithBackoff(r, call);
 }
 
-// With `retries`, an upload refused with UNAVAILABLE is retried (see RetryUnavailable).
+// With `retries`, an upload that fails retryably is retried (see Retried).
 bool Upload(Connection& c, const std::string& bytes, const std::string& dir,
             std::atomic<long>* retries = nullptr) {
   const std::string id = wxp::Sha256Hex(bytes);
   const std::string path = dir + "/" + id;
   std::ofstream(path, std::ios::binary) << bytes;
   auto upload = [&] { return wxp::client::UploadFile(c, path, id, "load").status(); };
-  const absl::Status st = retries ? RetryUnavailable(upload, *retries) : upload();
+  const absl::Status st = retries ? Retried(upload, *retries) : upload();
   fs::remove(path);
   return st.ok();
 }
@@ -166,8 +165,7 @@ std::pair<double, double> Percentiles(std::vector<double>& ms) {
 
 // `interval_s` <= 0: the whole measured phase is one interval. `on_interval` sees each.
 Figures Measure(int particles, int threads, int dim, int seconds, int interval_s,
-                const std::string& root,
-                const std::function<void(const Interval&)>& on_interval) {
+                const std::string& root, const std::function<void(const Interval&)>& on_interval) {
   const std::string data = absl::StrCat(root, "/p", particles);
   fs::remove_all(data);
   wxp::proc::ServerProcess server(data, {"--plaintext"});
@@ -182,9 +180,10 @@ Figures Measure(int particles, int threads, int dim, int seconds, int interval_s
   auto admin = Connect(port, "ops", wxp::Role::kAdmin);
   wxp::v1::CreateSwarmRequest req;
   google::protobuf::TextFormat::ParseFromString(
-      absl::StrCat("spec { name: 'load' mode: ASYNC upload_policy: ON_DEMAND min_experts: ",
-                   experts, " utility { name: 'neg_rms_distance' weight: 1 } hyperparameters { ",
-                   "pool_size: ", particles, " max_iterations: 100000 patience: 100000 seed: 1 } }"),
+      absl::StrCat(
+          "spec { name: 'load' mode: ASYNC upload_policy: ON_DEMAND min_experts: ", experts,
+          " utility { name: 'neg_rms_distance' weight: 1 } hyperparameters { ",
+          "pool_size: ", particles, " max_iterations: 100000 patience: 100000 seed: 1 } }"),
       &req);
   wxp::v1::CreateSwarmResponse created;
   grpc::Status cs = admin->admin().CreateSwarm(admin->NewContext().get(), req, &created);
@@ -200,7 +199,7 @@ Figures Measure(int particles, int threads, int dim, int seconds, int interval_s
   std::mutex mu;
   std::vector<double> latencies;
   std::atomic<long> errors{0};
-  std::atomic<long> join_retries{0};  // joins and expert uploads retried after UNAVAILABLE
+  std::atomic<long> join_retries{0};  // joins and expert uploads retried (see Retried)
   std::atomic<int> joined{0};
   std::vector<std::thread> agents;
   for (int t = 0; t < threads; ++t) {
@@ -225,10 +224,11 @@ Figures Measure(int particles, int threads, int dim, int seconds, int interval_s
       // Like wxp-agent, retry a join that never reached the server: one lost expert would
       // leave the pool unbuilt.
       wxp::v1::JoinResponse jr;
-      const grpc::Status js = RetryUnavailable(
-          [&] { return c->agent().Join(c->NewContext().get(), j, &jr); }, join_retries);
+      const absl::Status js =
+          Retried([&] { return wxp::FromGrpc(c->agent().Join(c->NewContext().get(), j, &jr)); },
+                  join_retries);
       if (!js.ok() && t < experts) {
-        std::cerr << name << " join: " << js.error_message() << "\n";
+        std::cerr << name << " join: " << js.message() << "\n";
         ++errors;
       }
       ++joined;
@@ -318,8 +318,9 @@ Figures Measure(int particles, int threads, int dim, int seconds, int interval_s
           std::vector<float> x = p.x, v = p.v;
           if (t.restart()) wxp::RestartParticle(x.data(), v.data(), p.p.data(), dim);
           const auto& k = t.coefficients();
-          wxp::MoveParticle({float(k.a()), float(k.b()), float(k.c()), float(k.d()), float(k.step())},
-                            x.data(), v.data(), p.p.data(), g->data(), gw->data(), dim);
+          wxp::MoveParticle(
+              {float(k.a()), float(k.b()), float(k.c()), float(k.d()), float(k.step())}, x.data(),
+              v.data(), p.p.data(), g->data(), gw->data(), dim);
           if (report(id, t.iteration(), x)) {
             p.x = x;
             p.v = v;
@@ -335,7 +336,8 @@ Figures Measure(int particles, int threads, int dim, int seconds, int interval_s
   absl::SleepFor(absl::Seconds(2));  // joins, pool, initial reports
   const long errors_before = errors.load();
   if (errors_before > 0) std::cerr << errors_before << " failed calls while starting\n";
-  if (join_retries > 0) std::cerr << join_retries << " joins/uploads retried after UNAVAILABLE\n";
+  if (join_retries > 0)
+    std::cerr << join_retries << " joins/uploads retried after a retryable failure\n";
   measuring = true;
   Figures f;
   const absl::Time start = absl::Now();
@@ -394,26 +396,27 @@ int main(int argc, char** argv) {
       static_cast<int>(std::thread::hardware_concurrency()));
   if (interval <= 0) {
     std::cout << absl::StrFormat(
-        "%10s %12s %10s %10s %14s %8s   targets: >=5000/s, p99<50ms, flat memory\n",
-        "particles", "reports/s", "p50 ms", "p99 ms", "server peak MiB", "errors");
+        "%10s %12s %10s %10s %14s %8s   targets: >=5000/s, p99<50ms, flat memory\n", "particles",
+        "reports/s", "p50 ms", "p99 ms", "server peak MiB", "errors");
   }
   bool failed = false;
   for (const std::string& s : absl::GetFlag(FLAGS_particles)) {
     const int n = std::stoi(s);
     if (interval > 0) {
-      std::cout << absl::StrFormat("particles %d, a line every %d s:\n%8s %10s %8s %8s %12s %6s %7s\n",
-                                   n, interval, "t s", "reports/s", "p50 ms", "p99 ms",
-                                   "server RSS MiB", "fds", "errors")
+      std::cout << absl::StrFormat(
+                       "particles %d, a line every %d s:\n%8s %10s %8s %8s %12s %6s %7s\n", n,
+                       interval, "t s", "reports/s", "p50 ms", "p99 ms", "server RSS MiB", "fds",
+                       "errors")
                 << std::flush;
     }
     Figures f = Measure(n, absl::GetFlag(FLAGS_threads), absl::GetFlag(FLAGS_params),
                         absl::GetFlag(FLAGS_seconds), interval, root, [&](const Interval& iv) {
                           if (interval <= 0) return;
-                          std::cout << absl::StrFormat(
-                                           "%8.0f %10.0f %8.2f %8.2f %12.1f %6d %7d\n",
-                                           iv.end_s, iv.reports / iv.seconds, iv.p50_ms,
-                                           iv.p99_ms, iv.rss_kib / 1024.0, iv.fds, iv.errors)
-                                    << std::flush;
+                          std::cout
+                              << absl::StrFormat("%8.0f %10.0f %8.2f %8.2f %12.1f %6d %7d\n",
+                                                 iv.end_s, iv.reports / iv.seconds, iv.p50_ms,
+                                                 iv.p99_ms, iv.rss_kib / 1024.0, iv.fds, iv.errors)
+                              << std::flush;
                         });
     if (interval <= 0) {
       std::cout << absl::StrFormat("%10d %12.0f %10.2f %10.2f %14.1f %8d\n", n,

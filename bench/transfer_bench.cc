@@ -8,9 +8,9 @@
 //   bazel run //bench:transfer_bench -- [--mib=256] [--data_dir=/dev/shm/wxp-b2]
 //   bazel run //bench:transfer_bench -- --memory --mib=1024 --data_dir=/tmp/wxp-b4   (B4)
 #include <arpa/inet.h>
-#include <signal.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -101,13 +101,10 @@ absl::StatusOr<Result> GrpcRound(bool tls, const std::string& dir, const std::st
   so.listen = "127.0.0.1:0";
   so.data_dir = data;
   const std::string certs = dir + "/certs";
-  if (tls) {
-    if (auto s = wxp::server::UseMutualTls(so, certs + "/server.crt", certs + "/server.key",
-                                           certs + "/ca.crt");
-        !s.ok()) {
-      return s;
-    }
-  } else if (auto s = wxp::server::UsePlaintext(so, false); !s.ok()) {
+  const wxp::TlsFiles server_files{certs + "/server.crt", certs + "/server.key", certs + "/ca.crt"};
+  if (auto s = wxp::server::UseSecurity(
+          so, tls ? wxp::Security::MutualTls(server_files) : wxp::Security::Plaintext());
+      !s.ok()) {
     return s;
   }
   auto server = wxp::server::WxpServer::Start(so);
@@ -117,9 +114,7 @@ absl::StatusOr<Result> GrpcRound(bool tls, const std::string& dir, const std::st
   co.plaintext = !tls;
   co.identity = "bench";
   co.role = wxp::Role::kAdmin;
-  co.tls_cert = certs + "/bench.crt";
-  co.tls_key = certs + "/bench.key";
-  co.tls_ca = certs + "/ca.crt";
+  co.tls = {certs + "/bench.crt", certs + "/bench.key", certs + "/ca.crt"};
   auto conn = wxp::client::Connection::Open(co, absl::Now());
   if (!conn.ok()) return conn.status();
   Result r;
@@ -203,8 +198,7 @@ int main(int argc, char** argv) {
     std::vector<uint64_t> buf(1 << 17);
     for (size_t done = 0; done < bytes; done += buf.size() * 8) {
       for (auto& w : buf) w = rng();
-      out.write(reinterpret_cast<const char*>(buf.data()),
-                std::min(buf.size() * 8, bytes - done));
+      out.write(reinterpret_cast<const char*>(buf.data()), std::min(buf.size() * 8, bytes - done));
     }
   }
   const std::string id = *wxp::Sha256File(blob);

@@ -1,43 +1,29 @@
-// The time seam: code that reads the time or waits on deadlines takes a Clock, so tests
-// advance a FakeClock instead of sleeping.
+// The time seam: code that reads the time or waits takes a Clock, so tests drive a fake
+// clock (common/testing/fake_clock.h) instead of sleeping.
 #ifndef WXP_COMMON_CLOCK_H_
 #define WXP_COMMON_CLOCK_H_
 
-#include "absl/base/thread_annotations.h"
-#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 
 namespace wxp {
 
+// All methods are thread-safe.
 class Clock {
  public:
   virtual ~Clock() = default;
   virtual absl::Time Now() const = 0;
-  // The process-wide wall clock; never null, never destroyed. Thread-safe.
+
+  // Returns once Now() >= `deadline` (at once if it already is).
+  virtual void SleepUntil(absl::Time deadline) = 0;
+
+  // As SleepUntil, but gives up as soon as `cancel` is notified: true if the deadline came,
+  // false if cancelled (also when it already was on entry).
+  virtual bool SleepUntil(absl::Time deadline, absl::Notification& cancel) = 0;
+
+  // The process-wide wall clock (absl::Now, absl::SleepFor); never null, never destroyed.
   static Clock* Real();
-};
-
-// A clock that moves only when told to. Thread-safe.
-class FakeClock : public Clock {
- public:
-  explicit FakeClock(absl::Time start = absl::FromUnixSeconds(1'700'000'000)) : now_(start) {}
-  absl::Time Now() const override {
-    absl::MutexLock lock(&mu_);
-    return now_;
-  }
-  void Advance(absl::Duration d) {
-    absl::MutexLock lock(&mu_);
-    now_ += d;
-  }
-  void Set(absl::Time t) {
-    absl::MutexLock lock(&mu_);
-    now_ = t;
-  }
-
- private:
-  mutable absl::Mutex mu_;
-  absl::Time now_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace wxp

@@ -20,6 +20,7 @@ enum class RngStream : uint64_t {
   kMerge = 5,            // DARE masks
   kSynthetic = 6,        // synthetic adapters, hidden optimum, evaluator noise
   kAudit = 7,            // server audit sampling
+  kBackoff = 8,          // jitter of client retry waits
 };
 
 // SplitMix64 finaliser: a bijective 64-bit mixer with full avalanche.

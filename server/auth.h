@@ -13,10 +13,11 @@
 //
 // Plaintext mode, for local experiments only: a server started without TLS (behind an
 // explicit flag, on loopback) has no certificates to read, so a client states its identity
-// in request metadata ("x-wxp-identity", "x-wxp-role"), and InsecureIdentityFromMetadata
-// believes it. Anyone who can reach such a server can claim any role, which is why that
-// function refuses connections that are encrypted or authenticated (there the certificate
-// is the only source of identity) and peers that are not on this host.
+// in request metadata (kInsecureIdentityMetadata and kInsecureRoleMetadata of
+// common/tls_credentials.h, which also makes both ends' credentials), and
+// InsecureIdentityFromMetadata believes it. Anyone who can reach such a server can claim any role,
+// which is why that function refuses connections that are encrypted or authenticated (there the
+// certificate is the only source of identity) and peers that are not on this host.
 //
 // All functions are thread-safe.
 #ifndef WXP_SERVER_AUTH_H_
@@ -31,38 +32,12 @@
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "common/certs.h"
+#include "common/tls_credentials.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/security/server_credentials.h"
 #include "grpcpp/server_context.h"
 
 namespace wxp::server {
-
-// PEM files as `wxpctl certs issue` writes them into one directory.
-struct TlsFiles {
-  std::string cert_file;  // this side's certificate, "<name>.crt"
-  std::string key_file;   // its private key, "<name>.key"
-  std::string ca_file;    // the authority that signs the other side, "ca.crt"
-};
-
-// Server credentials that require and verify a client certificate signed by `ca_file`
-// (GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY).
-//
-// The files are checked now rather than at the first handshake, so a misconfigured server
-// fails at start with a message naming the file: FailedPrecondition if the certificate is
-// not a server certificate, does not verify against the CA at `now` (e.g. expired), the
-// key is not its key, or the key file is accessible by group or others (it must be 0600
-// or stricter); NotFound/PermissionDenied naming an unreadable file; InvalidArgument for a
-// file that is not PEM. `ca_file` may hold several CA certificates (all are trusted).
-absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerTlsCredentials(const TlsFiles& files,
-                                                                              absl::Time now);
-
-// Channel credentials for an agent or admin: its certificate and key, and `ca_file` as the
-// only trusted root for the server's certificate. The server's certificate must name the
-// host the channel dials (SAN DNS or IP; "localhost" and "127.0.0.1" by default).
-// Errors as for ServerTlsCredentials, FailedPrecondition if the certificate is not an
-// agent or admin certificate (an expired one is reported here, not as UNAVAILABLE later).
-absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ClientTlsCredentials(
-    const TlsFiles& files, absl::Time now);
 
 // The caller of an RPC.
 struct PeerIdentity {
@@ -84,15 +59,11 @@ enum class TransportSecurity {
 
 // The identity in the client certificate of the connection `ctx` belongs to. Trusts the
 // handshake for the chain and dates, so it is meaningful only on a port whose credentials
-// came from ServerTlsCredentials.
+// came from ServerTlsCredentials (common/tls_credentials.h).
 // UNAUTHENTICATED if the connection has no authenticated peer certificate (a plaintext
 // port, or other credentials); PERMISSION_DENIED if the certificate carries no usable WXP
 // name and role (a certificate the CA signed by some other means). Never reads metadata.
 absl::StatusOr<PeerIdentity> IdentityFromContext(const grpc::ServerContext& ctx);
-
-// Metadata keys a client sets in plaintext mode. Ignored on TLS connections.
-inline constexpr char kInsecureIdentityMetadata[] = "x-wxp-identity";
-inline constexpr char kInsecureRoleMetadata[] = "x-wxp-role";
 
 // LOCAL EXPERIMENTS ONLY. The identity the client claims in kInsecureIdentityMetadata and
 // kInsecureRoleMetadata, believed without proof. UNAUTHENTICATED if the connection is TLS

@@ -108,9 +108,9 @@ class AgentProcessTest : public ::testing::Test {
     client::ConnectionOptions o;
     o.server_address = server_->address();
     if (tls_) {
-      o.tls_cert = root_ + "/certs/" + name + ".crt";
-      o.tls_key = root_ + "/certs/" + name + ".key";
-      o.tls_ca = root_ + "/certs/ca.crt";
+      o.tls.cert_file = root_ + "/certs/" + name + ".crt";
+      o.tls.key_file = root_ + "/certs/" + name + ".key";
+      o.tls.ca_file = root_ + "/certs/ca.crt";
     } else {
       o.plaintext = true;
       o.identity = name;
@@ -123,10 +123,10 @@ class AgentProcessTest : public ::testing::Test {
   void CreateSwarm(const std::string& extra) {
     wxp::v1::CreateSwarmRequest req;
     ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(
-        absl::StrCat("spec { name: 'swarm' min_experts: 3 mode: SYNC upload_policy: ",
-                     upload_policy_, " ",
-                     "round_deadline_seconds: 600 utility { name: '", kSyntheticComponent,
-                     "' weight: 1 } hyperparameters { ", hyperparameters_, " } ", extra, " }"),
+        absl::StrCat(
+            "spec { name: 'swarm' min_experts: 3 mode: SYNC upload_policy: ", upload_policy_, " ",
+            "round_deadline_seconds: 600 utility { name: '", kSyntheticComponent,
+            "' weight: 1 } hyperparameters { ", hyperparameters_, " } ", extra, " }"),
         &req));
     auto admin = Admin();
     wxp::v1::CreateSwarmResponse resp;
@@ -148,9 +148,8 @@ class AgentProcessTest : public ::testing::Test {
       argv.push_back("--plaintext");
       argv.push_back("--identity=" + name);
     }
-    argv.insert(argv.end(), {
-                             "--expert=" + absl::StrJoin(dirs, ","),
-                             "--capacity=3", "--work_dir=" + root_ + "/" + name});
+    argv.insert(argv.end(), {"--expert=" + absl::StrJoin(dirs, ","), "--capacity=3",
+                             "--work_dir=" + root_ + "/" + name});
     argv.insert(argv.end(), evaluator.begin(), evaluator.end());
     return argv;
   }
@@ -176,8 +175,8 @@ class AgentProcessTest : public ::testing::Test {
     o.params.pool_size = 5;
     for (const auto& e : experts_) o.expert_ids.push_back(BlobIdOf(e));
     SyntheticEvaluator eval(optimum_);
-    auto r = RunSwarm(experts_, *UtilityFunction::Create({{kSyntheticComponent, true, 1.0}}),
-                      eval, o);
+    auto r =
+        RunSwarm(experts_, *UtilityFunction::Create({{kSyntheticComponent, true, 1.0}}), eval, o);
     EXPECT_TRUE(r.ok()) << r.status();
     return *r;
   }
@@ -348,7 +347,8 @@ TEST_F(AgentProcessTest, FederatedRunOverMutualTlsAndItsRefusals) {
   expired.validity = absl::Hours(1);
   ASSERT_TRUE(IssueCertificate(ca, expired, certs).ok());
   ASSERT_TRUE(InitCa(root_ + "/other-ca").ok());
-  ASSERT_TRUE(IssueCertificate(root_ + "/other-ca", {Role::kAgent, "firm-a"}, root_ + "/other").ok());
+  ASSERT_TRUE(
+      IssueCertificate(root_ + "/other-ca", {Role::kAgent, "firm-a"}, root_ + "/other").ok());
   tls_ = true;
   StartServer({"--tls_cert=" + certs + "/server.crt", "--tls_key=" + certs + "/server.key",
                "--tls_ca=" + certs + "/ca.crt"});
@@ -368,16 +368,15 @@ TEST_F(AgentProcessTest, FederatedRunOverMutualTlsAndItsRefusals) {
   // The client library refuses an expired certificate before dialling, saying so.
   client::ConnectionOptions stale;
   stale.server_address = server_->address();
-  stale.tls_cert = certs + "/stale.crt";
-  stale.tls_key = certs + "/stale.key";
-  stale.tls_ca = certs + "/ca.crt";
+  stale.tls.cert_file = certs + "/stale.crt";
+  stale.tls.key_file = certs + "/stale.key";
+  stale.tls.ca_file = certs + "/ca.crt";
   auto refused = client::Connection::Open(stale, absl::Now());
   EXPECT_FALSE(refused.ok());
   // An agent certificate cannot call the admin service.
   auto agent_a = Client("firm-a", Role::kAgent);
   wxp::v1::ListSwarmsResponse swarms;
-  grpc::Status as_admin =
-      agent_a->admin().ListSwarms(agent_a->NewContext().get(), {}, &swarms);
+  grpc::Status as_admin = agent_a->admin().ListSwarms(agent_a->NewContext().get(), {}, &swarms);
   EXPECT_EQ(as_admin.error_code(), grpc::StatusCode::PERMISSION_DENIED) << as_admin.error_message();
   EXPECT_EQ(list(RawTlsChannel(certs + "/ops.crt", certs + "/ops.key")), grpc::StatusCode::OK);
 

@@ -12,8 +12,8 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
-#include <functional>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <optional>
 #include <thread>
@@ -25,6 +25,7 @@
 #include "client/net/connection.h"
 #include "common/adapter.h"
 #include "common/file_util.h"
+#include "common/grpc_status.h"
 #include "common/safetensors.h"
 #include "common/sha256.h"
 #include "common/swarm_move.h"
@@ -182,9 +183,9 @@ class TinyAgent {
     fs::create_directories(dir_);
     client::ConnectionOptions o;
     o.server_address = absl::StrCat("127.0.0.1:", port);
-    o.tls_cert = cert_dir + "/" + name_ + ".crt";
-    o.tls_key = cert_dir + "/" + name_ + ".key";
-    o.tls_ca = cert_dir + "/ca.crt";
+    o.tls.cert_file = cert_dir + "/" + name_ + ".crt";
+    o.tls.key_file = cert_dir + "/" + name_ + ".key";
+    o.tls.ca_file = cert_dir + "/ca.crt";
     o.role = Role::kAgent;
     auto conn = client::Connection::Open(o, absl::Now());
     EXPECT_TRUE(conn.ok()) << conn.status();
@@ -204,7 +205,7 @@ class TinyAgent {
       j.add_expert_blob_ids(up->blob_id);
     }
     v1::JoinResponse resp;
-    return client::FromGrpc(conn_->agent().Join(conn_->NewContext().get(), j, &resp));
+    return FromGrpc(conn_->agent().Join(conn_->NewContext().get(), j, &resp));
   }
 
   // Takes the assignment and reports the initial evaluations.
@@ -212,7 +213,7 @@ class TinyAgent {
     v1::GetAssignmentRequest r;
     r.set_swarm(kSwarm);
     v1::GetAssignmentResponse a;
-    if (auto s = client::FromGrpc(conn_->agent().GetAssignment(conn_->NewContext().get(), r, &a));
+    if (auto s = FromGrpc(conn_->agent().GetAssignment(conn_->NewContext().get(), r, &a));
         !s.ok()) {
       return s;
     }
@@ -270,7 +271,7 @@ class TinyAgent {
     r.set_particle_id(id);
     r.set_iteration(iteration);
     v1::GetTargetsResponse t;
-    absl::Status s = client::FromGrpc(conn_->agent().GetTargets(conn_->NewContext().get(), r, &t));
+    absl::Status s = FromGrpc(conn_->agent().GetTargets(conn_->NewContext().get(), r, &t));
     if (!s.ok()) return s;
     return t;
   }
@@ -309,7 +310,7 @@ class TinyAgent {
     (*r.mutable_scores())["closeness"] = NegativeRmsDistance(x, *optimum_);
     (*r.mutable_scores())["spare"] = 0;
     v1::ReportResponse resp;
-    absl::Status s = client::FromGrpc(conn_->agent().Report(conn_->NewContext().get(), r, &resp));
+    absl::Status s = FromGrpc(conn_->agent().Report(conn_->NewContext().get(), r, &resp));
     if (!s.ok()) return s;
     if (resp.new_personal_best()) particles_[id].p = x;
     if (resp.upload_requested()) {

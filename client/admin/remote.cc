@@ -11,6 +11,7 @@
 #include "absl/time/clock.h"
 #include "client/admin/command_util.h"
 #include "common/file_util.h"
+#include "common/grpc_status.h"
 #include "google/protobuf/util/json_util.h"
 
 namespace wxp::admin {
@@ -110,9 +111,9 @@ absl::StatusOr<client::ConnectionOptions> ResolveConnectionOptions(
   }
   const std::string plaintext = absl::AsciiStrToLower(get("plaintext"));
   o.plaintext = plaintext == "true" || plaintext == "1" || plaintext == "yes";
-  o.tls_cert = get("tls-cert");
-  o.tls_key = get("tls-key");
-  o.tls_ca = get("tls-ca");
+  o.tls.cert_file = get("tls-cert");
+  o.tls.key_file = get("tls-key");
+  o.tls.ca_file = get("tls-ca");
   o.tls_server_name = get("tls-server-name");
   o.identity = get("identity");
   o.role = Role::kAdmin;
@@ -123,7 +124,7 @@ absl::StatusOr<client::ConnectionOptions> ResolveConnectionOptions(
   }
   o.rpc_deadline = absl::Seconds(seconds);
   if (o.plaintext) {
-    if (!o.tls_cert.empty() || !o.tls_key.empty()) {
+    if (!o.tls.cert_file.empty() || !o.tls.key_file.empty()) {
       return absl::InvalidArgumentError("--plaintext does not go with --tls-cert / --tls-key");
     }
     if (o.identity.empty()) {
@@ -134,7 +135,7 @@ absl::StatusOr<client::ConnectionOptions> ResolveConnectionOptions(
       return absl::InvalidArgumentError(
           "--identity is for --plaintext only: with TLS the certificate names you");
     }
-    if (o.tls_cert.empty() || o.tls_key.empty() || o.tls_ca.empty()) {
+    if (!o.tls.complete()) {
       return absl::InvalidArgumentError(
           "TLS needs --tls-cert, --tls-key and --tls-ca (or --plaintext --identity NAME "
           "against a local plaintext server)");
@@ -208,7 +209,7 @@ std::optional<RemoteCommand> OpenRemote(const std::vector<std::string>& args,
 }
 
 absl::Status RpcError(const grpc::Status& status, const std::string& what) {
-  return RpcError(client::FromGrpc(status), what);
+  return RpcError(FromGrpc(status), what);
 }
 
 absl::Status RpcError(const absl::Status& s, const std::string& what) {

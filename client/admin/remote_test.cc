@@ -29,7 +29,7 @@ TEST(RemoteTest, ConfigFileGivesDefaultsThatFlagsOverride) {
   auto o = ResolveConnectionOptions(Args({}), *file);
   ASSERT_TRUE(o.ok()) << o.status();
   EXPECT_EQ(o->server_address, "wxp.example:7443");
-  EXPECT_EQ(o->tls_ca, "/etc/wxp/certs/ca.crt");
+  EXPECT_EQ(o->tls.ca_file, "/etc/wxp/certs/ca.crt");
   EXPECT_FALSE(o->plaintext);
   EXPECT_EQ(o->role, Role::kAdmin);
   EXPECT_EQ(o->rpc_deadline, absl::Seconds(30));
@@ -37,7 +37,7 @@ TEST(RemoteTest, ConfigFileGivesDefaultsThatFlagsOverride) {
                                *file);
   ASSERT_TRUE(o.ok()) << o.status();
   EXPECT_EQ(o->server_address, "other:1");
-  EXPECT_EQ(o->tls_ca, "mine.crt");
+  EXPECT_EQ(o->tls.ca_file, "mine.crt");
   EXPECT_EQ(o->rpc_deadline, absl::Milliseconds(2500));
 }
 

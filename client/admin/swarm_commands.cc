@@ -2,9 +2,9 @@
 // `wxpctl watch`: a swarm's life cycle and progress.
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <iostream>
-#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -14,7 +14,10 @@
 #include "client/admin/views.h"
 #include "client/net/blob_transfer.h"
 #include "common/adapter.h"
+#include "common/backoff.h"
+#include "common/clock.h"
 #include "common/file_util.h"
+#include "common/retry.h"
 #include "common/text_proto.h"
 
 namespace wxp::admin {
@@ -188,20 +191,29 @@ int Watch(const std::vector<std::string>& args, std::ostream& out, std::ostream&
   const bool tty = &out == &std::cout && isatty(STDOUT_FILENO) && !rc->json;
   const std::string swarm = rc->args.positional()[0];
   bool failing = false;
+  Clock* clock = Clock::Real();
+  // During an outage the refreshes back off (from the interval, up to a minute), so a
+  // server coming back is not met by every watcher at once.
+  BackoffOptions outage;
+  outage.initial = absl::Seconds(*interval);
+  outage.max = std::max(absl::Seconds(*interval), absl::Minutes(1));
+  outage.seed = static_cast<uint64_t>(getpid());
+  Backoff backoff(outage);
   for (;;) {
     if (tty) out << "\033[H\033[2J";
     v1::SwarmStatus status;
     absl::Status s = PrintStatus(*rc, swarm, out, &status);
     // A server restart should not end the watch; anything else (unknown swarm, refused
     // certificate) will not get better by waiting.
-    if (!s.ok() && !client::IsTransient(s)) return Fail(err, s);
+    if (!s.ok() && !IsRetryable(s)) return Fail(err, s);
     // One line per outage, not one per refresh.
     if (!s.ok() && !failing) err << "wxpctl: " << s.message() << " (retrying)\n";
     failing = !s.ok();
     if (s.ok() && IsFinal(status.state())) return kExitOk;
     if (!tty && !rc->json) out << "\n";
     out.flush();
-    std::this_thread::sleep_for(absl::ToChronoMilliseconds(absl::Seconds(*interval)));
+    if (!failing) backoff.Reset();
+    clock->SleepUntil(clock->Now() + (failing ? backoff.Next() : absl::Seconds(*interval)));
   }
 }
 

@@ -4,7 +4,9 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <optional>
@@ -13,113 +15,31 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "client/agent/blob_cache.h"
+#include "client/agent/particle_state.h"
 #include "client/agent/position_files.h"
 #include "client/net/blob_transfer.h"
 #include "common/adapter.h"
+#include "common/backoff.h"
+#include "common/dtype_proto.h"
 #include "common/file_util.h"
+#include "common/grpc_status.h"
 #include "common/safetensors.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
-#include "nlohmann/json.hpp"
 
 namespace wxp::agent {
 namespace fs = std::filesystem;
-using client::FromGrpc;
-using client::IsTransient;
-using json = nlohmann::json;
 
 namespace {
-
-// A move computed (and possibly evaluated) but not yet acknowledged by the server.
-struct PendingMove {
-  int iteration = 0;
-  std::string x;  // blob id of the new position
-  std::string v;  // velocity file name ("" = zero)
-  bool evaluated = false;
-  Scores scores;
-  bool failed = false;
-  std::string reason;
-  double seconds = 0;
-};
-
-// What survives a crash, per particle (one JSON file, replaced atomically).
-struct ParticleState {
-  int id = 0;
-  int iteration = -1;       // last acknowledged iteration
-  std::string x, v, p;      // blob ids of x and p; v's file name ("" = zero)
-  bool toward_best = false; // v_0 = g - x still to be formed at the first move
-  bool done = false;
-  std::optional<PendingMove> pending;
-  std::vector<std::string> uploads;  // acknowledged positions the server asked for
-};
-
-json ToJson(const ParticleState& s) {
-  json j = {{"particle", s.id}, {"iteration", s.iteration}, {"x", s.x},
-            {"v", s.v},         {"p", s.p},                 {"toward_best", s.toward_best},
-            {"done", s.done},   {"uploads", s.uploads}};
-  if (s.pending) {
-    const PendingMove& m = *s.pending;
-    j["pending"] = {{"iteration", m.iteration}, {"x", m.x},           {"v", m.v},
-                    {"evaluated", m.evaluated}, {"scores", m.scores}, {"failed", m.failed},
-                    {"reason", m.reason},       {"seconds", m.seconds}};
-  }
-  return j;
-}
-
-absl::StatusOr<ParticleState> FromJson(const std::string& text, const std::string& path) {
-  json j = json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) {
-    return absl::DataLossError(absl::StrCat(path, " is not a particle state (not JSON)"));
-  }
-  try {
-    ParticleState s;
-    s.id = j.at("particle").get<int>();
-    s.iteration = j.at("iteration").get<int>();
-    s.x = j.at("x").get<std::string>();
-    s.v = j.at("v").get<std::string>();
-    s.p = j.at("p").get<std::string>();
-    s.toward_best = j.at("toward_best").get<bool>();
-    s.done = j.at("done").get<bool>();
-    s.uploads = j.at("uploads").get<std::vector<std::string>>();
-    if (j.contains("pending")) {
-      const json& m = j["pending"];
-      PendingMove p;
-      p.iteration = m.at("iteration").get<int>();
-      p.x = m.at("x").get<std::string>();
-      p.v = m.at("v").get<std::string>();
-      p.evaluated = m.at("evaluated").get<bool>();
-      p.scores = m.at("scores").get<Scores>();
-      p.failed = m.at("failed").get<bool>();
-      p.reason = m.at("reason").get<std::string>();
-      p.seconds = m.at("seconds").get<double>();
-      s.pending = std::move(p);
-    }
-    return s;
-  } catch (const json::exception& e) {
-    return absl::DataLossError(absl::StrCat(path, " is not a particle state: ", e.what()));
-  }
-}
 
 // The expert's weights file (a PEFT directory holds it under a fixed name).
 std::string WeightsFile(const std::string& path) {
   std::error_code ec;
   return fs::is_directory(path, ec) ? path + "/" + kPeftWeightsFile : path;
-}
-
-DType TransportDType(wxp::v1::DType d) {
-  switch (d) {
-    case wxp::v1::DTYPE_F32:
-      return DType::kF32;
-    case wxp::v1::DTYPE_F16:
-      return DType::kF16;
-    case wxp::v1::DTYPE_BF16:
-      return DType::kBF16;
-    default:
-      return DType::kF64;  // "keep the schema's"
-  }
 }
 
 }  // namespace
@@ -129,16 +49,17 @@ struct Agent::Impl {
   client::Connection* conn;
   std::unique_ptr<CandidateEvaluator> evaluator;
   int lock_fd = -1;
-  std::string blobs_dir, state_dir, scratch_dir;
+  std::optional<BlobCache> blobs;
+  std::string state_dir, scratch_dir;
   absl::Notification stop;
-  std::mt19937_64 jitter{std::random_device{}()};
+  uint64_t backoff_seed = 0;
+  uint64_t retry_loops = 0;  // each loop jitters differently
 
   // Swarm facts, known after the first assignment.
   Schema schema;  // layout and transport dtypes of positions
   SafetensorsMetadata metadata;
   std::string adapter_config_json;
   std::map<int, ParticleState> particles;
-  std::vector<std::string> recent;  // downloaded blobs kept for reuse (LRU, newest last)
   AgentSummary summary;
 
   absl::Mutex hb_mu;
@@ -154,38 +75,39 @@ struct Agent::Impl {
   }
 
   // Sleeps up to `d`; false if Stop() was called.
-  bool Sleep(absl::Duration d) { return !stop.WaitForNotificationWithTimeout(d); }
+  bool Sleep(absl::Duration d) { return o.clock->SleepUntil(o.clock->Now() + d, stop); }
 
-  // Calls `fn` until it succeeds or fails permanently, backing off between transient
-  // failures. Cancelled if the agent stops meanwhile.
-  template <typename F>
-  absl::Status WithRetry(absl::string_view what, F&& fn) {
-    absl::Duration delay = o.backoff_initial;
-    for (int attempt = 1;; ++attempt) {
-      absl::Status s = fn();
-      if (s.ok() || !IsTransient(s)) return s;
-      std::uniform_real_distribution<double> j(0.8, 1.2);
-      const absl::Duration wait = delay * j(jitter);
+  // Calls `fn` until it succeeds or fails permanently (common/retry.h), backing off between
+  // retryable failures. Cancelled if the agent stops meanwhile.
+  absl::Status WithRetry(absl::string_view what, const std::function<absl::Status()>& fn) {
+    RetryOptions r;
+    r.clock = o.clock;
+    r.backoff.initial = o.backoff_initial;
+    r.backoff.max = o.backoff_max;
+    r.backoff.seed = backoff_seed + retry_loops++;
+    r.cancel = &stop;
+    r.on_retry = [&](int attempt, absl::Duration wait, const absl::Status& s) {
       if (attempt == 1 || attempt % 10 == 0) {
-        Log(absl::StrCat("event=retry call=", what, " attempt=", attempt, " wait_s=",
-                         absl::StrFormat("%.2f", absl::ToDoubleSeconds(wait)), " error=\"",
-                         s.message(), "\""));
+        Log(absl::StrCat("event=retry call=", what, " attempt=", attempt,
+                         " wait_s=", absl::StrFormat("%.2f", absl::ToDoubleSeconds(wait)),
+                         " error=\"", s.message(), "\""));
       }
-      if (!Sleep(wait)) return absl::CancelledError("agent stopping");
-      delay = std::min(delay * 2, o.backoff_max);
+    };
+    absl::Status s = RetryWithBackoff(r, fn);
+    if (absl::IsCancelled(s) && stop.HasBeenNotified()) {
+      return absl::CancelledError("agent stopping");
     }
+    return s;
   }
 
-  std::string BlobPath(const std::string& id) const { return blobs_dir + "/" + id; }
+  std::string BlobPath(const std::string& id) const { return blobs->Path(id); }
   std::string StatePath(int id) const { return absl::StrCat(state_dir, "/particle-", id, ".json"); }
 
-  absl::Status Save(const ParticleState& s) {
-    return WriteFileAtomically(StatePath(s.id), ToJson(s).dump(1));
-  }
+  absl::Status Save(const ParticleState& s) { return SaveParticleState(StatePath(s.id), s); }
 
   // Makes sure blob `id` is in the cache, downloading it if not.
   absl::Status Fetch(const std::string& id) {
-    if (fs::exists(BlobPath(id))) {
+    if (blobs->Has(id)) {
       Touch(id);
       return absl::OkStatus();
     }
@@ -199,12 +121,8 @@ struct Agent::Impl {
     return absl::OkStatus();
   }
 
-  void Touch(const std::string& id) {
-    recent.erase(std::remove(recent.begin(), recent.end(), id), recent.end());
-    recent.push_back(id);
-    const size_t keep = 4 + 2 * particles.size();
-    if (recent.size() > keep) recent.erase(recent.begin());
-  }
+  // Downloaded blobs stay for reuse a while: a neighbour's position is often needed again.
+  void Touch(const std::string& id) { blobs->Touch(id, 4 + 2 * particles.size()); }
 
   absl::Status Upload(const std::string& id) {
     return WithRetry("UploadBlob", [&]() -> absl::Status {
@@ -218,19 +136,13 @@ struct Agent::Impl {
 
   // Removes cached blobs and velocity files no particle refers to.
   void CollectGarbage() {
-    std::set<std::string> keep(recent.begin(), recent.end());
+    std::set<std::string> keep;
     for (const auto& [id, s] : particles) {
       keep.insert({s.x, s.p, s.v});
       keep.insert(s.uploads.begin(), s.uploads.end());
       if (s.pending) keep.insert({s.pending->x, s.pending->v});
     }
-    std::error_code ec;
-    for (const auto& e : fs::directory_iterator(blobs_dir, ec)) {
-      const std::string name = e.path().filename().string();
-      if (keep.count(name) == 0 && name.find(".partial") == std::string::npos) {
-        fs::remove(e.path(), ec);
-      }
-    }
+    blobs->CollectGarbage(keep);
   }
 
   absl::Status JoinSwarm();
@@ -245,17 +157,19 @@ struct Agent::Impl {
   absl::StatusOr<absl::Duration> ReportPending(ParticleState& s);
 };
 
-absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(AgentOptions options,
-                                                     client::Connection* connection,
-                                                     std::unique_ptr<CandidateEvaluator> evaluator) {
+absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(
+    AgentOptions options, client::Connection* connection,
+    std::unique_ptr<CandidateEvaluator> evaluator) {
   if (options.swarm.empty()) return absl::InvalidArgumentError("no swarm named");
   if (options.expert_paths.empty()) {
     return absl::InvalidArgumentError("no expert adapters given (expert_paths)");
   }
   if (options.capacity < 1) {
-    return absl::InvalidArgumentError(absl::StrCat("capacity must be >= 1, not ", options.capacity));
+    return absl::InvalidArgumentError(
+        absl::StrCat("capacity must be >= 1, not ", options.capacity));
   }
   if (options.work_dir.empty()) return absl::InvalidArgumentError("no work directory given");
+  if (options.clock == nullptr) return absl::InvalidArgumentError("no clock given");
   if (options.backoff_initial <= absl::ZeroDuration() ||
       options.backoff_max < options.backoff_initial) {
     return absl::InvalidArgumentError("reconnect backoff must be > 0 and initial <= max");
@@ -264,6 +178,7 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(AgentOptions options,
   impl->o = std::move(options);
   impl->conn = connection;
   impl->evaluator = std::move(evaluator);
+  impl->backoff_seed = impl->o.backoff_seed != 0 ? impl->o.backoff_seed : std::random_device{}();
   for (const std::string& e : impl->o.expert_paths) {
     // Validated here so a bad file is named before anything goes on the wire.
     absl::StatusOr<SafetensorsFile> f = SafetensorsFile::Open(WeightsFile(e));
@@ -282,10 +197,10 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(AgentOptions options,
     return absl::FailedPreconditionError(
         absl::StrCat("work directory ", wd, " is in use by another wxp-agent"));
   }
-  impl->blobs_dir = wd + "/blobs";
+  WXP_ASSIGN_OR_RETURN(BlobCache blobs, BlobCache::Open(wd + "/blobs"));
+  impl->blobs = std::move(blobs);
   impl->state_dir = wd + "/swarms/" + impl->o.swarm;
   impl->scratch_dir = wd + "/scratch";
-  WXP_RETURN_IF_ERROR(MakeDirs(impl->blobs_dir));
   WXP_RETURN_IF_ERROR(MakeDirs(impl->state_dir));
   WXP_RETURN_IF_ERROR(MakeDirs(impl->scratch_dir));
   return std::unique_ptr<Agent>(new Agent(std::move(impl)));
@@ -297,7 +212,7 @@ Agent::~Agent() {
   if (impl_->lock_fd >= 0) close(impl_->lock_fd);
 }
 
-void Agent::Stop() { 
+void Agent::Stop() {
   if (!impl_->stop.HasBeenNotified()) impl_->stop.Notify();
 }
 
@@ -310,11 +225,7 @@ absl::Status Agent::Impl::JoinSwarm() {
     const std::string file = WeightsFile(e);
     WXP_ASSIGN_OR_RETURN(std::string id, Sha256File(file));
     // Our own experts are our first positions: keep them in the cache, never download them.
-    if (!fs::exists(BlobPath(id))) {
-      std::error_code ec;
-      fs::create_hard_link(file, BlobPath(id), ec);
-      if (ec) fs::copy_file(file, BlobPath(id), ec);
-    }
+    WXP_RETURN_IF_ERROR(blobs->AddLocalFile(file, id));
     uint64_t before = summary.bytes_uploaded;
     WXP_RETURN_IF_ERROR(Upload(id));
     summary.expert_bytes_uploaded += summary.bytes_uploaded - before;
@@ -328,10 +239,10 @@ absl::Status Agent::Impl::JoinSwarm() {
   }
   adapter_config_json = req.adapter_config_json();
   wxp::v1::JoinResponse resp;
-  WXP_RETURN_IF_ERROR(WithRetry("Join", [&] {
-    return FromGrpc(conn->agent().Join(conn->NewContext().get(), req, &resp));
-  }));
-  Log(absl::StrCat("event=joined swarm=", o.swarm, " state=", wxp::v1::SwarmState_Name(resp.state()),
+  WXP_RETURN_IF_ERROR(WithRetry(
+      "Join", [&] { return FromGrpc(conn->agent().Join(conn->NewContext().get(), req, &resp)); }));
+  Log(absl::StrCat("event=joined swarm=", o.swarm,
+                   " state=", wxp::v1::SwarmState_Name(resp.state()),
                    " experts=", resp.experts_joined(), "/", resp.min_experts()));
   return absl::OkStatus();
 }
@@ -340,9 +251,10 @@ absl::Status Agent::Impl::LearnSchema(const std::string& position_id, int transp
   if (schema.size() > 0) return absl::OkStatus();
   WXP_ASSIGN_OR_RETURN(SafetensorsFile f, SafetensorsFile::Open(BlobPath(position_id)));
   std::vector<TensorSpec> specs;
-  const DType t = TransportDType(static_cast<wxp::v1::DType>(transport));
+  WXP_ASSIGN_OR_RETURN(const std::optional<DType> t,
+                       TransportDTypeFromProto(static_cast<wxp::v1::DType>(transport)));
   for (const TensorView& v : f.tensors()) {
-    specs.push_back({v.name, t == DType::kF64 ? v.dtype : t, v.shape});
+    specs.push_back({v.name, t.value_or(v.dtype), v.shape});
   }
   WXP_ASSIGN_OR_RETURN(schema, Schema::Create(std::move(specs)));
   metadata = f.metadata();
@@ -354,18 +266,17 @@ absl::Status Agent::Impl::InitParticle(const wxp::v1::ParticleAssignment& a, int
   s.id = a.particle_id();
   const std::string path = StatePath(s.id);
   if (fs::exists(path)) {
-    WXP_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
-    WXP_ASSIGN_OR_RETURN(s, FromJson(text, path));
+    WXP_ASSIGN_OR_RETURN(s, LoadParticleState(path));
     WXP_RETURN_IF_ERROR(Fetch(s.x));  // normally cached; fetched if the cache was cleared
     WXP_RETURN_IF_ERROR(LearnSchema(s.x, transport));
     const int server = a.last_reported_iteration();
     const int pending = s.pending ? s.pending->iteration : -2;
     if (server != s.iteration && server != pending) {
-      return absl::DataLossError(absl::StrCat(
-          "particle ", s.id, ": the work directory holds iteration ", s.iteration,
-          (s.pending ? absl::StrCat(" (iteration ", pending, " in flight)") : ""),
-          " but the server has iteration ", server,
-          "; this work directory is not the one that ran it"));
+      return absl::DataLossError(
+          absl::StrCat("particle ", s.id, ": the work directory holds iteration ", s.iteration,
+                       (s.pending ? absl::StrCat(" (iteration ", pending, " in flight)") : ""),
+                       " but the server has iteration ", server,
+                       "; this work directory is not the one that ran it"));
     }
     Log(absl::StrCat("event=resumed particle=", s.id, " iteration=", s.iteration,
                      s.pending ? absl::StrCat(" in_flight=", pending) : ""));
@@ -373,10 +284,10 @@ absl::Status Agent::Impl::InitParticle(const wxp::v1::ParticleAssignment& a, int
     return absl::OkStatus();
   }
   if (a.last_reported_iteration() >= 0) {
-    return absl::DataLossError(absl::StrCat(
-        "particle ", s.id, " is at iteration ", a.last_reported_iteration(),
-        " on the server but has no state in ", state_dir,
-        "; restore the agent's work directory (x and v live only there)"));
+    return absl::DataLossError(
+        absl::StrCat("particle ", s.id, " is at iteration ", a.last_reported_iteration(),
+                     " on the server but has no state in ", state_dir,
+                     "; restore the agent's work directory (x and v live only there)"));
   }
   const std::string x0 = a.initial_position_blob_id();
   WXP_RETURN_IF_ERROR(Fetch(x0));
@@ -385,7 +296,8 @@ absl::Status Agent::Impl::InitParticle(const wxp::v1::ParticleAssignment& a, int
   const auto& iv = a.initial_velocity();
   if (iv.has_partner_blob_id()) {
     WXP_RETURN_IF_ERROR(Fetch(iv.partner_blob_id()));
-    WXP_ASSIGN_OR_RETURN(FlatReader target, FlatReader::Position(BlobPath(iv.partner_blob_id()), schema));
+    WXP_ASSIGN_OR_RETURN(FlatReader target,
+                         FlatReader::Position(BlobPath(iv.partner_blob_id()), schema));
     WXP_ASSIGN_OR_RETURN(FlatReader x, FlatReader::Position(BlobPath(x0), schema));
     s.v = absl::StrCat("v-", s.id, "-0.f32");
     WXP_ASSIGN_OR_RETURN(VelocityWriter w, VelocityWriter::Create(BlobPath(s.v)));
@@ -427,8 +339,8 @@ absl::StatusOr<bool> Agent::Impl::Assign() {
       WXP_RETURN_IF_ERROR(InitParticle(a, resp.transport_dtype()));
     }
     Log(absl::StrCat("event=assigned swarm=", o.swarm, " particles=", resp.particles_size(),
-                     " mode=", wxp::v1::RoundMode_Name(resp.mode()), " upload_policy=",
-                     wxp::v1::UploadPolicy_Name(resp.upload_policy()),
+                     " mode=", wxp::v1::RoundMode_Name(resp.mode()),
+                     " upload_policy=", wxp::v1::UploadPolicy_Name(resp.upload_policy()),
                      " params=", schema.total_params()));
     return resp.status() != wxp::v1::GetAssignmentResponse::DONE || !particles.empty();
   }
@@ -464,7 +376,7 @@ absl::Status Agent::Impl::Move(ParticleState& s, const wxp::v1::GetTargetsRespon
   WXP_ASSIGN_OR_RETURN(FlatReader p, FlatReader::Position(BlobPath(s.p), schema));
   WXP_ASSIGN_OR_RETURN(FlatReader gr, FlatReader::Position(BlobPath(g), schema));
   WXP_ASSIGN_OR_RETURN(FlatReader gwr, FlatReader::Position(BlobPath(gw), schema));
-  WXP_ASSIGN_OR_RETURN(PositionWriter xw, PositionWriter::Create(blobs_dir, schema, metadata));
+  WXP_ASSIGN_OR_RETURN(PositionWriter xw, PositionWriter::Create(blobs->dir(), schema, metadata));
   PendingMove m;
   m.iteration = k;
   m.v = absl::StrCat("v-", s.id, "-", k, ".f32");
@@ -486,10 +398,9 @@ absl::Status Agent::Impl::EvaluatePending(ParticleState& s) {
     absl::MutexLock l(&hb_mu);
     working.insert(s.id);
   }
-  const absl::Time start = absl::Now();
-  absl::StatusOr<Scores> scores =
-      evaluator->Evaluate({s.id, m.iteration, BlobPath(m.x), &schema});
-  m.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  const absl::Time start = o.clock->Now();
+  absl::StatusOr<Scores> scores = evaluator->Evaluate({s.id, m.iteration, BlobPath(m.x), &schema});
+  m.seconds = absl::ToDoubleSeconds(o.clock->Now() - start);
   {
     absl::MutexLock l(&hb_mu);
     working.erase(s.id);
@@ -502,9 +413,9 @@ absl::Status Agent::Impl::EvaluatePending(ParticleState& s) {
       // The pool cannot be ranked without it: this is a broken evaluator, not a bad
       // candidate. Leave the particle unevaluated and let the operator fix it.
       m.evaluated = false;
-      return absl::FailedPreconditionError(absl::StrCat(
-          "the evaluator failed on particle ", s.id, "'s initial position: ",
-          scores.status().message()));
+      return absl::FailedPreconditionError(
+          absl::StrCat("the evaluator failed on particle ", s.id,
+                       "'s initial position: ", scores.status().message()));
     }
     m.failed = true;
     m.reason = std::string(scores.status().message()).substr(0, 1024);
@@ -549,8 +460,8 @@ absl::StatusOr<absl::Duration> Agent::Impl::ReportPending(ParticleState& s) {
   if (st.code() == absl::StatusCode::kFailedPrecondition && m.iteration > 0) {
     // Sync straggler: the round closed without us. The move is void; the server moves
     // this particle to the open round with its next targets.
-    Log(absl::StrCat("event=report_stale particle=", s.id, " iteration=", m.iteration,
-                     " reason=\"", st.message(), "\""));
+    Log(absl::StrCat("event=report_stale particle=", s.id, " iteration=", m.iteration, " reason=\"",
+                     st.message(), "\""));
     s.pending.reset();
     WXP_RETURN_IF_ERROR(Save(s));
     return absl::ZeroDuration();
@@ -680,13 +591,12 @@ absl::StatusOr<AgentSummary> Agent::Run() {
     result = absl::OkStatus();
   }
   WXP_RETURN_IF_ERROR(result);
-  m.summary.swarm_done = !m.particles.empty() &&
-                         std::all_of(m.particles.begin(), m.particles.end(),
-                                     [](const auto& kv) { return kv.second.done; });
+  m.summary.swarm_done =
+      !m.particles.empty() && std::all_of(m.particles.begin(), m.particles.end(),
+                                          [](const auto& kv) { return kv.second.done; });
   m.Log(absl::StrCat("event=agent_summary swarm=", m.o.swarm, " done=", m.summary.swarm_done,
-                     " reports=", m.summary.iterations_reported,
-                     " failed_evaluations=", m.summary.evaluations_failed,
-                     " bytes_up=", m.summary.bytes_uploaded,
+                     " reports=", m.summary.iterations_reported, " failed_evaluations=",
+                     m.summary.evaluations_failed, " bytes_up=", m.summary.bytes_uploaded,
                      " (experts ", m.summary.expert_bytes_uploaded, ")",
                      " bytes_down=", m.summary.bytes_downloaded));
   return m.summary;

@@ -9,8 +9,9 @@
 // answer was lost is resent verbatim (the server acknowledges it as a duplicate), a move
 // is never recomputed after it was reported, and an iteration is never skipped.
 //
-// Connection loss: calls that fail transiently (server restarting, network) are retried
-// with exponential backoff and jitter; the agent never busy-loops.
+// Connection loss: calls that fail with a retryable code (common/retry.h: server restarting,
+// network, full disk) are retried with exponential backoff and jitter; the agent never
+// busy-loops.
 #ifndef WXP_CLIENT_AGENT_AGENT_H_
 #define WXP_CLIENT_AGENT_AGENT_H_
 
@@ -25,6 +26,7 @@
 #include "absl/time/time.h"
 #include "client/agent/candidate_evaluator.h"
 #include "client/net/connection.h"
+#include "common/clock.h"
 
 namespace wxp::agent {
 
@@ -35,8 +37,15 @@ struct AgentOptions {
   int capacity = 1;
   // Crash-safe state and blob cache; locked while the agent runs.
   std::string work_dir;
+  // Waits between retries of a retryable failure (common/backoff.h): from initial, doubling,
+  // up to max, jittered by +-20% from `backoff_seed` (0: a random seed, so agents that lost
+  // the server together do not return in lockstep).
   absl::Duration backoff_initial = absl::Milliseconds(500);
   absl::Duration backoff_max = absl::Seconds(30);
+  uint64_t backoff_seed = 0;
+  // Retry waits, WAIT answers and evaluation timing go through it; the heartbeat keeps
+  // real time (it is a timer of its own thread).
+  Clock* clock = Clock::Real();
   absl::Duration heartbeat_interval = absl::Seconds(30);
   std::string agent_version = "wxp-agent";
   // One line per event; defaults to stderr with a timestamp.

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
+#include "common/grpc_status.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
 

@@ -27,7 +27,7 @@ inline constexpr uint64_t kChunkBytes = 1 << 20;
 // Uploads the file at `path`, whose SHA-256 hex is `blob_id` (computed from the file when
 // empty). Asks the server how much it already holds and sends only the rest. `swarm` is
 // the optional hint of UploadHeader. The server's status on failure (a transient one, see
-// IsTransient, means: call again, it resumes).
+// IsRetryable (common/retry.h), means: call again, it resumes).
 absl::StatusOr<TransferResult> UploadFile(Connection& conn, const std::string& path,
                                           std::string blob_id, const std::string& swarm);
 

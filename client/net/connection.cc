@@ -3,9 +3,9 @@
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
-#include "server/auth.h"
 
 namespace wxp::client {
 
@@ -28,25 +28,20 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const ConnectionOpt
   // trip then failed every first attempt (200 agents connecting at once all did).
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 20000);
   if (options.own_connection) args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  std::shared_ptr<grpc::ChannelCredentials> creds;
-  if (options.plaintext) {
-    if (options.identity.empty()) {
-      return absl::InvalidArgumentError("plaintext mode needs an identity to send");
-    }
-    creds = grpc::InsecureChannelCredentials();
-  } else {
-    if (options.tls_cert.empty() || options.tls_key.empty() || options.tls_ca.empty()) {
-      return absl::InvalidArgumentError(
-          "TLS needs a certificate, a key and a CA file (--tls_cert, --tls_key, --tls_ca), "
-          "or plaintext mode against a local plaintext server");
-    }
-    absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> tls =
-        server::ClientTlsCredentials({options.tls_cert, options.tls_key, options.tls_ca}, now);
-    if (!tls.ok()) return tls.status();
-    creds = *tls;
-    if (!options.tls_server_name.empty()) {
-      args.SetSslTargetNameOverride(options.tls_server_name);
-    }
+  if (options.plaintext && options.identity.empty()) {
+    return absl::InvalidArgumentError("plaintext mode needs an identity to send");
+  }
+  if (!options.plaintext && !options.tls.complete()) {
+    return absl::InvalidArgumentError(
+        "TLS needs a certificate, a key and a CA file (--tls_cert, --tls_key, --tls_ca), "
+        "or plaintext mode against a local plaintext server");
+  }
+  const Security security =
+      options.plaintext ? Security::Plaintext() : Security::MutualTls(options.tls);
+  WXP_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> creds,
+                       security.ChannelCredentials(now));
+  if (!options.plaintext && !options.tls_server_name.empty()) {
+    args.SetSslTargetNameOverride(options.tls_server_name);
   }
   c->channel_ = grpc::CreateCustomChannel(options.server_address, creds, args);
   c->agent_ = wxp::v1::AgentService::NewStub(c->channel_);
@@ -58,35 +53,8 @@ std::unique_ptr<grpc::ClientContext> Connection::NewContext(absl::Duration deadl
   auto ctx = std::make_unique<grpc::ClientContext>();
   if (deadline <= absl::ZeroDuration()) deadline = options_.rpc_deadline;
   ctx->set_deadline(std::chrono::system_clock::now() + absl::ToChronoMilliseconds(deadline));
-  if (options_.plaintext) {
-    ctx->AddMetadata("x-wxp-identity", options_.identity);
-    ctx->AddMetadata("x-wxp-role", std::string(RoleName(options_.role)));
-  }
+  if (options_.plaintext) AddPlaintextIdentity(*ctx, options_.identity, options_.role);
   return ctx;
-}
-
-absl::Status FromGrpc(const grpc::Status& status) {
-  if (status.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                      status.error_message());
-}
-
-bool IsTransient(const absl::Status& status) {
-  switch (status.code()) {
-    case absl::StatusCode::kUnavailable:
-    case absl::StatusCode::kDeadlineExceeded:
-    case absl::StatusCode::kAborted:
-    case absl::StatusCode::kCancelled:
-      return true;
-    case absl::StatusCode::kResourceExhausted:
-      // A full disk or the stream limit passes; a blob over the size limit does not.
-      return status.message().find("over the limit") == absl::string_view::npos;
-    case absl::StatusCode::kInternal:
-      return status.message().find("stream") != absl::string_view::npos ||
-             status.message().find("RST") != absl::string_view::npos;
-    default:
-      return false;
-  }
 }
 
 }  // namespace wxp::client

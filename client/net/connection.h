@@ -1,6 +1,6 @@
 // A client's connection to wxp-server (agents and admins alike): one gRPC channel, secured
 // with mutual TLS from `wxpctl certs` files or, against a local plaintext server, with the
-// identity stated in metadata (server/auth.h explains both), plus the per-call settings
+// identity stated in metadata (common/tls_credentials.h makes both), plus the per-call settings
 // every RPC needs (deadline, identity metadata).
 //
 // Thread-safe: stubs and NewContext may be used from any thread.
@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/certs.h"
+#include "common/tls_credentials.h"
 #include "grpcpp/channel.h"
 #include "grpcpp/client_context.h"
 #include "proto/wxp.grpc.pb.h"
@@ -26,9 +27,7 @@ struct ConnectionOptions {
   // Plaintext (local experiments): no TLS; `identity` and `role` go in metadata.
   bool plaintext = false;
   // TLS: this client's certificate and key, and the CA that signed the server.
-  std::string tls_cert;
-  std::string tls_key;
-  std::string tls_ca;
+  TlsFiles tls;
   // TLS: verify the server certificate against this name instead of the address's host.
   std::string tls_server_name;
   // Plaintext only: who this client says it is.
@@ -44,7 +43,7 @@ struct ConnectionOptions {
 class Connection {
  public:
   // Builds the channel (it connects lazily, on the first call). InvalidArgument for a
-  // missing address or TLS file, and the errors of server/auth.h ClientTlsCredentials for
+  // missing address or TLS file, and the errors of ClientTlsCredentials for
   // unusable certificates (expired, wrong role, key mismatch, key readable by others).
   static absl::StatusOr<std::unique_ptr<Connection>> Open(const ConnectionOptions& options,
                                                           absl::Time now);
@@ -66,14 +65,6 @@ class Connection {
   std::unique_ptr<wxp::v1::AgentService::Stub> agent_;
   std::unique_ptr<wxp::v1::AdminService::Stub> admin_;
 };
-
-// The gRPC status as an absl::Status with the same code and message.
-absl::Status FromGrpc(const grpc::Status& status);
-
-// True for failures a retry may cure: the server is unreachable, restarting or overloaded
-// (UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED from a full disk or stream limits,
-// ABORTED, CANCELLED by a server shutting down, INTERNAL from a broken stream).
-bool IsTransient(const absl::Status& status);
 
 }  // namespace wxp::client
 

@@ -2,6 +2,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "server/auth.h"
 
 namespace wxp::server {
@@ -22,29 +23,21 @@ Authenticator AuthenticatorFor(TransportSecurity mode) {
 
 }  // namespace
 
-absl::Status UsePlaintext(WxpServer::Options& options, bool allow_remote) {
-  if (!allow_remote && !IsLoopback(options.listen)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "--plaintext listens on loopback only; ", options.listen,
-        " is not loopback (add --plaintext_allow_remote if you really mean it)"));
-  }
-  options.credentials = grpc::InsecureServerCredentials();
-  options.authenticate = AuthenticatorFor(TransportSecurity::kInsecurePlaintext);
-  return absl::OkStatus();
-}
-
-absl::Status UseMutualTls(WxpServer::Options& options, const std::string& cert,
-                          const std::string& key, const std::string& ca) {
-  if (cert.empty() || key.empty() || ca.empty()) {
+absl::Status UseSecurity(WxpServer::Options& options, const Security& security, bool allow_remote) {
+  if (security.plaintext()) {
+    if (!allow_remote && !IsLoopback(options.listen)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("--plaintext listens on loopback only; ", options.listen,
+                       " is not loopback (add --plaintext_allow_remote if you really mean it)"));
+    }
+  } else if (!security.files().complete()) {
     return absl::InvalidArgumentError(
         "mutual TLS needs --tls_cert, --tls_key and --tls_ca (or --plaintext for local "
         "experiments)");
   }
-  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> creds =
-      ServerTlsCredentials({cert, key, ca}, options.clock->Now());
-  if (!creds.ok()) return creds.status();
-  options.credentials = *std::move(creds);
-  options.authenticate = AuthenticatorFor(TransportSecurity::kMutualTls);
+  WXP_ASSIGN_OR_RETURN(options.credentials, security.ServerCredentials(options.clock->Now()));
+  options.authenticate = AuthenticatorFor(
+      security.plaintext() ? TransportSecurity::kInsecurePlaintext : TransportSecurity::kMutualTls);
   return absl::OkStatus();
 }
 

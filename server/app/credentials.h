@@ -1,25 +1,23 @@
 // How wxp-server authenticates clients: mutual TLS (the default), or plaintext for local
 // experiments, where clients name themselves in metadata and the server refuses to listen
-// beyond loopback unless told otherwise.
+// beyond loopback unless told otherwise. The credentials themselves come from the common
+// Security object (common/tls_credentials.h) clients use too.
 #ifndef WXP_SERVER_APP_CREDENTIALS_H_
 #define WXP_SERVER_APP_CREDENTIALS_H_
 
-#include <string>
-
 #include "absl/status/status.h"
+#include "common/tls_credentials.h"
 #include "server/app/wxp_server.h"
 
 namespace wxp::server {
 
-// Fills options.credentials / options.authenticate for plaintext mode (clients name
-// themselves with the metadata of server/auth.h). FailedPrecondition if options.listen is
-// not a loopback address and `allow_remote` is false.
-absl::Status UsePlaintext(WxpServer::Options& options, bool allow_remote);
-
-// Fills them for mutual TLS from PEM files (server/auth.h checks them: role, validity, key
-// match, key permissions). InvalidArgument naming a missing flag or the bad file.
-absl::Status UseMutualTls(WxpServer::Options& options, const std::string& cert,
-                          const std::string& key, const std::string& ca);
+// Fills options.credentials / options.authenticate from `security`.
+// Plaintext: clients name themselves with the metadata of common/tls_credentials.h;
+// FailedPrecondition if options.listen is not a loopback address and `allow_remote` is
+// false. Mutual TLS: InvalidArgument naming the flags if a file is missing, else the errors
+// of ServerTlsCredentials (role, validity, key match, key permissions), naming the file.
+absl::Status UseSecurity(WxpServer::Options& options, const Security& security,
+                         bool allow_remote = false);
 
 }  // namespace wxp::server
 

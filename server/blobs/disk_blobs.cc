@@ -19,8 +19,17 @@ namespace {
 
 namespace fs = std::filesystem;
 
+// A full disk passes once an operator frees space, so it answers UNAVAILABLE, which
+// clients retry; RESOURCE_EXHAUSTED stays for limits no retry passes (the code table in
+// proto/wxp.proto). file_util reports ENOSPC and EDQUOT, and only those, as
+// ResourceExhausted.
+absl::Status FullDiskIsUnavailable(absl::Status s) {
+  if (absl::IsResourceExhausted(s)) return absl::UnavailableError(s.message());
+  return s;
+}
+
 absl::Status Errno(absl::string_view what, const std::string& path) {
-  return ErrnoStatus(errno, what, path);
+  return FullDiskIsUnavailable(ErrnoStatus(errno, what, path));
 }
 
 absl::Status CheckId(const std::string& id) {
@@ -101,8 +110,8 @@ absl::StatusOr<std::string> DiskBlobs::Read(const std::string& id, uint64_t offs
   std::string out(std::min<uint64_t>(max_bytes, size - offset), '\0');
   size_t done = 0;
   while (done < out.size()) {
-    const ssize_t n = ::pread(fd, out.data() + done, out.size() - done,
-                              static_cast<off_t>(offset + done));
+    const ssize_t n =
+        ::pread(fd, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
       ::close(fd);
@@ -117,8 +126,9 @@ absl::StatusOr<std::string> DiskBlobs::Read(const std::string& id, uint64_t offs
 absl::StatusOr<std::string> DiskBlobs::Put(absl::string_view bytes) {
   const std::string id = Sha256Hex(bytes);
   if (Has(id)) return id;
-  WXP_RETURN_IF_ERROR(MakeDirs(absl::StrCat(options_.root, "/blobs/", id.substr(0, 2))));
-  WXP_RETURN_IF_ERROR(WriteFileAtomically(BlobPath(id), bytes));
+  WXP_RETURN_IF_ERROR(
+      FullDiskIsUnavailable(MakeDirs(absl::StrCat(options_.root, "/blobs/", id.substr(0, 2)))));
+  WXP_RETURN_IF_ERROR(FullDiskIsUnavailable(WriteFileAtomically(BlobPath(id), bytes)));
   return id;
 }
 
@@ -133,9 +143,8 @@ absl::StatusOr<DiskBlobs::UploadState> DiskBlobs::BeginUpload(const std::string&
                                                               uint64_t resume_from) {
   WXP_RETURN_IF_ERROR(CheckId(id));
   if (total_size > options_.max_blob_bytes) {
-    return absl::ResourceExhaustedError(absl::StrCat("blob of ", total_size,
-                                                     " bytes is over the limit of ",
-                                                     options_.max_blob_bytes));
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "blob of ", total_size, " bytes is over the limit of ", options_.max_blob_bytes));
   }
   if (Has(id)) return UploadState{*Size(id), true};
   absl::MutexLock lock(&mu_);
@@ -144,9 +153,9 @@ absl::StatusOr<DiskBlobs::UploadState> DiskBlobs::BeginUpload(const std::string&
   }
   uint64_t committed = FileSize(PartialPath(id));
   if (resume_from > committed) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "cannot resume ", id, " at offset ", resume_from, ": the server holds ", committed,
-        " bytes (see GetUploadOffset)"));
+    return absl::FailedPreconditionError(absl::StrCat("cannot resume ", id, " at offset ",
+                                                      resume_from, ": the server holds ", committed,
+                                                      " bytes (see GetUploadOffset)"));
   }
   if (committed > total_size || resume_from < committed) {
     // Restart from the client's offset (a stale partial of another size restarts from 0).
@@ -174,8 +183,8 @@ absl::StatusOr<uint64_t> DiskBlobs::Append(const std::string& id, uint64_t offse
   const std::string path = PartialPath(id);
   const uint64_t committed = FileSize(path);
   if (offset != committed) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "chunk out of order: expected offset ", committed, ", got ", offset));
+    return absl::FailedPreconditionError(
+        absl::StrCat("chunk out of order: expected offset ", committed, ", got ", offset));
   }
   if (offset + data.size() > total) {
     return absl::InvalidArgumentError(absl::StrCat("chunk ends at byte ", offset + data.size(),
@@ -233,7 +242,7 @@ absl::Status DiskBlobs::Finish(const std::string& id) {
         absl::StrCat("hash mismatch: expected ", id, ", got ", *digest));
   }
   const std::string dir = absl::StrCat(options_.root, "/blobs/", id.substr(0, 2));
-  absl::Status s = MakeDirs(dir);
+  absl::Status s = FullDiskIsUnavailable(MakeDirs(dir));
   if (s.ok() && ::rename(partial.c_str(), BlobPath(id).c_str()) != 0) {
     s = Errno("cannot publish", BlobPath(id));
   }
@@ -248,15 +257,15 @@ void DiskBlobs::Abandon(const std::string& id) {
 }
 
 absl::StatusOr<DiskBlobs::RecoverySummary> DiskBlobs::Recover(
-    const std::function<bool(const std::string& id)>& is_referenced,
-    absl::Time collect_before) {
+    const std::function<bool(const std::string& id)>& is_referenced, absl::Time collect_before) {
   RecoverySummary summary;
   std::error_code ec;
   {
     absl::MutexLock lock(&mu_);
     for (auto it = fs::directory_iterator(options_.root + "/partial", ec);
          it != fs::directory_iterator(); it.increment(ec)) {
-      if (ec) return absl::InternalError(absl::StrCat("cannot scan partial uploads: ", ec.message()));
+      if (ec)
+        return absl::InternalError(absl::StrCat("cannot scan partial uploads: ", ec.message()));
       const std::string path = it->path().string();
       const std::string name = it->path().filename().string();
       if (uploads_.count(name) || ModifiedAt(path) >= collect_before) continue;

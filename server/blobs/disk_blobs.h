@@ -48,7 +48,7 @@ class DiskBlobs : public PositionBlobs {
 
   // ---- uploads ----
   struct UploadState {
-    uint64_t committed = 0;       // durable bytes of the partial upload
+    uint64_t committed = 0;        // durable bytes of the partial upload
     bool already_present = false;  // the blob is stored: nothing to upload
   };
   // Starts or resumes an upload at `resume_from` and takes its per-id lease (released by
@@ -59,7 +59,8 @@ class DiskBlobs : public PositionBlobs {
   absl::StatusOr<UploadState> BeginUpload(const std::string& id, uint64_t total_size,
                                           uint64_t resume_from = 0);
   // Appends a chunk at `offset` (must equal the committed bytes) durably.
-  // FailedPrecondition for an out-of-order chunk, InvalidArgument past total_size.
+  // FailedPrecondition for an out-of-order chunk, InvalidArgument past total_size,
+  // Unavailable on a full disk (as for every write here: a retry passes once space is freed).
   absl::StatusOr<uint64_t> Append(const std::string& id, uint64_t offset, absl::string_view data);
   // Verifies size and SHA-256, then publishes the blob. On a mismatch the partial upload is
   // discarded and InvalidArgument returned.

@@ -5,6 +5,7 @@
 #include "common/adapter.h"
 #include "common/sha256.h"
 #include "common/synthetic.h"
+#include "common/testing/fake_clock.h"
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
 #include "server/coordinator/coordinator.h"

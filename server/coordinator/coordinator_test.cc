@@ -9,6 +9,7 @@
 #include "common/runner.h"
 #include "common/swarm_move.h"
 #include "common/synthetic.h"
+#include "common/testing/fake_clock.h"
 #include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
 #include "server/store/memory_store.h"

@@ -36,8 +36,8 @@ Statement& Statement::Bind(int index, double value) {
 }
 
 Statement& Statement::Bind(int index, absl::string_view text) {
-  const int rc = sqlite3_bind_text64(stmt_, index, text.data(), text.size(), SQLITE_TRANSIENT,
-                                     SQLITE_UTF8);
+  const int rc =
+      sqlite3_bind_text64(stmt_, index, text.data(), text.size(), SQLITE_TRANSIENT, SQLITE_UTF8);
   if (bind_rc_ == SQLITE_OK) bind_rc_ = rc;
   return *this;
 }
@@ -95,9 +95,9 @@ bool Statement::ColumnIsNull(int col) const {
 
 absl::StatusOr<std::unique_ptr<Database>> Database::Open(const Options& options) {
   sqlite3* raw = nullptr;
-  const int rc = sqlite3_open_v2(options.path.c_str(), &raw,
-                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                                 nullptr);
+  const int rc =
+      sqlite3_open_v2(options.path.c_str(), &raw,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     const std::string msg = absl::StrCat("cannot open database ", options.path, ": ",
                                          raw ? sqlite3_errmsg(raw) : sqlite3_errstr(rc));
@@ -137,8 +137,9 @@ absl::Status Database::StatusFromCode(int rc, absl::string_view what) const {
       return absl::FailedPreconditionError(msg);
     case SQLITE_FULL:
       // SQLite's own words ("database or disk is full") name neither which disk nor what
-      // to do; the operator needs both.
-      return absl::ResourceExhaustedError(
+      // to do; the operator needs both. UNAVAILABLE: it passes once space is freed, so
+      // clients retry (RESOURCE_EXHAUSTED is for limits no retry passes; proto/wxp.proto).
+      return absl::UnavailableError(
           absl::StrCat("the disk holding ", path_,
                        " is full: nothing was recorded; free space on the server and retry"));
     case SQLITE_BUSY:
@@ -204,15 +205,16 @@ absl::Status Database::Migrate(const std::vector<Migration>& migrations, int com
   if (!current.ok()) return current.status();
   const int newest = migrations.empty() ? 0 : migrations.back().version;
   if (*current > newest) {
-    absl::StatusOr<Statement> q = Prepare("SELECT value FROM meta WHERE key = 'compatible_version'");
+    absl::StatusOr<Statement> q =
+        Prepare("SELECT value FROM meta WHERE key = 'compatible_version'");
     if (!q.ok()) return q.status();
     absl::StatusOr<bool> row = q->Step();
     if (!row.ok()) return row.status();
     const int compatible = *row ? static_cast<int>(q->ColumnInt(0)) : *current;
     if (compatible > newest) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          path_, " has schema version ", *current, " (compatible with ", compatible,
-          "), newer than this binary's ", newest, ": upgrade wxp-server"));
+      return absl::FailedPreconditionError(
+          absl::StrCat(path_, " has schema version ", *current, " (compatible with ", compatible,
+                       "), newer than this binary's ", newest, ": upgrade wxp-server"));
     }
     return absl::OkStatus();
   }
@@ -224,11 +226,11 @@ absl::Status Database::Migrate(const std::vector<Migration>& migrations, int com
     if (!s.ok()) {
       return absl::Status(s.code(), absl::StrCat("migration ", m.version, ": ", s.message()));
     }
-    s = Execute(absl::StrCat(
-        "INSERT INTO meta (key, value) VALUES ('version', ", m.version,
-        ") ON CONFLICT(key) DO UPDATE SET value = excluded.value;"
-        "INSERT INTO meta (key, value) VALUES ('compatible_version', ", compatible_version,
-        ") ON CONFLICT(key) DO UPDATE SET value = excluded.value;"));
+    s = Execute(absl::StrCat("INSERT INTO meta (key, value) VALUES ('version', ", m.version,
+                             ") ON CONFLICT(key) DO UPDATE SET value = excluded.value;"
+                             "INSERT INTO meta (key, value) VALUES ('compatible_version', ",
+                             compatible_version,
+                             ") ON CONFLICT(key) DO UPDATE SET value = excluded.value;"));
     if (!s.ok()) return s;
     s = txn.Commit();
     if (!s.ok()) return s;
@@ -252,7 +254,9 @@ absl::StatusOr<std::string> Database::IntegrityCheck() {
 
 // ---- Transaction ----
 
-Transaction::Transaction(Database* db) : db_(db) { begin_status_ = db_->Execute("BEGIN IMMEDIATE"); }
+Transaction::Transaction(Database* db) : db_(db) {
+  begin_status_ = db_->Execute("BEGIN IMMEDIATE");
+}
 
 Transaction::~Transaction() {
   if (begin_status_.ok() && !done_) db_->Execute("ROLLBACK").IgnoreError();

@@ -35,12 +35,13 @@ class Statement {
 
   Statement& Bind(int index, int64_t value);
   Statement& Bind(int index, double value);
-  Statement& Bind(int index, absl::string_view text);   // TEXT
+  Statement& Bind(int index, absl::string_view text);       // TEXT
   Statement& BindBlob(int index, absl::string_view bytes);  // BLOB
   Statement& BindNull(int index);
 
   // Advances: true with a row available, false when done. Errors carry SQLite's message;
-  // a constraint violation is FailedPrecondition, a full disk ResourceExhausted.
+  // a constraint violation is FailedPrecondition, a full disk Unavailable (retry once space is
+  // freed).
   absl::StatusOr<bool> Step();
   // Steps to completion, ignoring rows (INSERT/UPDATE/DELETE).
   absl::Status Run();
@@ -53,7 +54,8 @@ class Statement {
 
  private:
   friend class Database;
-  Statement(Database* db, sqlite3_stmt* stmt, bool cached) : db_(db), stmt_(stmt), cached_(cached) {}
+  Statement(Database* db, sqlite3_stmt* stmt, bool cached)
+      : db_(db), stmt_(stmt), cached_(cached) {}
   Database* db_;
   sqlite3_stmt* stmt_;
   bool cached_;

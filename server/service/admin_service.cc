@@ -6,8 +6,8 @@
 #include "common/adapter.h"
 #include "common/safetensors.h"
 #include "common/sha256.h"
+#include "common/grpc_status.h"
 #include "google/protobuf/util/time_util.h"
-#include "server/service/grpc_status.h"
 #include "server/service/request_checks.h"
 
 namespace wxp::server {

@@ -4,7 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "google/protobuf/util/time_util.h"
-#include "server/service/grpc_status.h"
+#include "common/grpc_status.h"
 #include "server/service/request_checks.h"
 
 namespace wxp::server {

@@ -1,5 +1,6 @@
 #include "server/service/gatekeeper.h"
 
+#include "common/testing/fake_clock.h"
 #include "gtest/gtest.h"
 #include "server/store/memory_store.h"
 

@@ -23,7 +23,7 @@
 #include "grpcpp/server_context.h"
 #include "grpcpp/support/method_handler.h"
 #include "grpcpp/support/sync_stream.h"
-#include "server/service/grpc_status.h"
+#include "common/grpc_status.h"
 #include "server/service/parsed_request.h"
 
 namespace wxp::server {

@@ -8,6 +8,7 @@
 
 #include "common/adapter.h"
 #include "common/sha256.h"
+#include "common/testing/fake_clock.h"
 #include "google/protobuf/text_format.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"

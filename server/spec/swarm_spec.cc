@@ -60,36 +60,6 @@ absl::Status ValidateSwarmName(absl::string_view name) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<DType> DTypeFromProto(wxp::v1::DType dtype) {
-  switch (dtype) {
-    case wxp::v1::DTYPE_F32:
-      return DType::kF32;
-    case wxp::v1::DTYPE_F16:
-      return DType::kF16;
-    case wxp::v1::DTYPE_BF16:
-      return DType::kBF16;
-    case wxp::v1::DTYPE_F64:
-      return DType::kF64;
-    default:
-      return absl::InvalidArgumentError(
-          absl::StrCat("dtype ", static_cast<int>(dtype), " is not F32, F16, BF16 or F64"));
-  }
-}
-
-wxp::v1::DType DTypeToProto(DType dtype) {
-  switch (dtype) {
-    case DType::kF32:
-      return wxp::v1::DTYPE_F32;
-    case DType::kF16:
-      return wxp::v1::DTYPE_F16;
-    case DType::kBF16:
-      return wxp::v1::DTYPE_BF16;
-    case DType::kF64:
-      return wxp::v1::DTYPE_F64;
-  }
-  return wxp::v1::DTYPE_UNSPECIFIED;
-}
-
 absl::StatusOr<Schema> SchemaFromProto(const wxp::v1::AdapterSchema& schema) {
   std::vector<TensorSpec> tensors;
   std::set<std::string> names;

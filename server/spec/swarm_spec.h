@@ -11,6 +11,7 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/dtype_proto.h"
 #include "common/schema.h"
 #include "common/swarm_engine.h"
 #include "common/utility.h"
@@ -59,9 +60,7 @@ absl::Status ResolveTemplate(BlobReader read, ResolvedSpec& resolved);
 // Swarm names: 1-64 characters of [A-Za-z0-9._-], starting with a letter or digit.
 absl::Status ValidateSwarmName(absl::string_view name);
 
-// Conversions between the wire and the common types.
-absl::StatusOr<DType> DTypeFromProto(wxp::v1::DType dtype);
-wxp::v1::DType DTypeToProto(DType dtype);
+// Conversions between the wire and the common types (dtypes: common/dtype_proto.h).
 absl::StatusOr<Schema> SchemaFromProto(const wxp::v1::AdapterSchema& schema);
 wxp::v1::AdapterSchema SchemaToProto(const Schema& schema);
 wxp::v1::UtilityWeights UtilityToProto(const UtilityFunction& utility);

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
+#include "common/testing/fake_clock.h"
 #include "google/protobuf/message.h"
 #include "server/coordinator/coordinator.h"
 #include "server/store/memory_store.h"

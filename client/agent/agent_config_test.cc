@@ -1,0 +1,135 @@
+#include "client/agent/agent_config.h"
+
+#include <filesystem>
+
+#include "common/file_util.h"
+#include "gtest/gtest.h"
+
+namespace wxp::agent {
+namespace {
+
+std::string WriteConfig(const std::string& name, const std::string& text) {
+  const std::string dir = ::testing::TempDir() + "/agent_config_test";
+  std::filesystem::create_directories(dir);
+  const std::string path = dir + "/" + name;
+  EXPECT_TRUE(WriteFileAtomically(path, text).ok());
+  return path;
+}
+
+TEST(AgentConfigTest, FileBecomesOptionsWithPathsRelativeToIt) {
+  AgentFlags flags;
+  flags.config = WriteConfig("a.textproto", R"pb(
+    server_address: "wxp.example:7443"
+    tls { cert: "certs/firm-a.crt" key: "certs/firm-a.key" ca: "/etc/wxp/ca.crt" }
+    swarm: "legal"
+    expert_paths: "experts/a"
+    expert_paths: "/abs/b"
+    capacity: 3
+    work_dir: "work"
+    synthetic { optimum_path: "opt.safetensors" }
+    reconnect_initial_seconds: 2
+    reconnect_max_seconds: 1
+    rpc_deadline_seconds: 7
+    heartbeat_interval_seconds: 11
+  )pb");
+  absl::StatusOr<AgentSetup> s = ResolveAgentSetup(flags, "host-1");
+  ASSERT_TRUE(s.ok()) << s.status();
+  const std::string dir = ::testing::TempDir() + "/agent_config_test";
+  EXPECT_EQ(s->connection.server_address, "wxp.example:7443");
+  EXPECT_FALSE(s->connection.plaintext);
+  EXPECT_EQ(s->connection.tls.cert_file, dir + "/certs/firm-a.crt");
+  EXPECT_EQ(s->connection.tls.key_file, dir + "/certs/firm-a.key");
+  EXPECT_EQ(s->connection.tls.ca_file, "/etc/wxp/ca.crt");
+  EXPECT_EQ(s->connection.identity, "host-1");
+  EXPECT_EQ(s->connection.role, Role::kAgent);
+  EXPECT_EQ(s->connection.rpc_deadline, absl::Seconds(7));
+  EXPECT_EQ(s->agent.swarm, "legal");
+  EXPECT_EQ(s->agent.expert_paths, (std::vector<std::string>{dir + "/experts/a", "/abs/b"}));
+  EXPECT_EQ(s->agent.capacity, 3);
+  EXPECT_EQ(s->agent.work_dir, dir + "/work");
+  EXPECT_EQ(s->agent.backoff_initial, absl::Seconds(2));
+  EXPECT_EQ(s->agent.backoff_max, absl::Seconds(2));  // raised to the initial backoff
+  EXPECT_EQ(s->agent.heartbeat_interval, absl::Seconds(11));
+  EXPECT_EQ(s->config.synthetic().optimum_path(), dir + "/opt.safetensors");
+}
+
+TEST(AgentConfigTest, FlagsOverrideTheFileAndDefaultsFillTheRest) {
+  AgentFlags flags;
+  flags.config = WriteConfig("b.textproto", R"pb(
+    server_address: "old:1"
+    swarm: "old"
+    work_dir: "/w"
+    capacity: 2
+    expert_paths: "/e/old"
+    external_command { argv: "old" }
+  )pb");
+  flags.server = "new:2";
+  flags.swarm = "new";
+  flags.plaintext = true;
+  flags.identity = "firm-b";
+  flags.experts = {"/e/1", "/e/2"};
+  flags.eval_command = "python3  eval.py --fast";
+  flags.eval_timeout_seconds = 30;
+  absl::StatusOr<AgentSetup> s = ResolveAgentSetup(flags, "host-1");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->connection.server_address, "new:2");
+  EXPECT_TRUE(s->connection.plaintext);
+  EXPECT_EQ(s->connection.identity, "firm-b");
+  EXPECT_EQ(s->connection.rpc_deadline, absl::Seconds(30));  // ConnectionOptions' default
+  EXPECT_EQ(s->agent.swarm, "new");
+  EXPECT_EQ(s->agent.capacity, 2);
+  EXPECT_EQ(s->agent.expert_paths, (std::vector<std::string>{"/e/1", "/e/2"}));
+  EXPECT_EQ(s->agent.backoff_initial, AgentOptions().backoff_initial);
+  const auto& argv = s->config.external_command().argv();
+  EXPECT_EQ(std::vector<std::string>(argv.begin(), argv.end()),
+            (std::vector<std::string>{"python3", "eval.py", "--fast"}));
+  EXPECT_EQ(s->config.external_command().timeout_seconds(), 30);
+
+  // Flags alone suffice.
+  AgentFlags only;
+  only.server = "h:1";
+  only.swarm = "s";
+  only.work_dir = "/w";
+  s = ResolveAgentSetup(only, "host-1");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->agent.capacity, 1);
+}
+
+TEST(AgentConfigTest, RefusalsNameTheProblem) {
+  auto error = [](const AgentFlags& f) { return ResolveAgentSetup(f, "h").status(); };
+  AgentFlags f;
+  f.server = "h:1";
+  f.swarm = "s";
+  f.work_dir = "/w";
+  ASSERT_TRUE(error(f).ok());
+
+  AgentFlags no_server = f;
+  no_server.server.clear();
+  EXPECT_EQ(error(no_server).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(error(no_server).message().find("--server"), std::string::npos);
+  AgentFlags no_swarm = f;
+  no_swarm.swarm.clear();
+  EXPECT_NE(error(no_swarm).message().find("--swarm"), std::string::npos);
+  AgentFlags no_dir = f;
+  no_dir.work_dir.clear();
+  EXPECT_NE(error(no_dir).message().find("--work_dir"), std::string::npos);
+  AgentFlags negative = f;
+  negative.capacity = -1;
+  EXPECT_EQ(error(negative).code(), absl::StatusCode::kInvalidArgument);
+
+  AgentFlags bad_file = f;
+  bad_file.config = WriteConfig("bad.textproto", "swarm: \"s\"\ncolour: \"red\"\n");
+  const absl::Status parsed = error(bad_file);
+  EXPECT_EQ(parsed.code(), absl::StatusCode::kInvalidArgument) << parsed;
+  EXPECT_NE(parsed.message().find("bad.textproto"), std::string::npos) << parsed;
+  EXPECT_NE(parsed.message().find("agent_config.proto"), std::string::npos) << parsed;
+  AgentFlags bad_duration = f;
+  bad_duration.config = WriteConfig("neg.textproto", "reconnect_max_seconds: -1");
+  EXPECT_EQ(error(bad_duration).code(), absl::StatusCode::kInvalidArgument);
+  AgentFlags missing = f;
+  missing.config = ::testing::TempDir() + "/absent.textproto";
+  EXPECT_EQ(error(missing).code(), absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace wxp::agent
