@@ -8,6 +8,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "common/shutdown_signals.h"
 #include "client/agent/agent_config.h"
 #include "client/agent/agent_daemon.h"
 
@@ -32,6 +33,10 @@ ABSL_FLAG(std::string, synthetic_optimum, "",
 ABSL_FLAG(bool, synthetic, false, "use the synthetic evaluator (with --synthetic_optimum)");
 
 int main(int argc, char** argv) {
+  // First of all: gRPC and LibTorch start threads when first used (credentials, channels,
+  // models), and a thread that does not block SIGTERM would take it with the default action,
+  // killing the process instead of shutting it down gracefully.
+  wxp::BlockShutdownSignals();
   absl::SetProgramUsageMessage(
       "wxp-agent --config=FILE | --server=HOST:PORT --swarm=NAME --expert=DIR[,DIR] "
       "--work_dir=DIR (--tls_cert/--tls_key/--tls_ca | --plaintext) "

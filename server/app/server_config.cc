@@ -61,7 +61,8 @@ absl::StatusOr<WxpServer::Options> ResolveServerOptions(const ServerFlags& flags
 }
 
 absl::Status RunServerUntilSignalled(WxpServer::Options options, const std::string& port_file) {
-  // Signals are taken by sigwait here, so block them before any thread starts.
+  // Signals are taken by sigwait here; main() blocked them before any thread started, and
+  // blocking again only yields the set.
   sigset_t signals = BlockShutdownSignals();
   WXP_ASSIGN_OR_RETURN(std::unique_ptr<WxpServer> server, WxpServer::Start(std::move(options)));
   if (!port_file.empty()) {

@@ -5,6 +5,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "common/shutdown_signals.h"
 #include "server/app/server_config.h"
 
 ABSL_FLAG(std::string, config, "", "text-format wxp.v1.ServerConfig; flags override it");
@@ -19,6 +20,10 @@ ABSL_FLAG(bool, plaintext_allow_remote, false, "allow --plaintext on a non-loopb
 ABSL_FLAG(std::string, port_file, "", "write the bound port here once serving (for tests)");
 
 int main(int argc, char** argv) {
+  // First of all: gRPC and LibTorch start threads when first used (credentials, channels,
+  // models), and a thread that does not block SIGTERM would take it with the default action,
+  // killing the process instead of shutting it down gracefully.
+  wxp::BlockShutdownSignals();
   absl::SetProgramUsageMessage(
       "wxp-server --data_dir=DIR (--tls_cert/--tls_key/--tls_ca | --plaintext)");
   absl::ParseCommandLine(argc, argv);

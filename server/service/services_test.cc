@@ -361,7 +361,7 @@ TEST_F(ServicesTest, BlobStreamsAreLimitedServerWideNotPerConnection) {
   EXPECT_EQ(streams_.open(), kMaxStreams);
   grpc::Status refused;
   Download(Sha256Hex("anything"), 0, &refused);
-  EXPECT_EQ(refused.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::UNAVAILABLE);
   EXPECT_NE(refused.error_message().find("max_concurrent_streams"), std::string::npos);
 
   for (auto& o : open) {

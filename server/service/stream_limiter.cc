@@ -7,7 +7,7 @@ namespace wxp::server {
 absl::StatusOr<StreamLimiter::Slot> StreamLimiter::Acquire(absl::string_view rpc) {
   if (open_.fetch_add(1) >= max_) {
     open_.fetch_sub(1);
-    return absl::ResourceExhaustedError(absl::StrCat(
+    return absl::UnavailableError(absl::StrCat(
         rpc, " refused: the server already has ", max_,
         " blob streams open (ServerLimits.max_concurrent_streams); retry with backoff"));
   }

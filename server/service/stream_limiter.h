@@ -1,7 +1,8 @@
 // The server-wide cap on open blob streams (ServerLimits.max_concurrent_streams): every
 // UploadBlob, DownloadBlob and ExportBest call holds a slot while it runs, whichever
 // connection it came on, and a call that finds every slot taken is refused with
-// RESOURCE_EXHAUSTED (clients retry with backoff). gRPC's own stream limit counts per
+// UNAVAILABLE: a busy server, which clients retry with backoff (RESOURCE_EXHAUSTED is kept for
+// limits of the request itself, which a retry cannot pass). gRPC's own stream limit counts per
 // connection, so it cannot express this.
 //
 // Thread-safe.
@@ -39,7 +40,7 @@ class StreamLimiter {
   StreamLimiter(const StreamLimiter&) = delete;
   StreamLimiter& operator=(const StreamLimiter&) = delete;
 
-  // A slot for a call of `rpc`, or RESOURCE_EXHAUSTED naming the limit when all are held.
+  // A slot for a call of `rpc`, or UNAVAILABLE naming the limit when all are held.
   absl::StatusOr<Slot> Acquire(absl::string_view rpc);
 
   // Slots held right now.
