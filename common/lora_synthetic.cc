@@ -1,5 +1,6 @@
 #include "common/lora_synthetic.h"
 
+#include <algorithm>
 #include <cmath>
 #include <utility>
 
@@ -40,6 +41,40 @@ void Append(const FactoredDelta& x, double coefficient, FactoredDelta& sum) {
   sum.b = std::move(b);
   sum.a.insert(sum.a.end(), x.a.begin(), x.a.end());
   sum.rank = rank;
+}
+
+// min ‖R0 + Σ_i β_i d_i‖² over β from the Gram matrix h (m × m, d_i·d_k) and g (d_i·R0),
+// given rr = ‖R0‖²; Gaussian elimination with partial pivoting, degenerate directions get 0.
+double MinSquaredResidual(std::vector<std::vector<double>> h, std::vector<double> g, double rr) {
+  const int m = static_cast<int>(g.size());
+  const std::vector<std::vector<double>> h0 = h;
+  const std::vector<double> g0 = g;
+  std::vector<double> beta(m, 0.0);
+  std::vector<int> pivot_col(m, -1);
+  for (int col = 0, row = 0; col < m && row < m; ++col) {
+    int best = row;
+    for (int r = row + 1; r < m; ++r)
+      if (std::fabs(h[r][col]) > std::fabs(h[best][col])) best = r;
+    if (std::fabs(h[best][col]) < 1e-12 * (1 + std::fabs(h0[col][col]))) continue;
+    std::swap(h[row], h[best]);
+    std::swap(g[row], g[best]);
+    for (int r = 0; r < m; ++r) {
+      if (r == row) continue;
+      const double f = h[r][col] / h[row][col];
+      for (int j = col; j < m; ++j) h[r][j] -= f * h[row][j];
+      g[r] -= f * g[row];
+    }
+    pivot_col[row] = col;
+    ++row;
+  }
+  for (int row = 0; row < m; ++row)
+    if (pivot_col[row] >= 0) beta[pivot_col[row]] = -g[row] / h[row][pivot_col[row]];
+  double sq = rr;
+  for (int i = 0; i < m; ++i) {
+    sq += 2 * beta[i] * g0[i];
+    for (int k = 0; k < m; ++k) sq += beta[i] * h0[i][k] * beta[k];
+  }
+  return std::max(sq, 0.0);
 }
 
 }  // namespace
@@ -155,6 +190,63 @@ absl::StatusOr<double> DeltaWUtility(const DeltaTarget& target, const Adapter& a
   }
   // The expansion can dip below zero by rounding when the adapter sits on the target.
   return entries > 0 ? -std::sqrt(std::max(sq, 0.0) / entries) : 0.0;
+}
+
+absl::StatusOr<double> ProductSpanUtility(const DeltaTarget& target,
+                                          const std::vector<Adapter>& experts, bool per_module) {
+  if (experts.empty()) return absl::InvalidArgumentError("no experts given");
+  const size_t n = experts.size();
+  std::vector<DeltaTarget> deltas;
+  for (const Adapter& a : experts) {
+    WXP_ASSIGN_OR_RETURN(DeltaTarget d, AdapterDeltas(a));
+    for (const auto& [name, x] : d) {
+      auto it = target.find(name);
+      if (it == target.end() || it->second.out != x.out || it->second.in != x.in) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("module ", name, " is not in the target or has another shape"));
+      }
+    }
+    deltas.push_back(std::move(d));
+  }
+  // Per module (or summed over modules): G_jk = ⟨D_j, D_k⟩, c_j = ⟨D_j, T⟩, tt = ⟨T, T⟩.
+  using Matrix = std::vector<std::vector<double>>;
+  Matrix gram(n, std::vector<double>(n, 0.0));
+  std::vector<double> c(n, 0.0);
+  double tt = 0, entries = 0, total = 0;
+  auto solve = [&] {
+    // α = e_0 + Σ_{i>0} β_i (e_i − e_0): directions d_i = D_i − D_0, residual R0 = D_0 − T.
+    const int m = static_cast<int>(n) - 1;
+    Matrix h(m, std::vector<double>(m));
+    std::vector<double> g(m);
+    for (int i = 0; i < m; ++i) {
+      for (int k = 0; k < m; ++k) {
+        h[i][k] = gram[i + 1][k + 1] - gram[i + 1][0] - gram[0][k + 1] + gram[0][0];
+      }
+      g[i] = (gram[i + 1][0] - c[i + 1]) - (gram[0][0] - c[0]);
+    }
+    total += MinSquaredResidual(std::move(h), std::move(g), gram[0][0] - 2 * c[0] + tt);
+    for (auto& row : gram) std::fill(row.begin(), row.end(), 0.0);
+    std::fill(c.begin(), c.end(), 0.0);
+    tt = 0;
+  };
+  for (const auto& [name, t] : target) {
+    tt += Inner(t, t);
+    entries += static_cast<double>(t.out) * t.in;
+    for (size_t j = 0; j < n; ++j) {
+      auto dj = deltas[j].find(name);
+      if (dj == deltas[j].end()) continue;
+      c[j] += Inner(dj->second, t);
+      for (size_t k = 0; k <= j; ++k) {
+        auto dk = deltas[k].find(name);
+        if (dk == deltas[k].end()) continue;
+        gram[j][k] += Inner(dj->second, dk->second);
+        gram[k][j] = gram[j][k];
+      }
+    }
+    if (per_module) solve();
+  }
+  if (!per_module) solve();
+  return entries > 0 ? -std::sqrt(total / entries) : 0.0;
 }
 
 absl::StatusOr<Scores> DeltaWEvaluator::Evaluate(const AdapterEvaluationRequest& request) {

@@ -55,6 +55,15 @@ absl::StatusOr<DeltaTarget> MakeDeltaTarget(const std::vector<Adapter>& experts,
 // target's, or as AdapterDeltas.
 absl::StatusOr<double> DeltaWUtility(const DeltaTarget& target, const Adapter& adapter);
 
+// The utility of the point of the experts' ΔW span closest to `target` among the affine
+// combinations (Σ_j α_j = 1, which every Model Swarms position in the coefficient space
+// satisfies): one α for all modules, or with `per_module` one α per module. It is the best
+// a LORA_PRODUCT run (per expert or per module) can score, noise aside; for the other
+// decoders and the weights space, whose ΔW is not linear in α, only a reference point.
+// InvalidArgument as MakeDeltaTarget or DeltaWUtility.
+absl::StatusOr<double> ProductSpanUtility(const DeltaTarget& target,
+                                          const std::vector<Adapter>& experts, bool per_module);
+
 // Scores adapters by DeltaWUtility, plus N(0, noise²) noise deterministic per (seed,
 // particle, iteration) when noise_stddev > 0.
 class DeltaWEvaluator : public AdapterEvaluator {

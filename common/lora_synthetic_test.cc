@@ -75,6 +75,19 @@ TEST(LoraSyntheticTest, UtilityDoesNotDependOnTheLoraBasis) {
   EXPECT_NEAR(*DeltaWUtility(target, a), *DeltaWUtility(target, experts[0]), 1e-7);
 }
 
+TEST(LoraSyntheticTest, ProductSpanReachesAnInSpanTargetAndBoundsTheExperts) {
+  const std::vector<Adapter> experts = MakeRandomLoraExperts(3, 2, 6, 2, 5);
+  const DeltaTarget in_span = *MakeDeltaTarget(experts, 5, 0);
+  EXPECT_NEAR(*ProductSpanUtility(in_span, experts, false), 0.0, 1e-6);
+  EXPECT_NEAR(*ProductSpanUtility(in_span, experts, true), 0.0, 1e-6);
+  const DeltaTarget off = *MakeDeltaTarget(experts, 5, 0.01);
+  const double span = *ProductSpanUtility(off, experts, false);
+  const double per_module = *ProductSpanUtility(off, experts, true);
+  EXPECT_LT(span, 0);
+  EXPECT_GE(per_module, span - 1e-12);  // more freedom never hurts
+  for (const Adapter& a : experts) EXPECT_GE(span, *DeltaWUtility(off, a) - 1e-12);
+}
+
 TEST(LoraSyntheticTest, RefusesOtherShapesAndNoise) {
   const std::vector<Adapter> experts = MakeRandomLoraExperts(2, 1, 6, 2, 8);
   const DeltaTarget target = *MakeDeltaTarget(experts, 8, 0);

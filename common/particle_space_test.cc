@@ -124,6 +124,9 @@ TEST(ParticleSpaceTest, ProductDecodersNeverReturnWorseThanTheBestExpert) {
     EXPECT_NE(r->termination, Termination::kRunning);
     EXPECT_GE(r->best_utility, best_expert - 1e-12);
     for (const IterationSummary& s : r->history) EXPECT_EQ(s.failed, 0);
+    if (o.decoder == LoraDecoder::kLoraProduct) {  // exact ΔW: the span optimum bounds it
+      EXPECT_LE(r->best_utility, *ProductSpanUtility(*target, experts, o.per_module) + 1e-9);
+    }
     // g decodes to a LoRA that scores what the run recorded.
     absl::StatusOr<Adapter> g = space->Decode(r->best);
     ASSERT_TRUE(g.ok()) << g.status();
