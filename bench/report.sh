@@ -17,8 +17,11 @@
 # experts of up to 6000 steps, a central LoRA of up to their total, ~110 merge evaluations
 # and up to 3 x 310 swarm evaluations: 13 min per seed if experts plateau near 2000 steps,
 # 37 min if every one runs to the cap.)
-# --quick (~10 min): smaller sizes, one B5 seed with short fine-tunes and swarms (~2.5 min
-# per corpus); for checking the machinery, not for figures.
+# --quick: smaller sizes, one B5 seed with short fine-tunes and swarms; for checking the
+# machinery, not for figures. ~10 min on quiet cores (B5 ~2.5 min per corpus); measured
+# 25 min with a load average of 6 from other builds (B5 ~9 min per corpus). The full run
+# slows down the same way on a busy machine.
+# All estimates above are from a quiet-ish smoke run; the full run was not timed yet.
 # Run it on an otherwise idle machine: every figure is a throughput or a latency.
 set -euo pipefail
 cd "$(dirname "$0")/.."
