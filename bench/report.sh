@@ -6,8 +6,22 @@
 #
 #   bench/report.sh [--quick] [--out DIR]
 #
-# Full (default, ~20 min on 2 cores, most of it B5's five seeds): the sizes SPEC 9 names.
-# --quick (~4 min): smaller sizes, one B5 seed; for checking the machinery, not for figures.
+# B5 runs twice: on the default licence corpus (the one hyperparameters were chosen on, on
+# seeds other than the reported 1..5) and on a man-page corpus bench/make_corpus.sh builds
+# (never used for tuning); each with plateau-trained experts, the central upper bound,
+# every baseline, swarms in three spaces and bootstrap confidence intervals.
+#
+# Full (default): the sizes SPEC 9 names. B1-B4 take ~10 min; B5 takes 1-3 h per corpus on
+# 2 cores, so plan 2-6 h in all. (Estimated from smoke runs, not measured: ~0.035 s per
+# fine-tune step and ~0.16 s per dev evaluation at the default model size; per seed 5
+# experts of up to 6000 steps, a central LoRA of up to their total, ~110 merge evaluations
+# and up to 3 x 310 swarm evaluations: 13 min per seed if experts plateau near 2000 steps,
+# 37 min if every one runs to the cap.)
+# --quick: smaller sizes, one B5 seed with short fine-tunes and swarms; for checking the
+# machinery, not for figures. ~10 min on quiet cores (B5 ~2.5 min per corpus); measured
+# 25 min with a load average of 6 from other builds (B5 ~9 min per corpus). The full run
+# slows down the same way on a busy machine.
+# All estimates above are from a quiet-ish smoke run; the full run was not timed yet.
 # Run it on an otherwise idle machine: every figure is a throughput or a latency.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,7 +31,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1; shift ;;
     --out) OUT=$2; shift 2 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
     *) echo "bench/report.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -29,10 +43,13 @@ bazel build //bench:move_bench //bench:transfer_bench //bench:load_bench //bench
 B=bazel-bin/bench
 if [ $QUICK -eq 1 ]; then
   B1=(--sizes=1,16 --min_seconds=0.3) B2=(--mib=64) B3=(--particles=10,100 --seconds=3)
-  B4=(--memory --mib=256) B5=(--seeds=1)
+  B4=(--memory --mib=256)
+  B5=(--seeds=1 --finetune_eval_every=50 --finetune_patience=2 --finetune_max_steps=300
+      --max_iterations=4 --patience=2 --bootstrap_replicates=500)
 else
-  B1=() B2=(--mib=256) B3=() B4=(--memory --mib=1024) B5=(--seeds=5)
+  B1=() B2=(--mib=256) B3=() B4=(--memory --mib=1024) B5=(--seeds=5 --first_seed=1 --print_curves)
 fi
+MAN_FIRMS=man1,man3,man5,man7,man8
 run() {  # run NAME BINARY ARGS...: the benchmark's stdout to OUT/NAME.txt, progress to stderr
   local name=$1 bin=$2
   shift 2
@@ -47,12 +64,15 @@ run B2 transfer_bench "${B2[@]}" --data_dir="$OUT/b2"
 run B3 load_bench "${B3[@]}" --data_dir="$OUT/b3"
 run B4 transfer_bench "${B4[@]}" --data_dir="$OUT/b4"
 run B5 legal_quality "${B5[@]}" --work_dir="$OUT/b5"
+echo "bench/report.sh: man-page corpus $(bench/make_corpus.sh "$OUT/corpus-man" 2>/dev/null)" >&2
+run B5m legal_quality "${B5[@]}" --work_dir="$OUT/b5" --corpus_dir="$OUT/corpus-man" \
+  --firms="$MAN_FIRMS"
 rm -rf "$OUT/b2" "$OUT/b3" "$OUT/b4"
 
 python3 - "$OUT" "$QUICK" "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" <<'PY' | tee "$OUT/report.txt"
 import os, re, sys, datetime
 out, quick, commit = sys.argv[1], sys.argv[2] == "1", sys.argv[3]
-text = {b: open(os.path.join(out, b + ".txt")).read() for b in ("B1", "B2", "B3", "B4", "B5")}
+text = {b: open(os.path.join(out, b + ".txt")).read() for b in ("B1", "B2", "B3", "B4", "B5", "B5m")}
 cpu = "unknown"
 for line in open("/proc/cpuinfo"):
     if line.startswith("model name"):
@@ -88,30 +108,37 @@ for name in ("wxp-server", "client"):
     m = re.search(r"^%s.*?\s([\d.]+)\s+(\d+)" % name, text["B4"], re.M)
     row("B4", "%s peak RSS MiB" % name, m.group(1), "adapter %.0f MiB" % mib,
         "<=%s (1.2x + 64)" % m.group(2), float(m.group(1)) <= float(m.group(2)))
-means = dict((k.strip(), float(v)) for k, v in
-             re.findall(r"^  (\S.*?)\s+([\d.]+)  \([+-][\d.]+% vs uniform soup\)", text["B5"], re.M))
-seeds = re.search(r"in (\d+) of (\d+) seeds", text["B5"]).groups()
-swarm = means.pop("Model Swarms")
-soup = means.get("uniform soup", 0)
-baselines = {k: v for k, v in means.items() if k != "base (no adapter)"}
-best_name = max(baselines, key=baselines.get)
-row("B5", "swarm mean test char_acc", "%.4f" % swarm,
-    "best baseline %s %.4f; soup %.4f" % (best_name, baselines[best_name], soup),
-    ">=+5% vs soup", swarm >= 1.05 * soup)
-row("B5", "seeds where swarm beats every baseline", "%s/%s" % seeds, "-", "most",
-    2 * int(seeds[0]) > int(seeds[1]))
+# B5 summary lines: "  method  acc [lo, hi]  delta [lo, hi]  gap [lo, hi]  dev-test  evals".
+b5_line = re.compile(r"^  (\S.*?)\s+([\d.]+) \[([\d.]+), ([\d.]+)\]\s+([+-][\d.]+) "
+                     r"\[([+-][\d.]+), ([+-][\d.]+)\]\s+([+-][\d.]+|nan|-?inf) ", re.M)
+for b, corpus in (("B5", "licences"), ("B5m", "man pages")):
+    body = text[b][text[b].find("== test char_acc over"):]
+    rows5 = {m.group(1): m.groups()[1:] for m in b5_line.finditer(body)}
+    best, bound, soup = rows5["best single (dev)"], rows5["central LoRA (bound)"], rows5["uniform soup"]
+    for name, r in rows5.items():
+        if not name.startswith("swarm "):
+            continue
+        row(b, "%s: %s test acc" % (corpus, name), "%s [%s,%s]" % r[0:3],
+            "best single %s; bound %s; soup %s" % (best[0], bound[0], soup[0]),
+            "> best single (CI)", float(r[4]) > 0)
+        row(b, "%s: %s gap closed" % (corpus, name), r[6],
+            "delta %s [%s,%s]" % r[3:6], "> 0", float(r[3]) > 0)
+    for space, wins, n in re.findall(r"^swarm (\S+) beats every baseline on the test split in "
+                                     r"(\d+) of (\d+) seeds", body, re.M):
+        row(b, "%s: seeds swarm %s beats all" % (corpus, space), "%s/%s" % (wins, n), "-",
+            "most", 2 * int(wins) > int(n))
 
 print("WXP benchmark report%s" % (" (QUICK: not for comparison)" if quick else ""))
 print("date     %s" % datetime.datetime.utcnow().strftime("%Y-%m-%dT%H:%MZ"))
 print("commit   %s" % commit)
 print("machine  %d cores, %s, %.0f GiB" % (os.cpu_count(), cpu, mem))
 print()
-print("%-3s  %-38s %-12s %-44s %-28s %s" % ("id", "figure", "value", "reference (same run)", "target", "met"))
+print("%-3s  %-46s %-24s %-48s %-28s %s" % ("id", "figure", "value", "reference (same run)", "target", "met"))
 for r in rows:
-    print("%-3s  %-38s %-12s %-44s %-28s %s" % r)
+    print("%-3s  %-46s %-24s %-48s %-28s %s" % r)
 print()
-for b in ("B1", "B2", "B3", "B4", "B5"):
-    body = text[b] if b != "B5" else text[b][text[b].find("== mean test"):]
+for b in ("B1", "B2", "B3", "B4", "B5", "B5m"):
+    body = text[b] if not b.startswith("B5") else text[b][text[b].find("== test char_acc"):]
     print("---- %s ----\n%s" % (b, body.rstrip()))
 PY
 echo "bench/report.sh: report in $OUT/report.txt" >&2

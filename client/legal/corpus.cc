@@ -60,8 +60,10 @@ absl::StatusOr<std::vector<DirEntry>> ListDir(const std::string& dir) {
     if (stat((dir + "/" + name).c_str(), &es) != 0) continue;
     struct stat ls;
     const bool is_link = lstat((dir + "/" + name).c_str(), &ls) == 0 && S_ISLNK(ls.st_mode);
-    if (S_ISDIR(es.st_mode)) out.push_back({name, true, is_link});
-    else if (S_ISREG(es.st_mode)) out.push_back({name, false, is_link});
+    if (S_ISDIR(es.st_mode))
+      out.push_back({name, true, is_link});
+    else if (S_ISREG(es.st_mode))
+      out.push_back({name, false, is_link});
   }
   closedir(d);
   // Links after files, so a duplicate text is credited to its real, versioned file name
@@ -76,10 +78,14 @@ absl::StatusOr<std::vector<DirEntry>> ListDir(const std::string& dir) {
 
 const char* SplitName(Split split) {
   switch (split) {
-    case Split::kGeneral: return "general";
-    case Split::kTrain: return "train";
-    case Split::kDev: return "dev";
-    case Split::kTest: return "test";
+    case Split::kGeneral:
+      return "general";
+    case Split::kTrain:
+      return "train";
+    case Split::kDev:
+      return "dev";
+    case Split::kTest:
+      return "test";
   }
   return "?";
 }
@@ -161,8 +167,7 @@ std::vector<std::string> Corpus::ShardNames() const {
 absl::Status Corpus::CheckShard(const std::string& shard) const {
   if (shards_.count(shard)) return absl::OkStatus();
   return absl::NotFoundError(absl::StrCat("unknown shard '", shard, "' in corpus ", dir_,
-                                          " (known: ", absl::StrJoin(ShardNames(), ", "),
-                                          ")"));
+                                          " (known: ", absl::StrJoin(ShardNames(), ", "), ")"));
 }
 
 absl::StatusOr<std::vector<std::string>> Corpus::ShardFiles(const std::string& shard) const {
@@ -195,8 +200,7 @@ absl::StatusOr<Segments> Corpus::GetForShard(Split split, const std::string& sha
     }
   }
   const int64_t cap = kMaxHeldOutBytesPerShard / kChunkBytes;
-  if ((split == Split::kDev || split == Split::kTest) &&
-      static_cast<int64_t>(mine.size()) > cap) {
+  if ((split == Split::kDev || split == Split::kTest) && static_cast<int64_t>(mine.size()) > cap) {
     // Evenly spaced over the family's whole text, so every file of the family (GPL-1 as
     // much as GPL-3) is represented, not just the first.
     std::vector<int64_t> kept;
@@ -225,6 +229,26 @@ absl::StatusOr<Segments> Corpus::Get(Split split, const std::string& shard) cons
     for (std::string& s : *part) all.push_back(std::move(s));
   }
   return all;
+}
+
+HeldOutSplit SplitOffHeldOut(const Segments& train, int every) {
+  HeldOutSplit out;
+  int64_t piece_index = 0;
+  for (const std::string& segment : train) {
+    int last = -1;  // 0: fit, 1: held out; which part the previous piece of this segment went to
+    for (size_t at = 0; at < segment.size(); at += kChunkBytes, ++piece_index) {
+      const int part = every >= 2 && piece_index % every == every - 1 ? 1 : 0;
+      Segments& into = part == 1 ? out.held_out : out.fit;
+      std::string piece = segment.substr(at, kChunkBytes);
+      if (part == last) {
+        into.back() += piece;
+      } else {
+        into.push_back(std::move(piece));
+      }
+      last = part;
+    }
+  }
+  return out;
 }
 
 }  // namespace wxp::legal

@@ -91,6 +91,16 @@ class Corpus {
   std::string fingerprint_;
 };
 
+// A firm's own held-out part, carved from its train split for early stopping (no vendor
+// split is touched): the train text is cut into kChunkBytes pieces in order and every
+// `every`-th piece (the last of each run of `every`) is held out; the rest is what the firm
+// fits on. Adjacent pieces of one part stay one segment. `every` < 2 holds out nothing.
+struct HeldOutSplit {
+  Segments fit;
+  Segments held_out;
+};
+HeldOutSplit SplitOffHeldOut(const Segments& train, int every);
+
 }  // namespace wxp::legal
 
 #endif  // WXP_CLIENT_LEGAL_CORPUS_H_

@@ -16,9 +16,7 @@ std::string TempDir(const std::string& name) {
   return dir;
 }
 
-void WriteText(const std::string& path, const std::string& text) {
-  std::ofstream(path) << text;
-}
+void WriteText(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
 
 TEST(CorpusTest, LicenceFamilies) {
   EXPECT_EQ(LicenceFamily("GPL-2"), "GPL");
@@ -115,6 +113,24 @@ TEST(CorpusTest, SubdirectoriesAreFirms) {
   for (const std::string& seg : globex) {
     EXPECT_EQ(seg.find_first_not_of('b'), std::string::npos);
   }
+}
+
+TEST(CorpusTest, SplitOffHeldOutCarvesEveryNthPiece) {
+  // Two segments: 5 pieces (the last one short) and 1 piece; pieces numbered 0..5 overall.
+  const std::string a = std::string(kChunkBytes * 4, 'a') + "tail";
+  const std::string b(kChunkBytes, 'b');
+  HeldOutSplit s = SplitOffHeldOut({a, b}, 3);
+  // Pieces 2 and 5 are held out; 0-1 and 3-4 stay whole runs of the first segment.
+  ASSERT_EQ(s.held_out.size(), 2u);
+  EXPECT_EQ(s.held_out[0], a.substr(2 * kChunkBytes, kChunkBytes));
+  EXPECT_EQ(s.held_out[1], b);
+  ASSERT_EQ(s.fit.size(), 2u);
+  EXPECT_EQ(s.fit[0], a.substr(0, 2 * kChunkBytes));
+  EXPECT_EQ(s.fit[1], a.substr(3 * kChunkBytes));
+
+  HeldOutSplit none = SplitOffHeldOut({a, b}, 0);
+  EXPECT_TRUE(none.held_out.empty());
+  EXPECT_EQ(none.fit, (Segments{a, b}));
 }
 
 }  // namespace

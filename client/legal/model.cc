@@ -490,6 +490,12 @@ absl::StatusOr<FineTuneResult> LegalModel::FineTune(const Segments& train,
   if (options.steps < 1 || options.batch < 1 || !(options.lr > 0)) {
     return absl::InvalidArgumentError("legal fine-tune: steps, batch and lr must be positive");
   }
+  const bool early = options.eval_every > 0;
+  if (options.eval_every < 0 || (early && (options.patience < 1 || options.held_out_every < 2))) {
+    return absl::InvalidArgumentError(
+        "legal fine-tune: eval_every must be >= 0, and with it patience >= 1 and "
+        "held_out_every >= 2");
+  }
   try {
     const auto start = std::chrono::steady_clock::now();
     TokenData data = impl_->Tokenize(train);
@@ -497,6 +503,18 @@ absl::StatusOr<FineTuneResult> LegalModel::FineTune(const Segments& train,
     if (n == 0)
       return absl::InvalidArgumentError("legal fine-tune: the shard's train split is empty");
     const TokenData::Impl& d = *data.impl_;
+    // With early stopping the firm fits on part of its text and watches the rest.
+    std::optional<TokenData> fit_data, held_data;
+    if (early) {
+      HeldOutSplit parts = SplitOffHeldOut(train, options.held_out_every);
+      fit_data.emplace(impl_->Tokenize(parts.fit));
+      held_data.emplace(impl_->Tokenize(parts.held_out));
+      if (fit_data->positions() == 0 || held_data->positions() == 0) {
+        return absl::InvalidArgumentError(
+            "legal fine-tune: the train split is too short to hold a part out");
+      }
+    }
+    const TokenData::Impl& fit = early ? *fit_data->impl_ : d;
     FineTuneResult result;
     result.initial_loss = impl_->Score({}, d).loss;
 
@@ -515,30 +533,54 @@ absl::StatusOr<FineTuneResult> LegalModel::FineTune(const Segments& train,
       params.push_back(f.back().first);
       params.push_back(f.back().second);
     }
+    const double s = impl_->scaling();
+    auto snapshot = [&f] {
+      LoraFactors copy;
+      for (auto& [a, b] : f) copy.push_back({a.detach().clone(), b.detach().clone()});
+      return copy;
+    };
+    LoraFactors best = snapshot();
+    double best_loss = 0;
+    int since_best = 0;
+    // Scores the held-out part at `step`; true when training should stop.
+    auto evaluate = [&](int step) {
+      const double loss =
+          impl_->Score({ScaledFactors{snapshot(), {s, s, s}}}, *held_data->impl_).loss;
+      result.held_out_curve.push_back({step, loss});
+      if (step == 0 || loss < best_loss) {
+        best_loss = loss, best = snapshot(), result.best_step = step, since_best = 0;
+        return false;
+      }
+      return ++since_best >= options.patience;
+    };
+    if (early) evaluate(0);
     torch::optim::Adam opt(params, torch::optim::AdamOptions(options.lr));
     Rng order(options.seed);
-    for (int step = 0; step < options.steps; ++step) {
-      torch::Tensor idx = RandomIndices(order, options.batch, n);
+    const int64_t fit_n = fit.targets.size(0);
+    for (int step = 1; step <= options.steps; ++step) {
+      torch::Tensor idx = RandomIndices(order, options.batch, fit_n);
       opt.zero_grad();
-      torch::Tensor loss =
-          Loss(Forward(impl_->base, &f, impl_->scaling(), d.ctx.index_select(0, idx)),
-               d.targets.index_select(0, idx));
+      torch::Tensor loss = Loss(Forward(impl_->base, &f, s, fit.ctx.index_select(0, idx)),
+                                fit.targets.index_select(0, idx));
       loss.backward();
       opt.step();
+      result.steps_run = step;
+      if (early && step % options.eval_every == 0 && evaluate(step)) break;
+    }
+    if (early) {
+      if (result.steps_run % options.eval_every != 0) evaluate(result.steps_run);
+      f = std::move(best);
+    } else {
+      f = snapshot();
     }
     result.lora.reserve(impl_->lora_schema.total_params());
     for (auto& [a, b] : f) {
       for (torch::Tensor t : {a, b}) {
-        torch::Tensor flat = t.detach().contiguous().reshape({-1});
+        torch::Tensor flat = t.contiguous().reshape({-1});
         result.lora.insert(result.lora.end(), flat.data_ptr<float>(),
                            flat.data_ptr<float>() + flat.numel());
       }
     }
-    for (auto& [a, b] : f) {
-      a = a.detach();
-      b = b.detach();
-    }
-    const double s = impl_->scaling();
     result.final_loss = impl_->Score({ScaledFactors{f, {s, s, s}}}, d).loss;
     result.seconds = Seconds(start);
     return result;

@@ -31,6 +31,7 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -62,12 +63,20 @@ struct ModelConfig {
 };
 
 struct FineTuneOptions {
-  int steps = 1000;
+  int steps = 1000;  // the number of steps; with early stopping, the most it may run
   int batch = 64;
   double lr = 5e-3;
   uint64_t seed = 1;  // batch order
   // Seed of the LoRA A initialisation (B starts at zero, as in PEFT).
   uint64_t init_seed = 1;
+  // Early stopping, as a firm would train: 0 (the default) runs exactly `steps` steps on
+  // the whole train text. K > 0 holds out every `held_out_every`-th piece of the train text
+  // (SplitOffHeldOut), fits on the rest, scores the held-out loss every K steps (and at
+  // step 0), stops once `patience` evaluations in a row have not improved on the best, and
+  // returns the adapter of the best evaluation.
+  int eval_every = 0;
+  int patience = 5;
+  int held_out_every = 10;
 };
 
 struct LmScores {
@@ -99,8 +108,13 @@ struct PlacedLora {
 struct FineTuneResult {
   std::vector<float> lora;  // flat, in lora_schema() order
   double initial_loss = 0;  // train-shard loss of the base (before any step)
-  double final_loss = 0;    // train-shard loss after the last step
+  double final_loss = 0;    // train-shard loss of the returned adapter
   double seconds = 0;
+  int steps_run = 0;  // optimizer steps taken (== steps without early stopping)
+  // Early stopping only: (step, held-out loss) of every evaluation, step 0 first, and the
+  // step of the returned adapter (the first evaluation with the lowest loss).
+  std::vector<std::pair<int, double>> held_out_curve;
+  int best_step = 0;
 };
 
 // Text turned into (context, next byte) pairs once, for repeated scoring.
@@ -171,8 +185,10 @@ class LegalModel {
   absl::StatusOr<std::vector<float>> Logits(absl::Span<const PlacedLora> loras,
                                             const TokenData& data, int64_t rows) const;
 
-  // Trains a fresh LoRA on `train` with autograd and Adam, the base frozen.
-  // InvalidArgument for empty text or non-positive steps/batch/lr.
+  // Trains a fresh LoRA on `train` with autograd and Adam, the base frozen (early stopping
+  // as FineTuneOptions says). InvalidArgument for empty text, non-positive steps/batch/lr,
+  // negative eval_every, or, with eval_every > 0, patience < 1, held_out_every < 2 or a
+  // train text too short to leave both parts non-empty.
   absl::StatusOr<FineTuneResult> FineTune(const Segments& train,
                                           const FineTuneOptions& options) const;
 

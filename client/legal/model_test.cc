@@ -119,6 +119,49 @@ TEST_F(LegalModelTest, FineTuneLowersOwnShardLossAndWritesALoadablePeftDir) {
   EXPECT_EQ(unknown.status().code(), absl::StatusCode::kNotFound);
 }
 
+TEST_F(LegalModelTest, EarlyStoppingKeepsTheBestHeldOutCheckpoint) {
+  const LegalModel& m = *setup_->model;
+  absl::StatusOr<Segments> train = setup_->corpus.Get(Split::kTrain, "MPL");
+  ASSERT_TRUE(train.ok());
+  FineTuneOptions f = TinyFineTune();
+  f.steps = 2000;
+  f.lr = 0.1;  // far too high on purpose: the held-out loss turns up early
+  f.eval_every = 10;
+  f.patience = 2;
+  absl::StatusOr<FineTuneResult> r = m.FineTune(*train, f);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_GE(r->held_out_curve.size(), 3u);
+  EXPECT_EQ(r->held_out_curve.front().first, 0);
+  EXPECT_LT(r->steps_run, f.steps);
+  EXPECT_EQ(r->steps_run, r->held_out_curve.back().first);
+  // Stopped exactly `patience` evaluations after the best one, and returned that one.
+  size_t best = 0;
+  for (size_t i = 0; i < r->held_out_curve.size(); ++i) {
+    if (r->held_out_curve[i].second < r->held_out_curve[best].second) best = i;
+  }
+  EXPECT_EQ(r->held_out_curve.size() - 1 - best, static_cast<size_t>(f.patience));
+  EXPECT_EQ(r->best_step, r->held_out_curve[best].first);
+  absl::StatusOr<TokenData> held = m.Tokenize(SplitOffHeldOut(*train, f.held_out_every).held_out);
+  ASSERT_TRUE(held.ok());
+  absl::StatusOr<LmScores> held_scores =
+      r->best_step == 0 ? m.Score({}, *held) : m.Score(r->lora, *held);
+  ASSERT_TRUE(held_scores.ok());
+  EXPECT_NEAR(held_scores->loss, r->held_out_curve[best].second, 1e-5);
+
+  // Without eval_every: exactly `steps` steps, no curve (the old behaviour).
+  absl::StatusOr<FineTuneResult> fixed = m.FineTune(*train, TinyFineTune());
+  ASSERT_TRUE(fixed.ok());
+  EXPECT_EQ(fixed->steps_run, TinyFineTune().steps);
+  EXPECT_TRUE(fixed->held_out_curve.empty());
+
+  FineTuneOptions bad = f;
+  bad.patience = 0;
+  EXPECT_EQ(m.FineTune(*train, bad).status().code(), absl::StatusCode::kInvalidArgument);
+  bad = f;
+  bad.held_out_every = 1;
+  EXPECT_EQ(m.FineTune(*train, bad).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST_F(LegalModelTest, EvaluatorIsDeterministicAndChecksItsInput) {
   LegalOptions o = TinyOptions();
   absl::StatusOr<std::unique_ptr<Evaluator>> ev =
