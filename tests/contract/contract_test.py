@@ -851,25 +851,31 @@ class StreamLimitTest(WireTest):
 
     config_text = "limits { max_concurrent_streams: 2 }\n"
 
+    def hold_upload(self, stub, data, gate):
+        """Starts an upload of `data` on `stub` that sends 8 bytes, then waits for `gate`;
+        returns its future once the server holds those bytes (it is inside the call then, so
+        the call holds a stream slot)."""
+
+        def gen():
+            yield pb.UploadBlobRequest(header=pb.UploadHeader(
+                blob_id=wire.sha256_hex(data), total_size=len(data)))
+            yield pb.UploadBlobRequest(chunk=pb.BlobChunk(offset=0, data=data[:8]))
+            gate.wait(60)
+            yield pb.UploadBlobRequest(chunk=pb.BlobChunk(offset=8, data=data[8:]))
+
+        future = stub.UploadBlob.future(gen(), metadata=md(FIRM_A), timeout=120)
+        deadline = time.monotonic() + 30
+        while self.call(self.agent.GetUploadOffset, pb.GetUploadOffsetRequest(
+                blob_id=wire.sha256_hex(data)), FIRM_A).committed_bytes < 8:
+            self.assertLess(time.monotonic(), deadline, "upload never started")
+        return future
+
     def test_blob_streams_are_limited_on_one_connection_too(self):
         gate = threading.Event()
         held = []
         for i in range(2):
             data = wire.adapter(20.0 + i)
-
-            def gen(data=data):
-                yield pb.UploadBlobRequest(header=pb.UploadHeader(
-                    blob_id=wire.sha256_hex(data), total_size=len(data)))
-                yield pb.UploadBlobRequest(chunk=pb.BlobChunk(offset=0, data=data[:8]))
-                gate.wait(60)
-                yield pb.UploadBlobRequest(chunk=pb.BlobChunk(offset=8, data=data[8:]))
-
-            held.append((data, self.agent.UploadBlob.future(gen(), metadata=md(FIRM_A),
-                                                            timeout=120)))
-            deadline = time.monotonic() + 30
-            while self.call(self.agent.GetUploadOffset, pb.GetUploadOffsetRequest(
-                    blob_id=wire.sha256_hex(data)), FIRM_A).committed_bytes < 8:
-                self.assertLess(time.monotonic(), deadline, "upload never started")
+            held.append((data, self.hold_upload(self.agent, data, gate)))
         try:
             # Refused, not queued behind the connection's HTTP/2 stream limit.
             with self.assertRaises(grpc.RpcError) as e:
@@ -888,22 +894,7 @@ class StreamLimitTest(WireTest):
             data = wire.adapter(10.0 + i)
             ch = self.server.channel(distinct=i)  # each upload on its own connection
             channels.append(ch)
-
-            def gen(data=data):
-                yield pb.UploadBlobRequest(header=pb.UploadHeader(
-                    blob_id=wire.sha256_hex(data), total_size=len(data)))
-                yield pb.UploadBlobRequest(chunk=pb.BlobChunk(offset=0, data=data[:8]))
-                gate.wait(60)
-                yield pb.UploadBlobRequest(chunk=pb.BlobChunk(offset=8, data=data[8:]))
-
-            future = pb_grpc.AgentServiceStub(ch).UploadBlob.future(gen(), metadata=md(FIRM_A),
-                                                                    timeout=120)
-            held.append((data, future))
-            # Once the first chunk is committed the server is inside the call: it holds a slot.
-            deadline = time.monotonic() + 30
-            while self.call(self.agent.GetUploadOffset, pb.GetUploadOffsetRequest(
-                    blob_id=wire.sha256_hex(data)), FIRM_A).committed_bytes < 8:
-                self.assertLess(time.monotonic(), deadline, "upload never started")
+            held.append((data, self.hold_upload(pb_grpc.AgentServiceStub(ch), data, gate)))
         try:
             third = self.server.channel(distinct=9)
             channels.append(third)
