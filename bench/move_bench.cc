@@ -25,7 +25,8 @@
 #include "common/swarm_move.h"
 
 ABSL_FLAG(std::string, sizes, "1,16,64", "vector sizes in Mi parameters");
-ABSL_FLAG(int, reference_max, 64, "largest size (Mi parameters) to run the file-based reference on");
+ABSL_FLAG(int, reference_max, 64,
+          "largest size (Mi parameters) to run the file-based reference on");
 ABSL_FLAG(double, min_seconds, 1.0, "minimum measured time per figure");
 
 namespace wxp {
@@ -127,13 +128,11 @@ int main(int argc, char** argv) {
       }
       t_ref = *r;
     }
-    std::printf("%-8s %10.2f %10.2f %10.2f %12s %9.0f%% %12s\n",
-                (std::to_string(m) + "Mi").c_str(), bytes / t_wxp / 1e9, bytes / t_bf16 / 1e9,
-                bytes / t_fused / 1e9,
+    std::printf("%-8s %10.2f %10.2f %10.2f %12s %9.0f%% %12s\n", (std::to_string(m) + "Mi").c_str(),
+                bytes / t_wxp / 1e9, bytes / t_bf16 / 1e9, bytes / t_fused / 1e9,
                 t_ref > 0 ? std::to_string(bytes / t_ref / 1e9).substr(0, 6).c_str() : "skipped",
                 100.0 * t_fused / t_wxp,
-                t_ref > 0 ? (std::to_string(static_cast<int>(t_ref / t_wxp)) + "x").c_str()
-                          : "-");
+                t_ref > 0 ? (std::to_string(static_cast<int>(t_ref / t_wxp)) + "x").c_str() : "-");
     std::fflush(stdout);
   }
   std::printf("targets: wxp >= 80%% of fused; wxp >= 20x reference\n");

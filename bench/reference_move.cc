@@ -78,8 +78,7 @@ absl::StatusOr<double> TimeReferenceMove(const std::vector<float>& x, const std:
   while (total < min_seconds || runs < 2) {
     const auto t0 = std::chrono::steady_clock::now();
     WXP_RETURN_IF_ERROR(move());
-    const double dt =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     best = std::min(best, dt);
     total += dt;
     ++runs;

@@ -15,8 +15,8 @@ namespace wxp {
 
 struct EvaluationRequest {
   int particle = 0;
-  int iteration = 0;                // 0 for the initial pool
-  absl::Span<const float> params;   // the flat fp32 position; valid during the call only
+  int iteration = 0;               // 0 for the initial pool
+  absl::Span<const float> params;  // the flat fp32 position; valid during the call only
 };
 
 class Evaluator {

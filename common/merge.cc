@@ -120,8 +120,8 @@ struct TrimRule {
 };
 
 absl::StatusOr<TrimRule> ComputeTrimRule(absl::Span<const float> x, absl::Span<const float> base,
-                                         size_t begin, size_t size, double density,
-                                         size_t expert, std::vector<float>& scratch) {
+                                         size_t begin, size_t size, double density, size_t expert,
+                                         std::vector<float>& scratch) {
   scratch.resize(size);
   for (size_t j = 0; j < size; ++j) {
     const double delta = Delta(x, base, begin + j);
@@ -148,8 +148,7 @@ absl::StatusOr<TrimRule> ComputeTrimRule(absl::Span<const float> x, absl::Span<c
 absl::StatusOr<std::vector<float>> LinearMerge(ExpertSpans experts,
                                                absl::Span<const double> weights) {
   WXP_ASSIGN_OR_RETURN(const size_t length, CheckExperts(experts));
-  WXP_ASSIGN_OR_RETURN(std::vector<double> w,
-                       ResolveWeights(weights, experts.size(), 1.0, false));
+  WXP_ASSIGN_OR_RETURN(std::vector<double> w, ResolveWeights(weights, experts.size(), 1.0, false));
   double total = 0;
   for (double wi : w) total += wi;
   if (total == 0) return absl::InvalidArgumentError("linear merge weights sum to zero");
@@ -165,8 +164,8 @@ absl::StatusOr<std::vector<float>> LinearMerge(ExpertSpans experts,
 }
 
 absl::StatusOr<std::vector<float>> TaskArithmetic(ExpertSpans experts,
-                                                  absl::Span<const double> weights,
-                                                  double lambda, absl::Span<const float> base) {
+                                                  absl::Span<const double> weights, double lambda,
+                                                  absl::Span<const float> base) {
   WXP_ASSIGN_OR_RETURN(const size_t length, CheckExperts(experts));
   WXP_ASSIGN_OR_RETURN(const std::vector<double> w,
                        ResolveWeights(weights, experts.size(), 1.0, false));
@@ -181,16 +180,14 @@ absl::StatusOr<std::vector<float>> TaskArithmetic(ExpertSpans experts,
   return out;
 }
 
-absl::StatusOr<std::vector<float>> TiesMerge(ExpertSpans experts,
-                                             absl::Span<const double> weights, double density,
-                                             absl::Span<const int64_t> tensor_sizes,
+absl::StatusOr<std::vector<float>> TiesMerge(ExpertSpans experts, absl::Span<const double> weights,
+                                             double density, absl::Span<const int64_t> tensor_sizes,
                                              absl::Span<const float> base, double lambda) {
   WXP_ASSIGN_OR_RETURN(const size_t length, CheckExperts(experts));
   const size_t n = experts.size();
   WXP_ASSIGN_OR_RETURN(const std::vector<double> w, ResolveWeights(weights, n, 1.0, true));
   WXP_RETURN_IF_ERROR(CheckDensity(density));
-  WXP_ASSIGN_OR_RETURN(const std::vector<size_t> sizes,
-                       ResolveTensorSizes(tensor_sizes, length));
+  WXP_ASSIGN_OR_RETURN(const std::vector<size_t> sizes, ResolveTensorSizes(tensor_sizes, length));
   WXP_RETURN_IF_ERROR(CheckBase(base, length));
   WXP_RETURN_IF_ERROR(CheckFinite(lambda, "lambda"));
 
@@ -211,9 +208,9 @@ absl::StatusOr<std::vector<float>> TiesMerge(ExpertSpans experts,
       for (size_t i = 0; i < n; ++i) {
         const double delta = Delta(experts[i], base, j);
         const float magnitude = Magnitude(delta);
-        const bool keep = magnitude > rules[i].threshold ||
-                          (magnitude == rules[i].threshold &&
-                           ties_seen[i]++ < rules[i].ties_to_keep);
+        const bool keep =
+            magnitude > rules[i].threshold ||
+            (magnitude == rules[i].threshold && ties_seen[i]++ < rules[i].ties_to_keep);
         trimmed[i] = keep ? delta : 0.0;
       }
       const double merged = ElectAndAverage(trimmed, w);
@@ -229,10 +226,9 @@ namespace {
 // DARE's drop-and-rescale masks, then either the weighted sum (DARE) or TIES sign election
 // and agreeing average (DARE-TIES). The masks are the same for both.
 absl::StatusOr<std::vector<float>> DareCombine(ExpertSpans experts,
-                                               absl::Span<const double> weights,
-                                               double density, uint64_t seed,
-                                               absl::Span<const float> base, double lambda,
-                                               bool ties) {
+                                               absl::Span<const double> weights, double density,
+                                               uint64_t seed, absl::Span<const float> base,
+                                               double lambda, bool ties) {
   WXP_ASSIGN_OR_RETURN(const size_t length, CheckExperts(experts));
   const size_t n = experts.size();
   WXP_ASSIGN_OR_RETURN(const std::vector<double> w, ResolveWeights(weights, n, 1.0, ties));
@@ -247,8 +243,7 @@ absl::StatusOr<std::vector<float>> DareCombine(ExpertSpans experts,
   for (size_t j = 0; j < length; ++j) {
     double sum = 0;
     for (size_t i = 0; i < n; ++i) {
-      rescaled[i] =
-          rngs[i].NextUniform() < density ? Delta(experts[i], base, j) / density : 0.0;
+      rescaled[i] = rngs[i].NextUniform() < density ? Delta(experts[i], base, j) / density : 0.0;
       sum += w[i] * rescaled[i];
     }
     const double merged = ties ? ElectAndAverage(rescaled, w) : sum;
@@ -259,17 +254,16 @@ absl::StatusOr<std::vector<float>> DareCombine(ExpertSpans experts,
 
 }  // namespace
 
-absl::StatusOr<std::vector<float>> DareMerge(ExpertSpans experts,
-                                             absl::Span<const double> weights, double density,
-                                             uint64_t seed, absl::Span<const float> base,
-                                             double lambda) {
+absl::StatusOr<std::vector<float>> DareMerge(ExpertSpans experts, absl::Span<const double> weights,
+                                             double density, uint64_t seed,
+                                             absl::Span<const float> base, double lambda) {
   return DareCombine(experts, weights, density, seed, base, lambda, /*ties=*/false);
 }
 
 absl::StatusOr<std::vector<float>> DareTiesMerge(ExpertSpans experts,
-                                                 absl::Span<const double> weights,
-                                                 double density, uint64_t seed,
-                                                 absl::Span<const float> base, double lambda) {
+                                                 absl::Span<const double> weights, double density,
+                                                 uint64_t seed, absl::Span<const float> base,
+                                                 double lambda) {
   return DareCombine(experts, weights, density, seed, base, lambda, /*ties=*/true);
 }
 
@@ -280,8 +274,7 @@ absl::StatusOr<std::vector<float>> Slerp(absl::Span<const float> a, absl::Span<c
         absl::StrCat("slerp endpoints have ", a.size(), " and ", b.size(), " parameters"));
   }
   WXP_RETURN_IF_ERROR(CheckFinite(t, "slerp t"));
-  WXP_ASSIGN_OR_RETURN(const std::vector<size_t> sizes,
-                       ResolveTensorSizes(tensor_sizes, a.size()));
+  WXP_ASSIGN_OR_RETURN(const std::vector<size_t> sizes, ResolveTensorSizes(tensor_sizes, a.size()));
   std::vector<float> out(a.size());
   size_t begin = 0;
   for (const size_t size : sizes) {

@@ -38,8 +38,7 @@ absl::StatusOr<std::vector<float>> LinearMerge(ExpertSpans experts,
 // Task arithmetic: base + λ·Σ w_i·δ_i. Weights are not normalised and may be negative
 // (task negation). InvalidArgument for a non-finite `lambda`.
 absl::StatusOr<std::vector<float>> TaskArithmetic(ExpertSpans experts,
-                                                  absl::Span<const double> weights,
-                                                  double lambda,
+                                                  absl::Span<const double> weights, double lambda,
                                                   absl::Span<const float> base = {});
 
 // TIES (trim, elect sign, disjoint merge), per tensor of `tensor_sizes`:
@@ -54,9 +53,8 @@ absl::StatusOr<std::vector<float>> TaskArithmetic(ExpertSpans experts,
 //  Output: base + λ·m.
 // `density` must be in (0, 1]; density 1 skips the trim. Weights must be >= 0 (the disjoint
 // merge is a weighted mean). InvalidArgument also for a non-finite δ or `lambda`.
-absl::StatusOr<std::vector<float>> TiesMerge(ExpertSpans experts,
-                                             absl::Span<const double> weights, double density,
-                                             absl::Span<const int64_t> tensor_sizes,
+absl::StatusOr<std::vector<float>> TiesMerge(ExpertSpans experts, absl::Span<const double> weights,
+                                             double density, absl::Span<const int64_t> tensor_sizes,
                                              absl::Span<const float> base = {},
                                              double lambda = 1.0);
 
@@ -68,18 +66,17 @@ absl::StatusOr<std::vector<float>> TiesMerge(ExpertSpans experts,
 // Expert i is its position in `experts`; the mask does not depend on the other experts, on
 // the weights or on call order, so a seed reproduces the result exactly. Density 1 keeps
 // every entry (TaskArithmetic with the same λ). `density` must be in (0, 1].
-absl::StatusOr<std::vector<float>> DareMerge(ExpertSpans experts,
-                                             absl::Span<const double> weights, double density,
-                                             uint64_t seed, absl::Span<const float> base = {},
+absl::StatusOr<std::vector<float>> DareMerge(ExpertSpans experts, absl::Span<const double> weights,
+                                             double density, uint64_t seed,
+                                             absl::Span<const float> base = {},
                                              double lambda = 1.0);
 
 // DARE-TIES: DARE's drop/rescale (same masks as DareMerge for the same seed), then TIES's
 // sign election and disjoint merge on δ' (no top-k trim): base + λ·m with
 // m_j = Σ_{agree} w_i·δ'_i[j] / Σ_{agree} w_i. Weights must be >= 0.
 absl::StatusOr<std::vector<float>> DareTiesMerge(ExpertSpans experts,
-                                                 absl::Span<const double> weights,
-                                                 double density, uint64_t seed,
-                                                 absl::Span<const float> base = {},
+                                                 absl::Span<const double> weights, double density,
+                                                 uint64_t seed, absl::Span<const float> base = {},
                                                  double lambda = 1.0);
 
 // Spherical interpolation from `a` (t = 0) to `b` (t = 1), applied per tensor of
@@ -91,8 +88,7 @@ absl::StatusOr<std::vector<float>> DareTiesMerge(ExpertSpans experts,
 // zero norm. t outside [0, 1] extrapolates; InvalidArgument for a non-finite t or a length
 // mismatch.
 absl::StatusOr<std::vector<float>> Slerp(absl::Span<const float> a, absl::Span<const float> b,
-                                         double t,
-                                         absl::Span<const int64_t> tensor_sizes = {});
+                                         double t, absl::Span<const int64_t> tensor_sizes = {});
 
 // The same on an expert list, for callers that dispatch every baseline uniformly:
 // InvalidArgument unless `experts` holds exactly two vectors.

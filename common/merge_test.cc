@@ -59,15 +59,15 @@ TEST(LinearMergeTest, NegativeWeightsExtrapolate) {
 
 TEST(LinearMergeTest, RejectsBadInputs) {
   const std::vector<Vec> experts = {{1, 2}, {3, 6}};
-  ExpectInvalid(LinearMerge({}, {}));                               // no experts
-  ExpectInvalid(LinearMerge(Spans({{1, 2}, {3}}), {}));             // length mismatch
-  ExpectInvalid(LinearMerge(Spans(experts), {1.0}));                // weights count
-  ExpectInvalid(LinearMerge(Spans(experts), {1.0, 2.0, 3.0}));      // weights count
-  ExpectInvalid(LinearMerge(Spans(experts), {1.0, -1.0}));          // sum to zero
-  ExpectInvalid(LinearMerge(Spans(experts), {0.0, 0.0}));           // sum to zero
-  ExpectInvalid(LinearMerge(Spans(experts), {1.0, kNaN}));          // non-finite
-  ExpectInvalid(LinearMerge(Spans(experts), {kInf, 1.0}));          // non-finite
-  ExpectInvalid(LinearMerge(Spans(experts), {1e308, 1e308}));       // sum overflows
+  ExpectInvalid(LinearMerge({}, {}));                           // no experts
+  ExpectInvalid(LinearMerge(Spans({{1, 2}, {3}}), {}));         // length mismatch
+  ExpectInvalid(LinearMerge(Spans(experts), {1.0}));            // weights count
+  ExpectInvalid(LinearMerge(Spans(experts), {1.0, 2.0, 3.0}));  // weights count
+  ExpectInvalid(LinearMerge(Spans(experts), {1.0, -1.0}));      // sum to zero
+  ExpectInvalid(LinearMerge(Spans(experts), {0.0, 0.0}));       // sum to zero
+  ExpectInvalid(LinearMerge(Spans(experts), {1.0, kNaN}));      // non-finite
+  ExpectInvalid(LinearMerge(Spans(experts), {kInf, 1.0}));      // non-finite
+  ExpectInvalid(LinearMerge(Spans(experts), {1e308, 1e308}));   // sum overflows
 }
 
 // ---------------------------------------------------------------- TaskArithmetic
@@ -104,9 +104,8 @@ TEST(TaskArithmeticTest, RejectsBadInputs) {
 // ---------------------------------------------------------------- TiesMerge
 
 TEST(TiesMergeTest, TrimsElectsAndAveragesPerTensor) {
-  const std::vector<Vec> experts = {{3, -1, 2, 0.5, /**/ 1, 0.5},
-                                    {-2, 4, 1, -0.1, /**/ 2, -3},
-                                    {1, -3, -5, 0.2, /**/ 3, 0.1}};
+  const std::vector<Vec> experts = {
+      {3, -1, 2, 0.5, /**/ 1, 0.5}, {-2, 4, 1, -0.1, /**/ 2, -3}, {1, -3, -5, 0.2, /**/ 3, 0.1}};
   // Tensors of 4 and 2 entries, density 0.5: keep 2 of 4 and 1 of 2 per expert.
   //   e1 -> (3, 0, 2, 0 | 1, 0)   e2 -> (-2, 4, 0, 0 | 0, -3)   e3 -> (0, -3, -5, 0 | 3, 0)
   // Weights (1, 2, 3); elected sign of Σ w·δ̃, then Σ_agree w·δ̃ / Σ_agree w:
@@ -268,8 +267,7 @@ TEST(DareTiesMergeTest, DensityOneIsSignElectionWithoutTrim) {
   // j0: 2 - 1 = 1 -> '+' -> e1 alone: 2. j1: -1 - 3 = -4 -> '-' -> (-1 - 3)/2 = -2.
   ExpectNear(*DareTiesMerge(Spans(experts), {}, 1.0, 5), {2, -2});
   // Matches TIES at density 1 (where TIES does not trim either).
-  ExpectNear(*DareTiesMerge(Spans(experts), {}, 1.0, 5),
-             *TiesMerge(Spans(experts), {}, 1.0, {}));
+  ExpectNear(*DareTiesMerge(Spans(experts), {}, 1.0, 5), *TiesMerge(Spans(experts), {}, 1.0, {}));
 }
 
 TEST(DareTiesMergeTest, UsesTheSameMasksAsDare) {

@@ -47,8 +47,8 @@ inline double DrawUniform(uint64_t seed, RngStream stream, uint64_t a, uint64_t 
 }
 
 // Uniform integer in [0, n), n > 0 (multiply-shift; bias below 2^-32 for n < 2^32).
-inline uint64_t DrawIndex(uint64_t seed, RngStream stream, uint64_t n, uint64_t a,
-                          uint64_t b = 0, uint64_t c = 0) {
+inline uint64_t DrawIndex(uint64_t seed, RngStream stream, uint64_t n, uint64_t a, uint64_t b = 0,
+                          uint64_t c = 0) {
   const unsigned __int128 wide =
       static_cast<unsigned __int128>(DrawBits(seed, stream, a, b, c)) * n;
   return static_cast<uint64_t>(wide >> 64);

@@ -61,8 +61,7 @@ TEST(RunnerTest, ExpertIdsFixThePoolOrderWhateverTheOrderGiven) {
   auto given = RunSwarm(p.experts, SyntheticUtility(), e1, o);
   // The same experts, handed over in another order with their ids.
   o.expert_ids = {ids[2], ids[0], ids[1]};
-  auto shuffled =
-      RunSwarm({p.experts[2], p.experts[0], p.experts[1]}, SyntheticUtility(), e2, o);
+  auto shuffled = RunSwarm({p.experts[2], p.experts[0], p.experts[1]}, SyntheticUtility(), e2, o);
   ASSERT_TRUE(given.ok() && shuffled.ok());
   EXPECT_EQ(given->best, shuffled->best);
   EXPECT_EQ(given->initial_utilities, shuffled->initial_utilities);
@@ -85,7 +84,8 @@ TEST(RunnerTest, SearchBeatsEveryExpertAndApproachesTheReachableOptimum) {
   auto r = RunSwarm(p.experts, SyntheticUtility(), eval, o);
   ASSERT_TRUE(r.ok()) << r.status();
   double best_expert = -1e9;
-  for (const auto& x : p.experts) best_expert = std::max(best_expert, NegativeRmsDistance(x, p.optimum));
+  for (const auto& x : p.experts)
+    best_expert = std::max(best_expert, NegativeRmsDistance(x, p.optimum));
   const double reachable = *ReachableUtility(p.experts, p.optimum);
   // The swarm closes at least half of the gap between the best expert and the reachable
   // optimum (on this task it typically closes 65-95%).

@@ -9,8 +9,9 @@
 // Beyond the crate it refuses duplicate keys (which JSON parsers silently merge), dtypes
 // other than F32/F16/BF16/F64, empty tensor names or names with control characters, and
 // nesting deeper than a header needs; unknown fields inside a tensor entry are ignored, as
-// the crate does. It never reads outside the buffer and never throws. Every rejection is InvalidArgument with a message starting with the
-// file's name and naming the tensor and the problem.
+// the crate does. It never reads outside the buffer and never throws. Every rejection is
+// InvalidArgument with a message starting with the file's name and naming the tensor and the
+// problem.
 #ifndef WXP_COMMON_SAFETENSORS_H_
 #define WXP_COMMON_SAFETENSORS_H_
 

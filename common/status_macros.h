@@ -11,14 +11,14 @@
 #define WXP_STATUS_CONCAT_(a, b) WXP_STATUS_CONCAT_INNER_(a, b)
 
 // Returns the status from the enclosing function if `expr` is not OK.
-#define WXP_RETURN_IF_ERROR(expr)                \
-  do {                                           \
-    ::absl::Status wxp_status_ = (expr);         \
-    if (!wxp_status_.ok()) return wxp_status_;   \
+#define WXP_RETURN_IF_ERROR(expr)              \
+  do {                                         \
+    ::absl::Status wxp_status_ = (expr);       \
+    if (!wxp_status_.ok()) return wxp_status_; \
   } while (0)
 
 // `WXP_ASSIGN_OR_RETURN(auto x, F());` binds the value of a StatusOr or returns its error.
-#define WXP_ASSIGN_OR_RETURN(lhs, expr)                                          \
+#define WXP_ASSIGN_OR_RETURN(lhs, expr) \
   WXP_ASSIGN_OR_RETURN_IMPL_(WXP_STATUS_CONCAT_(wxp_statusor_, __LINE__), lhs, expr)
 
 #define WXP_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, expr) \

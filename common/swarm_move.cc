@@ -25,9 +25,8 @@ void MoveParticle(const MoveCoefficients& k, float* __restrict x, float* __restr
   }
 }
 
-void MoveParticleBf16Targets(const MoveCoefficients& k, float* __restrict x,
-                             float* __restrict v, const uint16_t* p, const uint16_t* g,
-                             const uint16_t* gw, int64_t n) {
+void MoveParticleBf16Targets(const MoveCoefficients& k, float* __restrict x, float* __restrict v,
+                             const uint16_t* p, const uint16_t* g, const uint16_t* gw, int64_t n) {
   const float a = k.a, b = k.b, c = k.c, d = k.d, step = k.step;
   for (int64_t i = 0; i < n; ++i) {
     const float xi = x[i];

@@ -21,14 +21,13 @@ struct MoveCoefficients {
 // v <- a*v + b*(p - x) + c*(g - x) + d*(x - gw);  x <- x + step*v.
 // x and v are updated in place; p, g, gw are read only and may alias each other (but not x
 // or v). All buffers hold n floats.
-void MoveParticle(const MoveCoefficients& k, float* x, float* v, const float* p,
-                  const float* g, const float* gw, int64_t n);
+void MoveParticle(const MoveCoefficients& k, float* x, float* v, const float* p, const float* g,
+                  const float* gw, int64_t n);
 
 // The same move where p, g and gw are stored as bf16 (the transport dtype of a swarm that
 // ships bf16 blobs); x and v stay fp32, maths is fp32.
-void MoveParticleBf16Targets(const MoveCoefficients& k, float* x, float* v,
-                             const uint16_t* p, const uint16_t* g, const uint16_t* gw,
-                             int64_t n);
+void MoveParticleBf16Targets(const MoveCoefficients& k, float* x, float* v, const uint16_t* p,
+                             const uint16_t* g, const uint16_t* gw, int64_t n);
 
 // Restart (SPEC 4 step 5): x <- p, v <- 0.
 void RestartParticle(float* x, float* v, const float* p, int64_t n);

@@ -13,8 +13,8 @@ TEST(SwarmMoveTest, MoveMatchesHandComputedUpdate) {
   // x' = 1 + .5*2.6 = 2.3
   std::vector<float> x = {1, 0}, v = {2, 0};
   const std::vector<float> p = {3, 0}, g = {5, 1}, gw = {-1, 0};
-  MoveParticle({0.1f, 0.2f, 0.3f, 0.4f, 0.5f}, x.data(), v.data(), p.data(), g.data(),
-               gw.data(), 2);
+  MoveParticle({0.1f, 0.2f, 0.3f, 0.4f, 0.5f}, x.data(), v.data(), p.data(), g.data(), gw.data(),
+               2);
   EXPECT_NEAR(v[0], 2.6f, 1e-6);
   EXPECT_NEAR(x[0], 2.3f, 1e-6);
   // Second element: only the social pull acts: v = .3*(1-0) = .3, x = .15.
@@ -35,8 +35,8 @@ TEST(SwarmMoveTest, MoveWorksOnLongBuffersWithAliasedTargets) {
   const int64_t n = 1003;  // not a multiple of any vector width
   std::vector<float> x(n, 2.0f), v(n, 0.0f), target(n, 4.0f);
   // p, g and gw all alias one buffer: v = b*2 + c*2 + d*(-2) = 2*(.25+.25-.25) = .5
-  MoveParticle({0.25f, 0.25f, 0.25f, 0.25f, 1.0f}, x.data(), v.data(), target.data(),
-               target.data(), target.data(), n);
+  MoveParticle({0.25f, 0.25f, 0.25f, 0.25f, 1.0f}, x.data(), v.data(), target.data(), target.data(),
+               target.data(), n);
   for (int64_t i = 0; i < n; ++i) {
     ASSERT_FLOAT_EQ(v[i], 0.5f);
     ASSERT_FLOAT_EQ(x[i], 2.5f);

@@ -12,8 +12,8 @@ absl::Status CheckExperts(const std::vector<std::vector<float>>& experts, size_t
   if (experts.empty()) return absl::InvalidArgumentError("no experts given");
   for (size_t i = 0; i < experts.size(); ++i) {
     if (experts[i].size() != dim) {
-      return absl::InvalidArgumentError(absl::StrCat("expert ", i, " has ", experts[i].size(),
-                                                     " parameters, expected ", dim));
+      return absl::InvalidArgumentError(
+          absl::StrCat("expert ", i, " has ", experts[i].size(), " parameters, expected ", dim));
     }
   }
   return absl::OkStatus();
@@ -31,8 +31,8 @@ std::vector<std::vector<float>> MakeRandomExperts(int count, int64_t dim, uint64
   return experts;
 }
 
-absl::StatusOr<std::vector<float>> MakeHiddenOptimum(
-    const std::vector<std::vector<float>>& experts, uint64_t seed, double off_hull_rms) {
+absl::StatusOr<std::vector<float>> MakeHiddenOptimum(const std::vector<std::vector<float>>& experts,
+                                                     uint64_t seed, double off_hull_rms) {
   if (experts.empty()) return absl::InvalidArgumentError("no experts given");
   const size_t dim = experts[0].size();
   if (absl::Status s = CheckExperts(experts, dim); !s.ok()) return s;

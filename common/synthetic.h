@@ -27,8 +27,8 @@ std::vector<std::vector<float>> MakeRandomExperts(int count, int64_t dim, uint64
 // A hidden optimum for these experts: sum_i alpha_i x_i with sum alpha = 1 (alpha drawn
 // around uniform, with some extrapolation) plus Gaussian noise of RMS
 // `off_hull_rms`. InvalidArgument if experts are empty or of different lengths.
-absl::StatusOr<std::vector<float>> MakeHiddenOptimum(
-    const std::vector<std::vector<float>>& experts, uint64_t seed, double off_hull_rms);
+absl::StatusOr<std::vector<float>> MakeHiddenOptimum(const std::vector<std::vector<float>>& experts,
+                                                     uint64_t seed, double off_hull_rms);
 
 // The utility (negative RMS distance) of the point of the experts' affine hull closest to
 // `target`: the best any Model Swarms run over these experts can score, noise aside.

@@ -39,8 +39,7 @@ TEST(SyntheticTest, EvaluatorScoresNegativeDistanceAndRejectsWrongLength) {
   ASSERT_TRUE(s.ok());
   EXPECT_DOUBLE_EQ(s->at(kSyntheticComponent), -1.0);
   const std::vector<float> short_x = {1};
-  EXPECT_EQ(eval.Evaluate({0, 0, short_x}).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(eval.Evaluate({0, 0, short_x}).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(SyntheticTest, NoiseIsDeterministicPerParticleAndIteration) {

@@ -42,7 +42,8 @@ std::optional<std::string> FirstInvalidString(const Message& m, const std::strin
                                                 : r->GetStringReference(m, f, &scratch);
         if (!IsValidUtf8(s)) return at;
       } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
-        const Message& sub = f->is_repeated() ? r->GetRepeatedMessage(m, f, i) : r->GetMessage(m, f);
+        const Message& sub =
+            f->is_repeated() ? r->GetRepeatedMessage(m, f, i) : r->GetMessage(m, f);
         if (auto bad = FirstInvalidString(sub, at)) return bad;
       }
     }

@@ -36,13 +36,13 @@ TEST(TextProtoTest, InvalidUtf8IsRefusedWithTheFieldPath) {
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << text;
     EXPECT_NE(s.message().find("is not valid UTF-8"), std::string::npos) << s;
   }
-  absl::Status nested = ParseTextProto(
-      "utility { name: \"ok\" } utility { name: \"x\\377\" }\n", "spec.textproto", &spec);
+  absl::Status nested = ParseTextProto("utility { name: \"ok\" } utility { name: \"x\\377\" }\n",
+                                       "spec.textproto", &spec);
   EXPECT_NE(nested.message().find("field utility[1].name "), std::string::npos) << nested;
   v1::AgentConfig config;
-  absl::Status in_map = ParseTextProto(
-      "external_command { argv: \"eval\" env { key: \"K\" value: \"\\300\\200\" } }",
-      "agent.textproto", &config);
+  absl::Status in_map =
+      ParseTextProto("external_command { argv: \"eval\" env { key: \"K\" value: \"\\300\\200\" } }",
+                     "agent.textproto", &config);
   EXPECT_NE(in_map.message().find("env[0].value"), std::string::npos) << in_map;
 }
 

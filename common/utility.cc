@@ -7,8 +7,8 @@
 
 namespace wxp {
 
-absl::StatusOr<UtilityFunction> UtilityFunction::Create(
-    std::vector<UtilityComponent> components, int version) {
+absl::StatusOr<UtilityFunction> UtilityFunction::Create(std::vector<UtilityComponent> components,
+                                                        int version) {
   if (components.empty()) {
     return absl::InvalidArgumentError("a utility needs at least one component");
   }
@@ -31,8 +31,8 @@ absl::StatusOr<UtilityFunction> UtilityFunction::Create(
           absl::StrCat("valid range of utility component '", c.name, "' is not finite"));
     }
     if (c.min_value && c.max_value && *c.min_value > *c.max_value) {
-      return absl::InvalidArgumentError(absl::StrCat("valid range of utility component '",
-                                                     c.name, "' has min > max"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("valid range of utility component '", c.name, "' has min > max"));
     }
   }
   if (!any_weight) return absl::InvalidArgumentError("every utility weight is zero");
@@ -50,10 +50,10 @@ absl::Status UtilityFunction::CheckScores(const Scores& scores) const {
       return absl::InvalidArgumentError(absl::StrCat("score '", c.name, "' is not finite"));
     }
     if ((c.min_value && s < *c.min_value) || (c.max_value && s > *c.max_value)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "score '", c.name, "' = ", s, " is outside its valid range [",
-          c.min_value ? absl::StrCat(*c.min_value) : "-inf", ", ",
-          c.max_value ? absl::StrCat(*c.max_value) : "inf", "]"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("score '", c.name, "' = ", s, " is outside its valid range [",
+                       c.min_value ? absl::StrCat(*c.min_value) : "-inf", ", ",
+                       c.max_value ? absl::StrCat(*c.max_value) : "inf", "]"));
     }
   }
   return absl::OkStatus();

@@ -6,8 +6,8 @@ namespace wxp {
 namespace {
 
 UtilityFunction LawAndPerplexity() {
-  auto u = UtilityFunction::Create({{"law_eval_acc", true, 2.0, 0.0, 1.0},
-                                    {"perplexity", false, 0.5, 1.0, std::nullopt}});
+  auto u = UtilityFunction::Create(
+      {{"law_eval_acc", true, 2.0, 0.0, 1.0}, {"perplexity", false, 0.5, 1.0, std::nullopt}});
   EXPECT_TRUE(u.ok()) << u.status();
   return *u;
 }

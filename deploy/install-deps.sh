@@ -19,6 +19,9 @@ PACKAGES=(
   libgtest-dev
   nlohmann-json3-dev
   python3
+  # tools/check_format.sh (run by tests/run_all.sh): the .clang-format check. Version 14 is
+  # pinned because another version formats some constructs differently.
+  clang-format-14
   # The wire-contract test (tests/contract/): an independent Python gRPC client, stubs
   # generated at test time by protoc and grpc_python_plugin (protobuf-compiler-grpc).
   python3-grpcio

@@ -203,9 +203,9 @@ TEST(ProtoTest, ExampleSwarmSpecParsesAndShowsEveryField) {
   // The example is a reference: it sets everything but the schema sources (explained in
   // comments there, since they name files of a real deployment), pool_size, whose
   // default is 0, and the second component's upper bound (it has none).
-  ExpectEveryFieldSet(s, {"wxp.v1.SwarmSpec.schema", "wxp.v1.SwarmSpec.template_blob_id",
-                          "wxp.v1.SwarmHyperparameters.pool_size",
-                          "wxp.v1.UtilityComponent.max_value"});
+  ExpectEveryFieldSet(
+      s, {"wxp.v1.SwarmSpec.schema", "wxp.v1.SwarmSpec.template_blob_id",
+          "wxp.v1.SwarmHyperparameters.pool_size", "wxp.v1.UtilityComponent.max_value"});
   EXPECT_FALSE(s.utility(1).has_max_value());
 }
 
@@ -274,8 +274,8 @@ TEST(ProtoTest, ServiceClassesHaveTheRpcs) {
       grpc::ServerContext*, grpc::ServerReader<UploadBlobRequest>*, UploadBlobResponse*) =
       &AgentService::Service::UploadBlob;
   [[maybe_unused]] grpc::Status (AgentService::Service::*download)(
-      grpc::ServerContext*, const DownloadBlobRequest*,
-      grpc::ServerWriter<DownloadBlobResponse>*) = &AgentService::Service::DownloadBlob;
+      grpc::ServerContext*, const DownloadBlobRequest*, grpc::ServerWriter<DownloadBlobResponse>*) =
+      &AgentService::Service::DownloadBlob;
   [[maybe_unused]] UnaryHandler<AdminService::Service, CreateSwarmRequest, CreateSwarmResponse>
       create = &AdminService::Service::CreateSwarm;
   [[maybe_unused]] grpc::Status (AdminService::Service::*do_export)(
@@ -306,16 +306,16 @@ void ExpectRpcs(const char* service, const std::vector<Rpc>& rpcs) {
 }
 
 TEST(ProtoTest, ServicesHaveTheDocumentedRpcs) {
-  ExpectRpcs("wxp.v1.AgentService",
-             {{"UploadBlob", "UploadBlobRequest", "UploadBlobResponse", true, false},
-              {"GetUploadOffset", "GetUploadOffsetRequest", "GetUploadOffsetResponse", false,
-               false},
-              {"DownloadBlob", "DownloadBlobRequest", "DownloadBlobResponse", false, true},
-              {"Join", "JoinRequest", "JoinResponse", false, false},
-              {"GetAssignment", "GetAssignmentRequest", "GetAssignmentResponse", false, false},
-              {"GetTargets", "GetTargetsRequest", "GetTargetsResponse", false, false},
-              {"Report", "ReportRequest", "ReportResponse", false, false},
-              {"Heartbeat", "HeartbeatRequest", "HeartbeatResponse", false, false}});
+  ExpectRpcs(
+      "wxp.v1.AgentService",
+      {{"UploadBlob", "UploadBlobRequest", "UploadBlobResponse", true, false},
+       {"GetUploadOffset", "GetUploadOffsetRequest", "GetUploadOffsetResponse", false, false},
+       {"DownloadBlob", "DownloadBlobRequest", "DownloadBlobResponse", false, true},
+       {"Join", "JoinRequest", "JoinResponse", false, false},
+       {"GetAssignment", "GetAssignmentRequest", "GetAssignmentResponse", false, false},
+       {"GetTargets", "GetTargetsRequest", "GetTargetsResponse", false, false},
+       {"Report", "ReportRequest", "ReportResponse", false, false},
+       {"Heartbeat", "HeartbeatRequest", "HeartbeatResponse", false, false}});
   ExpectRpcs("wxp.v1.AdminService",
              {{"CreateSwarm", "CreateSwarmRequest", "CreateSwarmResponse", false, false},
               {"ListSwarms", "ListSwarmsRequest", "ListSwarmsResponse", false, false},

@@ -5,8 +5,8 @@
 // failed evaluations, not crashes.
 #include <fcntl.h>
 #include <signal.h>
-#include <unistd.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -158,8 +158,7 @@ class AgentProcessTest : public ::testing::Test {
   // order and the oracle (given the same ids) still numbers the particles alike. `env_a` /
   // `env_b` are added to the agents' environments.
   void StartBoth(ChildProcess& a, const std::vector<std::string>& args_a, ChildProcess& b,
-                 const std::vector<std::string>& args_b,
-                 const std::vector<std::string>& env_a = {},
+                 const std::vector<std::string>& args_b, const std::vector<std::string>& env_a = {},
                  const std::vector<std::string>& env_b = {}) {
     ASSERT_TRUE(a.Start(args_a, root_ + "/firm-a.log", env_a));
     ASSERT_TRUE(b.Start(args_b, root_ + "/firm-b.log", env_b));

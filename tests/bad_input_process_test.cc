@@ -2,8 +2,8 @@
 // specific status code and a message, and leaves the SQLite database and the blob store
 // exactly as they were (compared table by table and file by file). An identical retry of a
 // report is acknowledged as a duplicate, and changes nothing either.
-#include <sqlite3.h>
 #include <signal.h>
+#include <sqlite3.h>
 
 #include <cmath>
 #include <filesystem>
@@ -43,8 +43,8 @@ std::string Snapshot(const std::string& dir) {
             SQLITE_OK);
   std::vector<std::string> tables;
   sqlite3_stmt* st = nullptr;
-  sqlite3_prepare_v2(db, "SELECT name FROM sqlite_master WHERE type='table' ORDER BY name", -1,
-                     &st, nullptr);
+  sqlite3_prepare_v2(db, "SELECT name FROM sqlite_master WHERE type='table' ORDER BY name", -1, &st,
+                     nullptr);
   while (sqlite3_step(st) == SQLITE_ROW) {
     tables.emplace_back(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)));
   }
@@ -56,9 +56,9 @@ std::string Snapshot(const std::string& dir) {
     while (sqlite3_step(st) == SQLITE_ROW) {
       for (int c = 0; c < sqlite3_column_count(st); ++c) {
         const void* b = sqlite3_column_blob(st, c);
-        absl::StrAppend(&out, std::string(static_cast<const char*>(b ? b : ""),
-                                          sqlite3_column_bytes(st, c)),
-                        "|");
+        absl::StrAppend(
+            &out, std::string(static_cast<const char*>(b ? b : ""), sqlite3_column_bytes(st, c)),
+            "|");
       }
       out += "\n";
     }
@@ -102,8 +102,8 @@ class BadInputTest : public ::testing::Test {
     return *client::Connection::Open(o, absl::Now());
   }
 
-  grpc::Status Upload(client::Connection& c, const std::string& bytes,
-                      std::string id = "", uint64_t first_offset = 0, size_t chunk = 1000) {
+  grpc::Status Upload(client::Connection& c, const std::string& bytes, std::string id = "",
+                      uint64_t first_offset = 0, size_t chunk = 1000) {
     if (id.empty()) id = Sha256Hex(bytes);
     auto ctx = c.NewContext();
     wxp::v1::UploadBlobResponse resp;
@@ -181,8 +181,10 @@ TEST_F(BadInputTest, EveryRefusalHasItsCodeAndChangesNothing) {
   ASSERT_TRUE(a_->agent().Join(a_->NewContext().get(), JoinReq("s", xa), &jr).ok());
   ASSERT_TRUE(b_->agent().Join(b_->NewContext().get(), JoinReq("s", xb), &jr).ok());
   wxp::v1::ReportResponse rr;
-  ASSERT_TRUE(a_->agent().Report(a_->NewContext().get(), ReportReq(0, 0, Sha256Hex(xa), 0.2), &rr).ok());
-  ASSERT_TRUE(b_->agent().Report(b_->NewContext().get(), ReportReq(1, 0, Sha256Hex(xb), 0.4), &rr).ok());
+  ASSERT_TRUE(
+      a_->agent().Report(a_->NewContext().get(), ReportReq(0, 0, Sha256Hex(xa), 0.2), &rr).ok());
+  ASSERT_TRUE(
+      b_->agent().Report(b_->NewContext().get(), ReportReq(1, 0, Sha256Hex(xb), 0.4), &rr).ok());
   wxp::v1::GetTargetsRequest tr;
   tr.set_swarm("s");
   tr.set_particle_id(0);
@@ -222,9 +224,8 @@ TEST_F(BadInputTest, EveryRefusalHasItsCodeAndChangesNothing) {
                 [&] { return targets(*a_, "s", 0, 5); });
   ExpectRefused("report of an iteration not started", StatusCode::FAILED_PRECONDITION,
                 [&] { return report(*b_, ReportReq(1, 1, Sha256Hex(moved), 0.3)); });
-  ExpectRefused("NaN score", StatusCode::INVALID_ARGUMENT, [&] {
-    return report(*a_, ReportReq(0, 1, Sha256Hex(moved), std::nan("")));
-  });
+  ExpectRefused("NaN score", StatusCode::INVALID_ARGUMENT,
+                [&] { return report(*a_, ReportReq(0, 1, Sha256Hex(moved), std::nan(""))); });
   ExpectRefused("score out of its range", StatusCode::INVALID_ARGUMENT,
                 [&] { return report(*a_, ReportReq(0, 1, Sha256Hex(moved), 1.5)); });
   ExpectRefused("missing component", StatusCode::INVALID_ARGUMENT, [&] {

@@ -2,8 +2,10 @@
 # Runs the whole test suite (the README's test command): every Bazel test target in the
 # default (-c opt) build, then again under each sanitizer config in WXP_SANITIZERS (default
 # "asan": AddressSanitizer + UndefinedBehaviorSanitizer; "asan tsan" adds ThreadSanitizer,
-# "" skips them; the configs are in .bazelrc). Prints one summary line per run and a last
-# line "tests: N passed, N failed" over all runs. Extra arguments go to every `bazel test`.
+# "" skips them; the configs are in .bazelrc). First, tools/check_format.sh checks that every
+# C++ and proto file is formatted as .clang-format says; it counts as one test. Prints one
+# summary line per run and a last line "tests: N passed, N failed" over all runs. Extra
+# arguments go to every `bazel test`.
 # Exit status is non-zero if any run failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -14,6 +16,14 @@ total_passed=0
 total_failed=0
 status=0
 summaries=()
+if tools/check_format.sh; then
+  total_passed=1
+  summaries+=("format: 1 passed, 0 failed")
+else
+  total_failed=1
+  status=1
+  summaries+=("format: 0 passed, 1 failed")
+fi
 for config in default ${WXP_SANITIZERS-asan}; do
   flags=()
   if [ "$config" != default ]; then flags=("--config=$config"); fi

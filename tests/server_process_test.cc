@@ -10,8 +10,8 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <chrono>
 #include <cerrno>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -64,8 +64,8 @@ class Client {
  public:
   Client(int port, std::string identity, std::string role)
       : identity_(std::move(identity)), role_(std::move(role)) {
-    auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port),
-                                       grpc::InsecureChannelCredentials());
+    auto channel =
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", port), grpc::InsecureChannelCredentials());
     admin = wxp::v1::AdminService::NewStub(channel);
     agent = wxp::v1::AgentService::NewStub(channel);
   }
@@ -192,10 +192,10 @@ class Agent {
         Pending p{t.iteration(), mine.x, mine.v, ""};
         if (t.restart()) RestartParticle(p.x.data(), p.v.data(), mine.p.data(), kDim);
         const auto& k = t.coefficients();
-        MoveParticle({static_cast<float>(k.a()), static_cast<float>(k.b()),
-                      static_cast<float>(k.c()), static_cast<float>(k.d()),
-                      static_cast<float>(k.step())},
-                     p.x.data(), p.v.data(), mine.p.data(), g.data(), gw.data(), kDim);
+        MoveParticle(
+            {static_cast<float>(k.a()), static_cast<float>(k.b()), static_cast<float>(k.c()),
+             static_cast<float>(k.d()), static_cast<float>(k.step())},
+            p.x.data(), p.v.data(), mine.p.data(), g.data(), gw.data(), kDim);
         p.bytes = Serialize(p.x);
         mine.pending = std::move(p);
       }
@@ -258,8 +258,8 @@ void ExpectDurableState(const std::string& dir, const std::vector<const Agent*>&
   for (const Agent* a : agents) {
     for (const auto& [particle, iteration] : a->acknowledged()) {
       EXPECT_TRUE((*store)->GetEvaluation("swarm", particle, iteration).ok())
-          << a->name() << " lost the acknowledged report of particle " << particle
-          << " iteration " << iteration;
+          << a->name() << " lost the acknowledged report of particle " << particle << " iteration "
+          << iteration;
     }
   }
   // An evaluation the store marks held has its bytes on disk and a counted reference.
@@ -352,8 +352,8 @@ TEST(ServerProcessTest, SwarmSurvivesKillNineAndMatchesTheRunner) {
   o.params.max_iterations = 8;
   o.params.patience = 3;
   for (const auto& e : experts) o.expert_ids.push_back(Sha256Hex(Serialize(e)));
-  auto oracle = RunSwarm(experts, *UtilityFunction::Create({{kSyntheticComponent, true, 1.0}}),
-                         eval, o);
+  auto oracle =
+      RunSwarm(experts, *UtilityFunction::Create({{kSyntheticComponent, true, 1.0}}), eval, o);
   ASSERT_TRUE(oracle.ok());
   EXPECT_EQ(status.global_best().utility(), oracle->best_utility);
   EXPECT_EQ(status.global_best().blob_id(), Sha256Hex(Serialize(oracle->best)));
@@ -403,8 +403,7 @@ TEST(ServerProcessTest, RepeatedKillNineKeepsEveryAcknowledgedReport) {
   // An agent step advances each particle by at most one iteration, so the swarm outlasts
   // the kills; patience is no shorter so that it cannot end the run first.
   const int iterations = std::max(12, target_kills + 4);
-  StartSwarm(port,
-             absl::StrCat("seed: 5 max_iterations: ", iterations, " patience: ", iterations),
+  StartSwarm(port, absl::StrCat("seed: 5 max_iterations: ", iterations, " patience: ", iterations),
              "mode: ASYNC", experts, a, b);
   std::mt19937 rng(seed);
   int kills = 0, mid_step = 0;
@@ -544,8 +543,8 @@ TEST(ServerProcessTest, FullDiskRefusesWritesAndRecovers) {
   ASSERT_TRUE(server.child().Running()) << ::wxp::proc::Tail(server.log_path());
   EXPECT_FALSE(refused.empty()) << "no write was refused on a full disk";
   std::cerr << "disk full (" << filled << " filler bytes): " << refused.size()
-            << " calls refused, e.g. "
-            << (refused.empty() ? "" : refused.front().error_message()) << std::endl;
+            << " calls refused, e.g. " << (refused.empty() ? "" : refused.front().error_message())
+            << std::endl;
   // UNAVAILABLE: a full disk passes once space is freed, so clients retry it
   // (RESOURCE_EXHAUSTED is for limits no retry passes; proto/wxp.proto's code table).
   for (const grpc::Status& s : refused) {
@@ -554,8 +553,7 @@ TEST(ServerProcessTest, FullDiskRefusesWritesAndRecovers) {
     EXPECT_TRUE(SaysDiskFull(s)) << s.error_message();
   }
   // A new blob cannot be stored either: refused by the blob store, saying why.
-  const grpc::Status upload =
-      ca.Upload(Serialize(MakeRandomExperts(1, kDim, 52)[0]));
+  const grpc::Status upload = ca.Upload(Serialize(MakeRandomExperts(1, kDim, 52)[0]));
   EXPECT_EQ(upload.error_code(), grpc::StatusCode::UNAVAILABLE) << upload.error_message();
   EXPECT_TRUE(SaysDiskFull(upload)) << upload.error_message();
   std::cerr << "upload refused: " << upload.error_message() << std::endl;

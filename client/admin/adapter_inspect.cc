@@ -92,14 +92,13 @@ int AdapterInspect(const std::vector<std::string>& args, std::ostream& out, std:
   out << absl::StrFormat("%-20s %s\n", "format",
                          a->config_json ? "PEFT adapter directory" : "safetensors file");
   if (config) {
-    out << absl::StrFormat("%-20s %s r=%s alpha=%s targets=[%s] base=%s\n", "peft",
-                           config->peft_type.empty() ? "?" : config->peft_type,
-                           config->r ? absl::StrCat(*config->r) : "?",
-                           config->lora_alpha ? absl::StrCat(*config->lora_alpha) : "?",
-                           absl::StrJoin(config->target_modules, ","),
-                           config->base_model_name_or_path.empty()
-                               ? "?"
-                               : config->base_model_name_or_path);
+    out << absl::StrFormat(
+        "%-20s %s r=%s alpha=%s targets=[%s] base=%s\n", "peft",
+        config->peft_type.empty() ? "?" : config->peft_type,
+        config->r ? absl::StrCat(*config->r) : "?",
+        config->lora_alpha ? absl::StrCat(*config->lora_alpha) : "?",
+        absl::StrJoin(config->target_modules, ","),
+        config->base_model_name_or_path.empty() ? "?" : config->base_model_name_or_path);
   }
   out << absl::StrFormat("%-20s %d\n", "tensors", s.tensors().size());
   out << absl::StrFormat("%-20s %d\n", "parameters", s.total_params());
@@ -113,13 +112,13 @@ int AdapterInspect(const std::vector<std::string>& args, std::ostream& out, std:
                            non_finite);
   }
   const bool all = p->GetBool("tensors");
-  const size_t rows = all ? s.tensors().size()
-                          : std::min<size_t>(s.tensors().size(), kDefaultTensorRows);
+  const size_t rows =
+      all ? s.tensors().size() : std::min<size_t>(s.tensors().size(), kDefaultTensorRows);
   out << "\n" << absl::StrFormat("%-6s %-5s %-16s %s\n", "#", "dtype", "shape", "name");
   for (size_t i = 0; i < rows; ++i) {
     const TensorSpec& t = s.tensors()[i];
-    out << absl::StrFormat("%-6d %-5s %-16s %s\n", i, DTypeName(t.dtype),
-                           ShapeToString(t.shape), t.name);
+    out << absl::StrFormat("%-6d %-5s %-16s %s\n", i, DTypeName(t.dtype), ShapeToString(t.shape),
+                           t.name);
   }
   if (rows < s.tensors().size()) {
     out << absl::StrFormat("... %d more (--tensors lists all)\n", s.tensors().size() - rows);

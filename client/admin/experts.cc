@@ -27,8 +27,8 @@ absl::StatusOr<ExpertSet> LoadExperts(const std::vector<std::string>& paths) {
   }
   if (set.vectors.empty()) return absl::InvalidArgumentError("no adapters given");
   set.template_adapter->values.clear();  // only its schema and config are needed
-  set.description = absl::StrFormat("%d adapters, %d tensors", set.vectors.size(),
-                                    set.tensor_sizes.size());
+  set.description =
+      absl::StrFormat("%d adapters, %d tensors", set.vectors.size(), set.tensor_sizes.size());
   return set;
 }
 

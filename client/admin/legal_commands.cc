@@ -1,6 +1,6 @@
-// `wxpctl legal ...` (flags accept --work_dir and --work-dir alike): the built-in legal-text task from the command line — pretrain the base,
-// fine-tune a firm's expert, score an adapter (also usable as an external-command evaluator),
-// list the shards.
+// `wxpctl legal ...` (flags accept --work_dir and --work-dir alike): the built-in legal-text task
+// from the command line — pretrain the base, fine-tune a firm's expert, score an adapter (also
+// usable as an external-command evaluator), list the shards.
 #include <chrono>
 #include <iomanip>
 
@@ -30,7 +30,8 @@ constexpr char kLegalHelp[] =
     "  finetune --work_dir D --shard NAME --out DIR [--steps N --seed S]\n"
     "                                  fine-tune a firm's LoRA expert on its shard only\n"
     "  eval --work_dir D --adapter DIR [--split dev|test]\n"
-    "                                  print {\"scores\": {\"char_acc\", \"loss\"}} of an adapter\n";
+    "                                  print {\"scores\": {\"char_acc\", \"loss\"}} of an "
+    "adapter\n";
 
 double Since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
@@ -55,8 +56,8 @@ int Shards(const std::vector<std::string>& args, std::ostream& out, std::ostream
   if (!p) return code;
   absl::StatusOr<legal::Corpus> c = legal::Corpus::Load(p->Get("corpus-dir"));
   if (!c.ok()) return Fail(err, c.status());
-  out << absl::StrFormat("corpus %s\n%-12s %8s %8s %8s %8s  files\n", c->dir(), "shard",
-                         "bytes", "train", "dev", "test");
+  out << absl::StrFormat("corpus %s\n%-12s %8s %8s %8s %8s  files\n", c->dir(), "shard", "bytes",
+                         "train", "dev", "test");
   for (const std::string& name : c->ShardNames()) {
     auto bytes = [&](legal::Split s) {
       int64_t n = 0;
@@ -96,16 +97,18 @@ int Pretrain(const std::vector<std::string>& args, std::ostream& out, std::ostre
 
 int Finetune(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   const std::vector<cli::FlagSpec> flags = {
-      kWorkDir, kCorpusDir, kThreads,
+      kWorkDir,
+      kCorpusDir,
+      kThreads,
       {"shard", "the firm's shard (see wxpctl legal shards)"},
       {"out", "write the expert as a PEFT directory here"},
       {"steps", "fine-tune steps", false, std::to_string(legal::FineTuneOptions().steps)},
       {"seed", "seed of the batch order and of the LoRA A initialisation", false, "1"},
   };
   int code = 0;
-  std::optional<cli::ParsedArgs> p = ParseOrExit(
-      args, flags, "legal finetune", "--work_dir D --shard NAME --out DIR [flags]", out, err,
-      &code);
+  std::optional<cli::ParsedArgs> p =
+      ParseOrExit(args, flags, "legal finetune", "--work_dir D --shard NAME --out DIR [flags]", out,
+                  err, &code);
   if (!p) return code;
   if (!p->Has("shard") || !p->Has("out")) {
     return UsageError(err, "legal finetune", "--shard and --out are required");
@@ -124,22 +127,23 @@ int Finetune(const std::vector<std::string>& args, std::ostream& out, std::ostre
   if (!e.ok()) return Fail(err, e.status());
   if (absl::Status s = SaveAdapterDir(e->adapter, p->Get("out")); !s.ok()) return Fail(err, s);
   out << absl::StrFormat(
-      "expert %s: %d steps in %.1f s, train loss %.4f -> %.4f nats/byte, written to %s\n",
-      o->shard, ft.steps, e->stats.seconds, e->stats.initial_loss, e->stats.final_loss,
-      p->Get("out"));
+      "expert %s: %d steps in %.1f s, train loss %.4f -> %.4f nats/byte, written to %s\n", o->shard,
+      ft.steps, e->stats.seconds, e->stats.initial_loss, e->stats.final_loss, p->Get("out"));
   return kExitOk;
 }
 
 int Eval(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   const std::vector<cli::FlagSpec> flags = {
-      kWorkDir, kCorpusDir, kThreads,
+      kWorkDir,
+      kCorpusDir,
+      kThreads,
       {"adapter", "PEFT directory or .safetensors file to score"},
       {"split", "dev (the search's utility) or test (final reporting)", false, "dev"},
       {"timing", "also print the evaluation time to stderr", true},
   };
   int code = 0;
-  std::optional<cli::ParsedArgs> p = ParseOrExit(
-      args, flags, "legal eval", "--work_dir D --adapter DIR [flags]", out, err, &code);
+  std::optional<cli::ParsedArgs> p =
+      ParseOrExit(args, flags, "legal eval", "--work_dir D --adapter DIR [flags]", out, err, &code);
   if (!p) return code;
   if (!p->Has("adapter")) return UsageError(err, "legal eval", "--adapter is required");
   absl::StatusOr<LegalOptions> o = CommonOptions(*p);

@@ -65,9 +65,9 @@ int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
   const std::vector<std::string> rest(args.begin() + 1, args.end());
   if (args[0] == "adapter") {
     if (rest.empty() || rest[0] != "inspect") {
-      return UsageError(err, "adapter",
-                        rest.empty() ? "missing sub-command: inspect"
-                                     : "unknown sub-command '" + rest[0] + "'");
+      return UsageError(
+          err, "adapter",
+          rest.empty() ? "missing sub-command: inspect" : "unknown sub-command '" + rest[0] + "'");
     }
     return AdapterInspect({rest.begin() + 1, rest.end()}, out, err);
   }

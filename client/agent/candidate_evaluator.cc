@@ -13,10 +13,10 @@
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
-#include "absl/time/clock.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/time/clock.h"
 #include "client/agent/position_files.h"
 #include "common/adapter.h"
 #include "common/file_util.h"
@@ -124,8 +124,8 @@ class External : public CandidateEvaluator {
         timed_out = true;
         break;
       }
-      int r = poll(fds, 2, static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(left) + 1,
-                                                               1000)));
+      int r = poll(fds, 2,
+                   static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(left) + 1, 1000)));
       if (r < 0 && errno != EINTR) break;
       for (int i = 0; i < 2; ++i) {
         if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
@@ -167,8 +167,8 @@ class External : public CandidateEvaluator {
     }
     const std::string what = absl::StrCat("`", Describe(argv), "`");
     if (timed_out) {
-      return absl::DeadlineExceededError(absl::StrCat(
-          what, " did not finish within ", absl::FormatDuration(o_.timeout)));
+      return absl::DeadlineExceededError(
+          absl::StrCat(what, " did not finish within ", absl::FormatDuration(o_.timeout)));
     }
     if (flooded) {
       return absl::InvalidArgumentError(absl::StrCat(what, " wrote over 64 MiB to stdout"));
@@ -178,14 +178,12 @@ class External : public CandidateEvaluator {
       return absl::NotFoundError(absl::StrCat(what, ": ", absl::StripAsciiWhitespace(err)));
     }
     if (WIFSIGNALED(status)) {
-      return absl::InternalError(
-          absl::StrCat(what, " was killed by signal ", WTERMSIG(status)));
+      return absl::InternalError(absl::StrCat(what, " was killed by signal ", WTERMSIG(status)));
     }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-      return absl::InternalError(
-          absl::StrCat(what, " exited with status ", WEXITSTATUS(status),
-                       err.empty() ? "" : ": ",
-                       absl::StripAsciiWhitespace(err.substr(err.size() > 300 ? err.size() - 300 : 0))));
+      return absl::InternalError(absl::StrCat(
+          what, " exited with status ", WEXITSTATUS(status), err.empty() ? "" : ": ",
+          absl::StripAsciiWhitespace(err.substr(err.size() > 300 ? err.size() - 300 : 0))));
     }
     return out;
   }

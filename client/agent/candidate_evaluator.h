@@ -38,11 +38,11 @@ class CandidateEvaluator {
 std::unique_ptr<CandidateEvaluator> InProcessEvaluator(std::unique_ptr<Evaluator> evaluator);
 
 struct ExternalCommandOptions {
-  std::vector<std::string> argv;            // program and leading arguments, no shell
+  std::vector<std::string> argv;  // program and leading arguments, no shell
   absl::Duration timeout = absl::Minutes(10);
-  std::map<std::string, std::string> env;   // added to the agent's environment
-  std::string scratch_dir;                  // where candidate PEFT directories are written
-  std::string adapter_config_json;          // adapter_config.json of every candidate
+  std::map<std::string, std::string> env;        // added to the agent's environment
+  std::string scratch_dir;                       // where candidate PEFT directories are written
+  std::string adapter_config_json;               // adapter_config.json of every candidate
   absl::Duration kill_grace = absl::Seconds(5);  // SIGTERM to SIGKILL on timeout
 };
 

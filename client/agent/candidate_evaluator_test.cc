@@ -101,7 +101,8 @@ TEST_F(CandidateEvaluatorTest, FactoryRefusesAnEmptyCommandAndBadEnvironment) {
 }
 
 TEST_F(CandidateEvaluatorTest, InProcessEvaluatorSeesThePositionValues) {
-  auto e = InProcessEvaluator(std::make_unique<SyntheticEvaluator>(std::vector<float>{1, 2, 3, 4, 5, 6}));
+  auto e = InProcessEvaluator(
+      std::make_unique<SyntheticEvaluator>(std::vector<float>{1, 2, 3, 4, 5, 6}));
   auto scores = e->Evaluate({0, 0, position_, &schema_});
   ASSERT_TRUE(scores.ok()) << scores.status();
   EXPECT_EQ(scores->at(kSyntheticComponent), 0.0);

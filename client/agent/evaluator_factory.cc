@@ -27,8 +27,8 @@ class Synthetic : public CandidateEvaluator {
       } else {
         optimum = MakeRandomExperts(1, cand.schema->total_params(), c_.optimum_seed())[0];
       }
-      eval_ = std::make_unique<SyntheticEvaluator>(std::move(optimum), c_.noise(),
-                                                   c_.optimum_seed());
+      eval_ =
+          std::make_unique<SyntheticEvaluator>(std::move(optimum), c_.noise(), c_.optimum_seed());
     }
     WXP_ASSIGN_OR_RETURN(std::vector<float> x, LoadFlat(cand.position_path, *cand.schema));
     return eval_->Evaluate({cand.particle, cand.iteration, x});
@@ -75,8 +75,7 @@ absl::StatusOr<std::unique_ptr<CandidateEvaluator>> MakeCandidateEvaluator(
       o.scratch_dir = work_dir + "/scratch";
       // Candidates carry the first expert's PEFT config, as the exported adapter does.
       if (config.expert_paths_size() > 0) {
-        absl::StatusOr<std::string> cfg =
-            ReadFile(config.expert_paths(0) + "/" + kPeftConfigFile);
+        absl::StatusOr<std::string> cfg = ReadFile(config.expert_paths(0) + "/" + kPeftConfigFile);
         if (cfg.ok()) o.adapter_config_json = *cfg;
       }
       return ExternalCommandEvaluator(std::move(o));
@@ -85,8 +84,7 @@ absl::StatusOr<std::unique_ptr<CandidateEvaluator>> MakeCandidateEvaluator(
       if (config.synthetic().noise() < 0) {
         return absl::InvalidArgumentError("synthetic.noise must be >= 0");
       }
-      return std::unique_ptr<CandidateEvaluator>(
-          std::make_unique<Synthetic>(config.synthetic()));
+      return std::unique_ptr<CandidateEvaluator>(std::make_unique<Synthetic>(config.synthetic()));
     case wxp::v1::AgentConfig::kBuiltinLegalText: {
       const auto& c = config.builtin_legal_text();
       legal::LegalOptions o;
@@ -95,8 +93,8 @@ absl::StatusOr<std::unique_ptr<CandidateEvaluator>> MakeCandidateEvaluator(
       o.split = c.split();
       o.work_dir = c.base_dir().empty() ? work_dir + "/legal" : c.base_dir();
       if (o.split != "" && o.split != "dev" && o.split != "test") {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "builtin_legal_text.split must be dev or test, not '", o.split, "'"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("builtin_legal_text.split must be dev or test, not '", o.split, "'"));
       }
       return std::unique_ptr<CandidateEvaluator>(std::make_unique<BuiltinLegal>(std::move(o)));
     }

@@ -64,9 +64,8 @@ absl::StatusOr<FlatReader> FlatReader::Position(const std::string& path, const S
   WXP_ASSIGN_OR_RETURN(SafetensorsFile file, SafetensorsFile::Open(path));
   const auto& tensors = file.tensors();
   if (tensors.size() != schema.size()) {
-    return absl::InvalidArgumentError(absl::StrCat(path, " has ", tensors.size(),
-                                                   " tensors; the swarm's schema has ",
-                                                   schema.size()));
+    return absl::InvalidArgumentError(absl::StrCat(
+        path, " has ", tensors.size(), " tensors; the swarm's schema has ", schema.size()));
   }
   FlatReader r;
   r.path_ = path;
@@ -81,8 +80,8 @@ absl::StatusOr<FlatReader> FlatReader::Position(const std::string& path, const S
       return absl::InvalidArgumentError(
           absl::StrCat(path, ": tensor ", tensors[i].name, " is F64, not a position dtype"));
     }
-    r.segments_.push_back({tensors[i].data.data() - file.bytes().data(), tensors[i].numel,
-                           tensors[i].dtype});
+    r.segments_.push_back(
+        {tensors[i].data.data() - file.bytes().data(), tensors[i].numel, tensors[i].dtype});
     r.total_ += tensors[i].numel;
   }
   r.fd_ = open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -95,8 +94,8 @@ absl::StatusOr<FlatReader> FlatReader::Velocity(const std::string& path, int64_t
   const uintmax_t size = fs::file_size(path, ec);
   if (ec) return ErrnoStatus(ec.value(), "cannot stat", path);
   if (size != static_cast<uintmax_t>(n) * 4) {
-    return absl::InvalidArgumentError(absl::StrCat(path, " holds ", size, " bytes, expected ",
-                                                   n * 4, " (", n, " fp32 values)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, " holds ", size, " bytes, expected ", n * 4, " (", n, " fp32 values)"));
   }
   FlatReader r;
   r.path_ = path;
@@ -165,8 +164,7 @@ absl::Status FlatReader::Read(float* out, int64_t n) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<PositionWriter> PositionWriter::Create(const std::string& dir,
-                                                      const Schema& schema,
+absl::StatusOr<PositionWriter> PositionWriter::Create(const std::string& dir, const Schema& schema,
                                                       const SafetensorsMetadata& metadata) {
   std::vector<TensorToWrite> layout;
   for (const TensorSpec& t : schema.tensors()) {
@@ -245,8 +243,7 @@ absl::Status PositionWriter::Write(const float* values, int64_t n) {
 absl::StatusOr<std::string> PositionWriter::Finish() {
   if (written_ != schema_.total_params()) {
     return absl::FailedPreconditionError(absl::StrCat("position writer: ", written_, " of ",
-                                                      schema_.total_params(),
-                                                      " values written"));
+                                                      schema_.total_params(), " values written"));
   }
   WXP_RETURN_IF_ERROR(SyncAndClose(f_, tmp_));
   const std::string id = hasher_.FinalHex();
@@ -305,8 +302,8 @@ absl::Status StreamMove(const MoveCoefficients& k, bool restart, const MoveInput
   const int64_t n = in.x->size();
   for (FlatReader* r : {in.v, in.p, in.g, in.gw}) {
     if (r->size() != n) {
-      return absl::InvalidArgumentError(absl::StrCat("move inputs differ in length: ", n,
-                                                     " and ", r->size()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("move inputs differ in length: ", n, " and ", r->size()));
     }
   }
   std::vector<float> x(kChunkValues), v(kChunkValues), p(kChunkValues), g(kChunkValues),

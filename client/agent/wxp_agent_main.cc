@@ -8,9 +8,9 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
-#include "common/shutdown_signals.h"
 #include "client/agent/agent_config.h"
 #include "client/agent/agent_daemon.h"
+#include "common/shutdown_signals.h"
 
 ABSL_FLAG(std::string, config, "", "text-format wxp.v1.AgentConfig; flags override it");
 ABSL_FLAG(std::string, server, "", "host:port of wxp-server");

@@ -58,9 +58,8 @@ absl::StatusOr<std::vector<double>> ParsedArgs::GetDoubleList(const std::string&
   for (absl::string_view part : absl::StrSplit(Get(name), ',')) {
     double d;
     if (!absl::SimpleAtod(part, &d) || !std::isfinite(d)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--", name, " needs comma-separated finite numbers; '", part,
-                       "' is not one"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--", name, " needs comma-separated finite numbers; '", part, "' is not one"));
     }
     out.push_back(d);
   }
@@ -121,7 +120,8 @@ std::string FlagsHelp(const std::vector<FlagSpec>& flags) {
   std::string out;
   for (const FlagSpec& f : flags) {
     std::string left = absl::StrCat("  --", f.name);
-    if (!f.is_bool) absl::StrAppend(&left, "=", f.default_value.empty() ? "VALUE" : f.default_value);
+    if (!f.is_bool)
+      absl::StrAppend(&left, "=", f.default_value.empty() ? "VALUE" : f.default_value);
     if (left.size() < 26) left.resize(26, ' ');
     absl::StrAppend(&out, left, " ", f.help, "\n");
   }

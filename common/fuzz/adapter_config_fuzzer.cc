@@ -99,10 +99,12 @@ void Fuzz(const uint8_t* data, size_t size) {
   }
   WXP_FUZZ_CHECK(loaded->config_json == text, "the config text was not kept verbatim");
   WXP_FUZZ_CHECK(SaveAdapterDir(*loaded, d.out).ok(), "SaveAdapterDir failed");
-  const absl::StatusOr<std::string> config_out = ReadFile(absl::StrCat(d.out, "/", kPeftConfigFile));
+  const absl::StatusOr<std::string> config_out =
+      ReadFile(absl::StrCat(d.out, "/", kPeftConfigFile));
   const absl::StatusOr<std::string> weights_out =
       ReadFile(absl::StrCat(d.out, "/", kPeftWeightsFile));
-  WXP_FUZZ_CHECK(config_out.ok() && *config_out == text, "the config was not written back verbatim");
+  WXP_FUZZ_CHECK(config_out.ok() && *config_out == text,
+                 "the config was not written back verbatim");
   WXP_FUZZ_CHECK(weights_out.ok() && *weights_out == d.weights,
                  "the weights were not written back byte for byte");
 }

@@ -42,16 +42,16 @@ void Fuzz(const uint8_t* data, size_t size) {
   if (!file.ok()) {
     WXP_FUZZ_CHECK(file.status().code() == absl::StatusCode::kInvalidArgument,
                    file.status().ToString());
-    WXP_FUZZ_CHECK(absl::StartsWith(file.status().message(), "fuzz: "),
-                   file.status().ToString());
+    WXP_FUZZ_CHECK(absl::StartsWith(file.status().message(), "fuzz: "), file.status().ToString());
     return;
   }
   const absl::string_view all = file->bytes();
   WXP_FUZZ_CHECK(all == input, "bytes() differs from the input");
   for (const TensorView& t : file->tensors()) {
     WXP_FUZZ_CHECK(!t.name.empty() && t.name != "__metadata__", t.name);
-    WXP_FUZZ_CHECK(t.data.data() >= all.data() && t.data.data() + t.data.size() <= all.data() + all.size(),
-                   absl::StrCat("tensor '", t.name, "' points outside the file"));
+    WXP_FUZZ_CHECK(
+        t.data.data() >= all.data() && t.data.data() + t.data.size() <= all.data() + all.size(),
+        absl::StrCat("tensor '", t.name, "' points outside the file"));
     WXP_FUZZ_CHECK(static_cast<uint64_t>(t.numel) * DTypeSize(t.dtype) == t.data.size(),
                    absl::StrCat("tensor '", t.name, "' size mismatch"));
   }

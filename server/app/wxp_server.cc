@@ -56,12 +56,12 @@ absl::StatusOr<std::unique_ptr<WxpServer>> WxpServer::Start(Options options) {
   WXP_ASSIGN_OR_RETURN(s->coordinator_, Coordinator::Create(copts));
   s->gate_ = std::make_unique<Gatekeeper>(options.authenticate, s->store_.get(), options.clock);
   s->streams_ = std::make_unique<StreamLimiter>(options.max_concurrent_streams);
-  s->admin_ = std::make_unique<AdminServiceImpl>(s->coordinator_.get(), s->store_.get(),
-                                                 s->blobs_.get(), s->gate_.get(), options.clock,
-                                                 s->streams_.get());
-  s->agent_ = std::make_unique<AgentServiceImpl>(s->coordinator_.get(), s->blobs_.get(),
-                                                 s->gate_.get(), options.clock,
-                                                 options.max_chunk_bytes, s->streams_.get());
+  s->admin_ =
+      std::make_unique<AdminServiceImpl>(s->coordinator_.get(), s->store_.get(), s->blobs_.get(),
+                                         s->gate_.get(), options.clock, s->streams_.get());
+  s->agent_ =
+      std::make_unique<AgentServiceImpl>(s->coordinator_.get(), s->blobs_.get(), s->gate_.get(),
+                                         options.clock, options.max_chunk_bytes, s->streams_.get());
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
   builder.AddListeningPort(options.listen, options.credentials, &s->port_);

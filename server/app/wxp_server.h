@@ -26,8 +26,8 @@ namespace wxp::server {
 class WxpServer {
  public:
   struct Options {
-    std::string listen = "127.0.0.1:7443";  // host:port; port 0 picks a free one
-    std::string data_dir;                    // required: wxp.db and blobs/ live here
+    std::string listen = "127.0.0.1:7443";                 // host:port; port 0 picks a free one
+    std::string data_dir;                                  // required: wxp.db and blobs/ live here
     std::shared_ptr<grpc::ServerCredentials> credentials;  // required (TLS in production)
     Authenticator authenticate;                            // required
     uint64_t max_blob_bytes = 4ull << 30;

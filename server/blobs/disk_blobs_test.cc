@@ -88,7 +88,7 @@ TEST(DiskBlobsTest, RefusalsLeaveNothingVisible) {
   EXPECT_EQ(gap.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(gap.status().message().find("expected offset 1000, got 2000"), std::string::npos);
   EXPECT_EQ(blobs->Append(id, 1000, std::string(2500, 'z')).status().code(),
-            absl::StatusCode::kInvalidArgument);  // past the declared size
+            absl::StatusCode::kInvalidArgument);         // past the declared size
   EXPECT_EQ(blobs->UploadOffset(id)->committed, 1000u);  // refusals wrote nothing
   // Wrong bytes: the hash check refuses them and drops the partial upload.
   ASSERT_TRUE(blobs->Append(id, 1000, std::string(2000, 'z')).ok());
@@ -108,7 +108,7 @@ TEST(DiskBlobsTest, AClientThatLostTrackRestartsFromItsOffset) {
   ASSERT_TRUE(blobs->Append(id, 0, data.substr(0, 2000)).ok());
   blobs->Abandon(id);
   EXPECT_EQ(blobs->BeginUpload(id, data.size(), 2500).status().code(),
-            absl::StatusCode::kFailedPrecondition);  // beyond what is held
+            absl::StatusCode::kFailedPrecondition);     // beyond what is held
   auto again = blobs->BeginUpload(id, data.size(), 0);  // starts over
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->committed, 0u);
@@ -172,8 +172,7 @@ TEST(DiskBlobsTest, RecoverCollectsOnlyUnreferencedBlobsOlderThanTheGracePeriod)
   blobs->Abandon(partial_id);
   const auto two_hours_ago = std::filesystem::file_time_type::clock::now() - std::chrono::hours(2);
   for (const std::string& id : {old_unref, old_ref}) {
-    std::filesystem::last_write_time(root + "/blobs/" + id.substr(0, 2) + "/" + id,
-                                     two_hours_ago);
+    std::filesystem::last_write_time(root + "/blobs/" + id.substr(0, 2) + "/" + id, two_hours_ago);
   }
   std::filesystem::last_write_time(root + "/partial/" + partial_id, two_hours_ago);
 

@@ -85,8 +85,7 @@ class Coordinator {
   // the positions the server holds; the history gains a reading under the new version next
   // to the old one; later reports compete under the new weights.
   absl::StatusOr<wxp::v1::UtilityWeights> SetUtilityWeights(
-      const Caller& caller, const std::string& swarm,
-      const std::map<std::string, double>& weights);
+      const Caller& caller, const std::string& swarm, const std::map<std::string, double>& weights);
   // Pause: targets answer WAIT (reports are still taken). Resume undoes it. Stop is final.
   absl::StatusOr<wxp::v1::SwarmStatus> Pause(const Caller& caller, const std::string& swarm,
                                              const std::string& reason);
@@ -110,8 +109,8 @@ class Coordinator {
                                              const wxp::v1::JoinRequest& request);
   absl::StatusOr<wxp::v1::GetAssignmentResponse> GetAssignment(const Caller& caller,
                                                                const std::string& swarm);
-  absl::StatusOr<wxp::v1::GetTargetsResponse> GetTargets(
-      const Caller& caller, const wxp::v1::GetTargetsRequest& request);
+  absl::StatusOr<wxp::v1::GetTargetsResponse> GetTargets(const Caller& caller,
+                                                         const wxp::v1::GetTargetsRequest& request);
   absl::StatusOr<wxp::v1::ReportResponse> Report(const Caller& caller,
                                                  const wxp::v1::ReportRequest& request);
   // "Still alive": marks the agent as heard from (see Options::online_window) and answers

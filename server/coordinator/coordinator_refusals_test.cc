@@ -108,8 +108,8 @@ class RefusalTest : public ::testing::Test {
   }
 
   Snapshot Take() {
-    return {*store_.GetSwarm("s"),       *store_.ListParticles("s"), *store_.ListEvaluations("s"),
-            *store_.ListHistory("s"),    *store_.ListExperts("s"),   *store_.ListBlobs()};
+    return {*store_.GetSwarm("s"),    *store_.ListParticles("s"), *store_.ListEvaluations("s"),
+            *store_.ListHistory("s"), *store_.ListExperts("s"),   *store_.ListBlobs()};
   }
 
   void ExpectRefused(const absl::Status& status, StatusCode code, const Snapshot& before,
@@ -192,8 +192,8 @@ TEST_F(RefusalTest, ReportAndTargetRefusals) {
   ASSERT_GE(pa, 0);
   const Caller& other = a_.identity == owner_[pa].identity ? b_ : a_;
 
-  ExpectRefused(Report(other, pa, 1, blob, {{"acc", 0.5}}).status(),
-                StatusCode::kPermissionDenied, before, "another agent's particle");
+  ExpectRefused(Report(other, pa, 1, blob, {{"acc", 0.5}}).status(), StatusCode::kPermissionDenied,
+                before, "another agent's particle");
   ExpectRefused(Report(a_, 9, 1, blob, {{"acc", 0.5}}).status(), StatusCode::kNotFound, before,
                 "unknown particle");
   wxp::v1::ReportRequest unknown_swarm;
@@ -201,8 +201,8 @@ TEST_F(RefusalTest, ReportAndTargetRefusals) {
   unknown_swarm.set_position_blob_id(blob);
   ExpectRefused(c_->Report(a_, unknown_swarm).status(), StatusCode::kNotFound, before,
                 "unknown swarm");
-  ExpectRefused(Report(a_, pa, 1, blob, {{"acc", 0.5}}).status(),
-                StatusCode::kFailedPrecondition, before, "report before targets (future)");
+  ExpectRefused(Report(a_, pa, 1, blob, {{"acc", 0.5}}).status(), StatusCode::kFailedPrecondition,
+                before, "report before targets (future)");
   ExpectRefused(Report(a_, pa, 0, initial_[pa], {{"acc", 0.9}}).status(),
                 StatusCode::kAlreadyExists, before, "initial report with another payload");
   auto same = Report(a_, pa, 0, initial_[pa], {{"acc", 0.1 + 0.1 * pa}});
@@ -221,12 +221,12 @@ TEST_F(RefusalTest, ReportAndTargetRefusals) {
                 StatusCode::kInvalidArgument, started, "NaN score");
   ExpectRefused(Report(a_, pa, 1, blob, {{"acc", 1.5}}).status(), StatusCode::kInvalidArgument,
                 started, "score out of range");
-  ExpectRefused(Report(a_, pa, 1, blob, {{"other", 0.5}}).status(),
-                StatusCode::kInvalidArgument, started, "missing component");
-  ExpectRefused(Report(a_, pa, 1, "nothex", {{"acc", 0.5}}).status(),
-                StatusCode::kInvalidArgument, started, "bad blob id");
-  ExpectRefused(Report(a_, pa, 2, blob, {{"acc", 0.5}}).status(),
-                StatusCode::kFailedPrecondition, started, "future iteration");
+  ExpectRefused(Report(a_, pa, 1, blob, {{"other", 0.5}}).status(), StatusCode::kInvalidArgument,
+                started, "missing component");
+  ExpectRefused(Report(a_, pa, 1, "nothex", {{"acc", 0.5}}).status(), StatusCode::kInvalidArgument,
+                started, "bad blob id");
+  ExpectRefused(Report(a_, pa, 2, blob, {{"acc", 0.5}}).status(), StatusCode::kFailedPrecondition,
+                started, "future iteration");
   ASSERT_TRUE(Report(a_, pa, 1, blob, {{"acc", 0.5}}).ok());
   ExpectRefused(Report(a_, pa, 1, blob, {{"acc", 0.6}}).status(), StatusCode::kAlreadyExists,
                 Take(), "different payload for a reported iteration");
@@ -262,8 +262,8 @@ TEST_F(RefusalTest, FailedCommitIsRefusedAndForgotten) {
   const Snapshot started = Take();
   const std::string blob = std::string(64, 'c');
   store_.FailCommitsWith(full);
-  ExpectRefused(Report(who, pa, 1, blob, {{"acc", 0.5}}).status(),
-                StatusCode::kResourceExhausted, started, "report on a full disk");
+  ExpectRefused(Report(who, pa, 1, blob, {{"acc", 0.5}}).status(), StatusCode::kResourceExhausted,
+                started, "report on a full disk");
   store_.FailCommitsWith(absl::OkStatus());
   auto report = Report(who, pa, 1, blob, {{"acc", 0.5}});
   ASSERT_TRUE(report.ok()) << report.status();

@@ -4,9 +4,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/adapter.h"
+#include "common/grpc_status.h"
 #include "common/safetensors.h"
 #include "common/sha256.h"
-#include "common/grpc_status.h"
 #include "google/protobuf/util/time_util.h"
 #include "server/service/request_checks.h"
 

@@ -3,8 +3,8 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
-#include "google/protobuf/util/time_util.h"
 #include "common/grpc_status.h"
+#include "google/protobuf/util/time_util.h"
 #include "server/service/request_checks.h"
 
 namespace wxp::server {

@@ -14,10 +14,9 @@ absl::StatusOr<Caller> Gatekeeper::Admit(const grpc::ServerContext& ctx, const s
   if (!caller.ok()) return caller.status();
   const bool known_role = caller->role == "agent" || caller->role == "admin";
   if (role.empty() ? !known_role : caller->role != role) {
-    return absl::PermissionDeniedError(absl::StrCat("client '", caller->identity, "' has role ",
-                                                    caller->role.empty() ? "none" : caller->role,
-                                                    "; ", rpc, " needs role ",
-                                                    role.empty() ? "agent or admin" : role));
+    return absl::PermissionDeniedError(absl::StrCat(
+        "client '", caller->identity, "' has role ", caller->role.empty() ? "none" : caller->role,
+        "; ", rpc, " needs role ", role.empty() ? "agent or admin" : role));
   }
   absl::StatusOr<store::ClientRecord> known = store_->GetClient(caller->identity);
   if (known.ok() && known->revoked) {

@@ -21,8 +21,11 @@ class FailingTouchStore : public store::MemoryStore {
 class GatekeeperTest : public ::testing::Test {
  protected:
   absl::StatusOr<Caller> Admit(const std::string& identity, const std::string& role) {
-    Gatekeeper gate([&](const grpc::ServerContext&) { return Caller{identity, role}; }, &store_,
-                    &clock_);
+    Gatekeeper gate(
+        [&](const grpc::ServerContext&) {
+          return Caller{identity, role};
+        },
+        &store_, &clock_);
     grpc::ServerContext ctx;
     return gate.Admit(ctx, role, "Heartbeat");
   }
@@ -36,8 +39,11 @@ TEST_F(GatekeeperTest, RecordsClientsAndRefusesWrongRolesAndRevoked) {
   ASSERT_TRUE(record.ok()) << record.status();
   EXPECT_EQ(record->role, "agent");
 
-  Gatekeeper gate([](const grpc::ServerContext&) { return Caller{"firm-a", "agent"}; }, &store_,
-                  &clock_);
+  Gatekeeper gate(
+      [](const grpc::ServerContext&) {
+        return Caller{"firm-a", "agent"};
+      },
+      &store_, &clock_);
   grpc::ServerContext ctx;
   absl::StatusOr<Caller> wrong = gate.Admit(ctx, "admin", "CreateSwarm");
   EXPECT_EQ(wrong.status().code(), absl::StatusCode::kPermissionDenied);

@@ -17,13 +17,13 @@
 #include <string>
 #include <vector>
 
+#include "common/grpc_status.h"
 #include "google/protobuf/descriptor.h"
 #include "grpcpp/impl/rpc_service_method.h"
 #include "grpcpp/impl/service_type.h"
 #include "grpcpp/server_context.h"
 #include "grpcpp/support/method_handler.h"
 #include "grpcpp/support/sync_stream.h"
-#include "common/grpc_status.h"
 #include "server/service/parsed_request.h"
 
 namespace wxp::server {

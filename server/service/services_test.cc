@@ -56,8 +56,8 @@ class ServicesTest : public ::testing::Test {
     server_ = builder.BuildAndStart();
     ASSERT_NE(server_, nullptr);
     ASSERT_GT(port_, 0);
-    auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", port_),
-                                       grpc::InsecureChannelCredentials());
+    auto channel =
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", port_), grpc::InsecureChannelCredentials());
     admin_stub_ = wxp::v1::AdminService::NewStub(channel);
     agent_stub_ = wxp::v1::AgentService::NewStub(channel);
   }
@@ -353,8 +353,7 @@ TEST_F(ServicesTest, BlobStreamsAreLimitedServerWideNotPerConnection) {
     q.set_blob_id(Sha256Hex(o->bytes));
     wxp::v1::GetUploadOffsetResponse progress;
     while (progress.committed_bytes() < 4) {
-      ASSERT_TRUE(
-          agent_stub_->GetUploadOffset(As("firm-a", "agent").get(), q, &progress).ok());
+      ASSERT_TRUE(agent_stub_->GetUploadOffset(As("firm-a", "agent").get(), q, &progress).ok());
     }
     open.push_back(std::move(o));
   }

@@ -48,8 +48,8 @@ absl::Status MemoryStore::ApplyTo(State& state, const SwarmUpdate& u) {
   for (const auto& [particle, iteration] : u.blobs_now_held) {
     auto e = s.evaluations.find({iteration, particle});
     if (e == s.evaluations.end()) {
-      return absl::NotFoundError(absl::StrCat("no evaluation of particle ", particle,
-                                              " at iteration ", iteration));
+      return absl::NotFoundError(
+          absl::StrCat("no evaluation of particle ", particle, " at iteration ", iteration));
     }
     e->second.blob_held = true;
   }
@@ -69,8 +69,10 @@ absl::Status MemoryStore::ApplyTo(State& state, const SwarmUpdate& u) {
 }
 
 MemoryStore::MemoryStore()
-    : pipeline_([this](const std::vector<const SwarmUpdate*>& batch,
-                       std::vector<absl::Status>& refused) { return CommitBatch(batch, refused); }) {}
+    : pipeline_(
+          [this](const std::vector<const SwarmUpdate*>& batch, std::vector<absl::Status>& refused) {
+            return CommitBatch(batch, refused);
+          }) {}
 
 void MemoryStore::FailCommitsWith(absl::Status s) {
   absl::MutexLock lock(&mu_);

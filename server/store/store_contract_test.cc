@@ -264,8 +264,7 @@ TEST_P(StoreContractTest, ClientsAreTrackedAndRevoked) {
   EXPECT_TRUE(store_->GetClient("firm-b")->revoked);
   ASSERT_TRUE(store_->TouchClient("firm-b", "agent", 40).ok());
   EXPECT_TRUE(store_->GetClient("firm-b")->revoked);  // a reconnect does not un-revoke
-  EXPECT_EQ(store_->SetRevoked("nobody", true, Audit("", "x")).code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->SetRevoked("nobody", true, Audit("", "x")).code(), absl::StatusCode::kNotFound);
   auto all = store_->ListClients();
   ASSERT_EQ(all->size(), 2u);
   EXPECT_EQ((*all)[0].identity, "firm-a");
@@ -350,8 +349,7 @@ TEST_P(StoreContractTest, IntegrityCheckIsOk) { EXPECT_EQ(*store_->IntegrityChec
 INSTANTIATE_TEST_SUITE_P(
     AllStores, StoreContractTest,
     ::testing::Values(
-        StoreFactory{"sqlite_file",
-                     [](const std::string& tag) { return MakeSqlite(TempDb(tag)); }},
+        StoreFactory{"sqlite_file", [](const std::string& tag) { return MakeSqlite(TempDb(tag)); }},
         StoreFactory{"sqlite_memory", [](const std::string&) { return MakeSqlite(":memory:"); }},
         StoreFactory{"memory",
                      [](const std::string&) -> std::unique_ptr<SwarmStore> {

@@ -114,7 +114,7 @@ struct ExpertRecord {
   std::string agent;
   std::string blob_id;
   int64_t joined_ms = 0;
-  int32_t capacity = 1;  // the agent's declared capacity when it joined
+  int32_t capacity = 1;     // the agent's declared capacity when it joined
   std::string config_json;  // the expert's adapter_config.json, verbatim ("" if none)
 };
 
@@ -142,23 +142,37 @@ struct BlobRecord {
 
 // Field-wise equality, for tests and idempotency checks.
 inline bool operator==(const SwarmRecord& a, const SwarmRecord& b) {
-  return std::tie(a.name, a.spec, a.state, a.termination, a.created_ms, a.utility_version, a.utility, a.global_best, a.global_best_utility, a.global_worst, a.global_worst_utility, a.closed_iterations, a.last_global_improvement, a.stopped, a.open_round, a.round_opened_ms, a.round_best, a.round_best_utility, a.round_worst, a.round_worst_utility) ==
-         std::tie(b.name, b.spec, b.state, b.termination, b.created_ms, b.utility_version, b.utility, b.global_best, b.global_best_utility, b.global_worst, b.global_worst_utility, b.closed_iterations, b.last_global_improvement, b.stopped, b.open_round, b.round_opened_ms, b.round_best, b.round_best_utility, b.round_worst, b.round_worst_utility);
+  return std::tie(a.name, a.spec, a.state, a.termination, a.created_ms, a.utility_version,
+                  a.utility, a.global_best, a.global_best_utility, a.global_worst,
+                  a.global_worst_utility, a.closed_iterations, a.last_global_improvement, a.stopped,
+                  a.open_round, a.round_opened_ms, a.round_best, a.round_best_utility,
+                  a.round_worst, a.round_worst_utility) ==
+         std::tie(b.name, b.spec, b.state, b.termination, b.created_ms, b.utility_version,
+                  b.utility, b.global_best, b.global_best_utility, b.global_worst,
+                  b.global_worst_utility, b.closed_iterations, b.last_global_improvement, b.stopped,
+                  b.open_round, b.round_opened_ms, b.round_best, b.round_best_utility,
+                  b.round_worst, b.round_worst_utility);
 }
 
 inline bool operator==(const ParticleRow& a, const ParticleRow& b) {
-  return std::tie(a.particle_id, a.owner, a.initial_blob_id, a.velocity_partner_blob_id, a.current_blob_id, a.last_report_ms, a.engine) ==
-         std::tie(b.particle_id, b.owner, b.initial_blob_id, b.velocity_partner_blob_id, b.current_blob_id, b.last_report_ms, b.engine);
+  return std::tie(a.particle_id, a.owner, a.initial_blob_id, a.velocity_partner_blob_id,
+                  a.current_blob_id, a.last_report_ms, a.engine) ==
+         std::tie(b.particle_id, b.owner, b.initial_blob_id, b.velocity_partner_blob_id,
+                  b.current_blob_id, b.last_report_ms, b.engine);
 }
 
 inline bool operator==(const EvaluationRecord& a, const EvaluationRecord& b) {
-  return std::tie(a.particle_id, a.iteration, a.blob_id, a.blob_held, a.scores, a.utility, a.utility_version, a.failed, a.failure_reason, a.evaluation_seconds, a.time_ms) ==
-         std::tie(b.particle_id, b.iteration, b.blob_id, b.blob_held, b.scores, b.utility, b.utility_version, b.failed, b.failure_reason, b.evaluation_seconds, b.time_ms);
+  return std::tie(a.particle_id, a.iteration, a.blob_id, a.blob_held, a.scores, a.utility,
+                  a.utility_version, a.failed, a.failure_reason, a.evaluation_seconds, a.time_ms) ==
+         std::tie(b.particle_id, b.iteration, b.blob_id, b.blob_held, b.scores, b.utility,
+                  b.utility_version, b.failed, b.failure_reason, b.evaluation_seconds, b.time_ms);
 }
 
 inline bool operator==(const HistoryRecord& a, const HistoryRecord& b) {
-  return std::tie(a.iteration, a.utility_version, a.global_best_utility, a.global_worst_utility, a.mean_utility, a.step_length, a.restarts, a.reports, a.closed_ms) ==
-         std::tie(b.iteration, b.utility_version, b.global_best_utility, b.global_worst_utility, b.mean_utility, b.step_length, b.restarts, b.reports, b.closed_ms);
+  return std::tie(a.iteration, a.utility_version, a.global_best_utility, a.global_worst_utility,
+                  a.mean_utility, a.step_length, a.restarts, a.reports, a.closed_ms) ==
+         std::tie(b.iteration, b.utility_version, b.global_best_utility, b.global_worst_utility,
+                  b.mean_utility, b.step_length, b.restarts, b.reports, b.closed_ms);
 }
 
 inline bool operator==(const ExpertRecord& a, const ExpertRecord& b) {
@@ -177,8 +191,7 @@ inline bool operator==(const AuditRecord& a, const AuditRecord& b) {
 }
 
 inline bool operator==(const BlobRecord& a, const BlobRecord& b) {
-  return std::tie(a.id, a.size, a.refcount) ==
-         std::tie(b.id, b.size, b.refcount);
+  return std::tie(a.id, a.size, a.refcount) == std::tie(b.id, b.size, b.refcount);
 }
 
 // One atomic change. Everything refers to `swarm` (which must exist) except client and
@@ -194,7 +207,7 @@ struct SwarmUpdate {
   std::vector<std::pair<int32_t, int32_t>> blobs_now_held;
   std::vector<HistoryRecord> history;  // insert; replaces (iteration, utility_version)
   std::vector<AuditRecord> audit;
-  std::vector<BlobRecord> blob_refs;  // +1 reference each (created with the given size)
+  std::vector<BlobRecord> blob_refs;     // +1 reference each (created with the given size)
   std::vector<std::string> blob_unrefs;  // -1 reference each; never below zero
 };
 
@@ -246,7 +259,7 @@ class SwarmStore {
   virtual absl::Status TouchClient(const std::string& identity, const std::string& role,
                                    int64_t now_ms) = 0;
   virtual absl::StatusOr<ClientRecord> GetClient(const std::string& identity) = 0;  // NotFound
-  virtual absl::StatusOr<std::vector<ClientRecord>> ListClients() = 0;  // by identity
+  virtual absl::StatusOr<std::vector<ClientRecord>> ListClients() = 0;              // by identity
   // NotFound for an unknown identity.
   virtual absl::Status SetRevoked(const std::string& identity, bool revoked,
                                   const AuditRecord& audit) = 0;

@@ -70,7 +70,8 @@ absl::Status UpdatePipeline::WaitDurable(uint64_t ticket) {
       continue;
     }
     if (queue_.empty()) {
-      return absl::InternalError(absl::StrCat("ticket ", ticket, " is neither queued nor resolved"));
+      return absl::InternalError(
+          absl::StrCat("ticket ", ticket, " is neither queued nor resolved"));
     }
     // Lead: commit everything queued so far, ours included.
     std::deque<Entry> batch;

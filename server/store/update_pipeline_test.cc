@@ -20,20 +20,21 @@ struct FakeCommits {
   std::vector<std::vector<std::string>> batches;
   absl::Status fail;
   UpdatePipeline::CommitFn Fn() {
-    return [this](const std::vector<const SwarmUpdate*>& batch, std::vector<absl::Status>& refused) {
-      absl::MutexLock lock(&mu);
-      if (!fail.ok()) return fail;
-      std::vector<std::string> names;
-      for (size_t i = 0; i < batch.size(); ++i) {
-        if (batch[i]->swarm == "refuse") {
-          refused[i] = absl::AlreadyExistsError("refused");
-        } else {
-          names.push_back(batch[i]->swarm);
-        }
-      }
-      batches.push_back(names);
-      return absl::OkStatus();
-    };
+    return
+        [this](const std::vector<const SwarmUpdate*>& batch, std::vector<absl::Status>& refused) {
+          absl::MutexLock lock(&mu);
+          if (!fail.ok()) return fail;
+          std::vector<std::string> names;
+          for (size_t i = 0; i < batch.size(); ++i) {
+            if (batch[i]->swarm == "refuse") {
+              refused[i] = absl::AlreadyExistsError("refused");
+            } else {
+              names.push_back(batch[i]->swarm);
+            }
+          }
+          batches.push_back(names);
+          return absl::OkStatus();
+        };
   }
 };
 

@@ -12,16 +12,15 @@ namespace wxp::fuzz {
 
 [[noreturn]] inline void CheckFailed(const char* file, int line, const char* cond,
                                      const std::string& detail) {
-  std::fprintf(stderr, "%s:%d: fuzz check failed: %s\n  %s\n", file, line, cond,
-               detail.c_str());
+  std::fprintf(stderr, "%s:%d: fuzz check failed: %s\n  %s\n", file, line, cond, detail.c_str());
   std::abort();
 }
 
 }  // namespace wxp::fuzz
 
 // `detail` is evaluated only on failure, so it may build an expensive message.
-#define WXP_FUZZ_CHECK(cond, detail)                                      \
-  do {                                                                    \
+#define WXP_FUZZ_CHECK(cond, detail)                                            \
+  do {                                                                          \
     if (!(cond)) ::wxp::fuzz::CheckFailed(__FILE__, __LINE__, #cond, (detail)); \
   } while (0)
 

@@ -15,13 +15,13 @@
 namespace wxp::server::fuzz {
 namespace {
 
-
 const Caller kCallers[kNumCallers] = {
     {"firm-a", "agent"}, {"firm-b", "agent"}, {"firm-c", "agent"}, {"ops", "admin"}};
 const Caller& kAdmin = kCallers[3];
 
 Schema TestSchema() {
-  return Schema({{"m.lora_A.weight", DType::kF32, {2, 3}}, {"m.lora_B.weight", DType::kBF16, {3, 2}}});
+  return Schema(
+      {{"m.lora_A.weight", DType::kF32, {2, 3}}, {"m.lora_B.weight", DType::kBF16, {3, 2}}});
 }
 
 std::string Blob(float fill) {
@@ -84,7 +84,8 @@ struct State {
     if (!(audit == o.audit)) return "audit rows";
     if (!(blobs == o.blobs)) return "blob rows";
     for (size_t i = 0; i < views.size() && i < o.views.size(); ++i) {
-      if (views[i] != o.views[i]) return absl::StrCat("coordinator view ", i, " (status, particles, weights per swarm)");
+      if (views[i] != o.views[i])
+        return absl::StrCat("coordinator view ", i, " (status, particles, weights per swarm)");
     }
     if (views.size() != o.views.size()) return "number of coordinator views";
     return "";
@@ -115,7 +116,9 @@ bool ParsePayload(absl::string_view payload, T* out) {
 
 }  // namespace
 
-const Caller& CallerOf(int who) { return kCallers[(who % kNumCallers + kNumCallers) % kNumCallers]; }
+const Caller& CallerOf(int who) {
+  return kCallers[(who % kNumCallers + kNumCallers) % kNumCallers];
+}
 
 std::string Record(Op op, int who, absl::string_view payload) {
   const size_t n = std::min<size_t>(payload.size(), 0xFFFF);
@@ -153,10 +156,12 @@ void RequestWorld::Setup() {
                                       "patience: 2 } " +
                                       utility)),
          "create a");
-  MustOk(c_->CreateSwarm(kAdmin, Spec("name: 'p' min_experts: 3 hyperparameters { seed: 7 } " + utility)),
+  MustOk(c_->CreateSwarm(kAdmin,
+                         Spec("name: 'p' min_experts: 3 hyperparameters { seed: 7 } " + utility)),
          "create p");
   const std::string expert_a = Blob(0.25f), expert_b = Blob(-0.5f);
-  for (const std::string& bytes : {expert_a, expert_b}) ids_.push_back(MustOk(blobs_.Put(bytes), "put"));
+  for (const std::string& bytes : {expert_a, expert_b})
+    ids_.push_back(MustOk(blobs_.Put(bytes), "put"));
   for (const char* swarm : {"s", "a"}) {
     for (int who : {0, 1}) {
       wxp::v1::JoinRequest join;
@@ -177,7 +182,8 @@ void RequestWorld::Setup() {
   // Initial evaluations, so both pools are moving.
   for (const char* swarm : {"s", "a"}) {
     for (int who : {0, 1}) {
-      const wxp::v1::GetAssignmentResponse as = MustOk(c_->GetAssignment(kCallers[who], swarm), "assign");
+      const wxp::v1::GetAssignmentResponse as =
+          MustOk(c_->GetAssignment(kCallers[who], swarm), "assign");
       for (const auto& p : as.particles()) {
         owners_[{swarm, p.particle_id()}] = who;
         ids_.push_back(p.initial_position_blob_id());
@@ -257,8 +263,9 @@ std::optional<absl::Status> RequestWorld::Step(Op op, int who, absl::string_view
       r.set_position_blob_id(Resolve(r.position_blob_id()));
       absl::StatusOr<wxp::v1::ReportResponse> out = c_->Report(caller, r);
       if (out.ok()) {
-        WXP_FUZZ_CHECK(std::isfinite(out->utility()) && std::isfinite(out->global_best_utility()),
-                       absl::StrCat("accepted report with a non-finite utility:\n", Text(r), Text(*out)));
+        WXP_FUZZ_CHECK(
+            std::isfinite(out->utility()) && std::isfinite(out->global_best_utility()),
+            absl::StrCat("accepted report with a non-finite utility:\n", Text(r), Text(*out)));
       }
       status = out.status();
       break;
@@ -329,24 +336,26 @@ void RequestWorld::Run(absl::string_view input) {
   // For writing seeds: what each record did.
   static const bool verbose = std::getenv("WXP_FUZZ_VERBOSE") != nullptr;
   while (input.size() >= 4) {
-    const Op op = static_cast<Op>(static_cast<uint8_t>(input[0]) % static_cast<uint8_t>(Op::kNumOps));
+    const Op op =
+        static_cast<Op>(static_cast<uint8_t>(input[0]) % static_cast<uint8_t>(Op::kNumOps));
     const int who = static_cast<uint8_t>(input[1]);
-    const size_t n = std::min<size_t>(input.size() - 4, static_cast<uint8_t>(input[2]) |
-                                                            static_cast<uint8_t>(input[3]) << 8);
+    const size_t n = std::min<size_t>(
+        input.size() - 4, static_cast<uint8_t>(input[2]) | static_cast<uint8_t>(input[3]) << 8);
     const absl::string_view payload = input.substr(4, n);
     input.remove_prefix(4 + n);
 
-    const bool is_request = op != Op::kStoreBlob && op != Op::kTick && op != Op::kRead &&
-                            op != Op::kRestart;
+    const bool is_request =
+        op != Op::kStoreBlob && op != Op::kTick && op != Op::kRead && op != Op::kRestart;
     State before;
     if (is_request) before = Capture(store_, *c_);
     const std::optional<absl::Status> status = Step(op, who, payload);
     if (verbose) {
-      std::fprintf(stderr, "op %d by %s: %s\n", static_cast<int>(op), CallerOf(who).identity.c_str(),
-                   status ? status->ToString().c_str() : "-");
+      std::fprintf(stderr, "op %d by %s: %s\n", static_cast<int>(op),
+                   CallerOf(who).identity.c_str(), status ? status->ToString().c_str() : "-");
     }
     if (!status || status->ok()) continue;
-    WXP_FUZZ_CHECK(!status->message().empty(), absl::StrCat("refusal without a message: ", status->ToString()));
+    WXP_FUZZ_CHECK(!status->message().empty(),
+                   absl::StrCat("refusal without a message: ", status->ToString()));
     WXP_FUZZ_CHECK(status->code() != absl::StatusCode::kInternal &&
                        status->code() != absl::StatusCode::kUnknown &&
                        status->code() != absl::StatusCode::kDataLoss,

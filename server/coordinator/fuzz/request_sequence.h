@@ -29,20 +29,20 @@
 namespace wxp::server::fuzz {
 
 enum class Op : uint8_t {
-  kJoin = 0,              // JoinRequest
-  kGetAssignment = 1,     // GetAssignmentRequest
-  kGetTargets = 2,        // GetTargetsRequest
-  kReport = 3,            // ReportRequest
-  kCreateSwarm = 4,       // SwarmSpec
-  kSetUtilityWeights = 5, // SetUtilityWeightsRequest
-  kPause = 6,             // SwarmControlRequest
-  kResume = 7,            // SwarmControlRequest
-  kStop = 8,              // SwarmControlRequest
-  kStoreBlob = 9,         // 1 byte: a prepared blob; otherwise the blob's bytes. Then
-                          // OnBlobStored, as the end of an upload does.
-  kTick = 10,             // 1 byte: advance the clock by 10 s times it, then Tick()
-  kRead = 11,             // GetSwarmStatusRequest: every read-only view of that swarm
-  kRestart = 12,          // (empty) a new coordinator over the same store and blobs
+  kJoin = 0,               // JoinRequest
+  kGetAssignment = 1,      // GetAssignmentRequest
+  kGetTargets = 2,         // GetTargetsRequest
+  kReport = 3,             // ReportRequest
+  kCreateSwarm = 4,        // SwarmSpec
+  kSetUtilityWeights = 5,  // SetUtilityWeightsRequest
+  kPause = 6,              // SwarmControlRequest
+  kResume = 7,             // SwarmControlRequest
+  kStop = 8,               // SwarmControlRequest
+  kStoreBlob = 9,          // 1 byte: a prepared blob; otherwise the blob's bytes. Then
+                           // OnBlobStored, as the end of an upload does.
+  kTick = 10,              // 1 byte: advance the clock by 10 s times it, then Tick()
+  kRead = 11,              // GetSwarmStatusRequest: every read-only view of that swarm
+  kRestart = 12,           // (empty) a new coordinator over the same store and blobs
   kNumOps = 13,
 };
 
@@ -86,8 +86,8 @@ class RequestWorld {
   MemoryBlobs blobs_;
   FakeClock clock_;
   std::unique_ptr<Coordinator> c_;
-  std::vector<std::string> ids_;            // "@k" targets
-  std::vector<std::string> prepared_;       // bytes of blobs kStoreBlob can store
+  std::vector<std::string> ids_;       // "@k" targets
+  std::vector<std::string> prepared_;  // bytes of blobs kStoreBlob can store
   std::map<std::pair<std::string, int>, int> owners_;
 };
 

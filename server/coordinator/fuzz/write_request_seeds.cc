@@ -2,7 +2,8 @@
 // argument: short request sequences that reach each validation path of SPEC 5.4 from the
 // fuzz world (an accepted move, a closed round, duplicates, refusals, pause/stop, weights,
 // joins, uploads, deadlines, restarts). Run it after changing the world or the format:
-//   bazel run //server/coordinator/fuzz:write_request_seeds -- "$PWD/server/coordinator/fuzz/corpus/coordinator_requests"
+//   bazel run //server/coordinator/fuzz:write_request_seeds --
+//   "$PWD/server/coordinator/fuzz/corpus/coordinator_requests"
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -70,29 +71,33 @@ int Main(int argc, char** argv) {
   };
   seeds.push_back({"sync_one_move", move("s", 0, 1, 7, 0.9)});
   seeds.push_back({"sync_round_closes", move("s", 0, 1, 7, 0.9) + move("s", 1, 1, 8, 0.4) +
-                                            move("s", 2, 1, 9, 0.6) + Targets(owner("s", 0), "s", 0, 2) +
-                                            Read("s")});
-  seeds.push_back({"sync_upload_after_report",
-                   move("s", 1, 1, 9, 0.95) + Record(Op::kStoreBlob, 0, std::string(1, '\0')) + Read("s")});
+                                            move("s", 2, 1, 9, 0.6) +
+                                            Targets(owner("s", 0), "s", 0, 2) + Read("s")});
+  seeds.push_back(
+      {"sync_upload_after_report",
+       move("s", 1, 1, 9, 0.95) + Record(Op::kStoreBlob, 0, std::string(1, '\0')) + Read("s")});
   seeds.push_back({"sync_deadline_tick", move("s", 0, 1, 7, 0.9) + move("s", 1, 1, 8, 0.5) +
-                                             Record(Op::kTick, 0, std::string(1, '\x07')) + Read("s")});
+                                             Record(Op::kTick, 0, std::string(1, '\x07')) +
+                                             Read("s")});
   seeds.push_back({"async_three_moves", move("a", 0, 1, 7, 0.5) + move("a", 0, 2, 8, 0.7) +
                                             move("a", 1, 1, 8, 0.1) + move("a", 0, 3, 9, 0.8) +
                                             move("a", 1, 2, 7, 0.2) + Read("a")});
-  seeds.push_back({"duplicate_and_conflict", move("s", 0, 1, 7, 0.9) +
-                                                 Report(owner("s", 0), "s", 0, 1, At(7), 0.9, 2.0) +
-                                                 Report(owner("s", 0), "s", 0, 1, At(8), 0.9, 2.0)});
+  seeds.push_back({"duplicate_and_conflict",
+                   move("s", 0, 1, 7, 0.9) + Report(owner("s", 0), "s", 0, 1, At(7), 0.9, 2.0) +
+                       Report(owner("s", 0), "s", 0, 1, At(8), 0.9, 2.0)});
   seeds.push_back({"failed_evaluation", Targets(owner("s", 2), "s", 2, 1) +
                                             Report(owner("s", 2), "s", 2, 1, At(8), 0, 0, true)});
-  seeds.push_back({"refusals", Targets(owner("s", 0), "s", 0, 1) +
-                                   Report(2, "s", 0, 1, At(7), 0.5, 2) +            // not the owner
-                                   Report(owner("s", 0), "s", 0, 5, At(7), 0.5, 2) +  // not open
-                                   Report(owner("s", 0), "s", 0, 1, At(7), 1.5, 2) +  // out of range
-                                   Report(owner("s", 0), "s", 0, 1, At(7), NAN, 2) +  // NaN
-                                   Report(owner("s", 0), "s", 0, 1, "abc", 0.5, 2) +  // not a digest
-                                   Report(owner("s", 0), "nope", 0, 1, At(7), 0.5, 2) +
-                                   Targets(owner("s", 0), "s", 9, 1) + Targets(owner("s", 0), "s", 0, 0)});
-  seeds.push_back({"pause_resume_stop", Control(Op::kPause, "s") + Targets(owner("s", 0), "s", 0, 1) +
+  seeds.push_back(
+      {"refusals", Targets(owner("s", 0), "s", 0, 1) +
+                       Report(2, "s", 0, 1, At(7), 0.5, 2) +              // not the owner
+                       Report(owner("s", 0), "s", 0, 5, At(7), 0.5, 2) +  // not open
+                       Report(owner("s", 0), "s", 0, 1, At(7), 1.5, 2) +  // out of range
+                       Report(owner("s", 0), "s", 0, 1, At(7), NAN, 2) +  // NaN
+                       Report(owner("s", 0), "s", 0, 1, "abc", 0.5, 2) +  // not a digest
+                       Report(owner("s", 0), "nope", 0, 1, At(7), 0.5, 2) +
+                       Targets(owner("s", 0), "s", 9, 1) + Targets(owner("s", 0), "s", 0, 0)});
+  seeds.push_back({"pause_resume_stop", Control(Op::kPause, "s") +
+                                            Targets(owner("s", 0), "s", 0, 1) +
                                             Control(Op::kResume, "s") + move("s", 0, 1, 7, 0.3) +
                                             Control(Op::kStop, "s") + Control(Op::kResume, "s") +
                                             move("s", 1, 1, 8, 0.3) + Read("s")});
@@ -103,7 +108,8 @@ int Main(int argc, char** argv) {
     (*w.mutable_weights())["ppl"] = 0;
     wxp::v1::SetUtilityWeightsRequest bad = w;
     (*bad.mutable_weights())["nope"] = 1;
-    seeds.push_back({"utility_weights", move("s", 0, 1, 7, 0.9) + Record(Op::kSetUtilityWeights, 3, w) +
+    seeds.push_back({"utility_weights", move("s", 0, 1, 7, 0.9) +
+                                            Record(Op::kSetUtilityWeights, 3, w) +
                                             Record(Op::kSetUtilityWeights, 3, bad) +
                                             move("s", 1, 1, 8, 0.2) + Read("s")});
   }
@@ -120,7 +126,8 @@ int Main(int argc, char** argv) {
     wrong.set_expert_blob_ids(0, At(11));
     seeds.push_back({"join_builds_pool", Record(Op::kStoreBlob, 0, std::string(1, '\x02')) +
                                              Record(Op::kJoin, 2, wrong) + Record(Op::kJoin, 1, j) +
-                                             Record(Op::kJoin, 2, k) + Record(Op::kJoin, 1, j) + Read("p")});
+                                             Record(Op::kJoin, 2, k) + Record(Op::kJoin, 1, j) +
+                                             Read("p")});
   }
   {
     wxp::v1::SwarmSpec spec;
@@ -134,10 +141,12 @@ int Main(int argc, char** argv) {
     j.set_swarm("n");
     j.add_expert_blob_ids(At(0));
     j.set_capacity(1);
-    seeds.push_back({"create_join_restart", Record(Op::kCreateSwarm, 3, spec) + Record(Op::kJoin, 0, j) +
+    seeds.push_back({"create_join_restart", Record(Op::kCreateSwarm, 3, spec) +
+                                                Record(Op::kJoin, 0, j) +
                                                 Record(Op::kRestart, 0, "") + Read("n")});
   }
-  seeds.push_back({"nan_blob_upload", move("a", 1, 1, 12, 0.99) + Record(Op::kStoreBlob, 0, std::string(1, '\x03'))});
+  seeds.push_back({"nan_blob_upload",
+                   move("a", 1, 1, 12, 0.99) + Record(Op::kStoreBlob, 0, std::string(1, '\x03'))});
   for (const auto& [name, bytes] : seeds) {
     std::ofstream out(std::string(argv[1]) + "/" + name, std::ios::binary);
     out << bytes;

@@ -69,7 +69,8 @@ void Fuzz(const uint8_t* data, size_t size) {
 
   wxp::v1::SwarmSpec reloaded;
   WXP_FUZZ_CHECK(reloaded.ParseFromString(stored.SerializeAsString()), "binary round trip");
-  absl::StatusOr<ResolvedSpec> restarted = ResolveSwarmSpec(reloaded, reloaded.hyperparameters().seed());
+  absl::StatusOr<ResolvedSpec> restarted =
+      ResolveSwarmSpec(reloaded, reloaded.hyperparameters().seed());
   WXP_FUZZ_CHECK(restarted.ok(), absl::StrCat("the stored spec does not resolve on restart: ",
                                               restarted.status().ToString()));
 
