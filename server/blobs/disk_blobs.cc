@@ -169,17 +169,18 @@ absl::StatusOr<DiskBlobs::UploadState> DiskBlobs::BeginUpload(const std::string&
   return UploadState{committed, false};
 }
 
+absl::StatusOr<uint64_t> DiskBlobs::DeclaredSize(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  auto it = uploads_.find(id);
+  if (it == uploads_.end()) {
+    return absl::FailedPreconditionError(absl::StrCat("no upload of ", id, " was begun"));
+  }
+  return it->second.total;
+}
+
 absl::StatusOr<uint64_t> DiskBlobs::Append(const std::string& id, uint64_t offset,
                                            absl::string_view data) {
-  uint64_t total;
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = uploads_.find(id);
-    if (it == uploads_.end()) {
-      return absl::FailedPreconditionError(absl::StrCat("no upload of ", id, " was begun"));
-    }
-    total = it->second.total;
-  }
+  WXP_ASSIGN_OR_RETURN(const uint64_t total, DeclaredSize(id));
   const std::string path = PartialPath(id);
   const uint64_t committed = FileSize(path);
   if (offset != committed) {
@@ -217,15 +218,7 @@ absl::StatusOr<uint64_t> DiskBlobs::Append(const std::string& id, uint64_t offse
 }
 
 absl::Status DiskBlobs::Finish(const std::string& id) {
-  uint64_t total;
-  {
-    absl::MutexLock lock(&mu_);
-    auto it = uploads_.find(id);
-    if (it == uploads_.end()) {
-      return absl::FailedPreconditionError(absl::StrCat("no upload of ", id, " was begun"));
-    }
-    total = it->second.total;
-  }
+  WXP_ASSIGN_OR_RETURN(const uint64_t total, DeclaredSize(id));
   const std::string partial = PartialPath(id);
   const uint64_t size = FileSize(partial);
   if (size != total) {

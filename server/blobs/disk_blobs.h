@@ -95,6 +95,8 @@ class DiskBlobs : public PositionBlobs {
   explicit DiskBlobs(Options options) : options_(std::move(options)) {}
   std::string BlobPath(const std::string& id) const;
   std::string PartialPath(const std::string& id) const;
+  // The total size declared when the upload of `id` began; FailedPrecondition if none was.
+  absl::StatusOr<uint64_t> DeclaredSize(const std::string& id);
 
   Options options_;
   absl::Mutex mu_;
