@@ -138,6 +138,25 @@ class WireTest(unittest.TestCase):
         self.assertEqual(joined.state, pb.RUNNING)
         return wire.sha256_hex(a), wire.sha256_hex(b)
 
+    def hold_upload(self, stub, data, gate):
+        """Starts an upload of `data` on `stub` that sends 8 bytes, then waits for `gate`;
+        returns its future once the server holds those bytes (it is inside the call then, so
+        the call holds a stream slot)."""
+
+        def gen():
+            yield pb.UploadBlobRequest(header=pb.UploadHeader(
+                blob_id=wire.sha256_hex(data), total_size=len(data)))
+            yield pb.UploadBlobRequest(chunk=pb.BlobChunk(offset=0, data=data[:8]))
+            gate.wait(60)
+            yield pb.UploadBlobRequest(chunk=pb.BlobChunk(offset=8, data=data[8:]))
+
+        future = stub.UploadBlob.future(gen(), metadata=md(FIRM_A), timeout=120)
+        deadline = time.monotonic() + 30
+        while self.call(self.agent.GetUploadOffset, pb.GetUploadOffsetRequest(
+                blob_id=wire.sha256_hex(data)), FIRM_A).committed_bytes < 8:
+            self.assertLess(time.monotonic(), deadline, "upload never started")
+        return future
+
 
 class SwarmLifeTest(WireTest):
     """One swarm from creation to export, every documented response field on the way."""
@@ -823,20 +842,8 @@ class AsyncSwarmTest(WireTest):
     def test_one_upload_of_a_blob_at_a_time(self):
         data = wire.adapter(3.0)
         gate = threading.Event()
-
-        def gen():
-            yield pb.UploadBlobRequest(header=pb.UploadHeader(
-                blob_id=wire.sha256_hex(data), total_size=len(data)))
-            yield pb.UploadBlobRequest(chunk=pb.BlobChunk(offset=0, data=data[:8]))
-            gate.wait(60)
-            yield pb.UploadBlobRequest(chunk=pb.BlobChunk(offset=8, data=data[8:]))
-
-        first = self.agent.UploadBlob.future(gen(), metadata=md(FIRM_A), timeout=120)
+        first = self.hold_upload(self.agent, data, gate)
         try:
-            deadline = time.monotonic() + 30
-            while self.call(self.agent.GetUploadOffset, pb.GetUploadOffsetRequest(
-                    blob_id=wire.sha256_hex(data)), FIRM_A).committed_bytes < 8:
-                self.assertLess(time.monotonic(), deadline, "upload never started")
             with self.assertRaises(grpc.RpcError) as e:
                 self.upload(data, FIRM_B)
             self.assertEqual(e.exception.code(), Code.ABORTED)
@@ -850,25 +857,6 @@ class StreamLimitTest(WireTest):
     """ServerLimits.max_concurrent_streams counts over the whole server."""
 
     config_text = "limits { max_concurrent_streams: 2 }\n"
-
-    def hold_upload(self, stub, data, gate):
-        """Starts an upload of `data` on `stub` that sends 8 bytes, then waits for `gate`;
-        returns its future once the server holds those bytes (it is inside the call then, so
-        the call holds a stream slot)."""
-
-        def gen():
-            yield pb.UploadBlobRequest(header=pb.UploadHeader(
-                blob_id=wire.sha256_hex(data), total_size=len(data)))
-            yield pb.UploadBlobRequest(chunk=pb.BlobChunk(offset=0, data=data[:8]))
-            gate.wait(60)
-            yield pb.UploadBlobRequest(chunk=pb.BlobChunk(offset=8, data=data[8:]))
-
-        future = stub.UploadBlob.future(gen(), metadata=md(FIRM_A), timeout=120)
-        deadline = time.monotonic() + 30
-        while self.call(self.agent.GetUploadOffset, pb.GetUploadOffsetRequest(
-                blob_id=wire.sha256_hex(data)), FIRM_A).committed_bytes < 8:
-            self.assertLess(time.monotonic(), deadline, "upload never started")
-        return future
 
     def test_blob_streams_are_limited_on_one_connection_too(self):
         gate = threading.Event()
