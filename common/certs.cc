@@ -528,26 +528,6 @@ absl::StatusOr<Authority> LoadAuthority(const std::string& ca_dir) {
 
 }  // namespace
 
-absl::string_view RoleName(Role role) {
-  switch (role) {
-    case Role::kServer:
-      return "server";
-    case Role::kAgent:
-      return "agent";
-    case Role::kAdmin:
-      return "admin";
-  }
-  return "unknown";
-}
-
-absl::StatusOr<Role> ParseRole(absl::string_view name) {
-  for (Role r : {Role::kServer, Role::kAgent, Role::kAdmin}) {
-    if (name == RoleName(r)) return r;
-  }
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown role '", name, "'; expected server, agent or admin"));
-}
-
 absl::Status ValidateCertificateName(absl::string_view name) {
   if (name.empty()) return absl::InvalidArgumentError("certificate name is empty");
   if (name.size() > 64) {

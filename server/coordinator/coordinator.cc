@@ -53,8 +53,8 @@ absl::StatusOr<int64_t> CheckPositionBlob(PositionBlobs& blobs, const std::optio
 }
 
 absl::Status NotOwner(const Caller& caller, int particle, const std::string& owner) {
-  return absl::PermissionDeniedError(absl::StrCat("particle ", particle, " belongs to '", owner,
-                                                  "', not to '", caller.identity, "'"));
+  return absl::PermissionDeniedError(
+      absl::StrCat("particle ", particle, " belongs to '", owner, "', not to '", caller.name, "'"));
 }
 
 }  // namespace coordinator_internal

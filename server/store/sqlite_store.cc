@@ -286,8 +286,16 @@ HistoryRecord ReadHistory(const Statement& q) {
   return h;
 }
 
-ClientRecord ReadClient(const Statement& q) {
-  return {q.ColumnText(0), q.ColumnText(1), q.ColumnInt(2), q.ColumnInt(3), q.ColumnInt(4) != 0};
+// The role column is text (RoleName); one that does not parse is refused, not guessed at.
+absl::StatusOr<ClientRecord> ReadClient(const Statement& q) {
+  ClientRecord c{{q.ColumnText(0)}, q.ColumnInt(2), q.ColumnInt(3), q.ColumnInt(4) != 0};
+  absl::StatusOr<Role> role = ParseRole(q.ColumnText(1));
+  if (!role.ok()) {
+    return absl::DataLossError(absl::StrCat("stored client '", c.client.name,
+                                            "' has no valid role: ", role.status().message()));
+  }
+  c.client.role = *role;
+  return c;
 }
 
 // Prepares (cached) `sql`, lets `bind` set its parameters, and maps every row with `read`.
@@ -642,16 +650,15 @@ absl::StatusOr<std::vector<AuditRecord>> SqliteStore::ListAudit(const std::strin
       });
 }
 
-absl::Status SqliteStore::TouchClient(const std::string& identity, const std::string& role,
-                                      int64_t now_ms) {
+absl::Status SqliteStore::TouchClient(const Identity& client, int64_t now_ms) {
   absl::MutexLock lock(&mu_);
   WXP_ASSIGN_OR_RETURN(
       Statement q,
       db_->Cached("INSERT INTO clients (identity, role, first_seen_ms, last_seen_ms, revoked) "
                   "VALUES (?, ?, ?, ?, 0) ON CONFLICT(identity) DO UPDATE SET "
                   "role = excluded.role, last_seen_ms = excluded.last_seen_ms"));
-  return q.Bind(1, absl::string_view(identity))
-      .Bind(2, absl::string_view(role))
+  return q.Bind(1, absl::string_view(client.name))
+      .Bind(2, RoleName(client.role))
       .Bind(3, now_ms)
       .Bind(4, now_ms)
       .Run();
