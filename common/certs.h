@@ -1,7 +1,7 @@
-// The TLS material WXP runs on (SPEC 5.1): a private certificate authority, and server,
-// agent and admin certificates it issues. `wxpctl certs` is a thin shell over this file, and
-// the server reads identities back with ParseCertificateIdentity, so what one side writes
-// is exactly what the other accepts.
+// The TLS material WXP runs on (SPEC 5.1): a private certificate authority, and server and
+// client (agent, admin, auditor) certificates it issues; the roles are common/identity.h's. `wxpctl
+// certs` is a thin shell over this file, and the server reads identities back with
+// ParseCertificateIdentity, so what one side writes is exactly what the other accepts.
 //
 // Keys are EC P-256; signatures ECDSA with SHA-256. Certificates and keys are PEM.
 //
@@ -12,7 +12,7 @@
 //       SAN URI     "wxp://role/<role>"  (the machine-readable form);
 //     the prefix keeps an unrelated OU such as "admin" from reading as a WXP role;
 //   - server certificates carry EKU serverAuth plus SAN DNS/IP entries for hostname
-//     checks; agent and admin certificates carry EKU clientAuth only, so neither kind can
+//     checks; client certificates carry EKU clientAuth only, so neither kind can
 //     stand in for the other in a TLS handshake.
 //
 // Private keys are written with mode 0600 from the moment the file exists (never widened
@@ -31,17 +31,9 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/identity.h"
 
 namespace wxp {
-
-// What a certificate's holder is. A server certificate authenticates wxp-server to its
-// clients; agent and admin certificates authenticate clients to the server.
-enum class Role { kServer, kAgent, kAdmin };
-
-// "server", "agent", "admin".
-absl::string_view RoleName(Role role);
-// The inverse of RoleName (exact, lower case); InvalidArgument listing the valid roles.
-absl::StatusOr<Role> ParseRole(absl::string_view name);
 
 // A certificate name (the CN and the file stem) must be 1 to 64 characters from
 // [A-Za-z0-9._-], must not start with '.' or '-', and must not be "ca" (that name belongs to

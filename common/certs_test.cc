@@ -93,20 +93,6 @@ class CertsTest : public ::testing::Test {
   std::string out_dir_;
 };
 
-TEST(RoleTest, NamesRoundTripAndUnknownIsRefused) {
-  for (Role r : {Role::kServer, Role::kAgent, Role::kAdmin}) {
-    absl::StatusOr<Role> back = ParseRole(RoleName(r));
-    ASSERT_TRUE(back.ok());
-    EXPECT_EQ(*back, r);
-  }
-  for (const char* bad : {"", "Admin", "root", "agent "}) {
-    absl::StatusOr<Role> r = ParseRole(bad);
-    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << bad;
-  }
-  EXPECT_THAT(std::string(ParseRole("root").status().message()),
-              HasSubstr("expected server, agent or admin"));
-}
-
 TEST(NameTest, AcceptsPlainNamesRefusesTheRest) {
   for (const std::string good : {std::string("firm-a"), std::string("server"), std::string("a"),
                                  std::string("Firm_B.eu-2"), std::string(64, 'x')}) {

@@ -8,8 +8,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "common/certs.h"
 #include "grpc/grpc_security_constants.h"
 #include "grpcpp/security/auth_context.h"
 
@@ -71,7 +71,7 @@ absl::StatusOr<PeerIdentity> IdentityFromContext(const grpc::ServerContext& ctx)
     return absl::PermissionDeniedError(
         absl::StrCat("client certificate is not a WXP identity: ", cert.status().message()));
   }
-  return PeerIdentity{cert->name, cert->role, cert->fingerprint};
+  return PeerIdentity{{cert->name, cert->role}, cert->fingerprint};
 }
 
 absl::StatusOr<PeerIdentity> InsecureIdentityFromMetadata(const grpc::ServerContext& ctx) {
@@ -111,7 +111,7 @@ absl::StatusOr<PeerIdentity> InsecureIdentityFromMetadata(const grpc::ServerCont
     return absl::UnauthenticatedError(
         absl::StrCat(kInsecureRoleMetadata, ": ", role.status().message()));
   }
-  return PeerIdentity{name, *role, ""};
+  return PeerIdentity{{name, *role}, ""};
 }
 
 absl::StatusOr<PeerIdentity> IdentifyPeer(const grpc::ServerContext& ctx,
@@ -123,18 +123,6 @@ absl::StatusOr<PeerIdentity> IdentifyPeer(const grpc::ServerContext& ctx,
       return InsecureIdentityFromMetadata(ctx);
   }
   return absl::InternalError("unknown transport security mode");
-}
-
-absl::Status RequireRole(const PeerIdentity& identity, absl::Span<const Role> allowed,
-                         absl::string_view rpc) {
-  for (Role r : allowed) {
-    if (identity.role == r) return absl::OkStatus();
-  }
-  std::vector<absl::string_view> names;
-  for (Role r : allowed) names.push_back(RoleName(r));
-  return absl::PermissionDeniedError(absl::StrCat(
-      "client '", identity.name, "' has role ", RoleName(identity.role), "; ", rpc, " needs role ",
-      names.empty() ? "(none allowed)" : absl::StrJoin(names, " or ")));
 }
 
 }  // namespace wxp::server

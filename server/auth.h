@@ -6,9 +6,10 @@
 // for clients (EKU clientAuth). A handshake refusal reaches the client as UNAVAILABLE; no
 // RPC handler runs. Once connected, the client's name and role are read from its
 // certificate (see common/certs.h for how they are encoded) by IdentityFromContext, and
-// each RPC checks the role with RequireRole.
+// the gatekeeper (server/service/gatekeeper.h) checks the role with RequireRole
+// (common/identity.h) before any RPC runs.
 //
-// Revocation is not decided here: it is a lookup of PeerIdentity::name in the server's
+// Revocation is not decided here: it is a lookup of the identity's name in the server's
 // client table (see server/service/gatekeeper.h).
 //
 // Plaintext mode, for local experiments only: a server started without TLS (behind an
@@ -30,8 +31,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "absl/types/span.h"
-#include "common/certs.h"
+#include "common/identity.h"
 #include "common/tls_credentials.h"
 #include "grpcpp/security/credentials.h"
 #include "grpcpp/security/server_credentials.h"
@@ -39,12 +39,10 @@
 
 namespace wxp::server {
 
-// The caller of an RPC.
+// The caller of an RPC, as read from its connection.
 struct PeerIdentity {
-  // The certificate's CN: the client's identity on the server (what the client table,
-  // ownership of particles and revocation refer to).
-  std::string name;
-  Role role = Role::kAgent;
+  // The certificate's CN and role.
+  Identity identity;
   // SHA-256 fingerprint of the client certificate (common/certs.h format), for audit logs;
   // empty in plaintext mode.
   std::string fingerprint;
@@ -76,12 +74,6 @@ absl::StatusOr<PeerIdentity> InsecureIdentityFromMetadata(const grpc::ServerCont
 // the one call a service makes, with the mode the server was started in.
 absl::StatusOr<PeerIdentity> IdentifyPeer(const grpc::ServerContext& ctx,
                                           TransportSecurity security);
-
-// OK if `identity.role` is one of `allowed`; otherwise PERMISSION_DENIED in words a person
-// can act on, e.g. "client 'firm-a' has role agent; AdminService.CreateSwarm needs role
-// admin". `rpc` names the call ("Service.Method").
-absl::Status RequireRole(const PeerIdentity& identity, absl::Span<const Role> allowed,
-                         absl::string_view rpc);
 
 }  // namespace wxp::server
 

@@ -368,8 +368,12 @@ TEST_F(WxpctlAdminTest, EveryCommandAgainstTheRealServerOverMutualTls) {
   // --- certificates, as an operator makes them.
   const std::string ca = root_ + "/ca", certs = root_ + "/certs";
   ASSERT_EQ(Ctl({"certs", "init-ca", "--dir", ca}).code, 0);
-  for (const auto& [role, name] : std::vector<std::pair<std::string, std::string>>{
-           {"server", "server"}, {"admin", "ops"}, {"agent", "firm-a"}, {"agent", "firm-b"}}) {
+  for (const auto& [role, name] :
+       std::vector<std::pair<std::string, std::string>>{{"server", "server"},
+                                                        {"admin", "ops"},
+                                                        {"agent", "firm-a"},
+                                                        {"agent", "firm-b"},
+                                                        {"auditor", "audit-1"}}) {
     Result r = Ctl({"certs", "issue", "--ca", ca, "--role", role, "--name", name, "--out", certs,
                     "--dns", "localhost", "--ip=127.0.0.1"});
     if (role != "server") {
@@ -463,6 +467,12 @@ TEST_F(WxpctlAdminTest, EveryCommandAgainstTheRealServerOverMutualTls) {
   EXPECT_EQ(as_agent.code, 1) << as_agent;
   EXPECT_NE(as_agent.err.find("PERMISSION_DENIED"), std::string::npos) << as_agent;
   EXPECT_NE(as_agent.err.find("admin"), std::string::npos) << as_agent;
+  // An auditor certificate is issued, but no RPC admits the role yet.
+  Result as_auditor = Ctl(
+      {"swarm", "list", "--tls-cert", certs + "/audit-1.crt", "--tls-key", certs + "/audit-1.key"});
+  EXPECT_EQ(as_auditor.code, 1) << as_auditor;
+  EXPECT_NE(as_auditor.err.find("PERMISSION_DENIED"), std::string::npos) << as_auditor;
+  EXPECT_NE(as_auditor.err.find("has role auditor"), std::string::npos) << as_auditor;
   Result foreign =
       Ctl({"swarm", "list", "--tls-cert", root_ + "/other/mallory.crt", "--tls-key",
            root_ + "/other/mallory.key", "--tls-ca", root_ + "/other/ca.crt", "--timeout=5"});
@@ -682,6 +692,7 @@ TEST_F(WxpctlAdminTest, EveryCommandAgainstTheRealServerOverMutualTls) {
   EXPECT_EQ(roles["firm-a"], "agent");
   EXPECT_EQ(roles["firm-b"], "agent");
   EXPECT_EQ(roles.count("mallory"), 0u) << "refused in the handshake, never seen";
+  EXPECT_EQ(roles.count("audit-1"), 0u) << "refused by role before it is recorded";
   json revoked = CtlJson({"clients", "revoke", "firm-b"});
   EXPECT_EQ(revoked["revoked"], true) << revoked;
   auto refused_agent = b.Targets(0, 1);

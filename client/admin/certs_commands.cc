@@ -51,7 +51,7 @@ int InitCaCommand(const std::vector<std::string>& args, std::ostream& out, std::
 int IssueCommand(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   const std::vector<cli::FlagSpec> flags = {
       {"ca", "the CA directory (from 'wxpctl certs init-ca')"},
-      {"role", "server, agent or admin"},
+      {"role", "server, agent, admin or auditor"},
       {"name", "certificate name: the client identity (CN) and the file stem"},
       {"dns", "server only: a DNS name clients dial (repeat or comma-separate)"},
       {"ip", "server only: an IP address clients dial (repeat or comma-separate)"},
@@ -60,11 +60,12 @@ int IssueCommand(const std::vector<std::string>& args, std::ostream& out, std::o
       {"force", "overwrite existing files", true},
   };
   int code = 0;
-  std::optional<cli::ParsedArgs> p = ParseOrExit(
-      args, flags, "certs issue",
-      "--ca DIR --role server|agent|admin --name NAME [--dns X ...] [--ip X ...] [--days N] "
-      "--out DIR [--force]",
-      out, err, &code);
+  std::optional<cli::ParsedArgs> p =
+      ParseOrExit(args, flags, "certs issue",
+                  "--ca DIR --role server|agent|admin|auditor --name NAME [--dns X ...] [--ip X "
+                  "...] [--days N] "
+                  "--out DIR [--force]",
+                  out, err, &code);
   if (!p) return code;
   if (!p->positional().empty()) {
     return UsageError(err, "certs issue", "unexpected argument '" + p->positional()[0] + "'");

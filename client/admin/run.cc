@@ -25,7 +25,7 @@ constexpr char kHelp[] =
     "\n"
     "certificates (local files):\n"
     "  certs init-ca --dir D    create a private CA (ca.crt, ca.key)\n"
-    "  certs issue --ca D --role server|agent|admin --name N --out D2\n"
+    "  certs issue --ca D --role server|agent|admin|auditor --name N --out D2\n"
     "                           issue N.crt / N.key (0600) / ca.crt\n"
     "\n"
     "server administration (connection flags below; read commands take --output table|json):\n"

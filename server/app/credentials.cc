@@ -14,10 +14,10 @@ bool IsLoopback(const std::string& listen) {
 }
 
 Authenticator AuthenticatorFor(TransportSecurity mode) {
-  return [mode](const grpc::ServerContext& ctx) -> absl::StatusOr<Caller> {
+  return [mode](const grpc::ServerContext& ctx) -> absl::StatusOr<Identity> {
     absl::StatusOr<PeerIdentity> id = IdentifyPeer(ctx, mode);
     if (!id.ok()) return id.status();
-    return Caller{id->name, std::string(RoleName(id->role))};
+    return id->identity;
   };
 }
 

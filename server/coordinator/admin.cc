@@ -43,11 +43,11 @@ absl::StatusOr<wxp::v1::CreateSwarmResponse> Coordinator::CreateSwarm(
     row.utility_version = 1;
     row.utility = UtilityToProto(resolved.utility).SerializeAsString();
     WXP_RETURN_IF_ERROR(options_.store->CreateSwarm(
-        row, {row.created_ms, caller.identity, "create swarm", row.name, ""}));
+        row, {row.created_ms, caller.name, "create swarm", row.name, ""}));
     auto s = std::unique_ptr<Swarm>(new Swarm{row, resolved, resolved.utility, resolved.schema});
     swarms_[row.name] = std::move(s);
     Log(absl::StrFormat("event=swarm_created swarm=%s by=%s mode=%s min_experts=%d seed=%d",
-                        row.name, caller.identity, wxp::v1::RoundMode_Name(resolved.spec.mode()),
+                        row.name, caller.name, wxp::v1::RoundMode_Name(resolved.spec.mode()),
                         resolved.min_experts, resolved.params.seed));
     wxp::v1::CreateSwarmResponse out;
     *out.mutable_spec() = resolved.spec;
@@ -114,7 +114,7 @@ absl::StatusOr<wxp::v1::SwarmStatus> Coordinator::Heartbeat(const Caller& caller
                                                             const std::string& swarm) {
   return Serve<wxp::v1::SwarmStatus>([&]() -> absl::StatusOr<wxp::v1::SwarmStatus> {
     WXP_ASSIGN_OR_RETURN(Swarm * s, Find(swarm));
-    SeenLocked(*s, caller.identity);
+    SeenLocked(*s, caller.name);
     return StatusOf(*s);
   });
 }
@@ -258,7 +258,7 @@ absl::StatusOr<wxp::v1::UtilityWeights> Coordinator::SetUtilityWeights(
     u.swarm_row = next_view.row;
     std::string detail;
     for (const auto& [name, w] : weights) absl::StrAppend(&detail, name, "=", w, " ");
-    u.audit.push_back({NowMs(), caller.identity, "set utility weights", swarm, detail});
+    u.audit.push_back({NowMs(), caller.name, "set utility weights", swarm, detail});
     EnqueueLocked(std::move(u));
     s->row = next_view.row;
     s->utility = utility;
@@ -278,7 +278,7 @@ absl::StatusOr<wxp::v1::UtilityWeights> Coordinator::SetUtilityWeights(
       }
     }
     Log(absl::StrFormat("event=utility_weights swarm=%s version=%d by=%s %s", swarm,
-                        utility.version(), caller.identity, detail));
+                        utility.version(), caller.name, detail));
     return UtilityToProto(utility);
   });
 }
@@ -315,7 +315,7 @@ absl::StatusOr<wxp::v1::SwarmStatus> Coordinator::SetState(const Caller& caller,
     }
     SwarmUpdate u;
     u.swarm = swarm;
-    u.audit.push_back({NowMs(), caller.identity, action, swarm, reason});
+    u.audit.push_back({NowMs(), caller.name, action, swarm, reason});
     Swarm next_globals{row, s->resolved, s->utility};
     next_globals.engine = engine;
     next_globals.SyncRow();
@@ -323,7 +323,7 @@ absl::StatusOr<wxp::v1::SwarmStatus> Coordinator::SetState(const Caller& caller,
     EnqueueLocked(std::move(u));
     s->row = next_globals.row;
     s->engine = std::move(engine);
-    Log(absl::StrFormat("event=swarm_%s swarm=%s by=%s reason=%s", action, swarm, caller.identity,
+    Log(absl::StrFormat("event=swarm_%s swarm=%s by=%s reason=%s", action, swarm, caller.name,
                         reason.empty() ? "-" : reason));
     return StatusOf(*s);
   });

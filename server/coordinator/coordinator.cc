@@ -53,13 +53,43 @@ absl::StatusOr<int64_t> CheckPositionBlob(PositionBlobs& blobs, const std::optio
 }
 
 absl::Status NotOwner(const Caller& caller, int particle, const std::string& owner) {
-  return absl::PermissionDeniedError(absl::StrCat("particle ", particle, " belongs to '", owner,
-                                                  "', not to '", caller.identity, "'"));
+  return absl::PermissionDeniedError(
+      absl::StrCat("particle ", particle, " belongs to '", owner, "', not to '", caller.name, "'"));
+}
+
+namespace {
+
+// The engine's globals, which SwarmEngineState and store::SwarmRecord name alike: the one
+// list of them, for both directions.
+template <typename From, typename To>
+void CopyGlobals(const From& from, To& to) {
+  to.global_best = from.global_best;
+  to.global_best_utility = from.global_best_utility;
+  to.global_worst = from.global_worst;
+  to.global_worst_utility = from.global_worst_utility;
+  to.closed_iterations = from.closed_iterations;
+  to.last_global_improvement = from.last_global_improvement;
+  to.stopped = from.stopped;
+}
+
+}  // namespace
+
+void GlobalsToRow(const SwarmEngineState& state, store::SwarmRecord& row) {
+  CopyGlobals(state, row);
+}
+
+SwarmEngineState EngineStateFromRows(const store::SwarmRecord& row,
+                                     const std::vector<store::ParticleRow>& particles) {
+  SwarmEngineState state;
+  for (const store::ParticleRow& p : particles) state.particles.push_back(p.engine);
+  CopyGlobals(row, state);
+  return state;
 }
 
 }  // namespace coordinator_internal
 
 using coordinator_internal::CheckPositionBlob;
+using coordinator_internal::EngineStateFromRows;
 using coordinator_internal::InfoOf;
 using coordinator_internal::RoundStats;
 using store::ParticleRow;
@@ -170,16 +200,9 @@ absl::StatusOr<std::map<std::string, std::unique_ptr<Coordinator::Swarm>>> Coord
       }
     }
     if (!s->particles.empty()) {
-      SwarmEngineState state;
-      for (const ParticleRow& p : s->particles) state.particles.push_back(p.engine);
-      state.global_best = row.global_best;
-      state.global_best_utility = row.global_best_utility;
-      state.global_worst = row.global_worst;
-      state.global_worst_utility = row.global_worst_utility;
-      state.closed_iterations = row.closed_iterations;
-      state.last_global_improvement = row.last_global_improvement;
-      state.stopped = row.stopped;
-      WXP_ASSIGN_OR_RETURN(SwarmEngine engine, SwarmEngine::Restore(resolved.params, state));
+      WXP_ASSIGN_OR_RETURN(
+          SwarmEngine engine,
+          SwarmEngine::Restore(resolved.params, EngineStateFromRows(row, s->particles)));
       s->engine = std::move(engine);
     }
     // A crash between storing an uploaded blob and recording it leaves an evaluation that

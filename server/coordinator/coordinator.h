@@ -34,6 +34,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/identity.h"
 #include "common/schema.h"
 #include "common/swarm_engine.h"
 #include "common/utility.h"
@@ -44,11 +45,8 @@
 
 namespace wxp::server {
 
-// An authenticated client.
-struct Caller {
-  std::string identity;
-  std::string role;  // "agent" or "admin"
-};
+// An authenticated client, admitted for its role (server/service/gatekeeper.h).
+using Caller = Identity;
 
 class Coordinator {
  public:

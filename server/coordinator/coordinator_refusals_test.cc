@@ -123,7 +123,7 @@ class RefusalTest : public ::testing::Test {
   MemoryBlobs blobs_;
   FakeClock clock_;
   std::unique_ptr<Coordinator> c_;
-  const Caller admin_{"ops", "admin"}, a_{"firm-a", "agent"}, b_{"firm-b", "agent"};
+  const Caller admin_{"ops", Role::kAdmin}, a_{"firm-a", Role::kAgent}, b_{"firm-b", Role::kAgent};
   std::map<int, Caller> owner_;
   std::map<int, std::string> initial_;
 };
@@ -184,13 +184,13 @@ TEST_F(RefusalTest, ReportAndTargetRefusals) {
   const std::string blob = std::string(64, 'a');
   int pa = -1;  // a particle of firm-a's (the pool orders experts by blob id, not by join)
   for (const auto& [i, who] : owner_) {
-    if (who.identity == "firm-a") {
+    if (who.name == "firm-a") {
       pa = i;
       break;
     }
   }
   ASSERT_GE(pa, 0);
-  const Caller& other = a_.identity == owner_[pa].identity ? b_ : a_;
+  const Caller& other = a_.name == owner_[pa].name ? b_ : a_;
 
   ExpectRefused(Report(other, pa, 1, blob, {{"acc", 0.5}}).status(), StatusCode::kPermissionDenied,
                 before, "another agent's particle");

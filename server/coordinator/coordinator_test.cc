@@ -50,7 +50,7 @@ class FakeAgent {
  public:
   FakeAgent(std::string name, std::unique_ptr<Coordinator>* c, MemoryBlobs* blobs,
             SyntheticEvaluator* eval)
-      : caller_{std::move(name), "agent"}, c_(c), blobs_(blobs), eval_(eval) {}
+      : caller_{std::move(name), Role::kAgent}, c_(c), blobs_(blobs), eval_(eval) {}
   const Caller& caller() const { return caller_; }
 
   void Join(const std::string& swarm, const std::vector<float>& expert, int capacity) {
@@ -188,7 +188,7 @@ struct Harness {
   std::string db_path_;
 };
 
-const Caller kAdmin{"ops", "admin"};
+const Caller kAdmin{"ops", Role::kAdmin};
 
 // Runs a 3-expert sync swarm through the coordinator (restarting the server every
 // `restart_every` agent steps if > 0) and checks it against the in-process runner.

@@ -39,7 +39,7 @@ absl::StatusOr<wxp::v1::JoinResponse> Coordinator::Join(const Caller& caller,
     WXP_RETURN_IF_ERROR(CheckExpertBaseModel(s->resolved.spec, request.adapter_config_json()));
     std::set<std::string> mine;
     for (const auto& e : s->experts) {
-      if (e.agent == caller.identity) mine.insert(e.blob_id);
+      if (e.agent == caller.name) mine.insert(e.blob_id);
     }
     std::vector<std::string> fresh;
     std::set<std::string> seen;
@@ -60,12 +60,12 @@ absl::StatusOr<wxp::v1::JoinResponse> Coordinator::Join(const Caller& caller,
       if (sw.schema) *out.mutable_schema() = SchemaToProto(*sw.schema);
       out.set_transport_dtype(sw.resolved.spec.transport_dtype());
       for (int i = 0; i < static_cast<int>(sw.particles.size()); ++i) {
-        if (sw.particles[i].owner == caller.identity) out.add_assigned_particle_ids(i);
+        if (sw.particles[i].owner == caller.name) out.add_assigned_particle_ids(i);
       }
       return out;
     };
     if (fresh.empty()) {  // an identical retry
-      SeenLocked(*s, caller.identity);
+      SeenLocked(*s, caller.name);
       return respond(*s);
     }
     if (s->row.state != store::SwarmState::kPendingExperts) {
@@ -108,7 +108,7 @@ absl::StatusOr<wxp::v1::JoinResponse> Coordinator::Join(const Caller& caller,
     const int64_t now = NowMs();
     for (const std::string& id : fresh) {
       store::ExpertRecord e{static_cast<int32_t>(next.experts.size()),
-                            caller.identity,
+                            caller.name,
                             id,
                             now,
                             request.capacity(),
@@ -118,7 +118,7 @@ absl::StatusOr<wxp::v1::JoinResponse> Coordinator::Join(const Caller& caller,
       u.blob_refs.push_back({id, 0, 0});
     }
     if (next.config_json.empty()) next.config_json = next.experts[0].config_json;
-    u.audit.push_back({now, caller.identity, "join", request.swarm(),
+    u.audit.push_back({now, caller.name, "join", request.swarm(),
                        absl::StrCat(fresh.size(), " expert(s), capacity ", request.capacity())});
     if (static_cast<int>(next.experts.size()) >= next.resolved.min_experts) {
       WXP_RETURN_IF_ERROR(BuildPool(u, next));
@@ -126,9 +126,9 @@ absl::StatusOr<wxp::v1::JoinResponse> Coordinator::Join(const Caller& caller,
     u.swarm_row = next.row;
     EnqueueLocked(std::move(u));
     *s = std::move(next);
-    SeenLocked(*s, caller.identity);
+    SeenLocked(*s, caller.name);
     Log(absl::StrFormat("event=expert_joined swarm=%s agent=%s experts=%d/%d", request.swarm(),
-                        caller.identity, s->experts.size(), s->resolved.min_experts));
+                        caller.name, s->experts.size(), s->resolved.min_experts));
     if (s->row.state == store::SwarmState::kRunning) {
       Log(absl::StrFormat("event=pool_built swarm=%s particles=%d", request.swarm(),
                           s->pool_size()));

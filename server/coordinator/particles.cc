@@ -35,7 +35,7 @@ absl::StatusOr<wxp::v1::GetAssignmentResponse> Coordinator::GetAssignment(
   return Serve<wxp::v1::GetAssignmentResponse>(
       [&]() -> absl::StatusOr<wxp::v1::GetAssignmentResponse> {
         WXP_ASSIGN_OR_RETURN(Swarm * s, Find(swarm));
-        SeenLocked(*s, caller.identity);  // heard from, whether or not the call succeeds
+        SeenLocked(*s, caller.name);  // heard from, whether or not the call succeeds
         wxp::v1::GetAssignmentResponse out;
         out.set_swarm_state(static_cast<wxp::v1::SwarmState>(s->row.state));
         *out.mutable_hyperparameters() = s->resolved.spec.hyperparameters();
@@ -53,7 +53,7 @@ absl::StatusOr<wxp::v1::GetAssignmentResponse> Coordinator::GetAssignment(
                             : wxp::v1::GetAssignmentResponse::ASSIGNED);
         for (int i = 0; i < s->pool_size(); ++i) {
           const ParticleRow& p = s->particles[i];
-          if (p.owner != caller.identity) continue;
+          if (p.owner != caller.name) continue;
           auto* a = out.add_particles();
           a->set_particle_id(i);
           a->set_initial_position_blob_id(p.initial_blob_id);
@@ -86,7 +86,7 @@ absl::StatusOr<wxp::v1::GetTargetsResponse> Coordinator::GetTargets(
     const Caller& caller, const wxp::v1::GetTargetsRequest& request) {
   return Serve<wxp::v1::GetTargetsResponse>([&]() -> absl::StatusOr<wxp::v1::GetTargetsResponse> {
     WXP_ASSIGN_OR_RETURN(Swarm * s, Find(request.swarm()));
-    SeenLocked(*s, caller.identity);  // heard from, whether or not the call succeeds
+    SeenLocked(*s, caller.name);  // heard from, whether or not the call succeeds
     wxp::v1::GetTargetsResponse out;
     out.set_swarm_state(static_cast<wxp::v1::SwarmState>(s->row.state));
     out.set_utility_weight_version(s->row.utility_version);
@@ -100,7 +100,7 @@ absl::StatusOr<wxp::v1::GetTargetsResponse> Coordinator::GetTargets(
     if (i < 0 || i >= s->pool_size()) {
       return absl::NotFoundError(absl::StrCat("swarm '", request.swarm(), "' has no particle ", i));
     }
-    if (s->particles[i].owner != caller.identity) return NotOwner(caller, i, s->particles[i].owner);
+    if (s->particles[i].owner != caller.name) return NotOwner(caller, i, s->particles[i].owner);
     if (s->row.state == store::SwarmState::kFinished ||
         s->row.state == store::SwarmState::kStopped) {
       out.set_status(wxp::v1::GetTargetsResponse::DONE);
@@ -194,7 +194,7 @@ absl::StatusOr<wxp::v1::ReportResponse> Coordinator::Report(const Caller& caller
   }
   return Serve<wxp::v1::ReportResponse>([&]() -> absl::StatusOr<wxp::v1::ReportResponse> {
     WXP_ASSIGN_OR_RETURN(Swarm * s, Find(request.swarm()));
-    SeenLocked(*s, caller.identity);  // heard from, whether or not the call succeeds
+    SeenLocked(*s, caller.name);  // heard from, whether or not the call succeeds
     const int i = request.particle_id();
     if (!s->engine) {
       return absl::FailedPreconditionError(
@@ -203,7 +203,7 @@ absl::StatusOr<wxp::v1::ReportResponse> Coordinator::Report(const Caller& caller
     if (i < 0 || i >= s->pool_size()) {
       return absl::NotFoundError(absl::StrCat("swarm '", request.swarm(), "' has no particle ", i));
     }
-    if (s->particles[i].owner != caller.identity) return NotOwner(caller, i, s->particles[i].owner);
+    if (s->particles[i].owner != caller.name) return NotOwner(caller, i, s->particles[i].owner);
     const int k = request.iteration();
     const std::map<std::string, double> scores(request.scores().begin(), request.scores().end());
 

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/adapter.h"
 #include "common/grpc_status.h"
+#include "common/identity.h"
 #include "common/safetensors.h"
 #include "common/sha256.h"
 #include "google/protobuf/util/time_util.h"
@@ -13,13 +14,13 @@
 namespace wxp::server {
 namespace {
 
-constexpr char kAdmin[] = "admin";
+constexpr Role kAdmins[] = {Role::kAdmin};
 constexpr size_t kExportChunkBytes = 1 << 20;
 
 // Runs `body` for an admitted admin; converts every error to its grpc::Status.
 template <typename Body>
 grpc::Status AsAdmin(Gatekeeper* gate, grpc::ServerContext* ctx, const char* rpc, Body body) {
-  absl::StatusOr<Caller> caller = gate->Admit(*ctx, kAdmin, rpc);
+  absl::StatusOr<Caller> caller = gate->Admit(*ctx, kAdmins, rpc);
   if (!caller.ok()) return ToGrpc(caller.status());
   return ToGrpc(body(*caller));
 }
@@ -57,8 +58,8 @@ google::protobuf::Timestamp Millis(int64_t ms) {
 }
 
 void FillClient(const store::ClientRecord& c, wxp::v1::ClientInfo* info) {
-  info->set_identity(c.identity);
-  info->set_role(c.role);
+  info->set_identity(c.client.name);
+  info->set_role(std::string(RoleName(c.client.role)));
   *info->mutable_first_seen() = Millis(c.first_seen_ms);
   *info->mutable_last_seen() = Millis(c.last_seen_ms);
   info->set_revoked(c.revoked);
@@ -214,12 +215,12 @@ grpc::Status AdminServiceImpl::RevokeClient(grpc::ServerContext* ctx,
                                             const wxp::v1::RevokeClientRequest* req,
                                             wxp::v1::ClientInfo* resp) {
   return AsAdmin(gate_, ctx, "RevokeClient", [&](const Caller& caller) -> absl::Status {
-    if (req->identity() == caller.identity) {
+    if (req->identity() == caller.name) {
       return absl::InvalidArgumentError("an admin cannot revoke its own identity");
     }
     absl::Status s = store_->SetRevoked(
         req->identity(), true,
-        {absl::ToUnixMillis(clock_->Now()), caller.identity, "revoke client", "", req->identity()});
+        {absl::ToUnixMillis(clock_->Now()), caller.name, "revoke client", "", req->identity()});
     if (!s.ok()) return s;
     absl::StatusOr<store::ClientRecord> c = store_->GetClient(req->identity());
     if (!c.ok()) return c.status();

@@ -10,7 +10,9 @@
 namespace wxp::server {
 namespace {
 
-constexpr char kAgent[] = "agent";
+constexpr Role kAgents[] = {Role::kAgent};
+// Blob transfer: agents upload positions, admins upload experts and export.
+constexpr Role kAgentsAndAdmins[] = {Role::kAgent, Role::kAdmin};
 
 template <typename T>
 grpc::Status Reply(absl::StatusOr<T> result, T* out) {
@@ -42,7 +44,7 @@ AgentServiceImpl::AgentServiceImpl(Coordinator* coordinator, DiskBlobs* blobs, G
 
 grpc::Status AgentServiceImpl::Join(grpc::ServerContext* ctx, const wxp::v1::JoinRequest* req,
                                     wxp::v1::JoinResponse* resp) {
-  absl::StatusOr<Caller> caller = gate_->Admit(*ctx, kAgent, "Join");
+  absl::StatusOr<Caller> caller = gate_->Admit(*ctx, kAgents, "Join");
   if (!caller.ok()) return ToGrpc(caller.status());
   if (absl::Status s = CheckJoinRequest(*req); !s.ok()) return ToGrpc(s);
   return Reply(c_->Join(*caller, *req), resp);
@@ -51,7 +53,7 @@ grpc::Status AgentServiceImpl::Join(grpc::ServerContext* ctx, const wxp::v1::Joi
 grpc::Status AgentServiceImpl::GetAssignment(grpc::ServerContext* ctx,
                                              const wxp::v1::GetAssignmentRequest* req,
                                              wxp::v1::GetAssignmentResponse* resp) {
-  absl::StatusOr<Caller> caller = gate_->Admit(*ctx, kAgent, "GetAssignment");
+  absl::StatusOr<Caller> caller = gate_->Admit(*ctx, kAgents, "GetAssignment");
   if (!caller.ok()) return ToGrpc(caller.status());
   return Reply(c_->GetAssignment(*caller, req->swarm()), resp);
 }
@@ -59,14 +61,14 @@ grpc::Status AgentServiceImpl::GetAssignment(grpc::ServerContext* ctx,
 grpc::Status AgentServiceImpl::GetTargets(grpc::ServerContext* ctx,
                                           const wxp::v1::GetTargetsRequest* req,
                                           wxp::v1::GetTargetsResponse* resp) {
-  absl::StatusOr<Caller> caller = gate_->Admit(*ctx, kAgent, "GetTargets");
+  absl::StatusOr<Caller> caller = gate_->Admit(*ctx, kAgents, "GetTargets");
   if (!caller.ok()) return ToGrpc(caller.status());
   return Reply(c_->GetTargets(*caller, *req), resp);
 }
 
 grpc::Status AgentServiceImpl::Report(grpc::ServerContext* ctx, const wxp::v1::ReportRequest* req,
                                       wxp::v1::ReportResponse* resp) {
-  absl::StatusOr<Caller> caller = gate_->Admit(*ctx, kAgent, "Report");
+  absl::StatusOr<Caller> caller = gate_->Admit(*ctx, kAgents, "Report");
   if (!caller.ok()) return ToGrpc(caller.status());
   if (absl::Status s = CheckReportRequest(*req); !s.ok()) return ToGrpc(s);
   return Reply(c_->Report(*caller, *req), resp);
@@ -75,7 +77,7 @@ grpc::Status AgentServiceImpl::Report(grpc::ServerContext* ctx, const wxp::v1::R
 grpc::Status AgentServiceImpl::Heartbeat(grpc::ServerContext* ctx,
                                          const wxp::v1::HeartbeatRequest* req,
                                          wxp::v1::HeartbeatResponse* resp) {
-  absl::StatusOr<Caller> caller = gate_->Admit(*ctx, kAgent, "Heartbeat");
+  absl::StatusOr<Caller> caller = gate_->Admit(*ctx, kAgents, "Heartbeat");
   if (!caller.ok()) return ToGrpc(caller.status());
   absl::StatusOr<wxp::v1::SwarmStatus> status = c_->Heartbeat(*caller, req->swarm());
   if (!status.ok()) return ToGrpc(status.status());
@@ -88,7 +90,7 @@ grpc::Status AgentServiceImpl::Heartbeat(grpc::ServerContext* ctx,
 grpc::Status AgentServiceImpl::UploadBlob(
     grpc::ServerContext* ctx, grpc::ServerReader<Parsed<wxp::v1::UploadBlobRequest>>* reader,
     wxp::v1::UploadBlobResponse* resp) {
-  absl::StatusOr<Caller> caller = gate_->AdmitAny(*ctx, "UploadBlob");
+  absl::StatusOr<Caller> caller = gate_->Admit(*ctx, kAgentsAndAdmins, "UploadBlob");
   if (!caller.ok()) return ToGrpc(caller.status());
   absl::StatusOr<std::optional<StreamLimiter::Slot>> slot = AcquireStream(streams_, "UploadBlob");
   if (!slot.ok()) return ToGrpc(slot.status());
@@ -156,7 +158,7 @@ grpc::Status AgentServiceImpl::UploadBlob(
 grpc::Status AgentServiceImpl::GetUploadOffset(grpc::ServerContext* ctx,
                                                const wxp::v1::GetUploadOffsetRequest* req,
                                                wxp::v1::GetUploadOffsetResponse* resp) {
-  absl::StatusOr<Caller> caller = gate_->AdmitAny(*ctx, "GetUploadOffset");
+  absl::StatusOr<Caller> caller = gate_->Admit(*ctx, kAgentsAndAdmins, "GetUploadOffset");
   if (!caller.ok()) return ToGrpc(caller.status());
   absl::StatusOr<DiskBlobs::UploadState> state = blobs_->UploadOffset(req->blob_id());
   if (!state.ok()) return ToGrpc(state.status());
@@ -168,7 +170,7 @@ grpc::Status AgentServiceImpl::GetUploadOffset(grpc::ServerContext* ctx,
 grpc::Status AgentServiceImpl::DownloadBlob(
     grpc::ServerContext* ctx, const wxp::v1::DownloadBlobRequest* req,
     grpc::ServerWriter<wxp::v1::DownloadBlobResponse>* writer) {
-  absl::StatusOr<Caller> caller = gate_->AdmitAny(*ctx, "DownloadBlob");
+  absl::StatusOr<Caller> caller = gate_->Admit(*ctx, kAgentsAndAdmins, "DownloadBlob");
   if (!caller.ok()) return ToGrpc(caller.status());
   absl::StatusOr<std::optional<StreamLimiter::Slot>> slot = AcquireStream(streams_, "DownloadBlob");
   if (!slot.ok()) return ToGrpc(slot.status());

@@ -4,37 +4,28 @@
 
 namespace wxp::server {
 
-absl::StatusOr<Caller> Gatekeeper::AdmitAny(const grpc::ServerContext& ctx, const char* rpc) {
-  return Admit(ctx, "", rpc);
-}
-
-absl::StatusOr<Caller> Gatekeeper::Admit(const grpc::ServerContext& ctx, const std::string& role,
-                                         const char* rpc) {
-  absl::StatusOr<Caller> caller = authenticate_(ctx);
+absl::StatusOr<Identity> Gatekeeper::Admit(const grpc::ServerContext& ctx,
+                                           absl::Span<const Role> allowed, const char* rpc) {
+  absl::StatusOr<Identity> caller = authenticate_(ctx);
   if (!caller.ok()) return caller.status();
-  const bool known_role = caller->role == "agent" || caller->role == "admin";
-  if (role.empty() ? !known_role : caller->role != role) {
-    return absl::PermissionDeniedError(absl::StrCat(
-        "client '", caller->identity, "' has role ", caller->role.empty() ? "none" : caller->role,
-        "; ", rpc, " needs role ", role.empty() ? "agent or admin" : role));
-  }
-  absl::StatusOr<store::ClientRecord> known = store_->GetClient(caller->identity);
+  if (absl::Status s = RequireRole(*caller, allowed, rpc); !s.ok()) return s;
+  absl::StatusOr<store::ClientRecord> known = store_->GetClient(caller->name);
   if (known.ok() && known->revoked) {
     return absl::PermissionDeniedError(
-        absl::StrCat("client '", caller->identity, "' has been revoked"));
+        absl::StrCat("client '", caller->name, "' has been revoked"));
   }
   const absl::Time now = clock_->Now();
   bool touch = !known.ok();
   {
     absl::MutexLock lock(&mu_);
-    auto it = last_touch_.find(caller->identity);
+    auto it = last_touch_.find(caller->name);
     if (it == last_touch_.end() || now - it->second >= absl::Minutes(1)) {
       touch = true;
-      last_touch_[caller->identity] = now;
+      last_touch_[caller->name] = now;
     }
   }
   if (touch) {
-    absl::Status s = store_->TouchClient(caller->identity, caller->role, absl::ToUnixMillis(now));
+    absl::Status s = store_->TouchClient(*caller, absl::ToUnixMillis(now));
     // A client on record only misses a last-contact update (e.g. the disk is full): its call
     // goes on, so reads keep working and the write it came for gets the store's own refusal.
     // A first contact must be recorded, or it could not be listed or revoked.

@@ -14,16 +14,17 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/types/span.h"
 #include "common/clock.h"
+#include "common/identity.h"
 #include "grpcpp/server_context.h"
-#include "server/coordinator/coordinator.h"
 #include "server/store/swarm_store.h"
 
 namespace wxp::server {
 
 // Who is calling: the mTLS certificate's identity in production, a test double in tests.
 // UNAUTHENTICATED when the peer has no usable identity.
-using Authenticator = std::function<absl::StatusOr<Caller>(const grpc::ServerContext&)>;
+using Authenticator = std::function<absl::StatusOr<Identity>(const grpc::ServerContext&)>;
 
 class Gatekeeper {
  public:
@@ -31,12 +32,11 @@ class Gatekeeper {
   Gatekeeper(Authenticator authenticate, store::SwarmStore* store, Clock* clock)
       : authenticate_(std::move(authenticate)), store_(store), clock_(clock) {}
 
-  // The caller if it holds `role` and is not revoked; otherwise PERMISSION_DENIED naming
-  // the client, its role and what `rpc` needs (or UNAUTHENTICATED from the authenticator).
-  absl::StatusOr<Caller> Admit(const grpc::ServerContext& ctx, const std::string& role,
-                               const char* rpc);
-  // The same for RPCs open to either role (blob transfer: agents and admins upload).
-  absl::StatusOr<Caller> AdmitAny(const grpc::ServerContext& ctx, const char* rpc);
+  // The caller if its role is one of `allowed` (RequireRole) and it is not revoked;
+  // otherwise PERMISSION_DENIED naming the client, its role and what `rpc` needs (or
+  // UNAUTHENTICATED from the authenticator).
+  absl::StatusOr<Identity> Admit(const grpc::ServerContext& ctx, absl::Span<const Role> allowed,
+                                 const char* rpc);
 
  private:
   Authenticator authenticate_;

@@ -11,57 +11,56 @@ namespace {
 class FailingTouchStore : public store::MemoryStore {
  public:
   bool fail_touch = false;
-  absl::Status TouchClient(const std::string& identity, const std::string& role,
-                           int64_t now_ms) override {
+  absl::Status TouchClient(const Identity& client, int64_t now_ms) override {
     if (fail_touch) return absl::ResourceExhaustedError("the disk is full");
-    return MemoryStore::TouchClient(identity, role, now_ms);
+    return MemoryStore::TouchClient(client, now_ms);
   }
 };
 
 class GatekeeperTest : public ::testing::Test {
  protected:
-  absl::StatusOr<Caller> Admit(const std::string& identity, const std::string& role) {
+  absl::StatusOr<Identity> Admit(const std::string& name, Role role) {
     Gatekeeper gate(
         [&](const grpc::ServerContext&) {
-          return Caller{identity, role};
+          return Identity{name, role};
         },
         &store_, &clock_);
     grpc::ServerContext ctx;
-    return gate.Admit(ctx, role, "Heartbeat");
+    return gate.Admit(ctx, {role}, "Heartbeat");
   }
   FailingTouchStore store_;
   FakeClock clock_;
 };
 
 TEST_F(GatekeeperTest, RecordsClientsAndRefusesWrongRolesAndRevoked) {
-  ASSERT_TRUE(Admit("firm-a", "agent").ok());
+  ASSERT_TRUE(Admit("firm-a", Role::kAgent).ok());
   auto record = store_.GetClient("firm-a");
   ASSERT_TRUE(record.ok()) << record.status();
-  EXPECT_EQ(record->role, "agent");
+  EXPECT_EQ(record->client.role, Role::kAgent);
 
   Gatekeeper gate(
       [](const grpc::ServerContext&) {
-        return Caller{"firm-a", "agent"};
+        return Identity{"firm-a", Role::kAgent};
       },
       &store_, &clock_);
   grpc::ServerContext ctx;
-  absl::StatusOr<Caller> wrong = gate.Admit(ctx, "admin", "CreateSwarm");
+  absl::StatusOr<Identity> wrong = gate.Admit(ctx, {Role::kAdmin}, "CreateSwarm");
   EXPECT_EQ(wrong.status().code(), absl::StatusCode::kPermissionDenied);
   EXPECT_NE(wrong.status().message().find("CreateSwarm needs role admin"), std::string::npos);
 
   ASSERT_TRUE(store_.SetRevoked("firm-a", true, {}).ok());
-  EXPECT_EQ(Admit("firm-a", "agent").status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(Admit("firm-a", Role::kAgent).status().code(), absl::StatusCode::kPermissionDenied);
 }
 
 TEST_F(GatekeeperTest, AKnownClientIsAdmittedWhenItsRecordCannotBeUpdated) {
-  ASSERT_TRUE(Admit("firm-a", "agent").ok());
+  ASSERT_TRUE(Admit("firm-a", Role::kAgent).ok());
   const int64_t seen = store_.GetClient("firm-a")->last_seen_ms;
   store_.fail_touch = true;
   clock_.Advance(absl::Minutes(5));
-  EXPECT_TRUE(Admit("firm-a", "agent").ok());
+  EXPECT_TRUE(Admit("firm-a", Role::kAgent).ok());
   EXPECT_EQ(store_.GetClient("firm-a")->last_seen_ms, seen);
   // A first contact that cannot be recorded is refused with the store's status.
-  absl::StatusOr<Caller> stranger = Admit("firm-b", "agent");
+  absl::StatusOr<Identity> stranger = Admit("firm-b", Role::kAgent);
   EXPECT_EQ(stranger.status().code(), absl::StatusCode::kResourceExhausted);
   EXPECT_FALSE(store_.GetClient("firm-b").ok());
 }

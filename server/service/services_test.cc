@@ -20,15 +20,17 @@ namespace wxp::server {
 namespace {
 
 // Test-only identity: metadata set by the test client. Never used by wxp-server.
-absl::StatusOr<Caller> MetadataIdentity(const grpc::ServerContext& ctx) {
+absl::StatusOr<Identity> MetadataIdentity(const grpc::ServerContext& ctx) {
   const auto& md = ctx.client_metadata();
   auto id = md.find("x-test-identity");
   auto role = md.find("x-test-role");
   if (id == md.end() || role == md.end()) {
     return absl::UnauthenticatedError("no client identity");
   }
-  return Caller{std::string(id->second.data(), id->second.size()),
-                std::string(role->second.data(), role->second.size())};
+  absl::StatusOr<Role> parsed =
+      ParseRole(absl::string_view(role->second.data(), role->second.size()));
+  if (!parsed.ok()) return absl::UnauthenticatedError(parsed.status().message());
+  return Identity{std::string(id->second.data(), id->second.size()), *parsed};
 }
 
 class ServicesTest : public ::testing::Test {
@@ -165,6 +167,40 @@ TEST_F(ServicesTest, RolesAreEnforced) {
   wxp::v1::JoinResponse joined;
   EXPECT_EQ(agent_stub_->Join(As("ops", "admin").get(), join, &joined).error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
+}
+
+// Auditors get certificates already, but no RPC is theirs yet: every service refuses them
+// by role, before anything is recorded.
+TEST_F(ServicesTest, AnAuditorIsAdmittedByNoRpc) {
+  std::vector<grpc::Status> refused;
+  wxp::v1::CreateSwarmResponse created;
+  refused.push_back(Create("audit-1", "auditor", &created));
+  wxp::v1::ListSwarmsResponse list;
+  refused.push_back(admin_stub_->ListSwarms(As("audit-1", "auditor").get(), {}, &list));
+  wxp::v1::ListClientsResponse clients;
+  refused.push_back(admin_stub_->ListClients(As("audit-1", "auditor").get(), {}, &clients));
+  wxp::v1::HeartbeatRequest hb;
+  hb.set_swarm("s");
+  wxp::v1::HeartbeatResponse hb_out;
+  refused.push_back(agent_stub_->Heartbeat(As("audit-1", "auditor").get(), hb, &hb_out));
+  wxp::v1::GetUploadOffsetRequest oreq;
+  oreq.set_blob_id(std::string(64, 'a'));
+  wxp::v1::GetUploadOffsetResponse offset;
+  refused.push_back(agent_stub_->GetUploadOffset(As("audit-1", "auditor").get(), oreq, &offset));
+  wxp::v1::DownloadBlobRequest dreq;
+  dreq.set_blob_id(std::string(64, 'a'));
+  auto download_ctx = As("audit-1", "auditor");
+  auto reader = agent_stub_->DownloadBlob(download_ctx.get(), dreq);
+  wxp::v1::DownloadBlobResponse msg;
+  while (reader->Read(&msg)) {
+  }
+  refused.push_back(reader->Finish());
+  for (const grpc::Status& s : refused) {
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << s.error_message();
+    EXPECT_NE(s.error_message().find("client 'audit-1' has role auditor;"), std::string::npos)
+        << s.error_message();
+  }
+  EXPECT_EQ(store_.GetClient("audit-1").status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(ServicesTest, RevokedClientsAreRefused) {

@@ -184,16 +184,12 @@ absl::StatusOr<std::vector<AuditRecord>> MemoryStore::ListAudit(const std::strin
   return out;
 }
 
-absl::Status MemoryStore::TouchClient(const std::string& identity, const std::string& role,
-                                      int64_t now_ms) {
+absl::Status MemoryStore::TouchClient(const Identity& client, int64_t now_ms) {
   absl::MutexLock lock(&mu_);
-  auto [it, inserted] = state_.clients.try_emplace(identity);
+  auto [it, inserted] = state_.clients.try_emplace(client.name);
   ClientRecord& c = it->second;
-  if (inserted) {
-    c.identity = identity;
-    c.first_seen_ms = now_ms;
-  }
-  c.role = role;
+  if (inserted) c.first_seen_ms = now_ms;
+  c.client = client;
   c.last_seen_ms = now_ms;
   return absl::OkStatus();
 }

@@ -44,8 +44,7 @@ class SqliteStore : public SwarmStore {
       const std::string& swarm, const std::string& blob_id) override;
   absl::StatusOr<std::vector<HistoryRecord>> ListHistory(const std::string& swarm) override;
   absl::StatusOr<std::vector<AuditRecord>> ListAudit(const std::string& swarm) override;
-  absl::Status TouchClient(const std::string& identity, const std::string& role,
-                           int64_t now_ms) override;
+  absl::Status TouchClient(const Identity& client, int64_t now_ms) override;
   absl::StatusOr<ClientRecord> GetClient(const std::string& identity) override;
   absl::StatusOr<std::vector<ClientRecord>> ListClients() override;
   absl::Status SetRevoked(const std::string& identity, bool revoked,

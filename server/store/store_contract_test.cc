@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
+#include "server/db/sqlite.h"
 #include "server/store/memory_store.h"
 #include "server/store/sqlite_store.h"
 
@@ -254,20 +255,20 @@ TEST_P(StoreContractTest, EvaluationsOfABlob) {
 }
 
 TEST_P(StoreContractTest, ClientsAreTrackedAndRevoked) {
-  ASSERT_TRUE(store_->TouchClient("firm-b", "agent", 10).ok());
-  ASSERT_TRUE(store_->TouchClient("firm-a", "agent", 20).ok());
-  ASSERT_TRUE(store_->TouchClient("firm-b", "agent", 30).ok());
+  ASSERT_TRUE(store_->TouchClient({"firm-b", Role::kAgent}, 10).ok());
+  ASSERT_TRUE(store_->TouchClient({"firm-a", Role::kAgent}, 20).ok());
+  ASSERT_TRUE(store_->TouchClient({"firm-b", Role::kAgent}, 30).ok());
   auto b = store_->GetClient("firm-b");
   ASSERT_TRUE(b.ok());
-  EXPECT_EQ(*b, (ClientRecord{"firm-b", "agent", 10, 30, false}));
+  EXPECT_EQ(*b, (ClientRecord{{"firm-b", Role::kAgent}, 10, 30, false}));
   ASSERT_TRUE(store_->SetRevoked("firm-b", true, Audit("", "revoke firm-b")).ok());
   EXPECT_TRUE(store_->GetClient("firm-b")->revoked);
-  ASSERT_TRUE(store_->TouchClient("firm-b", "agent", 40).ok());
+  ASSERT_TRUE(store_->TouchClient({"firm-b", Role::kAgent}, 40).ok());
   EXPECT_TRUE(store_->GetClient("firm-b")->revoked);  // a reconnect does not un-revoke
   EXPECT_EQ(store_->SetRevoked("nobody", true, Audit("", "x")).code(), absl::StatusCode::kNotFound);
   auto all = store_->ListClients();
   ASSERT_EQ(all->size(), 2u);
-  EXPECT_EQ((*all)[0].identity, "firm-a");
+  EXPECT_EQ((*all)[0].client.name, "firm-a");
   EXPECT_EQ(store_->GetClient("nobody").status().code(), absl::StatusCode::kNotFound);
 }
 
@@ -371,6 +372,31 @@ TEST(SqliteStoreTest, AcknowledgedUpdatesSurviveReopen) {
   auto store = MakeSqlite(path);
   EXPECT_EQ(store->GetEvaluation("s", 0, 1)->utility, 0.25);
   EXPECT_EQ(*store->IntegrityCheck(), "ok");
+}
+
+// The role column is text; a role the server does not know (a file written by something
+// else) is refused when read, never mapped to some default.
+TEST(SqliteStoreTest, AnUnknownStoredRoleIsDataLoss) {
+  const std::string path = TempDb("role");
+  {
+    auto store = MakeSqlite(path);
+    ASSERT_TRUE(store->TouchClient({"firm-a", Role::kAgent}, 10).ok());
+    ASSERT_TRUE(store->TouchClient({"audit-1", Role::kAuditor}, 10).ok());
+  }
+  {
+    auto db = db::Database::Open({path});
+    ASSERT_TRUE(db.ok()) << db.status();
+    ASSERT_TRUE(
+        (*db)->Execute("UPDATE clients SET role = 'wizard' WHERE identity = 'firm-a'").ok());
+  }
+  auto store = MakeSqlite(path);
+  EXPECT_EQ(store->GetClient("audit-1")->client.role, Role::kAuditor);
+  absl::StatusOr<ClientRecord> bad = store->GetClient("firm-a");
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_NE(bad.status().message().find("'firm-a'"), std::string::npos) << bad.status();
+  EXPECT_NE(bad.status().message().find("unknown role 'wizard'"), std::string::npos)
+      << bad.status();
+  EXPECT_EQ(store->ListClients().status().code(), absl::StatusCode::kDataLoss);
 }
 
 // A failed batch (a full disk, here simulated) fails every update queued behind it and every

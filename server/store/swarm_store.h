@@ -31,6 +31,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/identity.h"
 #include "common/swarm_engine.h"
 
 namespace wxp::store {
@@ -119,8 +120,7 @@ struct ExpertRecord {
 };
 
 struct ClientRecord {
-  std::string identity;
-  std::string role;
+  Identity client;
   int64_t first_seen_ms = 0;
   int64_t last_seen_ms = 0;
   bool revoked = false;
@@ -181,8 +181,8 @@ inline bool operator==(const ExpertRecord& a, const ExpertRecord& b) {
 }
 
 inline bool operator==(const ClientRecord& a, const ClientRecord& b) {
-  return std::tie(a.identity, a.role, a.first_seen_ms, a.last_seen_ms, a.revoked) ==
-         std::tie(b.identity, b.role, b.first_seen_ms, b.last_seen_ms, b.revoked);
+  return std::tie(a.client, a.first_seen_ms, a.last_seen_ms, a.revoked) ==
+         std::tie(b.client, b.first_seen_ms, b.last_seen_ms, b.revoked);
 }
 
 inline bool operator==(const AuditRecord& a, const AuditRecord& b) {
@@ -255,11 +255,13 @@ class SwarmStore {
   virtual absl::StatusOr<std::vector<HistoryRecord>> ListHistory(const std::string& swarm) = 0;
   virtual absl::StatusOr<std::vector<AuditRecord>> ListAudit(const std::string& swarm) = 0;
 
-  // Records that a client connected (created on first sight; role and last_seen updated).
-  virtual absl::Status TouchClient(const std::string& identity, const std::string& role,
-                                   int64_t now_ms) = 0;
-  virtual absl::StatusOr<ClientRecord> GetClient(const std::string& identity) = 0;  // NotFound
-  virtual absl::StatusOr<std::vector<ClientRecord>> ListClients() = 0;              // by identity
+  // Records that a client connected (created on first sight, keyed by client.name; role
+  // and last_seen updated).
+  virtual absl::Status TouchClient(const Identity& client, int64_t now_ms) = 0;
+  // NotFound for an unknown identity. A stored role that is not a Role (a database written
+  // by something else) is DataLoss, here and in ListClients.
+  virtual absl::StatusOr<ClientRecord> GetClient(const std::string& identity) = 0;
+  virtual absl::StatusOr<std::vector<ClientRecord>> ListClients() = 0;  // by identity
   // NotFound for an unknown identity.
   virtual absl::Status SetRevoked(const std::string& identity, bool revoked,
                                   const AuditRecord& audit) = 0;

@@ -15,8 +15,10 @@
 namespace wxp::server::fuzz {
 namespace {
 
-const Caller kCallers[kNumCallers] = {
-    {"firm-a", "agent"}, {"firm-b", "agent"}, {"firm-c", "agent"}, {"ops", "admin"}};
+const Caller kCallers[kNumCallers] = {{"firm-a", Role::kAgent},
+                                      {"firm-b", Role::kAgent},
+                                      {"firm-c", Role::kAgent},
+                                      {"ops", Role::kAdmin}};
 const Caller& kAdmin = kCallers[3];
 
 Schema TestSchema() {
@@ -350,8 +352,8 @@ void RequestWorld::Run(absl::string_view input) {
     if (is_request) before = Capture(store_, *c_);
     const std::optional<absl::Status> status = Step(op, who, payload);
     if (verbose) {
-      std::fprintf(stderr, "op %d by %s: %s\n", static_cast<int>(op),
-                   CallerOf(who).identity.c_str(), status ? status->ToString().c_str() : "-");
+      std::fprintf(stderr, "op %d by %s: %s\n", static_cast<int>(op), CallerOf(who).name.c_str(),
+                   status ? status->ToString().c_str() : "-");
     }
     if (!status || status->ok()) continue;
     WXP_FUZZ_CHECK(!status->message().empty(),

@@ -72,6 +72,14 @@ absl::StatusOr<int64_t> CheckPositionBlob(PositionBlobs& blobs, const std::optio
 
 absl::Status NotOwner(const Caller& caller, int particle, const std::string& owner);
 
+// The one copy between the engine's state and the store's rows. The swarm row holds the
+// engine's globals (g, g_w, closed iterations, last improvement, stopped); each particle's
+// engine record lives in its ParticleRow. GlobalsToRow overwrites exactly those fields of
+// `row`; EngineStateFromRows is the state they (with `particles`, in particle order) hold.
+void GlobalsToRow(const SwarmEngineState& state, store::SwarmRecord& row);
+SwarmEngineState EngineStateFromRows(const store::SwarmRecord& row,
+                                     const std::vector<store::ParticleRow>& particles);
+
 }  // namespace coordinator_internal
 
 // The live state of one swarm: the store's rows plus the engine rebuilt from them.
@@ -100,15 +108,7 @@ struct Coordinator::Swarm {
 
   // Engine globals copied into the row, ready to persist.
   void SyncRow() {
-    if (!engine) return;
-    const SwarmEngineState st = engine->state();
-    row.global_best = st.global_best;
-    row.global_best_utility = st.global_best_utility;
-    row.global_worst = st.global_worst;
-    row.global_worst_utility = st.global_worst_utility;
-    row.closed_iterations = st.closed_iterations;
-    row.last_global_improvement = st.last_global_improvement;
-    row.stopped = st.stopped;
+    if (engine) coordinator_internal::GlobalsToRow(engine->state(), row);
   }
   store::ParticleRow RowOf(int i) const {
     store::ParticleRow p = particles[i];
