@@ -19,10 +19,12 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "client/agent/blob_cache.h"
+#include "client/agent/coefficient_space.h"
 #include "client/agent/particle_state.h"
 #include "client/agent/position_files.h"
 #include "client/net/blob_transfer.h"
 #include "common/adapter.h"
+#include "common/alpha_blob.h"
 #include "common/backoff.h"
 #include "common/dtype_proto.h"
 #include "common/file_util.h"
@@ -59,6 +61,10 @@ struct Agent::Impl {
   Schema schema;  // layout and transport dtypes of positions
   SafetensorsMetadata metadata;
   std::string adapter_config_json;
+  // EXPERT_COEFFICIENTS (SPEC 4.3): positions are alpha blobs of `schema`, decoded with
+  // `space` over the experts (kept in the cache as `expert_ids`) for evaluation only.
+  std::unique_ptr<ParticleSpace> space;
+  std::vector<std::string> expert_ids;
   std::map<int, ParticleState> particles;
   AgentSummary summary;
 
@@ -142,6 +148,7 @@ struct Agent::Impl {
       keep.insert(s.uploads.begin(), s.uploads.end());
       if (s.pending) keep.insert({s.pending->x, s.pending->v});
     }
+    keep.insert(expert_ids.begin(), expert_ids.end());
     blobs->CollectGarbage(keep);
   }
 
@@ -149,6 +156,10 @@ struct Agent::Impl {
   absl::StatusOr<bool> Assign();  // false: the swarm is already done
   absl::Status InitParticle(const wxp::v1::ParticleAssignment& a, int transport);
   absl::Status LearnSchema(const std::string& position_id, int transport);
+  // Fetches every expert once and builds the space; the positions' schema becomes alpha's.
+  absl::Status LearnSpace(const wxp::v1::GetAssignmentResponse& resp);
+  // Keeps an alpha that came inline as its blob, checking it is the blob `id` names.
+  absl::Status PutAlpha(const google::protobuf::RepeatedField<float>& alpha, const std::string& id);
   // One unit of work on a particle; returns how long to wait before it can progress
   // (zero: it progressed).
   absl::StatusOr<absl::Duration> Step(ParticleState& s);
@@ -261,6 +272,33 @@ absl::Status Agent::Impl::LearnSchema(const std::string& position_id, int transp
   return absl::OkStatus();
 }
 
+absl::Status Agent::Impl::LearnSpace(const wxp::v1::GetAssignmentResponse& resp) {
+  if (space || resp.space() != wxp::v1::EXPERT_COEFFICIENTS) return absl::OkStatus();
+  std::vector<std::string> files;
+  expert_ids.assign(resp.expert_blob_ids().begin(), resp.expert_blob_ids().end());
+  for (const std::string& id : expert_ids) {
+    WXP_RETURN_IF_ERROR(Fetch(id));  // our own are in the cache already
+    files.push_back(BlobPath(id));
+  }
+  WXP_ASSIGN_OR_RETURN(space, MakeAgentSpace(resp, files));
+  schema = AlphaSchema(space->Dimension());
+  metadata = {};
+  Log(absl::StrCat("event=space swarm=", o.swarm, " space=", space->Describe(),
+                   " experts=", expert_ids.size(), " dimension=", space->Dimension()));
+  return absl::OkStatus();
+}
+
+absl::Status Agent::Impl::PutAlpha(const google::protobuf::RepeatedField<float>& alpha,
+                                   const std::string& id) {
+  if (!space || id.empty()) return absl::OkStatus();
+  WXP_ASSIGN_OR_RETURN(std::string got, PutAlphaBlob(*blobs, alpha));
+  if (got != id) {
+    return absl::DataLossError(
+        absl::StrCat("the server sent an alpha whose blob is ", got, " for position ", id));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status Agent::Impl::InitParticle(const wxp::v1::ParticleAssignment& a, int transport) {
   ParticleState s;
   s.id = a.particle_id();
@@ -290,11 +328,13 @@ absl::Status Agent::Impl::InitParticle(const wxp::v1::ParticleAssignment& a, int
                      "; restore the agent's work directory (x and v live only there)"));
   }
   const std::string x0 = a.initial_position_blob_id();
+  WXP_RETURN_IF_ERROR(PutAlpha(a.initial_alpha(), x0));
   WXP_RETURN_IF_ERROR(Fetch(x0));
   WXP_RETURN_IF_ERROR(LearnSchema(x0, transport));
   s.x = s.p = x0;
   const auto& iv = a.initial_velocity();
   if (iv.has_partner_blob_id()) {
+    WXP_RETURN_IF_ERROR(PutAlpha(iv.partner_alpha(), iv.partner_blob_id()));
     WXP_RETURN_IF_ERROR(Fetch(iv.partner_blob_id()));
     WXP_ASSIGN_OR_RETURN(FlatReader target,
                          FlatReader::Position(BlobPath(iv.partner_blob_id()), schema));
@@ -331,6 +371,7 @@ absl::StatusOr<bool> Agent::Impl::Assign() {
       }
       continue;
     }
+    if (resp.particles_size() > 0) WXP_RETURN_IF_ERROR(LearnSpace(resp));
     for (const auto& a : resp.particles()) {
       if (resp.status() == wxp::v1::GetAssignmentResponse::DONE &&
           !fs::exists(StatePath(a.particle_id()))) {
@@ -349,6 +390,9 @@ absl::StatusOr<bool> Agent::Impl::Assign() {
 absl::Status Agent::Impl::Move(ParticleState& s, const wxp::v1::GetTargetsResponse& t) {
   const std::string& g = t.global_best().blob_id();
   const std::string& gw = t.global_worst().blob_id();
+  WXP_RETURN_IF_ERROR(PutAlpha(t.global_best().alpha(), g));
+  WXP_RETURN_IF_ERROR(PutAlpha(t.global_worst().alpha(), gw));
+  WXP_RETURN_IF_ERROR(PutAlpha(t.personal_best().alpha(), t.personal_best().blob_id()));
   WXP_RETURN_IF_ERROR(Fetch(g));
   WXP_RETURN_IF_ERROR(Fetch(gw));
   // The server's p_i wins (it may have re-ranked after a utility weight change).
@@ -388,6 +432,11 @@ absl::Status Agent::Impl::Move(ParticleState& s, const wxp::v1::GetTargetsRespon
   WXP_RETURN_IF_ERROR(StreamMove(mc, t.restart(), {&x, &v, &p, &gr, &gwr}, xw, vw));
   WXP_ASSIGN_OR_RETURN(m.x, xw.Finish());
   WXP_RETURN_IF_ERROR(vw.Finish());
+  if (space) {
+    // The server names alpha by its canonical blob: use the same name here.
+    WXP_ASSIGN_OR_RETURN(std::vector<float> alpha, ReadAlphaBlob(BlobPath(m.x)));
+    WXP_ASSIGN_OR_RETURN(m.x, PutAlphaBlob(*blobs, alpha));
+  }
   s.pending = m;
   return Save(s);  // from here on the move is never recomputed
 }
@@ -399,7 +448,22 @@ absl::Status Agent::Impl::EvaluatePending(ParticleState& s) {
     working.insert(s.id);
   }
   const absl::Time start = o.clock->Now();
-  absl::StatusOr<Scores> scores = evaluator->Evaluate({s.id, m.iteration, BlobPath(m.x), &schema});
+  absl::StatusOr<Scores> scores;
+  if (space) {
+    // Only the evaluator sees the adapter alpha decodes to; it is not kept.
+    const std::string decoded_path = absl::StrCat(scratch_dir, "/decoded-", s.id, ".safetensors");
+    absl::StatusOr<Adapter> decoded = DecodeToFile(*space, BlobPath(m.x), decoded_path);
+    if (decoded.ok()) {
+      scores = evaluator->Evaluate(
+          {s.id, m.iteration, decoded_path, &decoded->schema, decoded->config_json.value_or("")});
+    } else {
+      scores = decoded.status();
+    }
+    std::error_code ec;
+    fs::remove(decoded_path, ec);
+  } else {
+    scores = evaluator->Evaluate({s.id, m.iteration, BlobPath(m.x), &schema});
+  }
   m.seconds = absl::ToDoubleSeconds(o.clock->Now() - start);
   {
     absl::MutexLock l(&hb_mu);
@@ -433,6 +497,10 @@ absl::StatusOr<absl::Duration> Agent::Impl::ReportPending(ParticleState& s) {
   req.set_particle_id(s.id);
   req.set_iteration(m.iteration);
   req.set_position_blob_id(m.x);
+  if (space) {
+    WXP_ASSIGN_OR_RETURN(std::vector<float> alpha, ReadAlphaBlob(BlobPath(m.x)));
+    req.mutable_position_alpha()->Assign(alpha.begin(), alpha.end());
+  }
   if (m.failed) {
     req.set_evaluation_failed(true);
     req.set_failure_reason(m.reason);
