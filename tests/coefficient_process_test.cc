@@ -3,16 +3,20 @@
 // reproduce the in-process runner over the same space byte for byte (every global-best
 // utility and g's alpha) for each decoder; a LINEAR_AB run must make the same g choices as
 // a WEIGHTS run of the same seed (utilities within float tolerance: decoding sums in
-// another order); and the export must be g decoded.
+// another order); the export must be g decoded; and SIGKILLed agents and server must not
+// change the result.
+#include <signal.h>
 #include <sys/wait.h>
 
 #include <filesystem>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 #include "client/net/connection.h"
 #include "common/adapter.h"
 #include "common/alpha_blob.h"
@@ -168,6 +172,36 @@ class CoefficientProcessTest : public ::testing::Test {
     return files;
   }
 
+  // The federated result equals RunSwarm's over `space` with the same evaluator: every g
+  // utility and g's alpha, byte for byte; and the export is g decoded.
+  void ExpectSameAsRunner(const std::string& swarm, const ParticleSpace& space,
+                          const Adapter& optimum) {
+    SyntheticEvaluator flat(optimum.values);
+    FlatAdapterEvaluator adapters(optimum.schema, flat);
+    DecodingEvaluator eval(space, adapters);
+    RunnerOptions o;
+    o.params.seed = 99;
+    o.params.max_iterations = 8;
+    o.params.patience = 4;
+    o.params.pool_size = 5;
+    auto oracle = RunSwarm(space.InitialPositions(),
+                           *UtilityFunction::Create({{kSyntheticComponent, true, 1.0}}), eval, o);
+    ASSERT_TRUE(oracle.ok()) << oracle.status();
+    std::vector<double> want;
+    for (const IterationSummary& s : oracle->history) want.push_back(s.global_best_utility);
+    EXPECT_EQ(GlobalBestHistory(swarm), want);
+    const wxp::v1::SwarmStatus status = Status(swarm);
+    EXPECT_EQ(status.state(), wxp::v1::FINISHED);
+    EXPECT_EQ(status.global_best().utility(), oracle->best_utility);
+    EXPECT_EQ(status.global_best().blob_id(), *AlphaBlobId(oracle->best));
+
+    // The export is g decoded, as a PEFT directory whose config matches the decoded rank.
+    auto files = Export(swarm);
+    Adapter best = *space.Decode(oracle->best);
+    EXPECT_EQ(files[kPeftWeightsFile], *SerializeAdapter(best));
+    EXPECT_EQ(files[kPeftConfigFile], best.config_json.value_or(""));
+  }
+
   std::string root_;
   std::vector<std::string> expert_dirs_;
   std::vector<Adapter> experts_;
@@ -188,6 +222,8 @@ TEST_F(CoefficientProcessTest, FederatedRunEqualsTheInProcessRunnerForEveryDecod
        {SpaceKind::kExpertCoefficients, LoraDecoder::kLoraProduct, 0, false}},
       {"space: EXPERT_COEFFICIENTS decoder: LORA_PRODUCT_SVD svd_rank: 3",
        {SpaceKind::kExpertCoefficients, LoraDecoder::kLoraProductSvd, 3, false}},
+      {"space: EXPERT_COEFFICIENTS decoder: LORA_PRODUCT per_module: true",
+       {SpaceKind::kExpertCoefficients, LoraDecoder::kLoraProduct, 0, true}},
   };
   for (size_t c = 0; c < cases.size(); ++c) {
     SCOPED_TRACE(cases[c].spec);
@@ -200,30 +236,7 @@ TEST_F(CoefficientProcessTest, FederatedRunEqualsTheInProcessRunnerForEveryDecod
     ASSERT_TRUE(CreateSwarm(swarm, cases[c].spec).ok());
     RunAgents(swarm, optimum_path);
 
-    SyntheticEvaluator flat(optimum.values);
-    FlatAdapterEvaluator adapters(optimum.schema, flat);
-    DecodingEvaluator eval(**space, adapters);
-    RunnerOptions o;
-    o.params.seed = 99;
-    o.params.max_iterations = 8;
-    o.params.patience = 4;
-    o.params.pool_size = 5;
-    auto oracle = RunSwarm((*space)->InitialPositions(),
-                           *UtilityFunction::Create({{kSyntheticComponent, true, 1.0}}), eval, o);
-    ASSERT_TRUE(oracle.ok()) << oracle.status();
-    std::vector<double> want;
-    for (const IterationSummary& s : oracle->history) want.push_back(s.global_best_utility);
-    EXPECT_EQ(GlobalBestHistory(swarm), want);
-    const wxp::v1::SwarmStatus status = Status(swarm);
-    EXPECT_EQ(status.state(), wxp::v1::FINISHED);
-    EXPECT_EQ(status.global_best().utility(), oracle->best_utility);
-    EXPECT_EQ(status.global_best().blob_id(), *AlphaBlobId(oracle->best));
-
-    // The export is g decoded, as a PEFT directory whose config matches the decoded rank.
-    auto files = Export(swarm);
-    Adapter best = *(*space)->Decode(oracle->best);
-    EXPECT_EQ(files[kPeftWeightsFile], *SerializeAdapter(best));
-    EXPECT_EQ(files[kPeftConfigFile], best.config_json.value_or(""));
+    ExpectSameAsRunner(swarm, **space, optimum);
   }
 }
 
@@ -244,6 +257,43 @@ TEST_F(CoefficientProcessTest, LinearAbMakesTheSameChoicesAsWeights) {
   EXPECT_EQ(ws.global_best().particle_id(), ls.global_best().particle_id());
   EXPECT_EQ(ws.global_best().iteration(), ls.global_best().iteration());
   EXPECT_NEAR(ws.global_best().utility(), ls.global_best().utility(), 1e-5);
+}
+
+TEST_F(CoefficientProcessTest, LoraProductRunSurvivesAgentAndServerKills) {
+  auto space = ParticleSpace::Create(
+      ExpertsInPoolOrder(), {SpaceKind::kExpertCoefficients, LoraDecoder::kLoraProduct, 0, false});
+  ASSERT_TRUE(space.ok()) << space.status();
+  Adapter optimum = *(*space)->Decode(std::vector<float>{0.55f, 0.15f, 0.5f});
+  const std::string optimum_path = SaveOptimum("optimum", optimum);
+  ASSERT_TRUE(CreateSwarm("killed", "space: EXPERT_COEFFICIENTS decoder: LORA_PRODUCT").ok());
+  ChildProcess a, b;
+  const auto args_a = AgentArgs("killed", "firm-a", {0, 1}, optimum_path);
+  const auto args_b = AgentArgs("killed", "firm-b", {2}, optimum_path);
+  const std::string log_a = root_ + "/killed-a.log", log_b = root_ + "/killed-b.log";
+  ASSERT_TRUE(a.Start(args_a, log_a));
+  ASSERT_TRUE(b.Start(args_b, log_b));
+  // As agent_process_test's kill test: SIGKILL at random moments, real time between them
+  // (the processes run on their own clocks).
+  std::mt19937 rng(11);
+  int agent_kills = 0, server_kills = 0;
+  const absl::Time give_up = absl::Now() + absl::Minutes(4);
+  while ((a.Running() || b.Running()) && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(100 + rng() % 400));
+    if (agent_kills < 4 && a.Running()) {
+      a.Kill(SIGKILL);
+      ++agent_kills;
+      ASSERT_TRUE(a.Start(args_a, log_a));
+    } else if (server_kills < 2) {
+      server_->Kill(SIGKILL);  // the restart reloads alpha's dimension from the store
+      ++server_kills;
+      ASSERT_GT(server_->Start(), 0) << proc::Tail(server_->log_path());
+    }
+  }
+  const int sa = a.Wait(absl::Seconds(30)), sb = b.Wait(absl::Seconds(30));
+  ASSERT_TRUE(WIFEXITED(sa) && WEXITSTATUS(sa) == 0) << proc::Tail(log_a);
+  ASSERT_TRUE(WIFEXITED(sb) && WEXITSTATUS(sb) == 0) << proc::Tail(log_b);
+  EXPECT_GE(agent_kills, 2);
+  ExpectSameAsRunner("killed", **space, optimum);
 }
 
 }  // namespace
