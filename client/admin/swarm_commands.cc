@@ -3,9 +3,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <iostream>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "client/admin/command_util.h"
@@ -46,14 +48,81 @@ absl::StatusOr<std::string> UploadTemplate(client::Connection& conn, const std::
   return up->blob_id;
 }
 
+// The particle-space flags (SPEC 4.3, the spellings of `wxpctl simulate`) over the spec
+// file's fields; the server validates the combination.
+absl::Status ApplySpaceFlags(const cli::ParsedArgs& a, v1::SwarmSpec& spec) {
+  if (a.Has("space")) {
+    const std::string v = a.Get("space");
+    if (v == "weights") {
+      spec.set_space(v1::WEIGHTS);
+    } else if (v == "coefficients") {
+      spec.set_space(v1::EXPERT_COEFFICIENTS);
+    } else {
+      return absl::InvalidArgumentError("--space must be weights or coefficients");
+    }
+  }
+  if (a.Has("decoder")) {
+    const std::string v = a.Get("decoder");
+    if (v == "linear_ab") {
+      spec.set_decoder(v1::LINEAR_AB);
+    } else if (v == "lora_product") {
+      spec.set_decoder(v1::LORA_PRODUCT);
+    } else if (v == "lora_product_svd") {
+      spec.set_decoder(v1::LORA_PRODUCT_SVD);
+    } else {
+      return absl::InvalidArgumentError(
+          "--decoder must be linear_ab, lora_product or lora_product_svd");
+    }
+  }
+  if (a.Has("svd-rank")) {
+    int k = 0;
+    if (!absl::SimpleAtoi(a.Get("svd-rank"), &k)) {
+      return absl::InvalidArgumentError("--svd-rank must be an integer");
+    }
+    spec.set_svd_rank(k);
+  }
+  if (a.GetBool("per-module")) spec.set_per_module(true);
+  if (a.Has("expert-sharing")) {
+    const std::string v = a.Get("expert-sharing");
+    if (v == "allowed") {
+      spec.set_expert_sharing(v1::ALLOWED);
+    } else if (v == "forbidden") {
+      spec.set_expert_sharing(v1::FORBIDDEN);
+    } else {
+      return absl::InvalidArgumentError("--expert-sharing must be allowed or forbidden");
+    }
+  }
+  return absl::OkStatus();
+}
+
+// " (space coefficients/lora_product_svd k=8/per_module)" for a coefficient swarm, "" else.
+std::string SpaceNote(const v1::SwarmSpec& spec) {
+  if (spec.space() != v1::EXPERT_COEFFICIENTS) return "";
+  std::string decoder = v1::CoefficientDecoder_Name(spec.decoder());
+  for (char& c : decoder) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return absl::StrCat(
+      "; space coefficients/", decoder,
+      spec.decoder() == v1::LORA_PRODUCT_SVD ? absl::StrCat(" k=", spec.svd_rank()) : "",
+      spec.per_module() ? "/per_module" : "");
+}
+
 int SwarmCreate(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   int code = 0;
   std::optional<RemoteCommand> rc = OpenRemote(
       args,
       {{"spec", "text-format wxp.v1.SwarmSpec file"},
-       {"template", "PEFT directory or .safetensors whose tensors fix the schema (uploaded)"}},
-      {"swarm create", "--spec FILE [--template ADAPTER] [--output table|json]", 0, 0, true}, out,
-      err, &code);
+       {"template", "PEFT directory or .safetensors whose tensors fix the schema (uploaded)"},
+       {"space", "where the swarm searches: weights or coefficients (overrides the spec's space)"},
+       {"decoder", "coefficients space: linear_ab, lora_product or lora_product_svd"},
+       {"svd-rank", "lora_product_svd: the rank each module is truncated to"},
+       {"per-module", "coefficients space: one coefficient per expert and LoRA module", true},
+       {"expert-sharing", "allowed or forbidden (forbidden allows only the weights space)"}},
+      {"swarm create",
+       "--spec FILE [--template ADAPTER] [--space weights|coefficients] [--decoder NAME] "
+       "[--svd-rank K] [--per-module] [--expert-sharing allowed|forbidden] "
+       "[--output table|json]",
+       0, 0, true},
+      out, err, &code);
   if (!rc) return code;
   if (!rc->args.Has("spec")) return UsageError(err, "swarm create", "missing --spec FILE");
   const std::string path = rc->args.Get("spec");
@@ -62,6 +131,9 @@ int SwarmCreate(const std::vector<std::string>& args, std::ostream& out, std::os
   v1::CreateSwarmRequest req;
   if (absl::Status parsed = ParseTextProto(*text, path, req.mutable_spec()); !parsed.ok()) {
     return Fail(err, parsed);
+  }
+  if (absl::Status flags = ApplySpaceFlags(rc->args, *req.mutable_spec()); !flags.ok()) {
+    return UsageError(err, "swarm create", std::string(flags.message()));
   }
   if (rc->args.Has("template")) {
     absl::StatusOr<std::string> blob_id = UploadTemplate(*rc->conn, rc->args.Get("template"));
@@ -75,7 +147,7 @@ int SwarmCreate(const std::vector<std::string>& args, std::ostream& out, std::os
       [](const v1::CreateSwarmResponse& r) {
         return absl::StrCat("swarm ", r.spec().name(), " created (", StateName(r.state()),
                             ", waiting for ", r.spec().min_experts(), " experts; seed ",
-                            r.spec().hyperparameters().seed(), ")\n");
+                            r.spec().hyperparameters().seed(), SpaceNote(r.spec()), ")\n");
       },
       out, err);
 }

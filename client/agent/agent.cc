@@ -19,10 +19,13 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "client/agent/blob_cache.h"
+#include "client/agent/coefficient_space.h"
+#include "client/agent/internal/agent_impl.h"
 #include "client/agent/particle_state.h"
 #include "client/agent/position_files.h"
 #include "client/net/blob_transfer.h"
 #include "common/adapter.h"
+#include "common/alpha_blob.h"
 #include "common/backoff.h"
 #include "common/dtype_proto.h"
 #include "common/file_util.h"
@@ -33,129 +36,6 @@
 
 namespace wxp::agent {
 namespace fs = std::filesystem;
-
-namespace {
-
-// The expert's weights file (a PEFT directory holds it under a fixed name).
-std::string WeightsFile(const std::string& path) {
-  std::error_code ec;
-  return fs::is_directory(path, ec) ? path + "/" + kPeftWeightsFile : path;
-}
-
-}  // namespace
-
-struct Agent::Impl {
-  AgentOptions o;
-  client::Connection* conn;
-  std::unique_ptr<CandidateEvaluator> evaluator;
-  int lock_fd = -1;
-  std::optional<BlobCache> blobs;
-  std::string state_dir, scratch_dir;
-  absl::Notification stop;
-  uint64_t backoff_seed = 0;
-  uint64_t retry_loops = 0;  // each loop jitters differently
-
-  // Swarm facts, known after the first assignment.
-  Schema schema;  // layout and transport dtypes of positions
-  SafetensorsMetadata metadata;
-  std::string adapter_config_json;
-  std::map<int, ParticleState> particles;
-  AgentSummary summary;
-
-  absl::Mutex hb_mu;
-  std::set<int> working ABSL_GUARDED_BY(hb_mu);
-
-  void Log(const std::string& line) {
-    if (o.log) {
-      o.log(line);
-    } else {
-      std::cerr << absl::FormatTime("%Y-%m-%dT%H:%M:%E3S ", absl::Now(), absl::LocalTimeZone())
-                << line << std::endl;
-    }
-  }
-
-  // Sleeps up to `d`; false if Stop() was called.
-  bool Sleep(absl::Duration d) { return o.clock->SleepUntil(o.clock->Now() + d, stop); }
-
-  // Calls `fn` until it succeeds or fails permanently (common/retry.h), backing off between
-  // retryable failures. Cancelled if the agent stops meanwhile.
-  absl::Status WithRetry(absl::string_view what, const std::function<absl::Status()>& fn) {
-    RetryOptions r;
-    r.clock = o.clock;
-    r.backoff.initial = o.backoff_initial;
-    r.backoff.max = o.backoff_max;
-    r.backoff.seed = backoff_seed + retry_loops++;
-    r.cancel = &stop;
-    r.on_retry = [&](int attempt, absl::Duration wait, const absl::Status& s) {
-      if (attempt == 1 || attempt % 10 == 0) {
-        Log(absl::StrCat("event=retry call=", what, " attempt=", attempt,
-                         " wait_s=", absl::StrFormat("%.2f", absl::ToDoubleSeconds(wait)),
-                         " error=\"", s.message(), "\""));
-      }
-    };
-    absl::Status s = RetryWithBackoff(r, fn);
-    if (absl::IsCancelled(s) && stop.HasBeenNotified()) {
-      return absl::CancelledError("agent stopping");
-    }
-    return s;
-  }
-
-  std::string BlobPath(const std::string& id) const { return blobs->Path(id); }
-  std::string StatePath(int id) const { return absl::StrCat(state_dir, "/particle-", id, ".json"); }
-
-  absl::Status Save(const ParticleState& s) { return SaveParticleState(StatePath(s.id), s); }
-
-  // Makes sure blob `id` is in the cache, downloading it if not.
-  absl::Status Fetch(const std::string& id) {
-    if (blobs->Has(id)) {
-      Touch(id);
-      return absl::OkStatus();
-    }
-    WXP_RETURN_IF_ERROR(WithRetry("DownloadBlob", [&]() -> absl::Status {
-      absl::StatusOr<client::TransferResult> r = client::DownloadToFile(*conn, id, BlobPath(id));
-      if (!r.ok()) return r.status();
-      summary.bytes_downloaded += r->bytes_moved;
-      return absl::OkStatus();
-    }));
-    Touch(id);
-    return absl::OkStatus();
-  }
-
-  // Downloaded blobs stay for reuse a while: a neighbour's position is often needed again.
-  void Touch(const std::string& id) { blobs->Touch(id, 4 + 2 * particles.size()); }
-
-  absl::Status Upload(const std::string& id) {
-    return WithRetry("UploadBlob", [&]() -> absl::Status {
-      absl::StatusOr<client::TransferResult> r =
-          client::UploadFile(*conn, BlobPath(id), id, o.swarm);
-      if (!r.ok()) return r.status();
-      summary.bytes_uploaded += r->bytes_moved;
-      return absl::OkStatus();
-    });
-  }
-
-  // Removes cached blobs and velocity files no particle refers to.
-  void CollectGarbage() {
-    std::set<std::string> keep;
-    for (const auto& [id, s] : particles) {
-      keep.insert({s.x, s.p, s.v});
-      keep.insert(s.uploads.begin(), s.uploads.end());
-      if (s.pending) keep.insert({s.pending->x, s.pending->v});
-    }
-    blobs->CollectGarbage(keep);
-  }
-
-  absl::Status JoinSwarm();
-  absl::StatusOr<bool> Assign();  // false: the swarm is already done
-  absl::Status InitParticle(const wxp::v1::ParticleAssignment& a, int transport);
-  absl::Status LearnSchema(const std::string& position_id, int transport);
-  // One unit of work on a particle; returns how long to wait before it can progress
-  // (zero: it progressed).
-  absl::StatusOr<absl::Duration> Step(ParticleState& s);
-  absl::Status Move(ParticleState& s, const wxp::v1::GetTargetsResponse& t);
-  absl::Status EvaluatePending(ParticleState& s);
-  absl::StatusOr<absl::Duration> ReportPending(ParticleState& s);
-};
 
 absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(
     AgentOptions options, client::Connection* connection,
@@ -216,139 +96,12 @@ void Agent::Stop() {
   if (!impl_->stop.HasBeenNotified()) impl_->stop.Notify();
 }
 
-absl::Status Agent::Impl::JoinSwarm() {
-  wxp::v1::JoinRequest req;
-  req.set_swarm(o.swarm);
-  req.set_capacity(o.capacity);
-  req.set_agent_version(o.agent_version);
-  for (const std::string& e : o.expert_paths) {
-    const std::string file = WeightsFile(e);
-    WXP_ASSIGN_OR_RETURN(std::string id, Sha256File(file));
-    // Our own experts are our first positions: keep them in the cache, never download them.
-    WXP_RETURN_IF_ERROR(blobs->AddLocalFile(file, id));
-    uint64_t before = summary.bytes_uploaded;
-    WXP_RETURN_IF_ERROR(Upload(id));
-    summary.expert_bytes_uploaded += summary.bytes_uploaded - before;
-    req.add_expert_blob_ids(id);
-    Log(absl::StrCat("event=expert_uploaded path=", e, " blob=", id.substr(0, 12),
-                     " bytes=", summary.bytes_uploaded - before));
-  }
-  if (fs::is_directory(o.expert_paths[0])) {
-    absl::StatusOr<std::string> cfg = ReadFile(o.expert_paths[0] + "/" + kPeftConfigFile);
-    if (cfg.ok()) req.set_adapter_config_json(*cfg);
-  }
-  adapter_config_json = req.adapter_config_json();
-  wxp::v1::JoinResponse resp;
-  WXP_RETURN_IF_ERROR(WithRetry(
-      "Join", [&] { return FromGrpc(conn->agent().Join(conn->NewContext().get(), req, &resp)); }));
-  Log(absl::StrCat("event=joined swarm=", o.swarm,
-                   " state=", wxp::v1::SwarmState_Name(resp.state()),
-                   " experts=", resp.experts_joined(), "/", resp.min_experts()));
-  return absl::OkStatus();
-}
-
-absl::Status Agent::Impl::LearnSchema(const std::string& position_id, int transport) {
-  if (schema.size() > 0) return absl::OkStatus();
-  WXP_ASSIGN_OR_RETURN(SafetensorsFile f, SafetensorsFile::Open(BlobPath(position_id)));
-  std::vector<TensorSpec> specs;
-  WXP_ASSIGN_OR_RETURN(const std::optional<DType> t,
-                       TransportDTypeFromProto(static_cast<wxp::v1::DType>(transport)));
-  for (const TensorView& v : f.tensors()) {
-    specs.push_back({v.name, t.value_or(v.dtype), v.shape});
-  }
-  WXP_ASSIGN_OR_RETURN(schema, Schema::Create(std::move(specs)));
-  metadata = f.metadata();
-  return absl::OkStatus();
-}
-
-absl::Status Agent::Impl::InitParticle(const wxp::v1::ParticleAssignment& a, int transport) {
-  ParticleState s;
-  s.id = a.particle_id();
-  const std::string path = StatePath(s.id);
-  if (fs::exists(path)) {
-    WXP_ASSIGN_OR_RETURN(s, LoadParticleState(path));
-    WXP_RETURN_IF_ERROR(Fetch(s.x));  // normally cached; fetched if the cache was cleared
-    WXP_RETURN_IF_ERROR(LearnSchema(s.x, transport));
-    const int server = a.last_reported_iteration();
-    const int pending = s.pending ? s.pending->iteration : -2;
-    if (server != s.iteration && server != pending) {
-      return absl::DataLossError(
-          absl::StrCat("particle ", s.id, ": the work directory holds iteration ", s.iteration,
-                       (s.pending ? absl::StrCat(" (iteration ", pending, " in flight)") : ""),
-                       " but the server has iteration ", server,
-                       "; this work directory is not the one that ran it"));
-    }
-    Log(absl::StrCat("event=resumed particle=", s.id, " iteration=", s.iteration,
-                     s.pending ? absl::StrCat(" in_flight=", pending) : ""));
-    particles[s.id] = std::move(s);
-    return absl::OkStatus();
-  }
-  if (a.last_reported_iteration() >= 0) {
-    return absl::DataLossError(
-        absl::StrCat("particle ", s.id, " is at iteration ", a.last_reported_iteration(),
-                     " on the server but has no state in ", state_dir,
-                     "; restore the agent's work directory (x and v live only there)"));
-  }
-  const std::string x0 = a.initial_position_blob_id();
-  WXP_RETURN_IF_ERROR(Fetch(x0));
-  WXP_RETURN_IF_ERROR(LearnSchema(x0, transport));
-  s.x = s.p = x0;
-  const auto& iv = a.initial_velocity();
-  if (iv.has_partner_blob_id()) {
-    WXP_RETURN_IF_ERROR(Fetch(iv.partner_blob_id()));
-    WXP_ASSIGN_OR_RETURN(FlatReader target,
-                         FlatReader::Position(BlobPath(iv.partner_blob_id()), schema));
-    WXP_ASSIGN_OR_RETURN(FlatReader x, FlatReader::Position(BlobPath(x0), schema));
-    s.v = absl::StrCat("v-", s.id, "-0.f32");
-    WXP_ASSIGN_OR_RETURN(VelocityWriter w, VelocityWriter::Create(BlobPath(s.v)));
-    WXP_RETURN_IF_ERROR(StreamDifference(target, x, w));
-    WXP_RETURN_IF_ERROR(w.Finish());
-  } else if (iv.has_toward_best()) {
-    s.toward_best = true;
-  }
-  // The initial evaluation is the move of iteration 0: nothing to compute, x is x_0.
-  PendingMove m;
-  m.iteration = 0;
-  m.x = x0;
-  m.v = s.v;
-  s.pending = m;
-  WXP_RETURN_IF_ERROR(Save(s));
-  particles[s.id] = std::move(s);
-  return absl::OkStatus();
-}
-
-absl::StatusOr<bool> Agent::Impl::Assign() {
-  wxp::v1::GetAssignmentRequest req;
-  req.set_swarm(o.swarm);
-  for (;;) {
-    wxp::v1::GetAssignmentResponse resp;
-    WXP_RETURN_IF_ERROR(WithRetry("GetAssignment", [&] {
-      return FromGrpc(conn->agent().GetAssignment(conn->NewContext().get(), req, &resp));
-    }));
-    if (resp.status() == wxp::v1::GetAssignmentResponse::WAIT) {
-      if (!Sleep(absl::Milliseconds(std::max<int64_t>(resp.retry_after_ms(), 100)))) {
-        return absl::CancelledError("agent stopping");
-      }
-      continue;
-    }
-    for (const auto& a : resp.particles()) {
-      if (resp.status() == wxp::v1::GetAssignmentResponse::DONE &&
-          !fs::exists(StatePath(a.particle_id()))) {
-        continue;
-      }
-      WXP_RETURN_IF_ERROR(InitParticle(a, resp.transport_dtype()));
-    }
-    Log(absl::StrCat("event=assigned swarm=", o.swarm, " particles=", resp.particles_size(),
-                     " mode=", wxp::v1::RoundMode_Name(resp.mode()),
-                     " upload_policy=", wxp::v1::UploadPolicy_Name(resp.upload_policy()),
-                     " params=", schema.total_params()));
-    return resp.status() != wxp::v1::GetAssignmentResponse::DONE || !particles.empty();
-  }
-}
-
 absl::Status Agent::Impl::Move(ParticleState& s, const wxp::v1::GetTargetsResponse& t) {
   const std::string& g = t.global_best().blob_id();
   const std::string& gw = t.global_worst().blob_id();
+  WXP_RETURN_IF_ERROR(PutAlpha(t.global_best().alpha(), g));
+  WXP_RETURN_IF_ERROR(PutAlpha(t.global_worst().alpha(), gw));
+  WXP_RETURN_IF_ERROR(PutAlpha(t.personal_best().alpha(), t.personal_best().blob_id()));
   WXP_RETURN_IF_ERROR(Fetch(g));
   WXP_RETURN_IF_ERROR(Fetch(gw));
   // The server's p_i wins (it may have re-ranked after a utility weight change).
@@ -388,6 +141,11 @@ absl::Status Agent::Impl::Move(ParticleState& s, const wxp::v1::GetTargetsRespon
   WXP_RETURN_IF_ERROR(StreamMove(mc, t.restart(), {&x, &v, &p, &gr, &gwr}, xw, vw));
   WXP_ASSIGN_OR_RETURN(m.x, xw.Finish());
   WXP_RETURN_IF_ERROR(vw.Finish());
+  if (space) {
+    // The server names alpha by its canonical blob: use the same name here.
+    WXP_ASSIGN_OR_RETURN(std::vector<float> alpha, ReadAlphaBlob(BlobPath(m.x)));
+    WXP_ASSIGN_OR_RETURN(m.x, PutAlphaBlob(*blobs, alpha));
+  }
   s.pending = m;
   return Save(s);  // from here on the move is never recomputed
 }
@@ -399,7 +157,22 @@ absl::Status Agent::Impl::EvaluatePending(ParticleState& s) {
     working.insert(s.id);
   }
   const absl::Time start = o.clock->Now();
-  absl::StatusOr<Scores> scores = evaluator->Evaluate({s.id, m.iteration, BlobPath(m.x), &schema});
+  absl::StatusOr<Scores> scores;
+  if (space) {
+    // Only the evaluator sees the adapter alpha decodes to; it is not kept.
+    const std::string decoded_path = absl::StrCat(scratch_dir, "/decoded-", s.id, ".safetensors");
+    absl::StatusOr<Adapter> decoded = DecodeToFile(*space, BlobPath(m.x), decoded_path);
+    if (decoded.ok()) {
+      scores = evaluator->Evaluate(
+          {s.id, m.iteration, decoded_path, &decoded->schema, decoded->config_json.value_or("")});
+    } else {
+      scores = decoded.status();
+    }
+    std::error_code ec;
+    fs::remove(decoded_path, ec);
+  } else {
+    scores = evaluator->Evaluate({s.id, m.iteration, BlobPath(m.x), &schema});
+  }
   m.seconds = absl::ToDoubleSeconds(o.clock->Now() - start);
   {
     absl::MutexLock l(&hb_mu);
@@ -433,6 +206,10 @@ absl::StatusOr<absl::Duration> Agent::Impl::ReportPending(ParticleState& s) {
   req.set_particle_id(s.id);
   req.set_iteration(m.iteration);
   req.set_position_blob_id(m.x);
+  if (space) {
+    WXP_ASSIGN_OR_RETURN(std::vector<float> alpha, ReadAlphaBlob(BlobPath(m.x)));
+    req.mutable_position_alpha()->Assign(alpha.begin(), alpha.end());
+  }
   if (m.failed) {
     req.set_evaluation_failed(true);
     req.set_failure_reason(m.reason);

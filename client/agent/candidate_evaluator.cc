@@ -75,7 +75,8 @@ class External : public CandidateEvaluator {
       fs::copy_file(c.position_path, weights, ec);
       if (ec) return ErrnoStatus(ec.value(), "cannot copy the candidate to", weights);
     }
-    std::string config = o_.adapter_config_json;
+    std::string config =
+        c.adapter_config_json.empty() ? o_.adapter_config_json : c.adapter_config_json;
     if (config.empty()) config = InferLoraConfig(*c.schema);
     return WriteFileAtomically(dir + "/" + kPeftConfigFile, config);
   }

@@ -25,6 +25,9 @@ struct Candidate {
   int iteration = 0;
   std::string position_path;
   const Schema* schema = nullptr;  // the position's layout
+  // The candidate's own adapter_config.json when it has one (a decoded coefficient-space
+  // position: its rank is not the experts'); empty: the evaluator's configured one.
+  std::string adapter_config_json;
 };
 
 class CandidateEvaluator {

@@ -4,9 +4,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/adapter.h"
 #include "common/rng.h"
 #include "common/status_macros.h"
 #include "server/coordinator/coordinator.h"
+#include "server/coordinator/internal/coefficients.h"
 #include "server/coordinator/internal/swarm_state.h"
 
 // Operator actions and status views (AdminService).
@@ -360,7 +362,22 @@ absl::StatusOr<Coordinator::BestPosition> Coordinator::Best(const std::string& s
       return absl::UnavailableError(absl::StrCat("the global best of '", swarm,
                                                  "' has not been uploaded yet; retry shortly"));
     }
-    return BestPosition{it->second.blob_id, s->engine->global_best_utility(), s->config_json};
+    if (!s->coefficients()) {
+      return BestPosition{it->second.blob_id, s->engine->global_best_utility(), s->config_json};
+    }
+    // Coefficient spaces export the adapter g decodes to (SPEC 4.3), stored as a blob so the
+    // export is hash-verified like any other.
+    if (!s->space) {
+      WXP_ASSIGN_OR_RETURN(
+          s->space, coordinator_internal::MakeSpace(*options_.blobs, s->resolved.spec,
+                                                    coordinator_internal::InPoolOrder(s->experts)));
+    }
+    WXP_ASSIGN_OR_RETURN(std::vector<float> alpha,
+                         coordinator_internal::ReadAlpha(*options_.blobs, it->second.blob_id));
+    WXP_ASSIGN_OR_RETURN(Adapter decoded, s->space->Decode(alpha));
+    WXP_ASSIGN_OR_RETURN(std::string bytes, SerializeAdapter(decoded));
+    WXP_ASSIGN_OR_RETURN(std::string id, options_.blobs->Put(bytes));
+    return BestPosition{id, s->engine->global_best_utility(), decoded.config_json.value_or("")};
   });
 }
 

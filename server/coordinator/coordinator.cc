@@ -12,6 +12,7 @@
 #include "common/safetensors.h"
 #include "common/status_macros.h"
 #include "google/protobuf/util/time_util.h"
+#include "server/coordinator/internal/coefficients.h"
 #include "server/coordinator/internal/swarm_state.h"
 
 // The live model (internal/swarm_state.h): loading it from the store at start and after a
@@ -173,6 +174,12 @@ absl::StatusOr<std::map<std::string, std::unique_ptr<Coordinator::Swarm>>> Coord
     auto s = std::unique_ptr<Swarm>(new Swarm{row, resolved, utility, resolved.schema});
     WXP_ASSIGN_OR_RETURN(s->experts, st.ListExperts(row.name));
     WXP_ASSIGN_OR_RETURN(s->particles, st.ListParticles(row.name));
+    if (s->coefficients() && !s->particles.empty()) {
+      WXP_ASSIGN_OR_RETURN(
+          std::vector<float> alpha,
+          coordinator_internal::ReadAlpha(*options_.blobs, s->particles[0].initial_blob_id));
+      s->alpha_dim = static_cast<int64_t>(alpha.size());
+    }
     // The adapter config exported with g is particle 0's expert's (the first to join
     // before the pool exists).
     if (!s->experts.empty()) s->config_json = s->experts[0].config_json;

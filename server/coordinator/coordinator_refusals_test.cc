@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "common/adapter.h"
+#include "common/alpha_blob.h"
 #include "common/sha256.h"
 #include "common/synthetic.h"
 #include "common/testing/fake_clock.h"
@@ -446,6 +447,69 @@ TEST_F(RefusalTest, DynamicUtilityRechoosesBestsWithoutReevaluating) {
   ASSERT_TRUE(targets.ok()) << targets.status();
   EXPECT_EQ(targets->global_best().particle_id(), 2);
   EXPECT_EQ(targets->utility_weight_version(), 2);
+}
+
+// A LoRA expert of one module (in 6, out 5) and rank `rank`.
+std::string LoraBlob(int rank, float fill, int64_t in = 6) {
+  return Blob(fill, Schema({{"base_model.model.m.lora_A.weight", DType::kF32, {rank, in}},
+                            {"base_model.model.m.lora_B.weight", DType::kF32, {5, rank}}}));
+}
+
+TEST_F(RefusalTest, CoefficientSpaceJoinAndReportRefusals) {
+  CreateSwarm("space: EXPERT_COEFFICIENTS decoder: LORA_PRODUCT");
+  ASSERT_TRUE(Join(a_, LoraBlob(2, 0.1f)).ok());
+  Snapshot before = Take();
+  auto other_shape = Join(b_, LoraBlob(3, 0.2f, /*in=*/7));
+  ExpectRefused(other_shape.status(), StatusCode::kInvalidArgument, before, "module shape");
+  EXPECT_NE(other_shape.status().message().find("EXPERT_COEFFICIENTS"), std::string::npos)
+      << other_shape.status();
+  // Another rank is fine in this space: the pool is built over alpha.
+  ASSERT_TRUE(Join(b_, LoraBlob(3, 0.2f)).ok());
+  auto as = c_->GetAssignment(a_, "s");
+  ASSERT_TRUE(as.ok()) << as.status();
+  EXPECT_EQ(as->space(), wxp::v1::EXPERT_COEFFICIENTS);
+  EXPECT_EQ(as->decoder(), wxp::v1::LORA_PRODUCT);
+  ASSERT_EQ(as->expert_blob_ids_size(), 2);
+  ASSERT_GE(as->particles_size(), 1);
+  const auto& p = as->particles(0);
+  ASSERT_EQ(p.initial_alpha_size(), 2);
+  EXPECT_EQ(p.initial_position_blob_id(), *AlphaBlobId(p.initial_alpha()));
+
+  auto report = [&](std::vector<float> alpha, const std::string& id) {
+    wxp::v1::ReportRequest r;
+    r.set_swarm("s");
+    r.set_particle_id(p.particle_id());
+    r.set_iteration(0);
+    r.set_position_blob_id(id);
+    r.mutable_position_alpha()->Assign(alpha.begin(), alpha.end());
+    (*r.mutable_scores())["acc"] = 0.5;
+    return c_->Report(a_, r);
+  };
+  const std::vector<float> alpha(p.initial_alpha().begin(), p.initial_alpha().end());
+  before = Take();
+  ExpectRefused(report({1.0f}, "").status(), StatusCode::kInvalidArgument, before, "length");
+  ExpectRefused(report({1.0f, std::nanf("")}, "").status(), StatusCode::kInvalidArgument, before,
+                "NaN");
+  ExpectRefused(report({}, p.initial_position_blob_id()).status(), StatusCode::kInvalidArgument,
+                before, "no alpha");
+  ExpectRefused(report(alpha, std::string(64, 'f')).status(), StatusCode::kInvalidArgument, before,
+                "another blob id");
+  auto ok = report(alpha, "");
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_FALSE(ok->upload_requested());
+}
+
+TEST_F(RefusalTest, WeightsSpaceRefusesAlphaInReports) {
+  Running();
+  const Snapshot before = Take();
+  wxp::v1::ReportRequest r;
+  r.set_swarm("s");
+  r.set_particle_id(0);
+  r.set_iteration(1);
+  r.mutable_position_alpha()->Add(1.0f);
+  (*r.mutable_scores())["acc"] = 0.5;
+  ExpectRefused(c_->Report(owner_[0], r).status(), StatusCode::kInvalidArgument, before,
+                "alpha in a WEIGHTS swarm");
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include "common/sha256.h"
 #include "common/status_macros.h"
 #include "server/coordinator/coordinator.h"
+#include "server/coordinator/internal/coefficients.h"
 #include "server/coordinator/internal/swarm_state.h"
 
 // Expert joins (SPEC 5.2): validation of the experts, then the pool once there are enough.
@@ -88,6 +89,7 @@ absl::StatusOr<wxp::v1::JoinResponse> Coordinator::Join(const Caller& caller,
       if (a.schema.total_params() == 0) {
         return absl::InvalidArgumentError(absl::StrCat("expert ", id, " has no parameters"));
       }
+      if (s->coefficients()) continue;  // checked as a set below: ranks may differ
       if (schema) {
         if (absl::Status c = a.schema.CheckSame(*schema); !c.ok()) {
           return absl::InvalidArgumentError(absl::StrCat("expert ", id, ": ", c.message()));
@@ -96,9 +98,21 @@ absl::StatusOr<wxp::v1::JoinResponse> Coordinator::Join(const Caller& caller,
         schema = a.schema;
       }
     }
+    if (s->coefficients()) {
+      // One base model and one set of module shapes per swarm: the joined experts and the
+      // new ones must make one space (whatever their ranks and scalings).
+      std::vector<store::ExpertRecord> all = s->experts;
+      for (const std::string& id : fresh) {
+        all.push_back({0, caller.name, id, 0, request.capacity(), request.adapter_config_json()});
+      }
+      std::vector<const store::ExpertRecord*> ptrs;
+      for (const auto& e : all) ptrs.push_back(&e);
+      WXP_RETURN_IF_ERROR(
+          coordinator_internal::MakeSpace(*options_.blobs, s->resolved.spec, ptrs).status());
+    }
     Swarm next = *s;
     next.schema = schema;
-    if (!s->schema) {
+    if (!s->schema && !s->coefficients()) {
       // The first expert fixed the schema: it becomes part of the stored spec.
       *next.resolved.spec.mutable_schema() = SchemaToProto(*schema);
       next.row.spec = next.resolved.spec.SerializeAsString();

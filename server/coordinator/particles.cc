@@ -4,10 +4,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "common/alpha_blob.h"
 #include "common/rng.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
 #include "server/coordinator/coordinator.h"
+#include "server/coordinator/internal/coefficients.h"
 #include "server/coordinator/internal/swarm_state.h"
 
 // The particle protocol (SPEC 5.2, 6): assignment, targets, reports, closing rounds,
@@ -17,10 +19,12 @@ namespace wxp::server {
 
 using coordinator_internal::CheckPositionBlob;
 using coordinator_internal::EvalInfo;
+using coordinator_internal::FillAlpha;
 using coordinator_internal::InfoOf;
 using coordinator_internal::kRetryAfterMs;
 using coordinator_internal::NotOwner;
 using coordinator_internal::QuorumOf;
+using coordinator_internal::ReadAlpha;
 using coordinator_internal::RoundStats;
 using store::ParticleRow;
 using store::SwarmUpdate;
@@ -42,6 +46,11 @@ absl::StatusOr<wxp::v1::GetAssignmentResponse> Coordinator::GetAssignment(
         out.set_mode(s->resolved.spec.mode());
         out.set_upload_policy(s->resolved.spec.upload_policy());
         out.set_transport_dtype(s->resolved.spec.transport_dtype());
+        const wxp::v1::SwarmSpec& spec = s->resolved.spec;
+        out.set_space(spec.space());
+        out.set_decoder(spec.decoder());
+        out.set_svd_rank(spec.svd_rank());
+        out.set_per_module(spec.per_module());
         if (s->row.state == store::SwarmState::kPendingExperts) {
           out.set_status(wxp::v1::GetAssignmentResponse::WAIT);
           out.set_retry_after_ms(kRetryAfterMs);
@@ -51,18 +60,35 @@ absl::StatusOr<wxp::v1::GetAssignmentResponse> Coordinator::GetAssignment(
                           s->row.state == store::SwarmState::kStopped;
         out.set_status(done ? wxp::v1::GetAssignmentResponse::DONE
                             : wxp::v1::GetAssignmentResponse::ASSIGNED);
+        if (s->coefficients()) {
+          for (const store::ExpertRecord* e : coordinator_internal::InPoolOrder(s->experts)) {
+            out.add_expert_blob_ids(e->blob_id);
+            out.add_expert_adapter_configs(e->config_json);
+          }
+        }
+        auto alpha_of = [&](const std::string& id,
+                            google::protobuf::RepeatedField<float>* to) -> absl::Status {
+          if (!s->coefficients()) return absl::OkStatus();
+          WXP_ASSIGN_OR_RETURN(std::vector<float> alpha, ReadAlpha(*options_.blobs, id));
+          to->Assign(alpha.begin(), alpha.end());
+          return absl::OkStatus();
+        };
         for (int i = 0; i < s->pool_size(); ++i) {
           const ParticleRow& p = s->particles[i];
           if (p.owner != caller.name) continue;
           auto* a = out.add_particles();
           a->set_particle_id(i);
           a->set_initial_position_blob_id(p.initial_blob_id);
+          WXP_RETURN_IF_ERROR(alpha_of(p.initial_blob_id, a->mutable_initial_alpha()));
           switch (s->resolved.params.initial_velocity) {
             case InitialVelocityMode::kRandomPeer:
               if (p.velocity_partner_blob_id.empty()) {
                 a->mutable_initial_velocity()->set_zero(true);
               } else {
                 a->mutable_initial_velocity()->set_partner_blob_id(p.velocity_partner_blob_id);
+                WXP_RETURN_IF_ERROR(
+                    alpha_of(p.velocity_partner_blob_id,
+                             a->mutable_initial_velocity()->mutable_partner_alpha()));
               }
               break;
             case InitialVelocityMode::kZero:
@@ -176,16 +202,36 @@ absl::StatusOr<wxp::v1::GetTargetsResponse> Coordinator::GetTargets(
     *out.mutable_global_best() = Ref(*s, g, g_utility);
     *out.mutable_global_worst() = Ref(*s, gw, gw_utility);
     *out.mutable_personal_best() = Ref(*s, t.personal_best, s->engine->particle(i).best_utility);
+    if (s->coefficients()) {
+      WXP_RETURN_IF_ERROR(FillAlpha(*options_.blobs, *out.mutable_global_best()));
+      WXP_RETURN_IF_ERROR(FillAlpha(*options_.blobs, *out.mutable_global_worst()));
+      WXP_RETURN_IF_ERROR(FillAlpha(*options_.blobs, *out.mutable_personal_best()));
+    }
     return out;
   });
 }
 
 absl::StatusOr<wxp::v1::ReportResponse> Coordinator::Report(const Caller& caller,
                                                             const wxp::v1::ReportRequest& request) {
-  // Shape checks first: they need no state.
-  if (!IsSha256Hex(request.position_blob_id())) {
+  // Shape checks first: they need no state. A coefficient-space report names its position
+  // by alpha; its id is alpha's canonical blob's.
+  const bool has_alpha = request.position_alpha_size() > 0;
+  std::string alpha_id;
+  if (has_alpha) {
+    absl::StatusOr<std::string> id = AlphaBlobId(request.position_alpha());
+    if (!id.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("position_alpha: ", id.status().message()));
+    }
+    alpha_id = *std::move(id);
+    if (!request.position_blob_id().empty() && request.position_blob_id() != alpha_id) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "position_blob_id must be empty or the id of position_alpha's canonical blob (", alpha_id,
+          ")"));
+    }
+  } else if (!IsSha256Hex(request.position_blob_id())) {
     return absl::InvalidArgumentError("position_blob_id must be a SHA-256 hex digest");
   }
+  const std::string& position_id = has_alpha ? alpha_id : request.position_blob_id();
   if (request.evaluation_failed() && !request.scores().empty()) {
     return absl::InvalidArgumentError("a failed evaluation carries no scores");
   }
@@ -204,6 +250,20 @@ absl::StatusOr<wxp::v1::ReportResponse> Coordinator::Report(const Caller& caller
       return absl::NotFoundError(absl::StrCat("swarm '", request.swarm(), "' has no particle ", i));
     }
     if (s->particles[i].owner != caller.name) return NotOwner(caller, i, s->particles[i].owner);
+    if (s->coefficients() && !has_alpha) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("swarm '", request.swarm(),
+                       "' searches EXPERT_COEFFICIENTS: the report must carry position_alpha"));
+    }
+    if (!s->coefficients() && has_alpha) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "swarm '", request.swarm(), "' searches WEIGHTS: position_alpha must be empty"));
+    }
+    if (has_alpha && request.position_alpha_size() != s->alpha_dim) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("position_alpha has ", request.position_alpha_size(), " entries; swarm '",
+                       request.swarm(), "' has dimension ", s->alpha_dim));
+    }
     const int k = request.iteration();
     const std::map<std::string, double> scores(request.scores().begin(), request.scores().end());
 
@@ -224,7 +284,7 @@ absl::StatusOr<wxp::v1::ReportResponse> Coordinator::Report(const Caller& caller
     }
     if (prior) {
       const EvalInfo& e = *prior;
-      if (e.blob_id == request.position_blob_id() && e.scores == scores &&
+      if (e.blob_id == position_id && e.scores == scores &&
           e.failed == request.evaluation_failed()) {
         wxp::v1::ReportResponse out;
         out.set_accepted(true);
@@ -254,7 +314,7 @@ absl::StatusOr<wxp::v1::ReportResponse> Coordinator::Report(const Caller& caller
       if (rec.evaluated) {
         return absl::FailedPreconditionError("the initial position was already reported");
       }
-      if (request.position_blob_id() != s->particles[i].initial_blob_id) {
+      if (position_id != s->particles[i].initial_blob_id) {
         return absl::InvalidArgumentError(
             "the initial report must name the particle's initial position blob");
       }
@@ -287,14 +347,19 @@ absl::StatusOr<wxp::v1::ReportResponse> Coordinator::Report(const Caller& caller
       upload =
           UploadAlwaysOrAudited(*s, i, k) || outcome.new_global_best || outcome.new_global_worst;
     }
-    const bool held = initial_blob || options_.blobs->Has(request.position_blob_id());
+    if (has_alpha && !initial_blob) {
+      // The server keeps every alpha (it never asks for an upload in this space).
+      WXP_ASSIGN_OR_RETURN(std::string bytes, AlphaBlobBytes(request.position_alpha()));
+      WXP_RETURN_IF_ERROR(options_.blobs->Put(bytes).status());
+    }
+    const bool held = initial_blob || options_.blobs->Has(position_id);
 
     Swarm& live = *s;
     const int64_t now = NowMs();
     store::EvaluationRecord e;
     e.particle_id = i;
     e.iteration = k;
-    e.blob_id = request.position_blob_id();
+    e.blob_id = position_id;
     e.blob_held = held;
     e.scores = scores;
     e.utility = utility;

@@ -4,10 +4,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/adapter.h"
+#include "common/alpha_blob.h"
 #include "common/safetensors.h"
 #include "common/status_macros.h"
 #include "common/swarm_pool.h"
 #include "server/coordinator/coordinator.h"
+#include "server/coordinator/internal/coefficients.h"
 #include "server/coordinator/internal/swarm_state.h"
 
 // Building the pool (SPEC 4 step 1, 5.2): owners by capacity, crossover children, engine.
@@ -16,6 +18,37 @@ namespace wxp::server {
 
 using store::ParticleRow;
 using store::SwarmUpdate;
+
+namespace {
+
+// The WEIGHTS pool's position ids: the experts as uploaded, then the crossover children
+// (server-side, SPEC 5.2), stored as blobs of the first expert's schema.
+absl::Status GrowWeightsPool(PositionBlobs& blobs, SwarmUpdate& u,
+                             const std::vector<const store::ExpertRecord*>& experts, int pool,
+                             uint64_t seed, std::vector<std::string>& ids) {
+  const int n = static_cast<int>(experts.size());
+  std::vector<std::vector<float>> x;
+  Adapter templ;
+  for (const store::ExpertRecord* e : experts) {
+    WXP_ASSIGN_OR_RETURN(std::string bytes, blobs.ReadAll(e->blob_id));
+    WXP_ASSIGN_OR_RETURN(SafetensorsFile file, SafetensorsFile::FromBytes(std::move(bytes)));
+    Adapter a = AdapterFromSafetensors(file);
+    x.push_back(std::move(a.values));
+    ids.push_back(e->blob_id);
+    if (templ.schema.tensors().empty()) templ = std::move(a);
+  }
+  WXP_ASSIGN_OR_RETURN(x, GrowPool(std::move(x), pool, seed));
+  for (int i = n; i < pool; ++i) {
+    templ.values = std::move(x[i]);
+    WXP_ASSIGN_OR_RETURN(std::string bytes, SerializeAdapter(templ));
+    WXP_ASSIGN_OR_RETURN(std::string id, blobs.Put(bytes));
+    u.blob_refs.push_back({id, static_cast<int64_t>(bytes.size()), 0});
+    ids.push_back(id);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
 
 absl::Status Coordinator::BuildPool(SwarmUpdate& u, Swarm& next) {
   const int n = static_cast<int>(next.experts.size());
@@ -60,25 +93,24 @@ absl::Status Coordinator::BuildPool(SwarmUpdate& u, Swarm& next) {
     ++cursor;
   }
 
-  // Positions: experts as uploaded, children by crossover (server-side, SPEC 5.2).
-  std::vector<std::vector<float>> x;
   std::vector<std::string> ids;
-  Adapter templ;
-  for (const store::ExpertRecord* e : experts) {
-    WXP_ASSIGN_OR_RETURN(std::string bytes, options_.blobs->ReadAll(e->blob_id));
-    WXP_ASSIGN_OR_RETURN(SafetensorsFile file, SafetensorsFile::FromBytes(std::move(bytes)));
-    Adapter a = AdapterFromSafetensors(file);
-    x.push_back(std::move(a.values));
-    ids.push_back(e->blob_id);
-    if (templ.schema.tensors().empty()) templ = std::move(a);
-  }
-  WXP_ASSIGN_OR_RETURN(x, GrowPool(std::move(x), pool, next.resolved.params.seed));
-  for (int i = n; i < pool; ++i) {
-    templ.values = std::move(x[i]);
-    WXP_ASSIGN_OR_RETURN(std::string bytes, SerializeAdapter(templ));
-    WXP_ASSIGN_OR_RETURN(std::string id, options_.blobs->Put(bytes));
-    u.blob_refs.push_back({id, static_cast<int64_t>(bytes.size()), 0});
-    ids.push_back(id);
+  if (next.coefficients()) {
+    // Positions are alpha (SPEC 4.3): the experts' unit vectors and their crossover
+    // children, by the same GrowPool, each kept as its canonical blob.
+    WXP_ASSIGN_OR_RETURN(
+        next.space, coordinator_internal::MakeSpace(*options_.blobs, next.resolved.spec, experts));
+    WXP_ASSIGN_OR_RETURN(std::vector<std::vector<float>> alpha,
+                         GrowPool(next.space->InitialPositions(), pool, next.resolved.params.seed));
+    for (const std::vector<float>& a : alpha) {
+      WXP_ASSIGN_OR_RETURN(std::string bytes, AlphaBlobBytes(a));
+      WXP_ASSIGN_OR_RETURN(std::string id, options_.blobs->Put(bytes));
+      u.blob_refs.push_back({id, static_cast<int64_t>(bytes.size()), 0});
+      ids.push_back(id);
+    }
+    next.alpha_dim = next.space->Dimension();
+  } else {
+    WXP_RETURN_IF_ERROR(
+        GrowWeightsPool(*options_.blobs, u, experts, pool, next.resolved.params.seed, ids));
   }
   WXP_ASSIGN_OR_RETURN(SwarmEngine engine, SwarmEngine::Create(next.resolved.params, pool));
   next.particles.clear();

@@ -166,6 +166,83 @@ absl::Status ResolveTemplate(BlobReader read, ResolvedSpec& resolved) {
   return absl::OkStatus();
 }
 
+namespace {
+
+// The particle space (SPEC 4.3): defaults written in, and every field that does not apply
+// to the chosen space refused, so a spec never carries a setting that silently does
+// nothing.
+absl::Status ResolveSpace(wxp::v1::SwarmSpec& spec) {
+  if (spec.space() == wxp::v1::PARTICLE_SPACE_KIND_UNSPECIFIED) spec.set_space(wxp::v1::WEIGHTS);
+  if (spec.expert_sharing() == wxp::v1::EXPERT_SHARING_UNSPECIFIED) {
+    spec.set_expert_sharing(wxp::v1::ALLOWED);
+  }
+  if (spec.expert_sharing() != wxp::v1::ALLOWED && spec.expert_sharing() != wxp::v1::FORBIDDEN) {
+    return Invalid("expert_sharing", "must be ALLOWED or FORBIDDEN");
+  }
+  if (spec.svd_rank() < 0) {
+    return Invalid("svd_rank", absl::StrCat("must be >= 1 with LORA_PRODUCT_SVD and 0 otherwise, "
+                                            "got ",
+                                            spec.svd_rank()));
+  }
+  switch (spec.space()) {
+    case wxp::v1::WEIGHTS:
+      if (spec.decoder() != wxp::v1::COEFFICIENT_DECODER_UNSPECIFIED) {
+        return Invalid("decoder",
+                       "applies to the EXPERT_COEFFICIENTS space only (space is WEIGHTS)");
+      }
+      if (spec.svd_rank() != 0) {
+        return Invalid("svd_rank", "applies to decoder LORA_PRODUCT_SVD only (space is WEIGHTS)");
+      }
+      if (spec.per_module()) {
+        return Invalid("per_module",
+                       "applies to the EXPERT_COEFFICIENTS space only (space is WEIGHTS)");
+      }
+      return absl::OkStatus();
+    case wxp::v1::EXPERT_COEFFICIENTS:
+      break;
+    default:
+      return Invalid("space", "must be WEIGHTS or EXPERT_COEFFICIENTS");
+  }
+  if (spec.expert_sharing() == wxp::v1::FORBIDDEN) {
+    return Invalid("expert_sharing",
+                   "is FORBIDDEN, which allows only the WEIGHTS space: EXPERT_COEFFICIENTS hands "
+                   "every expert to every agent of the swarm");
+  }
+  switch (spec.decoder()) {
+    case wxp::v1::LINEAR_AB:
+    case wxp::v1::LORA_PRODUCT:
+      if (spec.svd_rank() != 0) {
+        return Invalid("svd_rank", "applies to decoder LORA_PRODUCT_SVD only");
+      }
+      break;
+    case wxp::v1::LORA_PRODUCT_SVD:
+      if (spec.svd_rank() < 1) {
+        return Invalid("svd_rank", "must be >= 1 with decoder LORA_PRODUCT_SVD");
+      }
+      break;
+    case wxp::v1::COEFFICIENT_DECODER_UNSPECIFIED:
+      return Invalid("decoder",
+                     "is required in the EXPERT_COEFFICIENTS space: LINEAR_AB, LORA_PRODUCT or "
+                     "LORA_PRODUCT_SVD");
+    default:
+      return Invalid("decoder", "must be LINEAR_AB, LORA_PRODUCT or LORA_PRODUCT_SVD");
+  }
+  if (spec.schema().tensors_size() > 0 || !spec.template_blob_id().empty()) {
+    return Invalid("schema",
+                   "and template_blob_id apply to the WEIGHTS space only: in EXPERT_COEFFICIENTS "
+                   "experts may differ in rank, and positions are coefficient vectors");
+  }
+  if (spec.transport_dtype() != wxp::v1::DTYPE_UNSPECIFIED &&
+      spec.transport_dtype() != wxp::v1::DTYPE_F32) {
+    return Invalid("transport_dtype",
+                   "must be unset or DTYPE_F32 in the EXPERT_COEFFICIENTS space (coefficients "
+                   "travel inline as fp32)");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<ResolvedSpec> ResolveSwarmSpec(const SwarmSpec& in, uint64_t seed_if_unset) {
   WXP_RETURN_IF_ERROR(ValidateSwarmName(in.name()));
   SwarmSpec spec = in;
@@ -309,6 +386,7 @@ absl::StatusOr<ResolvedSpec> ResolveSwarmSpec(const SwarmSpec& in, uint64_t seed
   } else if (!spec.schema().fingerprint().empty()) {
     return Invalid("schema", "has a fingerprint but no tensors");
   }
+  WXP_RETURN_IF_ERROR(ResolveSpace(spec));
   const int min_experts = spec.min_experts();
   return ResolvedSpec{std::move(spec), p, *std::move(utility), std::move(explicit_schema),
                       min_experts};

@@ -259,5 +259,55 @@ TEST(SwarmSpecBaseModelTest, AnExpertForAnotherBaseModelIsRefused) {
   EXPECT_TRUE(CheckExpertBaseModel(spec, llama).ok());
 }
 
+TEST(SwarmSpecTest, SpaceDefaultsToWeightsAndCoefficientSettingsAreKept) {
+  auto r = ResolveSwarmSpec(Parse(kMinimal), 99);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->spec.space(), wxp::v1::WEIGHTS);
+  EXPECT_EQ(r->spec.expert_sharing(), wxp::v1::ALLOWED);
+  EXPECT_EQ(r->spec.decoder(), wxp::v1::COEFFICIENT_DECODER_UNSPECIFIED);
+  auto c = ResolveSwarmSpec(
+      Parse(std::string(kMinimal) +
+            " space: EXPERT_COEFFICIENTS decoder: LORA_PRODUCT_SVD svd_rank: 4 per_module: true"),
+      99);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->spec.space(), wxp::v1::EXPERT_COEFFICIENTS);
+  EXPECT_EQ(c->spec.decoder(), wxp::v1::LORA_PRODUCT_SVD);
+  EXPECT_EQ(c->spec.svd_rank(), 4);
+  EXPECT_TRUE(c->spec.per_module());
+  // A stored resolved spec resolves to itself (the restart path).
+  auto again = ResolveSwarmSpec(c->spec, 1);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->spec.SerializeAsString(), c->spec.SerializeAsString());
+}
+
+TEST(SwarmSpecTest, SpaceRefusalsNameTheField) {
+  const std::map<std::string, std::string> refused = {
+      {"decoder: LINEAR_AB", "decoder"},
+      {"svd_rank: 2", "svd_rank"},
+      {"per_module: true", "per_module"},
+      {"space: EXPERT_COEFFICIENTS", "decoder"},
+      {"space: EXPERT_COEFFICIENTS decoder: LORA_PRODUCT_SVD", "svd_rank"},
+      {"space: EXPERT_COEFFICIENTS decoder: LORA_PRODUCT svd_rank: 2", "svd_rank"},
+      {"space: EXPERT_COEFFICIENTS decoder: LINEAR_AB svd_rank: -1", "svd_rank"},
+      {"space: EXPERT_COEFFICIENTS decoder: LINEAR_AB expert_sharing: FORBIDDEN", "expert_sharing"},
+      {"space: EXPERT_COEFFICIENTS decoder: LINEAR_AB transport_dtype: DTYPE_F16",
+       "transport_dtype"},
+      {"space: EXPERT_COEFFICIENTS decoder: LINEAR_AB template_blob_id: '" + std::string(64, 'a') +
+           "'",
+       "template_blob_id"},
+      {"space: EXPERT_COEFFICIENTS decoder: LINEAR_AB schema { tensors { name: 'a' dtype: "
+       "DTYPE_F32 shape: 2 } }",
+       "schema"},
+  };
+  for (const auto& [extra, field] : refused) {
+    auto r = ResolveSwarmSpec(Parse(std::string(kMinimal) + " " + extra), 1);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << extra;
+    EXPECT_NE(r.status().message().find(field), std::string::npos) << extra << ": " << r.status();
+  }
+  // FORBIDDEN is fine with WEIGHTS.
+  EXPECT_TRUE(
+      ResolveSwarmSpec(Parse(std::string(kMinimal) + " expert_sharing: FORBIDDEN"), 1).ok());
+}
+
 }  // namespace
 }  // namespace wxp::server

@@ -185,6 +185,10 @@ class SwarmLifeTest(WireTest):
         self.assertEqual(created.spec.quorum, 0.5)
         self.assertEqual(created.spec.round_deadline_seconds, 600)
         self.assertEqual(created.spec.utility[0].direction, spec_pb.UtilityComponent.MAXIMIZE)
+        self.assertEqual((created.spec.space, created.spec.expert_sharing),
+                         (spec_pb.WEIGHTS, spec_pb.ALLOWED))
+        self.assertEqual((created.spec.decoder, created.spec.svd_rank, created.spec.per_module),
+                         (spec_pb.COEFFICIENT_DECODER_UNSPECIFIED, 0, False))
 
         # GetSwarmStatus before the pool exists: every documented field, g / g_w "none".
         st = self.status(name)
@@ -556,6 +560,23 @@ class RefusalTest(WireTest):
             ("pool_size", dict(hyperparameters=spec_pb.SwarmHyperparameters(pool_size=-1))),
             ("hyperparameters", dict(hyperparameters=spec_pb.SwarmHyperparameters(
                 step_decay=1.5))),
+            # The particle space (SPEC 4.3): settings that do not apply are refused.
+            ("decoder", dict(decoder=spec_pb.LINEAR_AB)),
+            ("per_module", dict(per_module=True)),
+            ("svd_rank", dict(svd_rank=2)),
+            ("decoder", dict(space=spec_pb.EXPERT_COEFFICIENTS)),
+            ("svd_rank", dict(space=spec_pb.EXPERT_COEFFICIENTS,
+                              decoder=spec_pb.LORA_PRODUCT_SVD)),
+            ("svd_rank", dict(space=spec_pb.EXPERT_COEFFICIENTS, decoder=spec_pb.LORA_PRODUCT,
+                              svd_rank=3)),
+            ("expert_sharing", dict(space=spec_pb.EXPERT_COEFFICIENTS,
+                                    decoder=spec_pb.LORA_PRODUCT,
+                                    expert_sharing=spec_pb.FORBIDDEN)),
+            ("transport_dtype", dict(space=spec_pb.EXPERT_COEFFICIENTS,
+                                     decoder=spec_pb.LINEAR_AB,
+                                     transport_dtype=spec_pb.DTYPE_BF16)),
+            ("template_blob_id", dict(space=spec_pb.EXPERT_COEFFICIENTS,
+                                      decoder=spec_pb.LINEAR_AB, template_blob_id="a" * 64)),
         ]
         for i, (field, kw) in enumerate(cases):
             self.refused(Code.INVALID_ARGUMENT, self.admin.CreateSwarm,
@@ -701,6 +722,10 @@ class RefusalTest(WireTest):
         refuse(Code.NOT_FOUND, "particle", particle_id=9)
         refuse(Code.PERMISSION_DENIED, "firm-b", particle_id=1, position_blob_id=b)
         refuse(Code.INVALID_ARGUMENT, "position_blob_id", position_blob_id="xyz")
+        refuse(Code.INVALID_ARGUMENT, "WEIGHTS", position_blob_id="", position_alpha=[1.0, 0.0])
+        refuse(Code.INVALID_ARGUMENT, "canonical blob", position_alpha=[1.0, 0.0])
+        refuse(Code.INVALID_ARGUMENT, "position_alpha", position_blob_id="",
+               position_alpha=[1.0, math.nan])
         refuse(Code.INVALID_ARGUMENT, "initial position", position_blob_id="e" * 64)
         refuse(Code.INVALID_ARGUMENT, "no scores", evaluation_failed=True)
         refuse(Code.INVALID_ARGUMENT, "cannot fail", evaluation_failed=True, scores={})

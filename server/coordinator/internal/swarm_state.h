@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
@@ -26,6 +27,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/particle_space.h"
 #include "common/schema.h"
 #include "common/status_macros.h"
 #include "common/swarm_engine.h"
@@ -100,8 +102,13 @@ struct Coordinator::Swarm {
   // Agent -> when it was last heard from about this swarm (Unix ms). Not persisted: after a
   // load it starts from the stored times of the agent's joins and reports.
   std::map<std::string, int64_t> last_seen_ms;
+  // EXPERT_COEFFICIENTS (SPEC 4.3), once the pool exists: the length of every alpha, and
+  // the space over the experts (built when first needed: export decodes with it).
+  int64_t alpha_dim = 0;
+  std::shared_ptr<const ParticleSpace> space;
 
   bool sync() const { return resolved.spec.mode() == wxp::v1::SYNC; }
+  bool coefficients() const { return resolved.spec.space() == wxp::v1::EXPERT_COEFFICIENTS; }
   int pool_size() const {
     return engine ? engine->num_particles() : static_cast<int>(particles.size());
   }

@@ -1,0 +1,300 @@
+// The EXPERT_COEFFICIENTS space federated (SPEC 4.3): the real wxp-server and wxp-agent
+// processes on loopback search coefficient vectors alpha over the experts. A SYNC run must
+// reproduce the in-process runner over the same space byte for byte (every global-best
+// utility and g's alpha) for each decoder; a LINEAR_AB run must make the same g choices as
+// a WEIGHTS run of the same seed (utilities within float tolerance: decoding sums in
+// another order); the export must be g decoded; and SIGKILLed agents and server must not
+// change the result.
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <filesystem>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "client/net/connection.h"
+#include "common/adapter.h"
+#include "common/alpha_blob.h"
+#include "common/particle_space.h"
+#include "common/runner.h"
+#include "common/sha256.h"
+#include "common/synthetic.h"
+#include "google/protobuf/text_format.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "tests/testing/processes.h"
+
+namespace wxp {
+namespace {
+
+namespace fs = std::filesystem;
+using proc::ChildProcess;
+using proc::Runfile;
+using proc::ServerProcess;
+
+// One LoRA module of rank 4, as PEFT saves it.
+Schema ExpertSchema() {
+  return Schema({{"base_model.model.layer.q_proj.lora_A.weight", DType::kF32, {4, 30}},
+                 {"base_model.model.layer.q_proj.lora_B.weight", DType::kF32, {40, 4}}});
+}
+
+constexpr char kHyper[] = "seed: 99 max_iterations: 8 patience: 4 pool_size: 5";
+
+class CoefficientProcessTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = ::testing::TempDir() + "/" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    fs::remove_all(root_);
+    fs::create_directories(root_);
+    const auto values = MakeRandomExperts(3, ExpertSchema().total_params(), 2024);
+    for (int i = 0; i < 3; ++i) {
+      Adapter a;
+      a.schema = ExpertSchema();
+      a.values = values[i];
+      const std::string dir = absl::StrCat(root_, "/expert", i);
+      ASSERT_TRUE(SaveAdapterDir(a, dir).ok());
+      expert_dirs_.push_back(dir);
+      Adapter loaded = *LoadAdapter(dir);
+      experts_.push_back(loaded);
+      ids_.push_back(*BlobId(loaded));
+    }
+    server_ =
+        std::make_unique<ServerProcess>(root_ + "/server", std::vector<std::string>{"--plaintext"});
+    ASSERT_GT(server_->Start(), 0) << proc::Tail(server_->log_path());
+  }
+
+  std::unique_ptr<client::Connection> Admin() {
+    client::ConnectionOptions o;
+    o.server_address = server_->address();
+    o.plaintext = true;
+    o.identity = "ops";
+    o.role = Role::kAdmin;
+    o.rpc_deadline = absl::Seconds(10);
+    return *client::Connection::Open(o, absl::Now());
+  }
+
+  grpc::Status CreateSwarm(const std::string& name, const std::string& extra) {
+    wxp::v1::CreateSwarmRequest req;
+    EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(
+        absl::StrCat("spec { name: '", name,
+                     "' min_experts: 3 mode: SYNC round_deadline_seconds: 600 utility { name: '",
+                     kSyntheticComponent, "' weight: 1 } hyperparameters { ", kHyper, " } ", extra,
+                     " }"),
+        &req));
+    auto admin = Admin();
+    wxp::v1::CreateSwarmResponse resp;
+    return admin->admin().CreateSwarm(admin->NewContext().get(), req, &resp);
+  }
+
+  std::vector<std::string> AgentArgs(const std::string& swarm, const std::string& name,
+                                     std::vector<int> experts, const std::string& optimum) {
+    std::vector<std::string> dirs;
+    for (int e : experts) dirs.push_back(expert_dirs_[e]);
+    return {Runfile("client/agent/wxp-agent"),
+            "--server=" + server_->address(),
+            "--swarm=" + swarm,
+            "--plaintext",
+            "--identity=" + name,
+            "--expert=" + absl::StrJoin(dirs, ","),
+            "--capacity=3",
+            "--work_dir=" + root_ + "/" + swarm + "-" + name,
+            "--synthetic_optimum=" + optimum};
+  }
+
+  // Runs the swarm with two agents (experts {0, 1} and {2}) to the end.
+  void RunAgents(const std::string& swarm, const std::string& optimum) {
+    ChildProcess a, b;
+    const std::string log_a = root_ + "/" + swarm + "-a.log",
+                      log_b = root_ + "/" + swarm + "-b.log";
+    ASSERT_TRUE(a.Start(AgentArgs(swarm, "firm-a", {0, 1}, optimum), log_a));
+    ASSERT_TRUE(b.Start(AgentArgs(swarm, "firm-b", {2}, optimum), log_b));
+    const int sa = a.Wait(absl::Minutes(3)), sb = b.Wait(absl::Minutes(3));
+    ASSERT_TRUE(WIFEXITED(sa) && WEXITSTATUS(sa) == 0) << proc::Tail(log_a);
+    ASSERT_TRUE(WIFEXITED(sb) && WEXITSTATUS(sb) == 0) << proc::Tail(log_b);
+  }
+
+  // The experts in pool order (by blob id), as the server numbers them.
+  std::vector<Adapter> ExpertsInPoolOrder() {
+    std::vector<Adapter> out;
+    for (int i : PoolOrder(ids_)) out.push_back(experts_[i]);
+    return out;
+  }
+
+  std::string SaveOptimum(const std::string& name, const Adapter& optimum) {
+    const std::string path = root_ + "/" + name + ".safetensors";
+    EXPECT_TRUE(SaveSafetensors(optimum, path).ok());
+    return path;
+  }
+
+  wxp::v1::SwarmStatus Status(const std::string& swarm) {
+    auto admin = Admin();
+    wxp::v1::GetSwarmStatusRequest req;
+    req.set_swarm(swarm);
+    wxp::v1::SwarmStatus status;
+    EXPECT_TRUE(admin->admin().GetSwarmStatus(admin->NewContext().get(), req, &status).ok());
+    return status;
+  }
+
+  std::vector<double> GlobalBestHistory(const std::string& swarm) {
+    auto admin = Admin();
+    wxp::v1::GetHistoryRequest req;
+    req.set_swarm(swarm);
+    wxp::v1::GetHistoryResponse resp;
+    EXPECT_TRUE(admin->admin().GetHistory(admin->NewContext().get(), req, &resp).ok());
+    std::vector<double> g;
+    for (const auto& e : resp.entries()) g.push_back(e.global_best_utility());
+    return g;
+  }
+
+  // The exported files by path.
+  std::map<std::string, std::string> Export(const std::string& swarm) {
+    auto admin = Admin();
+    wxp::v1::ExportBestRequest req;
+    req.set_swarm(swarm);
+    auto ctx = admin->NewContext();
+    auto reader = admin->admin().ExportBest(ctx.get(), req);
+    std::map<std::string, std::string> files;
+    std::map<std::string, std::string> sha;
+    wxp::v1::ExportChunk chunk;
+    while (reader->Read(&chunk)) {
+      files[chunk.path()] += chunk.chunk().data();
+      if (!chunk.sha256().empty()) sha[chunk.path()] = chunk.sha256();
+    }
+    grpc::Status s = reader->Finish();
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    for (const auto& [path, digest] : sha) EXPECT_EQ(Sha256Hex(files[path]), digest) << path;
+    return files;
+  }
+
+  // The federated result equals RunSwarm's over `space` with the same evaluator: every g
+  // utility and g's alpha, byte for byte; and the export is g decoded.
+  void ExpectSameAsRunner(const std::string& swarm, const ParticleSpace& space,
+                          const Adapter& optimum) {
+    SyntheticEvaluator flat(optimum.values);
+    FlatAdapterEvaluator adapters(optimum.schema, flat);
+    DecodingEvaluator eval(space, adapters);
+    RunnerOptions o;
+    o.params.seed = 99;
+    o.params.max_iterations = 8;
+    o.params.patience = 4;
+    o.params.pool_size = 5;
+    auto oracle = RunSwarm(space.InitialPositions(),
+                           *UtilityFunction::Create({{kSyntheticComponent, true, 1.0}}), eval, o);
+    ASSERT_TRUE(oracle.ok()) << oracle.status();
+    std::vector<double> want;
+    for (const IterationSummary& s : oracle->history) want.push_back(s.global_best_utility);
+    EXPECT_EQ(GlobalBestHistory(swarm), want);
+    const wxp::v1::SwarmStatus status = Status(swarm);
+    EXPECT_EQ(status.state(), wxp::v1::FINISHED);
+    EXPECT_EQ(status.global_best().utility(), oracle->best_utility);
+    EXPECT_EQ(status.global_best().blob_id(), *AlphaBlobId(oracle->best));
+
+    // The export is g decoded, as a PEFT directory whose config matches the decoded rank.
+    auto files = Export(swarm);
+    Adapter best = *space.Decode(oracle->best);
+    EXPECT_EQ(files[kPeftWeightsFile], *SerializeAdapter(best));
+    EXPECT_EQ(files[kPeftConfigFile], best.config_json.value_or(""));
+  }
+
+  std::string root_;
+  std::vector<std::string> expert_dirs_;
+  std::vector<Adapter> experts_;
+  std::vector<std::string> ids_;
+  std::unique_ptr<ServerProcess> server_;
+};
+
+struct DecoderCase {
+  std::string spec;  // the SwarmSpec fields
+  ParticleSpaceOptions options;
+};
+
+TEST_F(CoefficientProcessTest, FederatedRunEqualsTheInProcessRunnerForEveryDecoder) {
+  const std::vector<DecoderCase> cases = {
+      {"space: EXPERT_COEFFICIENTS decoder: LINEAR_AB",
+       {SpaceKind::kExpertCoefficients, LoraDecoder::kLinearAB, 0, false}},
+      {"space: EXPERT_COEFFICIENTS decoder: LORA_PRODUCT",
+       {SpaceKind::kExpertCoefficients, LoraDecoder::kLoraProduct, 0, false}},
+      {"space: EXPERT_COEFFICIENTS decoder: LORA_PRODUCT_SVD svd_rank: 3",
+       {SpaceKind::kExpertCoefficients, LoraDecoder::kLoraProductSvd, 3, false}},
+      {"space: EXPERT_COEFFICIENTS decoder: LORA_PRODUCT per_module: true",
+       {SpaceKind::kExpertCoefficients, LoraDecoder::kLoraProduct, 0, true}},
+  };
+  for (size_t c = 0; c < cases.size(); ++c) {
+    SCOPED_TRACE(cases[c].spec);
+    const std::string swarm = absl::StrCat("coef", c);
+    auto space = ParticleSpace::Create(ExpertsInPoolOrder(), cases[c].options);
+    ASSERT_TRUE(space.ok()) << space.status();
+    // A hidden optimum the space can reach, in the decoded adapters' layout.
+    Adapter optimum = *(*space)->Decode(std::vector<float>{0.55f, 0.15f, 0.5f});
+    const std::string optimum_path = SaveOptimum(swarm, optimum);
+    ASSERT_TRUE(CreateSwarm(swarm, cases[c].spec).ok());
+    RunAgents(swarm, optimum_path);
+
+    ExpectSameAsRunner(swarm, **space, optimum);
+  }
+}
+
+TEST_F(CoefficientProcessTest, LinearAbMakesTheSameChoicesAsWeights) {
+  auto space = ParticleSpace::Create(
+      ExpertsInPoolOrder(), {SpaceKind::kExpertCoefficients, LoraDecoder::kLinearAB, 0, false});
+  ASSERT_TRUE(space.ok()) << space.status();
+  Adapter optimum = *(*space)->Decode(std::vector<float>{0.55f, 0.15f, 0.5f});
+  const std::string optimum_path = SaveOptimum("optimum", optimum);
+  ASSERT_TRUE(CreateSwarm("weights", "").ok());
+  ASSERT_TRUE(CreateSwarm("linear", "space: EXPERT_COEFFICIENTS decoder: LINEAR_AB").ok());
+  RunAgents("weights", optimum_path);
+  RunAgents("linear", optimum_path);
+  const std::vector<double> w = GlobalBestHistory("weights"), l = GlobalBestHistory("linear");
+  ASSERT_EQ(w.size(), l.size());
+  for (size_t i = 0; i < w.size(); ++i) EXPECT_NEAR(w[i], l[i], 1e-5) << "iteration " << i;
+  const wxp::v1::SwarmStatus ws = Status("weights"), ls = Status("linear");
+  EXPECT_EQ(ws.global_best().particle_id(), ls.global_best().particle_id());
+  EXPECT_EQ(ws.global_best().iteration(), ls.global_best().iteration());
+  EXPECT_NEAR(ws.global_best().utility(), ls.global_best().utility(), 1e-5);
+}
+
+TEST_F(CoefficientProcessTest, LoraProductRunSurvivesAgentAndServerKills) {
+  auto space = ParticleSpace::Create(
+      ExpertsInPoolOrder(), {SpaceKind::kExpertCoefficients, LoraDecoder::kLoraProduct, 0, false});
+  ASSERT_TRUE(space.ok()) << space.status();
+  Adapter optimum = *(*space)->Decode(std::vector<float>{0.55f, 0.15f, 0.5f});
+  const std::string optimum_path = SaveOptimum("optimum", optimum);
+  ASSERT_TRUE(CreateSwarm("killed", "space: EXPERT_COEFFICIENTS decoder: LORA_PRODUCT").ok());
+  ChildProcess a, b;
+  const auto args_a = AgentArgs("killed", "firm-a", {0, 1}, optimum_path);
+  const auto args_b = AgentArgs("killed", "firm-b", {2}, optimum_path);
+  const std::string log_a = root_ + "/killed-a.log", log_b = root_ + "/killed-b.log";
+  ASSERT_TRUE(a.Start(args_a, log_a));
+  ASSERT_TRUE(b.Start(args_b, log_b));
+  // As agent_process_test's kill test: SIGKILL at random moments, real time between them
+  // (the processes run on their own clocks).
+  std::mt19937 rng(11);
+  int agent_kills = 0, server_kills = 0;
+  const absl::Time give_up = absl::Now() + absl::Minutes(4);
+  while ((a.Running() || b.Running()) && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(100 + rng() % 400));
+    if (agent_kills < 4 && a.Running()) {
+      a.Kill(SIGKILL);
+      ++agent_kills;
+      ASSERT_TRUE(a.Start(args_a, log_a));
+    } else if (server_kills < 2) {
+      server_->Kill(SIGKILL);  // the restart reloads alpha's dimension from the store
+      ++server_kills;
+      ASSERT_GT(server_->Start(), 0) << proc::Tail(server_->log_path());
+    }
+  }
+  const int sa = a.Wait(absl::Seconds(30)), sb = b.Wait(absl::Seconds(30));
+  ASSERT_TRUE(WIFEXITED(sa) && WEXITSTATUS(sa) == 0) << proc::Tail(log_a);
+  ASSERT_TRUE(WIFEXITED(sb) && WEXITSTATUS(sb) == 0) << proc::Tail(log_b);
+  EXPECT_GE(agent_kills, 2);
+  ExpectSameAsRunner("killed", **space, optimum);
+}
+
+}  // namespace
+}  // namespace wxp
