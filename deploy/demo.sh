@@ -4,31 +4,46 @@
 #   loopback (SQLite + mutual TLS), has each firm fine-tune its own LoRA expert on its
 #   private licence-text shard, starts one wxp-agent per firm, runs a real SYNC swarm with
 #   live progress, exports the best adapter, and prints the test-split table: the swarm's
-#   best against the best single expert and the classic merges.
+#   best against the best single expert, the classic merges and the product merges.
 #
-#   deploy/demo.sh [--out DIR] [--shards A,B,...] [--iterations K] [--finetune-steps N] [--keep]
+#   deploy/demo.sh [--out DIR] [--shards A,B,...] [--iterations K] [--finetune-steps N]
+#                  [--space weights|linear_ab|lora_product|lora_product_svd] [--keep]
+#
+# --space: where the swarm searches (SPEC 4.3). Default lora_product: coefficients over the
+# firms' experts, decoded as the exact sum of their LoRA products; of the three spaces B5
+# measures it scored highest (README, "Quality"). weights is the paper's raw-weight search.
 #
 # Everything it starts is stopped on exit and on Ctrl-C. Work files go to DIR (default a
 # fresh /tmp/wxp-demo.XXXXXX). At the end only the exported best adapter (DIR/best) and the
-# table (DIR/table.txt) are kept, unless --keep (or --out) keeps everything. With WXP_BIN set to a
-# directory holding client/wxpctl, client/agent/wxp-agent and server/app/wxp-server (built
+# table (DIR/table.txt) are kept, unless --keep (or --out) keeps everything. With WXP_BIN set to
+# a directory holding client/wxpctl, client/agent/wxp-agent and server/app/wxp-server (built
 # already, e.g. a test's runfiles), step 1 is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 
-OUT="" SHARDS_CSV="GPL,LGPL,GFDL,MPL,Apache" ITERATIONS=30 STEPS="" KEEP=0
+OUT="" SHARDS_CSV="GPL,LGPL,GFDL,MPL,Apache" ITERATIONS=30 STEPS="" KEEP=0 SPACE=lora_product
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) OUT=$2; KEEP=1; shift 2 ;;
     --shards) SHARDS_CSV=$2; shift 2 ;;
     --iterations) ITERATIONS=$2; shift 2 ;;
     --finetune-steps) STEPS=$2; shift 2 ;;
+    --space) SPACE=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "demo: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
+
+case "$SPACE" in
+  weights) SPACE_SPEC="" ;;
+  linear_ab) SPACE_SPEC="space: EXPERT_COEFFICIENTS decoder: LINEAR_AB" ;;
+  lora_product) SPACE_SPEC="space: EXPERT_COEFFICIENTS decoder: LORA_PRODUCT" ;;
+  lora_product_svd) SPACE_SPEC="space: EXPERT_COEFFICIENTS decoder: LORA_PRODUCT_SVD svd_rank: 8" ;;
+  *) echo "demo: unknown --space $SPACE (weights, linear_ab, lora_product or lora_product_svd)" >&2
+     exit 2 ;;
+esac
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
@@ -101,7 +116,15 @@ min_experts: ${#EXPERTS[@]}
 round_deadline_seconds: 120
 utility { name: "char_acc" weight: 1 min_value: 0 max_value: 1 }
 hyperparameters { pool_size: $(( ${#EXPERTS[@]} * 2 )) max_iterations: $ITERATIONS patience: 8 seed: 1 }
+$SPACE_SPEC
 SPEC
+if [ "$SPACE" = weights ]; then
+  echo "particle space: WEIGHTS (the paper's search over raw LoRA weights; --space picks another)"
+else
+  echo "particle space: EXPERT_COEFFICIENTS/${SPACE^^}: the swarm moves coefficients over the"
+  echo "  firms' experts; agents receive every expert once, then only coefficient vectors move."
+  echo "  lora_product (the default) scored highest of the spaces B5 measures (README, Quality)."
+fi
 $WXPCTL "${ADMIN[@]}" swarm create --spec "$OUT/swarm.textproto"
 for e in "${EXPERTS[@]}"; do
   firm=${e%%:*} shard=${e#*:}
@@ -131,10 +154,17 @@ gt() { python3 -c "import sys; sys.exit(0 if $1 > $2 else 1)"; }
 $WXPCTL merge --method linear --out "$OUT/merges/uniform_soup" "${EXPERT_DIRS[@]}" >/dev/null
 # The unnormalised merges need their scale: like the papers, pick lambda on the dev split
 # (the swarm's own utility), then report the test split.
-tuned() {
-  local method=$1 best=-1 best_lambda="" lambda acc
+# The product merges (cat, svd) take lambda as every expert's coefficient: lambda * sum_j
+# s_j B_j A_j, the exact form of task arithmetic's lambda * sum of task vectors.
+tuned() {  # tuned METHOD [MERGE FLAGS...]
+  local method=$1 best=-1 best_lambda="" lambda acc scale
+  shift
   for lambda in 0.2 0.4 0.6 0.8 1.0; do
-    $WXPCTL merge --method "$method" --lambda "$lambda" --out "$OUT/merges/$method-$lambda" \
+    scale=(--lambda "$lambda")
+    if [ "$method" = cat ] || [ "$method" = svd ]; then
+      scale=(--weights "$(printf "$lambda%.0s," "${EXPERT_DIRS[@]}" | sed 's/,$//')")
+    fi
+    $WXPCTL merge --method "$method" "${scale[@]}" "$@" --out "$OUT/merges/$method-$lambda" \
       "${EXPERT_DIRS[@]}" >/dev/null
     acc=$(score "$OUT/merges/$method-$lambda" dev)
     if gt "$acc" "$best"; then best=$acc best_lambda=$lambda; fi
@@ -151,7 +181,8 @@ done
   echo "swarm_best $(score "$OUT/best" test)"
   echo "best_single($(basename "$best_name")) $(score "$best_name" test)"
   echo "uniform_soup $(score "$OUT/merges/uniform_soup" test)"
-  for m in task_arithmetic ties dare_ties; do tuned "$m"; done
+  for m in task_arithmetic ties dare_ties cat; do tuned "$m"; done
+  tuned svd --svd-rank 8
 } > "$OUT/table.txt"
 python3 - "$OUT" "${#EXPERTS[@]}" <<'PY'
 import glob, os, re, sys

@@ -35,11 +35,13 @@ check "the demo exits 0 (got $rc)" [ $rc -eq 0 ]
 table=$(sed -n '/adapter  *char_acc/,/^$/p' "$TMP/run.log")
 echo "$table"
 for row in swarm_best 'best_single(firm-' uniform_soup 'task_arithmetic(lambda=' \
-  'ties(lambda=' 'dare_ties(lambda='; do
+  'ties(lambda=' 'dare_ties(lambda=' 'cat(lambda=' 'svd(lambda='; do
   check "the table has a $row row with an accuracy in [0, 1]" \
     awk -v r="$row" 'index($1, r) == 1 && $2 >= 0 && $2 <= 1 { found = 1 } END { exit !found }' \
     <<< "$table"
 done
+check "the demo says which particle space it searches (the default)" \
+  grep -q '^particle space: EXPERT_COEFFICIENTS/LORA_PRODUCT' "$TMP/run.log"
 check "the exported adapter is a PEFT directory wxpctl reads" \
   "$ROOT/client/wxpctl" adapter inspect "$OUT/best"
 check "the bytes-on-the-wire line is printed" grep -q '^bytes on the wire per particle-iteration' "$TMP/run.log"
