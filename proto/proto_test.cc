@@ -107,6 +107,12 @@ SwarmSpec FullSpec() {
   s.set_audit_sample_rate(0.1);
   s.set_min_experts(3);
   s.set_transport_dtype(DTYPE_F16);
+  // A proto round trip, not a valid spec: the space fields below cannot all apply at once.
+  s.set_space(EXPERT_COEFFICIENTS);
+  s.set_decoder(LORA_PRODUCT_SVD);
+  s.set_svd_rank(8);
+  s.set_per_module(true);
+  s.set_expert_sharing(ALLOWED);
   return s;
 }
 
@@ -202,10 +208,13 @@ TEST(ProtoTest, ExampleSwarmSpecParsesAndShowsEveryField) {
   EXPECT_TRUE(s.hyperparameters().repel_enabled());
   // The example is a reference: it sets everything but the schema sources (explained in
   // comments there, since they name files of a real deployment), pool_size, whose
-  // default is 0, and the second component's upper bound (it has none).
+  // default is 0, the second component's upper bound (it has none), and the coefficient
+  // space's settings, which a WEIGHTS swarm must leave unset (shown in comments there).
   ExpectEveryFieldSet(
       s, {"wxp.v1.SwarmSpec.schema", "wxp.v1.SwarmSpec.template_blob_id",
-          "wxp.v1.SwarmHyperparameters.pool_size", "wxp.v1.UtilityComponent.max_value"});
+          "wxp.v1.SwarmHyperparameters.pool_size", "wxp.v1.UtilityComponent.max_value",
+          "wxp.v1.SwarmSpec.decoder", "wxp.v1.SwarmSpec.svd_rank", "wxp.v1.SwarmSpec.per_module"});
+  EXPECT_EQ(s.space(), WEIGHTS);
   EXPECT_FALSE(s.utility(1).has_max_value());
 }
 
