@@ -1,6 +1,8 @@
 #include "client/agent/evaluator_factory.h"
 
 #include <map>
+#include <optional>
+#include <string>
 
 #include "absl/strings/str_cat.h"
 #include "client/agent/position_files.h"
@@ -40,14 +42,20 @@ class Synthetic : public CandidateEvaluator {
 };
 
 // The built-in legal model is loaded (its base pretrained if missing) at the first
-// candidate, when the swarm's schema is known; a schema that is not the model's LoRA is
-// then a clear failure.
+// candidate, when the swarm's schema is known; a schema that is not a LoRA of the model is
+// then a clear failure. A candidate that brings its own adapter_config.json (a decoded
+// coefficient-space position, of rank sum r_j) is placed by that config, so any rank on the
+// model's modules scores; the evaluator is rebuilt only if the layout changes.
 class BuiltinLegal : public CandidateEvaluator {
  public:
   explicit BuiltinLegal(legal::LegalOptions o) : o_(std::move(o)) {}
   absl::StatusOr<Scores> Evaluate(const Candidate& cand) override {
-    if (!eval_) {
-      WXP_ASSIGN_OR_RETURN(eval_, legal::MakeLegalEvaluator(o_, *cand.schema));
+    if (!eval_ || !(schema_ == *cand.schema) || config_ != cand.adapter_config_json) {
+      std::optional<std::string> config;
+      if (!cand.adapter_config_json.empty()) config = cand.adapter_config_json;
+      WXP_ASSIGN_OR_RETURN(eval_, legal::MakeLegalEvaluator(o_, *cand.schema, config));
+      schema_ = *cand.schema;
+      config_ = cand.adapter_config_json;
     }
     WXP_ASSIGN_OR_RETURN(std::vector<float> x, LoadFlat(cand.position_path, *cand.schema));
     return eval_->Evaluate({cand.particle, cand.iteration, x});
@@ -56,6 +64,8 @@ class BuiltinLegal : public CandidateEvaluator {
  private:
   legal::LegalOptions o_;
   std::unique_ptr<Evaluator> eval_;
+  Schema schema_;       // the layout eval_ was built for
+  std::string config_;  // and the config it placed it with
 };
 
 }  // namespace
