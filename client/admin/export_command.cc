@@ -127,11 +127,17 @@ int Export(const std::vector<std::string>& args, std::ostream& out, std::ostream
     return cleanup(absl::DataLossError(absl::StrCat("the export holds no ", kPeftWeightsFile)));
   }
   // g can move while the stream runs (async swarms): the export must be g before or after.
+  // In WEIGHTS swarms the weights are g's blob; in coefficient spaces the server decoded
+  // them from g's coefficient blob, which the stream names (an old server does not: then
+  // the weights must be g's blob).
   const std::string& blob_id = weights->second.sha256;
-  if (blob_id != blob_before && blob_id != CurrentBestBlob(*rc, swarm)) {
-    return cleanup(absl::DataLossError(
-        absl::StrCat("the exported weights have SHA-256 ", blob_id, ", which is not g's blob id ",
-                     blob_before.empty() ? "(unknown)" : blob_before)));
+  const std::string& position = received->position_blob_id;
+  const bool decoded = !position.empty() && position != blob_id;
+  const std::string& exported = decoded ? position : blob_id;
+  if (exported != blob_before && exported != CurrentBestBlob(*rc, swarm)) {
+    return cleanup(absl::DataLossError(absl::StrCat(
+        decoded ? "the export was decoded from position " : "the exported weights have SHA-256 ",
+        exported, ", which is not g's blob id ", blob_before.empty() ? "(unknown)" : blob_before)));
   }
   if (absl::Status s = FsyncPath(staging); !s.ok()) return cleanup(s);
   if (absl::Status s = Publish(staging, dir); !s.ok()) return cleanup(s);

@@ -18,6 +18,7 @@ ExportWriter::~ExportWriter() {
 
 absl::Status ExportWriter::Add(const v1::ExportChunk& chunk) {
   done_.utility = chunk.utility();
+  done_.position_blob_id = chunk.position_blob_id();
   const std::string& name = chunk.path();
   // The server names the files; a name that could leave the directory is not trusted.
   if (name.empty() || name == "." || name == ".." || name.find('/') != std::string::npos ||

@@ -24,6 +24,7 @@ struct ReceivedFile {
 struct ReceivedExport {
   std::map<std::string, ReceivedFile> files;  // by name
   double utility = 0;                         // g's utility as the stream reports it
+  std::string position_blob_id;  // g's position as the stream names it (empty: an old server)
 };
 
 class ExportWriter {

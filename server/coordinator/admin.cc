@@ -363,7 +363,8 @@ absl::StatusOr<Coordinator::BestPosition> Coordinator::Best(const std::string& s
                                                  "' has not been uploaded yet; retry shortly"));
     }
     if (!s->coefficients()) {
-      return BestPosition{it->second.blob_id, s->engine->global_best_utility(), s->config_json};
+      return BestPosition{it->second.blob_id, s->engine->global_best_utility(), s->config_json,
+                          it->second.blob_id};
     }
     // Coefficient spaces export the adapter g decodes to (SPEC 4.3), stored as a blob so the
     // export is hash-verified like any other.
@@ -377,7 +378,8 @@ absl::StatusOr<Coordinator::BestPosition> Coordinator::Best(const std::string& s
     WXP_ASSIGN_OR_RETURN(Adapter decoded, s->space->Decode(alpha));
     WXP_ASSIGN_OR_RETURN(std::string bytes, SerializeAdapter(decoded));
     WXP_ASSIGN_OR_RETURN(std::string id, options_.blobs->Put(bytes));
-    return BestPosition{id, s->engine->global_best_utility(), decoded.config_json.value_or("")};
+    return BestPosition{id, s->engine->global_best_utility(), decoded.config_json.value_or(""),
+                        it->second.blob_id};
   });
 }
 

@@ -93,9 +93,11 @@ class Coordinator {
                                             const std::string& reason);
   // The blob id of g and the adapter config to export with it.
   struct BestPosition {
-    std::string blob_id;
+    std::string blob_id;  // the adapter's weights (the decoded g in coefficient spaces)
     double utility = 0;
     std::string config_json;  // adapter_config.json of the expert that is particle 0
+    // g's position blob: blob_id in WEIGHTS, the α blob it was decoded from otherwise.
+    std::string position_blob_id;
   };
   absl::StatusOr<BestPosition> Best(const std::string& swarm);
   // How many of the swarm's evaluations are kept in memory: only recent ones, a few per

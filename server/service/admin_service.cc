@@ -34,14 +34,15 @@ absl::Status Assign(absl::StatusOr<T> result, T* out) {
 
 // Streams one file of the exported PEFT directory.
 bool WriteFile(grpc::ServerWriter<wxp::v1::ExportChunk>* writer, const std::string& path,
-               const std::string& bytes, double utility) {
+               const std::string& bytes, const Coordinator::BestPosition& best) {
   const std::string digest = Sha256Hex(bytes);
   size_t offset = 0;
   do {
     wxp::v1::ExportChunk chunk;
     chunk.set_path(path);
     chunk.set_file_size(bytes.size());
-    chunk.set_utility(utility);
+    chunk.set_utility(best.utility);
+    chunk.set_position_blob_id(best.position_blob_id);
     const size_t n = std::min(kExportChunkBytes, bytes.size() - offset);
     chunk.mutable_chunk()->set_offset(offset);
     chunk.mutable_chunk()->set_data(bytes.substr(offset, n));
@@ -192,8 +193,8 @@ grpc::Status AdminServiceImpl::ExportBest(grpc::ServerContext* ctx,
       if (!file.ok()) return file.status();
       config = InferLoraConfig(AdapterFromSafetensors(*file).schema);
     }
-    if (!WriteFile(writer, kPeftWeightsFile, *bytes, best->utility) ||
-        !WriteFile(writer, kPeftConfigFile, config, best->utility)) {
+    if (!WriteFile(writer, kPeftWeightsFile, *bytes, *best) ||
+        !WriteFile(writer, kPeftConfigFile, config, *best)) {
       return absl::CancelledError("the client went away during the export");
     }
     return absl::OkStatus();
