@@ -107,6 +107,7 @@ for s in "${SHARDS[@]}"; do
 done
 
 step "6/8 the swarm, and one wxp-agent per firm"
+AGENTS=()
 cat > "$OUT/swarm.textproto" <<SPEC
 name: "legal-demo"
 description: "licence-text assistant: next-byte accuracy on the vendor's mixed dev split"
@@ -138,12 +139,29 @@ work_dir: "$OUT/agents/$firm"
 builtin_legal_text { shard: "$shard" split: "dev" base_dir: "$LEGAL" }
 CFG
   $BIN/client/agent/wxp-agent --config="$OUT/$firm.agent.textproto" 2>"$OUT/$firm.log" &
-  PIDS+=($!)
+  PIDS+=($!) AGENTS+=($!)
   echo "$firm (shard $shard): log $OUT/$firm.log"
 done
 
 step "7/8 live progress (wxpctl watch)"
-$WXPCTL "${ADMIN[@]}" watch legal-demo --interval 1
+# watch ends when the swarm does; if every agent exits first (an evaluator that cannot score
+# the swarm's adapters, say), nothing would ever end it: stop and show why instead.
+$WXPCTL "${ADMIN[@]}" watch legal-demo --interval 1 &
+WATCH=$!
+PIDS+=($WATCH)
+agents_gone=0
+while kill -0 "$WATCH" 2>/dev/null; do
+  alive=0
+  for p in "${AGENTS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+  if [ $alive -eq 1 ]; then agents_gone=0; else agents_gone=$((agents_gone + 1)); fi
+  if [ $agents_gone -gt 10 ]; then  # agents leave once the swarm is done; watch sees it in ~1 s
+    echo "demo: every wxp-agent exited but the swarm has not finished; their last words:" >&2
+    for f in "$OUT"/firm-*.log; do echo "  $(basename "$f"): $(tail -n 1 "$f")" >&2; done
+    exit 1
+  fi
+  sleep 1
+done
+wait "$WATCH"
 
 step "8/8 export and the test-split table"
 $WXPCTL "${ADMIN[@]}" export legal-demo --out "$OUT/best"
@@ -201,7 +219,14 @@ for log in glob.glob(os.path.join(out, "firm-*.log")):
     if m:
         up += int(m[-1][0]) - int(m[-1][1]); down += int(m[-1][2])
     iters += len(re.findall(r"event=iteration ", text))
-if iters:
+coefficients = "space: EXPERT_COEFFICIENTS" in open(os.path.join(out, "swarm.textproto")).read()
+if iters and coefficients:
+    # Every blob an agent downloads here is another firm's expert, fetched once; the
+    # coefficient vectors travel inline in the particle RPCs (n floats each), not as blobs.
+    print("\nbytes on the wire per particle-iteration: position blobs 0 up + 0 down (only"
+          " coefficient vectors of %d floats move, inline); each agent fetched the other"
+          " experts once: %.0f bytes" % (n, down / max(1, len(glob.glob(os.path.join(out, "firm-*.log"))))))
+elif iters:
     print("\nbytes on the wire per particle-iteration (experts excluded): %.0f up + %.0f down"
           " = %.0f, vs naive 3 x %d = %d (%.1f%%)" % (up / iters, down / iters, (up + down) / iters,
           size, 3 * size, 100 * (up + down) / iters / (3 * size)))
