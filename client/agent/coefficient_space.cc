@@ -5,6 +5,7 @@
 #include "common/file_util.h"
 #include "common/safetensors.h"
 #include "common/sha256.h"
+#include "common/space_proto.h"
 #include "common/status_macros.h"
 
 namespace wxp::agent {
@@ -30,23 +31,11 @@ absl::StatusOr<std::unique_ptr<ParticleSpace>> MakeAgentSpace(
   if (resp.space() != wxp::v1::EXPERT_COEFFICIENTS) {
     return absl::InvalidArgumentError("the swarm does not search EXPERT_COEFFICIENTS");
   }
-  ParticleSpaceOptions o;
-  o.kind = SpaceKind::kExpertCoefficients;
-  switch (resp.decoder()) {
-    case wxp::v1::LINEAR_AB:
-      o.decoder = LoraDecoder::kLinearAB;
-      break;
-    case wxp::v1::LORA_PRODUCT:
-      o.decoder = LoraDecoder::kLoraProduct;
-      break;
-    case wxp::v1::LORA_PRODUCT_SVD:
-      o.decoder = LoraDecoder::kLoraProductSvd;
-      o.svd_rank = resp.svd_rank();
-      break;
-    default:
-      return absl::InvalidArgumentError("the assignment names no known decoder");
+  absl::StatusOr<ParticleSpaceOptions> o =
+      SpaceOptionsFromProto(resp.space(), resp.decoder(), resp.svd_rank(), resp.per_module());
+  if (!o.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("the assignment: ", o.status().message()));
   }
-  o.per_module = resp.per_module();
   std::vector<Adapter> experts;
   for (size_t j = 0; j < expert_files.size(); ++j) {
     WXP_ASSIGN_OR_RETURN(SafetensorsFile f, SafetensorsFile::Open(expert_files[j]));
@@ -57,7 +46,7 @@ absl::StatusOr<std::unique_ptr<ParticleSpace>> MakeAgentSpace(
     }
     experts.push_back(std::move(a));
   }
-  return ParticleSpace::Create(std::move(experts), o);
+  return ParticleSpace::Create(std::move(experts), *o);
 }
 
 absl::StatusOr<Adapter> DecodeToFile(const ParticleSpace& space, const std::string& alpha_path,

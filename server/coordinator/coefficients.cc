@@ -4,29 +4,11 @@
 #include "absl/strings/str_join.h"
 #include "common/alpha_blob.h"
 #include "common/safetensors.h"
+#include "common/space_proto.h"
 #include "common/status_macros.h"
 #include "common/swarm_engine.h"
 
 namespace wxp::server::coordinator_internal {
-
-ParticleSpaceOptions SpaceOptionsOf(const wxp::v1::SwarmSpec& spec) {
-  ParticleSpaceOptions o;
-  if (spec.space() != wxp::v1::EXPERT_COEFFICIENTS) return o;
-  o.kind = SpaceKind::kExpertCoefficients;
-  switch (spec.decoder()) {
-    case wxp::v1::LINEAR_AB:
-      o.decoder = LoraDecoder::kLinearAB;
-      break;
-    case wxp::v1::LORA_PRODUCT_SVD:
-      o.decoder = LoraDecoder::kLoraProductSvd;
-      o.svd_rank = spec.svd_rank();
-      break;
-    default:
-      o.decoder = LoraDecoder::kLoraProduct;
-  }
-  o.per_module = spec.per_module();
-  return o;
-}
 
 absl::StatusOr<std::vector<Adapter>> LoadExpertAdapters(
     PositionBlobs& blobs, const std::vector<const store::ExpertRecord*>& experts) {
@@ -49,8 +31,11 @@ absl::StatusOr<std::shared_ptr<const ParticleSpace>> MakeSpace(
     PositionBlobs& blobs, const wxp::v1::SwarmSpec& spec,
     const std::vector<const store::ExpertRecord*>& experts) {
   WXP_ASSIGN_OR_RETURN(std::vector<Adapter> adapters, LoadExpertAdapters(blobs, experts));
+  WXP_ASSIGN_OR_RETURN(
+      ParticleSpaceOptions options,
+      SpaceOptionsFromProto(spec.space(), spec.decoder(), spec.svd_rank(), spec.per_module()));
   absl::StatusOr<std::unique_ptr<ParticleSpace>> space =
-      ParticleSpace::Create(std::move(adapters), SpaceOptionsOf(spec));
+      ParticleSpace::Create(std::move(adapters), options);
   if (!space.ok()) {
     std::vector<std::string> ids;
     for (const store::ExpertRecord* e : experts) ids.push_back(e->blob_id);

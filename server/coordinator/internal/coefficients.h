@@ -18,9 +18,6 @@
 
 namespace wxp::server::coordinator_internal {
 
-// The space a resolved spec names (its EXPERT_COEFFICIENTS settings, or kWeights).
-ParticleSpaceOptions SpaceOptionsOf(const wxp::v1::SwarmSpec& spec);
-
 // The experts as adapters (weights from the blob store, config from their join), in the
 // order given. NotFound / InvalidArgument naming the blob.
 absl::StatusOr<std::vector<Adapter>> LoadExpertAdapters(
