@@ -117,8 +117,11 @@ int ServerProcess::Start() {
                                    "--data_dir=" + data_dir_, "--port_file=" + port_file};
   argv.insert(argv.end(), extra_.begin(), extra_.end());
   if (!child_.Start(argv, log_)) return 0;
-  for (int i = 0; i < 500 && !fs::exists(port_file) && child_.Running(); ++i) {
-    absl::SleepFor(absl::Milliseconds(20));  // process start-up
+  // Start-up (recovery, LibTorch's load, instrumented code under ASan on a busy machine) has
+  // taken over 10 s: wait for the port file as long as the server lives, up to 2 minutes;
+  // a server that dies or never binds still fails at once or at that bound.
+  for (int i = 0; i < 6000 && !fs::exists(port_file) && child_.Running(); ++i) {
+    absl::SleepFor(absl::Milliseconds(20));
   }
   std::ifstream in(port_file);
   int port = 0;
