@@ -390,18 +390,20 @@ class SwarmLifeTest(WireTest):
         self.assertEqual(self.status(name).utility_weight_version, 2)
 
         # ExportBest: the PEFT directory, file by file, verified by sha256.
-        files, utilities = {}, set()
+        files, utilities, positions = {}, set(), set()
         for msg in self.admin.ExportBest(pb.ExportBestRequest(swarm=name), metadata=md(ADMIN),
                                          timeout=60):
             data = files.setdefault(msg.path, bytearray())
             self.assertEqual(msg.chunk.offset, len(data))
             data.extend(msg.chunk.data)
             utilities.add(msg.utility)
+            positions.add(msg.position_blob_id)
             if msg.sha256:
                 self.assertEqual(len(data), msg.file_size)
                 self.assertEqual(hashlib.sha256(data).hexdigest(), msg.sha256)
         self.assertEqual(list(files), ["adapter_model.safetensors", "adapter_config.json"])
         self.assertEqual(bytes(files["adapter_model.safetensors"]), x1)
+        self.assertEqual(positions, {wire.sha256_hex(x1)})  # WEIGHTS: g's blob, on every message
         self.assertEqual(bytes(files["adapter_config.json"]).decode(), CONFIG)
         self.assertEqual(utilities, {1.8})
 
