@@ -15,7 +15,8 @@
 //  * cat / svd product merges: ΔW = Σ λ·s_j·B_j·A_j exactly (rank Σ r_j), or truncated to
 //    rank --svd_rank, λ from the same grid on dev;
 //  * Model Swarms (common/runner RunSwarm through a ParticleSpace and DecodingEvaluator) in
-//    each of --spaces: weights, lora_product, lora_product_svd; utility = dev char_acc;
+//    each of --spaces: weights, lora_product, lora_product_svd (a _per_module suffix: one
+//    coefficient per expert and module); utility = dev char_acc;
 //  * central LoRA (bound): one LoRA fine-tuned on the union of the firms' train shards with
 //    the experts' total step count as its budget (with plateau stopping on the union of
 //    their held-out parts, as the experts): what federation gives up.
@@ -44,6 +45,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "bench/paired_bootstrap.h"
 #include "client/legal/evaluator.h"
 #include "common/lora_decode.h"
@@ -68,7 +70,8 @@ ABSL_FLAG(bool, print_curves, false, "print each expert's held-out curve (first 
 ABSL_FLAG(bool, shared_init, false,
           "experts share one LoRA A initialisation (vendor-distributed init)");
 ABSL_FLAG(std::string, spaces, "weights,lora_product,lora_product_svd",
-          "swarm spaces: weights, lora_product, lora_product_svd (empty: no swarm)");
+          "swarm spaces: weights, lora_product, lora_product_svd, and either decoder with the "
+          "suffix _per_module (empty: no swarm)");
 ABSL_FLAG(int, svd_rank, 0, "rank of the svd merge and space (0 = the experts' rank)");
 ABSL_FLAG(int, pool_size, 0, "swarm particles (0 = 2 x experts)");
 ABSL_FLAG(int, max_iterations, 30, "swarm hard stop");
@@ -212,11 +215,15 @@ void PrintCurve(const std::string& name, const FineTuneResult& r) {
               absl::StrJoin(points, " ").c_str());
 }
 
+// "weights", or a decoder name with an optional "_per_module" suffix (one alpha per expert
+// and target module instead of one per expert).
 ParticleSpaceOptions SpaceOptions(const std::string& name, int svd_rank) {
   ParticleSpaceOptions o;
   if (name == "weights") return o;
   o.kind = SpaceKind::kExpertCoefficients;
-  o.decoder = Must(ParseLoraDecoder(name), "--spaces");
+  absl::string_view decoder = name;
+  o.per_module = absl::ConsumeSuffix(&decoder, "_per_module");
+  o.decoder = Must(ParseLoraDecoder(std::string(decoder)), "--spaces");
   if (o.decoder == LoraDecoder::kLoraProductSvd) o.svd_rank = svd_rank;
   return o;
 }
