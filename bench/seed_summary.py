@@ -13,8 +13,8 @@ split), so they are not interchangeable with the bootstrap's.
 
     bench/seed_summary.py RUN.txt [RUN.txt ...]
 
-A seed that appears in several files is an error; a seed without a complete table is
-skipped with a note on stderr.
+A seed whose table is incomplete (a run cut short) is skipped with a note on stderr; a seed
+complete in two places is an error.
 """
 import math
 import re
@@ -35,7 +35,7 @@ def t975(df):
 
 
 def read(paths):
-    seeds, order = {}, []
+    tables, order = [], []  # (path, seed, rows) in input order
     for path in paths:
         seed, rows = None, None
         with open(path, encoding="utf-8") as f:
@@ -43,10 +43,8 @@ def read(paths):
                 m = SEED.match(line)
                 if m:
                     seed = int(m.group(1))
-                    if seed in seeds:
-                        sys.exit(f"seed_summary: seed {seed} appears twice (again in {path})")
                     rows = {}
-                    seeds[seed] = rows
+                    tables.append((path, seed, rows))
                     continue
                 m = ROW.match(line)
                 if m and rows is not None:
@@ -57,9 +55,15 @@ def read(paths):
                         order.append(method)
                 if line.startswith("== test char_acc"):
                     seed, rows = None, None
-    complete = {s: r for s, r in seeds.items() if BEST in r and BOUND in r}
-    for s in sorted(set(seeds) - set(complete)):
-        print(f"seed_summary: seed {s} has no complete table; skipped", file=sys.stderr)
+    complete = {}
+    for path, seed, rows in tables:
+        if BEST not in rows or BOUND not in rows:
+            print(f"seed_summary: {path}: seed {seed} has no complete table; skipped",
+                  file=sys.stderr)
+        elif seed in complete:
+            sys.exit(f"seed_summary: seed {seed} is complete twice (again in {path})")
+        else:
+            complete[seed] = rows
     return complete, order
 
 
