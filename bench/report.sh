@@ -12,8 +12,8 @@
 # every baseline, swarms in three spaces and bootstrap confidence intervals.
 #
 # B6 (bench/wire_bench) counts the bytes agents and server exchange per particle-iteration,
-# through a TCP proxy, in each particle space at 1 MiB and 64 MiB experts (~5-8 min; --quick:
-# 1 MiB only, fewer iterations, ~1 min).
+# through a TCP proxy, in each particle space at 1 MiB and 64 MiB experts (7 min measured;
+# --quick: 1 MiB only, 4 iterations, ~1 min).
 #
 # Full (default): the sizes SPEC 9 names. B1-B4 take ~10 min; B5 takes 1-3 h per corpus on
 # 2 cores, so plan 2-6 h in all. (Estimated from smoke runs, not measured: ~0.035 s per
@@ -35,7 +35,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1; shift ;;
     --out) OUT=$2; shift 2 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
     *) echo "bench/report.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
