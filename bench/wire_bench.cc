@@ -404,6 +404,10 @@ int main(int argc, char** argv) {
   const absl::Status s = Main();
   if (!s.ok()) {
     std::cerr << "wire_bench: " << s << std::endl;
+    if (s.code() != absl::StatusCode::kInvalidArgument) {
+      std::cerr << "wire_bench: logs and data kept in " << absl::GetFlag(FLAGS_data_dir)
+                << std::endl;
+    }
     return 1;
   }
   return 0;
