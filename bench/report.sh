@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One benchmark report (SPEC 9): runs B1-B5, then prints a summary whose format stays stable
+# One benchmark report (SPEC 9): runs B1-B6, then prints a summary whose format stays stable
 # from run to run (so reports can be diffed over time): each figure beside the reference the
 # same run measured and the target, with the date, commit, cores and CPU. The benchmarks' own
 # tables follow the summary.
@@ -10,6 +10,10 @@
 # seeds other than the reported 1..5) and on a man-page corpus bench/make_corpus.sh builds
 # (never used for tuning); each with plateau-trained experts, the central upper bound,
 # every baseline, swarms in three spaces and bootstrap confidence intervals.
+#
+# B6 (bench/wire_bench) counts the bytes agents and server exchange per particle-iteration,
+# through a TCP proxy, in each particle space at 1 MiB and 64 MiB experts (7 min measured;
+# --quick: 1 MiB only, 4 iterations, ~1 min).
 #
 # Full (default): the sizes SPEC 9 names. B1-B4 take ~10 min; B5 takes 1-3 h per corpus on
 # 2 cores, so plan 2-6 h in all. (Estimated from smoke runs, not measured: ~0.035 s per
@@ -31,7 +35,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --quick) QUICK=1; shift ;;
     --out) OUT=$2; shift 2 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
     *) echo "bench/report.sh: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -39,15 +43,15 @@ done
 mkdir -p "$OUT"
 
 bazel build //bench:move_bench //bench:transfer_bench //bench:load_bench //bench:legal_quality \
-  >"$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log" >&2; exit 1; }
+  //bench:wire_bench >"$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log" >&2; exit 1; }
 B=bazel-bin/bench
 if [ $QUICK -eq 1 ]; then
   B1=(--sizes=1,16 --min_seconds=0.3) B2=(--mib=64) B3=(--particles=10,100 --seconds=3)
-  B4=(--memory --mib=256)
+  B4=(--memory --mib=256) B6=(--mib=1 --iterations=4)
   B5=(--seeds=1 --finetune_eval_every=50 --finetune_patience=2 --finetune_max_steps=300
       --max_iterations=4 --patience=2 --bootstrap_replicates=500)
 else
-  B1=() B2=(--mib=256) B3=() B4=(--memory --mib=1024) B5=(--seeds=5 --first_seed=1 --print_curves)
+  B1=() B2=(--mib=256) B3=() B4=(--memory --mib=1024) B6=(--mib=1,64 --iterations=6) B5=(--seeds=5 --first_seed=1 --print_curves)
 fi
 MAN_FIRMS=man1,man3,man5,man7,man8
 run() {  # run NAME BINARY ARGS...: the benchmark's stdout to OUT/NAME.txt, progress to stderr
@@ -63,16 +67,17 @@ run B1 move_bench "${B1[@]}"
 run B2 transfer_bench "${B2[@]}" --data_dir="$OUT/b2"
 run B3 load_bench "${B3[@]}" --data_dir="$OUT/b3"
 run B4 transfer_bench "${B4[@]}" --data_dir="$OUT/b4"
+run B6 wire_bench "${B6[@]}" --data_dir="$OUT/b6"
 run B5 legal_quality "${B5[@]}" --work_dir="$OUT/b5"
 echo "bench/report.sh: man-page corpus $(bench/make_corpus.sh "$OUT/corpus-man" 2>/dev/null)" >&2
 run B5m legal_quality "${B5[@]}" --work_dir="$OUT/b5" --corpus_dir="$OUT/corpus-man" \
   --firms="$MAN_FIRMS"
-rm -rf "$OUT/b2" "$OUT/b3" "$OUT/b4"
+rm -rf "$OUT/b2" "$OUT/b3" "$OUT/b4" "$OUT/b6"
 
 python3 - "$OUT" "$QUICK" "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" <<'PY' | tee "$OUT/report.txt"
 import os, re, sys, datetime
 out, quick, commit = sys.argv[1], sys.argv[2] == "1", sys.argv[3]
-text = {b: open(os.path.join(out, b + ".txt")).read() for b in ("B1", "B2", "B3", "B4", "B5", "B5m")}
+text = {b: open(os.path.join(out, b + ".txt")).read() for b in ("B1", "B2", "B3", "B4", "B5", "B5m", "B6")}
 cpu = "unknown"
 for line in open("/proc/cpuinfo"):
     if line.startswith("model name"):
@@ -108,6 +113,18 @@ for name in ("wxp-server", "client"):
     m = re.search(r"^%s.*?\s([\d.]+)\s+(\d+)" % name, text["B4"], re.M)
     row("B4", "%s peak RSS MiB" % name, m.group(1), "adapter %.0f MiB" % mib,
         "<=%s (1.2x + 64)" % m.group(2), float(m.group(1)) <= float(m.group(2)))
+# B6 lines: "size space up/pi down/pi total/pi <1KB setup_up setup_down wall_s err/pi whole/pi".
+b6 = {}
+for m in re.finditer(r"^(\d+Mi)\s+(\S+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(?:yes|NO)\s+(\d+)\s+(\d+)"
+                     r"\s+[\d.]+\s+([\d.]+)\s+[\d.]+$", text["B6"], re.M):
+    b6[(m.group(1), m.group(2))] = m.groups()[2:]
+for (size, space), (up, down, total, setup_up, setup_down, err) in b6.items():
+    if space == "weights":
+        continue
+    ref = b6.get((size, "weights"))
+    row("B6", "%s %s wire B/particle-iter" % (size, space), "%s (%s up)" % (total, up),
+        "WEIGHTS %s; split err %s" % (ref[2] if ref else "-", err), "<1024 whatever the size",
+        float(total) < 1024)
 # B5 summary lines: "  method  acc [lo, hi]  delta [lo, hi]  gap [lo, hi]  dev-test  evals".
 b5_line = re.compile(r"^  (\S.*?)\s+([\d.]+) \[([\d.]+), ([\d.]+)\]\s+([+-][\d.]+) "
                      r"\[([+-][\d.]+), ([+-][\d.]+)\]\s+([+-][\d.]+|nan|-?inf) ", re.M)
@@ -137,7 +154,7 @@ print("%-3s  %-46s %-24s %-48s %-28s %s" % ("id", "figure", "value", "reference 
 for r in rows:
     print("%-3s  %-46s %-24s %-48s %-28s %s" % r)
 print()
-for b in ("B1", "B2", "B3", "B4", "B5", "B5m"):
+for b in ("B1", "B2", "B3", "B4", "B5", "B5m", "B6"):
     body = text[b] if not b.startswith("B5") else text[b][text[b].find("== test char_acc"):]
     print("---- %s ----\n%s" % (b, body.rstrip()))
 PY
