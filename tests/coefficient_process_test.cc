@@ -23,6 +23,7 @@
 #include "client/net/connection.h"
 #include "common/adapter.h"
 #include "common/alpha_blob.h"
+#include "common/file_util.h"
 #include "common/particle_space.h"
 #include "common/runner.h"
 #include "common/sha256.h"
@@ -418,6 +419,127 @@ TEST_F(CoefficientProcessTest, LoraProductRunSurvivesGracefulServerRestarts) {
   ASSERT_TRUE(WIFEXITED(sb) && WEXITSTATUS(sb) == 0) << proc::Tail(log_b);
   EXPECT_EQ(restarts, 2);
   ExpectSameAsRunner("termed", **space, optimum);
+}
+
+// Two objectives for the dynamic-utility run: negative RMS distances of the candidate to two
+// optima (safetensors files of one layout), as an evaluation harness would report them.
+constexpr char kTwoOptimaScript[] = R"(import json, math, os, struct, sys
+def load(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    tensors = sorted((t for k, t in header.items() if k != "__metadata__"),
+                     key=lambda t: t["data_offsets"][0])
+    values = []
+    for t in tensors:
+        start, end = t["data_offsets"]
+        values.extend(struct.unpack("<%df" % ((end - start) // 4), data[start:end]))
+    return values
+def neg_rms(x, y):
+    sq = 0.0
+    for a, b in zip(x, y):
+        sq += (a - b) * (a - b)
+    return -math.sqrt(sq / len(y))
+x = load(os.path.join(sys.argv[3], "adapter_model.safetensors"))
+print(json.dumps({"scores": {"near_a": neg_rms(x, load(sys.argv[1])),
+                             "near_b": neg_rms(x, load(sys.argv[2]))}}))
+)";
+
+// Dynamic utility (SPEC 4.2, 4.4) through the real processes: after round 2 the weights move
+// from one objective to the other. The server re-ranks what it holds (every alpha in this
+// space), the agents adopt the re-chosen p_i, g and g_w, and the run finishes under the new
+// weights: g is the best of the new objective it has seen, at least as good there as the g
+// of the old one, and its utility is the new objective's score of g decoded.
+TEST_F(CoefficientProcessTest, ChangedUtilityWeightsRetargetTheRun) {
+  auto space = ParticleSpace::Create(
+      ExpertsInPoolOrder(), {SpaceKind::kExpertCoefficients, LoraDecoder::kLoraProduct, 0, false});
+  ASSERT_TRUE(space.ok()) << space.status();
+  const Adapter optimum_a = *(*space)->Decode(std::vector<float>{0.55f, 0.15f, 0.5f});
+  // Far enough apart that any g of the first objective (at least as close to it as the
+  // initial position e_0) is further from the second than the initial position e_1 is.
+  const Adapter optimum_b = *(*space)->Decode(std::vector<float>{-0.5f, 0.8f, -0.4f});
+  const std::string script = root_ + "/two_optima.py";
+  ASSERT_TRUE(WriteFileAtomically(script, kTwoOptimaScript).ok());
+  const std::string eval_command =
+      absl::StrCat("--eval_command=python3 ", script, " ", SaveOptimum("a", optimum_a), " ",
+                   SaveOptimum("b", optimum_b));
+  wxp::v1::CreateSwarmRequest create;
+  ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(
+      "spec { name: 'retarget' min_experts: 3 mode: SYNC round_deadline_seconds: 600 "
+      "utility { name: 'near_a' weight: 1 } utility { name: 'near_b' weight: 0 } "
+      "hyperparameters { seed: 99 max_iterations: 10 patience: 10 pool_size: 5 } "
+      "space: EXPERT_COEFFICIENTS decoder: LORA_PRODUCT }",
+      &create));
+  {
+    auto admin = Admin();
+    wxp::v1::CreateSwarmResponse created;
+    grpc::Status s = admin->admin().CreateSwarm(admin->NewContext().get(), create, &created);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  auto args = [&](const std::string& name, std::vector<int> experts) {
+    std::vector<std::string> argv = AgentArgs("retarget", name, experts, "");
+    argv.back() = eval_command;  // instead of the synthetic evaluator
+    return argv;
+  };
+  ChildProcess a, b;
+  const std::string log_a = root_ + "/retarget-a.log", log_b = root_ + "/retarget-b.log";
+  ASSERT_TRUE(a.Start(args("firm-a", {0, 1}), log_a));
+  ASSERT_TRUE(b.Start(args("firm-b", {2}), log_b));
+  // The change lands mid-run: eight more rounds, each at least one harness start per
+  // particle, stand between the round seen here and the end.
+  ASSERT_TRUE(WaitUntil([&] { return Status("retarget").iteration() >= 2; })) << proc::Tail(log_a);
+  const wxp::v1::PositionRef old_g = Status("retarget").global_best();
+  {
+    auto admin = Admin();
+    wxp::v1::SetUtilityWeightsRequest req;
+    req.set_swarm("retarget");
+    (*req.mutable_weights())["near_a"] = 0;
+    (*req.mutable_weights())["near_b"] = 1;
+    wxp::v1::UtilityWeights weights;
+    grpc::Status s = admin->admin().SetUtilityWeights(admin->NewContext().get(), req, &weights);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    EXPECT_EQ(weights.version(), 2);
+  }
+  const int sa = a.Wait(absl::Minutes(3)), sb = b.Wait(absl::Minutes(3));
+  ASSERT_TRUE(WIFEXITED(sa) && WEXITSTATUS(sa) == 0) << proc::Tail(log_a);
+  ASSERT_TRUE(WIFEXITED(sb) && WEXITSTATUS(sb) == 0) << proc::Tail(log_b);
+
+  const wxp::v1::SwarmStatus status = Status("retarget");
+  EXPECT_EQ(status.state(), wxp::v1::FINISHED);
+  EXPECT_EQ(status.utility_weight_version(), 2);
+  // Both objectives of a position, as the harness computes them.
+  auto objectives = [&](const std::string& blob_id) {
+    auto alpha = AlphaFromBlobBytes(Download(blob_id));
+    EXPECT_TRUE(alpha.ok()) << alpha.status();
+    Adapter x = *(*space)->Decode(*alpha);
+    return std::pair<double, double>{NegativeRmsDistance(x.values, optimum_a.values),
+                                     NegativeRmsDistance(x.values, optimum_b.values)};
+  };
+  const wxp::v1::PositionRef& g = status.global_best();
+  const auto [g_a, g_b] = objectives(g.blob_id());
+  const auto [old_a, old_b] = objectives(old_g.blob_id());
+  EXPECT_NEAR(g.utility(), g_b, 1e-12);  // g ranks under the new weights...
+  EXPECT_GE(g.utility(), old_b);         // ...among everything held, the old g included
+  EXPECT_NEAR(old_g.utility(), old_a, 1e-12);
+  EXPECT_GT(g_b, old_b);  // the old objective's g is not the new one's best
+  // The history reads on under version 2, g never falling there.
+  auto admin = Admin();
+  wxp::v1::GetHistoryRequest hreq;
+  hreq.set_swarm("retarget");
+  wxp::v1::GetHistoryResponse history;
+  ASSERT_TRUE(admin->admin().GetHistory(admin->NewContext().get(), hreq, &history).ok());
+  std::vector<double> v2;
+  for (const auto& e : history.entries()) {
+    if (e.utility_weight_version() == 2) v2.push_back(e.global_best_utility());
+  }
+  ASSERT_GE(v2.size(), 2u);
+  for (size_t k = 1; k < v2.size(); ++k) EXPECT_GE(v2[k], v2[k - 1]) << k;
+  EXPECT_NEAR(v2.back(), g.utility(), 1e-12);
+
+  auto files = Export("retarget");
+  Adapter best = *(*space)->Decode(*AlphaFromBlobBytes(Download(g.blob_id())));
+  EXPECT_EQ(files[kPeftWeightsFile], *SerializeAdapter(best));
 }
 
 }  // namespace
