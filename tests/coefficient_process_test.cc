@@ -3,12 +3,15 @@
 // reproduce the in-process runner over the same space byte for byte (every global-best
 // utility and g's alpha) for each decoder; a LINEAR_AB run must make the same g choices as
 // a WEIGHTS run of the same seed (utilities within float tolerance: decoding sums in
-// another order); the export must be g decoded; and SIGKILLed agents and server must not
-// change the result.
+// another order); the export must be g decoded; and SIGKILLed agents and a SIGKILLed or
+// SIGTERMed server must not change the result. An ASYNC run must finish with g's utility the
+// evaluator's for g decoded.
 #include <signal.h>
 #include <sys/wait.h>
 
 #include <filesystem>
+#include <functional>
+#include <map>
 #include <memory>
 #include <random>
 #include <string>
@@ -20,6 +23,7 @@
 #include "client/net/connection.h"
 #include "common/adapter.h"
 #include "common/alpha_blob.h"
+#include "common/file_util.h"
 #include "common/particle_space.h"
 #include "common/runner.h"
 #include "common/sha256.h"
@@ -41,6 +45,17 @@ using proc::ServerProcess;
 Schema ExpertSchema() {
   return Schema({{"base_model.model.layer.q_proj.lora_A.weight", DType::kF32, {4, 30}},
                  {"base_model.model.layer.q_proj.lora_B.weight", DType::kF32, {40, 4}}});
+}
+
+// Polls `done` until it holds or `limit` passes. The limit only bounds a hung process: the
+// wait is on the event, however slowly a loaded machine gets there.
+bool WaitUntil(const std::function<bool()>& done, absl::Duration limit = absl::Minutes(3)) {
+  const absl::Time deadline = absl::Now() + limit;
+  while (!done()) {
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  return true;
 }
 
 constexpr char kHyper[] = "seed: 99 max_iterations: 8 patience: 4 pool_size: 5";
@@ -79,13 +94,13 @@ class CoefficientProcessTest : public ::testing::Test {
     return *client::Connection::Open(o, absl::Now());
   }
 
-  grpc::Status CreateSwarm(const std::string& name, const std::string& extra) {
+  grpc::Status CreateSwarm(const std::string& name, const std::string& extra,
+                           const std::string& mode = "SYNC") {
     wxp::v1::CreateSwarmRequest req;
     EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(
-        absl::StrCat("spec { name: '", name,
-                     "' min_experts: 3 mode: SYNC round_deadline_seconds: 600 utility { name: '",
-                     kSyntheticComponent, "' weight: 1 } hyperparameters { ", kHyper, " } ", extra,
-                     " }"),
+        absl::StrCat("spec { name: '", name, "' min_experts: 3 mode: ", mode,
+                     " round_deadline_seconds: 600 utility { name: '", kSyntheticComponent,
+                     "' weight: 1 } hyperparameters { ", kHyper, " } ", extra, " }"),
         &req));
     auto admin = Admin();
     wxp::v1::CreateSwarmResponse resp;
@@ -172,10 +187,24 @@ class CoefficientProcessTest : public ::testing::Test {
     return files;
   }
 
-  // The federated result equals RunSwarm's over `space` with the same evaluator: every g
-  // utility and g's alpha, byte for byte; and the export is g decoded.
-  void ExpectSameAsRunner(const std::string& swarm, const ParticleSpace& space,
-                          const Adapter& optimum) {
+  // The blob `id` as the server holds it (admins may download blobs too).
+  std::string Download(const std::string& id) {
+    auto admin = Admin();
+    wxp::v1::DownloadBlobRequest req;
+    req.set_blob_id(id);
+    auto ctx = admin->NewContext();
+    auto reader = admin->agent().DownloadBlob(ctx.get(), req);
+    std::string bytes;
+    wxp::v1::DownloadBlobResponse chunk;
+    while (reader->Read(&chunk)) bytes += chunk.chunk().data();
+    grpc::Status s = reader->Finish();
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    EXPECT_EQ(Sha256Hex(bytes), id);
+    return bytes;
+  }
+
+  // The oracle: RunSwarm over `space` with the agents' evaluator and the swarm's spec.
+  absl::StatusOr<RunResult> RunOracle(const ParticleSpace& space, const Adapter& optimum) {
     SyntheticEvaluator flat(optimum.values);
     FlatAdapterEvaluator adapters(optimum.schema, flat);
     DecodingEvaluator eval(space, adapters);
@@ -184,8 +213,15 @@ class CoefficientProcessTest : public ::testing::Test {
     o.params.max_iterations = 8;
     o.params.patience = 4;
     o.params.pool_size = 5;
-    auto oracle = RunSwarm(space.InitialPositions(),
-                           *UtilityFunction::Create({{kSyntheticComponent, true, 1.0}}), eval, o);
+    return RunSwarm(space.InitialPositions(),
+                    *UtilityFunction::Create({{kSyntheticComponent, true, 1.0}}), eval, o);
+  }
+
+  // The federated result equals RunSwarm's over `space` with the same evaluator: every g
+  // utility and g's alpha, byte for byte; and the export is g decoded.
+  void ExpectSameAsRunner(const std::string& swarm, const ParticleSpace& space,
+                          const Adapter& optimum) {
+    auto oracle = RunOracle(space, optimum);
     ASSERT_TRUE(oracle.ok()) << oracle.status();
     std::vector<double> want;
     for (const IterationSummary& s : oracle->history) want.push_back(s.global_best_utility);
@@ -294,6 +330,216 @@ TEST_F(CoefficientProcessTest, LoraProductRunSurvivesAgentAndServerKills) {
   ASSERT_TRUE(WIFEXITED(sb) && WEXITSTATUS(sb) == 0) << proc::Tail(log_b);
   EXPECT_GE(agent_kills, 2);
   ExpectSameAsRunner("killed", **space, optimum);
+}
+
+// ASYNC (SPEC 5.2 step 4) in the coefficient space: with no barrier the trajectory depends on
+// the agents' timing, so it need not be the runner's; but the run finishes, g never gets
+// worse, g's utility is exactly what the agents' evaluator gives for g decoded, and the
+// export is g decoded.
+TEST_F(CoefficientProcessTest, AsyncLoraProductRunFinishesWithGDecoded) {
+  auto space = ParticleSpace::Create(
+      ExpertsInPoolOrder(), {SpaceKind::kExpertCoefficients, LoraDecoder::kLoraProduct, 0, false});
+  ASSERT_TRUE(space.ok()) << space.status();
+  Adapter optimum = *(*space)->Decode(std::vector<float>{0.55f, 0.15f, 0.5f});
+  const std::string optimum_path = SaveOptimum("optimum", optimum);
+  ASSERT_TRUE(
+      CreateSwarm("async", "space: EXPERT_COEFFICIENTS decoder: LORA_PRODUCT", "ASYNC").ok());
+  RunAgents("async", optimum_path);
+
+  const wxp::v1::SwarmStatus status = Status("async");
+  EXPECT_EQ(status.state(), wxp::v1::FINISHED);
+  EXPECT_EQ(status.mode(), wxp::v1::ASYNC);
+  const std::vector<double> history = GlobalBestHistory("async");
+  ASSERT_GE(history.size(), 2u);
+  for (size_t k = 1; k < history.size(); ++k) {
+    EXPECT_GE(history[k], history[k - 1]) << "iteration " << k;
+  }
+  EXPECT_GE(status.global_best().utility(), history.back());
+
+  // g's alpha from its canonical blob, scored again here as the agents score it.
+  const wxp::v1::PositionRef& g = status.global_best();
+  ASSERT_FALSE(g.blob_id().empty());
+  auto alpha = AlphaFromBlobBytes(Download(g.blob_id()));
+  ASSERT_TRUE(alpha.ok()) << alpha.status();
+  ASSERT_EQ(alpha->size(), 3u);
+  EXPECT_EQ(*AlphaBlobId(*alpha), g.blob_id());
+  SyntheticEvaluator flat(optimum.values);
+  FlatAdapterEvaluator adapters(optimum.schema, flat);
+  DecodingEvaluator eval(**space, adapters);
+  auto scores = eval.Evaluate({g.particle_id(), g.iteration(), *alpha});
+  ASSERT_TRUE(scores.ok()) << scores.status();
+  auto utility = UtilityFunction::Create({{kSyntheticComponent, true, 1.0}})->Combine(*scores);
+  ASSERT_TRUE(utility.ok()) << utility.status();
+  EXPECT_EQ(g.utility(), *utility);
+
+  auto files = Export("async");
+  Adapter best = *(*space)->Decode(*alpha);
+  EXPECT_EQ(files[kPeftWeightsFile], *SerializeAdapter(best));
+  EXPECT_EQ(files[kPeftConfigFile], best.config_json.value_or(""));
+}
+
+// A graceful stop (SIGTERM: in-flight calls drained, the store closed cleanly) and restart of
+// the server after a round has closed, twice, changes nothing: the run still equals the
+// runner's byte for byte. The SIGKILL test above restarts from a crashed store at random
+// moments; this one takes the shutdown path at the round boundaries.
+TEST_F(CoefficientProcessTest, LoraProductRunSurvivesGracefulServerRestarts) {
+  auto space = ParticleSpace::Create(
+      ExpertsInPoolOrder(), {SpaceKind::kExpertCoefficients, LoraDecoder::kLoraProduct, 0, false});
+  ASSERT_TRUE(space.ok()) << space.status();
+  Adapter optimum = *(*space)->Decode(std::vector<float>{0.55f, 0.15f, 0.5f});
+  const std::string optimum_path = SaveOptimum("optimum", optimum);
+  auto oracle = RunOracle(**space, optimum);
+  ASSERT_TRUE(oracle.ok()) << oracle.status();
+  // The last closed iteration is history.size() - 1: restart after round 1 and midway.
+  const int last = static_cast<int>(oracle->history.size()) - 1;
+  ASSERT_GE(last, 3);
+  const std::vector<int> restart_after = {1, (last + 1) / 2};
+
+  ASSERT_TRUE(CreateSwarm("termed", "space: EXPERT_COEFFICIENTS decoder: LORA_PRODUCT").ok());
+  ChildProcess a, b;
+  const std::string log_a = root_ + "/termed-a.log", log_b = root_ + "/termed-b.log";
+  ASSERT_TRUE(a.Start(AgentArgs("termed", "firm-a", {0, 1}, optimum_path), log_a));
+  ASSERT_TRUE(b.Start(AgentArgs("termed", "firm-b", {2}, optimum_path), log_b));
+  int restarts = 0;
+  for (int k : restart_after) {
+    ASSERT_TRUE(WaitUntil([&] {
+      const wxp::v1::SwarmStatus s = Status("termed");
+      return s.iteration() >= k || s.state() == wxp::v1::FINISHED;
+    })) << "round "
+        << k << " did not close: " << proc::Tail(log_a);
+    if (Status("termed").state() == wxp::v1::FINISHED) break;
+    const int exit_status = server_->Kill(SIGTERM);
+    EXPECT_TRUE(WIFEXITED(exit_status) && WEXITSTATUS(exit_status) == 0)
+        << exit_status << ": " << proc::Tail(server_->log_path());
+    ASSERT_GT(server_->Start(), 0) << proc::Tail(server_->log_path());
+    ++restarts;
+  }
+  const int sa = a.Wait(absl::Minutes(3)), sb = b.Wait(absl::Minutes(3));
+  ASSERT_TRUE(WIFEXITED(sa) && WEXITSTATUS(sa) == 0) << proc::Tail(log_a);
+  ASSERT_TRUE(WIFEXITED(sb) && WEXITSTATUS(sb) == 0) << proc::Tail(log_b);
+  EXPECT_EQ(restarts, 2);
+  ExpectSameAsRunner("termed", **space, optimum);
+}
+
+// Two objectives for the dynamic-utility run: negative RMS distances of the candidate to two
+// optima (safetensors files of one layout), as an evaluation harness would report them.
+constexpr char kTwoOptimaScript[] = R"(import json, math, os, struct, sys
+def load(path):
+    with open(path, "rb") as f:
+        n = struct.unpack("<Q", f.read(8))[0]
+        header = json.loads(f.read(n))
+        data = f.read()
+    tensors = sorted((t for k, t in header.items() if k != "__metadata__"),
+                     key=lambda t: t["data_offsets"][0])
+    values = []
+    for t in tensors:
+        start, end = t["data_offsets"]
+        values.extend(struct.unpack("<%df" % ((end - start) // 4), data[start:end]))
+    return values
+def neg_rms(x, y):
+    sq = 0.0
+    for a, b in zip(x, y):
+        sq += (a - b) * (a - b)
+    return -math.sqrt(sq / len(y))
+x = load(os.path.join(sys.argv[3], "adapter_model.safetensors"))
+print(json.dumps({"scores": {"near_a": neg_rms(x, load(sys.argv[1])),
+                             "near_b": neg_rms(x, load(sys.argv[2]))}}))
+)";
+
+// Dynamic utility (SPEC 4.2, 4.4) through the real processes: after round 2 the weights move
+// from one objective to the other. The server re-ranks what it holds (every alpha in this
+// space), the agents adopt the re-chosen p_i, g and g_w, and the run finishes under the new
+// weights: g is the best of the new objective it has seen, at least as good there as the g
+// of the old one, and its utility is the new objective's score of g decoded.
+TEST_F(CoefficientProcessTest, ChangedUtilityWeightsRetargetTheRun) {
+  auto space = ParticleSpace::Create(
+      ExpertsInPoolOrder(), {SpaceKind::kExpertCoefficients, LoraDecoder::kLoraProduct, 0, false});
+  ASSERT_TRUE(space.ok()) << space.status();
+  const Adapter optimum_a = *(*space)->Decode(std::vector<float>{0.55f, 0.15f, 0.5f});
+  // Far enough apart that any g of the first objective (at least as close to it as the
+  // initial position e_0) is further from the second than the initial position e_1 is.
+  const Adapter optimum_b = *(*space)->Decode(std::vector<float>{-0.5f, 0.8f, -0.4f});
+  const std::string script = root_ + "/two_optima.py";
+  ASSERT_TRUE(WriteFileAtomically(script, kTwoOptimaScript).ok());
+  const std::string eval_command =
+      absl::StrCat("--eval_command=python3 ", script, " ", SaveOptimum("a", optimum_a), " ",
+                   SaveOptimum("b", optimum_b));
+  wxp::v1::CreateSwarmRequest create;
+  ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(
+      "spec { name: 'retarget' min_experts: 3 mode: SYNC round_deadline_seconds: 600 "
+      "utility { name: 'near_a' weight: 1 } utility { name: 'near_b' weight: 0 } "
+      "hyperparameters { seed: 99 max_iterations: 10 patience: 10 pool_size: 5 } "
+      "space: EXPERT_COEFFICIENTS decoder: LORA_PRODUCT }",
+      &create));
+  {
+    auto admin = Admin();
+    wxp::v1::CreateSwarmResponse created;
+    grpc::Status s = admin->admin().CreateSwarm(admin->NewContext().get(), create, &created);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  auto args = [&](const std::string& name, std::vector<int> experts) {
+    std::vector<std::string> argv = AgentArgs("retarget", name, experts, "");
+    argv.back() = eval_command;  // instead of the synthetic evaluator
+    return argv;
+  };
+  ChildProcess a, b;
+  const std::string log_a = root_ + "/retarget-a.log", log_b = root_ + "/retarget-b.log";
+  ASSERT_TRUE(a.Start(args("firm-a", {0, 1}), log_a));
+  ASSERT_TRUE(b.Start(args("firm-b", {2}), log_b));
+  // The change lands mid-run: eight more rounds, each at least one harness start per
+  // particle, stand between the round seen here and the end.
+  ASSERT_TRUE(WaitUntil([&] { return Status("retarget").iteration() >= 2; })) << proc::Tail(log_a);
+  const wxp::v1::PositionRef old_g = Status("retarget").global_best();
+  {
+    auto admin = Admin();
+    wxp::v1::SetUtilityWeightsRequest req;
+    req.set_swarm("retarget");
+    (*req.mutable_weights())["near_a"] = 0;
+    (*req.mutable_weights())["near_b"] = 1;
+    wxp::v1::UtilityWeights weights;
+    grpc::Status s = admin->admin().SetUtilityWeights(admin->NewContext().get(), req, &weights);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+    EXPECT_EQ(weights.version(), 2);
+  }
+  const int sa = a.Wait(absl::Minutes(3)), sb = b.Wait(absl::Minutes(3));
+  ASSERT_TRUE(WIFEXITED(sa) && WEXITSTATUS(sa) == 0) << proc::Tail(log_a);
+  ASSERT_TRUE(WIFEXITED(sb) && WEXITSTATUS(sb) == 0) << proc::Tail(log_b);
+
+  const wxp::v1::SwarmStatus status = Status("retarget");
+  EXPECT_EQ(status.state(), wxp::v1::FINISHED);
+  EXPECT_EQ(status.utility_weight_version(), 2);
+  // Both objectives of a position, as the harness computes them.
+  auto objectives = [&](const std::string& blob_id) {
+    auto alpha = AlphaFromBlobBytes(Download(blob_id));
+    EXPECT_TRUE(alpha.ok()) << alpha.status();
+    Adapter x = *(*space)->Decode(*alpha);
+    return std::pair<double, double>{NegativeRmsDistance(x.values, optimum_a.values),
+                                     NegativeRmsDistance(x.values, optimum_b.values)};
+  };
+  const wxp::v1::PositionRef& g = status.global_best();
+  const auto [g_a, g_b] = objectives(g.blob_id());
+  const auto [old_a, old_b] = objectives(old_g.blob_id());
+  EXPECT_NEAR(g.utility(), g_b, 1e-12);  // g ranks under the new weights...
+  EXPECT_GE(g.utility(), old_b);         // ...among everything held, the old g included
+  EXPECT_NEAR(old_g.utility(), old_a, 1e-12);
+  EXPECT_GT(g_b, old_b);  // the old objective's g is not the new one's best
+  // The history reads on under version 2, g never falling there.
+  auto admin = Admin();
+  wxp::v1::GetHistoryRequest hreq;
+  hreq.set_swarm("retarget");
+  wxp::v1::GetHistoryResponse history;
+  ASSERT_TRUE(admin->admin().GetHistory(admin->NewContext().get(), hreq, &history).ok());
+  std::vector<double> v2;
+  for (const auto& e : history.entries()) {
+    if (e.utility_weight_version() == 2) v2.push_back(e.global_best_utility());
+  }
+  ASSERT_GE(v2.size(), 2u);
+  for (size_t k = 1; k < v2.size(); ++k) EXPECT_GE(v2[k], v2[k - 1]) << k;
+  EXPECT_NEAR(v2.back(), g.utility(), 1e-12);
+
+  auto files = Export("retarget");
+  Adapter best = *(*space)->Decode(*AlphaFromBlobBytes(Download(g.blob_id())));
+  EXPECT_EQ(files[kPeftWeightsFile], *SerializeAdapter(best));
 }
 
 }  // namespace
