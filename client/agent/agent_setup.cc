@@ -56,13 +56,20 @@ absl::Status Agent::Impl::JoinSwarm() {
     WXP_RETURN_IF_ERROR(Upload(id));
     summary.expert_bytes_uploaded += summary.bytes_uploaded - before;
     req.add_expert_blob_ids(id);
+    // Each expert's own config (its rank and scaling decode it in a coefficient space); a
+    // bare .safetensors file has none.
+    std::string config;
+    if (fs::is_directory(e)) {
+      absl::StatusOr<std::string> cfg = ReadFile(e + "/" + kPeftConfigFile);
+      if (cfg.ok()) config = *std::move(cfg);
+    }
+    req.add_expert_adapter_configs(std::move(config));
     Log(absl::StrCat("event=expert_uploaded path=", e, " blob=", id.substr(0, 12),
                      " bytes=", summary.bytes_uploaded - before));
   }
-  if (fs::is_directory(o.expert_paths[0])) {
-    absl::StatusOr<std::string> cfg = ReadFile(o.expert_paths[0] + "/" + kPeftConfigFile);
-    if (cfg.ok()) req.set_adapter_config_json(*cfg);
-  }
+  // The first expert's config also in the one-config field, for servers that predate the
+  // per-expert configs (the server checks the two agree).
+  req.set_adapter_config_json(req.expert_adapter_configs(0));
   adapter_config_json = req.adapter_config_json();
   wxp::v1::JoinResponse resp;
   WXP_RETURN_IF_ERROR(WithRetry(

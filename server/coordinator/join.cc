@@ -1,5 +1,8 @@
+#include <map>
 #include <optional>
 #include <set>
+#include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -18,6 +21,48 @@ namespace wxp::server {
 using coordinator_internal::kMaxConfigBytes;
 using store::SwarmUpdate;
 
+namespace {
+
+// One adapter_config.json text of a join: at most 64 KiB, a LoRA config unless empty.
+absl::Status CheckConfigText(const std::string& field, const std::string& text) {
+  if (text.size() > kMaxConfigBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(field, " is larger than 64 KiB"));
+  }
+  if (text.empty()) return absl::OkStatus();
+  absl::Status s = ParseLoraConfig(text).status();
+  if (!s.ok()) return absl::InvalidArgumentError(absl::StrCat(field, ": ", s.message()));
+  return absl::OkStatus();
+}
+
+// The config each expert of the request joins with, parallel to expert_blob_ids: its own
+// (expert_adapter_configs) or, from a client that sends one config, adapter_config_json.
+absl::StatusOr<std::vector<std::string>> ConfigsOf(const wxp::v1::JoinRequest& request) {
+  WXP_RETURN_IF_ERROR(CheckConfigText("adapter_config_json", request.adapter_config_json()));
+  const int n = request.expert_blob_ids_size();
+  if (request.expert_adapter_configs().empty()) {
+    return std::vector<std::string>(n, request.adapter_config_json());
+  }
+  if (request.expert_adapter_configs_size() != n) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("expert_adapter_configs has ", request.expert_adapter_configs_size(),
+                     " entries but expert_blob_ids has ", n, ": one config per expert, or none"));
+  }
+  for (int i = 0; i < n; ++i) {
+    WXP_RETURN_IF_ERROR(CheckConfigText(absl::StrCat("expert_adapter_configs[", i, "]"),
+                                        request.expert_adapter_configs(i)));
+  }
+  if (!request.adapter_config_json().empty() &&
+      request.adapter_config_json() != request.expert_adapter_configs(0)) {
+    return absl::InvalidArgumentError(
+        "adapter_config_json differs from expert_adapter_configs[0]: with per-expert configs "
+        "it must be empty or the first expert's");
+  }
+  return std::vector<std::string>(request.expert_adapter_configs().begin(),
+                                  request.expert_adapter_configs().end());
+}
+
+}  // namespace
+
 absl::StatusOr<wxp::v1::JoinResponse> Coordinator::Join(const Caller& caller,
                                                         const wxp::v1::JoinRequest& request) {
   if (request.expert_blob_ids().empty()) {
@@ -27,28 +72,29 @@ absl::StatusOr<wxp::v1::JoinResponse> Coordinator::Join(const Caller& caller,
     return absl::InvalidArgumentError(
         absl::StrCat("capacity must be >= 1, got ", request.capacity()));
   }
-  if (request.adapter_config_json().size() > kMaxConfigBytes) {
-    return absl::InvalidArgumentError("adapter_config_json is larger than 64 KiB");
-  }
-  if (!request.adapter_config_json().empty()) {
-    absl::Status s = ParseLoraConfig(request.adapter_config_json()).status();
-    if (!s.ok())
-      return absl::InvalidArgumentError(absl::StrCat("adapter_config_json: ", s.message()));
-  }
+  WXP_ASSIGN_OR_RETURN(const std::vector<std::string> configs, ConfigsOf(request));
   return Serve<wxp::v1::JoinResponse>([&]() -> absl::StatusOr<wxp::v1::JoinResponse> {
     WXP_ASSIGN_OR_RETURN(Swarm * s, Find(request.swarm()));
-    WXP_RETURN_IF_ERROR(CheckExpertBaseModel(s->resolved.spec, request.adapter_config_json()));
+    for (size_t i = 0; i < configs.size(); ++i) {
+      absl::Status b = CheckExpertBaseModel(s->resolved.spec, configs[i]);
+      if (!b.ok() && !request.expert_adapter_configs().empty()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("expert_adapter_configs[", i, "]: ", b.message()));
+      }
+      WXP_RETURN_IF_ERROR(b);
+    }
     std::set<std::string> mine;
     for (const auto& e : s->experts) {
       if (e.agent == caller.name) mine.insert(e.blob_id);
     }
     std::vector<std::string> fresh;
-    std::set<std::string> seen;
-    for (const std::string& id : request.expert_blob_ids()) {
+    std::map<std::string, std::string> config_of;  // blob id -> the config it joins with
+    for (int i = 0; i < request.expert_blob_ids_size(); ++i) {
+      const std::string& id = request.expert_blob_ids(i);
       if (!IsSha256Hex(id)) {
         return absl::InvalidArgumentError(absl::StrCat("'", id, "' is not a SHA-256 blob id"));
       }
-      if (!seen.insert(id).second) {
+      if (!config_of.emplace(id, configs[i]).second) {
         return absl::InvalidArgumentError(absl::StrCat("expert ", id, " is listed twice"));
       }
       if (!mine.count(id)) fresh.push_back(id);
@@ -103,7 +149,7 @@ absl::StatusOr<wxp::v1::JoinResponse> Coordinator::Join(const Caller& caller,
       // new ones must make one space (whatever their ranks and scalings).
       std::vector<store::ExpertRecord> all = s->experts;
       for (const std::string& id : fresh) {
-        all.push_back({0, caller.name, id, 0, request.capacity(), request.adapter_config_json()});
+        all.push_back({0, caller.name, id, 0, request.capacity(), config_of[id]});
       }
       std::vector<const store::ExpertRecord*> ptrs;
       for (const auto& e : all) ptrs.push_back(&e);
@@ -126,7 +172,7 @@ absl::StatusOr<wxp::v1::JoinResponse> Coordinator::Join(const Caller& caller,
                             id,
                             now,
                             request.capacity(),
-                            request.adapter_config_json()};
+                            config_of[id]};
       next.experts.push_back(e);
       u.experts.push_back(e);
       u.blob_refs.push_back({id, 0, 0});

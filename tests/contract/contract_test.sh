@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The wire contract (proto/wxp.proto, proto/swarm_spec.proto) checked by an independent
 # client: Python stubs generated from the .proto files at test time (protoc and Debian's
-# grpc_python_plugin), Debian's python3-grpcio, no WXP code, against the real wxp-server.
+# grpc_python_plugin), Debian's python3-grpcio, no WXP code, against the real wxp-server:
+# contract_test.py (every RPC, WEIGHTS swarms), then coefficient_contract_test.py (an
+# EXPERT_COEFFICIENTS swarm).
 # /usr/bin/python3 on purpose: python3-grpcio installs for the system interpreter, and
 # another python3 may come first on PATH.
 set -euo pipefail
@@ -19,4 +21,5 @@ fi
 export WXP_SERVER="${root}/server/app/wxp-server"
 export WXP_PROTO_ROOT="${root}"
 export WXP_CONTRACT_TMP="${TEST_TMPDIR}"
-exec /usr/bin/python3 "${root}/tests/contract/contract_test.py"
+/usr/bin/python3 "${root}/tests/contract/contract_test.py"
+/usr/bin/python3 "${root}/tests/contract/coefficient_contract_test.py"

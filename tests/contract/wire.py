@@ -115,3 +115,60 @@ class Server:
             self.proc.wait()
         self.log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def read_safetensors(data):
+    """The tensors of safetensors bytes: {name: (dtype, shape, values)} (F32 / F64 only)."""
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8:8 + n])
+    body = data[8 + n:]
+    out = {}
+    for name, entry in header.items():
+        if name == "__metadata__":
+            continue
+        begin, end = entry["data_offsets"]
+        fmt = {"F32": "f", "F64": "d"}[entry["dtype"]]
+        count = (end - begin) // struct.calcsize(fmt)
+        out[name] = (entry["dtype"], tuple(entry["shape"]),
+                     list(struct.unpack("<%d%s" % (count, fmt), body[begin:end])))
+    return out
+
+
+def alpha_blob(alpha):
+    """The canonical blob of a coefficient vector as ReportRequest.position_alpha documents
+    it: one F32 tensor "alpha" of shape [len(alpha)], no metadata."""
+    return safetensors([("alpha", "F32", (len(alpha),), list(alpha))])
+
+
+def f32(x):
+    """x rounded to float32, as a repeated float field carries it."""
+    return struct.unpack("<f", struct.pack("<f", x))[0]
+
+
+def lora_expert(rank, fill, module="base_model.model.m", in_features=4, out_features=3):
+    """A PEFT LoRA expert of one module: (safetensors bytes, A rows [r][in], B rows
+    [out][r]), every value distinct and float32-exact."""
+    a = [[f32(fill + 0.01 * (i * in_features + k)) for k in range(in_features)]
+         for i in range(rank)]
+    b = [[f32(fill - 0.02 * (o * rank + i)) for i in range(rank)] for o in range(out_features)]
+    data = safetensors([
+        (module + ".lora_A.weight", "F32", (rank, in_features), [x for row in a for x in row]),
+        (module + ".lora_B.weight", "F32", (out_features, rank), [x for row in b for x in row])])
+    return data, a, b
+
+
+def lora_modules(rank, fill, modules, in_features=4, out_features=3):
+    """A PEFT LoRA expert of several modules (base_model.model.<module>), all of `rank`."""
+    tensors = []
+    for n, module in enumerate(modules):
+        data, a, b = lora_expert(rank, fill + n, "base_model.model." + module, in_features,
+                                 out_features)
+        tensors.extend(read_safetensors(data).items())
+    return safetensors([(name, dtype, shape, values)
+                        for name, (dtype, shape, values) in tensors])
+
+
+def matmul(b, a):
+    """B [out][r] times A [r][in]."""
+    return [[sum(b[o][i] * a[i][k] for i in range(len(a))) for k in range(len(a[0]))]
+            for o in range(len(b))]
