@@ -11,6 +11,7 @@
 
 #include <filesystem>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <random>
@@ -423,7 +424,17 @@ TEST_F(CoefficientProcessTest, LoraProductRunSurvivesGracefulServerRestarts) {
 
 // Two objectives for the dynamic-utility run: negative RMS distances of the candidate to two
 // optima (safetensors files of one layout), as an evaluation harness would report them.
-constexpr char kTwoOptimaScript[] = R"(import json, math, os, struct, sys
+// Arguments: optimum a, optimum b, a gate directory, N, the candidate. Every evaluation after
+// the first N waits until <gate>/open exists, so the run cannot end before the test
+// has changed the weights, however fast or slow the machine.
+constexpr int kGateAfter = 20;
+constexpr char kTwoOptimaScript[] = R"(import json, math, os, struct, sys, tempfile, time
+gate = sys.argv[3]
+os.makedirs(os.path.join(gate, "evals"), exist_ok=True)
+tempfile.mkstemp(dir=os.path.join(gate, "evals"))
+if len(os.listdir(os.path.join(gate, "evals"))) > int(sys.argv[4]):
+    while not os.path.exists(os.path.join(gate, "open")):
+        time.sleep(0.05)
 def load(path):
     with open(path, "rb") as f:
         n = struct.unpack("<Q", f.read(8))[0]
@@ -441,7 +452,7 @@ def neg_rms(x, y):
     for a, b in zip(x, y):
         sq += (a - b) * (a - b)
     return -math.sqrt(sq / len(y))
-x = load(os.path.join(sys.argv[3], "adapter_model.safetensors"))
+x = load(os.path.join(sys.argv[5], "adapter_model.safetensors"))
 print(json.dumps({"scores": {"near_a": neg_rms(x, load(sys.argv[1])),
                              "near_b": neg_rms(x, load(sys.argv[2]))}}))
 )";
@@ -461,9 +472,10 @@ TEST_F(CoefficientProcessTest, ChangedUtilityWeightsRetargetTheRun) {
   const Adapter optimum_b = *(*space)->Decode(std::vector<float>{-0.5f, 0.8f, -0.4f});
   const std::string script = root_ + "/two_optima.py";
   ASSERT_TRUE(WriteFileAtomically(script, kTwoOptimaScript).ok());
+  const std::string gate = root_ + "/gate";
   const std::string eval_command =
       absl::StrCat("--eval_command=python3 ", script, " ", SaveOptimum("a", optimum_a), " ",
-                   SaveOptimum("b", optimum_b));
+                   SaveOptimum("b", optimum_b), " ", gate, " ", kGateAfter);
   wxp::v1::CreateSwarmRequest create;
   ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(
       "spec { name: 'retarget' min_experts: 3 mode: SYNC round_deadline_seconds: 600 "
@@ -486,8 +498,8 @@ TEST_F(CoefficientProcessTest, ChangedUtilityWeightsRetargetTheRun) {
   const std::string log_a = root_ + "/retarget-a.log", log_b = root_ + "/retarget-b.log";
   ASSERT_TRUE(a.Start(args("firm-a", {0, 1}), log_a));
   ASSERT_TRUE(b.Start(args("firm-b", {2}), log_b));
-  // The change lands mid-run: eight more rounds, each at least one harness start per
-  // particle, stand between the round seen here and the end.
+  // The change lands mid-run: evaluations past kGateAfter (pool 5: within round 4 of 10)
+  // wait for the gate, which opens only after the change.
   ASSERT_TRUE(WaitUntil([&] { return Status("retarget").iteration() >= 2; })) << proc::Tail(log_a);
   const wxp::v1::PositionRef old_g = Status("retarget").global_best();
   {
@@ -501,6 +513,14 @@ TEST_F(CoefficientProcessTest, ChangedUtilityWeightsRetargetTheRun) {
     ASSERT_TRUE(s.ok()) << s.error_message();
     EXPECT_EQ(weights.version(), 2);
   }
+  // An evaluation is held at the gate: the run is still going when the gate opens.
+  ASSERT_TRUE(WaitUntil([&] {
+    std::error_code ec;
+    auto it = fs::directory_iterator(gate + "/evals", ec);
+    return !ec && std::distance(it, fs::directory_iterator()) > kGateAfter;
+  })) << proc::Tail(log_a);
+  EXPECT_EQ(Status("retarget").state(), wxp::v1::RUNNING);
+  ASSERT_TRUE(WriteFileAtomically(gate + "/open", "").ok());
   const int sa = a.Wait(absl::Minutes(3)), sb = b.Wait(absl::Minutes(3));
   ASSERT_TRUE(WIFEXITED(sa) && WEXITSTATUS(sa) == 0) << proc::Tail(log_a);
   ASSERT_TRUE(WIFEXITED(sb) && WEXITSTATUS(sb) == 0) << proc::Tail(log_b);
