@@ -418,7 +418,9 @@ TEST_F(CoefficientProcessTest, LoraProductRunSurvivesGracefulServerRestarts) {
   const int sa = a.Wait(absl::Minutes(3)), sb = b.Wait(absl::Minutes(3));
   ASSERT_TRUE(WIFEXITED(sa) && WEXITSTATUS(sa) == 0) << proc::Tail(log_a);
   ASSERT_TRUE(WIFEXITED(sb) && WEXITSTATUS(sb) == 0) << proc::Tail(log_b);
-  EXPECT_EQ(restarts, 2);
+  // The first restart always lands (round 1 of at least 3); the second only if the run is
+  // still going when the poll sees its round, which a fast machine need not give.
+  EXPECT_GE(restarts, 1);
   ExpectSameAsRunner("termed", **space, optimum);
 }
 
