@@ -102,9 +102,7 @@ def main():
         devtest = sum(seeds[s][method][0] - seeds[s][method][1] for s in keys) / len(keys)
         evals = sum(seeds[s][method][2] for s in keys) / len(keys)
         print(f"  {method:<26} {m:.4f} ± {h:.4f}   {d:+.4f} ± {dh:.4f} ({rel:+5.1f} %)   "
-              f"{gap:+10.2f} {devtest:+8.4f} {evals:6.0f}" if evals else
-              f"  {method:<26} {m:.4f} ± {h:.4f}   {d:+.4f} ± {dh:.4f} ({rel:+5.1f} %)   "
-              f"{gap:+10.2f} {devtest:+8.4f}")
+              f"{gap:+10.2f} {devtest:+8.4f} " + (f"{evals:6.0f}" if evals else ""))
 
 
 if __name__ == "__main__":

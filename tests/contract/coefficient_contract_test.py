@@ -10,7 +10,6 @@ ids, and an export whose weights are g decoded, checked against the experts by h
 Run by tests/contract/contract_test.sh after contract_test.py.
 """
 
-import hashlib
 import json
 import math
 import os
@@ -290,17 +289,7 @@ class CoefficientSwarmTest(ct.WireTest):
 
         # ExportBest: g decoded into a PEFT directory, each file verified by its sha256;
         # position_blob_id is g's canonical alpha blob on every message.
-        files, positions, utilities = {}, set(), set()
-        for msg in self.admin.ExportBest(pb.ExportBestRequest(swarm=name),
-                                         metadata=ct.md(ADMIN), timeout=60):
-            data = files.setdefault(msg.path, bytearray())
-            self.assertEqual(msg.chunk.offset, len(data))
-            data.extend(msg.chunk.data)
-            positions.add(msg.position_blob_id)
-            utilities.add(msg.utility)
-            if msg.sha256:
-                self.assertEqual(len(data), msg.file_size)
-                self.assertEqual(hashlib.sha256(data).hexdigest(), msg.sha256)
+        files, positions, utilities = self.export_best(name)
         self.assertEqual(list(files), ["adapter_model.safetensors", "adapter_config.json"])
         self.assertEqual(positions, {alpha_id(best[1])})
         self.assertEqual(utilities, {st.global_best.utility})
@@ -377,13 +366,7 @@ class CoefficientSwarmTest(ct.WireTest):
         st = self.status(name)
         self.assertEqual(st.state, pb.FINISHED)
         self.assertEqual(st.global_best.blob_id, alpha_id(best[1]))
-        files, positions = {}, set()
-        for msg in self.admin.ExportBest(pb.ExportBestRequest(swarm=name),
-                                         metadata=ct.md(ADMIN), timeout=60):
-            files.setdefault(msg.path, bytearray()).extend(msg.chunk.data)
-            positions.add(msg.position_blob_id)
-            if msg.sha256:
-                self.assertEqual(hashlib.sha256(files[msg.path]).hexdigest(), msg.sha256)
+        files, positions, _ = self.export_best(name)
         self.assertEqual(positions, {st.global_best.blob_id})
         self.assertEqual(json.loads(bytes(files["adapter_config.json"]))["r"], 2)
         tensors = wire.read_safetensors(bytes(files["adapter_model.safetensors"]))

@@ -127,6 +127,23 @@ class WireTest(unittest.TestCase):
     def status(self, swarm):
         return self.call(self.admin.GetSwarmStatus, pb.GetSwarmStatusRequest(swarm=swarm))
 
+    def export_best(self, swarm):
+        """ExportBest read to the end: each file's chunks in order, and at its last chunk its
+        size and sha256 checked. Returns (files by path as bytes, in stream order; the set of
+        position_blob_ids and the set of utilities the messages carried)."""
+        files, positions, utilities = {}, set(), set()
+        for msg in self.admin.ExportBest(pb.ExportBestRequest(swarm=swarm), metadata=md(ADMIN),
+                                         timeout=60):
+            data = files.setdefault(msg.path, bytearray())
+            self.assertEqual(msg.chunk.offset, len(data))
+            data.extend(msg.chunk.data)
+            positions.add(msg.position_blob_id)
+            utilities.add(msg.utility)
+            if msg.sha256:
+                self.assertEqual(len(data), msg.file_size)
+                self.assertEqual(hashlib.sha256(data).hexdigest(), msg.sha256)
+        return {path: bytes(data) for path, data in files.items()}, positions, utilities
+
     def running_swarm(self, name):
         """A swarm with two experts joined (firm-a: particle 0, firm-b: particle 1)."""
         self.create(spec(name))
@@ -390,17 +407,7 @@ class SwarmLifeTest(WireTest):
         self.assertEqual(self.status(name).utility_weight_version, 2)
 
         # ExportBest: the PEFT directory, file by file, verified by sha256.
-        files, utilities, positions = {}, set(), set()
-        for msg in self.admin.ExportBest(pb.ExportBestRequest(swarm=name), metadata=md(ADMIN),
-                                         timeout=60):
-            data = files.setdefault(msg.path, bytearray())
-            self.assertEqual(msg.chunk.offset, len(data))
-            data.extend(msg.chunk.data)
-            utilities.add(msg.utility)
-            positions.add(msg.position_blob_id)
-            if msg.sha256:
-                self.assertEqual(len(data), msg.file_size)
-                self.assertEqual(hashlib.sha256(data).hexdigest(), msg.sha256)
+        files, positions, utilities = self.export_best(name)
         self.assertEqual(list(files), ["adapter_model.safetensors", "adapter_config.json"])
         self.assertEqual(bytes(files["adapter_model.safetensors"]), x1)
         self.assertEqual(positions, {wire.sha256_hex(x1)})  # WEIGHTS: g's blob, on every message
