@@ -97,15 +97,12 @@ void Agent::Stop() {
 }
 
 absl::Status Agent::Impl::Move(ParticleState& s, const wxp::v1::GetTargetsResponse& t) {
-  const std::string& g = t.global_best().blob_id();
-  const std::string& gw = t.global_worst().blob_id();
-  WXP_RETURN_IF_ERROR(PutAlpha(t.global_best().alpha(), g));
-  WXP_RETURN_IF_ERROR(PutAlpha(t.global_worst().alpha(), gw));
-  WXP_RETURN_IF_ERROR(PutAlpha(t.personal_best().alpha(), t.personal_best().blob_id()));
+  WXP_ASSIGN_OR_RETURN(const std::string g, PositionId(t.global_best()));
+  WXP_ASSIGN_OR_RETURN(const std::string gw, PositionId(t.global_worst()));
+  WXP_ASSIGN_OR_RETURN(const std::string server_p, PositionId(t.personal_best()));
   WXP_RETURN_IF_ERROR(Fetch(g));
   WXP_RETURN_IF_ERROR(Fetch(gw));
   // The server's p_i wins (it may have re-ranked after a utility weight change).
-  const std::string& server_p = t.personal_best().blob_id();
   if (!server_p.empty() && server_p != s.p) {
     WXP_RETURN_IF_ERROR(Fetch(server_p));
     s.p = server_p;
@@ -205,10 +202,16 @@ absl::StatusOr<absl::Duration> Agent::Impl::ReportPending(ParticleState& s) {
   req.set_swarm(o.swarm);
   req.set_particle_id(s.id);
   req.set_iteration(m.iteration);
-  req.set_position_blob_id(m.x);
   if (space) {
+    // Alpha names the position (the server derives its id), so neither the id field nor
+    // the key repeats the 64-character id: a retry after a restart is recognised by its
+    // payload, the key is only a label.
     WXP_ASSIGN_OR_RETURN(std::vector<float> alpha, ReadAlphaBlob(BlobPath(m.x)));
     req.mutable_position_alpha()->Assign(alpha.begin(), alpha.end());
+    req.set_idempotency_key(absl::StrCat(s.id, ":", m.iteration));
+  } else {
+    req.set_position_blob_id(m.x);
+    req.set_idempotency_key(absl::StrCat(s.id, ":", m.iteration, ":", m.x));
   }
   if (m.failed) {
     req.set_evaluation_failed(true);
@@ -217,7 +220,6 @@ absl::StatusOr<absl::Duration> Agent::Impl::ReportPending(ParticleState& s) {
     for (const auto& [k, v] : m.scores) (*req.mutable_scores())[k] = v;
   }
   req.set_evaluation_seconds(m.seconds);
-  req.set_idempotency_key(absl::StrCat(s.id, ":", m.iteration, ":", m.x));
   wxp::v1::ReportResponse resp;
   absl::Status st = WithRetry("Report", [&] {
     return FromGrpc(conn->agent().Report(conn->NewContext().get(), req, &resp));

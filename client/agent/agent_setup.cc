@@ -121,6 +121,16 @@ absl::Status Agent::Impl::PutAlpha(const google::protobuf::RepeatedField<float>&
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::string> Agent::Impl::PositionId(const wxp::v1::PositionRef& ref) {
+  if (!space || ref.alpha().empty()) return ref.blob_id();
+  WXP_ASSIGN_OR_RETURN(std::string id, PutAlphaBlob(*blobs, ref.alpha()));
+  if (!ref.blob_id().empty() && ref.blob_id() != id) {
+    return absl::DataLossError(absl::StrCat("the server sent an alpha whose blob is ", id,
+                                            " for position ", ref.blob_id()));
+  }
+  return id;
+}
+
 absl::Status Agent::Impl::InitParticle(const wxp::v1::ParticleAssignment& a, int transport) {
   ParticleState s;
   s.id = a.particle_id();

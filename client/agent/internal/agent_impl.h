@@ -150,6 +150,10 @@ struct Agent::Impl {
   absl::Status LearnSpace(const wxp::v1::GetAssignmentResponse& resp);
   // Keeps an alpha that came inline as its blob, checking it is the blob `id` names.
   absl::Status PutAlpha(const google::protobuf::RepeatedField<float>& alpha, const std::string& id);
+  // The cache id of a target position. EXPERT_COEFFICIENTS: alpha's canonical blob, stored
+  // from the inline alpha (the server leaves blob_id empty; a server that sets it must
+  // name that blob, DataLoss otherwise). WEIGHTS: blob_id as sent.
+  absl::StatusOr<std::string> PositionId(const wxp::v1::PositionRef& ref);
   // One unit of work on a particle; returns how long to wait before it can progress
   // (zero: it progressed).
   absl::StatusOr<absl::Duration> Step(ParticleState& s);
