@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "common/adapter.h"
 #include "common/alpha_blob.h"
 #include "common/particle_space.h"
@@ -56,13 +57,17 @@ class CoefficientDynamicUtilityTest : public ::testing::Test {
     ASSERT_TRUE(out.ok()) << out.status();
   }
 
+  // A coefficient-space report as the agent sends it: no position_blob_id unless `blob_id`.
   absl::StatusOr<wxp::v1::ReportResponse> Report(int particle, int k,
                                                  const std::vector<float>& alpha, double acc,
-                                                 double speed) {
+                                                 double speed, const std::string& key = "",
+                                                 const std::string& blob_id = "") {
     wxp::v1::ReportRequest r;
     r.set_swarm("s");
     r.set_particle_id(particle);
     r.set_iteration(k);
+    r.set_idempotency_key(key);
+    r.set_position_blob_id(blob_id);
     r.mutable_position_alpha()->Assign(alpha.begin(), alpha.end());
     (*r.mutable_scores())["acc"] = acc;
     (*r.mutable_scores())["speed"] = speed;
@@ -188,7 +193,8 @@ TEST_F(CoefficientDynamicUtilityTest, NewWeightsRechoosePersonalBestsAndGlobalBe
   EXPECT_EQ(last.utility_weight_version(), 2);
   EXPECT_DOUBLE_EQ(last.global_best_utility(), 0.5);
 
-  // Iteration 2's targets carry the re-chosen alphas inline: g's, g_w's and p_i's.
+  // Iteration 2's targets carry the re-chosen alphas inline: g's, g_w's and p_i's, with no
+  // blob ids (alpha is the position; its id follows from it).
   for (const auto& [i, alpha] : x1) {
     auto t = Targets(i, 2);
     ASSERT_TRUE(t.ok()) << t.status();
@@ -199,7 +205,9 @@ TEST_F(CoefficientDynamicUtilityTest, NewWeightsRechoosePersonalBestsAndGlobalBe
     EXPECT_DOUBLE_EQ(t->global_best().utility(), 0.5);
     EXPECT_EQ(Alpha(t->global_worst().alpha()), x0[0]) << i;
     EXPECT_EQ(t->personal_best().iteration(), 1) << i;
-    EXPECT_EQ(t->personal_best().blob_id(), *AlphaBlobId(alpha)) << i;
+    EXPECT_EQ(t->global_best().blob_id(), "") << i;
+    EXPECT_EQ(t->global_worst().blob_id(), "") << i;
+    EXPECT_EQ(t->personal_best().blob_id(), "") << i;
     EXPECT_EQ(Alpha(t->personal_best().alpha()), alpha) << i;
     EXPECT_DOUBLE_EQ(t->personal_best().utility(), 0.2 + 0.1 * i) << i;
   }
@@ -215,6 +223,83 @@ TEST_F(CoefficientDynamicUtilityTest, NewWeightsRechoosePersonalBestsAndGlobalBe
   ASSERT_TRUE(decoded.ok()) << decoded.status();
   EXPECT_EQ(best->blob_id, Sha256Hex(*SerializeAdapter(*decoded)));
   EXPECT_EQ(*blobs_.ReadAll(best->blob_id), *SerializeAdapter(*decoded));
+}
+
+// The hot path names positions by alpha alone (SPEC 4.3): targets carry g, g_w and p_i as
+// alpha with an empty blob_id, reports carry no position_blob_id and a short key, and a
+// repeat of an acknowledged report (an agent restarted before it saved the answer) is
+// recognised by its payload whatever its key or whether it names alpha's id.
+TEST_F(CoefficientDynamicUtilityTest, HotPathNamesPositionsByAlphaAlone) {
+  wxp::v1::SwarmSpec spec;
+  ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(
+      "name: 's' min_experts: 2 mode: SYNC hyperparameters { seed: 5 pool_size: 2 "
+      "max_iterations: 10 patience: 10 } utility { name: 'acc' weight: 1 } "
+      "utility { name: 'speed' weight: 0 } space: EXPERT_COEFFICIENTS decoder: LORA_PRODUCT",
+      &spec));
+  ASSERT_TRUE(c_->CreateSwarm(admin_, spec).ok());
+  Join(a_, LoraExpert(0.1f));
+  Join(b_, LoraExpert(-0.2f));
+  ASSERT_EQ(c_->GetSwarmStatus("s")->state(), wxp::v1::RUNNING);
+  std::map<int, std::vector<float>> x0;
+  for (const Caller* who : {&a_, &b_}) {
+    auto assignment = c_->GetAssignment(*who, "s");
+    ASSERT_TRUE(assignment.ok()) << assignment.status();
+    for (const auto& p : assignment->particles()) {
+      owner_.emplace(p.particle_id(), *who);
+      x0[p.particle_id()] = Alpha(p.initial_alpha());
+    }
+  }
+  ASSERT_EQ(x0.size(), 2u);
+  for (const auto& [i, alpha] : x0) {
+    auto r = Report(i, 0, alpha, 0.6 - 0.1 * i, 0, absl::StrCat(i, ":0"));
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_FALSE(r->duplicate());
+  }
+  auto status = c_->GetSwarmStatus("s");
+  ASSERT_TRUE(status.ok()) << status.status();
+  for (const auto& [i, alpha] : x0) {
+    auto t = Targets(i, 1);
+    ASSERT_TRUE(t.ok()) << t.status();
+    ASSERT_EQ(t->status(), wxp::v1::GetTargetsResponse::READY);
+    for (const wxp::v1::PositionRef* ref :
+         {&t->global_best(), &t->global_worst(), &t->personal_best()}) {
+      EXPECT_EQ(ref->blob_id(), "") << i;
+      EXPECT_EQ(ref->alpha_size(), 2) << i;
+    }
+    EXPECT_EQ(Alpha(t->global_best().alpha()), x0[0]);
+    EXPECT_EQ(Alpha(t->global_worst().alpha()), x0[1]);
+    EXPECT_EQ(Alpha(t->personal_best().alpha()), alpha);
+    // The id an agent derives from alpha is the one the admin paths report.
+    EXPECT_EQ(*AlphaBlobId(Alpha(t->global_best().alpha())), status->global_best().blob_id());
+    EXPECT_EQ(*AlphaBlobId(Alpha(t->global_worst().alpha())), status->global_worst().blob_id());
+  }
+
+  std::vector<float> x1 = x0[1];
+  x1[0] += 0.5f;
+  auto first = Report(1, 1, x1, 0.7, 0, "1:1");
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_FALSE(first->duplicate());
+  EXPECT_TRUE(first->new_global_best());
+  EXPECT_FALSE(first->upload_requested());
+  // The same report again, as a restarted agent sends it; as an agent built before alpha
+  // alone named positions sends it (alpha's id and the long key); under any key.
+  for (const auto& [key, id] : std::vector<std::pair<std::string, std::string>>{
+           {"1:1", ""}, {absl::StrCat("1:1:", *AlphaBlobId(x1)), *AlphaBlobId(x1)}, {"x", ""}}) {
+    auto again = Report(1, 1, x1, 0.7, 0, key, id);
+    ASSERT_TRUE(again.ok()) << key << ": " << again.status();
+    EXPECT_TRUE(again->duplicate()) << key;
+    EXPECT_TRUE(again->new_personal_best()) << key;
+    EXPECT_DOUBLE_EQ(again->utility(), 0.7) << key;
+  }
+  // Another payload under the same key is not a repeat.
+  EXPECT_EQ(Report(1, 1, x1, 0.8, 0, "1:1").status().code(), absl::StatusCode::kAlreadyExists);
+  std::vector<float> other = x1;
+  other[1] += 0.5f;
+  EXPECT_EQ(Report(1, 1, other, 0.7, 0, "1:1").status().code(), absl::StatusCode::kAlreadyExists);
+  // An id that is not alpha's is still refused.
+  EXPECT_EQ(Report(1, 1, x1, 0.7, 0, "1:1", *AlphaBlobId(other)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(c_->GetSwarmStatus("s")->global_best().blob_id(), *AlphaBlobId(x1));
 }
 
 }  // namespace
