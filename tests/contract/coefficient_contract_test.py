@@ -58,20 +58,22 @@ class CoefficientSwarmTest(ct.WireTest):
         return self.call(self.agent.GetTargets, pb.GetTargetsRequest(
             swarm=name, particle_id=particle, iteration=k), who)
 
-    def report_alpha(self, name, particle, k, alpha, who, blob_id="", acc=None):
+    def report_alpha(self, name, particle, k, alpha, who, blob_id="", acc=None, key=None):
+        """A Report as the contract recommends in this space: position_alpha, no
+        position_blob_id, and the key "<particle_id>:<iteration>"."""
         return self.call(self.agent.Report, pb.ReportRequest(
             swarm=name, particle_id=particle, iteration=k, position_blob_id=blob_id,
             position_alpha=alpha, scores={"acc": score(alpha) if acc is None else acc},
-            evaluation_seconds=0.5), who)
+            evaluation_seconds=0.5,
+            idempotency_key="%d:%d" % (particle, k) if key is None else key), who)
 
-    def assert_ref(self, ref, what):
-        """A PositionRef of a coefficient swarm: alpha set wherever blob_id is, and blob_id
-        the id of alpha's canonical blob."""
-        if ref.blob_id:
-            self.assertEqual(len(ref.alpha), 3, what)
-            self.assertEqual(ref.blob_id, alpha_id(ref.alpha), what)
-        else:
-            self.assertEqual(list(ref.alpha), [], what)
+    def assert_target_ref(self, ref, what, dimension=3):
+        """g, g_w or p_i in a coefficient swarm's GetTargets: alpha always set, blob_id
+        always empty (the client derives it). Returns the derived id."""
+        self.assertEqual(ref.blob_id, "", what)
+        self.assertEqual(len(ref.alpha), dimension, what)
+        self.assertTrue(all(math.isfinite(a) for a in ref.alpha), what)
+        return alpha_id(ref.alpha)
 
     def test_create_swarm_space_settings(self):
         created = self.create(coef_spec("coef-spec", svd_rank=0))
@@ -251,18 +253,22 @@ class CoefficientSwarmTest(ct.WireTest):
         st = self.status(name)
         self.assertEqual(st.global_best.blob_id, alpha_id(best[1]))
 
-        # Iterations 1 and 2: targets carry alpha for g / g_w / p; agents move alpha and
-        # report it inline.
+        # Iterations 1 and 2: targets carry g / g_w / p as alpha alone (no blob ids); agents
+        # move alpha and report it inline with an empty position_blob_id.
         x, k = dict(initial), 1
         while k <= 2:
             moved = {}
+            st = self.status(name)  # no report of round k yet: g and g_w are the round's
             for i in sorted(owner):
                 t = self.targets(name, i, k, owner[i])
                 self.assertEqual((t.status, t.iteration), (pb.GetTargetsResponse.READY, k))
-                for ref, what in ((t.global_best, "g"), (t.global_worst, "g_w"),
-                                  (t.personal_best, "p")):
-                    self.assert_ref(ref, "%s of particle %d at %d" % (what, i, k))
-                self.assertTrue(t.global_best.blob_id and t.global_worst.blob_id)
+                ids = [self.assert_target_ref(ref, "%s of particle %d at %d" % (what, i, k))
+                       for ref, what in ((t.global_best, "g"), (t.global_worst, "g_w"),
+                                         (t.personal_best, "p"))]
+                # The ids this client derives are the ones the admin answers name.
+                self.assertEqual(ids[:2], [st.global_best.blob_id, st.global_worst.blob_id])
+                self.assertEqual((t.global_best.particle_id, t.global_best.iteration),
+                                 (st.global_best.particle_id, st.global_best.iteration))
                 self.assertEqual(self.targets(name, i, k, owner[i]), t)  # safe to repeat
                 g, gw = list(t.global_best.alpha), list(t.global_worst.alpha)
                 c = t.coefficients
@@ -274,8 +280,17 @@ class CoefficientSwarmTest(ct.WireTest):
                             for xi, gi, wi, ti in zip(x[i], g, gw, TARGET)]
             for i in sorted(owner):
                 r = self.report_alpha(name, i, k, moved[i], owner[i])
-                self.assertTrue(r.accepted and not r.upload_requested)
+                self.assertTrue(r.accepted and not r.duplicate and not r.upload_requested)
                 best = max(best, (r.utility, moved[i]))
+                # A restarted agent re-sends it (same short key, same payload): a duplicate,
+                # recognised by alpha; a different alpha under that key is not.
+                again = self.report_alpha(name, i, k, moved[i], owner[i])
+                self.assertTrue(again.accepted and again.duplicate, i)
+                self.assertEqual(again.utility, r.utility)
+                self.refused(Code.ALREADY_EXISTS, self.agent.Report, pb.ReportRequest(
+                    swarm=name, particle_id=i, iteration=k, idempotency_key="%d:%d" % (i, k),
+                    position_alpha=[wire.f32(a + 0.25) for a in moved[i]],
+                    scores={"acc": r.utility}), owner[i])
             x, k = moved, k + 1
 
         st = self.status(name)
@@ -358,8 +373,8 @@ class CoefficientSwarmTest(ct.WireTest):
         for i in owner:
             t = self.targets(name, i, 1, owner[i])
             self.assertEqual(t.status, pb.GetTargetsResponse.READY)
-            self.assertEqual(len(t.global_best.alpha), 4)
-            self.assertEqual(t.global_best.blob_id, alpha_id(t.global_best.alpha))
+            for ref in (t.global_best, t.global_worst, t.personal_best):
+                self.assert_target_ref(ref, "particle %d" % i, dimension=4)
             moved = [wire.f32(0.5 * (x + g)) for x, g in zip(alpha[i], t.global_best.alpha)]
             r = self.report_alpha(name, i, 1, moved, owner[i], acc=0.5 + 0.1 * i)
             best = max(best, (r.utility, moved))
