@@ -132,7 +132,9 @@ class Coordinator {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status MaybeCloseRounds(Swarm& next, store::SwarmUpdate& update, bool deadline_only)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  wxp::v1::SwarmStatus StatusOf(const Swarm& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The status views' message; g's and g_w's alpha are read from their blobs in
+  // EXPERT_COEFFICIENTS swarms (an error reading one fails it).
+  absl::StatusOr<wxp::v1::SwarmStatus> StatusOf(const Swarm& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<wxp::v1::SwarmStatus> SetState(const Caller& caller, const std::string& swarm,
                                                 store::SwarmState state, const std::string& action,
                                                 const std::string& reason);
