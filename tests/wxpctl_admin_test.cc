@@ -504,6 +504,40 @@ TEST_F(WxpctlAdminTest, EveryCommandAgainstTheRealServerOverMutualTls) {
   EXPECT_EQ(status["state"], "RUNNING") << status;
   EXPECT_EQ(status["particles"], 4);
   EXPECT_EQ(status["experts_joined"], 3);
+  // A spec that names no space runs (and shows) WEIGHTS, with no coefficients.
+  EXPECT_EQ(status["space"], "WEIGHTS") << status;
+  EXPECT_EQ(status["decoder"], "COEFFICIENT_DECODER_UNSPECIFIED") << status;
+  EXPECT_EQ(status["svd_rank"], 0) << status;
+  EXPECT_EQ(status["per_module"], false) << status;
+  EXPECT_EQ(status["expert_sharing"], "ALLOWED") << status;
+  EXPECT_EQ(status["coefficient_dimension"], 0) << status;
+  EXPECT_TRUE(status["global_best"].value("alpha", json::array()).empty()) << status;
+  Result running = Ctl({"swarm", "status", kSwarm});
+  EXPECT_NE(running.out.find("\nspace            WEIGHTS\n"), std::string::npos) << running;
+  EXPECT_EQ(running.out.find("g alpha"), std::string::npos) << running;
+
+  // A coefficient swarm shows its space from creation on (its dimension once the pool
+  // exists, which this one, waiting for experts, does not).
+  ASSERT_TRUE(WriteFileAtomically(root_ + "/coef.textproto",
+                                  "name: 'coef' min_experts: 2 utility { name: 'closeness' "
+                                  "weight: 1 }\n")
+                  .ok());
+  ASSERT_EQ(Ctl({"swarm", "create", "--spec", root_ + "/coef.textproto", "--space", "coefficients",
+                 "--decoder", "lora_product_svd", "--svd-rank", "8", "--per-module"})
+                .code,
+            0);
+  json coef = CtlJson({"swarm", "status", "coef"});
+  EXPECT_EQ(coef["space"], "EXPERT_COEFFICIENTS") << coef;
+  EXPECT_EQ(coef["decoder"], "LORA_PRODUCT_SVD") << coef;
+  EXPECT_EQ(coef["svd_rank"], 8) << coef;
+  EXPECT_EQ(coef["per_module"], true) << coef;
+  EXPECT_EQ(coef["expert_sharing"], "ALLOWED") << coef;
+  EXPECT_EQ(coef["coefficient_dimension"], 0) << coef;
+  Result coef_table = Ctl({"swarm", "status", "coef"});
+  EXPECT_NE(coef_table.out.find("\nspace            EXPERT_COEFFICIENTS (decoder LORA_PRODUCT_SVD, "
+                                "svd rank 8, per module, experts shared)\n"),
+            std::string::npos)
+      << coef_table;
   json particles = CtlJson({"particles", kSwarm});
   ASSERT_EQ(particles["particles"].size(), 4u) << particles;
   std::map<std::string, int> owners;
@@ -531,7 +565,9 @@ TEST_F(WxpctlAdminTest, EveryCommandAgainstTheRealServerOverMutualTls) {
   EXPECT_NE(wtable.out.find("weight version 2"), std::string::npos) << wtable;
 
   // --- pause holds the agents, resume releases them.
-  EXPECT_EQ(CtlJson({"swarm", "pause", kSwarm, "--reason", "lunch"})["state"], "PAUSED");
+  json paused = CtlJson({"swarm", "pause", kSwarm, "--reason", "lunch"});
+  EXPECT_EQ(paused["state"], "PAUSED") << paused;
+  EXPECT_EQ(paused["space"], "WEIGHTS") << paused;
   auto held = a.Targets(a.first_particle(), a.next_iteration(a.first_particle()));
   ASSERT_TRUE(held.ok()) << held.status();
   EXPECT_EQ(held->status(), v1::GetTargetsResponse::WAIT);

@@ -81,6 +81,19 @@ std::string FormatNumber(double value) {
   return absl::StrFormat("%.6g", value);
 }
 
+std::string FormatCoefficients(const std::vector<float>& values, size_t max_shown) {
+  std::string out = "[";
+  for (size_t i = 0; i < values.size() && i < max_shown; ++i) {
+    const double v = values[i];
+    absl::StrAppend(&out, i ? ", " : "",
+                    std::abs(v) < 5e-5 ? std::string("0") : absl::StrFormat("%.4g", v));
+  }
+  if (values.size() > max_shown) {
+    absl::StrAppend(&out, max_shown ? ", " : "", "… (", values.size(), " values)");
+  }
+  return out + "]";
+}
+
 std::string FormatAge(absl::Duration age) {
   if (age == absl::InfiniteDuration() || age == -absl::InfiniteDuration()) return "-";
   const int64_t s = std::max<int64_t>(0, absl::ToInt64Seconds(age));

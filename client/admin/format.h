@@ -30,6 +30,11 @@ std::string Sparkline(const std::vector<double>& values, size_t max_width = 48);
 // A utility for people: 6 significant digits, "-" for NaN.
 std::string FormatNumber(double value);
 
+// A coefficient vector for people: "[0.5, -0.125, 1]", each entry to 4 significant digits
+// ("0" for anything under 5e-5 in magnitude, so rounding noise does not read as a value).
+// More than `max_shown` entries show the first `max_shown` and then ", … (N values)]".
+std::string FormatCoefficients(const std::vector<float>& values, size_t max_shown = 8);
+
 // "42s", "3m07s", "5h02m", "2d03h"; "-" for an infinite duration. Negative durations
 // (clock skew) print as "0s".
 std::string FormatAge(absl::Duration age);

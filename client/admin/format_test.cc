@@ -45,6 +45,10 @@ TEST(FormatTest, NumbersAgesTimesAndCsv) {
   EXPECT_EQ(FormatAge(absl::InfiniteDuration()), "-");
   EXPECT_EQ(FormatUtcTime(absl::FromUnixSeconds(0)), "1970-01-01T00:00:00Z");
   EXPECT_EQ(FormatUtcTime(absl::InfinitePast()), "-");
+  EXPECT_EQ(FormatCoefficients({0.5f, -0.125f, 1.0f}), "[0.5, -0.125, 1]");
+  EXPECT_EQ(FormatCoefficients({0.123456f, 1e-7f, -2e-5f, 1234.5678f}), "[0.1235, 0, 0, 1235]");
+  EXPECT_EQ(FormatCoefficients({1, 2, 3, 4}, 2), "[1, 2, … (4 values)]");
+  EXPECT_EQ(FormatCoefficients({}), "[]");
   EXPECT_EQ(CsvField("plain"), "plain");
   EXPECT_EQ(CsvField("a,\"b\""), "\"a,\"\"b\"\"\"");
 }
@@ -93,12 +97,53 @@ TEST(ViewsTest, StatusShowsProgressAndSparkline) {
   EXPECT_NE(text.find("agents online    2"), std::string::npos) << text;
   EXPECT_NE(text.find("1970-01-01T00:16:40Z (1m05s ago)"), std::string::npos) << text;
   EXPECT_NE(text.find("▁▆█  -1 -> -0.25"), std::string::npos) << text;
+  // No space fields (a WEIGHTS swarm, or a server that predates them): WEIGHTS, no alpha.
+  EXPECT_NE(text.find("\nspace            WEIGHTS\n"), std::string::npos) << text;
+  EXPECT_EQ(text.find("g alpha"), std::string::npos) << text;
+  const std::string forbidden = RenderSwarmStatus(
+      Parse<v1::SwarmStatus>("name: 'w' space: WEIGHTS expert_sharing: FORBIDDEN"), {},
+      absl::Now());
+  EXPECT_NE(forbidden.find("\nspace            WEIGHTS (expert sharing forbidden)\n"),
+            std::string::npos)
+      << forbidden;
   // Before the pool exists nothing pretends to be known.
   const std::string pending = RenderSwarmStatus(
       Parse<v1::SwarmStatus>("name: 'p' state: PENDING_EXPERTS global_best { particle_id: -1 }"),
       {}, absl::Now());
   EXPECT_NE(pending.find("g utility        -\n"), std::string::npos) << pending;
   EXPECT_EQ(pending.find("g history"), std::string::npos);
+}
+
+TEST(ViewsTest, StatusShowsTheCoefficientSpaceAndGsAlpha) {
+  const auto s = Parse<v1::SwarmStatus>(
+      "name: 'c' state: RUNNING mode: SYNC iteration: 2 space: EXPERT_COEFFICIENTS "
+      "decoder: LORA_PRODUCT_SVD svd_rank: 8 per_module: true expert_sharing: ALLOWED "
+      "coefficient_dimension: 15 global_best { particle_id: 1 iteration: 2 utility: 0.5 "
+      "alpha: [0.25, -0.0312345, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0.5] }");
+  const std::string text = RenderSwarmStatus(s, {}, absl::Now());
+  EXPECT_NE(text.find("\nspace            EXPERT_COEFFICIENTS (decoder LORA_PRODUCT_SVD, svd "
+                      "rank 8, per module, dimension 15, experts shared)\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("\ng alpha          [0.25, -0.03123, 1, 0, 0, 0, 0, 0, … (15 values)]\n"),
+            std::string::npos)
+      << text;
+  // The line order people know stays: mode, then space, then iteration; g alpha after g.
+  EXPECT_LT(text.find("\nmode "), text.find("\nspace "));
+  EXPECT_LT(text.find("\nspace "), text.find("\niteration "));
+  EXPECT_LT(text.find("\ng utility "), text.find("\ng alpha "));
+  EXPECT_LT(text.find("\ng alpha "), text.find("\ng_w utility "));
+  // Before the pool: no dimension yet, and no g.
+  const std::string pending = RenderSwarmStatus(
+      Parse<v1::SwarmStatus>("name: 'p' state: PENDING_EXPERTS space: EXPERT_COEFFICIENTS "
+                             "decoder: LORA_PRODUCT expert_sharing: ALLOWED "
+                             "global_best { particle_id: -1 }"),
+      {}, absl::Now());
+  EXPECT_NE(pending.find("\nspace            EXPERT_COEFFICIENTS (decoder LORA_PRODUCT, "
+                         "experts shared)\n"),
+            std::string::npos)
+      << pending;
+  EXPECT_EQ(pending.find("g alpha"), std::string::npos) << pending;
 }
 
 TEST(ViewsTest, HistoryUsesTheLatestWeightVersionForCurves) {

@@ -24,6 +24,24 @@ std::string Utility(const v1::PositionRef* p) {
                          p->particle_id(), p->iteration());
 }
 
+// The particle space (SPEC 4.3) in one line; a server that predates the fields sends
+// none of them, which reads as what such a swarm is: WEIGHTS.
+std::string Space(const v1::SwarmStatus& s) {
+  if (s.space() != v1::EXPERT_COEFFICIENTS) {
+    return s.expert_sharing() == v1::FORBIDDEN ? "WEIGHTS (expert sharing forbidden)" : "WEIGHTS";
+  }
+  std::string out =
+      absl::StrCat("EXPERT_COEFFICIENTS (decoder ", v1::CoefficientDecoder_Name(s.decoder()));
+  if (s.decoder() == v1::LORA_PRODUCT_SVD) absl::StrAppend(&out, ", svd rank ", s.svd_rank());
+  if (s.per_module()) absl::StrAppend(&out, ", per module");
+  // 0 until the pool exists: the dimension depends on how many experts join.
+  if (s.coefficient_dimension() > 0) {
+    absl::StrAppend(&out, ", dimension ", s.coefficient_dimension());
+  }
+  return absl::StrCat(
+      out, s.expert_sharing() == v1::FORBIDDEN ? ", experts not shared)" : ", experts shared)");
+}
+
 std::string Ago(const google::protobuf::Timestamp& t, absl::Time now) {
   const absl::Time when = FromProtoTime(t);
   if (when == absl::InfinitePast()) return "-";
@@ -87,9 +105,13 @@ std::string RenderSwarmStatus(const v1::SwarmStatus& s, const std::vector<double
                     ? StateName(s.state())
                     : absl::StrCat(StateName(s.state()), " (", s.termination_reason(), ")"));
   line("mode", v1::RoundMode_Name(s.mode()));
+  line("space", Space(s));
   line("iteration", absl::StrCat(s.iteration()));
   line("step length", FormatNumber(s.step_length()));
   line("g utility", Utility(Known(s, true)));
+  if (const v1::PositionRef* g = Known(s, true); g != nullptr && g->alpha_size() > 0) {
+    line("g alpha", FormatCoefficients({g->alpha().begin(), g->alpha().end()}));
+  }
   line("g_w utility", Utility(Known(s, false)));
   line("particles", absl::StrFormat("%d (live %d, stale %d)", s.particles(), s.particles_live(),
                                     s.particles_stale()));

@@ -26,9 +26,10 @@ std::string RenderSwarmList(const v1::ListSwarmsResponse& list);
 // (what the status sparkline draws).
 std::vector<double> GlobalBestHistory(const v1::GetHistoryResponse& history);
 
-// "key  value" lines: state (and why it ended), iteration, step, g and g_w, particles
-// live/stale, agents online, experts, last round and its age, weight version, and the g
-// history as a sparkline.
+// "key  value" lines: state (and why it ended), mode, particle space (decoder, SVD rank,
+// per module, dimension), iteration, step, g (and its alpha in coefficient spaces) and g_w,
+// particles live/stale, agents online, experts, last round and its age, weight version,
+// and the g history as a sparkline.
 std::string RenderSwarmStatus(const v1::SwarmStatus& status, const std::vector<double>& g_history,
                               absl::Time now);
 

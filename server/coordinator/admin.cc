@@ -16,6 +16,7 @@
 namespace wxp::server {
 
 using coordinator_internal::EvalInfo;
+using coordinator_internal::FillAlpha;
 using coordinator_internal::InfoOf;
 using coordinator_internal::ToTimestamp;
 using store::ParticleRow;
@@ -68,7 +69,7 @@ wxp::v1::PositionRef Coordinator::Ref(const Swarm& s, const PositionRef& ref, do
   return out;
 }
 
-wxp::v1::SwarmStatus Coordinator::StatusOf(const Swarm& s) {
+absl::StatusOr<wxp::v1::SwarmStatus> Coordinator::StatusOf(const Swarm& s) {
   wxp::v1::SwarmStatus out;
   out.set_name(s.row.name);
   out.set_state(static_cast<wxp::v1::SwarmState>(s.row.state));
@@ -79,6 +80,18 @@ wxp::v1::SwarmStatus Coordinator::StatusOf(const Swarm& s) {
   out.set_min_experts(s.resolved.min_experts);
   out.set_utility_weight_version(s.row.utility_version);
   out.set_mode(s.resolved.spec.mode());
+  // The particle space (SPEC 4.3) as resolved; a spec stored before these fields existed
+  // reads as the defaults it ran with.
+  const wxp::v1::SwarmSpec& spec = s.resolved.spec;
+  out.set_space(spec.space() == wxp::v1::PARTICLE_SPACE_KIND_UNSPECIFIED ? wxp::v1::WEIGHTS
+                                                                         : spec.space());
+  out.set_decoder(spec.decoder());
+  out.set_svd_rank(spec.svd_rank());
+  out.set_per_module(spec.per_module());
+  out.set_expert_sharing(spec.expert_sharing() == wxp::v1::EXPERT_SHARING_UNSPECIFIED
+                             ? wxp::v1::ALLOWED
+                             : spec.expert_sharing());
+  if (s.coefficients()) out.set_coefficient_dimension(static_cast<int32_t>(s.alpha_dim));
   *out.mutable_created_time() = ToTimestamp(s.row.created_ms);
   if (s.row.round_opened_ms > 0)
     *out.mutable_last_round_time() = ToTimestamp(s.row.round_opened_ms);
@@ -87,6 +100,11 @@ wxp::v1::SwarmStatus Coordinator::StatusOf(const Swarm& s) {
     *out.mutable_global_best() = Ref(s, s.engine->global_best(), s.engine->global_best_utility());
     *out.mutable_global_worst() =
         Ref(s, s.engine->global_worst(), s.engine->global_worst_utility());
+    if (s.coefficients()) {
+      // alpha is set wherever blob_id is (PositionRef.alpha): a client need not fetch it.
+      WXP_RETURN_IF_ERROR(FillAlpha(*options_.blobs, *out.mutable_global_best()));
+      WXP_RETURN_IF_ERROR(FillAlpha(*options_.blobs, *out.mutable_global_worst()));
+    }
     // Live: reported in the open round or the one before it.
     int live = 0;
     for (int i = 0; i < s.pool_size(); ++i) {
@@ -131,7 +149,9 @@ absl::StatusOr<wxp::v1::SwarmStatus> Coordinator::GetSwarmStatus(const std::stri
 absl::StatusOr<wxp::v1::ListSwarmsResponse> Coordinator::ListSwarms() {
   return Serve<wxp::v1::ListSwarmsResponse>([&]() -> absl::StatusOr<wxp::v1::ListSwarmsResponse> {
     wxp::v1::ListSwarmsResponse out;
-    for (const auto& [name, s] : swarms_) *out.add_swarms() = StatusOf(*s);
+    for (const auto& [name, s] : swarms_) {
+      WXP_ASSIGN_OR_RETURN(*out.add_swarms(), StatusOf(*s));
+    }
     return out;
   });
 }

@@ -26,6 +26,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -125,6 +126,16 @@ class Coordinator {
  private:
   struct Swarm;
   explicit Coordinator(Options options);
+  // A join's expert checks, done without mu_ on the swarm as it was (Join re-checks under
+  // mu_ whatever changed since): each new expert blob's schema or refusal, and in
+  // coefficient swarms whether the experts, in the order of space_key, make one space.
+  struct JoinPrecheck {
+    std::map<std::string, absl::StatusOr<Schema>> experts;       // by blob id
+    std::vector<std::pair<std::string, std::string>> space_key;  // (blob id, config); empty: none
+    absl::Status space;
+  };
+  JoinPrecheck PrecheckJoin(const Caller& caller, const wxp::v1::JoinRequest& request,
+                            const std::vector<std::string>& configs) ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<Swarm*> Find(const std::string& name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Builds the pool into `next` (crossover children stored as blobs, particles assigned,
   // engine created) when there is capacity for every particle; otherwise leaves it pending.
@@ -132,7 +143,9 @@ class Coordinator {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status MaybeCloseRounds(Swarm& next, store::SwarmUpdate& update, bool deadline_only)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  wxp::v1::SwarmStatus StatusOf(const Swarm& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The status views' message; g's and g_w's alpha are read from their blobs in
+  // EXPERT_COEFFICIENTS swarms (an error reading one fails it).
+  absl::StatusOr<wxp::v1::SwarmStatus> StatusOf(const Swarm& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<wxp::v1::SwarmStatus> SetState(const Caller& caller, const std::string& swarm,
                                                 store::SwarmState state, const std::string& action,
                                                 const std::string& reason);

@@ -1,7 +1,8 @@
 // Dynamic utility (SPEC 4.2) in the EXPERT_COEFFICIENTS space (SPEC 4.3): a new weight
 // version re-chooses every p_i, g and g_w among the reported alphas (the server holds all of
 // them in this space), and what it then hands out and exports follows the new choice: the
-// targets carry the re-chosen alphas, and the export is the re-chosen g decoded.
+// targets and the status carry the re-chosen alphas, and the export is the re-chosen g
+// decoded. The status shows the space the swarm searches and its dimension.
 #include <map>
 #include <string>
 #include <vector>
@@ -116,9 +117,20 @@ TEST_F(CoefficientDynamicUtilityTest, NewWeightsRechoosePersonalBestsAndGlobalBe
       &spec));
   ASSERT_TRUE(c_->CreateSwarm(admin_, spec).ok());
   Join(a_, LoraExpert(0.1f));
+  // The space shows before the pool exists; its dimension only once it does.
+  auto pending = c_->GetSwarmStatus("s");
+  ASSERT_TRUE(pending.ok()) << pending.status();
+  EXPECT_EQ(pending->state(), wxp::v1::PENDING_EXPERTS);
+  EXPECT_EQ(pending->space(), wxp::v1::EXPERT_COEFFICIENTS);
+  EXPECT_EQ(pending->decoder(), wxp::v1::LORA_PRODUCT);
+  EXPECT_EQ(pending->svd_rank(), 0);
+  EXPECT_FALSE(pending->per_module());
+  EXPECT_EQ(pending->expert_sharing(), wxp::v1::ALLOWED);
+  EXPECT_EQ(pending->coefficient_dimension(), 0);
   Join(a_, LoraExpert(-0.2f));
   Join(b_, LoraExpert(0.3f));
   ASSERT_EQ(c_->GetSwarmStatus("s")->state(), wxp::v1::RUNNING);
+  EXPECT_EQ(c_->GetSwarmStatus("s")->coefficient_dimension(), 3);
 
   // x0[i]: the initial alphas (three unit vectors and a crossover child).
   std::map<int, std::vector<float>> x0, x1;
@@ -155,7 +167,10 @@ TEST_F(CoefficientDynamicUtilityTest, NewWeightsRechoosePersonalBestsAndGlobalBe
   EXPECT_EQ(status->global_best().particle_id(), 0);
   EXPECT_EQ(status->global_best().iteration(), 0);
   EXPECT_EQ(status->global_best().blob_id(), *AlphaBlobId(x0[0]));
+  EXPECT_EQ(Alpha(status->global_best().alpha()), x0[0]);
   EXPECT_DOUBLE_EQ(status->global_best().utility(), 0.6);
+  ASSERT_FALSE(status->global_worst().blob_id().empty());
+  EXPECT_EQ(*AlphaBlobId(Alpha(status->global_worst().alpha())), status->global_worst().blob_id());
   auto particles = c_->ListParticles("s");
   ASSERT_TRUE(particles.ok()) << particles.status();
   ASSERT_EQ(particles->particles_size(), 4);
@@ -175,10 +190,16 @@ TEST_F(CoefficientDynamicUtilityTest, NewWeightsRechoosePersonalBestsAndGlobalBe
   EXPECT_EQ(status->global_best().particle_id(), 3);
   EXPECT_EQ(status->global_best().iteration(), 1);
   EXPECT_EQ(status->global_best().blob_id(), *AlphaBlobId(x1[3]));
+  EXPECT_EQ(Alpha(status->global_best().alpha()), x1[3]);
   EXPECT_DOUBLE_EQ(status->global_best().utility(), 0.5);
   EXPECT_EQ(status->global_worst().particle_id(), 0);
   EXPECT_EQ(status->global_worst().iteration(), 0);
   EXPECT_EQ(status->global_worst().blob_id(), *AlphaBlobId(x0[0]));
+  EXPECT_EQ(Alpha(status->global_worst().alpha()), x0[0]);
+  auto listed = c_->ListSwarms();
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  ASSERT_EQ(listed->swarms_size(), 1);
+  EXPECT_EQ(Alpha(listed->swarms(0).global_best().alpha()), x1[3]);
   // Every p_i moved to its iteration-1 position.
   particles = c_->ListParticles("s");
   ASSERT_TRUE(particles.ok()) << particles.status();
@@ -223,6 +244,57 @@ TEST_F(CoefficientDynamicUtilityTest, NewWeightsRechoosePersonalBestsAndGlobalBe
   ASSERT_TRUE(decoded.ok()) << decoded.status();
   EXPECT_EQ(best->blob_id, Sha256Hex(*SerializeAdapter(*decoded)));
   EXPECT_EQ(*blobs_.ReadAll(best->blob_id), *SerializeAdapter(*decoded));
+
+  // The status a control answers with is the same view.
+  auto stopped = c_->Stop(admin_, "s", "done");
+  ASSERT_TRUE(stopped.ok()) << stopped.status();
+  EXPECT_EQ(stopped->state(), wxp::v1::STOPPED);
+  EXPECT_EQ(stopped->space(), wxp::v1::EXPERT_COEFFICIENTS);
+  EXPECT_EQ(stopped->coefficient_dimension(), 3);
+  EXPECT_EQ(Alpha(stopped->global_best().alpha()), x1[3]);
+  EXPECT_EQ(Alpha(stopped->global_worst().alpha()), x0[0]);
+}
+
+// Two LoRA modules of rank `rank` (so experts of different ranks share one space).
+Adapter TwoModuleExpert(float fill, int rank) {
+  Adapter a;
+  a.schema = Schema({{"base_model.model.m.lora_A.weight", DType::kF32, {rank, 6}},
+                     {"base_model.model.m.lora_B.weight", DType::kF32, {5, rank}},
+                     {"base_model.model.n.lora_A.weight", DType::kF32, {rank, 4}},
+                     {"base_model.model.n.lora_B.weight", DType::kF32, {3, rank}}});
+  a.values.assign(static_cast<size_t>(a.schema.total_params()), fill);
+  for (size_t i = 0; i < a.values.size(); ++i) a.values[i] += 0.01f * static_cast<float>(i);
+  return a;
+}
+
+TEST_F(CoefficientDynamicUtilityTest, StatusShowsTheSpaceAndThePerModuleDimension) {
+  wxp::v1::SwarmSpec spec;
+  ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(
+      "name: 's' min_experts: 3 hyperparameters { seed: 3 pool_size: 4 } "
+      "utility { name: 'acc' weight: 1 } space: EXPERT_COEFFICIENTS "
+      "decoder: LORA_PRODUCT_SVD svd_rank: 2 per_module: true",
+      &spec));
+  ASSERT_TRUE(c_->CreateSwarm(admin_, spec).ok());
+  Join(a_, TwoModuleExpert(0.1f, 1));
+  Join(a_, TwoModuleExpert(-0.2f, 2));
+  Join(b_, TwoModuleExpert(0.3f, 3));
+  // Pause answers with the same view as GetSwarmStatus.
+  auto paused = c_->Pause(admin_, "s", "");
+  ASSERT_TRUE(paused.ok()) << paused.status();
+  EXPECT_EQ(paused->state(), wxp::v1::PAUSED);
+  EXPECT_EQ(paused->space(), wxp::v1::EXPERT_COEFFICIENTS);
+  EXPECT_EQ(paused->decoder(), wxp::v1::LORA_PRODUCT_SVD);
+  EXPECT_EQ(paused->svd_rank(), 2);
+  EXPECT_TRUE(paused->per_module());
+  EXPECT_EQ(paused->expert_sharing(), wxp::v1::ALLOWED);
+  EXPECT_EQ(paused->coefficient_dimension(), 3 * 2);  // experts x modules
+  // Nothing evaluated yet: no g, so no alpha either.
+  EXPECT_EQ(paused->global_best().particle_id(), -1);
+  EXPECT_EQ(paused->global_best().alpha_size(), 0);
+  auto resumed = c_->Resume(admin_, "s", "");
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  EXPECT_EQ(resumed->coefficient_dimension(), 6);
+  EXPECT_EQ(c_->GetSwarmStatus("s")->coefficient_dimension(), 6);
 }
 
 // The hot path names positions by alpha alone (SPEC 4.3): targets carry g, g_w and p_i as

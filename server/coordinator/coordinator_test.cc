@@ -216,6 +216,16 @@ void RunAndCompareWithRunner(Harness& h, int restart_every,
   }
   auto status = h.coordinator->GetSwarmStatus("eq");
   ASSERT_EQ(status->state(), wxp::v1::FINISHED);
+  // A spec that names no space shows the one it runs in, resolved, and no coefficients.
+  EXPECT_EQ(status->space(), wxp::v1::WEIGHTS);
+  EXPECT_EQ(status->decoder(), wxp::v1::COEFFICIENT_DECODER_UNSPECIFIED);
+  EXPECT_EQ(status->svd_rank(), 0);
+  EXPECT_FALSE(status->per_module());
+  EXPECT_EQ(status->expert_sharing(), wxp::v1::ALLOWED);
+  EXPECT_EQ(status->coefficient_dimension(), 0);
+  EXPECT_FALSE(status->global_best().blob_id().empty());
+  EXPECT_EQ(status->global_best().alpha_size(), 0);
+  EXPECT_EQ(status->global_worst().alpha_size(), 0);
 
   // The oracle: same experts, same seed, same evaluator.
   RunnerOptions o;

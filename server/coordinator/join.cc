@@ -2,6 +2,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -61,7 +62,73 @@ absl::StatusOr<std::vector<std::string>> ConfigsOf(const wxp::v1::JoinRequest& r
                                   request.expert_adapter_configs().end());
 }
 
+// The schema of the expert blob `id` once it is read, parsed and checked (finite, not
+// empty); the refusal naming the blob otherwise.
+absl::StatusOr<Schema> CheckExpertBlob(PositionBlobs& blobs, const std::string& id) {
+  absl::StatusOr<std::string> bytes = blobs.ReadAll(id);
+  if (!bytes.ok()) {
+    return absl::NotFoundError(absl::StrCat("expert blob ", id, " has not been uploaded"));
+  }
+  absl::StatusOr<SafetensorsFile> file = SafetensorsFile::FromBytes(*std::move(bytes), id);
+  if (!file.ok()) return file.status();
+  Adapter a = AdapterFromSafetensors(*file);
+  if (absl::Status f = CheckFinite(a); !f.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("expert ", id, ": ", f.message()));
+  }
+  if (a.schema.total_params() == 0) {
+    return absl::InvalidArgumentError(absl::StrCat("expert ", id, " has no parameters"));
+  }
+  return std::move(a.schema);
+}
+
+// (blob id, config) of each expert, in order: what a coefficient space is built from.
+std::vector<std::pair<std::string, std::string>> SpaceKey(
+    const std::vector<store::ExpertRecord>& experts) {
+  std::vector<std::pair<std::string, std::string>> key;
+  for (const auto& e : experts) key.emplace_back(e.blob_id, e.config_json);
+  return key;
+}
+
 }  // namespace
+
+Coordinator::JoinPrecheck Coordinator::PrecheckJoin(const Caller& caller,
+                                                    const wxp::v1::JoinRequest& request,
+                                                    const std::vector<std::string>& configs) {
+  // What the swarm looks like now; the locked part re-checks anything that changed since.
+  std::vector<store::ExpertRecord> experts;
+  wxp::v1::SwarmSpec spec;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = swarms_.find(request.swarm());
+    if (it == swarms_.end() || it->second->row.state != store::SwarmState::kPendingExperts) {
+      return {};  // refused under the lock anyway, before any blob is looked at
+    }
+    experts = it->second->experts;
+    spec = it->second->resolved.spec;
+  }
+  JoinPrecheck out;
+  std::set<std::string> mine;
+  for (const auto& e : experts) {
+    if (e.agent == caller.name) mine.insert(e.blob_id);
+  }
+  std::vector<store::ExpertRecord> all = experts;
+  bool all_ok = true;
+  for (int i = 0; i < request.expert_blob_ids_size(); ++i) {
+    const std::string& id = request.expert_blob_ids(i);
+    if (!IsSha256Hex(id) || mine.count(id) || out.experts.count(id)) continue;
+    absl::StatusOr<Schema> schema = CheckExpertBlob(*options_.blobs, id);
+    all_ok = all_ok && schema.ok();
+    out.experts.emplace(id, std::move(schema));
+    all.push_back({0, caller.name, id, 0, request.capacity(), configs[i]});
+  }
+  if (spec.space() == wxp::v1::EXPERT_COEFFICIENTS && all_ok && all.size() > experts.size()) {
+    std::vector<const store::ExpertRecord*> ptrs;
+    for (const auto& e : all) ptrs.push_back(&e);
+    out.space_key = SpaceKey(all);
+    out.space = coordinator_internal::MakeSpace(*options_.blobs, spec, ptrs).status();
+  }
+  return out;
+}
 
 absl::StatusOr<wxp::v1::JoinResponse> Coordinator::Join(const Caller& caller,
                                                         const wxp::v1::JoinRequest& request) {
@@ -73,6 +140,11 @@ absl::StatusOr<wxp::v1::JoinResponse> Coordinator::Join(const Caller& caller,
         absl::StrCat("capacity must be >= 1, got ", request.capacity()));
   }
   WXP_ASSIGN_OR_RETURN(const std::vector<std::string> configs, ConfigsOf(request));
+  // Reading and checking the experts (64 MiB each, and every one of a coefficient swarm
+  // again for its space) takes seconds: it happens before the lock, so status and every
+  // other swarm's RPCs are not held up meanwhile. Blobs are content-addressed: what was
+  // checked is what joins.
+  const JoinPrecheck precheck = PrecheckJoin(caller, request, configs);
   return Serve<wxp::v1::JoinResponse>([&]() -> absl::StatusOr<wxp::v1::JoinResponse> {
     WXP_ASSIGN_OR_RETURN(Swarm * s, Find(request.swarm()));
     for (size_t i = 0; i < configs.size(); ++i) {
@@ -122,26 +194,21 @@ absl::StatusOr<wxp::v1::JoinResponse> Coordinator::Join(const Caller& caller,
     // Validate every new expert before anything changes.
     std::optional<Schema> schema = s->schema;
     for (const std::string& id : fresh) {
-      absl::StatusOr<std::string> bytes = options_.blobs->ReadAll(id);
-      if (!bytes.ok()) {
-        return absl::NotFoundError(absl::StrCat("expert blob ", id, " has not been uploaded"));
-      }
-      absl::StatusOr<SafetensorsFile> file = SafetensorsFile::FromBytes(*std::move(bytes), id);
-      if (!file.ok()) return file.status();
-      Adapter a = AdapterFromSafetensors(*file);
-      if (absl::Status f = CheckFinite(a); !f.ok()) {
-        return absl::InvalidArgumentError(absl::StrCat("expert ", id, ": ", f.message()));
-      }
-      if (a.schema.total_params() == 0) {
-        return absl::InvalidArgumentError(absl::StrCat("expert ", id, " has no parameters"));
-      }
+      // Checked before the lock, unless the swarm changed since (a reload, say) or the
+      // blob was missing then (its upload may have finished meanwhile).
+      auto checked = precheck.experts.find(id);
+      absl::StatusOr<Schema> expert =
+          checked != precheck.experts.end() && !absl::IsNotFound(checked->second.status())
+              ? checked->second
+              : CheckExpertBlob(*options_.blobs, id);
+      WXP_RETURN_IF_ERROR(expert.status());
       if (s->coefficients()) continue;  // checked as a set below: ranks may differ
       if (schema) {
-        if (absl::Status c = a.schema.CheckSame(*schema); !c.ok()) {
+        if (absl::Status c = expert->CheckSame(*schema); !c.ok()) {
           return absl::InvalidArgumentError(absl::StrCat("expert ", id, ": ", c.message()));
         }
       } else {
-        schema = a.schema;
+        schema = *std::move(expert);
       }
     }
     if (s->coefficients()) {
@@ -151,10 +218,14 @@ absl::StatusOr<wxp::v1::JoinResponse> Coordinator::Join(const Caller& caller,
       for (const std::string& id : fresh) {
         all.push_back({0, caller.name, id, 0, request.capacity(), config_of[id]});
       }
-      std::vector<const store::ExpertRecord*> ptrs;
-      for (const auto& e : all) ptrs.push_back(&e);
-      WXP_RETURN_IF_ERROR(
-          coordinator_internal::MakeSpace(*options_.blobs, s->resolved.spec, ptrs).status());
+      if (precheck.space_key == SpaceKey(all)) {
+        WXP_RETURN_IF_ERROR(precheck.space);
+      } else {  // the set changed since (another join, a reload): check it as it is now
+        std::vector<const store::ExpertRecord*> ptrs;
+        for (const auto& e : all) ptrs.push_back(&e);
+        WXP_RETURN_IF_ERROR(
+            coordinator_internal::MakeSpace(*options_.blobs, s->resolved.spec, ptrs).status());
+      }
     }
     Swarm next = *s;
     next.schema = schema;

@@ -3,8 +3,12 @@
 // and hands to every agent, and the refusals, which change nothing.
 #include <map>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
 #include "common/adapter.h"
 #include "common/testing/fake_clock.h"
 #include "google/protobuf/text_format.h"
@@ -162,6 +166,79 @@ TEST_F(JoinTest, PerExpertConfigRefusalsNameTheFieldAndIndex) {
   wxp::v1::JoinRequest bad_one_config = TwoExperts();
   bad_one_config.set_adapter_config_json("{not json");
   ExpectRefused(bad_one_config, "adapter_config_json");
+}
+
+// Blobs whose first read of one blob waits until the test lets it go: it holds a join in
+// the middle of reading its expert.
+class GatedBlobs : public PositionBlobs {
+ public:
+  GatedBlobs(PositionBlobs* inner, std::string gated) : inner_(inner), gated_(std::move(gated)) {}
+  bool Has(const std::string& id) override { return inner_->Has(id); }
+  absl::StatusOr<std::string> Put(absl::string_view bytes) override { return inner_->Put(bytes); }
+  absl::StatusOr<std::string> ReadAll(const std::string& id) override {
+    if (id == gated_ && !reading_.HasBeenNotified()) {
+      reading_.Notify();
+      release_.WaitForNotification();
+    }
+    return inner_->ReadAll(id);
+  }
+  void WaitUntilReading() { reading_.WaitForNotification(); }
+  void Release() { release_.Notify(); }
+
+ private:
+  PositionBlobs* inner_;
+  const std::string gated_;
+  absl::Notification reading_, release_;
+};
+
+// A join reads and checks its experts (64 MiB each in production, and every expert of a
+// coefficient swarm again for the space) without the coordinator's lock: status answers
+// meanwhile instead of waiting seconds for the join.
+TEST(JoinLockTest, StatusAnswersWhileAJoinReadsItsExpert) {
+  store::MemoryStore store;
+  MemoryBlobs memory;
+  const std::string first = *memory.Put(LoraBlob(2, 0.1f));
+  const std::string held = *memory.Put(LoraBlob(3, 0.2f));
+  GatedBlobs blobs(&memory, held);
+  FakeClock clock;
+  auto c = Coordinator::Create({&store, &blobs, &clock, 64, [](const std::string&) {}});
+  ASSERT_TRUE(c.ok()) << c.status();
+  wxp::v1::SwarmSpec spec;
+  ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(
+      "name: 's' min_experts: 3 utility { name: 'acc' weight: 1 } "
+      "space: EXPERT_COEFFICIENTS decoder: LORA_PRODUCT",
+      &spec));
+  ASSERT_TRUE((*c)->CreateSwarm({"ops", Role::kAdmin}, spec).ok());
+  auto join = [&](const std::string& who, const std::string& id) {
+    wxp::v1::JoinRequest r;
+    r.set_swarm("s");
+    r.add_expert_blob_ids(id);
+    r.set_capacity(2);
+    return (*c)->Join({who, Role::kAgent}, r);
+  };
+  ASSERT_TRUE(join("firm-b", first).ok());
+
+  absl::StatusOr<wxp::v1::JoinResponse> joined;
+  std::thread joiner([&] { joined = join("firm-a", held); });
+  blobs.WaitUntilReading();
+  absl::StatusOr<wxp::v1::SwarmStatus> status;
+  absl::Notification answered;
+  std::thread reader([&] {
+    status = (*c)->GetSwarmStatus("s");
+    answered.Notify();
+  });
+  // A deadline, not a sleep: with the fix the answer is immediate; without it, status
+  // would wait for the held join, and the test fails instead of hanging.
+  const bool in_time = answered.WaitForNotificationWithTimeout(absl::Seconds(60));
+  blobs.Release();
+  reader.join();
+  joiner.join();
+  EXPECT_TRUE(in_time) << "GetSwarmStatus waited for a join reading its expert";
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(status->experts_joined(), 1);  // the held join has not happened yet
+  ASSERT_TRUE(joined.ok()) << joined.status();
+  EXPECT_EQ(joined->experts_joined(), 2);
+  EXPECT_EQ((*c)->GetSwarmStatus("s")->experts_joined(), 2);
 }
 
 }  // namespace

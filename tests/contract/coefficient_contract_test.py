@@ -75,6 +75,13 @@ class CoefficientSwarmTest(ct.WireTest):
         self.assertTrue(all(math.isfinite(a) for a in ref.alpha), what)
         return alpha_id(ref.alpha)
 
+    def assert_status_space(self, st, decoder, svd_rank, per_module, dimension):
+        """SwarmStatus's particle space fields of a coefficient swarm."""
+        self.assertEqual((st.space, st.decoder, st.svd_rank, st.per_module, st.expert_sharing,
+                          st.coefficient_dimension),
+                         (spec_pb.EXPERT_COEFFICIENTS, decoder, svd_rank, per_module,
+                          spec_pb.ALLOWED, dimension))
+
     def test_create_swarm_space_settings(self):
         created = self.create(coef_spec("coef-spec", svd_rank=0))
         s = created.spec
@@ -150,7 +157,10 @@ class CoefficientSwarmTest(ct.WireTest):
         refuse("adapter_config_json", expert_adapter_configs=[c1, c2], adapter_config_json=c2)
         # One config for both: the rank-3 expert does not have its r = 2.
         refuse("r = 2", adapter_config_json=c1)
-        self.assertEqual(self.status(name).experts_joined, 0)
+        st = self.status(name)
+        self.assertEqual(st.experts_joined, 0)
+        # The space shows from creation on; its dimension once the pool exists.
+        self.assert_status_space(st, spec_pb.LORA_PRODUCT, 0, False, 0)
 
         # firm-a joins with each expert's own config (and the first in the old field, as a
         # client that also talks to older servers would); the swarm has no one schema.
@@ -167,6 +177,7 @@ class CoefficientSwarmTest(ct.WireTest):
         # firm-b joins like an older client: one config, applied to its expert.
         j = self.join(name, [id3], FIRM_B, capacity=2, config=c3)
         self.assertEqual((j.state, j.experts_joined), (pb.RUNNING, 3))
+        self.assert_status_space(self.status(name), spec_pb.LORA_PRODUCT, 0, False, 3)
         self.assertTrue(j.assigned_particle_ids)
         # A re-join (no configs this time) changes nothing: the experts keep their configs.
         again = self.join(name, [id1, id2], FIRM_A, capacity=2, config="")
@@ -252,6 +263,11 @@ class CoefficientSwarmTest(ct.WireTest):
             scores={"acc": score(x0)}), FIRM_A)
         st = self.status(name)
         self.assertEqual(st.global_best.blob_id, alpha_id(best[1]))
+        # Status carries alpha wherever blob_id is, and the blob id derives from it.
+        self.assertEqual(list(st.global_best.alpha), best[1])
+        self.assertTrue(st.global_worst.blob_id)
+        self.assert_ref(st.global_best, "status g")
+        self.assert_ref(st.global_worst, "status g_w")
 
         # Iterations 1 and 2: targets carry g / g_w / p as alpha alone (no blob ids); agents
         # move alpha and report it inline with an empty position_blob_id.
@@ -296,6 +312,9 @@ class CoefficientSwarmTest(ct.WireTest):
         st = self.status(name)
         self.assertEqual((st.state, st.termination_reason), (pb.FINISHED, "max_iterations"))
         self.assertEqual(st.global_best.blob_id, alpha_id(best[1]))
+        self.assertEqual(list(st.global_best.alpha), best[1])
+        self.assert_ref(st.global_best, "final status g")
+        self.assert_ref(st.global_worst, "final status g_w")
         self.assertAlmostEqual(st.global_best.utility, best[0])
         t = self.targets(name, p0, 3, FIRM_A)
         self.assertEqual((t.status, t.swarm_state), (pb.GetTargetsResponse.DONE, pb.FINISHED))
@@ -381,6 +400,11 @@ class CoefficientSwarmTest(ct.WireTest):
         st = self.status(name)
         self.assertEqual(st.state, pb.FINISHED)
         self.assertEqual(st.global_best.blob_id, alpha_id(best[1]))
+        self.assert_status_space(st, spec_pb.LORA_PRODUCT_SVD, 2, True, 2 * 2)
+        self.assertEqual(list(st.global_best.alpha), best[1])
+        self.assertEqual(st.global_best.blob_id, alpha_id(st.global_best.alpha))
+        self.assertEqual(len(st.global_worst.alpha), 4)
+        self.assertEqual(st.global_worst.blob_id, alpha_id(st.global_worst.alpha))
         files, positions, _ = self.export_best(name)
         self.assertEqual(positions, {st.global_best.blob_id})
         self.assertEqual(json.loads(bytes(files["adapter_config.json"]))["r"], 2)

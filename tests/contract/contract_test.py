@@ -219,6 +219,11 @@ class SwarmLifeTest(WireTest):
         self.assertTrue(st.HasField("created_time") and st.created_time.seconds > 0)
         self.assertFalse(st.HasField("last_round_time"))
         self.assertEqual((st.utility_weight_version, st.mode), (1, spec_pb.SYNC))
+        # The particle space, resolved: WEIGHTS, no decoder, no coefficients.
+        self.assertEqual((st.space, st.decoder, st.svd_rank, st.per_module, st.expert_sharing,
+                          st.coefficient_dimension),
+                         (spec_pb.WEIGHTS, spec_pb.COEFFICIENT_DECODER_UNSPECIFIED, 0, False,
+                          spec_pb.ALLOWED, 0))
 
         # UploadBlob in chunks; again: already_present; GetUploadOffset: complete.
         up = self.upload(a_bytes, FIRM_A, chunk=40)
@@ -310,6 +315,8 @@ class SwarmLifeTest(WireTest):
         self.assertEqual((st.global_best.particle_id, st.global_best.iteration,
                           st.global_best.blob_id, st.global_best.utility), (1, 0, b, 0.7))
         self.assertEqual((st.global_worst.particle_id, st.global_worst.blob_id), (0, a))
+        self.assertEqual((list(st.global_best.alpha), list(st.global_worst.alpha)), ([], []))
+        self.assertEqual((st.space, st.coefficient_dimension), (spec_pb.WEIGHTS, 0))
         self.assertEqual((st.particles_live, st.particles_stale, st.agents_online), (2, 0, 2))
         self.assertTrue(st.HasField("last_round_time"))
 
@@ -417,6 +424,7 @@ class SwarmLifeTest(WireTest):
         # Pause / resume / heartbeat / stop.
         p = self.call(self.admin.PauseSwarm, pb.SwarmControlRequest(swarm=name, reason="look"))
         self.assertEqual(p.state, pb.PAUSED)
+        self.assertEqual((p.space, p.expert_sharing), (spec_pb.WEIGHTS, spec_pb.ALLOWED))
         self.assertEqual(self.call(self.admin.PauseSwarm,
                                    pb.SwarmControlRequest(swarm=name)).state, pb.PAUSED)
         t = self.call(self.agent.GetTargets, pb.GetTargetsRequest(
