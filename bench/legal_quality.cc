@@ -384,6 +384,7 @@ int Main() {
       DecodingEvaluator evaluator(*space, inner);
       RunnerOptions ro;
       ro.params.seed = seed;
+      ro.crossover_groups = space->CrossoverGroups();
       ro.params.pool_size = absl::GetFlag(FLAGS_pool_size);
       ro.params.max_iterations = absl::GetFlag(FLAGS_max_iterations);
       ro.params.patience = absl::GetFlag(FLAGS_patience);

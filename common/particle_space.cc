@@ -101,6 +101,10 @@ int64_t ParticleSpace::Dimension() const {
   return options_.per_module ? n * static_cast<int64_t>(modules_.size()) : n;
 }
 
+int ParticleSpace::CrossoverGroups() const {
+  return options_.per_module ? static_cast<int>(modules_.size()) : 1;
+}
+
 std::vector<std::vector<float>> ParticleSpace::InitialPositions() const {
   std::vector<std::vector<float>> out;
   if (options_.kind == SpaceKind::kWeights) {

@@ -15,6 +15,12 @@
 //                       j·M + m, modules in LoraExpertSet order). A position decodes with
 //                       DecodeLora (common/lora_decode.h) and the space's decoder.
 //
+// Per-module positions need one thing from the engine: crossover children that draw one
+// weight per module (CrossoverGroups). Every other rule of SPEC 4 mixes whole positions
+// with scalar weights, so a pool of module-uniform positions (each expert's row all ones,
+// children w·x_a + (1−w)·x_b) would stay module-uniform forever: the same search as per
+// expert, in a larger vector (measured: identical B5 results before this was added).
+//
 // Thread-safe after Create: every method is const and pure.
 #ifndef WXP_COMMON_PARTICLE_SPACE_H_
 #define WXP_COMMON_PARTICLE_SPACE_H_
@@ -69,6 +75,10 @@ class ParticleSpace {
   int64_t Dimension() const;
   // The experts as positions of this space, in order (RunSwarm's `experts`).
   std::vector<std::vector<float>> InitialPositions() const;
+  // The coordinate groups a crossover child draws its own weight for (GrowPool's `groups`,
+  // RunnerOptions::crossover_groups): M with per_module (coordinate j·M + m is in group m,
+  // the module), else 1. Every pool over this space must be grown with it.
+  int CrossoverGroups() const;
   // The adapter at position `x`: PEFT-loadable, config included (see lora_decode.h for what
   // the product decoders write). InvalidArgument if x.size() != Dimension() or x holds a
   // NaN or infinity; Internal for a decoder failure.

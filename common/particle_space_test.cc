@@ -3,6 +3,7 @@
 // refuse what they cannot search.
 #include "common/particle_space.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "common/lora_synthetic.h"
@@ -45,7 +46,9 @@ bool Near(double a, double b, double rel) {
 absl::StatusOr<RunResult> RunInSpace(const ParticleSpace& space, AdapterEvaluator& evaluator,
                                      const UtilityFunction& utility, uint64_t seed) {
   DecodingEvaluator decoding(space, evaluator);
-  return RunSwarm(space.InitialPositions(), utility, decoding, Options(seed));
+  RunnerOptions o = Options(seed);
+  o.crossover_groups = space.CrossoverGroups();
+  return RunSwarm(space.InitialPositions(), utility, decoding, o);
 }
 
 TEST(ParticleSpaceTest, LinearAbCoefficientsFollowTheWeightsTrajectory) {
@@ -161,6 +164,39 @@ TEST(ParticleSpaceTest, PerModuleWithEqualModuleCoefficientsEqualsPerExpert) {
     EXPECT_EQ(x->schema, y->schema);
     EXPECT_EQ(x->config_json, y->config_json);
     EXPECT_EQ(x->values, y->values);
+  }
+}
+
+TEST(ParticleSpaceTest, PerModuleSearchLeavesTheModuleUniformPositions) {
+  const std::vector<Adapter> experts = MakeRandomLoraExperts(3, 2, 8, 2, /*seed=*/9);
+  auto per_expert = MakeSpace(experts, Coefficients(LoraDecoder::kLoraProduct));
+  auto per_module = MakeSpace(experts, Coefficients(LoraDecoder::kLoraProduct, 0, true));
+  ASSERT_TRUE(per_expert && per_module);
+  EXPECT_EQ(per_expert->CrossoverGroups(), 1);
+  ASSERT_EQ(per_module->CrossoverGroups(), 2);
+  // A target only per-module coefficients express: module 0 wants expert 0, module 1
+  // expert 2.
+  const Adapter target = *per_module->Decode(std::vector<float>{0.9f, 0.1f, 0, 0, 0.1f, 0.8f});
+  SyntheticEvaluator flat(target.values);
+  FlatAdapterEvaluator adapters(target.schema, flat);
+  const UtilityFunction utility = *UtilityFunction::Create({{kSyntheticComponent, true, 1.0}});
+  absl::StatusOr<RunResult> run = RunInSpace(*per_module, adapters, utility, 5);
+  ASSERT_TRUE(run.ok()) << run.status();
+  ASSERT_EQ(run->best.size(), 6u);
+  float spread = 0;
+  for (int j = 0; j < 3; ++j) {
+    spread = std::max(spread, std::fabs(run->best[2 * j] - run->best[2 * j + 1]));
+  }
+  // With one crossover weight per position every particle keeps equal coefficients for
+  // an expert's two modules: the spread is exactly 0 (checked below on the same run
+  // without groups), so any spread at all is the groups' doing.
+  EXPECT_GT(spread, 0.0f) << "g stayed module-uniform";
+  DecodingEvaluator decoding(*per_module, adapters);
+  absl::StatusOr<RunResult> one_weight =
+      RunSwarm(per_module->InitialPositions(), utility, decoding, Options(5));
+  ASSERT_TRUE(one_weight.ok()) << one_weight.status();
+  for (int j = 0; j < 3; ++j) {
+    EXPECT_EQ(one_weight->best[2 * j], one_weight->best[2 * j + 1]) << "expert " << j;
   }
 }
 

@@ -66,7 +66,8 @@ absl::StatusOr<RunResult> RunSwarm(const std::vector<std::vector<float>>& expert
   } else {
     for (int i : PoolOrder(options.expert_ids)) ordered.push_back(experts[i]);
   }
-  WXP_ASSIGN_OR_RETURN(buf.x, GrowPool(std::move(ordered), pool, params.seed));
+  WXP_ASSIGN_OR_RETURN(buf.x,
+                       GrowPool(std::move(ordered), pool, params.seed, options.crossover_groups));
   buf.p = buf.x;
   buf.v.assign(pool, std::vector<float>(dim, 0.0f));
 

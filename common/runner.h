@@ -40,6 +40,9 @@ struct RunnerOptions {
   // in PoolOrder(expert_ids), as the server orders them, so a run here and a federated run
   // over the same experts number their particles alike; when empty, in the order given.
   std::vector<std::string> expert_ids;
+  // Coordinate groups of the crossover (GrowPool): a ParticleSpace's CrossoverGroups(), so
+  // a run here grows the same pool as the server does for that space. 1 for flat vectors.
+  int crossover_groups = 1;
   // Dropout-K: probability of skipping a whole iteration's evaluations; Dropout-N:
   // probability of skipping one particle's evaluation. Skipped particles still move and
   // keep their stale utility. Both in [0, 1].

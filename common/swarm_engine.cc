@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "common/rng.h"
@@ -75,7 +76,12 @@ std::vector<int> PoolOrder(const std::vector<std::string>& expert_ids) {
   return order;
 }
 
-absl::StatusOr<std::vector<Crossover>> PlanPool(int num_experts, int pool_size, uint64_t seed) {
+absl::StatusOr<std::vector<Crossover>> PlanPool(int num_experts, int pool_size, uint64_t seed,
+                                                int groups) {
+  if (groups < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("crossover needs at least one coordinate group, got ", groups));
+  }
   if (num_experts < 1) {
     return absl::InvalidArgumentError("a swarm needs at least one expert");
   }
@@ -99,7 +105,14 @@ absl::StatusOr<std::vector<Crossover>> PlanPool(int num_experts, int pool_size, 
     if (b >= c.parent_a) ++b;
     c.parent_b = b;
     c.w = 2.0 * DrawUniform(seed, RngStream::kPool, child, 2);
-    plan.push_back(c);
+    if (groups > 1) {
+      // Group 0 keeps w, so the third coordinate of the draw only adds new weights.
+      c.group_w.push_back(c.w);
+      for (int g = 1; g < groups; ++g) {
+        c.group_w.push_back(2.0 * DrawUniform(seed, RngStream::kPool, child, 2, g));
+      }
+    }
+    plan.push_back(std::move(c));
   }
   return plan;
 }

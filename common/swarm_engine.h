@@ -64,6 +64,9 @@ struct Crossover {
   int parent_a = 0;
   int parent_b = 0;
   double w = 0;  // drawn from U(0, 2): half interpolation, half extrapolation
+  // Planned with groups > 1: one weight per coordinate group, each from U(0, 2), with
+  // group_w[0] == w (see GrowPool). Empty with one group.
+  std::vector<double> group_w;
 };
 
 // SPEC 4 step 1's stable order of the experts in the pool: ascending by blob id (the
@@ -74,10 +77,13 @@ struct Crossover {
 std::vector<int> PoolOrder(const std::vector<std::string>& expert_ids);
 
 // The crossovers that grow `num_experts` experts to `pool_size` particles, in order
-// (children may be parents of later children). Experts are particles 0..n-1.
-// InvalidArgument if num_experts < 1, pool_size < num_experts, or growth is needed from a
-// single expert (two distinct parents are required).
-absl::StatusOr<std::vector<Crossover>> PlanPool(int num_experts, int pool_size, uint64_t seed);
+// (children may be parents of later children). Experts are particles 0..n-1. With
+// `groups` > 1 each child also draws a weight per coordinate group (Crossover::group_w);
+// the parents and w are the same draws as with one group.
+// InvalidArgument if num_experts < 1, pool_size < num_experts, groups < 1, or growth is
+// needed from a single expert (two distinct parents are required).
+absl::StatusOr<std::vector<Crossover>> PlanPool(int num_experts, int pool_size, uint64_t seed,
+                                                int groups = 1);
 
 // An evaluated position: particle `particle`'s position after iteration `iteration`
 // (iteration 0 is the initial pool).

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <set>
+#include <tuple>
 
 #include "gtest/gtest.h"
 
@@ -97,6 +98,23 @@ TEST(PlanPoolTest, IsDeterministicPerSeed) {
     differs |= (*a)[i].w != (*c)[i].w;
   }
   EXPECT_TRUE(differs);
+}
+
+TEST(PlanPoolTest, GroupsAddWeightsWithoutChangingTheOneGroupPlan) {
+  auto one = PlanPool(4, 10, 3), three = PlanPool(4, 10, 3, 3);
+  ASSERT_TRUE(one.ok() && three.ok());
+  ASSERT_EQ(one->size(), three->size());
+  for (size_t i = 0; i < one->size(); ++i) {
+    const Crossover &a = (*one)[i], &b = (*three)[i];
+    EXPECT_TRUE(a.group_w.empty());
+    EXPECT_EQ(std::tie(a.child, a.parent_a, a.parent_b, a.w),
+              std::tie(b.child, b.parent_a, b.parent_b, b.w));
+    ASSERT_EQ(b.group_w.size(), 3u);
+    EXPECT_EQ(b.group_w[0], b.w);
+    for (double w : b.group_w) EXPECT_TRUE(w >= 0 && w < 2) << w;
+    EXPECT_NE(b.group_w[1], b.group_w[2]);
+  }
+  EXPECT_EQ(PlanPool(4, 10, 3, 0).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(PlanPoolTest, RejectsImpossiblePools) {

@@ -14,10 +14,14 @@
 namespace wxp {
 
 // The `pool_size` positions grown from `experts` (already in pool order, see PoolOrder):
-// positions 0..n-1 are the experts, the rest the children of PlanPool(n, pool_size, seed)
-// in order. InvalidArgument if the experts differ in length, or as PlanPool.
+// positions 0..n-1 are the experts, the rest the children of
+// PlanPool(n, pool_size, seed, groups) in order. With `groups` > 1 coordinate i belongs to
+// group i % groups and is interpolated with that group's weight; one group is the paper's
+// crossover, a single w for the whole position. InvalidArgument if the experts differ in
+// length, their length is not a multiple of `groups`, or as PlanPool.
 absl::StatusOr<std::vector<std::vector<float>>> GrowPool(std::vector<std::vector<float>> experts,
-                                                         int pool_size, uint64_t seed);
+                                                         int pool_size, uint64_t seed,
+                                                         int groups = 1);
 
 }  // namespace wxp
 

@@ -214,6 +214,7 @@ class CoefficientProcessTest : public ::testing::Test {
     o.params.max_iterations = 8;
     o.params.patience = 4;
     o.params.pool_size = 5;
+    o.crossover_groups = space.CrossoverGroups();
     return RunSwarm(space.InitialPositions(),
                     *UtilityFunction::Create({{kSyntheticComponent, true, 1.0}}), eval, o);
   }

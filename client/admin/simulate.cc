@@ -272,6 +272,7 @@ int Simulate(const std::vector<std::string>& args, std::ostream& out, std::ostre
   }
 
   absl::StatusOr<UtilityFunction> utility = UtilityFunction::Create({{pr.component, true, 1.0}});
+  if (pr.particle_space) options.crossover_groups = pr.particle_space->CrossoverGroups();
   absl::StatusOr<RunResult> result = RunSwarm(pr.positions, *utility, *pr.evaluator, options);
   if (!result.ok()) return Fail(err, result.status());
 

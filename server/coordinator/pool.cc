@@ -100,7 +100,8 @@ absl::Status Coordinator::BuildPool(SwarmUpdate& u, Swarm& next) {
     WXP_ASSIGN_OR_RETURN(
         next.space, coordinator_internal::MakeSpace(*options_.blobs, next.resolved.spec, experts));
     WXP_ASSIGN_OR_RETURN(std::vector<std::vector<float>> alpha,
-                         GrowPool(next.space->InitialPositions(), pool, next.resolved.params.seed));
+                         GrowPool(next.space->InitialPositions(), pool, next.resolved.params.seed,
+                                  next.space->CrossoverGroups()));
     for (const std::vector<float>& a : alpha) {
       WXP_ASSIGN_OR_RETURN(std::string bytes, AlphaBlobBytes(a));
       WXP_ASSIGN_OR_RETURN(std::string id, options_.blobs->Put(bytes));
