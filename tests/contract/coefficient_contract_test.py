@@ -75,6 +75,15 @@ class CoefficientSwarmTest(ct.WireTest):
         self.assertTrue(all(math.isfinite(a) for a in ref.alpha), what)
         return alpha_id(ref.alpha)
 
+    def assert_ref(self, ref, what):
+        """A PositionRef in a coefficient swarm's SwarmStatus: alpha set wherever blob_id is,
+        and blob_id the id of alpha's canonical blob."""
+        if ref.blob_id:
+            self.assertEqual(len(ref.alpha), 3, what)
+            self.assertEqual(ref.blob_id, alpha_id(ref.alpha), what)
+        else:
+            self.assertEqual(list(ref.alpha), [], what)
+
     def assert_status_space(self, st, decoder, svd_rank, per_module, dimension):
         """SwarmStatus's particle space fields of a coefficient swarm."""
         self.assertEqual((st.space, st.decoder, st.svd_rank, st.per_module, st.expert_sharing,
