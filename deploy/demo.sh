@@ -8,10 +8,14 @@
 #
 #   deploy/demo.sh [--out DIR] [--shards A,B,...] [--iterations K] [--finetune-steps N]
 #                  [--space weights|linear_ab|lora_product|lora_product_svd] [--keep]
+#                  [--lambdas L1,L2,...]
 #
 # --space: where the swarm searches (SPEC 4.3). Default lora_product: coefficients over the
 # firms' experts, decoded as the exact sum of their LoRA products; of the three spaces B5
 # measures it scored highest (README, "Quality"). weights is the paper's raw-weight search.
+#
+# --lambdas: the grid the merge baselines pick their scale from on the dev split (default
+# 0.2,0.4,0.6,0.8,1.0). Each value costs one merge and one dev evaluation per method.
 #
 # Everything it starts is stopped on exit and on Ctrl-C. Work files go to DIR (default a
 # fresh /tmp/wxp-demo.XXXXXX). At the end only the exported best adapter (DIR/best) and the
@@ -23,6 +27,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 OUT="" SHARDS_CSV="GPL,LGPL,GFDL,MPL,Apache" ITERATIONS=30 STEPS="" KEEP=0 SPACE=lora_product
+LAMBDAS_CSV=0.2,0.4,0.6,0.8,1.0
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) OUT=$2; KEEP=1; shift 2 ;;
@@ -30,11 +35,21 @@ while [ $# -gt 0 ]; do
     --iterations) ITERATIONS=$2; shift 2 ;;
     --finetune-steps) STEPS=$2; shift 2 ;;
     --space) SPACE=$2; shift 2 ;;
+    --lambdas) LAMBDAS_CSV=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0"; exit 0 ;;
     *) echo "demo: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
+
+IFS=, read -r -a LAMBDAS <<< "$LAMBDAS_CSV"
+for l in "${LAMBDAS[@]}"; do
+  [[ $l =~ ^[0-9]*\.?[0-9]+$ ]] && [[ ! $l =~ ^0*\.?0*$ ]] || {
+    echo "demo: --lambdas takes positive numbers separated by commas (got '$LAMBDAS_CSV')" >&2
+    exit 2
+  }
+done
+[ ${#LAMBDAS[@]} -gt 0 ] || { echo "demo: --lambdas is empty" >&2; exit 2; }
 
 case "$SPACE" in
   weights) SPACE_SPEC="" ;;
@@ -45,7 +60,13 @@ case "$SPACE" in
      exit 2 ;;
 esac
 
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+# Each step line says how long the one before it took (bash's SECONDS), so a slow demo shows
+# where its time went.
+step() {
+  [ -z "${STEP_START:-}" ] || printf '(%d s)\n' $((SECONDS - STEP_START))
+  STEP_START=$SECONDS
+  printf '\n\033[1m== %s\033[0m\n' "$*"
+}
 
 if [ -n "${WXP_BIN:-}" ]; then
   BIN=$WXP_BIN
@@ -177,7 +198,7 @@ $WXPCTL merge --method linear --out "$OUT/merges/uniform_soup" "${EXPERT_DIRS[@]
 tuned() {  # tuned METHOD [MERGE FLAGS...]
   local method=$1 best=-1 best_lambda="" lambda acc scale
   shift
-  for lambda in 0.2 0.4 0.6 0.8 1.0; do
+  for lambda in "${LAMBDAS[@]}"; do
     scale=(--lambda "$lambda")
     if [ "$method" = cat ] || [ "$method" = svd ]; then
       scale=(--weights "$(printf "$lambda%.0s," "${EXPERT_DIRS[@]}" | sed 's/,$//')")
@@ -202,6 +223,7 @@ done
   for m in task_arithmetic ties dare_ties cat; do tuned "$m"; done
   tuned svd --svd-rank 8
 } > "$OUT/table.txt"
+printf '(%d s)\n' $((SECONDS - STEP_START))
 python3 - "$OUT" "${#EXPERTS[@]}" <<'PY'
 import glob, os, re, sys
 out, n = sys.argv[1], int(sys.argv[2])

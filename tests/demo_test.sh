@@ -28,7 +28,7 @@ leftovers() {
 # 1. A full small run.
 OUT="$TMP/run"
 bash "$ROOT/deploy/demo.sh" --out "$OUT" --shards GPL,MPL --finetune-steps 150 \
-  --iterations 4 > "$TMP/run.log" 2>&1
+  --iterations 4 --lambdas 0.5 > "$TMP/run.log" 2>&1
 rc=$?
 check "the demo exits 0 (got $rc)" [ $rc -eq 0 ]
 [ $rc -eq 0 ] || tail -40 "$TMP/run.log"
@@ -46,6 +46,10 @@ check "the exported adapter is a PEFT directory wxpctl reads" \
   "$ROOT/client/wxpctl" adapter inspect "$OUT/best"
 check "the bytes-on-the-wire line is printed" grep -q '^bytes on the wire per particle-iteration' "$TMP/run.log"
 check "the swarm reached FINISHED" grep -q '^state  *FINISHED' "$TMP/run.log"
+check "the merge baselines took their lambda from --lambdas" \
+  bash -c "[ \$(grep -c '(lambda=0.5)' '$OUT/table.txt') -eq 5 ]"
+echo "where the run's time went:"
+sed 's/\x1b\[[0-9;]*m//g' "$TMP/run.log" | grep -E '^(== |\([0-9]+ s\)$)'
 check "each agent logged its iterations" \
   bash -c "[ \$(cat '$OUT'/firm-*.log | grep -c 'event=iteration ') -ge 4 ]"
 left=$(leftovers "$OUT")
@@ -55,6 +59,9 @@ check "no process is left behind: ${left:-none}" [ -z "$left" ]
 # group with SIGINT not ignored (job control on: `&` would otherwise ignore SIGINT), and the
 # whole group gets SIGINT.
 OUT2="$TMP/interrupted"
+# The base model is the first run's: `wxpctl legal pretrain` loads a cached base from the work
+# dir instead of pretraining again, and this part is about Ctrl-C, not about pretraining.
+mkdir -p "$OUT2" && cp -r "$OUT/legal" "$OUT2/legal"
 set -m
 bash "$ROOT/deploy/demo.sh" --out "$OUT2" --shards GPL,MPL --finetune-steps 150 \
   --iterations 1000 > "$TMP/int.log" 2>&1 &

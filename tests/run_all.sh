@@ -26,7 +26,9 @@ else
 fi
 for config in default ${WXP_SANITIZERS-asan}; do
   flags=()
-  if [ "$config" != default ]; then flags=("--config=$config"); fi
+  # A sanitizer run builds only what its tests need: the benches and the fuzzers (built with
+  # their own config by tests/fuzz_run.sh) would compile again for nothing.
+  if [ "$config" != default ]; then flags=("--config=$config" --build_tests_only); fi
   bazel test "${flags[@]}" //... "$@" 2>&1 | tee "$log"
   run_status=${PIPESTATUS[0]}
   passed=$(grep -cE '^//[^ ]+ +(\(cached\) )?PASSED' "$log")
