@@ -248,6 +248,10 @@ std::string PostgresServer::ConnectionString(const std::string& database) const 
   return absl::StrCat("host=127.0.0.1 port=", port_, " user=wxp dbname=", database);
 }
 
+std::string PostgresServer::Uri(const std::string& database) const {
+  return absl::StrCat("postgresql://wxp@127.0.0.1:", port_, "/", database);
+}
+
 absl::StatusOr<std::string> PostgresServer::NewSchema(const std::string& hint) {
   std::string name = absl::StrCat("t", ++schemas_, "_");
   for (char c : hint) {

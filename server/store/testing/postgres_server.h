@@ -42,8 +42,10 @@ class PostgresServer {
   absl::Status Restart();
 
   int port() const { return port_; }
-  // A libpq connection string for `database` on this server.
+  // A libpq connection string for `database` on this server, as keywords and as a URI
+  // (what wxp-server's --store takes).
   std::string ConnectionString(const std::string& database = "postgres") const;
+  std::string Uri(const std::string& database = "postgres") const;
   // An empty place for one test's tables: a new schema named after `hint` (made unique and
   // lower case) in the `postgres` database, and a connection string whose search_path is
   // that schema. As isolated as a database of its own for the store (which names no
