@@ -1,5 +1,6 @@
 #include "server/store/testing/store_contract.h"
 
+#include <limits>
 #include <thread>
 #include <tuple>
 #include <vector>
@@ -318,6 +319,29 @@ TEST_P(StoreContractTest, ARefusedUpdateInABatchIsRolledBackAlone) {
   third.swarm = "s";
   third.evaluation = Eval(2, 1, 0.5);
   EXPECT_TRUE(store_->Apply(third).ok());
+}
+
+// Utilities and times come back bit for bit, extremes included (not NaN, which SQLite stores
+// as NULL, and not -0.0, whose sign SQLite drops; scores are JSON, which has no infinity).
+TEST_P(StoreContractTest, DoublesRoundTripExactly) {
+  using limits = std::numeric_limits<double>;
+  SwarmRecord row = Swarm("s");
+  ASSERT_TRUE(store_->CreateSwarm(row, Audit("s", "create")).ok());
+  row.global_best_utility = limits::infinity();
+  row.global_worst_utility = -limits::infinity();
+  row.round_best_utility = limits::denorm_min();
+  row.round_worst_utility = limits::max();
+  SwarmUpdate u;
+  u.swarm = "s";
+  u.swarm_row = row;
+  u.evaluation = Eval(0, 1, 1.0 / 3.0);
+  u.evaluation->utility = limits::lowest();
+  u.evaluation->evaluation_seconds = 0.1 + 0.2;
+  u.history = {{1, 1, limits::min(), -1e-300, 2.0 / 3.0, 1e300, 0, 1, 2}};
+  ASSERT_TRUE(store_->Apply(u).ok());
+  EXPECT_EQ(*store_->GetSwarm("s"), row);
+  EXPECT_EQ(*store_->GetEvaluation("s", 0, 1), *u.evaluation);
+  EXPECT_EQ(store_->ListHistory("s")->at(0), u.history[0]);
 }
 
 TEST_P(StoreContractTest, IntegrityCheckIsOk) { EXPECT_EQ(*store_->IntegrityCheck(), "ok"); }
