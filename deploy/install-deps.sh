@@ -15,6 +15,10 @@ PACKAGES=(
   libssl-dev
   openssl
   libsqlite3-dev
+  # The PostgreSQL store (SPEC 6.1): libpq to build it; the server, whose tests start their
+  # own (its package also creates the unprivileged `postgres` user they run it as).
+  libpq-dev
+  postgresql
   libtorch-dev
   libgtest-dev
   nlohmann-json3-dev

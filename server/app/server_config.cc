@@ -37,6 +37,7 @@ absl::StatusOr<WxpServer::Options> ResolveServerOptions(const ServerFlags& flags
   options.listen = pick(flags.listen, config.listen());
   if (options.listen.empty()) options.listen = "127.0.0.1:7443";
   options.data_dir = pick(flags.data_dir, config.data_dir());
+  options.store = pick(flags.store, config.store());
   const auto& limits = config.limits();
   if (limits.max_blob_bytes() > 0) options.max_blob_bytes = limits.max_blob_bytes();
   if (limits.max_chunk_bytes() > 0) options.max_chunk_bytes = limits.max_chunk_bytes();

@@ -16,6 +16,7 @@ struct ServerFlags {
   std::string config;  // path of the ServerConfig file
   std::string listen;
   std::string data_dir;
+  std::string store;
   std::string tls_cert;
   std::string tls_key;
   std::string tls_ca;

@@ -3,15 +3,39 @@
 #include <iostream>
 #include <set>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
 #include "common/status_macros.h"
+#include "server/store/postgres_store.h"
+#include "server/store/sqlite_store.h"
 
 namespace wxp::server {
 namespace {
 
 // HTTP/2 streams a connection may use for unary calls on top of its blob streams.
 constexpr int kUnaryStreamsPerConnection = 64;
+
+bool IsPostgresUri(const std::string& store) {
+  return absl::StartsWith(store, "postgresql://") || absl::StartsWith(store, "postgres://");
+}
+
+absl::StatusOr<std::unique_ptr<store::SwarmStore>> OpenStore(const WxpServer::Options& options) {
+  if (options.store.empty()) {
+    WXP_ASSIGN_OR_RETURN(std::unique_ptr<store::SqliteStore> sqlite,
+                         store::SqliteStore::Open({options.data_dir + "/wxp.db"}));
+    return std::unique_ptr<store::SwarmStore>(std::move(sqlite));
+  }
+  // Anything else is refused rather than guessed at: the value may hold a password, so it
+  // is not echoed.
+  if (!IsPostgresUri(options.store)) {
+    return absl::InvalidArgumentError(
+        "--store must be empty (SQLite in --data_dir) or a postgresql:// connection URI");
+  }
+  WXP_ASSIGN_OR_RETURN(std::unique_ptr<store::PostgresStore> pg,
+                       store::PostgresStore::Open({options.store}));
+  return std::unique_ptr<store::SwarmStore>(std::move(pg));
+}
 
 }  // namespace
 
@@ -23,7 +47,7 @@ absl::StatusOr<std::unique_ptr<WxpServer>> WxpServer::Start(Options options) {
   std::unique_ptr<WxpServer> s(new WxpServer());
   s->options_ = options;
   WXP_RETURN_IF_ERROR(MakeDirs(options.data_dir));
-  WXP_ASSIGN_OR_RETURN(s->store_, store::SqliteStore::Open({options.data_dir + "/wxp.db"}));
+  WXP_ASSIGN_OR_RETURN(s->store_, OpenStore(options));
   WXP_ASSIGN_OR_RETURN(s->blobs_,
                        DiskBlobs::Open({options.data_dir + "/blobs", options.max_blob_bytes}));
   // A blob is referenced while the store counts a reference to it (an expert, a crossover
@@ -86,7 +110,8 @@ absl::StatusOr<std::unique_ptr<WxpServer>> WxpServer::Start(Options options) {
     }
   });
   std::cerr << absl::StrCat("event=server_started listen=", options.listen, " port=", s->port_,
-                            " data_dir=", options.data_dir)
+                            " data_dir=", options.data_dir,
+                            " store=", options.store.empty() ? "sqlite" : "postgresql")
             << std::endl;
   return s;
 }
@@ -101,7 +126,7 @@ void WxpServer::Shutdown(absl::Duration grace) {
   stop_ticker_.Notify();
   if (ticker_.joinable()) ticker_.join();
   coordinator_.reset();
-  store_.reset();  // closes the database cleanly (WAL checkpoint on close)
+  store_.reset();  // closes the database cleanly (SQLite: WAL checkpoint on close)
   std::cerr << "event=server_stopped" << std::endl;
   shut_down_.Notify();
 }

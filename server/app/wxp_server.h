@@ -1,6 +1,7 @@
-// The WXP server as a library: opens the state (SQLite + blob store) in a data directory,
-// serves the agent and admin services plus gRPC health checking, closes rounds on deadlines
-// in the background, and shuts down gracefully. wxp-server's main() only builds Options.
+// The WXP server as a library: opens the state (SQLite in a data directory, or PostgreSQL)
+// and the blob store (in the data directory), serves the agent and admin services plus gRPC
+// health checking, closes rounds on deadlines in the background, and shuts down gracefully.
+// wxp-server's main() only builds Options.
 #ifndef WXP_SERVER_APP_WXP_SERVER_H_
 #define WXP_SERVER_APP_WXP_SERVER_H_
 
@@ -19,15 +20,17 @@
 #include "server/service/agent_service.h"
 #include "server/service/gatekeeper.h"
 #include "server/service/stream_limiter.h"
-#include "server/store/sqlite_store.h"
+#include "server/store/swarm_store.h"
 
 namespace wxp::server {
 
 class WxpServer {
  public:
   struct Options {
-    std::string listen = "127.0.0.1:7443";                 // host:port; port 0 picks a free one
-    std::string data_dir;                                  // required: wxp.db and blobs/ live here
+    std::string listen = "127.0.0.1:7443";  // host:port; port 0 picks a free one
+    std::string data_dir;                   // required: blobs/ (and wxp.db with SQLite) live here
+    // "" for SQLite in data_dir, or a postgresql:// URI (ServerConfig.store).
+    std::string store;
     std::shared_ptr<grpc::ServerCredentials> credentials;  // required (TLS in production)
     Authenticator authenticate;                            // required
     uint64_t max_blob_bytes = 4ull << 30;
@@ -59,7 +62,7 @@ class WxpServer {
   WxpServer() = default;
 
   Options options_;
-  std::unique_ptr<store::SqliteStore> store_;
+  std::unique_ptr<store::SwarmStore> store_;
   std::unique_ptr<DiskBlobs> blobs_;
   std::unique_ptr<Coordinator> coordinator_;
   std::unique_ptr<Gatekeeper> gate_;

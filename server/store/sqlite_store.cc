@@ -4,11 +4,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "server/store/internal/scores_json.h"
 #include "server/store/internal/sqlite_schema.h"
 
 namespace wxp::store {
 
 using db::Statement;
+using internal::ScoresToJson;
 using sqlite_internal::BindSwarm;
 using sqlite_internal::kCompatibleVersion;
 using sqlite_internal::kEvaluationColumns;
@@ -16,7 +18,6 @@ using sqlite_internal::kHistoryColumns;
 using sqlite_internal::kParticleColumns;
 using sqlite_internal::kSwarmColumns;
 using sqlite_internal::Migrations;
-using sqlite_internal::ScoresToJson;
 
 absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const Options& options) {
   WXP_ASSIGN_OR_RETURN(std::unique_ptr<db::Database> db,

@@ -50,8 +50,6 @@ absl::StatusOr<ClientRecord> ReadClient(const db::Statement& q);
 
 // Record -> parameters 1..24 of a statement over kSwarmColumns.
 void BindSwarm(db::Statement& q, const SwarmRecord& s);
-// An evaluation's component scores as stored (a JSON object).
-std::string ScoresToJson(const std::map<std::string, double>& scores);
 
 }  // namespace wxp::store::sqlite_internal
 
