@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <iostream>
 #include <set>
 
@@ -88,6 +89,11 @@ std::string FormatValue(double value) {
   for (int precision = 1; precision <= 17; ++precision) {
     std::snprintf(buf, sizeof(buf), "%.*g", precision, value);
     if (std::strtod(buf, nullptr) == value) break;
+  }
+  // %g writes 10 as "1e+01": whole numbers read better (and as other exporters write
+  // them) in full, up to where doubles stop being exact integers.
+  if (std::strchr(buf, 'e') != nullptr && value == std::floor(value) && std::fabs(value) < 1e15) {
+    std::snprintf(buf, sizeof(buf), "%.0f", value);
   }
   return buf;
 }

@@ -82,6 +82,9 @@ TEST(MetricsTest, HistogramWithoutLabelsPutsLeAlone) {
 TEST(MetricsTest, FormatsValuesShortestAndSpecials) {
   EXPECT_EQ(FormatValue(0), "0");
   EXPECT_EQ(FormatValue(42), "42");
+  EXPECT_EQ(FormatValue(10), "10");
+  EXPECT_EQ(FormatValue(-12000), "-12000");
+  EXPECT_EQ(FormatValue(4294967296.0), "4294967296");
   EXPECT_EQ(FormatValue(0.1), "0.1");
   EXPECT_EQ(FormatValue(0.123456789012), "0.123456789012");
   EXPECT_EQ(FormatValue(1e-5), "1e-05");
