@@ -22,6 +22,10 @@ const std::vector<double> kRpcSecondsBuckets = {0.001, 0.0025, 0.005, 0.01, 0.02
 const std::vector<double> kCommitSecondsBuckets = {
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10};
 
+// From a synthetic swarm's sub-second rounds to the default 600 s deadline and beyond.
+const std::vector<double> kRoundSecondsBuckets = {0.1, 0.5, 1,   5,    10,   30,  60,
+                                                  120, 300, 600, 1200, 3600, 7200};
+
 const char* const kSwarmStates[] = {"PENDING_EXPERTS", "RUNNING", "PAUSED", "FINISHED", "STOPPED"};
 
 std::string CodeName(int code) {
@@ -135,7 +139,12 @@ ServerMetrics::ServerMetrics()
       collect_errors_(registry_
                           ->AddCounter("wxp_metrics_collect_errors_total",
                                        "Scrapes whose swarm state could not be read.")
-                          .Get()) {
+                          .Get()),
+      round_seconds_(registry_->AddHistogram(
+          "wxp_round_duration_seconds",
+          "How long a round was open before it closed (iteration 0: from the pool's "
+          "construction), by swarm.",
+          kRoundSecondsBuckets, {"swarm"})) {
   Histogram* seconds =
       &registry_
            ->AddHistogram("wxp_store_commit_duration_seconds",
@@ -192,6 +201,10 @@ void ServerMetrics::ReportAnswered(const grpc::Status& status,
   } else {
     reports_accepted_.Increment();
   }
+}
+
+void ServerMetrics::RoundClosed(const std::string& swarm, double seconds) {
+  round_seconds_.WithLabels({swarm}).Observe(seconds);
 }
 
 void ServerMetrics::WatchCoordinator(Coordinator* coordinator) {

@@ -49,6 +49,9 @@ class ServerMetrics final : public ServiceObserver {
   void BlobBytesOut(uint64_t bytes) override;
   void ReportAnswered(const grpc::Status& status, const wxp::v1::ReportResponse& response) override;
 
+  // A round of `swarm` closed after `seconds` (Coordinator::Options::on_round_closed).
+  void RoundClosed(const std::string& swarm, double seconds);
+
   // One RPC's outcome (the interceptor's record; public for tests).
   void RecordRpc(const std::string& method_path, int code, double seconds);
 
@@ -78,6 +81,7 @@ class ServerMetrics final : public ServiceObserver {
   metrics::Family<metrics::Gauge>& swarm_state_;
   metrics::Family<metrics::Gauge>& weight_version_;
   metrics::Counter& collect_errors_;
+  metrics::Family<metrics::Histogram>& round_seconds_;
 };
 
 }  // namespace wxp::server

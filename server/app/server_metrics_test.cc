@@ -68,6 +68,16 @@ TEST(ServerMetricsTest, ReportsByOutcomeAndBlobBytes) {
   EXPECT_TRUE(Has(text, "wxp_blob_sent_bytes_total 7")) << text;
 }
 
+TEST(ServerMetricsTest, RoundDurationsBySwarm) {
+  ServerMetrics m;
+  m.RoundClosed("legal", 0.3);
+  m.RoundClosed("legal", 42);
+  const std::string text = m.registry().Render();
+  EXPECT_TRUE(Has(text, "wxp_round_duration_seconds_bucket{swarm=\"legal\",le=\"0.5\"} 1")) << text;
+  EXPECT_TRUE(Has(text, "wxp_round_duration_seconds_bucket{swarm=\"legal\",le=\"60\"} 2")) << text;
+  EXPECT_TRUE(Has(text, "wxp_round_duration_seconds_sum{swarm=\"legal\"} 42.3")) << text;
+}
+
 TEST(ServerMetricsTest, StoreCommitsWhileAlive) {
   store::UpdatePipeline pipeline([](const std::vector<const store::SwarmUpdate*>&,
                                     std::vector<absl::Status>&) { return absl::OkStatus(); });

@@ -47,17 +47,22 @@ absl::StatusOr<std::unique_ptr<WxpServer>> WxpServer::Start(Options options) {
                             " kept_recent=", recovered.kept_recent_unreferenced,
                             " bytes_freed=", recovered.bytes_freed)
             << std::endl;
+  if (!options.metrics_address.empty()) s->metrics_ = std::make_unique<ServerMetrics>();
   Coordinator::Options copts;
   copts.store = s->store_.get();
   copts.blobs = s->blobs_.get();
   copts.clock = options.clock;
   copts.max_particles_per_agent = options.max_particles_per_agent;
   copts.default_round_deadline_seconds = options.default_round_deadline_seconds;
+  if (s->metrics_) {
+    copts.on_round_closed = [m = s->metrics_.get()](const std::string& swarm, int, double seconds) {
+      m->RoundClosed(swarm, seconds);
+    };
+  }
   WXP_ASSIGN_OR_RETURN(s->coordinator_, Coordinator::Create(copts));
   s->gate_ = std::make_unique<Gatekeeper>(options.authenticate, s->store_.get(), options.clock);
   s->streams_ = std::make_unique<StreamLimiter>(options.max_concurrent_streams);
-  if (!options.metrics_address.empty()) {
-    s->metrics_ = std::make_unique<ServerMetrics>();
+  if (s->metrics_) {
     s->metrics_->WatchCoordinator(s->coordinator_.get());
     WXP_ASSIGN_OR_RETURN(
         s->metrics_http_,
