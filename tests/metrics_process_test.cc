@@ -3,7 +3,8 @@
 // scrapes the real wxp-server's --metrics_address every second while real wxp-agents run
 // a SYNC swarm to the end; then Prometheus' HTTP API must answer series whose values are
 // what the swarm did: its last iteration, one accepted report per particle and iteration,
-// Report RPCs answered OK, g's utility, blob bytes received and store commits.
+// Report RPCs answered OK, g's utility, blob bytes received and store commits. One agent
+// serves its own metrics too (evaluations, reports acknowledged, bytes uploaded).
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -100,6 +101,8 @@ class MetricsProcessTest : public ::testing::Test {
   void StartPrometheus() {
     prometheus_port_ = FreePort();
     ASSERT_GT(prometheus_port_, 0);
+    agent_metrics_port_ = FreePort();
+    ASSERT_GT(agent_metrics_port_, 0);
     const std::string config = root_ + "/prometheus.yml";
     std::ofstream(config) << "global:\n"
                              "  scrape_interval: 1s\n"
@@ -109,7 +112,12 @@ class MetricsProcessTest : public ::testing::Test {
                              "  - job_name: wxp-server\n"
                              "    static_configs:\n"
                              "      - targets: ['127.0.0.1:"
-                          << metrics_port_ << "']\n";
+                          << metrics_port_
+                          << "']\n"
+                             "  - job_name: wxp-agent\n"
+                             "    static_configs:\n"
+                             "      - targets: ['127.0.0.1:"
+                          << agent_metrics_port_ << "']\n";
     ASSERT_TRUE(prometheus_.Start(
         {kPrometheus, "--config.file=" + config, "--storage.tsdb.path=" + root_ + "/prometheus",
          absl::StrCat("--web.listen-address=127.0.0.1:", prometheus_port_)},
@@ -155,6 +163,18 @@ class MetricsProcessTest : public ::testing::Test {
     return std::stod(result[0]["value"][1].get<std::string>());
   }
 
+  // Polls until `promql` answers a value > 0 (see AwaitValue), and returns it.
+  std::optional<double> AwaitPositive(const std::string& promql) {
+    std::optional<double> got;
+    const absl::Time give_up = absl::Now() + absl::Seconds(90);
+    while (absl::Now() < give_up) {
+      got = Query(promql);
+      if (got && *got > 0) break;
+      absl::SleepFor(absl::Milliseconds(200));
+    }
+    return got;
+  }
+
   // Polls until `promql` has the value `want` (Prometheus scrapes every second; the bound
   // only ends a failing run), and returns what it last answered.
   std::optional<double> AwaitValue(const std::string& promql, double want) {
@@ -176,6 +196,7 @@ class MetricsProcessTest : public ::testing::Test {
   std::unique_ptr<ServerProcess> server_;
   int metrics_port_ = 0;
   int prometheus_port_ = 0;
+  int agent_metrics_port_ = 0;  // firm-a's
   ChildProcess prometheus_;
 };
 
@@ -200,7 +221,9 @@ TEST_F(MetricsProcessTest, PrometheusScrapesWhatTheSwarmDid) {
     ASSERT_TRUE(s.ok()) << s.error_message();
   }
   ChildProcess a, b;
-  ASSERT_TRUE(a.Start(AgentArgs("firm-a", {0, 1}), root_ + "/firm-a.log"));
+  std::vector<std::string> args_a = AgentArgs("firm-a", {0, 1});
+  args_a.push_back(absl::StrCat("--metrics_address=127.0.0.1:", agent_metrics_port_));
+  ASSERT_TRUE(a.Start(args_a, root_ + "/firm-a.log"));
   ASSERT_TRUE(b.Start(AgentArgs("firm-b", {2}), root_ + "/firm-b.log"));
   const int sa = a.Wait(absl::Minutes(3)), sb = b.Wait(absl::Minutes(3));
   ASSERT_TRUE(WIFEXITED(sa) && WEXITSTATUS(sa) == 0) << proc::Tail(root_ + "/firm-a.log");
@@ -259,6 +282,9 @@ TEST_F(MetricsProcessTest, PrometheusScrapesWhatTheSwarmDid) {
       Query("histogram_quantile(0.99, wxp_rpc_duration_seconds_bucket{method=\"Report\"})");
   ASSERT_TRUE(p99.has_value());
   EXPECT_GT(*p99, 0);
+  // One round duration per closed round, the initial evaluation included.
+  EXPECT_EQ(AwaitValue("wxp_round_duration_seconds_count" + swarm, status.iteration() + 1),
+            status.iteration() + 1);
   // The three experts were uploaded; the store committed something.
   const std::optional<double> in = Query("wxp_blob_received_bytes_total");
   ASSERT_TRUE(in.has_value());
@@ -269,6 +295,27 @@ TEST_F(MetricsProcessTest, PrometheusScrapesWhatTheSwarmDid) {
   const std::optional<double> commit_seconds = Query("wxp_store_commit_duration_seconds_count");
   ASSERT_TRUE(commit_seconds.has_value());
   EXPECT_EQ(*commit_seconds, *commits);
+
+  // firm-a's own metrics, scraped while it ran (it has exited: its last scraped values).
+  const std::optional<double> evaluated =
+      AwaitPositive("max_over_time(wxp_agent_evaluations_total{result=\"ok\"}[10m])");
+  ASSERT_TRUE(evaluated.has_value()) << proc::Tail(root_ + "/prometheus.log");
+  EXPECT_GT(*evaluated, 0);
+  EXPECT_LE(*evaluated, reports);
+  const std::optional<double> acknowledged =
+      AwaitPositive("max_over_time(wxp_agent_reports_acknowledged_total[10m])");
+  ASSERT_TRUE(acknowledged.has_value());
+  EXPECT_GT(*acknowledged, 0);
+  EXPECT_LE(*acknowledged, reports);
+  // Its two experts went up at the join, before anything else.
+  const std::optional<double> up =
+      AwaitPositive("max_over_time(wxp_agent_uploaded_bytes_total[10m])");
+  ASSERT_TRUE(up.has_value());
+  EXPECT_GE(*up, 2.0 * static_cast<double>(schema_.total_params()) * 4);
+  const std::optional<double> eval_seconds =
+      AwaitPositive("max_over_time(wxp_agent_evaluation_duration_seconds_count[10m])");
+  ASSERT_TRUE(eval_seconds.has_value());
+  EXPECT_GT(*eval_seconds, 0);
 }
 
 }  // namespace
