@@ -34,6 +34,10 @@ PACKAGES=(
   # runtimes, which clang only recommends.
   clang
   libclang-rt-14-dev
+  # Metrics (SPEC 11): GET /metrics is served by cpp-httplib; //tests:metrics_process_test
+  # scrapes a running swarm with a real Prometheus.
+  libcpp-httplib-dev
+  prometheus
 )
 
 missing=()

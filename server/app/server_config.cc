@@ -51,6 +51,8 @@ absl::StatusOr<WxpServer::Options> ResolveServerOptions(const ServerFlags& flags
   if (limits.blob_gc_grace_seconds() > 0) {
     options.blob_gc_grace = absl::Seconds(limits.blob_gc_grace_seconds());
   }
+  options.metrics_address = pick(flags.metrics_address, config.metrics_address());
+  options.metrics_allow_remote = flags.metrics_allow_remote || config.metrics_allow_remote();
   const Security security = flags.plaintext || config.plaintext()
                                 ? Security::Plaintext()
                                 : Security::MutualTls({pick(flags.tls_cert, config.tls().cert()),

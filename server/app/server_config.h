@@ -22,6 +22,8 @@ struct ServerFlags {
   std::string tls_ca;
   bool plaintext = false;
   bool plaintext_allow_remote = false;
+  std::string metrics_address;
+  bool metrics_allow_remote = false;
 };
 
 // Reads `flags.config` if given (relative paths in it are relative to the file), applies

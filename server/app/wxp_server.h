@@ -13,7 +13,9 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/metrics_http.h"
 #include "grpcpp/grpcpp.h"
+#include "server/app/server_metrics.h"
 #include "server/blobs/disk_blobs.h"
 #include "server/coordinator/coordinator.h"
 #include "server/service/admin_service.h"
@@ -43,6 +45,10 @@ class WxpServer {
     absl::Duration blob_gc_grace = absl::Hours(1);
     absl::Duration tick_interval = absl::Seconds(1);
     Clock* clock = Clock::Real();
+    // GET /metrics (Prometheus text format) on this host:port; empty: no metrics. A
+    // non-loopback address is refused unless metrics_allow_remote (metrics_http.h).
+    std::string metrics_address;
+    bool metrics_allow_remote = false;
   };
 
   // Opens the data directory (creating it), recovers the blob store (stray temporaries and
@@ -52,6 +58,8 @@ class WxpServer {
   ~WxpServer();  // Shutdown() with a short grace period if still running
 
   int port() const { return port_; }
+  // The metrics endpoint's port; 0 without metrics.
+  int metrics_port() const { return metrics_http_ ? metrics_http_->port() : 0; }
   // Stops accepting calls, lets in-flight calls finish for up to `grace` (then cancels
   // them), stops the deadline ticker and closes the database. Idempotent.
   void Shutdown(absl::Duration grace = absl::Seconds(5));
@@ -67,6 +75,9 @@ class WxpServer {
   std::unique_ptr<Coordinator> coordinator_;
   std::unique_ptr<Gatekeeper> gate_;
   std::unique_ptr<StreamLimiter> streams_;  // shared by both services: server-wide
+  // Before the services and the gRPC server, which use it: destroyed after them.
+  std::unique_ptr<ServerMetrics> metrics_;
+  std::unique_ptr<metrics::MetricsHttpServer> metrics_http_;
   std::unique_ptr<AdminServiceImpl> admin_;
   std::unique_ptr<AgentServiceImpl> agent_;
   std::unique_ptr<grpc::Server> server_;

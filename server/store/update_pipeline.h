@@ -53,6 +53,21 @@ class UpdatePipeline {
   // A refusal concerns one update; any other error concerns the whole batch.
   static bool IsRefusal(const absl::Status& s);
 
+  // Watching every pipeline's commits (the server's metrics): after each call of a commit
+  // function, on the leader's thread with no lock of the pipeline held, every observer sees
+  // the batch's size, how long the commit took and whether it committed. Observers are
+  // process-wide, like the metrics they feed; they must be quick and must not call back
+  // into a pipeline. RemoveCommitObserver waits for no call in progress: an observer's
+  // state must outlive any commit that may be running when it is removed.
+  struct CommitStats {
+    size_t updates = 0;
+    double seconds = 0;
+    bool committed = false;  // false: the whole batch failed
+  };
+  using CommitObserver = std::function<void(const CommitStats&)>;
+  static uint64_t AddCommitObserver(CommitObserver observer);  // returns its id
+  static void RemoveCommitObserver(uint64_t id);
+
  private:
   struct Entry {
     uint64_t ticket;
