@@ -1,5 +1,7 @@
 #include "tests/testing/swarm_driver.h"
 
+#include <signal.h>
+
 #include <chrono>
 #include <filesystem>
 #include <map>
@@ -236,6 +238,49 @@ void StartSwarm(int port, const std::string& hyperparameters, const std::string&
   }
   a.Init(ca);
   b.Init(cb);
+}
+
+int RunKillingOnce(ServerProcess& server, int port, int kill_at, Agent& a, Agent& b) {
+  for (int step = 0; step < 500; ++step) {
+    if (step == kill_at) {
+      server.Kill(SIGKILL);
+      port = server.Start();
+      if (port <= 0) {
+        ADD_FAILURE() << "the server did not restart: " << Tail(server.log_path());
+        return 0;
+      }
+    }
+    Client ca(port, a.name(), "agent"), cb(port, b.name(), "agent");
+    const bool a_alive = a.Step(ca);
+    if (!b.Step(cb) && !a_alive) return port;
+  }
+  ADD_FAILURE() << "the swarm did not end in 500 steps";
+  return port;
+}
+
+std::vector<float> ExpectFinishedAsTheRunner(int port,
+                                             const std::vector<std::vector<float>>& experts,
+                                             SyntheticEvaluator& eval, RunnerOptions options) {
+  Client admin(port, "ops", "admin");
+  wxp::v1::GetSwarmStatusRequest sreq;
+  sreq.set_swarm("swarm");
+  wxp::v1::SwarmStatus status;
+  const grpc::Status got = admin.admin->GetSwarmStatus(admin.Ctx().get(), sreq, &status);
+  if (!got.ok()) {
+    ADD_FAILURE() << "GetSwarmStatus: " << got.error_message();
+    return {};
+  }
+  EXPECT_EQ(status.state(), wxp::v1::FINISHED);
+  for (const auto& e : experts) options.expert_ids.push_back(Sha256Hex(Serialize(e)));
+  absl::StatusOr<RunResult> oracle = RunSwarm(
+      experts, *UtilityFunction::Create({{kSyntheticComponent, true, 1.0}}), eval, options);
+  if (!oracle.ok()) {
+    ADD_FAILURE() << "the in-process runner: " << oracle.status();
+    return {};
+  }
+  EXPECT_EQ(status.global_best().utility(), oracle->best_utility);
+  EXPECT_EQ(status.global_best().blob_id(), Sha256Hex(Serialize(oracle->best)));
+  return oracle->best;
 }
 
 }  // namespace wxp::proc

@@ -13,10 +13,12 @@
 #include <vector>
 
 #include "common/adapter.h"
+#include "common/runner.h"
 #include "common/synthetic.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/wxp.grpc.pb.h"
 #include "server/store/swarm_store.h"
+#include "tests/testing/processes.h"
 
 namespace wxp::proc {
 
@@ -97,6 +99,18 @@ void ExpectDurableState(store::SwarmStore& store, const std::string& dir,
 // agents join and report their initial evaluations.
 void StartSwarm(int port, const std::string& hyperparameters, const std::string& extra,
                 const std::vector<std::vector<float>>& experts, Agent& a, Agent& b);
+
+// Steps agents a and b until every particle is done (at most 500 steps), kill -9'ing
+// `server` before step `kill_at` and starting it again on the same state. Returns the port
+// the server last listened on (0 with a gtest failure if the restart failed).
+int RunKillingOnce(ServerProcess& server, int port, int kill_at, Agent& a, Agent& b);
+
+// Swarm "swarm" on `port` is FINISHED with the in-process runner's g: RunSwarm over
+// `experts` under the synthetic utility with `options` (expert_ids are filled here).
+// Returns the runner's g (empty, with a gtest failure, if the status or the run failed).
+std::vector<float> ExpectFinishedAsTheRunner(int port,
+                                             const std::vector<std::vector<float>>& experts,
+                                             SyntheticEvaluator& eval, RunnerOptions options);
 
 }  // namespace wxp::proc
 
