@@ -206,28 +206,15 @@ absl::Status PostgresStore::CommitBatchOnce(const std::vector<const SwarmUpdate*
                                             std::vector<absl::Status>& refused) {
   Transaction txn(conn_.get());
   WXP_RETURN_IF_ERROR(txn.status());
-  if (batch.size() == 1) {
-    // Alone, the transaction is the update's savepoint.
-    absl::Status s = ApplyLocked(*batch[0]);
-    if (UpdatePipeline::IsRefusal(s)) {
-      refused[0] = s;
-      return absl::OkStatus();  // rolled back with the transaction
-    }
-    WXP_RETURN_IF_ERROR(s);
-    return Commit(txn);
-  }
-  for (size_t i = 0; i < batch.size(); ++i) {
-    WXP_RETURN_IF_ERROR(conn_->Execute("SAVEPOINT one_update"));
-    absl::Status s = ApplyLocked(*batch[i]);
-    if (UpdatePipeline::IsRefusal(s)) {
-      refused[i] = s;
-      WXP_RETURN_IF_ERROR(conn_->Execute("ROLLBACK TO SAVEPOINT one_update"));
-    } else {
-      WXP_RETURN_IF_ERROR(s);
-    }
-    WXP_RETURN_IF_ERROR(conn_->Execute("RELEASE SAVEPOINT one_update"));
-  }
-  return Commit(txn);
+  WXP_ASSIGN_OR_RETURN(const bool commit,
+                       ApplyBatchInSavepoints(
+                           batch, refused,
+                           [this](const SwarmUpdate& u) {
+                             mu_.AssertHeld();  // CommitBatch holds it; tells the lock analysis
+                             return ApplyLocked(u);
+                           },
+                           [this](const char* sql) { return conn_->Execute(sql); }));
+  return commit ? Commit(txn) : absl::OkStatus();
 }
 
 absl::Status PostgresStore::TouchClient(const Identity& client, int64_t now_ms) {

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 
 namespace wxp::store {
 namespace {
@@ -150,6 +151,33 @@ absl::Status UpdatePipeline::WaitDurable(uint64_t ticket) {
 void UpdatePipeline::Reset() {
   absl::MutexLock lock(&mu_);
   poison_ = absl::OkStatus();
+}
+
+absl::StatusOr<bool> ApplyBatchInSavepoints(
+    const std::vector<const SwarmUpdate*>& batch, std::vector<absl::Status>& refused,
+    const std::function<absl::Status(const SwarmUpdate&)>& apply,
+    const std::function<absl::Status(const char* sql)>& execute) {
+  if (batch.size() == 1) {
+    absl::Status s = apply(*batch[0]);
+    if (UpdatePipeline::IsRefusal(s)) {
+      refused[0] = s;
+      return false;  // rolled back with the transaction
+    }
+    WXP_RETURN_IF_ERROR(s);
+    return true;
+  }
+  for (size_t i = 0; i < batch.size(); ++i) {
+    WXP_RETURN_IF_ERROR(execute("SAVEPOINT one_update"));
+    absl::Status s = apply(*batch[i]);
+    if (UpdatePipeline::IsRefusal(s)) {
+      refused[i] = s;
+      WXP_RETURN_IF_ERROR(execute("ROLLBACK TO SAVEPOINT one_update"));
+    } else {
+      WXP_RETURN_IF_ERROR(s);
+    }
+    WXP_RETURN_IF_ERROR(execute("RELEASE SAVEPOINT one_update"));
+  }
+  return true;
 }
 
 }  // namespace wxp::store

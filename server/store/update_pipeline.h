@@ -30,6 +30,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "server/store/swarm_store.h"
 
@@ -91,6 +92,16 @@ class UpdatePipeline {
   std::atomic<uint64_t> last_failed_{0};
   std::atomic<uint64_t> failures_{0};
 };
+
+// The body of a SQL store's batch commit, inside its open transaction: applies each update
+// with `apply`; a refusal (IsRefusal) is recorded in `refused` and undone alone, any other
+// error fails the batch. With several updates each runs in its own savepoint, issued through
+// `execute` (SQL both SQLite and PostgreSQL accept); alone, the transaction is its savepoint
+// and a refusal leaves nothing to commit. Returns whether the caller must commit.
+absl::StatusOr<bool> ApplyBatchInSavepoints(
+    const std::vector<const SwarmUpdate*>& batch, std::vector<absl::Status>& refused,
+    const std::function<absl::Status(const SwarmUpdate&)>& apply,
+    const std::function<absl::Status(const char* sql)>& execute);
 
 }  // namespace wxp::store
 
