@@ -15,6 +15,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "common/space_kind.h"
 
@@ -35,6 +36,11 @@ struct LocalTrainingParams {
   // move, and training there would leave the experts' span the space is defined by).
   absl::Status Validate(SpaceKind space) const;
 };
+
+// Parses the flag spelling "EVERY_K:STEPS:LR:BATCH" (e.g. "2:20:0.005:64"; "" = off) and
+// validates it for `space`. InvalidArgument naming the expected form, or Validate's error.
+absl::StatusOr<LocalTrainingParams> ParseLocalTraining(absl::string_view text,
+                                                       SpaceKind space = SpaceKind::kWeights);
 
 // One training job: `steps` gradient steps from `params`, with batches drawn from `seed`.
 struct TrainingRequest {

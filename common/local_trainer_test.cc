@@ -35,5 +35,23 @@ TEST(LocalTrainingParamsTest, RejectsEachInvalidSettingAndCoefficientSpaces) {
   }
 }
 
+TEST(LocalTrainingParamsTest, ParsesTheFlagSpelling) {
+  absl::StatusOr<LocalTrainingParams> p = ParseLocalTraining("2:20:0.005:64");
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->every_k, 2);
+  EXPECT_EQ(p->steps, 20);
+  EXPECT_EQ(p->learning_rate, 0.005);
+  EXPECT_EQ(p->batch, 64);
+  EXPECT_FALSE(ParseLocalTraining("")->enabled());
+  for (const char* bad : {"2:20:0.005", "2:20:0.005:64:1", "x:20:0.005:64", "0:20:0.005:64",
+                          "2:0:0.005:64", "2:20:-1:64", "2:20:0.005:0"}) {
+    EXPECT_EQ(ParseLocalTraining(bad).status().code(), absl::StatusCode::kInvalidArgument) << bad;
+  }
+  EXPECT_NE(ParseLocalTraining("x").status().message().find("EVERY_K:STEPS:LR:BATCH"),
+            std::string::npos);
+  EXPECT_EQ(ParseLocalTraining("1:5:0.01:8", SpaceKind::kExpertCoefficients).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace wxp
