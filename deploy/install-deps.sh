@@ -15,6 +15,10 @@ PACKAGES=(
   libssl-dev
   openssl
   libsqlite3-dev
+  # The PostgreSQL store (SPEC 6.1): libpq to build it; the server, whose tests start their
+  # own (its package also creates the unprivileged `postgres` user they run it as).
+  libpq-dev
+  postgresql
   libtorch-dev
   libgtest-dev
   nlohmann-json3-dev
@@ -30,6 +34,10 @@ PACKAGES=(
   # runtimes, which clang only recommends.
   clang
   libclang-rt-14-dev
+  # Metrics (SPEC 11): GET /metrics is served by cpp-httplib; //tests:metrics_process_test
+  # scrapes a running swarm with a real Prometheus.
+  libcpp-httplib-dev
+  prometheus
 )
 
 missing=()

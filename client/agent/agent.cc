@@ -176,6 +176,7 @@ absl::Status Agent::Impl::EvaluatePending(ParticleState& s) {
     working.erase(s.id);
   }
   m.evaluated = true;
+  if (o.observer != nullptr) o.observer->EvaluationDone(m.seconds, !scores.ok());
   if (scores.ok()) {
     m.scores = *scores;
   } else {
@@ -258,6 +259,7 @@ absl::StatusOr<absl::Duration> Agent::Impl::ReportPending(ParticleState& s) {
   s.pending.reset();
   WXP_RETURN_IF_ERROR(Save(s));
   ++summary.iterations_reported;
+  if (o.observer != nullptr) o.observer->ReportAcknowledged();
   const uint64_t up0 = summary.bytes_uploaded;
   std::string uploaded = resp.upload_requested() ? "yes" : "no";
   while (!s.uploads.empty()) {

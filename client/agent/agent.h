@@ -24,6 +24,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "client/agent/agent_observer.h"
 #include "client/agent/candidate_evaluator.h"
 #include "client/net/connection.h"
 #include "common/clock.h"
@@ -50,6 +51,9 @@ struct AgentOptions {
   std::string agent_version = "wxp-agent";
   // One line per event; defaults to stderr with a timestamp.
   std::function<void(const std::string&)> log;
+  // Optional, not owned (must outlive Run()): hears of evaluations, blob bytes, retries and
+  // acknowledged reports (wxp-agent's metrics).
+  AgentObserver* observer = nullptr;
 };
 
 struct AgentSummary {

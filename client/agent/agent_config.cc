@@ -45,6 +45,8 @@ void ApplyFlags(const AgentFlags& f, wxp::v1::AgentConfig& config) {
   set(f.identity, [&](auto v) { config.set_plaintext_identity(v); });
   set(f.swarm, [&](auto v) { config.set_swarm(v); });
   set(f.work_dir, [&](auto v) { config.set_work_dir(v); });
+  set(f.metrics_address, [&](auto v) { config.set_metrics_address(v); });
+  if (f.metrics_allow_remote) config.set_metrics_allow_remote(true);
   if (f.plaintext) config.set_plaintext(true);
   if (!f.experts.empty()) {
     config.clear_expert_paths();

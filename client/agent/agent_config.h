@@ -33,6 +33,8 @@ struct AgentFlags {
   double eval_timeout_seconds = 0;
   std::string synthetic_optimum;
   bool synthetic = false;
+  std::string metrics_address;
+  bool metrics_allow_remote = false;
 };
 
 // Everything wxp-agent needs to start.

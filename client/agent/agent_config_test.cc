@@ -53,6 +53,28 @@ TEST(AgentConfigTest, FileBecomesOptionsWithPathsRelativeToIt) {
   EXPECT_EQ(s->config.synthetic().optimum_path(), dir + "/opt.safetensors");
 }
 
+TEST(AgentConfigTest, MetricsSettingsComeFromTheFileOrTheFlags) {
+  AgentFlags flags;
+  flags.config = WriteConfig("m.textproto", R"pb(
+    server_address: "wxp.example:7443"
+    plaintext: true
+    swarm: "s"
+    expert_paths: "e"
+    work_dir: "w"
+    metrics_address: "127.0.0.1:9465"
+  )pb");
+  absl::StatusOr<AgentSetup> s = ResolveAgentSetup(flags, "host-1");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->config.metrics_address(), "127.0.0.1:9465");
+  EXPECT_FALSE(s->config.metrics_allow_remote());
+  flags.metrics_address = "0.0.0.0:9465";
+  flags.metrics_allow_remote = true;
+  s = ResolveAgentSetup(flags, "host-1");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->config.metrics_address(), "0.0.0.0:9465");
+  EXPECT_TRUE(s->config.metrics_allow_remote());
+}
+
 TEST(AgentConfigTest, FlagsOverrideTheFileAndDefaultsFillTheRest) {
   AgentFlags flags;
   flags.config = WriteConfig("b.textproto", R"pb(

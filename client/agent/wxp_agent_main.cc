@@ -30,6 +30,10 @@ ABSL_FLAG(std::string, eval_command, "",
 ABSL_FLAG(double, eval_timeout, 0, "external evaluator time-out, seconds (default 600)");
 ABSL_FLAG(std::string, synthetic_optimum, "",
           "synthetic evaluator: the hidden optimum (safetensors file or PEFT directory)");
+ABSL_FLAG(std::string, metrics_address, "",
+          "host:port for GET /metrics (Prometheus text format); empty: no metrics; loopback "
+          "only unless --metrics_allow_remote");
+ABSL_FLAG(bool, metrics_allow_remote, false, "allow a non-loopback --metrics_address");
 ABSL_FLAG(bool, synthetic, false, "use the synthetic evaluator (with --synthetic_optimum)");
 
 int main(int argc, char** argv) {
@@ -42,22 +46,24 @@ int main(int argc, char** argv) {
       "--work_dir=DIR (--tls_cert/--tls_key/--tls_ca | --plaintext) "
       "(--eval_command=CMD | --synthetic)");
   absl::ParseCommandLine(argc, argv);
-  const wxp::agent::AgentFlags flags{absl::GetFlag(FLAGS_config),
-                                     absl::GetFlag(FLAGS_server),
-                                     absl::GetFlag(FLAGS_tls_cert),
-                                     absl::GetFlag(FLAGS_tls_key),
-                                     absl::GetFlag(FLAGS_tls_ca),
-                                     absl::GetFlag(FLAGS_tls_server_name),
-                                     absl::GetFlag(FLAGS_plaintext),
-                                     absl::GetFlag(FLAGS_identity),
-                                     absl::GetFlag(FLAGS_swarm),
-                                     absl::GetFlag(FLAGS_expert),
-                                     absl::GetFlag(FLAGS_capacity),
-                                     absl::GetFlag(FLAGS_work_dir),
-                                     absl::GetFlag(FLAGS_eval_command),
-                                     absl::GetFlag(FLAGS_eval_timeout),
-                                     absl::GetFlag(FLAGS_synthetic_optimum),
-                                     absl::GetFlag(FLAGS_synthetic)};
+  wxp::agent::AgentFlags flags{absl::GetFlag(FLAGS_config),
+                               absl::GetFlag(FLAGS_server),
+                               absl::GetFlag(FLAGS_tls_cert),
+                               absl::GetFlag(FLAGS_tls_key),
+                               absl::GetFlag(FLAGS_tls_ca),
+                               absl::GetFlag(FLAGS_tls_server_name),
+                               absl::GetFlag(FLAGS_plaintext),
+                               absl::GetFlag(FLAGS_identity),
+                               absl::GetFlag(FLAGS_swarm),
+                               absl::GetFlag(FLAGS_expert),
+                               absl::GetFlag(FLAGS_capacity),
+                               absl::GetFlag(FLAGS_work_dir),
+                               absl::GetFlag(FLAGS_eval_command),
+                               absl::GetFlag(FLAGS_eval_timeout),
+                               absl::GetFlag(FLAGS_synthetic_optimum),
+                               absl::GetFlag(FLAGS_synthetic)};
+  flags.metrics_address = absl::GetFlag(FLAGS_metrics_address);
+  flags.metrics_allow_remote = absl::GetFlag(FLAGS_metrics_allow_remote);
   char host[256] = {0};
   gethostname(host, sizeof host - 1);
   absl::StatusOr<wxp::agent::AgentSetup> setup = wxp::agent::ResolveAgentSetup(flags, host);

@@ -37,6 +37,7 @@ absl::StatusOr<WxpServer::Options> ResolveServerOptions(const ServerFlags& flags
   options.listen = pick(flags.listen, config.listen());
   if (options.listen.empty()) options.listen = "127.0.0.1:7443";
   options.data_dir = pick(flags.data_dir, config.data_dir());
+  options.store = pick(flags.store, config.store());
   const auto& limits = config.limits();
   if (limits.max_blob_bytes() > 0) options.max_blob_bytes = limits.max_blob_bytes();
   if (limits.max_chunk_bytes() > 0) options.max_chunk_bytes = limits.max_chunk_bytes();
@@ -50,6 +51,8 @@ absl::StatusOr<WxpServer::Options> ResolveServerOptions(const ServerFlags& flags
   if (limits.blob_gc_grace_seconds() > 0) {
     options.blob_gc_grace = absl::Seconds(limits.blob_gc_grace_seconds());
   }
+  options.metrics_address = pick(flags.metrics_address, config.metrics_address());
+  options.metrics_allow_remote = flags.metrics_allow_remote || config.metrics_allow_remote();
   const Security security = flags.plaintext || config.plaintext()
                                 ? Security::Plaintext()
                                 : Security::MutualTls({pick(flags.tls_cert, config.tls().cert()),

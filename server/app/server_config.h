@@ -16,11 +16,14 @@ struct ServerFlags {
   std::string config;  // path of the ServerConfig file
   std::string listen;
   std::string data_dir;
+  std::string store;
   std::string tls_cert;
   std::string tls_key;
   std::string tls_ca;
   bool plaintext = false;
   bool plaintext_allow_remote = false;
+  std::string metrics_address;
+  bool metrics_allow_remote = false;
 };
 
 // Reads `flags.config` if given (relative paths in it are relative to the file), applies

@@ -3,15 +3,39 @@
 #include <iostream>
 #include <set>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/file_util.h"
 #include "common/status_macros.h"
+#include "server/store/postgres_store.h"
+#include "server/store/sqlite_store.h"
 
 namespace wxp::server {
 namespace {
 
 // HTTP/2 streams a connection may use for unary calls on top of its blob streams.
 constexpr int kUnaryStreamsPerConnection = 64;
+
+bool IsPostgresUri(const std::string& store) {
+  return absl::StartsWith(store, "postgresql://") || absl::StartsWith(store, "postgres://");
+}
+
+absl::StatusOr<std::unique_ptr<store::SwarmStore>> OpenStore(const WxpServer::Options& options) {
+  if (options.store.empty()) {
+    WXP_ASSIGN_OR_RETURN(std::unique_ptr<store::SqliteStore> sqlite,
+                         store::SqliteStore::Open({options.data_dir + "/wxp.db"}));
+    return std::unique_ptr<store::SwarmStore>(std::move(sqlite));
+  }
+  // Anything else is refused rather than guessed at: the value may hold a password, so it
+  // is not echoed.
+  if (!IsPostgresUri(options.store)) {
+    return absl::InvalidArgumentError(
+        "--store must be empty (SQLite in --data_dir) or a postgresql:// connection URI");
+  }
+  WXP_ASSIGN_OR_RETURN(std::unique_ptr<store::PostgresStore> pg,
+                       store::PostgresStore::Open({options.store}));
+  return std::unique_ptr<store::SwarmStore>(std::move(pg));
+}
 
 }  // namespace
 
@@ -23,7 +47,7 @@ absl::StatusOr<std::unique_ptr<WxpServer>> WxpServer::Start(Options options) {
   std::unique_ptr<WxpServer> s(new WxpServer());
   s->options_ = options;
   WXP_RETURN_IF_ERROR(MakeDirs(options.data_dir));
-  WXP_ASSIGN_OR_RETURN(s->store_, store::SqliteStore::Open({options.data_dir + "/wxp.db"}));
+  WXP_ASSIGN_OR_RETURN(s->store_, OpenStore(options));
   WXP_ASSIGN_OR_RETURN(s->blobs_,
                        DiskBlobs::Open({options.data_dir + "/blobs", options.max_blob_bytes}));
   // A blob is referenced while the store counts a reference to it (an expert, a crossover
@@ -47,23 +71,49 @@ absl::StatusOr<std::unique_ptr<WxpServer>> WxpServer::Start(Options options) {
                             " kept_recent=", recovered.kept_recent_unreferenced,
                             " bytes_freed=", recovered.bytes_freed)
             << std::endl;
+  if (!options.metrics_address.empty()) s->metrics_ = std::make_unique<ServerMetrics>();
   Coordinator::Options copts;
   copts.store = s->store_.get();
   copts.blobs = s->blobs_.get();
   copts.clock = options.clock;
   copts.max_particles_per_agent = options.max_particles_per_agent;
   copts.default_round_deadline_seconds = options.default_round_deadline_seconds;
+  if (s->metrics_) {
+    copts.on_round_closed = [m = s->metrics_.get()](const std::string& swarm, int, double seconds) {
+      m->RoundClosed(swarm, seconds);
+    };
+  }
   WXP_ASSIGN_OR_RETURN(s->coordinator_, Coordinator::Create(copts));
   s->gate_ = std::make_unique<Gatekeeper>(options.authenticate, s->store_.get(), options.clock);
   s->streams_ = std::make_unique<StreamLimiter>(options.max_concurrent_streams);
-  s->admin_ =
-      std::make_unique<AdminServiceImpl>(s->coordinator_.get(), s->store_.get(), s->blobs_.get(),
-                                         s->gate_.get(), options.clock, s->streams_.get());
-  s->agent_ =
-      std::make_unique<AgentServiceImpl>(s->coordinator_.get(), s->blobs_.get(), s->gate_.get(),
-                                         options.clock, options.max_chunk_bytes, s->streams_.get());
+  if (s->metrics_) {
+    s->metrics_->WatchCoordinator(s->coordinator_.get());
+    WXP_ASSIGN_OR_RETURN(
+        s->metrics_http_,
+        metrics::MetricsHttpServer::Start(
+            {options.metrics_address, options.metrics_allow_remote, &s->metrics_->registry()}));
+    std::cerr << absl::StrCat("event=metrics_started address=", options.metrics_address,
+                              " port=", s->metrics_http_->port())
+              << std::endl;
+  }
+  s->admin_ = std::make_unique<AdminServiceImpl>(s->coordinator_.get(), s->store_.get(),
+                                                 s->blobs_.get(), s->gate_.get(), options.clock,
+                                                 s->streams_.get(), s->metrics_.get());
+  s->agent_ = std::make_unique<AgentServiceImpl>(
+      s->coordinator_.get(), s->blobs_.get(), s->gate_.get(), options.clock,
+      options.max_chunk_bytes, s->streams_.get(), s->metrics_.get());
   grpc::EnableDefaultHealthCheckService(true);
   grpc::ServerBuilder builder;
+  if (s->metrics_) {
+    std::vector<std::string> methods = s->admin_->method_paths();
+    methods.insert(methods.end(), s->agent_->method_paths().begin(),
+                   s->agent_->method_paths().end());
+    methods.push_back("/grpc.health.v1.Health/Check");
+    methods.push_back("/grpc.health.v1.Health/Watch");
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
+    creators.push_back(s->metrics_->RpcInterceptorFactory(methods));
+    builder.experimental().SetInterceptorCreators(std::move(creators));
+  }
   builder.AddListeningPort(options.listen, options.credentials, &s->port_);
   builder.RegisterService(s->admin_.get());
   builder.RegisterService(s->agent_.get());
@@ -86,7 +136,8 @@ absl::StatusOr<std::unique_ptr<WxpServer>> WxpServer::Start(Options options) {
     }
   });
   std::cerr << absl::StrCat("event=server_started listen=", options.listen, " port=", s->port_,
-                            " data_dir=", options.data_dir)
+                            " data_dir=", options.data_dir,
+                            " store=", options.store.empty() ? "sqlite" : "postgresql")
             << std::endl;
   return s;
 }
@@ -98,10 +149,12 @@ void WxpServer::Shutdown(absl::Duration grace) {
     server_->Shutdown(std::chrono::system_clock::now() +
                       std::chrono::milliseconds(absl::ToInt64Milliseconds(grace)));
   }
+  // Scrapes read the coordinator: none after this.
+  if (metrics_http_) metrics_http_->Stop();
   stop_ticker_.Notify();
   if (ticker_.joinable()) ticker_.join();
   coordinator_.reset();
-  store_.reset();  // closes the database cleanly (WAL checkpoint on close)
+  store_.reset();  // closes the database cleanly (SQLite: WAL checkpoint on close)
   std::cerr << "event=server_stopped" << std::endl;
   shut_down_.Notify();
 }

@@ -1,6 +1,7 @@
-// The WXP server as a library: opens the state (SQLite + blob store) in a data directory,
-// serves the agent and admin services plus gRPC health checking, closes rounds on deadlines
-// in the background, and shuts down gracefully. wxp-server's main() only builds Options.
+// The WXP server as a library: opens the state (SQLite in a data directory, or PostgreSQL)
+// and the blob store (in the data directory), serves the agent and admin services plus gRPC
+// health checking, closes rounds on deadlines in the background, and shuts down gracefully.
+// wxp-server's main() only builds Options.
 #ifndef WXP_SERVER_APP_WXP_SERVER_H_
 #define WXP_SERVER_APP_WXP_SERVER_H_
 
@@ -12,22 +13,26 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "common/clock.h"
+#include "common/metrics_http.h"
 #include "grpcpp/grpcpp.h"
+#include "server/app/server_metrics.h"
 #include "server/blobs/disk_blobs.h"
 #include "server/coordinator/coordinator.h"
 #include "server/service/admin_service.h"
 #include "server/service/agent_service.h"
 #include "server/service/gatekeeper.h"
 #include "server/service/stream_limiter.h"
-#include "server/store/sqlite_store.h"
+#include "server/store/swarm_store.h"
 
 namespace wxp::server {
 
 class WxpServer {
  public:
   struct Options {
-    std::string listen = "127.0.0.1:7443";                 // host:port; port 0 picks a free one
-    std::string data_dir;                                  // required: wxp.db and blobs/ live here
+    std::string listen = "127.0.0.1:7443";  // host:port; port 0 picks a free one
+    std::string data_dir;                   // required: blobs/ (and wxp.db with SQLite) live here
+    // "" for SQLite in data_dir, or a postgresql:// URI (ServerConfig.store).
+    std::string store;
     std::shared_ptr<grpc::ServerCredentials> credentials;  // required (TLS in production)
     Authenticator authenticate;                            // required
     uint64_t max_blob_bytes = 4ull << 30;
@@ -40,6 +45,10 @@ class WxpServer {
     absl::Duration blob_gc_grace = absl::Hours(1);
     absl::Duration tick_interval = absl::Seconds(1);
     Clock* clock = Clock::Real();
+    // GET /metrics (Prometheus text format) on this host:port; empty: no metrics. A
+    // non-loopback address is refused unless metrics_allow_remote (metrics_http.h).
+    std::string metrics_address;
+    bool metrics_allow_remote = false;
   };
 
   // Opens the data directory (creating it), recovers the blob store (stray temporaries and
@@ -49,6 +58,8 @@ class WxpServer {
   ~WxpServer();  // Shutdown() with a short grace period if still running
 
   int port() const { return port_; }
+  // The metrics endpoint's port; 0 without metrics.
+  int metrics_port() const { return metrics_http_ ? metrics_http_->port() : 0; }
   // Stops accepting calls, lets in-flight calls finish for up to `grace` (then cancels
   // them), stops the deadline ticker and closes the database. Idempotent.
   void Shutdown(absl::Duration grace = absl::Seconds(5));
@@ -59,11 +70,14 @@ class WxpServer {
   WxpServer() = default;
 
   Options options_;
-  std::unique_ptr<store::SqliteStore> store_;
+  std::unique_ptr<store::SwarmStore> store_;
   std::unique_ptr<DiskBlobs> blobs_;
   std::unique_ptr<Coordinator> coordinator_;
   std::unique_ptr<Gatekeeper> gate_;
   std::unique_ptr<StreamLimiter> streams_;  // shared by both services: server-wide
+  // Before the services and the gRPC server, which use it: destroyed after them.
+  std::unique_ptr<ServerMetrics> metrics_;
+  std::unique_ptr<metrics::MetricsHttpServer> metrics_http_;
   std::unique_ptr<AdminServiceImpl> admin_;
   std::unique_ptr<AgentServiceImpl> agent_;
   std::unique_ptr<grpc::Server> server_;

@@ -10,13 +10,20 @@
 
 ABSL_FLAG(std::string, config, "", "text-format wxp.v1.ServerConfig; flags override it");
 ABSL_FLAG(std::string, listen, "", "host:port to listen on (default 127.0.0.1:7443)");
-ABSL_FLAG(std::string, data_dir, "", "directory for the SQLite database and the blob store");
+ABSL_FLAG(std::string, data_dir, "", "directory for the blob store (and the SQLite database)");
+ABSL_FLAG(std::string, store, "",
+          "where the swarm state lives: empty for SQLite in --data_dir, or a postgresql:// "
+          "connection URI (ServerConfig.store)");
 ABSL_FLAG(std::string, tls_cert, "", "PEM server certificate");
 ABSL_FLAG(std::string, tls_key, "", "PEM server private key");
 ABSL_FLAG(std::string, tls_ca, "", "PEM CA that signs client certificates");
 ABSL_FLAG(bool, plaintext, false,
           "no TLS, for local experiments only; clients name themselves in metadata");
 ABSL_FLAG(bool, plaintext_allow_remote, false, "allow --plaintext on a non-loopback address");
+ABSL_FLAG(std::string, metrics_address, "",
+          "host:port for GET /metrics (Prometheus text format); empty: no metrics; loopback "
+          "only unless --metrics_allow_remote");
+ABSL_FLAG(bool, metrics_allow_remote, false, "allow a non-loopback --metrics_address");
 ABSL_FLAG(std::string, port_file, "", "write the bound port here once serving (for tests)");
 
 int main(int argc, char** argv) {
@@ -27,11 +34,17 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "wxp-server --data_dir=DIR (--tls_cert/--tls_key/--tls_ca | --plaintext)");
   absl::ParseCommandLine(argc, argv);
-  const wxp::server::ServerFlags flags{
-      absl::GetFlag(FLAGS_config),    absl::GetFlag(FLAGS_listen),
-      absl::GetFlag(FLAGS_data_dir),  absl::GetFlag(FLAGS_tls_cert),
-      absl::GetFlag(FLAGS_tls_key),   absl::GetFlag(FLAGS_tls_ca),
-      absl::GetFlag(FLAGS_plaintext), absl::GetFlag(FLAGS_plaintext_allow_remote)};
+  wxp::server::ServerFlags flags{absl::GetFlag(FLAGS_config),
+                                 absl::GetFlag(FLAGS_listen),
+                                 absl::GetFlag(FLAGS_data_dir),
+                                 absl::GetFlag(FLAGS_store),
+                                 absl::GetFlag(FLAGS_tls_cert),
+                                 absl::GetFlag(FLAGS_tls_key),
+                                 absl::GetFlag(FLAGS_tls_ca),
+                                 absl::GetFlag(FLAGS_plaintext),
+                                 absl::GetFlag(FLAGS_plaintext_allow_remote)};
+  flags.metrics_address = absl::GetFlag(FLAGS_metrics_address);
+  flags.metrics_allow_remote = absl::GetFlag(FLAGS_metrics_allow_remote);
   absl::StatusOr<wxp::server::WxpServer::Options> options =
       wxp::server::ResolveServerOptions(flags);
   const absl::Status s = options.ok() ? wxp::server::RunServerUntilSignalled(

@@ -65,6 +65,11 @@ class Coordinator {
     // swarm (Join, GetAssignment, GetTargets, Report or Heartbeat) is at most this old on
     // `clock`. The default is two of the agent's default heartbeat intervals (30 s).
     absl::Duration online_window = absl::Seconds(60);
+    // Optional (metrics): told when a round closes, with how long it was open on `clock`
+    // (iteration 0: from the pool's construction). Runs under the coordinator's lock, so
+    // it must be quick and must not call the coordinator. A round whose write then fails
+    // is reloaded and may close, and be told, again.
+    std::function<void(const std::string& swarm, int iteration, double seconds)> on_round_closed;
   };
 
   // Loads every swarm from the store and rebuilds its engine (restart path).

@@ -257,6 +257,24 @@ TEST(CoordinatorTest, FederatedSyncRunEqualsTheInProcessRunner) {
   RunAndCompareWithRunner(h, 0);
 }
 
+// Metrics hear of every round as it closes, in order, with how long it was open.
+TEST(CoordinatorTest, EveryClosedRoundIsToldOnce) {
+  Harness h;
+  std::vector<int> closed;
+  Coordinator::Options o{h.store.get(), &h.blobs, &h.clock, 64, [](const std::string&) {}};
+  o.on_round_closed = [&](const std::string& swarm, int iteration, double seconds) {
+    EXPECT_EQ(swarm, "eq");
+    EXPECT_GE(seconds, 0);
+    closed.push_back(iteration);
+  };
+  h.coordinator.reset();
+  h.coordinator = *Coordinator::Create(o);
+  RunAndCompareWithRunner(h, 0);
+  auto history = h.coordinator->GetHistory("eq");
+  ASSERT_EQ(closed.size(), static_cast<size_t>(history->entries_size()));
+  for (size_t k = 0; k < closed.size(); ++k) EXPECT_EQ(closed[k], static_cast<int>(k));
+}
+
 // SPEC 4 step 1: the pool is in a stable order. The same experts joining in another order
 // give the same particles (positions and owners) and the same run.
 TEST(CoordinatorTest, JoinOrderChangesNeitherThePoolNorTheResult) {

@@ -442,6 +442,10 @@ absl::Status Coordinator::MaybeCloseRounds(Swarm& s, SwarmUpdate& u, bool deadli
     double mean = 0;
     for (int i = 0; i < n; ++i) mean += s.engine->particle(i).utility;
     const RoundStats stats = s.rounds[k];
+    if (options_.on_round_closed) {
+      options_.on_round_closed(s.row.name, k,
+                               static_cast<double>(now - s.row.round_opened_ms) / 1000);
+    }
     store::HistoryRecord h{k,
                            s.row.utility_version,
                            s.engine->global_best_utility(),

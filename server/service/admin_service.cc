@@ -70,14 +70,15 @@ void FillClient(const store::ClientRecord& c, wxp::v1::ClientInfo* info) {
 
 AdminServiceImpl::AdminServiceImpl(Coordinator* coordinator, store::SwarmStore* store,
                                    PositionBlobs* blobs, Gatekeeper* gate, Clock* clock,
-                                   StreamLimiter* streams)
+                                   StreamLimiter* streams, ServiceObserver* observer)
     : ParsingService(wxp::v1::AdminService::service_full_name()),
       c_(coordinator),
       store_(store),
       blobs_(blobs),
       gate_(gate),
       clock_(clock),
-      streams_(streams) {
+      streams_(streams),
+      observer_(observer) {
   AddUnary("CreateSwarm", this, &AdminServiceImpl::CreateSwarm);
   AddUnary("ListSwarms", this, &AdminServiceImpl::ListSwarms);
   AddUnary("GetSwarmStatus", this, &AdminServiceImpl::GetSwarmStatus);
@@ -197,6 +198,7 @@ grpc::Status AdminServiceImpl::ExportBest(grpc::ServerContext* ctx,
         !WriteFile(writer, kPeftConfigFile, config, *best)) {
       return absl::CancelledError("the client went away during the export");
     }
+    if (observer_ != nullptr) observer_->BlobBytesOut(bytes->size());
     return absl::OkStatus();
   });
 }

@@ -10,6 +10,7 @@
 #include "server/coordinator/coordinator.h"
 #include "server/service/gatekeeper.h"
 #include "server/service/parsing_service.h"
+#include "server/service/service_observer.h"
 #include "server/service/stream_limiter.h"
 
 namespace wxp::server {
@@ -17,9 +18,11 @@ namespace wxp::server {
 class AdminServiceImpl final : public ParsingService {
  public:
   // Nothing is owned; everything must outlive the service. `streams` (optional: no limit
-  // when null) is shared with the agent service: the limit is server-wide.
+  // when null) is shared with the agent service: the limit is server-wide. `observer`
+  // (optional) hears of the exported bytes.
   AdminServiceImpl(Coordinator* coordinator, store::SwarmStore* store, PositionBlobs* blobs,
-                   Gatekeeper* gate, Clock* clock, StreamLimiter* streams = nullptr);
+                   Gatekeeper* gate, Clock* clock, StreamLimiter* streams = nullptr,
+                   ServiceObserver* observer = nullptr);
 
   grpc::Status CreateSwarm(grpc::ServerContext* ctx, const wxp::v1::CreateSwarmRequest* req,
                            wxp::v1::CreateSwarmResponse* resp);
@@ -57,6 +60,7 @@ class AdminServiceImpl final : public ParsingService {
   Gatekeeper* gate_;
   Clock* clock_;
   StreamLimiter* streams_;
+  ServiceObserver* observer_;
 };
 
 }  // namespace wxp::server

@@ -24,14 +24,16 @@ grpc::Status Reply(absl::StatusOr<T> result, T* out) {
 }  // namespace
 
 AgentServiceImpl::AgentServiceImpl(Coordinator* coordinator, DiskBlobs* blobs, Gatekeeper* gate,
-                                   Clock* clock, size_t max_chunk_bytes, StreamLimiter* streams)
+                                   Clock* clock, size_t max_chunk_bytes, StreamLimiter* streams,
+                                   ServiceObserver* observer)
     : ParsingService(wxp::v1::AgentService::service_full_name()),
       c_(coordinator),
       blobs_(blobs),
       gate_(gate),
       clock_(clock),
       max_chunk_bytes_(max_chunk_bytes),
-      streams_(streams) {
+      streams_(streams),
+      observer_(observer) {
   AddClientStreaming("UploadBlob", this, &AgentServiceImpl::UploadBlob);
   AddUnary("GetUploadOffset", this, &AgentServiceImpl::GetUploadOffset);
   AddServerStreaming("DownloadBlob", this, &AgentServiceImpl::DownloadBlob);
@@ -68,6 +70,14 @@ grpc::Status AgentServiceImpl::GetTargets(grpc::ServerContext* ctx,
 
 grpc::Status AgentServiceImpl::Report(grpc::ServerContext* ctx, const wxp::v1::ReportRequest* req,
                                       wxp::v1::ReportResponse* resp) {
+  grpc::Status status = ReportUnobserved(ctx, req, resp);
+  if (observer_ != nullptr) observer_->ReportAnswered(status, *resp);
+  return status;
+}
+
+grpc::Status AgentServiceImpl::ReportUnobserved(grpc::ServerContext* ctx,
+                                                const wxp::v1::ReportRequest* req,
+                                                wxp::v1::ReportResponse* resp) {
   absl::StatusOr<Caller> caller = gate_->Admit(*ctx, kAgents, "Report");
   if (!caller.ok()) return ToGrpc(caller.status());
   if (absl::Status s = CheckReportRequest(*req); !s.ok()) return ToGrpc(s);
@@ -141,6 +151,7 @@ grpc::Status AgentServiceImpl::UploadBlob(
       blobs_->Abandon(header.blob_id());
       return ToGrpc(c.status());
     }
+    if (observer_ != nullptr) observer_->BlobBytesIn(msg.chunk().data().size());
     committed = *c;
   }
   if (committed != header.total_size()) {
@@ -193,6 +204,7 @@ grpc::Status AgentServiceImpl::DownloadBlob(
     if (!writer->Write(msg)) {
       return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
     }
+    if (observer_ != nullptr) observer_->BlobBytesOut(msg.chunk().data().size());
   } while (offset < *size);
   return grpc::Status::OK;
 }

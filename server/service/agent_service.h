@@ -10,6 +10,7 @@
 #include "server/coordinator/coordinator.h"
 #include "server/service/gatekeeper.h"
 #include "server/service/parsing_service.h"
+#include "server/service/service_observer.h"
 #include "server/service/stream_limiter.h"
 
 namespace wxp::server {
@@ -17,9 +18,11 @@ namespace wxp::server {
 class AgentServiceImpl final : public ParsingService {
  public:
   // Nothing is owned; everything must outlive the service. `streams` (optional: no limit
-  // when null) is shared with the admin service: the limit is server-wide.
+  // when null) is shared with the admin service: the limit is server-wide. `observer`
+  // (optional) hears of blob bytes and report outcomes.
   AgentServiceImpl(Coordinator* coordinator, DiskBlobs* blobs, Gatekeeper* gate, Clock* clock,
-                   size_t max_chunk_bytes = 4 << 20, StreamLimiter* streams = nullptr);
+                   size_t max_chunk_bytes = 4 << 20, StreamLimiter* streams = nullptr,
+                   ServiceObserver* observer = nullptr);
 
   grpc::Status UploadBlob(grpc::ServerContext* ctx,
                           grpc::ServerReader<Parsed<wxp::v1::UploadBlobRequest>>* reader,
@@ -41,12 +44,16 @@ class AgentServiceImpl final : public ParsingService {
                          wxp::v1::HeartbeatResponse* resp);
 
  private:
+  grpc::Status ReportUnobserved(grpc::ServerContext* ctx, const wxp::v1::ReportRequest* req,
+                                wxp::v1::ReportResponse* resp);
+
   Coordinator* c_;
   DiskBlobs* blobs_;
   Gatekeeper* gate_;
   Clock* clock_;
   size_t max_chunk_bytes_;
   StreamLimiter* streams_;
+  ServiceObserver* observer_;
 };
 
 }  // namespace wxp::server

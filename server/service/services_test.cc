@@ -1,6 +1,7 @@
 // The services over a real gRPC server on a loopback port: translation, role checks,
 // revocation, and status codes as a client sees them. Identity comes from a test
 // authenticator here; mTLS identity is tested with the auth library.
+#include <atomic>
 #include <filesystem>
 #include <memory>
 #include <set>
@@ -33,6 +34,20 @@ absl::StatusOr<Identity> MetadataIdentity(const grpc::ServerContext& ctx) {
   return Identity{std::string(id->second.data(), id->second.size()), *parsed};
 }
 
+// What the services told their observer.
+class RecordingObserver final : public ServiceObserver {
+ public:
+  void BlobBytesIn(uint64_t bytes) override { in += bytes; }
+  void BlobBytesOut(uint64_t bytes) override { out += bytes; }
+  void ReportAnswered(const grpc::Status& status, const wxp::v1::ReportResponse&) override {
+    absl::MutexLock lock(&mu);
+    report_codes.push_back(status.error_code());
+  }
+  std::atomic<uint64_t> in{0}, out{0};
+  absl::Mutex mu;
+  std::vector<grpc::StatusCode> report_codes ABSL_GUARDED_BY(mu);
+};
+
 class ServicesTest : public ::testing::Test {
  protected:
   static constexpr int kMaxStreams = 2;
@@ -48,9 +63,10 @@ class ServicesTest : public ::testing::Test {
     coordinator_ = *std::move(c);
     gate_ = std::make_unique<Gatekeeper>(MetadataIdentity, &store_, &clock_);
     admin_ = std::make_unique<AdminServiceImpl>(coordinator_.get(), &store_, disk_.get(),
-                                                gate_.get(), &clock_, &streams_);
-    agent_ = std::make_unique<AgentServiceImpl>(coordinator_.get(), disk_.get(), gate_.get(),
-                                                &clock_, /*max_chunk_bytes=*/64 << 10, &streams_);
+                                                gate_.get(), &clock_, &streams_, &observer_);
+    agent_ =
+        std::make_unique<AgentServiceImpl>(coordinator_.get(), disk_.get(), gate_.get(), &clock_,
+                                           /*max_chunk_bytes=*/64 << 10, &streams_, &observer_);
     grpc::ServerBuilder builder;
     builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
     builder.RegisterService(admin_.get());
@@ -121,6 +137,7 @@ class ServicesTest : public ::testing::Test {
 
   store::MemoryStore store_;
   StreamLimiter streams_{kMaxStreams};
+  RecordingObserver observer_;
   std::unique_ptr<DiskBlobs> disk_;
   FakeClock clock_;
   std::unique_ptr<Coordinator> coordinator_;
@@ -302,6 +319,27 @@ TEST_F(ServicesTest, BlobsUploadInChunksResumeAndDownload) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::OUT_OF_RANGE);
   Download(std::string(64, 'f'), 0, &status);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_F(ServicesTest, TheObserverHearsBlobBytesAndEveryReport) {
+  const std::string bytes(100000, 'x');
+  ASSERT_TRUE(Upload(bytes, 32 << 10).ok());
+  EXPECT_EQ(observer_.in.load(), bytes.size());
+  grpc::Status status;
+  EXPECT_EQ(Download(Sha256Hex(bytes), 40000, &status), bytes.substr(40000));
+  EXPECT_EQ(observer_.out.load(), bytes.size() - 40000);
+  wxp::v1::ReportRequest req;
+  req.set_swarm("nope");
+  req.set_position_blob_id(std::string(64, 'a'));
+  wxp::v1::ReportResponse resp;
+  EXPECT_EQ(agent_stub_->Report(As("firm-a", "agent").get(), req, &resp).error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  EXPECT_EQ(agent_stub_->Report(As("ops", "admin").get(), req, &resp).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  absl::MutexLock lock(&observer_.mu);
+  EXPECT_EQ(observer_.report_codes,
+            (std::vector<grpc::StatusCode>{grpc::StatusCode::NOT_FOUND,
+                                           grpc::StatusCode::PERMISSION_DENIED}));
 }
 
 TEST_F(ServicesTest, BadUploadsAreRefusedAndLeaveNothing) {

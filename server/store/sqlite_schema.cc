@@ -2,23 +2,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
-#include "nlohmann/json.hpp"
+#include "server/store/internal/scores_json.h"
 
 namespace wxp::store::sqlite_internal {
 namespace {
 
 using db::Statement;
-
-absl::StatusOr<std::map<std::string, double>> ScoresFromJson(const std::string& text) {
-  nlohmann::json j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object()) return absl::DataLossError("stored scores are not a JSON object");
-  std::map<std::string, double> out;
-  for (auto it = j.begin(); it != j.end(); ++it) {
-    if (!it.value().is_number()) return absl::DataLossError("stored score is not a number");
-    out[it.key()] = it.value().get<double>();
-  }
-  return out;
-}
+using internal::ScoresFromJson;
 
 }  // namespace
 
@@ -227,12 +217,6 @@ ParticleRow ReadParticle(const Statement& q) {
   e.restart_at_started = q.ColumnInt(17) != 0;
   e.recorded_started = q.ColumnInt(18) != 0;
   return p;
-}
-
-std::string ScoresToJson(const std::map<std::string, double>& scores) {
-  nlohmann::json j = nlohmann::json::object();
-  for (const auto& [k, v] : scores) j[k] = v;
-  return j.dump();
 }
 
 absl::StatusOr<EvaluationRecord> ReadEvaluation(const Statement& q) {

@@ -4,11 +4,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "server/store/internal/scores_json.h"
 #include "server/store/internal/sqlite_schema.h"
 
 namespace wxp::store {
 
 using db::Statement;
+using internal::ScoresToJson;
 using sqlite_internal::BindSwarm;
 using sqlite_internal::kCompatibleVersion;
 using sqlite_internal::kEvaluationColumns;
@@ -16,7 +18,6 @@ using sqlite_internal::kHistoryColumns;
 using sqlite_internal::kParticleColumns;
 using sqlite_internal::kSwarmColumns;
 using sqlite_internal::Migrations;
-using sqlite_internal::ScoresToJson;
 
 absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const Options& options) {
   WXP_ASSIGN_OR_RETURN(std::unique_ptr<db::Database> db,
@@ -212,28 +213,15 @@ absl::Status SqliteStore::CommitBatch(const std::vector<const SwarmUpdate*>& bat
   absl::MutexLock lock(&mu_);
   db::Transaction txn(db_.get());
   WXP_RETURN_IF_ERROR(txn.status());
-  if (batch.size() == 1) {
-    // Alone, the transaction is the update's savepoint.
-    absl::Status s = ApplyLocked(*batch[0]);
-    if (UpdatePipeline::IsRefusal(s)) {
-      refused[0] = s;
-      return absl::OkStatus();  // rolled back with the transaction
-    }
-    WXP_RETURN_IF_ERROR(s);
-    return txn.Commit();
-  }
-  for (size_t i = 0; i < batch.size(); ++i) {
-    WXP_RETURN_IF_ERROR(db_->Execute("SAVEPOINT one_update"));
-    absl::Status s = ApplyLocked(*batch[i]);
-    if (UpdatePipeline::IsRefusal(s)) {
-      refused[i] = s;
-      WXP_RETURN_IF_ERROR(db_->Execute("ROLLBACK TO one_update"));
-    } else {
-      WXP_RETURN_IF_ERROR(s);
-    }
-    WXP_RETURN_IF_ERROR(db_->Execute("RELEASE one_update"));
-  }
-  return txn.Commit();
+  WXP_ASSIGN_OR_RETURN(const bool commit,
+                       ApplyBatchInSavepoints(
+                           batch, refused,
+                           [this](const SwarmUpdate& u) {
+                             mu_.AssertHeld();  // CommitBatch holds it; tells the lock analysis
+                             return ApplyLocked(u);
+                           },
+                           [this](const char* sql) { return db_->Execute(sql); }));
+  return commit ? txn.Commit() : absl::OkStatus();
 }
 
 absl::Status SqliteStore::TouchClient(const Identity& client, int64_t now_ms) {

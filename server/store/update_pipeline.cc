@@ -1,8 +1,11 @@
 #include "server/store/update_pipeline.h"
 
 #include <algorithm>
+#include <chrono>
+#include <memory>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 
 namespace wxp::store {
 namespace {
@@ -10,7 +13,43 @@ namespace {
 // Enough for any waiter that asks about its ticket soon after enqueueing it.
 constexpr size_t kFailuresKept = 1 << 16;
 
+struct Observers {
+  absl::Mutex mu;
+  uint64_t next_id ABSL_GUARDED_BY(mu) = 0;
+  std::map<uint64_t, std::shared_ptr<const UpdatePipeline::CommitObserver>> by_id
+      ABSL_GUARDED_BY(mu);
+};
+
+Observers& CommitObservers() {
+  static Observers* observers = new Observers();
+  return *observers;
+}
+
+void NotifyCommitObservers(const UpdatePipeline::CommitStats& stats) {
+  std::vector<std::shared_ptr<const UpdatePipeline::CommitObserver>> observers;
+  {
+    Observers& o = CommitObservers();
+    absl::MutexLock lock(&o.mu);
+    for (const auto& [id, observer] : o.by_id) observers.push_back(observer);
+  }
+  for (const auto& observer : observers) (*observer)(stats);
+}
+
 }  // namespace
+
+uint64_t UpdatePipeline::AddCommitObserver(CommitObserver observer) {
+  Observers& o = CommitObservers();
+  absl::MutexLock lock(&o.mu);
+  const uint64_t id = ++o.next_id;
+  o.by_id[id] = std::make_shared<const CommitObserver>(std::move(observer));
+  return id;
+}
+
+void UpdatePipeline::RemoveCommitObserver(uint64_t id) {
+  Observers& o = CommitObservers();
+  absl::MutexLock lock(&o.mu);
+  o.by_id.erase(id);
+}
 
 bool UpdatePipeline::IsRefusal(const absl::Status& s) {
   return absl::IsNotFound(s) || absl::IsAlreadyExists(s) || absl::IsInvalidArgument(s);
@@ -83,7 +122,12 @@ absl::Status UpdatePipeline::WaitDurable(uint64_t ticket) {
     std::vector<absl::Status> refused(batch.size());
     absl::Status s;
     mu_.Unlock();
+    const auto started = std::chrono::steady_clock::now();
     s = commit_(updates, refused);
+    NotifyCommitObservers(
+        {updates.size(),
+         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),
+         s.ok()});
     mu_.Lock();
     committing_ = false;
     uint64_t through = batch.back().ticket;
@@ -107,6 +151,33 @@ absl::Status UpdatePipeline::WaitDurable(uint64_t ticket) {
 void UpdatePipeline::Reset() {
   absl::MutexLock lock(&mu_);
   poison_ = absl::OkStatus();
+}
+
+absl::StatusOr<bool> ApplyBatchInSavepoints(
+    const std::vector<const SwarmUpdate*>& batch, std::vector<absl::Status>& refused,
+    const std::function<absl::Status(const SwarmUpdate&)>& apply,
+    const std::function<absl::Status(const char* sql)>& execute) {
+  if (batch.size() == 1) {
+    absl::Status s = apply(*batch[0]);
+    if (UpdatePipeline::IsRefusal(s)) {
+      refused[0] = s;
+      return false;  // rolled back with the transaction
+    }
+    WXP_RETURN_IF_ERROR(s);
+    return true;
+  }
+  for (size_t i = 0; i < batch.size(); ++i) {
+    WXP_RETURN_IF_ERROR(execute("SAVEPOINT one_update"));
+    absl::Status s = apply(*batch[i]);
+    if (UpdatePipeline::IsRefusal(s)) {
+      refused[i] = s;
+      WXP_RETURN_IF_ERROR(execute("ROLLBACK TO SAVEPOINT one_update"));
+    } else {
+      WXP_RETURN_IF_ERROR(s);
+    }
+    WXP_RETURN_IF_ERROR(execute("RELEASE SAVEPOINT one_update"));
+  }
+  return true;
 }
 
 }  // namespace wxp::store

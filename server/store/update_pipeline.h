@@ -30,6 +30,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "server/store/swarm_store.h"
 
@@ -52,6 +53,21 @@ class UpdatePipeline {
 
   // A refusal concerns one update; any other error concerns the whole batch.
   static bool IsRefusal(const absl::Status& s);
+
+  // Watching every pipeline's commits (the server's metrics): after each call of a commit
+  // function, on the leader's thread with no lock of the pipeline held, every observer sees
+  // the batch's size, how long the commit took and whether it committed. Observers are
+  // process-wide, like the metrics they feed; they must be quick and must not call back
+  // into a pipeline. RemoveCommitObserver waits for no call in progress: an observer's
+  // state must outlive any commit that may be running when it is removed.
+  struct CommitStats {
+    size_t updates = 0;
+    double seconds = 0;
+    bool committed = false;  // false: the whole batch failed
+  };
+  using CommitObserver = std::function<void(const CommitStats&)>;
+  static uint64_t AddCommitObserver(CommitObserver observer);  // returns its id
+  static void RemoveCommitObserver(uint64_t id);
 
  private:
   struct Entry {
@@ -76,6 +92,16 @@ class UpdatePipeline {
   std::atomic<uint64_t> last_failed_{0};
   std::atomic<uint64_t> failures_{0};
 };
+
+// The body of a SQL store's batch commit, inside its open transaction: applies each update
+// with `apply`; a refusal (IsRefusal) is recorded in `refused` and undone alone, any other
+// error fails the batch. With several updates each runs in its own savepoint, issued through
+// `execute` (SQL both SQLite and PostgreSQL accept); alone, the transaction is its savepoint
+// and a refusal leaves nothing to commit. Returns whether the caller must commit.
+absl::StatusOr<bool> ApplyBatchInSavepoints(
+    const std::vector<const SwarmUpdate*>& batch, std::vector<absl::Status>& refused,
+    const std::function<absl::Status(const SwarmUpdate&)>& apply,
+    const std::function<absl::Status(const char* sql)>& execute);
 
 }  // namespace wxp::store
 

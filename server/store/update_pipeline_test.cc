@@ -129,5 +129,27 @@ TEST(UpdatePipelineTest, ConcurrentWritersAreAllCommittedInTicketOrder) {
   EXPECT_EQ(committed, enqueued);
 }
 
+TEST(UpdatePipelineTest, CommitObserversSeeEveryBatchUntilRemoved) {
+  FakeCommits commits;
+  UpdatePipeline p(commits.Fn());
+  std::vector<UpdatePipeline::CommitStats> seen;
+  const uint64_t id =
+      UpdatePipeline::AddCommitObserver([&](const auto& stats) { seen.push_back(stats); });
+  p.Enqueue(Named("a"));
+  EXPECT_TRUE(p.WaitDurable(p.Enqueue(Named("b"))).ok());
+  commits.fail = absl::UnavailableError("disk full");
+  EXPECT_FALSE(p.WaitDurable(p.Enqueue(Named("c"))).ok());
+  UpdatePipeline::RemoveCommitObserver(id);
+  p.Reset();
+  commits.fail = absl::OkStatus();
+  EXPECT_TRUE(p.WaitDurable(p.Enqueue(Named("d"))).ok());
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].updates, 2u);
+  EXPECT_TRUE(seen[0].committed);
+  EXPECT_GE(seen[0].seconds, 0);
+  EXPECT_EQ(seen[1].updates, 1u);
+  EXPECT_FALSE(seen[1].committed);
+}
+
 }  // namespace
 }  // namespace wxp::store

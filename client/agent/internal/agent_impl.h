@@ -83,6 +83,7 @@ struct Agent::Impl {
     r.backoff.seed = backoff_seed + retry_loops++;
     r.cancel = &stop;
     r.on_retry = [&](int attempt, absl::Duration wait, const absl::Status& s) {
+      if (o.observer != nullptr) o.observer->Retrying(what, s);
       if (attempt == 1 || attempt % 10 == 0) {
         Log(absl::StrCat("event=retry call=", what, " attempt=", attempt,
                          " wait_s=", absl::StrFormat("%.2f", absl::ToDoubleSeconds(wait)),
@@ -111,6 +112,7 @@ struct Agent::Impl {
       absl::StatusOr<client::TransferResult> r = client::DownloadToFile(*conn, id, BlobPath(id));
       if (!r.ok()) return r.status();
       summary.bytes_downloaded += r->bytes_moved;
+      if (o.observer != nullptr) o.observer->BytesDownloaded(r->bytes_moved);
       return absl::OkStatus();
     }));
     Touch(id);
@@ -126,6 +128,7 @@ struct Agent::Impl {
           client::UploadFile(*conn, BlobPath(id), id, o.swarm);
       if (!r.ok()) return r.status();
       summary.bytes_uploaded += r->bytes_moved;
+      if (o.observer != nullptr) o.observer->BytesUploaded(r->bytes_moved);
       return absl::OkStatus();
     });
   }

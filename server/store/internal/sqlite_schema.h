@@ -11,6 +11,7 @@
 
 #include "absl/status/statusor.h"
 #include "server/db/sqlite.h"
+#include "server/store/internal/columns.h"
 #include "server/store/swarm_store.h"
 
 namespace wxp::store::sqlite_internal {
@@ -20,24 +21,11 @@ const std::vector<db::Migration>& Migrations();
 // The oldest schema version this code can read and write.
 inline constexpr int kCompatibleVersion = 1;
 
-// Column lists, in the order the Read* functions read and BindSwarm binds them.
-inline constexpr char kSwarmColumns[] =
-    "name, spec, state, termination, created_ms, utility_version, utility, g_particle, "
-    "g_iteration, g_utility, gw_particle, gw_iteration, gw_utility, closed_iterations, "
-    "last_global_improvement, stopped, open_round, round_opened_ms, round_g_particle, "
-    "round_g_iteration, round_g_utility, round_gw_particle, round_gw_iteration, "
-    "round_gw_utility";
-inline constexpr char kParticleColumns[] =
-    "particle_id, owner, initial_blob_id, velocity_partner_blob_id, current_blob_id, "
-    "last_report_ms, evaluated, utility, utility_iteration, best_utility, pbest_particle, "
-    "pbest_iteration, stale_iterations, stale_through, cooldown, restarts, started_iteration, "
-    "restart_at_started, recorded_started";
-inline constexpr char kEvaluationColumns[] =
-    "particle_id, iteration, blob_id, blob_held, scores, utility, utility_version, failed, "
-    "failure_reason, evaluation_seconds, time_ms";
-inline constexpr char kHistoryColumns[] =
-    "iteration, utility_version, g_utility, gw_utility, mean_utility, step_length, restarts, "
-    "reports, closed_ms";
+// The column lists: internal/columns.h.
+using internal::kEvaluationColumns;
+using internal::kHistoryColumns;
+using internal::kParticleColumns;
+using internal::kSwarmColumns;
 
 // Row -> record, for a statement selecting the matching column list (clients: identity,
 // role, first_seen_ms, last_seen_ms, revoked). DataLoss for a stored value the record
@@ -50,8 +38,6 @@ absl::StatusOr<ClientRecord> ReadClient(const db::Statement& q);
 
 // Record -> parameters 1..24 of a statement over kSwarmColumns.
 void BindSwarm(db::Statement& q, const SwarmRecord& s);
-// An evaluation's component scores as stored (a JSON object).
-std::string ScoresToJson(const std::map<std::string, double>& scores);
 
 }  // namespace wxp::store::sqlite_internal
 

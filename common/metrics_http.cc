@@ -1,0 +1,115 @@
+#include "common/metrics_http.h"
+
+#include <sys/socket.h>
+
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "httplib.h"
+
+namespace wxp::metrics {
+namespace {
+
+// Prometheus scrapes one request at a time per target; two threads leave room for a person
+// with curl beside it.
+constexpr size_t kThreads = 2;
+
+struct HostPort {
+  std::string host;
+  int port = 0;
+};
+
+absl::StatusOr<HostPort> ParseAddress(const std::string& address) {
+  const size_t colon = address.rfind(':');
+  if (colon == std::string::npos || colon == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("metrics address '", address, "' is not host:port"));
+  }
+  HostPort hp;
+  hp.host = address.substr(0, colon);
+  if (hp.host.size() >= 2 && hp.host.front() == '[' && hp.host.back() == ']') {
+    hp.host = hp.host.substr(1, hp.host.size() - 2);
+  }
+  if (!absl::SimpleAtoi(address.substr(colon + 1), &hp.port) || hp.port < 0 || hp.port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("metrics address '", address, "' has no valid port"));
+  }
+  return hp;
+}
+
+}  // namespace
+
+bool IsLoopbackAddress(const std::string& address) {
+  return absl::StartsWith(address, "127.") || absl::StartsWith(address, "localhost:") ||
+         absl::StartsWith(address, "[::1]:");
+}
+
+struct MetricsHttpServer::Impl {
+  httplib::Server http;
+  std::thread thread;
+  int port = 0;
+  bool stopped = false;
+};
+
+MetricsHttpServer::MetricsHttpServer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
+    const Options& options) {
+  if (options.registry == nullptr) return absl::InvalidArgumentError("no metrics registry");
+  absl::StatusOr<HostPort> hp = ParseAddress(options.address);
+  if (!hp.ok()) return hp.status();
+  if (!options.allow_remote && !IsLoopbackAddress(options.address)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("metrics listen on loopback only; ", options.address,
+                     " is not loopback (allow remote metrics explicitly if you really mean it)"));
+  }
+  auto impl = std::make_unique<Impl>();
+  Registry* registry = options.registry;
+  impl->http.new_task_queue = [] { return new httplib::ThreadPool(kThreads); };
+  // httplib's default also sets SO_REUSEPORT, which would let a second process bind the same
+  // port and take half the scrapes: only SO_REUSEADDR (a restart rebinds at once).
+  impl->http.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
+  impl->http.Get("/metrics", [registry](const httplib::Request&, httplib::Response& res) {
+    res.set_content(registry->Render(), "text/plain; version=0.0.4; charset=utf-8");
+  });
+  if (hp->port == 0) {
+    impl->port = impl->http.bind_to_any_port(hp->host);
+  } else if (impl->http.bind_to_port(hp->host, hp->port)) {
+    impl->port = hp->port;
+  }
+  if (impl->port <= 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.address));
+  }
+  httplib::Server* http = &impl->http;
+  impl->thread = std::thread([http] { http->listen_after_bind(); });
+  // stop() only acts on a running server: wait until the loop runs, so that a Stop() right
+  // after Start() cannot be lost. It takes microseconds; the bound only guards a broken
+  // library.
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (!http->is_running() && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(1));
+  if (!http->is_running()) {
+    http->stop();
+    impl->thread.join();
+    return absl::InternalError("the metrics HTTP server did not start");
+  }
+  return std::unique_ptr<MetricsHttpServer>(new MetricsHttpServer(std::move(impl)));
+}
+
+int MetricsHttpServer::port() const { return impl_->port; }
+
+void MetricsHttpServer::Stop() {
+  if (impl_->stopped) return;
+  impl_->stopped = true;
+  impl_->http.stop();
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+MetricsHttpServer::~MetricsHttpServer() { Stop(); }
+
+}  // namespace wxp::metrics

@@ -1,0 +1,30 @@
+// The column lists both SQL stores (SQLite and PostgreSQL) select and write, in the order
+// their Read* functions read a row: one table layout, two dialects. Internal to
+// server/store.
+#ifndef WXP_SERVER_STORE_INTERNAL_COLUMNS_H_
+#define WXP_SERVER_STORE_INTERNAL_COLUMNS_H_
+
+namespace wxp::store::internal {
+
+inline constexpr char kSwarmColumns[] =
+    "name, spec, state, termination, created_ms, utility_version, utility, g_particle, "
+    "g_iteration, g_utility, gw_particle, gw_iteration, gw_utility, closed_iterations, "
+    "last_global_improvement, stopped, open_round, round_opened_ms, round_g_particle, "
+    "round_g_iteration, round_g_utility, round_gw_particle, round_gw_iteration, "
+    "round_gw_utility";
+inline constexpr char kParticleColumns[] =
+    "particle_id, owner, initial_blob_id, velocity_partner_blob_id, current_blob_id, "
+    "last_report_ms, evaluated, utility, utility_iteration, best_utility, pbest_particle, "
+    "pbest_iteration, stale_iterations, stale_through, cooldown, restarts, started_iteration, "
+    "restart_at_started, recorded_started";
+inline constexpr char kEvaluationColumns[] =
+    "particle_id, iteration, blob_id, blob_held, scores, utility, utility_version, failed, "
+    "failure_reason, evaluation_seconds, time_ms";
+inline constexpr char kHistoryColumns[] =
+    "iteration, utility_version, g_utility, gw_utility, mean_utility, step_length, restarts, "
+    "reports, closed_ms";
+inline constexpr char kClientColumns[] = "identity, role, first_seen_ms, last_seen_ms, revoked";
+
+}  // namespace wxp::store::internal
+
+#endif  // WXP_SERVER_STORE_INTERNAL_COLUMNS_H_
