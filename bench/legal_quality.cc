@@ -17,10 +17,18 @@
 //  * Model Swarms (common/runner RunSwarm through a ParticleSpace and DecodingEvaluator) in
 //    each of --spaces: weights, lora_product, lora_product_svd (a _per_module suffix: one
 //    coefficient per expert and module); utility = dev char_acc;
+//  * with --local_training=EVERY_K:STEPS:LR:BATCH (SPEC 4.4): "swarm weights+training", the
+//    weights swarm with local training between iterations (particle i belongs to firm
+//    i mod n, as the server assigns one expert per firm and children round-robin, and
+//    trains on that firm's train shard), and "best single +matched steps": each firm's
+//    expert trained on its own shard, by the same trainer and settings, for as many extra
+//    gradient steps as the swarm spent on that firm's particles, then the best on dev;
 //  * central LoRA (bound): one LoRA fine-tuned on the union of the firms' train shards with
 //    the experts' total step count as its budget (with plateau stopping on the union of
 //    their held-out parts, as the experts): what federation gives up.
-// Only dev scores steer any choice; test is read once per final adapter.
+// Only dev scores steer any choice; test is read once per final adapter. Each row reports
+// the evaluations its search spent and the gradient steps it spent after the experts were
+// trained (the bound: its whole budget).
 //
 // Statistics (bench/paired_bootstrap.h): each row's per-position test outcomes; a paired
 // two-level bootstrap (seeds with replacement, then 256-byte blocks of test positions with
@@ -48,6 +56,8 @@
 #include "absl/strings/strip.h"
 #include "bench/paired_bootstrap.h"
 #include "client/legal/evaluator.h"
+#include "client/legal/trainer.h"
+#include "common/local_trainer.h"
 #include "common/lora_decode.h"
 #include "common/merge.h"
 #include "common/particle_space.h"
@@ -77,6 +87,9 @@ ABSL_FLAG(int, pool_size, 0, "swarm particles (0 = 2 x experts)");
 ABSL_FLAG(int, max_iterations, 30, "swarm hard stop");
 ABSL_FLAG(int, patience, 8, "swarm patience");
 ABSL_FLAG(double, step_length, 0.5, "swarm initial step length");
+ABSL_FLAG(std::string, local_training, "",
+          "EVERY_K:STEPS:LR:BATCH adds a weights swarm with local training between iterations "
+          "and its compute-matched baseline (empty: neither)");
 ABSL_FLAG(bool, verbose, false, "per-iteration swarm progress");
 ABSL_FLAG(int, bootstrap_block, 256, "test positions per bootstrap block");
 ABSL_FLAG(int, bootstrap_replicates, 2000, "bootstrap replicates");
@@ -177,7 +190,23 @@ struct Row {
   std::string method;
   Adapter adapter;
   std::string note;
-  int evaluations = 0;  // swarm rows: evaluations the search spent
+  int evaluations = 0;  // evaluations the search spent choosing the adapter
+  int64_t steps = 0;    // gradient steps spent after the experts were trained
+};
+
+// The firms' trainers as one: particle i trains on firm i mod n's shard (the server's
+// assignment with one expert per firm); counts the steps spent on each firm.
+class FirmTrainers : public LocalTrainer {
+ public:
+  explicit FirmTrainers(std::vector<std::unique_ptr<LegalTrainer>> firms)
+      : firms_(std::move(firms)) {}
+  absl::StatusOr<std::vector<float>> Train(const TrainingRequest& r) override {
+    return firms_[r.particle % firms_.size()]->Train(r);
+  }
+  LegalTrainer& firm(size_t i) { return *firms_[i]; }
+
+ private:
+  std::vector<std::unique_ptr<LegalTrainer>> firms_;
 };
 
 struct SeedRow {
@@ -235,6 +264,8 @@ std::string FormatInterval(const bench::Interval& i, bool sign) {
 
 int Main() {
   const double t_start = Now();
+  const LocalTrainingParams local_training =
+      Must(ParseLocalTraining(absl::GetFlag(FLAGS_local_training)), "--local_training");
   LegalOptions options;
   options.corpus_dir = absl::GetFlag(FLAGS_corpus_dir);
   options.work_dir = absl::GetFlag(FLAGS_work_dir);
@@ -255,15 +286,20 @@ int Main() {
   const std::vector<std::string> firms = absl::StrSplit(absl::GetFlag(FLAGS_firms), ',');
   const std::vector<std::string> spaces =
       absl::StrSplit(absl::GetFlag(FLAGS_spaces), ',', absl::SkipEmpty());
+  std::vector<std::string> swarm_names = spaces;
+  if (local_training.enabled()) swarm_names.push_back("weights+training");
   const int svd_rank =
       absl::GetFlag(FLAGS_svd_rank) > 0 ? absl::GetFlag(FLAGS_svd_rank) : model.config().lora_rank;
   std::printf(
       "B5 legal quality: corpus %s, %d firms (%s), LoRA r=%d (%lld params), dev %lld "
-      "bytes, test %lld bytes, torch threads %d\n",
+      "bytes, test %lld bytes, torch threads %d%s\n",
       setup.corpus.dir().c_str(), static_cast<int>(firms.size()),
       absl::GetFlag(FLAGS_firms).c_str(), model.config().lora_rank,
       static_cast<long long>(schema.total_params()), static_cast<long long>(dev.positions()),
-      static_cast<long long>(test.positions()), model.config().threads);
+      static_cast<long long>(test.positions()), model.config().threads,
+      local_training.enabled()
+          ? absl::StrCat(", local training ", absl::GetFlag(FLAGS_local_training)).c_str()
+          : "");
   if (model.pretrained_now()) std::printf("pretrain: %.1f s\n", model.pretrain_seconds());
   const Adapter base = MakeLegalAdapter(model, std::vector<float>(schema.total_params(), 0.f));
   {
@@ -278,6 +314,7 @@ int Main() {
   std::vector<std::string> method_order;
   std::map<std::string, std::vector<SeedRow>> by_method;
   std::map<std::string, std::vector<int>> evals_by_method;
+  std::map<std::string, std::vector<int64_t>> steps_by_method;
   std::map<std::string, int> swarm_wins;
   const int n_seeds = absl::GetFlag(FLAGS_seeds), first_seed = absl::GetFlag(FLAGS_first_seed);
   double finetune_seconds = 0, swarm_seconds = 0;
@@ -375,7 +412,9 @@ int Main() {
     tuned(absl::StrFormat("svd product merge (k=%d)", svd_rank),
           product(LoraDecoder::kLoraProductSvd, svd_rank));
 
-    for (const std::string& space_name : spaces) {
+    // One swarm over `space_name`, with local training when `trainer` is given.
+    auto swarm = [&](const std::string& space_name, const std::string& label,
+                     LocalTrainer* trainer) {
       std::vector<Adapter> pool;
       for (const Firm& f : experts) pool.push_back(f.adapter);
       std::unique_ptr<ParticleSpace> space =
@@ -385,36 +424,84 @@ int Main() {
       RunnerOptions ro;
       ro.params.seed = seed;
       ro.crossover_groups = space->CrossoverGroups();
+      ro.space = space->options().kind;
       ro.params.pool_size = absl::GetFlag(FLAGS_pool_size);
       ro.params.max_iterations = absl::GetFlag(FLAGS_max_iterations);
       ro.params.patience = absl::GetFlag(FLAGS_patience);
       ro.params.step_length = absl::GetFlag(FLAGS_step_length);
       ro.params.min_step_length = std::min(ro.params.min_step_length, ro.params.step_length);
+      if (trainer != nullptr) ro.local_training = local_training, ro.trainer = trainer;
       if (absl::GetFlag(FLAGS_verbose)) {
         ro.on_iteration = [](const IterationSummary& s) {
-          std::printf("    iter %2d  g %.4f  mean %.4f  step %.3f%s\n", s.iteration,
-                      s.global_best_utility, s.mean_utility, s.step,
-                      s.new_global_best ? "  *" : "");
+          std::printf(
+              "    iter %2d  g %.4f  mean %.4f  step %.3f%s%s\n", s.iteration,
+              s.global_best_utility, s.mean_utility, s.step, s.new_global_best ? "  *" : "",
+              s.trained + s.training_failed > 0
+                  ? absl::StrFormat("  trained %d failed %d", s.trained, s.training_failed).c_str()
+                  : "");
         };
       }
       const double t0 = Now();
       RunResult run = Must(RunSwarm(space->InitialPositions(), utility, evaluator, ro), "swarm");
       const double seconds = Now() - t0;
       swarm_seconds += seconds;
-      int evals = 0;
-      for (const IterationSummary& s : run.history) evals += s.evaluated;
-      rows.push_back(
-          {"swarm " + space_name, Must(space->Decode(run.best), "decode"),
-           absl::StrFormat("%s, %d iters, %.1f s, %s", space->Describe(),
-                           run.history.back().iteration, seconds, TerminationName(run.termination)),
-           evals});
+      int evals = 0, trained = 0, failed = 0;
+      for (const IterationSummary& s : run.history) {
+        evals += s.evaluated, trained += s.trained, failed += s.training_failed;
+      }
+      Row row{
+          "swarm " + label, Must(space->Decode(run.best), "decode"),
+          absl::StrFormat("%s, %d iters, %.1f s, %s", space->Describe(),
+                          run.history.back().iteration, seconds, TerminationName(run.termination)),
+          evals};
+      if (trainer != nullptr) {
+        row.steps = static_cast<int64_t>(trained + failed) * local_training.steps;
+        absl::StrAppend(&row.note,
+                        absl::StrFormat(", %d trainings (%d failed)", trained + failed, failed));
+      }
+      rows.push_back(std::move(row));
+    };
+    for (const std::string& space_name : spaces) swarm(space_name, space_name, nullptr);
+    if (local_training.enabled()) {
+      std::vector<std::unique_ptr<LegalTrainer>> firm_trainers;
+      for (const std::string& f : firms) {
+        firm_trainers.push_back(Must(MakeLegalTrainer(setup.model, setup.corpus, f), "trainer"));
+      }
+      FirmTrainers trainers(std::move(firm_trainers));
+      swarm("weights", "weights+training", &trainers);
+      // Compute-matched: each expert trained on by its own firm's trainer for the steps
+      // the swarm spent on that firm, one continuous run, then the best on dev.
+      double best_dev = -1;
+      Row matched{"best single +matched steps", {}, "", 0, 0};
+      for (size_t i = 0; i < experts.size(); ++i) {
+        const int64_t spent = trainers.firm(i).steps_run();
+        std::vector<float> x = experts[i].adapter.values;
+        if (spent > 0) {
+          TrainingRequest r;
+          r.particle = static_cast<int>(i);
+          r.seed = 1000 * seed + 500 + i;
+          r.steps = static_cast<int>(spent);
+          r.learning_rate = local_training.learning_rate;
+          r.batch = local_training.batch;
+          r.params = experts[i].adapter.values;
+          x = Must(trainers.firm(i).Train(r), "matched fine-tune");
+        }
+        Adapter a = MakeLegalAdapter(model, std::move(x));
+        const double d = Must(dev.Score(a), "dev").char_acc;
+        matched.steps += spent;
+        ++matched.evaluations;
+        absl::StrAppend(&matched.note, i ? " " : "", firms[i], "+", spent);
+        if (d > best_dev) best_dev = d, matched.adapter = std::move(a);
+      }
+      rows.push_back(std::move(matched));
     }
     rows.push_back(
         {"central LoRA (bound)", MakeLegalAdapter(model, central.lora),
-         absl::StrFormat("%d steps (best %d) on the union", central.steps_run, central.best_step)});
+         absl::StrFormat("%d steps (best %d) on the union", central.steps_run, central.best_step),
+         0, central.steps_run});
 
-    std::printf("  %-26s %8s %8s %8s %6s  %s\n", "method", "dev acc", "test acc", "dev-test",
-                "evals", "note");
+    std::printf("  %-26s %8s %8s %8s %6s %7s  %s\n", "method", "dev acc", "test acc", "dev-test",
+                "evals", "steps", "note");
     std::map<std::string, double> test_acc;
     for (const Row& r : rows) {
       SeedRow s;
@@ -422,16 +509,18 @@ int Main() {
       s.outcomes = test.Outcomes(r.adapter);
       s.test_acc = Must(test.Score(r.adapter), "test").char_acc;
       test_acc[r.method] = s.test_acc;
-      std::printf("  %-26s %8.4f %8.4f %+8.4f %6s  %s\n", r.method.c_str(), s.dev_acc, s.test_acc,
-                  s.dev_acc - s.test_acc, r.evaluations ? absl::StrCat(r.evaluations).c_str() : "",
-                  r.note.c_str());
+      std::printf("  %-26s %8.4f %8.4f %+8.4f %6s %7s  %s\n", r.method.c_str(), s.dev_acc,
+                  s.test_acc, s.dev_acc - s.test_acc,
+                  r.evaluations ? absl::StrCat(r.evaluations).c_str() : "-",
+                  r.steps ? absl::StrCat(r.steps).c_str() : "-", r.note.c_str());
       if (!by_method.count(r.method)) method_order.push_back(r.method);
       by_method[r.method].push_back(std::move(s));
       evals_by_method[r.method].push_back(r.evaluations);
+      steps_by_method[r.method].push_back(r.steps);
     }
     // A swarm "beats every baseline" if it beats every composition method and best single
     // (not the other swarms, the individual experts behind best single, or the bound).
-    for (const std::string& space_name : spaces) {
+    for (const std::string& space_name : swarm_names) {
       bool beats_all = true;
       for (const Row& r : rows) {
         if (r.method.rfind("swarm ", 0) == 0 || r.method.rfind("expert ", 0) == 0 ||
@@ -466,19 +555,21 @@ int Main() {
       "single [95%% CI]; gap closed = (method - best single) / (bound - best single); "
       "CIs: bootstrap over seeds and %d-byte blocks of test positions ==\n",
       n_seeds, first_seed, first_seed + n_seeds - 1, absl::GetFlag(FLAGS_bootstrap_block));
-  std::printf("  %-26s %-25s %-28s %-24s %8s %6s\n", "method", "test acc", "delta vs best single",
-              "gap closed", "dev-test", "evals");
+  std::printf("  %-26s %-25s %-28s %-24s %8s %6s %7s\n", "method", "test acc",
+              "delta vs best single", "gap closed", "dev-test", "evals", "steps");
   for (size_t r = 0; r < methods.size(); ++r) {
-    double gap = 0, evals = 0;
+    double gap = 0, evals = 0, steps = 0;
     for (const SeedRow& s : by_method[methods[r]]) gap += (s.dev_acc - s.test_acc) / n_seeds;
     for (int e : evals_by_method[methods[r]]) evals += static_cast<double>(e) / n_seeds;
+    for (int64_t e : steps_by_method[methods[r]]) steps += static_cast<double>(e) / n_seeds;
     const bench::Interval& g = *ci[r].gap_closed;
-    std::printf("  %-26s %s  %s  %+7.2f [%+.2f, %+.2f] %+8.4f %6s\n", methods[r].c_str(),
+    std::printf("  %-26s %s  %s  %+7.2f [%+.2f, %+.2f] %+8.4f %6s %7s\n", methods[r].c_str(),
                 FormatInterval(ci[r].accuracy, false).c_str(),
                 FormatInterval(ci[r].delta, true).c_str(), g.estimate, g.lo, g.hi, gap,
-                evals > 0 ? absl::StrFormat("%.0f", evals).c_str() : "");
+                evals > 0 ? absl::StrFormat("%.0f", evals).c_str() : "-",
+                steps > 0 ? absl::StrFormat("%.0f", steps).c_str() : "-");
   }
-  for (const std::string& space_name : spaces) {
+  for (const std::string& space_name : swarm_names) {
     std::printf("swarm %s beats every baseline on the test split in %d of %d seeds\n",
                 space_name.c_str(), swarm_wins[space_name], n_seeds);
   }

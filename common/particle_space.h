@@ -36,10 +36,9 @@
 #include "common/evaluator.h"
 #include "common/lora_decode.h"
 #include "common/lora_layout.h"
+#include "common/space_kind.h"
 
 namespace wxp {
-
-enum class SpaceKind { kWeights, kExpertCoefficients };
 
 struct ParticleSpaceOptions {
   SpaceKind kind = SpaceKind::kWeights;

@@ -21,6 +21,7 @@ enum class RngStream : uint64_t {
   kSynthetic = 6,        // synthetic adapters, hidden optimum, evaluator noise
   kAudit = 7,            // server audit sampling
   kBackoff = 8,          // jitter of client retry waits
+  kLocalTraining = 9,    // seeds of local training (SPEC 4.4) per particle per iteration
 };
 
 // SplitMix64 finaliser: a bijective 64-bit mixer with full avalanche.

@@ -38,7 +38,34 @@ absl::Status CheckOptions(const std::vector<std::vector<float>>& experts,
           absl::StrCat("dropout probabilities must be in [0, 1], got ", p));
     }
   }
+  WXP_RETURN_IF_ERROR(options.local_training.Validate(options.space));
+  if (options.local_training.enabled() && options.trainer == nullptr) {
+    return absl::InvalidArgumentError("local training is on but no trainer was given");
+  }
   return options.params.Validate();
+}
+
+// Trains particle i's moved position x (velocity v) in iteration k. False, with x and v
+// untouched, when the trainer fails or returns a position of the wrong length or with a
+// non-finite value.
+bool TrainParticle(const RunnerOptions& options, int i, int k, float step, std::vector<float>& x,
+                   std::vector<float>& v) {
+  const LocalTrainingParams& lt = options.local_training;
+  TrainingRequest request;
+  request.particle = i;
+  request.iteration = k;
+  request.seed = LocalTrainingSeed(options.params.seed, i, k);
+  request.steps = lt.steps;
+  request.learning_rate = lt.learning_rate;
+  request.batch = lt.batch;
+  request.params = x;
+  absl::StatusOr<std::vector<float>> trained = options.trainer->Train(request);
+  if (!trained.ok() || trained->size() != x.size()) return false;
+  for (float f : *trained) {
+    if (!std::isfinite(f)) return false;
+  }
+  FollowTrainedPosition(trained->data(), step, x.data(), v.data(), static_cast<int64_t>(x.size()));
+  return true;
 }
 
 double MeanUtility(const SwarmEngine& engine) {
@@ -123,6 +150,13 @@ absl::StatusOr<RunResult> RunSwarm(const std::vector<std::vector<float>>& expert
       MoveParticle(mc, buf.x[i].data(), buf.v[i].data(), buf.p[i].data(), buf.g.data(),
                    buf.gw.data(), dim);
       summary.step = t.step;
+      if (LocalTrainingDue(options.local_training.every_k, k)) {
+        if (TrainParticle(options, i, k, mc.step, buf.x[i], buf.v[i])) {
+          ++summary.trained;
+        } else {
+          ++summary.training_failed;
+        }
+      }
     }
     summary.dropped = options.drop_iteration > 0 &&
                       DrawUniform(params.seed, RngStream::kDropout, k, 0) < options.drop_iteration;

@@ -15,6 +15,8 @@
 
 #include "absl/status/statusor.h"
 #include "common/evaluator.h"
+#include "common/local_trainer.h"
+#include "common/space_kind.h"
 #include "common/swarm_engine.h"
 #include "common/utility.h"
 
@@ -30,6 +32,8 @@ struct IterationSummary {
   int restarts = 0;         // particles restarted in this iteration
   int evaluated = 0;        // evaluations that succeeded in this iteration
   int failed = 0;           // evaluations that returned an error (particle kept stale)
+  int trained = 0;          // local trainings applied in this iteration (SPEC 4.4)
+  int training_failed = 0;  // local trainings that failed (particle kept its moved position)
   bool dropped = false;     // Dropout-K skipped the whole iteration's evaluations
   bool new_global_best = false;
 };
@@ -43,6 +47,16 @@ struct RunnerOptions {
   // Coordinate groups of the crossover (GrowPool): a ParticleSpace's CrossoverGroups(), so
   // a run here grows the same pool as the server does for that space. 1 for flat vectors.
   int crossover_groups = 1;
+  // The kind of space the positions live in (the ParticleSpace's kind); local training
+  // needs kWeights.
+  SpaceKind space = SpaceKind::kWeights;
+  // Local training between iterations (SPEC 4.4): off by default, and then the run is the
+  // same, byte for byte, as without these fields. When on, every particle moved in an
+  // iteration LocalTrainingDue(every_k, k) is trained by `trainer` (which must then be set
+  // and outlive the run) before its evaluation; common/swarm_engine.h says how velocity and
+  // personal best follow the trained position.
+  LocalTrainingParams local_training;
+  LocalTrainer* trainer = nullptr;
   // Dropout-K: probability of skipping a whole iteration's evaluations; Dropout-N:
   // probability of skipping one particle's evaluation. Skipped particles still move and
   // keep their stale utility. Both in [0, 1].
@@ -63,9 +77,10 @@ struct RunResult {
 };
 
 // Runs Model Swarms to termination. InvalidArgument for no experts, experts of different
-// lengths, invalid params or dropout probabilities; the evaluator's error if an initial
-// evaluation fails (the pool cannot be ranked without it). Deterministic for a fixed seed
-// and a deterministic evaluator.
+// lengths, invalid params or dropout probabilities, local training that
+// LocalTrainingParams::Validate refuses for `space` or that is on without a trainer; the
+// evaluator's error if an initial evaluation fails (the pool cannot be ranked without it).
+// Deterministic for a fixed seed and a deterministic evaluator.
 absl::StatusOr<RunResult> RunSwarm(const std::vector<std::vector<float>>& experts,
                                    const UtilityFunction& utility, Evaluator& evaluator,
                                    const RunnerOptions& options);

@@ -117,6 +117,15 @@ absl::StatusOr<std::vector<Crossover>> PlanPool(int num_experts, int pool_size, 
   return plan;
 }
 
+bool LocalTrainingDue(int every_k, int iteration) {
+  return every_k > 0 && iteration >= 1 && iteration % every_k == 0;
+}
+
+uint64_t LocalTrainingSeed(uint64_t swarm_seed, int particle, int iteration) {
+  return DrawBits(swarm_seed, RngStream::kLocalTraining, static_cast<uint64_t>(iteration),
+                  static_cast<uint64_t>(particle));
+}
+
 std::string TerminationName(Termination t) {
   switch (t) {
     case Termination::kRunning:

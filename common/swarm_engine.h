@@ -85,6 +85,36 @@ std::vector<int> PoolOrder(const std::vector<std::string>& expert_ids);
 absl::StatusOr<std::vector<Crossover>> PlanPool(int num_experts, int pool_size, uint64_t seed,
                                                 int groups = 1);
 
+// Local training (SPEC 4.4; settings in common/local_trainer.h). In an iteration k where
+// LocalTrainingDue(every_k, k), each particle, after its move (and restart), is trained
+// from its moved position x' to x'' by a LocalTrainer seeded with
+// LocalTrainingSeed(seed, particle, k), and then evaluated at x''. How the particle follows
+// x'' (FollowTrainedPosition in common/swarm_move.h, step = this iteration's lambda):
+//
+//   x <- x'',   v <- v' + (x'' - x') / lambda
+//
+// so the invariant of every move, x_k = x_{k-1} + lambda_k * v_k, still holds: v is the
+// displacement the particle really took in iteration k (move and training together), in
+// velocity units. Why this rule:
+//  * momentum carries what training found: the next move's inertia term a * v repeats a
+//    fraction of the training displacement, as it repeats any other displacement;
+//  * the swarm's own part of v (v') is kept exactly. The alternative v <- x'' - x_{k-1}
+//    would mix units and scale v' by lambda in every training iteration, starving the
+//    swarm's momentum; leaving v <- v' would make training invisible to momentum;
+//  * with lambda == 0 (possible only with min_step_length 0 after extreme decay) no
+//    displacement can be expressed in velocity units, and v stays v'.
+// Personal best, g and g_w need no rule of their own: the evaluation is of x'', so p_i, g
+// and g_w see the trained position's utility through Record, and a restart returns to a
+// trained p_i. A failed training (error, wrong length, non-finite value) leaves x', v'.
+// Training is part of the move: it runs for every particle that moves in a due
+// iteration, whether or not Dropout then skips its evaluation.
+//
+// True when iteration k >= 1 trains: every_k > 0 and k % every_k == 0.
+bool LocalTrainingDue(int every_k, int iteration);
+// The seed of particle i's training in iteration k: a pure function of (swarm seed, i, k)
+// on its own RngStream, like every other draw, so any site derives the same one.
+uint64_t LocalTrainingSeed(uint64_t swarm_seed, int particle, int iteration);
+
 // An evaluated position: particle `particle`'s position after iteration `iteration`
 // (iteration 0 is the initial pool).
 struct PositionRef {

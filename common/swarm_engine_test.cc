@@ -217,6 +217,21 @@ TEST(SwarmEngineTest, StepDecaysOncePerIterationDownToTheFloor) {
   EXPECT_DOUBLE_EQ(e.StepLength(40), 0.1);
 }
 
+TEST(LocalTrainingTest, DueEveryKthIterationOnlyWhenOn) {
+  for (int k = 0; k <= 6; ++k) {
+    EXPECT_FALSE(LocalTrainingDue(0, k));
+    EXPECT_EQ(LocalTrainingDue(1, k), k >= 1);
+    EXPECT_EQ(LocalTrainingDue(3, k), k == 3 || k == 6);
+  }
+}
+
+TEST(LocalTrainingTest, SeedsArePureFunctionsOfSwarmParticleAndIteration) {
+  EXPECT_EQ(LocalTrainingSeed(7, 2, 3), LocalTrainingSeed(7, 2, 3));
+  EXPECT_NE(LocalTrainingSeed(7, 2, 3), LocalTrainingSeed(8, 2, 3));
+  EXPECT_NE(LocalTrainingSeed(7, 2, 3), LocalTrainingSeed(7, 3, 2));
+  EXPECT_NE(LocalTrainingSeed(7, 2, 3), LocalTrainingSeed(7, 2, 4));
+}
+
 TEST(SwarmEngineTest, PersonalBestMovesOnStrictImprovementOnly) {
   SwarmEngine e = MakeEngine(Deterministic(), 2, {1, 5});
   ASSERT_TRUE(e.StartIteration(0, 1).ok());

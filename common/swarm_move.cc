@@ -47,6 +47,14 @@ void Interpolate(double w, const float* a, const float* b, float* __restrict out
   for (int64_t i = 0; i < n; ++i) out[i] = wa * a[i] + wb * b[i];
 }
 
+void FollowTrainedPosition(const float* trained, float step, float* __restrict x,
+                           float* __restrict v, int64_t n) {
+  if (step > 0) {
+    for (int64_t i = 0; i < n; ++i) v[i] += (trained[i] - x[i]) / step;
+  }
+  for (int64_t i = 0; i < n; ++i) x[i] = trained[i];
+}
+
 void Difference(const float* target, const float* x, float* __restrict v, int64_t n) {
   for (int64_t i = 0; i < n; ++i) v[i] = target[i] - x[i];
 }

@@ -32,6 +32,11 @@ void MoveParticleBf16Targets(const MoveCoefficients& k, float* x, float* v, cons
 // Restart (SPEC 4 step 5): x <- p, v <- 0.
 void RestartParticle(float* x, float* v, const float* p, int64_t n);
 
+// Local training (SPEC 4.4; the rule and its reasons are in common/swarm_engine.h):
+// v <- v + (trained - x) / step (v unchanged when step <= 0);  x <- trained.
+// x and v hold the moved position and velocity; trained may not alias them.
+void FollowTrainedPosition(const float* trained, float step, float* x, float* v, int64_t n);
+
 // Crossover child (SPEC 4 step 1): out = w*a + (1 - w)*b.
 void Interpolate(double w, const float* a, const float* b, float* out, int64_t n);
 

@@ -69,5 +69,19 @@ TEST(SwarmMoveTest, DifferenceIsTargetMinusX) {
   EXPECT_EQ(v, (std::vector<float>{3, -3}));
 }
 
+TEST(SwarmMoveTest, FollowingATrainedPositionAddsItsDisplacementInVelocityUnits) {
+  const std::vector<float> trained = {1.5f, -2.0f};
+  std::vector<float> x = {1.0f, -1.0f}, v = {0.25f, 0.5f};
+  FollowTrainedPosition(trained.data(), 0.5f, x.data(), v.data(), 2);
+  EXPECT_EQ(x, trained);
+  // v + (trained - x) / step: 0.25 + 0.5 / 0.5, 0.5 + (-1) / 0.5.
+  EXPECT_EQ(v, (std::vector<float>{1.25f, -1.5f}));
+  // A zero step cannot express a displacement as a velocity: v stays.
+  x = {0, 0};
+  FollowTrainedPosition(trained.data(), 0.0f, x.data(), v.data(), 2);
+  EXPECT_EQ(x, trained);
+  EXPECT_EQ(v, (std::vector<float>{1.25f, -1.5f}));
+}
+
 }  // namespace
 }  // namespace wxp

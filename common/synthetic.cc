@@ -128,4 +128,27 @@ absl::StatusOr<Scores> SyntheticEvaluator::Evaluate(const EvaluationRequest& req
   return Scores{{kSyntheticComponent, u}};
 }
 
+absl::StatusOr<std::vector<float>> SyntheticTrainer::Train(const TrainingRequest& request) {
+  if (request.params.size() != optimum_.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("position has ", request.params.size(),
+                                                   " parameters, the synthetic task has ",
+                                                   optimum_.size()));
+  }
+  if (request.steps < 1 || request.batch < 1 ||
+      !(std::isfinite(request.learning_rate) && request.learning_rate > 0)) {
+    return absl::InvalidArgumentError(
+        "synthetic trainer: steps and batch must be >= 1 and the learning rate finite and > 0");
+  }
+  std::vector<float> x(request.params.begin(), request.params.end());
+  const double noise = kSyntheticGradientNoise / std::sqrt(static_cast<double>(request.batch));
+  for (int step = 0; step < request.steps; ++step) {
+    CounterRng rng(request.seed, RngStream::kLocalTraining, static_cast<uint64_t>(step));
+    for (size_t j = 0; j < x.size(); ++j) {
+      const double grad = static_cast<double>(x[j]) - optimum_[j] + noise * rng.NextGaussian();
+      x[j] = static_cast<float>(x[j] - request.learning_rate * grad);
+    }
+  }
+  return x;
+}
+
 }  // namespace wxp

@@ -14,6 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/evaluator.h"
+#include "common/local_trainer.h"
 
 namespace wxp {
 
@@ -51,6 +52,27 @@ class SyntheticEvaluator : public Evaluator {
   std::vector<float> optimum_;
   double noise_stddev_;
   uint64_t seed_;
+};
+
+// Local training on the synthetic task (SPEC 4.4), for tests and scale runs of the
+// training path: a site's "data" is the hidden optimum seen through noise. Each of the
+// request's steps is a gradient step on 0.5 |x - optimum|^2 with a seeded noisy gradient,
+//   x <- x - learning_rate * (x - optimum + e),   e ~ N(0, (kSyntheticGradientNoise^2) / batch),
+// computed in double per coordinate and rounded to float once per step. The noise is a
+// pure function of (request.seed, step, coordinate), so a request always gives the same
+// bytes, on any site.
+inline constexpr double kSyntheticGradientNoise = 0.02;
+
+class SyntheticTrainer : public LocalTrainer {
+ public:
+  explicit SyntheticTrainer(std::vector<float> optimum) : optimum_(std::move(optimum)) {}
+
+  // InvalidArgument for a position of another length than the optimum, non-positive steps
+  // or batch, or a learning rate that is not finite and > 0.
+  absl::StatusOr<std::vector<float>> Train(const TrainingRequest& request) override;
+
+ private:
+  std::vector<float> optimum_;
 };
 
 }  // namespace wxp

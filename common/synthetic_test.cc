@@ -51,5 +51,31 @@ TEST(SyntheticTest, NoiseIsDeterministicPerParticleAndIteration) {
   EXPECT_NE(a, 0.0);
 }
 
+TEST(SyntheticTest, TrainerApproachesTheOptimumDeterministically) {
+  const std::vector<float> optimum = MakeRandomExperts(1, 500, 3)[0];
+  const std::vector<float> start = MakeRandomExperts(1, 500, 4)[0];
+  SyntheticTrainer trainer(optimum);
+  TrainingRequest r;
+  r.seed = 77;
+  r.steps = 5;
+  r.learning_rate = 0.2;
+  r.batch = 16;
+  r.params = start;
+  auto a = trainer.Train(r);
+  auto b = trainer.Train(r);
+  ASSERT_TRUE(a.ok()) << a.status();
+  ASSERT_TRUE(b.ok()) << b.status();
+  EXPECT_EQ(*a, *b);
+  EXPECT_GT(NegativeRmsDistance(*a, optimum), NegativeRmsDistance(start, optimum));
+  r.seed = 78;
+  EXPECT_NE(*trainer.Train(r), *a);
+  r.batch = 0;
+  EXPECT_EQ(trainer.Train(r).status().code(), absl::StatusCode::kInvalidArgument);
+  r.batch = 16;
+  const std::vector<float> short_start(10, 0.f);
+  r.params = short_start;
+  EXPECT_EQ(trainer.Train(r).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace wxp

@@ -113,6 +113,10 @@ SwarmSpec FullSpec() {
   s.set_svd_rank(8);
   s.set_per_module(true);
   s.set_expert_sharing(ALLOWED);
+  s.mutable_local_training()->set_every_k(2);
+  s.mutable_local_training()->set_steps(20);
+  s.mutable_local_training()->set_learning_rate(0.005);
+  s.mutable_local_training()->set_batch(64);
   return s;
 }
 
@@ -209,11 +213,13 @@ TEST(ProtoTest, ExampleSwarmSpecParsesAndShowsEveryField) {
   // The example is a reference: it sets everything but the schema sources (explained in
   // comments there, since they name files of a real deployment), pool_size, whose
   // default is 0, the second component's upper bound (it has none), and the coefficient
-  // space's settings, which a WEIGHTS swarm must leave unset (shown in comments there).
+  // space's settings, which a WEIGHTS swarm must leave unset, and local training, which the
+  // example leaves off (both shown in comments there).
   ExpectEveryFieldSet(
       s, {"wxp.v1.SwarmSpec.schema", "wxp.v1.SwarmSpec.template_blob_id",
           "wxp.v1.SwarmHyperparameters.pool_size", "wxp.v1.UtilityComponent.max_value",
-          "wxp.v1.SwarmSpec.decoder", "wxp.v1.SwarmSpec.svd_rank", "wxp.v1.SwarmSpec.per_module"});
+          "wxp.v1.SwarmSpec.decoder", "wxp.v1.SwarmSpec.svd_rank", "wxp.v1.SwarmSpec.per_module",
+          "wxp.v1.SwarmSpec.local_training"});
   EXPECT_EQ(s.space(), WEIGHTS);
   EXPECT_FALSE(s.utility(1).has_max_value());
 }

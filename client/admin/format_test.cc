@@ -100,6 +100,14 @@ TEST(ViewsTest, StatusShowsProgressAndSparkline) {
   // No space fields (a WEIGHTS swarm, or a server that predates them): WEIGHTS, no alpha.
   EXPECT_NE(text.find("\nspace            WEIGHTS\n"), std::string::npos) << text;
   EXPECT_EQ(text.find("g alpha"), std::string::npos) << text;
+  EXPECT_NE(text.find("\nlocal training   off\n"), std::string::npos) << text;
+  const std::string trained = RenderSwarmStatus(
+      Parse<v1::SwarmStatus>(
+          "name: 'w' local_training { every_k: 2 steps: 10 learning_rate: 0.005 batch: 64 }"),
+      {}, absl::Now());
+  EXPECT_NE(trained.find("\nlocal training   every 2 iterations: 10 steps, lr 0.005, batch 64\n"),
+            std::string::npos)
+      << trained;
   const std::string forbidden = RenderSwarmStatus(
       Parse<v1::SwarmStatus>("name: 'w' space: WEIGHTS expert_sharing: FORBIDDEN"), {},
       absl::Now());

@@ -42,6 +42,14 @@ std::string Space(const v1::SwarmStatus& s) {
       out, s.expert_sharing() == v1::FORBIDDEN ? ", experts not shared)" : ", experts shared)");
 }
 
+// Local training (SPEC 4.4) in one line, "off" when absent or every_k is 0.
+std::string LocalTrainingLine(const v1::SwarmStatus& s) {
+  const v1::LocalTraining& t = s.local_training();
+  if (t.every_k() <= 0) return "off";
+  return absl::StrCat("every ", t.every_k(), " iterations: ", t.steps(), " steps, lr ",
+                      FormatNumber(t.learning_rate()), ", batch ", t.batch());
+}
+
 std::string Ago(const google::protobuf::Timestamp& t, absl::Time now) {
   const absl::Time when = FromProtoTime(t);
   if (when == absl::InfinitePast()) return "-";
@@ -106,6 +114,7 @@ std::string RenderSwarmStatus(const v1::SwarmStatus& s, const std::vector<double
                     : absl::StrCat(StateName(s.state()), " (", s.termination_reason(), ")"));
   line("mode", v1::RoundMode_Name(s.mode()));
   line("space", Space(s));
+  line("local training", LocalTrainingLine(s));
   line("iteration", absl::StrCat(s.iteration()));
   line("step length", FormatNumber(s.step_length()));
   line("g utility", Utility(Known(s, true)));

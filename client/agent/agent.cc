@@ -33,6 +33,7 @@
 #include "common/safetensors.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
+#include "common/swarm_engine.h"
 
 namespace wxp::agent {
 namespace fs = std::filesystem;
@@ -138,6 +139,10 @@ absl::Status Agent::Impl::Move(ParticleState& s, const wxp::v1::GetTargetsRespon
   WXP_RETURN_IF_ERROR(StreamMove(mc, t.restart(), {&x, &v, &p, &gr, &gwr}, xw, vw));
   WXP_ASSIGN_OR_RETURN(m.x, xw.Finish());
   WXP_RETURN_IF_ERROR(vw.Finish());
+  // Before the state is saved: a crash mid-training recomputes move and training alike.
+  if (!space && LocalTrainingDue(training.every_k, k)) {
+    WXP_RETURN_IF_ERROR(TrainMoved(s.id, mc.step, m));
+  }
   if (space) {
     // The server names alpha by its canonical blob: use the same name here.
     WXP_ASSIGN_OR_RETURN(std::vector<float> alpha, ReadAlphaBlob(BlobPath(m.x)));
@@ -376,9 +381,14 @@ absl::StatusOr<AgentSummary> Agent::Run() {
       !m.particles.empty() && std::all_of(m.particles.begin(), m.particles.end(),
                                           [](const auto& kv) { return kv.second.done; });
   m.Log(absl::StrCat("event=agent_summary swarm=", m.o.swarm, " done=", m.summary.swarm_done,
-                     " reports=", m.summary.iterations_reported, " failed_evaluations=",
-                     m.summary.evaluations_failed, " bytes_up=", m.summary.bytes_uploaded,
-                     " (experts ", m.summary.expert_bytes_uploaded, ")",
+                     " reports=", m.summary.iterations_reported,
+                     " failed_evaluations=", m.summary.evaluations_failed,
+                     m.summary.trainings + m.summary.trainings_failed > 0
+                         ? absl::StrCat(" trainings=", m.summary.trainings,
+                                        " failed_trainings=", m.summary.trainings_failed)
+                         : "",
+                     " bytes_up=", m.summary.bytes_uploaded, " (experts ",
+                     m.summary.expert_bytes_uploaded, ")",
                      " bytes_down=", m.summary.bytes_downloaded));
   return m.summary;
 }

@@ -3,6 +3,16 @@
 // cache) -> move locally -> evaluate locally -> report -> upload when asked, until the
 // swarm is done.
 //
+// Local training (SPEC 4.4): when the swarm's spec asks for it
+// (GetAssignmentResponse.local_training), a particle moved in a due iteration is trained by
+// the evaluator (CandidateEvaluator::Train) before it is evaluated, with the seed and the
+// velocity rule of common/swarm_engine.h, exactly as the in-process runner trains it. A
+// failed training keeps the moved position and is logged (event=local_training_failed); it
+// is never fatal. An agent whose evaluator cannot train (CanTrain() false: the external
+// command) refuses such a swarm from Run() with FailedPrecondition before any particle
+// work, rather than silently running another search than the spec asks for. Training is
+// part of the move: a crash mid-training recomputes move and training alike.
+//
 // Crash safety: every particle's state (x, v, p, last acknowledged iteration, and the move
 // in flight with its scores once known) lives in the work directory and is replaced
 // atomically at each step, so a killed agent resumes where it stopped: a report whose
@@ -59,6 +69,8 @@ struct AgentOptions {
 struct AgentSummary {
   int iterations_reported = 0;  // acknowledged reports, initial ones included
   int evaluations_failed = 0;
+  int trainings = 0;            // local trainings applied (SPEC 4.4), in this Run()
+  int trainings_failed = 0;     // local trainings that failed (the moved position was kept)
   uint64_t bytes_uploaded = 0;  // payload bytes on the wire, experts included
   uint64_t bytes_downloaded = 0;
   uint64_t expert_bytes_uploaded = 0;

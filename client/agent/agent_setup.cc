@@ -30,6 +30,7 @@
 #include "common/dtype_proto.h"
 #include "common/file_util.h"
 #include "common/grpc_status.h"
+#include "common/local_training_proto.h"
 #include "common/safetensors.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
@@ -197,6 +198,20 @@ absl::StatusOr<bool> Agent::Impl::Assign() {
     WXP_RETURN_IF_ERROR(WithRetry("GetAssignment", [&] {
       return FromGrpc(conn->agent().GetAssignment(conn->NewContext().get(), req, &resp));
     }));
+    training = LocalTrainingFromProto(resp.local_training());
+    swarm_seed = resp.hyperparameters().seed();
+    if (training.enabled() && !evaluator->CanTrain() &&
+        resp.status() != wxp::v1::GetAssignmentResponse::DONE) {
+      // Refused before any particle work (WAIT answers carry the setting too): skipping the
+      // training would silently run another search than the spec asks for, and the in-process
+      // runner's equality would not hold.
+      return absl::FailedPreconditionError(absl::StrCat(
+          "swarm ", o.swarm, " asks for local training (every ", training.every_k, " iterations, ",
+          training.steps,
+          " steps) but this agent's evaluator cannot train (an external command cannot): "
+          "configure builtin_legal_text with a shard, or synthetic, then start the agent "
+          "again (its state is kept)"));
+    }
     if (resp.status() == wxp::v1::GetAssignmentResponse::WAIT) {
       if (!Sleep(absl::Milliseconds(std::max<int64_t>(resp.retry_after_ms(), 100)))) {
         return absl::CancelledError("agent stopping");
@@ -214,7 +229,10 @@ absl::StatusOr<bool> Agent::Impl::Assign() {
     Log(absl::StrCat("event=assigned swarm=", o.swarm, " particles=", resp.particles_size(),
                      " mode=", wxp::v1::RoundMode_Name(resp.mode()),
                      " upload_policy=", wxp::v1::UploadPolicy_Name(resp.upload_policy()),
-                     " params=", schema.total_params()));
+                     " params=", schema.total_params(),
+                     training.enabled() ? absl::StrCat(" local_training_every=", training.every_k,
+                                                       " steps=", training.steps)
+                                        : ""));
     return resp.status() != wxp::v1::GetAssignmentResponse::DONE || !particles.empty();
   }
 }

@@ -218,6 +218,11 @@ absl::StatusOr<Scores> ParseObject(const std::string& text) {
 
 }  // namespace
 
+absl::StatusOr<std::vector<float>> CandidateEvaluator::Train(const TrainingRequest&,
+                                                             const Schema&) {
+  return absl::UnimplementedError("this evaluator cannot train (no local training)");
+}
+
 std::unique_ptr<CandidateEvaluator> InProcessEvaluator(std::unique_ptr<Evaluator> evaluator) {
   return std::make_unique<InProcess>(std::move(evaluator));
 }

@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/evaluator.h"
+#include "common/local_trainer.h"
 #include "common/schema.h"
 #include "common/utility.h"
 
@@ -35,6 +36,18 @@ class CandidateEvaluator {
   virtual ~CandidateEvaluator() = default;
   // Component scores (raw, by name). Called from one thread at a time.
   virtual absl::StatusOr<Scores> Evaluate(const Candidate& candidate) = 0;
+
+  // Local training (SPEC 4.4). Whether Train can work at all: an agent whose evaluator
+  // cannot train refuses to run the particles of a swarm that asks for local training
+  // (client/agent/agent.h). False by default.
+  virtual bool CanTrain() const { return false; }
+  // The trained position, as long as `request.params` (the moved position, laid out as
+  // `schema`), following common/local_trainer.h's LocalTrainer::Train contract: the same
+  // request gives the same bytes on the same machine; a failure is an error status, never
+  // a crash (the agent then keeps the moved position). Called from one thread at a time.
+  // Unimplemented by default.
+  virtual absl::StatusOr<std::vector<float>> Train(const TrainingRequest& request,
+                                                   const Schema& schema);
 };
 
 // Adapts an in-process wxp::Evaluator (common/evaluator.h): loads the position as fp32.

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "client/agent/position_files.h"
 #include "client/legal/evaluator.h"
+#include "client/legal/trainer.h"
 #include "common/adapter.h"
 #include "common/file_util.h"
 #include "common/status_macros.h"
@@ -21,24 +22,36 @@ class Synthetic : public CandidateEvaluator {
  public:
   explicit Synthetic(wxp::v1::SyntheticEvaluator c) : c_(std::move(c)) {}
   absl::StatusOr<Scores> Evaluate(const Candidate& cand) override {
-    if (!eval_) {
-      std::vector<float> optimum;
-      if (!c_.optimum_path().empty()) {
-        WXP_ASSIGN_OR_RETURN(Adapter a, LoadAdapter(c_.optimum_path()));
-        optimum = std::move(a.values);
-      } else {
-        optimum = MakeRandomExperts(1, cand.schema->total_params(), c_.optimum_seed())[0];
-      }
-      eval_ =
-          std::make_unique<SyntheticEvaluator>(std::move(optimum), c_.noise(), c_.optimum_seed());
-    }
+    WXP_RETURN_IF_ERROR(Init(*cand.schema));
     WXP_ASSIGN_OR_RETURN(std::vector<float> x, LoadFlat(cand.position_path, *cand.schema));
     return eval_->Evaluate({cand.particle, cand.iteration, x});
   }
+  // Local training pulls toward the same hidden optimum (SyntheticTrainer).
+  bool CanTrain() const override { return true; }
+  absl::StatusOr<std::vector<float>> Train(const TrainingRequest& request,
+                                           const Schema& schema) override {
+    WXP_RETURN_IF_ERROR(Init(schema));
+    return trainer_->Train(request);
+  }
 
  private:
+  absl::Status Init(const Schema& schema) {
+    if (eval_) return absl::OkStatus();
+    std::vector<float> optimum;
+    if (!c_.optimum_path().empty()) {
+      WXP_ASSIGN_OR_RETURN(Adapter a, LoadAdapter(c_.optimum_path()));
+      optimum = std::move(a.values);
+    } else {
+      optimum = MakeRandomExperts(1, schema.total_params(), c_.optimum_seed())[0];
+    }
+    trainer_ = std::make_unique<SyntheticTrainer>(optimum);
+    eval_ = std::make_unique<SyntheticEvaluator>(std::move(optimum), c_.noise(), c_.optimum_seed());
+    return absl::OkStatus();
+  }
+
   wxp::v1::SyntheticEvaluator c_;
   std::unique_ptr<SyntheticEvaluator> eval_;
+  std::unique_ptr<SyntheticTrainer> trainer_;
 };
 
 // The built-in legal model is loaded (its base pretrained if missing) at the first
@@ -60,9 +73,37 @@ class BuiltinLegal : public CandidateEvaluator {
     WXP_ASSIGN_OR_RETURN(std::vector<float> x, LoadFlat(cand.position_path, *cand.schema));
     return eval_->Evaluate({cand.particle, cand.iteration, x});
   }
+  // Local training is next-byte prediction on the firm's own train shard (LegalTrainer),
+  // so it needs builtin_legal_text.shard. The model and shard are loaded at the first
+  // training; positions must be the model's own LoRA.
+  bool CanTrain() const override { return !o_.shard.empty(); }
+  absl::StatusOr<std::vector<float>> Train(const TrainingRequest& request,
+                                           const Schema& schema) override {
+    if (!trainer_) {
+      if (o_.shard.empty()) {
+        return absl::FailedPreconditionError(
+            "local training needs builtin_legal_text.shard (the firm's own train data)");
+      }
+      WXP_ASSIGN_OR_RETURN(legal::LegalSetup setup, legal::LoadLegalSetup(o_));
+      // Names and shapes only: the transport dtype may differ, maths is fp32 anyway.
+      const auto& want = setup.model->lora_schema().tensors();
+      bool same = want.size() == schema.tensors().size();
+      for (size_t i = 0; same && i < want.size(); ++i) {
+        same =
+            want[i].name == schema.tensors()[i].name && want[i].shape == schema.tensors()[i].shape;
+      }
+      if (!same) {
+        return absl::InvalidArgumentError(
+            "local training needs positions in the built-in model's own LoRA schema");
+      }
+      WXP_ASSIGN_OR_RETURN(trainer_, legal::MakeLegalTrainer(setup.model, setup.corpus, o_.shard));
+    }
+    return trainer_->Train(request);
+  }
 
  private:
   legal::LegalOptions o_;
+  std::unique_ptr<legal::LegalTrainer> trainer_;
   std::unique_ptr<Evaluator> eval_;
   Schema schema_;       // the layout eval_ was built for
   std::string config_;  // and the config it placed it with

@@ -13,9 +13,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "client/legal/internal/placement.h"
 #include "common/adapter.h"
 #include "common/file_util.h"
-#include "common/lora_layout.h"
 #include "common/sha256.h"
 #include "nlohmann/json.hpp"
 
@@ -23,7 +23,8 @@ namespace wxp::legal {
 namespace {
 
 constexpr int kVocab = 256;
-const char* const kLoraModules[] = {"fc1", "fc2", "head"};
+using internal::CheckLora;
+using internal::kLoraModules;
 
 double Seconds(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
@@ -285,6 +286,9 @@ struct LegalModel::Impl {
     return absl::OkStatus();
   }
 
+  FineTuneResult FineTune(const TokenData::Impl& d, const TokenData::Impl& fit,
+                          const TokenData::Impl* held, const FineTuneOptions& options) const;
+
   ScaledFactors Factors(const LoraPlacement& p, absl::Span<const float> flat, double weight) const {
     ScaledFactors f;
     f.factors.resize(3);
@@ -390,59 +394,9 @@ absl::StatusOr<TokenData> LegalModel::Tokenize(const Segments& segments) const {
   }
 }
 
-namespace {
-
-absl::Status CheckLora(const LoraPlacement& p, absl::Span<const float> lora) {
-  if (static_cast<int64_t>(lora.size()) != p.schema.total_params()) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("legal model: adapter has %d parameters, the model's LoRA has %d",
-                        lora.size(), p.schema.total_params()));
-  }
-  for (float x : lora) {
-    if (!std::isfinite(x)) {
-      return absl::InvalidArgumentError("legal model: adapter holds a non-finite value");
-    }
-  }
-  return absl::OkStatus();
-}
-
-}  // namespace
-
 absl::StatusOr<LoraPlacement> LegalModel::PlaceLora(
     const Schema& schema, const std::optional<std::string>& config_json) const {
-  const Schema& own = impl_->lora_schema;
-  if (!config_json) {
-    if (schema == own) return impl_->own;
-    return absl::InvalidArgumentError(absl::StrCat(
-        "legal model: without its adapter_config.json only the model's own rank-",
-        impl_->config.lora_rank, " LoRA can be scored (", schema.CheckSame(own).message(), ")"));
-  }
-  Adapter probe;
-  probe.schema = schema;
-  probe.config_json = config_json;
-  absl::StatusOr<LoraLayout> layout = ParseLoraLayout(probe);
-  if (!layout.ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("legal model: ", layout.status().message()));
-  }
-  LoraPlacement p;
-  p.schema = schema;
-  for (const LoraModule& m : layout->modules) {
-    int i = 0;
-    while (i < 3 && m.name != absl::StrCat("base_model.model.", kLoraModules[i])) ++i;
-    if (i == 3) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("legal model: tensor '", schema.tensor(m.a_tensor).name,
-                       "' is not on fc1, fc2 or head (base_model.model.<module>.lora_A.weight)"));
-    }
-    const int64_t in = own.tensor(2 * i).shape[1], out = own.tensor(2 * i + 1).shape[0];
-    if (m.in_features != in || m.out_features != out) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "legal model: module %s has (out, in) = (%d, %d); the model's is (%d, %d)", m.name,
-          m.out_features, m.in_features, out, in));
-    }
-    p.modules[i] = {static_cast<int>(m.a_tensor), static_cast<int>(m.b_tensor), m.scaling};
-  }
-  return p;
+  return internal::PlaceLora(impl_->own, impl_->config.lora_rank, schema, config_json);
 }
 
 absl::StatusOr<LmScores> LegalModel::Score(absl::Span<const float> lora,
@@ -485,105 +439,143 @@ absl::StatusOr<std::vector<float>> LegalModel::Logits(absl::Span<const PlacedLor
   }
 }
 
-absl::StatusOr<FineTuneResult> LegalModel::FineTune(const Segments& train,
-                                                    const FineTuneOptions& options) const {
+namespace {
+
+absl::Status CheckFineTune(const FineTuneOptions& options, const LoraPlacement& own) {
   if (options.steps < 1 || options.batch < 1 || !(options.lr > 0)) {
     return absl::InvalidArgumentError("legal fine-tune: steps, batch and lr must be positive");
   }
-  const bool early = options.eval_every > 0;
-  if (options.eval_every < 0 || (early && (options.patience < 1 || options.held_out_every < 2))) {
+  if (options.eval_every < 0 ||
+      (options.eval_every > 0 && (options.patience < 1 || options.held_out_every < 2))) {
     return absl::InvalidArgumentError(
         "legal fine-tune: eval_every must be >= 0, and with it patience >= 1 and "
         "held_out_every >= 2");
   }
-  try {
-    const auto start = std::chrono::steady_clock::now();
-    TokenData data = impl_->Tokenize(train);
-    const int64_t n = data.positions();
-    if (n == 0)
-      return absl::InvalidArgumentError("legal fine-tune: the shard's train split is empty");
-    const TokenData::Impl& d = *data.impl_;
-    // With early stopping the firm fits on part of its text and watches the rest.
-    std::optional<TokenData> fit_data, held_data;
-    if (early) {
-      HeldOutSplit parts = SplitOffHeldOut(train, options.held_out_every);
-      fit_data.emplace(impl_->Tokenize(parts.fit));
-      held_data.emplace(impl_->Tokenize(parts.held_out));
-      if (fit_data->positions() == 0 || held_data->positions() == 0) {
-        return absl::InvalidArgumentError(
-            "legal fine-tune: the train split is too short to hold a part out");
-      }
+  if (!options.start.empty()) {
+    if (absl::Status s = CheckLora(own, options.start); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("legal fine-tune: start: ", s.message()));
     }
-    const TokenData::Impl& fit = early ? *fit_data->impl_ : d;
-    FineTuneResult result;
-    result.initial_loss = impl_->Score({}, d).loss;
+  }
+  return absl::OkStatus();
+}
 
+}  // namespace
+
+// The one training loop: fits on `fit`, reports losses on `d`, and with `held` (early
+// stopping) keeps the best held-out checkpoint. Throws what LibTorch throws.
+FineTuneResult LegalModel::Impl::FineTune(const TokenData::Impl& d, const TokenData::Impl& fit,
+                                          const TokenData::Impl* held,
+                                          const FineTuneOptions& options) const {
+  const auto start = std::chrono::steady_clock::now();
+  const bool early = held != nullptr;
+  FineTuneResult result;
+  const double s = scaling();
+  LoraFactors f;
+  if (options.start.empty()) {
     // PEFT's initialisation: A ~ U(±1/sqrt(in)) (kaiming-uniform with a = sqrt(5)), B = 0,
     // so the untrained adapter is the base exactly.
+    if (options.report_losses) result.initial_loss = Score({}, d).loss;
     Rng init(options.init_seed);
-    LoraFactors f;
-    std::vector<torch::Tensor> params;
     for (int i = 0; i < 3; ++i) {
-      const std::vector<int64_t>& a_shape = impl_->lora_schema.tensor(2 * i).shape;
-      const std::vector<int64_t>& b_shape = impl_->lora_schema.tensor(2 * i + 1).shape;
-      torch::Tensor a =
-          UniformTensor(init, a_shape, 1.0 / std::sqrt(static_cast<double>(a_shape[1])));
-      torch::Tensor b = torch::zeros(b_shape, torch::kFloat32);
-      f.push_back({a.set_requires_grad(true), b.set_requires_grad(true)});
-      params.push_back(f.back().first);
-      params.push_back(f.back().second);
+      const std::vector<int64_t>& a_shape = lora_schema.tensor(2 * i).shape;
+      const std::vector<int64_t>& b_shape = lora_schema.tensor(2 * i + 1).shape;
+      f.push_back({UniformTensor(init, a_shape, 1.0 / std::sqrt(static_cast<double>(a_shape[1]))),
+                   torch::zeros(b_shape, torch::kFloat32)});
     }
-    const double s = impl_->scaling();
-    auto snapshot = [&f] {
-      LoraFactors copy;
-      for (auto& [a, b] : f) copy.push_back({a.detach().clone(), b.detach().clone()});
-      return copy;
-    };
-    LoraFactors best = snapshot();
-    double best_loss = 0;
-    int since_best = 0;
-    // Scores the held-out part at `step`; true when training should stop.
-    auto evaluate = [&](int step) {
-      const double loss =
-          impl_->Score({ScaledFactors{snapshot(), {s, s, s}}}, *held_data->impl_).loss;
-      result.held_out_curve.push_back({step, loss});
-      if (step == 0 || loss < best_loss) {
-        best_loss = loss, best = snapshot(), result.best_step = step, since_best = 0;
-        return false;
-      }
-      return ++since_best >= options.patience;
-    };
-    if (early) evaluate(0);
-    torch::optim::Adam opt(params, torch::optim::AdamOptions(options.lr));
-    Rng order(options.seed);
-    const int64_t fit_n = fit.targets.size(0);
-    for (int step = 1; step <= options.steps; ++step) {
-      torch::Tensor idx = RandomIndices(order, options.batch, fit_n);
-      opt.zero_grad();
-      torch::Tensor loss = Loss(Forward(impl_->base, &f, s, fit.ctx.index_select(0, idx)),
-                                fit.targets.index_select(0, idx));
-      loss.backward();
-      opt.step();
-      result.steps_run = step;
-      if (early && step % options.eval_every == 0 && evaluate(step)) break;
+  } else {
+    f = Factors(own, options.start, 1.0).factors;
+    if (options.report_losses) result.initial_loss = Score({ScaledFactors{f, {s, s, s}}}, d).loss;
+  }
+  std::vector<torch::Tensor> params;
+  for (auto& [a, b] : f) {
+    params.push_back(a.set_requires_grad(true));
+    params.push_back(b.set_requires_grad(true));
+  }
+  auto snapshot = [&f] {
+    LoraFactors copy;
+    for (auto& [a, b] : f) copy.push_back({a.detach().clone(), b.detach().clone()});
+    return copy;
+  };
+  LoraFactors best = snapshot();
+  double best_loss = 0;
+  int since_best = 0;
+  // Scores the held-out part at `step`; true when training should stop.
+  auto evaluate = [&](int step) {
+    const double loss = Score({ScaledFactors{snapshot(), {s, s, s}}}, *held).loss;
+    result.held_out_curve.push_back({step, loss});
+    if (step == 0 || loss < best_loss) {
+      best_loss = loss, best = snapshot(), result.best_step = step, since_best = 0;
+      return false;
     }
-    if (early) {
-      if (result.steps_run % options.eval_every != 0) evaluate(result.steps_run);
-      f = std::move(best);
-    } else {
-      f = snapshot();
+    return ++since_best >= options.patience;
+  };
+  if (early) evaluate(0);
+  torch::optim::Adam opt(params, torch::optim::AdamOptions(options.lr));
+  Rng order(options.seed);
+  const int64_t fit_n = fit.targets.size(0);
+  for (int step = 1; step <= options.steps; ++step) {
+    torch::Tensor idx = RandomIndices(order, options.batch, fit_n);
+    opt.zero_grad();
+    torch::Tensor loss =
+        Loss(Forward(base, &f, s, fit.ctx.index_select(0, idx)), fit.targets.index_select(0, idx));
+    loss.backward();
+    opt.step();
+    result.steps_run = step;
+    if (early && step % options.eval_every == 0 && evaluate(step)) break;
+  }
+  if (early) {
+    if (result.steps_run % options.eval_every != 0) evaluate(result.steps_run);
+    f = std::move(best);
+  } else {
+    f = snapshot();
+  }
+  result.lora.reserve(lora_schema.total_params());
+  for (auto& [a, b] : f) {
+    for (torch::Tensor t : {a, b}) {
+      torch::Tensor flat = t.contiguous().reshape({-1});
+      result.lora.insert(result.lora.end(), flat.data_ptr<float>(),
+                         flat.data_ptr<float>() + flat.numel());
     }
-    result.lora.reserve(impl_->lora_schema.total_params());
-    for (auto& [a, b] : f) {
-      for (torch::Tensor t : {a, b}) {
-        torch::Tensor flat = t.contiguous().reshape({-1});
-        result.lora.insert(result.lora.end(), flat.data_ptr<float>(),
-                           flat.data_ptr<float>() + flat.numel());
-      }
+  }
+  if (options.report_losses) result.final_loss = Score({ScaledFactors{f, {s, s, s}}}, d).loss;
+  result.seconds = Seconds(start);
+  return result;
+}
+
+absl::StatusOr<FineTuneResult> LegalModel::FineTune(const Segments& train,
+                                                    const FineTuneOptions& options) const {
+  if (absl::Status s = CheckFineTune(options, impl_->own); !s.ok()) return s;
+  try {
+    TokenData data = impl_->Tokenize(train);
+    if (data.positions() == 0) {
+      return absl::InvalidArgumentError("legal fine-tune: the shard's train split is empty");
     }
-    result.final_loss = impl_->Score({ScaledFactors{f, {s, s, s}}}, d).loss;
-    result.seconds = Seconds(start);
-    return result;
+    if (options.eval_every == 0) return impl_->FineTune(*data.impl_, *data.impl_, nullptr, options);
+    // With early stopping the firm fits on part of its text and watches the rest.
+    HeldOutSplit parts = SplitOffHeldOut(train, options.held_out_every);
+    TokenData fit = impl_->Tokenize(parts.fit), held = impl_->Tokenize(parts.held_out);
+    if (fit.positions() == 0 || held.positions() == 0) {
+      return absl::InvalidArgumentError(
+          "legal fine-tune: the train split is too short to hold a part out");
+    }
+    return impl_->FineTune(*data.impl_, *fit.impl_, held.impl_.get(), options);
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("legal model: libtorch: ", e.what()));
+  }
+}
+
+absl::StatusOr<FineTuneResult> LegalModel::FineTune(const TokenData& train,
+                                                    const FineTuneOptions& options) const {
+  if (absl::Status s = CheckFineTune(options, impl_->own); !s.ok()) return s;
+  if (options.eval_every != 0) {
+    return absl::InvalidArgumentError(
+        "legal fine-tune: early stopping needs the train text, not tokenized data");
+  }
+  if (train.positions() == 0) {
+    return absl::InvalidArgumentError("legal fine-tune: the train data is empty");
+  }
+  try {
+    return impl_->FineTune(*train.impl_, *train.impl_, nullptr, options);
   } catch (const std::exception& e) {
     return absl::InternalError(absl::StrCat("legal model: libtorch: ", e.what()));
   }

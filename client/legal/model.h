@@ -77,6 +77,15 @@ struct FineTuneOptions {
   int eval_every = 0;
   int patience = 5;
   int held_out_every = 10;
+  // Where training starts: empty (the default) for a fresh adapter initialised from
+  // init_seed, else an adapter of lora_schema() to train further (local training between
+  // swarm iterations, and the compute-matched baseline that trains an expert on). Must stay
+  // valid during the call.
+  absl::Span<const float> start;
+  // Whether to score the train text's loss before and after (initial_loss, final_loss):
+  // two passes over the whole text, which local training (a few steps, every particle)
+  // does without.
+  bool report_losses = true;
 };
 
 struct LmScores {
@@ -107,7 +116,7 @@ struct PlacedLora {
 
 struct FineTuneResult {
   std::vector<float> lora;  // flat, in lora_schema() order
-  double initial_loss = 0;  // train-shard loss of the base (before any step)
+  double initial_loss = 0;  // train-shard loss of the start (the base for a fresh adapter)
   double final_loss = 0;    // train-shard loss of the returned adapter
   double seconds = 0;
   int steps_run = 0;  // optimizer steps taken (== steps without early stopping)
@@ -185,11 +194,16 @@ class LegalModel {
   absl::StatusOr<std::vector<float>> Logits(absl::Span<const PlacedLora> loras,
                                             const TokenData& data, int64_t rows) const;
 
-  // Trains a fresh LoRA on `train` with autograd and Adam, the base frozen (early stopping
-  // as FineTuneOptions says). InvalidArgument for empty text, non-positive steps/batch/lr,
-  // negative eval_every, or, with eval_every > 0, patience < 1, held_out_every < 2 or a
-  // train text too short to leave both parts non-empty.
+  // Trains a LoRA (fresh, or from options.start) on `train` with autograd and Adam, the
+  // base frozen (early stopping as FineTuneOptions says). Deterministic for fixed options
+  // and thread count. InvalidArgument for empty text, non-positive steps/batch/lr, negative
+  // eval_every, a start that Score would refuse, or, with eval_every > 0, patience < 1,
+  // held_out_every < 2 or a train text too short to leave both parts non-empty.
   absl::StatusOr<FineTuneResult> FineTune(const Segments& train,
+                                          const FineTuneOptions& options) const;
+  // The same on text tokenized once (for callers that train on it again and again), without
+  // early stopping (InvalidArgument if eval_every != 0).
+  absl::StatusOr<FineTuneResult> FineTune(const TokenData& train,
                                           const FineTuneOptions& options) const;
 
  private:

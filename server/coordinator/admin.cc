@@ -91,6 +91,7 @@ absl::StatusOr<wxp::v1::SwarmStatus> Coordinator::StatusOf(const Swarm& s) {
   out.set_expert_sharing(spec.expert_sharing() == wxp::v1::EXPERT_SHARING_UNSPECIFIED
                              ? wxp::v1::ALLOWED
                              : spec.expert_sharing());
+  if (spec.has_local_training()) *out.mutable_local_training() = spec.local_training();
   if (s.coefficients()) out.set_coefficient_dimension(static_cast<int32_t>(s.alpha_dim));
   *out.mutable_created_time() = ToTimestamp(s.row.created_ms);
   if (s.row.round_opened_ms > 0)

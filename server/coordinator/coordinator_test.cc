@@ -450,5 +450,33 @@ TEST(CoordinatorTest, LongRunKeepsOnlyRecentEvaluationsInMemory) {
   ASSERT_TRUE(best.ok()) << best.status();
 }
 
+// Local training (SPEC 4.4) reaches the agents with the assignment, before and after the
+// pool exists, and shows in the status; a swarm without it sends none.
+TEST(CoordinatorTest, LocalTrainingReachesAgentsAndStatus) {
+  Harness h;
+  ASSERT_TRUE(h.coordinator
+                  ->CreateSwarm(kAdmin, Spec("lt", 5,
+                                             "local_training { every_k: 2 steps: 3 "
+                                             "learning_rate: 0.25 batch: 8 }"))
+                  .ok());
+  ASSERT_TRUE(h.coordinator->CreateSwarm(kAdmin, Spec("plain", 5)).ok());
+  const Caller agent{"firm-a", Role::kAgent};
+  auto pending = h.coordinator->GetAssignment(agent, "lt");
+  ASSERT_TRUE(pending.ok()) << pending.status();
+  EXPECT_EQ(pending->status(), wxp::v1::GetAssignmentResponse::WAIT);
+  EXPECT_EQ(pending->local_training().every_k(), 2);
+  EXPECT_EQ(pending->local_training().steps(), 3);
+  EXPECT_EQ(pending->local_training().learning_rate(), 0.25);
+  EXPECT_EQ(pending->local_training().batch(), 8);
+  auto status = h.coordinator->GetSwarmStatus("lt");
+  ASSERT_TRUE(status.ok()) << status.status();
+  EXPECT_EQ(status->local_training().SerializeAsString(),
+            pending->local_training().SerializeAsString());
+  auto plain = h.coordinator->GetAssignment(agent, "plain");
+  ASSERT_TRUE(plain.ok()) << plain.status();
+  EXPECT_FALSE(plain->has_local_training());
+  EXPECT_FALSE(h.coordinator->GetSwarmStatus("plain")->has_local_training());
+}
+
 }  // namespace
 }  // namespace wxp::server

@@ -5,6 +5,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/adapter.h"
+#include "common/local_trainer.h"
+#include "common/local_training_proto.h"
 #include "common/safetensors.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
@@ -387,6 +389,14 @@ absl::StatusOr<ResolvedSpec> ResolveSwarmSpec(const SwarmSpec& in, uint64_t seed
     return Invalid("schema", "has a fingerprint but no tensors");
   }
   WXP_RETURN_IF_ERROR(ResolveSpace(spec));
+  // The same rules as the in-process runner's (one Validate), named as a spec field.
+  if (absl::Status lt =
+          LocalTrainingFromProto(spec.local_training())
+              .Validate(spec.space() == wxp::v1::WEIGHTS ? SpaceKind::kWeights
+                                                         : SpaceKind::kExpertCoefficients);
+      !lt.ok()) {
+    return Invalid("local_training", absl::StrCat("is refused: ", lt.message()));
+  }
   const int min_experts = spec.min_experts();
   return ResolvedSpec{std::move(spec), p, *std::move(utility), std::move(explicit_schema),
                       min_experts};

@@ -309,5 +309,48 @@ TEST(SwarmSpecTest, SpaceRefusalsNameTheField) {
       ResolveSwarmSpec(Parse(std::string(kMinimal) + " expert_sharing: FORBIDDEN"), 1).ok());
 }
 
+TEST(SwarmSpecTest, LocalTrainingIsKeptAndJudgedLikeTheRunner) {
+  auto off = ResolveSwarmSpec(Parse(kMinimal), 1);
+  ASSERT_TRUE(off.ok()) << off.status();
+  EXPECT_FALSE(off->spec.has_local_training());
+  auto on = ResolveSwarmSpec(
+      Parse(std::string(kMinimal) +
+            " local_training { every_k: 2 steps: 10 learning_rate: 0.005 batch: 64 }"),
+      1);
+  ASSERT_TRUE(on.ok()) << on.status();
+  EXPECT_EQ(on->spec.local_training().every_k(), 2);
+  EXPECT_EQ(on->spec.local_training().steps(), 10);
+  EXPECT_EQ(on->spec.local_training().learning_rate(), 0.005);
+  EXPECT_EQ(on->spec.local_training().batch(), 64);
+  auto again = ResolveSwarmSpec(on->spec, 7);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->spec.SerializeAsString(), on->spec.SerializeAsString());
+  // every_k 0 is off, whatever the rest says.
+  EXPECT_TRUE(
+      ResolveSwarmSpec(Parse(std::string(kMinimal) + " local_training { steps: -3 }"), 1).ok());
+  const std::map<std::string, std::string> refused = {
+      {"local_training { every_k: -1 }", "every_k"},
+      {"local_training { every_k: 1 learning_rate: 0.1 batch: 4 }", "steps"},
+      {"local_training { every_k: 1 steps: 2 batch: 4 }", "learning rate"},
+      {"local_training { every_k: 1 steps: 2 learning_rate: inf batch: 4 }", "learning rate"},
+      {"local_training { every_k: 1 steps: 2 learning_rate: 0.1 }", "batch"},
+      {"space: EXPERT_COEFFICIENTS decoder: LINEAR_AB local_training { every_k: 1 steps: 2 "
+       "learning_rate: 0.1 batch: 4 }",
+       "WEIGHTS"},
+  };
+  for (const auto& [extra, what] : refused) {
+    auto r = ResolveSwarmSpec(Parse(std::string(kMinimal) + " " + extra), 1);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << extra;
+    EXPECT_NE(r.status().message().find("local_training"), std::string::npos) << r.status();
+    EXPECT_NE(r.status().message().find(what), std::string::npos) << extra << ": " << r.status();
+  }
+  // Off is fine in a coefficient space.
+  EXPECT_TRUE(ResolveSwarmSpec(
+                  Parse(std::string(kMinimal) + " space: EXPERT_COEFFICIENTS decoder: LINEAR_AB "
+                                                "local_training { every_k: 0 }"),
+                  1)
+                  .ok());
+}
+
 }  // namespace
 }  // namespace wxp::server

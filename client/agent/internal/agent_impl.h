@@ -25,6 +25,7 @@
 #include "client/agent/particle_state.h"
 #include "client/net/blob_transfer.h"
 #include "common/backoff.h"
+#include "common/local_trainer.h"
 #include "common/particle_space.h"
 #include "common/safetensors.h"
 #include "common/schema.h"
@@ -56,6 +57,10 @@ struct Agent::Impl {
   std::unique_ptr<ParticleSpace> space;
   std::vector<std::string> expert_ids;
   std::map<int, ParticleState> particles;
+  // Local training (SPEC 4.4; GetAssignmentResponse.local_training) and the swarm seed its
+  // per-training seeds derive from. Off unless the swarm asks for it.
+  LocalTrainingParams training;
+  uint64_t swarm_seed = 0;
   AgentSummary summary;
 
   absl::Mutex hb_mu;
@@ -161,6 +166,11 @@ struct Agent::Impl {
   // (zero: it progressed).
   absl::StatusOr<absl::Duration> Step(ParticleState& s);
   absl::Status Move(ParticleState& s, const wxp::v1::GetTargetsResponse& t);
+  // Trains particle `id`'s moved position m.x (velocity m.v) of iteration m.iteration with
+  // the evaluator and follows it (agent_training.cc): m.x names the trained position and
+  // m.v holds the followed velocity. A failed training is logged and leaves m as it was
+  // (OK); errors are local I/O only.
+  absl::Status TrainMoved(int id, float step, PendingMove& m);
   absl::Status EvaluatePending(ParticleState& s);
   absl::StatusOr<absl::Duration> ReportPending(ParticleState& s);
 };

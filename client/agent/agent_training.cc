@@ -1,0 +1,79 @@
+// wxp-agent's local training step (SPEC 4.4): between a particle's move and its evaluation,
+// in the iterations the swarm's local_training makes due, the evaluator's trainer moves the
+// position and the particle follows it by the engine's rule (FollowTrainedPosition), with
+// the seed the engine derives, so a federated swarm trains exactly as the in-process runner
+// (common/runner.cc) does.
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "client/agent/internal/agent_impl.h"
+#include "client/agent/position_files.h"
+#include "common/swarm_engine.h"
+#include "common/swarm_move.h"
+
+namespace wxp::agent {
+
+absl::Status Agent::Impl::TrainMoved(int id, float step, PendingMove& m) {
+  const int64_t n = schema.total_params();
+  // Training works on whole vectors (trainers take the position in memory), unlike the
+  // streamed move.
+  WXP_ASSIGN_OR_RETURN(std::vector<float> x, LoadFlat(BlobPath(m.x), schema));
+  std::vector<float> v(n, 0.f);
+  if (!m.v.empty()) {
+    WXP_ASSIGN_OR_RETURN(FlatReader vr, FlatReader::Velocity(BlobPath(m.v), n));
+    WXP_RETURN_IF_ERROR(vr.Read(v.data(), n));
+  }
+  TrainingRequest request;
+  request.particle = id;
+  request.iteration = m.iteration;
+  request.seed = LocalTrainingSeed(swarm_seed, id, m.iteration);
+  request.steps = training.steps;
+  request.learning_rate = training.learning_rate;
+  request.batch = training.batch;
+  request.params = x;
+  {
+    absl::MutexLock l(&hb_mu);
+    working.insert(id);
+  }
+  absl::StatusOr<std::vector<float>> trained = evaluator->Train(request, schema);
+  {
+    absl::MutexLock l(&hb_mu);
+    working.erase(id);
+  }
+  // The same checks as the runner's: anything but a finite position of the right length
+  // leaves the moved one.
+  if (trained.ok() && static_cast<int64_t>(trained->size()) != n) {
+    trained = absl::InternalError(
+        absl::StrCat("the trainer returned ", trained->size(), " values, expected ", n));
+  }
+  if (trained.ok()) {
+    for (float f : *trained) {
+      if (!std::isfinite(f)) {
+        trained = absl::InternalError("the trainer returned a non-finite value");
+        break;
+      }
+    }
+  }
+  if (!trained.ok()) {
+    ++summary.trainings_failed;
+    Log(absl::StrCat("event=local_training_failed particle=", id, " iteration=", m.iteration,
+                     " reason=\"", std::string(trained.status().message()).substr(0, 1024), "\""));
+    return absl::OkStatus();
+  }
+  FollowTrainedPosition(trained->data(), step, x.data(), v.data(), n);
+  WXP_ASSIGN_OR_RETURN(PositionWriter xw, PositionWriter::Create(blobs->dir(), schema, metadata));
+  WXP_RETURN_IF_ERROR(xw.Write(x.data(), n));
+  WXP_ASSIGN_OR_RETURN(m.x, xw.Finish());
+  // Replaces the move's velocity file (written by this same step, never reported).
+  WXP_ASSIGN_OR_RETURN(VelocityWriter vw, VelocityWriter::Create(BlobPath(m.v)));
+  WXP_RETURN_IF_ERROR(vw.Write(v.data(), n));
+  WXP_RETURN_IF_ERROR(vw.Finish());
+  ++summary.trainings;
+  Log(absl::StrCat("event=local_training particle=", id, " iteration=", m.iteration,
+                   " steps=", training.steps));
+  return absl::OkStatus();
+}
+
+}  // namespace wxp::agent

@@ -1,0 +1,64 @@
+#include "client/legal/internal/placement.h"
+
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/adapter.h"
+#include "common/lora_layout.h"
+
+namespace wxp::legal::internal {
+
+absl::StatusOr<LoraPlacement> PlaceLora(const LoraPlacement& own_placement, int rank,
+                                        const Schema& schema,
+                                        const std::optional<std::string>& config_json) {
+  const Schema& own = own_placement.schema;
+  if (!config_json) {
+    if (schema == own) return own_placement;
+    return absl::InvalidArgumentError(
+        absl::StrCat("legal model: without its adapter_config.json only the model's own rank-",
+                     rank, " LoRA can be scored (", schema.CheckSame(own).message(), ")"));
+  }
+  Adapter probe;
+  probe.schema = schema;
+  probe.config_json = config_json;
+  absl::StatusOr<LoraLayout> layout = ParseLoraLayout(probe);
+  if (!layout.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("legal model: ", layout.status().message()));
+  }
+  LoraPlacement p;
+  p.schema = schema;
+  for (const LoraModule& m : layout->modules) {
+    int i = 0;
+    while (i < 3 && m.name != absl::StrCat("base_model.model.", kLoraModules[i])) ++i;
+    if (i == 3) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("legal model: tensor '", schema.tensor(m.a_tensor).name,
+                       "' is not on fc1, fc2 or head (base_model.model.<module>.lora_A.weight)"));
+    }
+    const int64_t in = own.tensor(2 * i).shape[1], out = own.tensor(2 * i + 1).shape[0];
+    if (m.in_features != in || m.out_features != out) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "legal model: module %s has (out, in) = (%d, %d); the model's is (%d, %d)", m.name,
+          m.out_features, m.in_features, out, in));
+    }
+    p.modules[i] = {static_cast<int>(m.a_tensor), static_cast<int>(m.b_tensor), m.scaling};
+  }
+  return p;
+}
+
+absl::Status CheckLora(const LoraPlacement& p, absl::Span<const float> lora) {
+  if (static_cast<int64_t>(lora.size()) != p.schema.total_params()) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("legal model: adapter has %d parameters, the model's LoRA has %d",
+                        lora.size(), p.schema.total_params()));
+  }
+  for (float x : lora) {
+    if (!std::isfinite(x)) {
+      return absl::InvalidArgumentError("legal model: adapter holds a non-finite value");
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace wxp::legal::internal

@@ -1,0 +1,30 @@
+// The torch-free half of LegalModel: where a PEFT LoRA's tensors act on the model, and the
+// input checks on flat LoRA values. Kept out of model.cc (the LibTorch translation unit)
+// to keep that file to the tensor work.
+#ifndef WXP_CLIENT_LEGAL_INTERNAL_PLACEMENT_H_
+#define WXP_CLIENT_LEGAL_INTERNAL_PLACEMENT_H_
+
+#include <optional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "client/legal/model.h"
+#include "common/schema.h"
+
+namespace wxp::legal::internal {
+
+// The LoRA target modules, in LoraPlacement::modules order.
+inline constexpr const char* kLoraModules[] = {"fc1", "fc2", "head"};
+
+// LegalModel::PlaceLora for a model whose own adapters are placed by `own` (rank `rank`).
+absl::StatusOr<LoraPlacement> PlaceLora(const LoraPlacement& own, int rank, const Schema& schema,
+                                        const std::optional<std::string>& config_json);
+
+// InvalidArgument unless `lora` has placement.schema's length and only finite values.
+absl::Status CheckLora(const LoraPlacement& placement, absl::Span<const float> lora);
+
+}  // namespace wxp::legal::internal
+
+#endif  // WXP_CLIENT_LEGAL_INTERNAL_PLACEMENT_H_

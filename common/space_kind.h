@@ -1,0 +1,13 @@
+// The kinds of space a swarm searches (SPEC 4.3), on their own so that code which only
+// needs to know the kind (the runner, local-training checks) does not depend on decoding.
+// ParticleSpace (common/particle_space.h) documents what each kind's positions are.
+#ifndef WXP_COMMON_SPACE_KIND_H_
+#define WXP_COMMON_SPACE_KIND_H_
+
+namespace wxp {
+
+enum class SpaceKind { kWeights, kExpertCoefficients };
+
+}  // namespace wxp
+
+#endif  // WXP_COMMON_SPACE_KIND_H_

@@ -1,0 +1,211 @@
+// Local training federated (SPEC 4.4): the real wxp-server and wxp-agent processes on
+// loopback run a WEIGHTS swarm whose spec asks for local training. Each agent trains its
+// particles in its own process (the synthetic evaluator's trainer) between move and
+// evaluation; the run must equal the in-process runner with the same trainer byte for byte
+// (every global-best utility and g's blob). An agent whose evaluator cannot train (an
+// external command) must refuse the swarm with a clear message instead of running another
+// search than the spec asks for.
+#include <sys/wait.h>
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "client/net/connection.h"
+#include "common/adapter.h"
+#include "common/runner.h"
+#include "common/synthetic.h"
+#include "google/protobuf/text_format.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "tests/testing/processes.h"
+
+namespace wxp {
+namespace {
+
+namespace fs = std::filesystem;
+using proc::ChildProcess;
+using proc::Runfile;
+using proc::ServerProcess;
+
+Schema TestSchema() {
+  return Schema({{"base_model.model.layer.q_proj.lora_A.weight", DType::kF32, {4, 30}},
+                 {"base_model.model.layer.q_proj.lora_B.weight", DType::kF32, {40, 4}}});
+}
+
+constexpr char kHyper[] = "seed: 31 max_iterations: 8 patience: 4 pool_size: 5";
+constexpr char kTraining[] = "local_training { every_k: 2 steps: 3 learning_rate: 0.2 batch: 8 }";
+
+class LocalTrainingProcessTest : public ::testing::Test {
+ protected:
+  std::string BlobIdOf(const std::vector<float>& values) {
+    Adapter a;
+    a.schema = TestSchema();
+    a.values = values;
+    return *BlobId(a);
+  }
+
+  void SetUp() override {
+    root_ = ::testing::TempDir() + "/" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    fs::remove_all(root_);
+    fs::create_directories(root_);
+    experts_ = MakeRandomExperts(3, TestSchema().total_params(), 2024);
+    optimum_ = *MakeHiddenOptimum(experts_, 2024, 0.0005);
+    for (int i = 0; i < 3; ++i) {
+      Adapter a;
+      a.schema = TestSchema();
+      a.values = experts_[i];
+      expert_dirs_.push_back(absl::StrCat(root_, "/expert", i));
+      ASSERT_TRUE(SaveAdapterDir(a, expert_dirs_.back()).ok());
+    }
+    Adapter opt;
+    opt.schema = TestSchema();
+    opt.values = optimum_;
+    optimum_path_ = root_ + "/optimum.safetensors";
+    ASSERT_TRUE(SaveSafetensors(opt, optimum_path_).ok());
+    server_ =
+        std::make_unique<ServerProcess>(root_ + "/server", std::vector<std::string>{"--plaintext"});
+    ASSERT_GT(server_->Start(), 0) << proc::Tail(server_->log_path());
+  }
+
+  std::unique_ptr<client::Connection> Admin() {
+    client::ConnectionOptions o;
+    o.server_address = server_->address();
+    o.plaintext = true;
+    o.identity = "ops";
+    o.role = Role::kAdmin;
+    o.rpc_deadline = absl::Seconds(10);
+    return *client::Connection::Open(o, absl::Now());
+  }
+
+  void CreateSwarm(const std::string& extra) {
+    wxp::v1::CreateSwarmRequest req;
+    ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(
+        absl::StrCat("spec { name: 'swarm' min_experts: 3 mode: SYNC round_deadline_seconds: 600 "
+                     "utility { name: '",
+                     kSyntheticComponent, "' weight: 1 } hyperparameters { ", kHyper, " } ", extra,
+                     " }"),
+        &req));
+    auto admin = Admin();
+    wxp::v1::CreateSwarmResponse resp;
+    grpc::Status s = admin->admin().CreateSwarm(admin->NewContext().get(), req, &resp);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+
+  std::vector<std::string> AgentArgs(const std::string& name, std::vector<int> experts,
+                                     const std::string& evaluator) {
+    std::vector<std::string> dirs;
+    for (int e : experts) dirs.push_back(expert_dirs_[e]);
+    return {Runfile("client/agent/wxp-agent"),
+            "--server=" + server_->address(),
+            "--swarm=swarm",
+            "--plaintext",
+            "--identity=" + name,
+            "--expert=" + absl::StrJoin(dirs, ","),
+            "--capacity=3",
+            "--work_dir=" + root_ + "/" + name,
+            evaluator};
+  }
+
+  std::string Synthetic() { return "--synthetic_optimum=" + optimum_path_; }
+
+  // The same swarm in process, with the same trainer over the same optimum.
+  RunResult Oracle() {
+    RunnerOptions o;
+    o.params.seed = 31;
+    o.params.max_iterations = 8;
+    o.params.patience = 4;
+    o.params.pool_size = 5;
+    for (const auto& e : experts_) o.expert_ids.push_back(BlobIdOf(e));
+    SyntheticTrainer trainer(optimum_);
+    o.local_training = {2, 3, 0.2, 8};
+    o.trainer = &trainer;
+    SyntheticEvaluator eval(optimum_);
+    auto r =
+        RunSwarm(experts_, *UtilityFunction::Create({{kSyntheticComponent, true, 1.0}}), eval, o);
+    EXPECT_TRUE(r.ok()) << r.status();
+    return *r;
+  }
+
+  wxp::v1::SwarmStatus Status() {
+    auto admin = Admin();
+    wxp::v1::GetSwarmStatusRequest req;
+    req.set_swarm("swarm");
+    wxp::v1::SwarmStatus status;
+    EXPECT_TRUE(admin->admin().GetSwarmStatus(admin->NewContext().get(), req, &status).ok());
+    return status;
+  }
+
+  std::vector<double> GlobalBestHistory() {
+    auto admin = Admin();
+    wxp::v1::GetHistoryRequest req;
+    req.set_swarm("swarm");
+    wxp::v1::GetHistoryResponse resp;
+    EXPECT_TRUE(admin->admin().GetHistory(admin->NewContext().get(), req, &resp).ok());
+    std::vector<double> g;
+    for (const auto& e : resp.entries()) g.push_back(e.global_best_utility());
+    return g;
+  }
+
+  std::string root_;
+  std::vector<std::vector<float>> experts_;
+  std::vector<float> optimum_;
+  std::vector<std::string> expert_dirs_;
+  std::string optimum_path_;
+  std::unique_ptr<ServerProcess> server_;
+};
+
+TEST_F(LocalTrainingProcessTest, FederatedRunWithTrainingMatchesTheInProcessRunner) {
+  CreateSwarm(kTraining);
+  ChildProcess a, b;
+  ASSERT_TRUE(a.Start(AgentArgs("firm-a", {0, 1}, Synthetic()), root_ + "/firm-a.log"));
+  ASSERT_TRUE(b.Start(AgentArgs("firm-b", {2}, Synthetic()), root_ + "/firm-b.log"));
+  const int sa = a.Wait(absl::Minutes(3)), sb = b.Wait(absl::Minutes(3));
+  const std::string log_a = proc::Tail(root_ + "/firm-a.log", 1 << 20);
+  ASSERT_TRUE(WIFEXITED(sa) && WEXITSTATUS(sa) == 0) << log_a;
+  ASSERT_TRUE(WIFEXITED(sb) && WEXITSTATUS(sb) == 0) << proc::Tail(root_ + "/firm-b.log");
+
+  const RunResult oracle = Oracle();
+  int trained = 0;
+  for (const IterationSummary& s : oracle.history) {
+    trained += s.trained;
+    EXPECT_EQ(s.training_failed, 0);
+  }
+  ASSERT_GT(trained, 0) << "the oracle never trained: the comparison would prove nothing";
+  std::vector<double> want;
+  for (const IterationSummary& s : oracle.history) want.push_back(s.global_best_utility);
+  EXPECT_EQ(GlobalBestHistory(), want);
+  const wxp::v1::SwarmStatus status = Status();
+  EXPECT_EQ(status.state(), wxp::v1::FINISHED);
+  EXPECT_EQ(status.local_training().every_k(), 2);
+  EXPECT_EQ(status.global_best().utility(), oracle.best_utility);
+  EXPECT_EQ(status.global_best().blob_id(), BlobIdOf(oracle.best));
+  // The training ran in the agents' processes, logged per particle and summed up.
+  EXPECT_NE(log_a.find("event=local_training particle="), std::string::npos) << log_a;
+  EXPECT_NE(log_a.find(" trainings="), std::string::npos) << log_a;
+  EXPECT_EQ(log_a.find("event=local_training_failed"), std::string::npos) << log_a;
+}
+
+TEST_F(LocalTrainingProcessTest, AgentThatCannotTrainRefusesTheSwarm) {
+  CreateSwarm(kTraining);
+  ChildProcess a;
+  ASSERT_TRUE(
+      a.Start(AgentArgs("firm-a", {0, 1, 2}, "--eval_command=/bin/false"), root_ + "/firm-a.log"));
+  const int sa = a.Wait(absl::Minutes(3));
+  const std::string log = proc::Tail(root_ + "/firm-a.log", 1 << 20);
+  ASSERT_TRUE(WIFEXITED(sa)) << log;
+  EXPECT_EQ(WEXITSTATUS(sa), 1) << log;
+  EXPECT_NE(log.find("asks for local training"), std::string::npos) << log;
+  EXPECT_NE(log.find("cannot train"), std::string::npos) << log;
+  EXPECT_NE(log.find("builtin_legal_text"), std::string::npos) << log;
+  // Nothing was evaluated: the refusal came before any particle work.
+  EXPECT_EQ(log.find("event=iteration"), std::string::npos) << log;
+}
+
+}  // namespace
+}  // namespace wxp
