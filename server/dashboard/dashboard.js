@@ -31,6 +31,14 @@
     return String(parseFloat(x.toPrecision(6)));
   }
 
+  // For the summary cards: 4 significant digits fit a card at any width.
+  function fmtShort(x) {
+    if (typeof x !== 'number' || !isFinite(x)) return '–';
+    const a = Math.abs(x);
+    if (x !== 0 && (a >= 1e6 || a < 1e-4)) return x.toExponential(2);
+    return String(parseFloat(x.toPrecision(4)));
+  }
+
   function age(ts) {
     if (!ts) return '–';
     const t = Date.parse(ts);
@@ -86,12 +94,12 @@
   function renderCards(s) {
     const hasPool = s.global_best && s.global_best.particle_id >= 0;
     const cards = [
-      card('Iteration', String(s.iteration), s.last_round_time ? 'round opened ' + age(s.last_round_time) : 'no round yet'),
-      card('Global best g', hasPool ? fmt(s.global_best.utility) : '–',
+      card('Iteration', String(s.iteration), s.last_round_time ? 'last round closed ' + age(s.last_round_time) : 'no round closed yet'),
+      card('Global best g', hasPool ? fmtShort(s.global_best.utility) : '–',
            hasPool ? 'particle ' + s.global_best.particle_id + ', iteration ' + s.global_best.iteration : 'before the initial evaluation'),
-      card('Global worst g_w', hasPool ? fmt(s.global_worst.utility) : '–',
+      card('Global worst g_w', hasPool ? fmtShort(s.global_worst.utility) : '–',
            hasPool ? 'particle ' + s.global_worst.particle_id + ', iteration ' + s.global_worst.iteration : ''),
-      card('Step length λ', fmt(s.step_length), 'next iteration'),
+      card('Step length λ', fmtShort(s.step_length), 'next iteration'),
       card('Particles', s.particles_live + ' / ' + s.particles, s.particles_stale + ' stale'),
       card('Agents online', String(s.agents_online), s.experts_joined + ' of ' + s.min_experts + ' experts joined'),
       card('Weights', 'v' + s.utility_weight_version, label(s.mode) + ' · ' + label(s.space)),
@@ -105,9 +113,12 @@
     const raw = (hi - lo) / count;
     const mag = Math.pow(10, Math.floor(Math.log10(raw)));
     const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) || raw;
+    // The axis runs from the tick at or below the lowest value to the one at or above the
+    // highest, so both ends are labelled.
+    const first = Math.floor(lo / step + 1e-9), last = Math.ceil(hi / step - 1e-9);
     const ticks = [];
-    for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) ticks.push(v);
-    return { lo: Math.min(lo, ticks[0]), hi: Math.max(hi, ticks[ticks.length - 1]), ticks };
+    for (let i = first; i <= last; ++i) ticks.push(parseFloat((i * step).toPrecision(12)));
+    return { lo: ticks[0], hi: ticks[ticks.length - 1], ticks };
   }
 
   // series: [{color, dashed, alpha, width, points: [[x, y]...]}]; markers: [{x, text}]
