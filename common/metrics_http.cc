@@ -59,6 +59,9 @@ MetricsHttpServer::MetricsHttpServer(std::unique_ptr<Impl> impl) : impl_(std::mo
 absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
     const Options& options) {
   if (options.registry == nullptr) return absl::InvalidArgumentError("no metrics registry");
+  for (const HttpRoute& route : options.routes) {
+    if (!route.handle) return absl::InvalidArgumentError("an HTTP route without a handler");
+  }
   absl::StatusOr<HostPort> hp = ParseAddress(options.address);
   if (!hp.ok()) return hp.status();
   if (!options.allow_remote && !IsLoopbackAddress(options.address)) {
@@ -78,6 +81,28 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
   impl->http.Get("/metrics", [registry](const httplib::Request&, httplib::Response& res) {
     res.set_content(registry->Render(), "text/plain; version=0.0.4; charset=utf-8");
   });
+  impl->http.Get(".*",
+                 [routes = options.routes](const httplib::Request& req, httplib::Response& res) {
+                   for (const HttpRoute& route : routes) {
+                     if (!absl::StartsWith(req.path, route.prefix)) continue;
+                     HttpResponse answer = route.handle(req.path);
+                     res.status = answer.status;
+                     res.set_content(std::move(answer.body), answer.content_type);
+                     return;
+                   }
+                   res.status = 404;
+                   res.set_content("not found\n", "text/plain; charset=utf-8");
+                 });
+  // Everything served is read-only: say so instead of httplib's 404 for an unrouted method.
+  const auto not_allowed = [](const httplib::Request&, httplib::Response& res) {
+    res.status = 405;
+    res.set_header("Allow", "GET, HEAD");
+    res.set_content("method not allowed\n", "text/plain; charset=utf-8");
+  };
+  impl->http.Post(".*", not_allowed);
+  impl->http.Put(".*", not_allowed);
+  impl->http.Patch(".*", not_allowed);
+  impl->http.Delete(".*", not_allowed);
   if (hp->port == 0) {
     impl->port = impl->http.bind_to_any_port(hp->host);
   } else if (impl->http.bind_to_port(hp->host, hp->port)) {

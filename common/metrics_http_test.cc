@@ -33,6 +33,46 @@ TEST(MetricsHttpTest, ServesTheRegistryOnGetMetrics) {
   EXPECT_FALSE(after.Get("/metrics"));
 }
 
+TEST(MetricsHttpTest, ServesExtraRoutesBesideMetricsAndRefusesWrites) {
+  Registry registry;
+  MetricsHttpServer::Options options{"127.0.0.1:0", false, &registry};
+  options.routes.push_back({"/api/", [](const std::string& path) {
+                              return HttpResponse{200, "application/json", "\"" + path + "\""};
+                            }});
+  options.routes.push_back({"/", [](const std::string& path) {
+                              if (path != "/") return HttpResponse{404, "text/plain", "no"};
+                              return HttpResponse{200, "text/html", "<p>page</p>"};
+                            }});
+  auto server = MetricsHttpServer::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  httplib::Client client("127.0.0.1", (*server)->port());
+  httplib::Result api = client.Get("/api/swarms/a%20b");
+  ASSERT_TRUE(api);
+  EXPECT_EQ(api->status, 200);
+  EXPECT_EQ(api->get_header_value("Content-Type"), "application/json");
+  EXPECT_EQ(api->body, "\"/api/swarms/a b\"");
+  httplib::Result page = client.Get("/");
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->body, "<p>page</p>");
+  httplib::Result missing = client.Get("/nothing");
+  ASSERT_TRUE(missing);
+  EXPECT_EQ(missing->status, 404);
+  httplib::Result metrics = client.Get("/metrics");
+  ASSERT_TRUE(metrics);
+  EXPECT_EQ(metrics->body, registry.Render());
+  httplib::Result writes[] = {client.Post("/api/swarms", "x", "text/plain"),
+                              client.Put("/", "x", "text/plain"), client.Delete("/api/swarms")};
+  for (const httplib::Result& r : writes) {
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 405);
+    EXPECT_EQ(r->get_header_value("Allow"), "GET, HEAD");
+  }
+
+  MetricsHttpServer::Options broken{"127.0.0.1:0", false, &registry};
+  broken.routes.push_back({"/", nullptr});
+  EXPECT_EQ(MetricsHttpServer::Start(broken).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST(MetricsHttpTest, RefusesNonLoopbackUnlessAllowed) {
   Registry registry;
   auto refused = MetricsHttpServer::Start({"0.0.0.0:0", false, &registry});

@@ -38,6 +38,10 @@ PACKAGES=(
   # scrapes a running swarm with a real Prometheus.
   libcpp-httplib-dev
   prometheus
+  # The dashboard (SPEC 11): //tests:dashboard_browser_test drives Debian's headless
+  # chromium through chromedriver's W3C WebDriver HTTP API.
+  chromium
+  chromium-driver
 )
 
 missing=()

@@ -12,7 +12,7 @@
 #include "client/admin/command_util.h"
 #include "common/file_util.h"
 #include "common/grpc_status.h"
-#include "google/protobuf/util/json_util.h"
+#include "common/proto_json.h"
 
 namespace wxp::admin {
 namespace {
@@ -223,15 +223,6 @@ absl::Status RpcError(const absl::Status& s, const std::string& what) {
   return absl::Status(s.code(), message);
 }
 
-std::string ProtoJson(const google::protobuf::Message& message) {
-  google::protobuf::util::JsonPrintOptions o;
-  o.add_whitespace = true;
-  o.always_print_primitive_fields = true;
-  o.preserve_proto_field_names = true;
-  std::string json;
-  (void)google::protobuf::util::MessageToJsonString(message, &json, o);
-  while (!json.empty() && json.back() == '\n') json.pop_back();
-  return json;
-}
+std::string ProtoJson(const google::protobuf::Message& message) { return wxp::ProtoJson(message); }
 
 }  // namespace wxp::admin

@@ -82,7 +82,8 @@ absl::Status RpcError(const grpc::Status& status, const std::string& what);
 // The same for a failure client/net already converted (blob transfers).
 absl::Status RpcError(const absl::Status& status, const std::string& what);
 
-// The message as proto3 JSON with the .proto field names and every field printed.
+// The message as proto3 JSON with the .proto field names and every field printed
+// (wxp::ProtoJson, shared with the server's dashboard API).
 std::string ProtoJson(const google::protobuf::Message& message);
 
 // The end of most commands: a refused call as "wxpctl: <what>: <server message>" (exit 1),

@@ -53,6 +53,7 @@ absl::StatusOr<WxpServer::Options> ResolveServerOptions(const ServerFlags& flags
   }
   options.metrics_address = pick(flags.metrics_address, config.metrics_address());
   options.metrics_allow_remote = flags.metrics_allow_remote || config.metrics_allow_remote();
+  options.dashboard = flags.dashboard || config.dashboard();
   const Security security = flags.plaintext || config.plaintext()
                                 ? Security::Plaintext()
                                 : Security::MutualTls({pick(flags.tls_cert, config.tls().cert()),

@@ -24,6 +24,7 @@ struct ServerFlags {
   bool plaintext_allow_remote = false;
   std::string metrics_address;
   bool metrics_allow_remote = false;
+  bool dashboard = false;
 };
 
 // Reads `flags.config` if given (relative paths in it are relative to the file), applies

@@ -41,6 +41,10 @@ absl::StatusOr<std::unique_ptr<store::SwarmStore>> OpenStore(const WxpServer::Op
 
 absl::StatusOr<std::unique_ptr<WxpServer>> WxpServer::Start(Options options) {
   if (options.data_dir.empty()) return absl::InvalidArgumentError("--data_dir is required");
+  if (options.dashboard && options.metrics_address.empty()) {
+    return absl::InvalidArgumentError(
+        "the dashboard is served on --metrics_address: give one (e.g. 127.0.0.1:9464)");
+  }
   if (!options.credentials || !options.authenticate) {
     return absl::InvalidArgumentError("server credentials and an authenticator are required");
   }
@@ -88,13 +92,21 @@ absl::StatusOr<std::unique_ptr<WxpServer>> WxpServer::Start(Options options) {
   s->streams_ = std::make_unique<StreamLimiter>(options.max_concurrent_streams);
   if (s->metrics_) {
     s->metrics_->WatchCoordinator(s->coordinator_.get());
-    WXP_ASSIGN_OR_RETURN(
-        s->metrics_http_,
-        metrics::MetricsHttpServer::Start(
-            {options.metrics_address, options.metrics_allow_remote, &s->metrics_->registry()}));
+    metrics::MetricsHttpServer::Options http{options.metrics_address, options.metrics_allow_remote,
+                                             &s->metrics_->registry()};
+    if (options.dashboard) {
+      s->dashboard_ = std::make_unique<Dashboard>(s->coordinator_.get());
+      http.routes = s->dashboard_->Routes();
+    }
+    WXP_ASSIGN_OR_RETURN(s->metrics_http_, metrics::MetricsHttpServer::Start(http));
     std::cerr << absl::StrCat("event=metrics_started address=", options.metrics_address,
                               " port=", s->metrics_http_->port())
               << std::endl;
+    if (s->dashboard_) {
+      std::cerr << absl::StrCat("event=dashboard_started url=http://", options.metrics_address,
+                                " port=", s->metrics_http_->port())
+                << std::endl;
+    }
   }
   s->admin_ = std::make_unique<AdminServiceImpl>(s->coordinator_.get(), s->store_.get(),
                                                  s->blobs_.get(), s->gate_.get(), options.clock,
@@ -149,7 +161,7 @@ void WxpServer::Shutdown(absl::Duration grace) {
     server_->Shutdown(std::chrono::system_clock::now() +
                       std::chrono::milliseconds(absl::ToInt64Milliseconds(grace)));
   }
-  // Scrapes read the coordinator: none after this.
+  // Scrapes and dashboard requests read the coordinator: none after this.
   if (metrics_http_) metrics_http_->Stop();
   stop_ticker_.Notify();
   if (ticker_.joinable()) ticker_.join();

@@ -18,6 +18,7 @@
 #include "server/app/server_metrics.h"
 #include "server/blobs/disk_blobs.h"
 #include "server/coordinator/coordinator.h"
+#include "server/dashboard/dashboard.h"
 #include "server/service/admin_service.h"
 #include "server/service/agent_service.h"
 #include "server/service/gatekeeper.h"
@@ -49,6 +50,9 @@ class WxpServer {
     // non-loopback address is refused unless metrics_allow_remote (metrics_http.h).
     std::string metrics_address;
     bool metrics_allow_remote = false;
+    // The read-only web dashboard (server/dashboard/dashboard.h) on metrics_address, beside
+    // /metrics; requires metrics_address (InvalidArgument otherwise).
+    bool dashboard = false;
   };
 
   // Opens the data directory (creating it), recovers the blob store (stray temporaries and
@@ -77,6 +81,7 @@ class WxpServer {
   std::unique_ptr<StreamLimiter> streams_;  // shared by both services: server-wide
   // Before the services and the gRPC server, which use it: destroyed after them.
   std::unique_ptr<ServerMetrics> metrics_;
+  std::unique_ptr<Dashboard> dashboard_;  // read by metrics_http_'s threads
   std::unique_ptr<metrics::MetricsHttpServer> metrics_http_;
   std::unique_ptr<AdminServiceImpl> admin_;
   std::unique_ptr<AgentServiceImpl> agent_;

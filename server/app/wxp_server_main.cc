@@ -24,6 +24,8 @@ ABSL_FLAG(std::string, metrics_address, "",
           "host:port for GET /metrics (Prometheus text format); empty: no metrics; loopback "
           "only unless --metrics_allow_remote");
 ABSL_FLAG(bool, metrics_allow_remote, false, "allow a non-loopback --metrics_address");
+ABSL_FLAG(bool, dashboard, false,
+          "serve the read-only web dashboard on --metrics_address (GET /, /api/swarms)");
 ABSL_FLAG(std::string, port_file, "", "write the bound port here once serving (for tests)");
 
 int main(int argc, char** argv) {
@@ -45,6 +47,7 @@ int main(int argc, char** argv) {
                                  absl::GetFlag(FLAGS_plaintext_allow_remote)};
   flags.metrics_address = absl::GetFlag(FLAGS_metrics_address);
   flags.metrics_allow_remote = absl::GetFlag(FLAGS_metrics_allow_remote);
+  flags.dashboard = absl::GetFlag(FLAGS_dashboard);
   absl::StatusOr<wxp::server::WxpServer::Options> options =
       wxp::server::ResolveServerOptions(flags);
   const absl::Status s = options.ok() ? wxp::server::RunServerUntilSignalled(
