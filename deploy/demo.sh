@@ -20,8 +20,9 @@
 # Everything it starts is stopped on exit and on Ctrl-C. Work files go to DIR (default a
 # fresh /tmp/wxp-demo.XXXXXX). At the end only the exported best adapter (DIR/best) and the
 # table (DIR/table.txt) are kept, unless --keep (or --out) keeps everything. With WXP_BIN set to
-# a directory holding client/wxpctl, client/agent/wxp-agent and server/app/wxp-server (built
-# already, e.g. a test's runfiles), step 1 is skipped.
+# a directory holding client/wxpctl (with client/wxpctl-tensors beside it),
+# client/agent/wxp-agent and server/app/wxp-server (built already, e.g. a test's runfiles),
+# step 1 is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD

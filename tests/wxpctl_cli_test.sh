@@ -49,6 +49,20 @@ check "non-UTF-8 spec exits 1" [ $code -eq 1 ]
 check "non-UTF-8 spec: one line naming the field" \
   bash -c "[ \$(wc -l <'$TMP/err') -eq 1 ] && grep -q 'field name is not valid UTF-8' '$TMP/err'"
 
+# LibTorch is loaded only by wxpctl-tensors (merge, simulate, legal), never by wxpctl itself:
+# every other command starts in milliseconds instead of a second of CPU.
+check "wxpctl does not link LibTorch" bash -c "! ldd '$(readlink -f "$WXPCTL")' | grep -q libtorch"
+# Without wxpctl-tensors beside it or on PATH, a LibTorch command says what is missing.
+mkdir -p "$TMP/alone"
+cp "$(readlink -f "$WXPCTL")" "$TMP/alone/wxpctl"
+PATH=/nonexistent "$TMP/alone/wxpctl" merge --help >"$TMP/out" 2>"$TMP/err"
+code=$?
+check "merge without wxpctl-tensors exits 1" [ $code -eq 1 ]
+check "merge without wxpctl-tensors names it on one line" \
+  bash -c "[ \$(wc -l <'$TMP/err') -eq 1 ] && grep -q 'wxpctl-tensors' '$TMP/err'"
+PATH=/nonexistent "$TMP/alone/wxpctl" certs init-ca --dir "$TMP/alone/ca" >/dev/null 2>&1
+check "other commands run without wxpctl-tensors" [ -s "$TMP/alone/ca/ca.crt" ]
+
 # 3. merge -> inspect -> simulate on adapters derived from the real one.
 if [ -d "$PEFT" ]; then
   check "linear merge of the adapter with itself" \

@@ -11,13 +11,20 @@
 
 namespace wxp::admin {
 
+// Runs one of the commands that need LibTorch (merge, simulate, legal); `args` start with the
+// command's name. They live apart (tensor_commands.h) because loading LibTorch costs about a
+// second of CPU per process: wxpctl hands them to the wxpctl-tensors binary
+// (ExecTensorCommand, tensor_exec.h), wxpctl-tensors and the tests run them in-process
+// (RunTensorCommand).
+using TensorCommandRunner = int (*)(const std::vector<std::string>& args, std::ostream& out,
+                                    std::ostream& err);
+
 // `args` excludes the program name: {"adapter", "inspect", "DIR", "--json"}.
-int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err,
+        TensorCommandRunner tensor_commands);
 
 // The individual commands; `args` are the words after the command name.
 int AdapterInspect(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
-int Merge(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
-int Simulate(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 // Commands that talk to wxp-server's AdminService (flags in remote.h).
 int Swarm(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 int Particles(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
@@ -28,8 +35,6 @@ int Export(const std::vector<std::string>& args, std::ostream& out, std::ostream
 int Clients(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 // Local: the CA and certificates.
 int Certs(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
-// `legal shards|pretrain|finetune|eval ...` (client/admin/legal_commands.cc).
-int Legal(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 }  // namespace wxp::admin
 

@@ -6,7 +6,7 @@
 
 #include "absl/strings/str_format.h"
 #include "client/admin/command_util.h"
-#include "client/admin/commands.h"
+#include "client/admin/tensor_commands.h"
 #include "client/legal/evaluator.h"
 #include "common/adapter.h"
 #include "nlohmann/json.hpp"

@@ -5,8 +5,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client/admin/command_util.h"
-#include "client/admin/commands.h"
 #include "client/admin/experts.h"
+#include "client/admin/tensor_commands.h"
 #include "common/lora_decode.h"
 
 namespace wxp::admin {

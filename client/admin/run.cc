@@ -52,7 +52,8 @@ constexpr char kHelp[] =
 
 }  // namespace
 
-int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& err,
+        TensorCommandRunner tensor_commands) {
   if (args.empty() || args[0] == "help" || args[0] == "--help" || args[0] == "-h") {
     (args.empty() ? err : out) << kHelp;
     return args.empty() ? kExitUsage : kExitOk;
@@ -60,7 +61,7 @@ int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
   if (args[0].size() > 1 && args[0][0] == '-') {
     // Global flags before the command: let the command parse them.
     const std::vector<std::string> hoisted = HoistGlobalFlags(args);
-    if (hoisted != args) return Run(hoisted, out, err);
+    if (hoisted != args) return Run(hoisted, out, err, tensor_commands);
   }
   const std::vector<std::string> rest(args.begin() + 1, args.end());
   if (args[0] == "adapter") {
@@ -71,8 +72,9 @@ int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
     }
     return AdapterInspect({rest.begin() + 1, rest.end()}, out, err);
   }
-  if (args[0] == "merge") return Merge(rest, out, err);
-  if (args[0] == "simulate") return Simulate(rest, out, err);
+  if (args[0] == "merge" || args[0] == "simulate" || args[0] == "legal") {
+    return tensor_commands(args, out, err);
+  }
   if (args[0] == "certs") return Certs(rest, out, err);
   if (args[0] == "swarm") return Swarm(rest, out, err);
   if (args[0] == "particles") return Particles(rest, out, err);
@@ -81,7 +83,6 @@ int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
   if (args[0] == "weights") return Weights(rest, out, err);
   if (args[0] == "export") return Export(rest, out, err);
   if (args[0] == "clients") return Clients(rest, out, err);
-  if (args[0] == "legal") return Legal(rest, out, err);
   err << "wxpctl: unknown command '" << args[0] << "'\n\n" << kHelp;
   return kExitUsage;
 }

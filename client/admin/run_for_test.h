@@ -1,4 +1,5 @@
-// Test helper: runs a wxpctl command in-process and captures its exit code and streams.
+// Test helper: runs a wxpctl command (LibTorch ones included) in-process and captures its exit code
+// and streams.
 #ifndef WXP_CLIENT_ADMIN_RUN_FOR_TEST_H_
 #define WXP_CLIENT_ADMIN_RUN_FOR_TEST_H_
 
@@ -7,6 +8,7 @@
 #include <vector>
 
 #include "client/admin/commands.h"
+#include "client/admin/tensor_commands.h"
 
 namespace wxp::admin {
 
@@ -17,7 +19,7 @@ struct CliOutput {
 
 inline CliOutput RunCli(const std::vector<std::string>& args) {
   std::ostringstream out, err;
-  const int code = Run(args, out, err);
+  const int code = Run(args, out, err, &RunTensorCommand);
   return {code, out.str(), err.str()};
 }
 

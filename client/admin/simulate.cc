@@ -6,8 +6,8 @@
 
 #include "absl/strings/str_format.h"
 #include "client/admin/command_util.h"
-#include "client/admin/commands.h"
 #include "client/admin/experts.h"
+#include "client/admin/tensor_commands.h"
 #include "common/lora_synthetic.h"
 #include "common/particle_space.h"
 #include "common/runner.h"
