@@ -5,15 +5,20 @@
 // threads, plain HTTP, read-only.
 //
 // Metrics tell an observer what the swarms do (names, utilities, traffic), so the endpoint
-// listens on loopback unless the caller explicitly allows another address.
+// listens on loopback unless the caller explicitly allows another address. With Options::tls
+// it is HTTPS instead: the TLS handshake refuses a client without a certificate from the
+// given CA (valid now, for client authentication), and Options::authorize then decides per
+// request from that certificate; a refusal answers 403 with the reason.
 #ifndef WXP_COMMON_METRICS_HTTP_H_
 #define WXP_COMMON_METRICS_HTTP_H_
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/metrics.h"
 
@@ -44,11 +49,26 @@ class MetricsHttpServer {
     // Tried in order; the first whose prefix matches answers. Whatever they read must
     // outlive the server (or Stop()).
     std::vector<HttpRoute> routes;
+    // PEM files: this server's certificate and key, and the CA whose client certificates
+    // the handshake accepts.
+    struct Tls {
+      std::string cert_file;
+      std::string key_file;
+      std::string client_ca_file;
+    };
+    // HTTPS with required client certificates instead of plain HTTP.
+    std::optional<Tls> tls;
+    // With tls, required: whether the client whose (verified) certificate is
+    // `client_cert_pem` may GET `path`; a non-OK status answers 403 with its message. Called
+    // on the server's threads, concurrently, for every request before it is routed.
+    std::function<absl::Status(const std::string& path, const std::string& client_cert_pem)>
+        authorize;
   };
 
   // Binds and starts serving on a background thread. Errors: InvalidArgument for a
-  // malformed address, a missing registry or a route without a handler, FailedPrecondition for a
-  // non-loopback address without allow_remote, Unavailable if the address cannot be bound.
+  // malformed address, a missing registry, a route without a handler, tls without authorize
+  // or TLS files that do not load, FailedPrecondition for a non-loopback address without
+  // allow_remote, Unavailable if the address cannot be bound.
   static absl::StatusOr<std::unique_ptr<MetricsHttpServer>> Start(const Options& options);
   ~MetricsHttpServer();  // Stop()
   MetricsHttpServer(const MetricsHttpServer&) = delete;

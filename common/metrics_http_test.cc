@@ -81,6 +81,19 @@ TEST(MetricsHttpTest, RefusesNonLoopbackUnlessAllowed) {
   EXPECT_TRUE(allowed.ok()) << allowed.status();
 }
 
+TEST(MetricsHttpTest, HttpsNeedsAnAuthorizationCheckAndLoadableFiles) {
+  Registry registry;
+  MetricsHttpServer::Options options{"127.0.0.1:0", false, &registry};
+  options.tls = MetricsHttpServer::Options::Tls{"/nonexistent/server.crt",
+                                                "/nonexistent/server.key", "/nonexistent/ca.crt"};
+  EXPECT_EQ(MetricsHttpServer::Start(options).status().code(), absl::StatusCode::kInvalidArgument);
+  options.authorize = [](const std::string&, const std::string&) { return absl::OkStatus(); };
+  absl::StatusOr<std::unique_ptr<MetricsHttpServer>> unloadable = MetricsHttpServer::Start(options);
+  EXPECT_EQ(unloadable.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(unloadable.status().message().find("/nonexistent/server.crt"), std::string::npos)
+      << unloadable.status();
+}
+
 TEST(MetricsHttpTest, RefusesMalformedAddressesAndABusyPort) {
   Registry registry;
   EXPECT_EQ(MetricsHttpServer::Start({"127.0.0.1", false, &registry}).status().code(),

@@ -36,6 +36,7 @@ absl::Status UseSecurity(WxpServer::Options& options, const Security& security, 
         "experiments)");
   }
   WXP_ASSIGN_OR_RETURN(options.credentials, security.ServerCredentials(options.clock->Now()));
+  if (!security.plaintext()) options.tls_files = security.files();
   options.authenticate = AuthenticatorFor(
       security.plaintext() ? TransportSecurity::kInsecurePlaintext : TransportSecurity::kMutualTls);
   return absl::OkStatus();

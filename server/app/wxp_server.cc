@@ -5,7 +5,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/certs.h"
 #include "common/file_util.h"
+#include "common/identity.h"
 #include "common/status_macros.h"
 #include "server/store/postgres_store.h"
 #include "server/store/sqlite_store.h"
@@ -35,6 +37,30 @@ absl::StatusOr<std::unique_ptr<store::SwarmStore>> OpenStore(const WxpServer::Op
   WXP_ASSIGN_OR_RETURN(std::unique_ptr<store::PostgresStore> pg,
                        store::PostgresStore::Open({options.store}));
   return std::unique_ptr<store::SwarmStore>(std::move(pg));
+}
+
+// Who may use the metrics listener when it serves the dashboard beyond loopback (the
+// certificate already verified against the server's CA in the handshake): the dashboard and
+// its API only admins, /metrics also auditors, so that a Prometheus gets a certificate that
+// no RPC admits. A revoked identity is refused, as on the RPCs.
+absl::Status AuthorizeRemoteDashboard(const std::string& path, const std::string& cert_pem,
+                                      store::SwarmStore* store) {
+  absl::StatusOr<CertificateIdentity> cert = ParseCertificateIdentity(cert_pem);
+  if (!cert.ok()) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("the client certificate names no WXP identity: ", cert.status().message()));
+  }
+  const Identity caller{cert->name, cert->role};
+  if (path == "/metrics") {
+    WXP_RETURN_IF_ERROR(RequireRole(caller, {Role::kAdmin, Role::kAuditor}, "GET /metrics"));
+  } else {
+    WXP_RETURN_IF_ERROR(RequireRole(caller, {Role::kAdmin}, "the dashboard"));
+  }
+  absl::StatusOr<store::ClientRecord> known = store->GetClient(caller.name);
+  if (known.ok() && known->revoked) {
+    return absl::PermissionDeniedError(absl::StrCat("client '", caller.name, "' has been revoked"));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -97,14 +123,28 @@ absl::StatusOr<std::unique_ptr<WxpServer>> WxpServer::Start(Options options) {
     if (options.dashboard) {
       s->dashboard_ = std::make_unique<Dashboard>(s->coordinator_.get());
       http.routes = s->dashboard_->Routes();
+      if (!metrics::IsLoopbackAddress(options.metrics_address)) {
+        if (!options.tls_files.complete()) {
+          return absl::FailedPreconditionError(absl::StrCat(
+              "the dashboard beyond loopback (", options.metrics_address,
+              ") is served over HTTPS to admin certificates only, which needs the server's "
+              "mutual TLS (--tls_cert, --tls_key, --tls_ca), not --plaintext"));
+        }
+        http.tls = metrics::MetricsHttpServer::Options::Tls{
+            options.tls_files.cert_file, options.tls_files.key_file, options.tls_files.ca_file};
+        http.authorize = [store = s->store_.get()](const std::string& path,
+                                                   const std::string& pem) {
+          return AuthorizeRemoteDashboard(path, pem, store);
+        };
+      }
     }
     WXP_ASSIGN_OR_RETURN(s->metrics_http_, metrics::MetricsHttpServer::Start(http));
     std::cerr << absl::StrCat("event=metrics_started address=", options.metrics_address,
                               " port=", s->metrics_http_->port())
               << std::endl;
     if (s->dashboard_) {
-      std::cerr << absl::StrCat("event=dashboard_started url=http://", options.metrics_address,
-                                " port=", s->metrics_http_->port())
+      std::cerr << absl::StrCat("event=dashboard_started url=", http.tls ? "https://" : "http://",
+                                options.metrics_address, " port=", s->metrics_http_->port())
                 << std::endl;
     }
   }

@@ -14,6 +14,7 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/metrics_http.h"
+#include "common/tls_credentials.h"
 #include "grpcpp/grpcpp.h"
 #include "server/app/server_metrics.h"
 #include "server/blobs/disk_blobs.h"
@@ -51,8 +52,15 @@ class WxpServer {
     std::string metrics_address;
     bool metrics_allow_remote = false;
     // The read-only web dashboard (server/dashboard/dashboard.h) on metrics_address, beside
-    // /metrics; requires metrics_address (InvalidArgument otherwise).
+    // /metrics; requires metrics_address (InvalidArgument otherwise). On a non-loopback
+    // metrics_address the listener is HTTPS with tls_files instead (FailedPrecondition
+    // without them): the handshake requires a client certificate from tls_files.ca_file,
+    // the dashboard answers only role admin, /metrics admin or auditor, and a revoked
+    // identity is refused (403) as on the RPCs.
     bool dashboard = false;
+    // The server's mutual-TLS files (credentials.h's UseSecurity sets them); empty in
+    // plaintext mode.
+    TlsFiles tls_files;
   };
 
   // Opens the data directory (creating it), recovers the blob store (stray temporaries and
