@@ -92,7 +92,7 @@ if ! "${PODMAN[@]}" image exists "$BASE_IMAGE"; then
 fi
 
 step "3/4 the Bazel-built binaries, staged as the build context"
-BINARIES=(server/app/wxp-server client/wxpctl client/agent/wxp-agent)
+BINARIES=(server/app/wxp-server client/wxpctl client/wxpctl-tensors client/agent/wxp-agent)
 for b in "${BINARIES[@]}"; do
   if [ ! -x "bazel-bin/$b" ]; then
     bazel build ${WXP_BAZEL_FLAGS:-} //server/app:wxp-server //client:wxpctl //client/agent:wxp-agent
