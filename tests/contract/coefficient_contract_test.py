@@ -121,7 +121,10 @@ class CoefficientSwarmTest(ct.WireTest):
                 ("template_blob_id", dict(template_blob_id="a" * 64)),
                 ("decoder", dict(space=spec_pb.WEIGHTS)),
                 ("per_module", dict(space=spec_pb.WEIGHTS, decoder=0, per_module=True)),
-                ("svd_rank", dict(space=spec_pb.WEIGHTS, decoder=0, svd_rank=2))]):
+                ("svd_rank", dict(space=spec_pb.WEIGHTS, decoder=0, svd_rank=2)),
+                # SPEC 4.4: local training only in WEIGHTS.
+                ("local_training", dict(local_training=spec_pb.LocalTraining(
+                    every_k=1, steps=5, learning_rate=0.01, batch=4)))]):
             self.refused(Code.INVALID_ARGUMENT, self.admin.CreateSwarm,
                          pb.CreateSwarmRequest(spec=coef_spec("coef-bad-%d" % i, **kw)),
                          says=field)
@@ -129,6 +132,10 @@ class CoefficientSwarmTest(ct.WireTest):
         s = self.create(ct.spec("coef-weights-forbidden",
                                 expert_sharing=spec_pb.FORBIDDEN)).spec
         self.assertEqual((s.space, s.expert_sharing), (spec_pb.WEIGHTS, spec_pb.FORBIDDEN))
+        # Local training in WEIGHTS is accepted and echoed as sent.
+        lt = spec_pb.LocalTraining(every_k=2, steps=5, learning_rate=0.01, batch=4)
+        s = self.create(ct.spec("coef-weights-training", local_training=lt)).spec
+        self.assertEqual(s.local_training, lt)
 
     def test_a_coefficient_swarm_from_spec_to_export(self):
         name = "coef-life"
