@@ -16,4 +16,6 @@ sigset_t BlockShutdownSignals() {
   return signals;
 }
 
+void IgnoreBrokenPipes() { signal(SIGPIPE, SIG_IGN); }
+
 }  // namespace wxp

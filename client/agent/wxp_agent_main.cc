@@ -41,6 +41,7 @@ int main(int argc, char** argv) {
   // models), and a thread that does not block SIGTERM would take it with the default action,
   // killing the process instead of shutting it down gracefully.
   wxp::BlockShutdownSignals();
+  wxp::IgnoreBrokenPipes();
   absl::SetProgramUsageMessage(
       "wxp-agent --config=FILE | --server=HOST:PORT --swarm=NAME --expert=DIR[,DIR] "
       "--work_dir=DIR (--tls_cert/--tls_key/--tls_ca | --plaintext) "

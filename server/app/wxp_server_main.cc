@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
   // models), and a thread that does not block SIGTERM would take it with the default action,
   // killing the process instead of shutting it down gracefully.
   wxp::BlockShutdownSignals();
+  wxp::IgnoreBrokenPipes();
   absl::SetProgramUsageMessage(
       "wxp-server --data_dir=DIR (--tls_cert/--tls_key/--tls_ca | --plaintext)");
   absl::ParseCommandLine(argc, argv);
