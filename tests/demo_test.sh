@@ -5,15 +5,8 @@
 # left behind. Then Ctrl-C in the middle of the swarm must stop everything it started.
 set -uo pipefail
 
-ROOT="$TEST_SRCDIR/$TEST_WORKSPACE"
-TMP="${TEST_TMPDIR:-$(mktemp -d)}"
+source "$TEST_SRCDIR/$TEST_WORKSPACE/tests/testing/check.sh"
 export WXP_BIN="$ROOT"
-failures=0
-check() {  # check DESCRIPTION COMMAND...: the command must succeed
-  local what=$1
-  shift
-  if "$@"; then echo "ok   $what"; else echo "FAIL $what"; failures=$((failures + 1)); fi
-}
 # Processes whose command line mentions $1 (the demo's work dir), other than this script.
 leftovers() {
   local f pid
@@ -82,5 +75,4 @@ left=$(leftovers "$OUT2")
 check "Ctrl-C leaves no process behind: ${left:-none}" [ -z "$left" ]
 check "the logs are kept for a post-mortem" [ -s "$OUT2/server.log" ]
 
-echo "$failures failure(s)"
-[ $failures -eq 0 ]
+finish

@@ -5,16 +5,8 @@
 # stages (deploy/build-images.sh really builds them; it needs podman, so it is not a test).
 set -uo pipefail
 
-ROOT="$TEST_SRCDIR/$TEST_WORKSPACE"
+source "$TEST_SRCDIR/$TEST_WORKSPACE/tests/testing/check.sh"
 UNITS="$ROOT/deploy/systemd"
-TMP="${TEST_TMPDIR:-$(mktemp -d)}"
-failures=0
-
-check() {  # check DESCRIPTION COMMAND...: the command must succeed
-  local what=$1
-  shift
-  if "$@"; then echo "ok   $what"; else echo "FAIL $what"; failures=$((failures + 1)); fi
-}
 
 # 1. Hardening and restart policy, whatever the host.
 for unit in wxp-server wxp-agent; do
@@ -89,5 +81,4 @@ for script in build-images.sh run-images.sh; do
 done
 check "install-deps.sh is executable" [ -x "$ROOT/deploy/install-deps.sh" ]
 
-echo "$failures failure(s)"
-[ "$failures" -eq 0 ]
+finish

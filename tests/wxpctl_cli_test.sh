@@ -3,17 +3,10 @@
 # the real PEFT adapter from shared/testdata, and a merge -> inspect -> simulate chain.
 set -uo pipefail
 
-WXPCTL="$TEST_SRCDIR/$TEST_WORKSPACE/client/wxpctl"
-readme=$(readlink -f "$TEST_SRCDIR/$TEST_WORKSPACE/README.md")
+source "$TEST_SRCDIR/$TEST_WORKSPACE/tests/testing/check.sh"
+WXPCTL="$ROOT/client/wxpctl"
+readme=$(readlink -f "$ROOT/README.md")
 TESTDATA="${WXP_TESTDATA:-$(dirname "$readme")/../shared/testdata}"
-TMP="${TEST_TMPDIR:-$(mktemp -d)}"
-failures=0
-
-check() {  # check DESCRIPTION COMMAND...: the command must succeed
-  local what=$1
-  shift
-  if "$@"; then echo "ok   $what"; else echo "FAIL $what"; failures=$((failures + 1)); fi
-}
 
 # 1. The real adapter written by PEFT.
 PEFT="$TESTDATA/peft/gpt2_tigrinya_lora_f32"
@@ -76,5 +69,4 @@ if [ -d "$PEFT" ]; then
     bash -c "[ \"\$('$WXPCTL' adapter inspect --json '$TMP/best' | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"schema_fingerprint\"])')\" = \"\$('$WXPCTL' adapter inspect --json '$PEFT' | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"schema_fingerprint\"])')\" ]"
 fi
 
-echo "$failures failure(s)"
-[ "$failures" -eq 0 ]
+finish
