@@ -17,7 +17,6 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "client/net/connection.h"
 #include "common/adapter.h"
@@ -26,11 +25,12 @@
 #include "common/runner.h"
 #include "common/sha256.h"
 #include "common/synthetic.h"
-#include "google/protobuf/text_format.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "server/store/sqlite_store.h"
 #include "tests/testing/processes.h"
+#include "tests/testing/swarm_admin.h"
+#include "tests/testing/synthetic_experts.h"
 
 namespace wxp {
 namespace {
@@ -40,48 +40,26 @@ using proc::ChildProcess;
 using proc::Runfile;
 using proc::ServerProcess;
 
-// Two LoRA tensors, as a PEFT adapter has them.
-Schema TestSchema() {
-  return Schema({{"base_model.model.layer.q_proj.lora_A.weight", DType::kF32, {4, 30}},
-                 {"base_model.model.layer.q_proj.lora_B.weight", DType::kF32, {40, 4}}});
-}
-
 class AgentProcessTest : public ::testing::Test {
  protected:
   // The adapters' layout; a fixture moving large adapters overrides it.
-  virtual Schema AdapterSchema() const { return TestSchema(); }
-
-  std::string SaveExpert(const std::string& dir, const std::vector<float>& values) {
-    Adapter a;
-    a.schema = AdapterSchema();
-    a.values = values;
-    EXPECT_TRUE(SaveAdapterDir(a, dir).ok());
-    return dir;
-  }
+  virtual Schema AdapterSchema() const { return proc::SmallLoraSchema(); }
 
   std::string BlobIdOf(const std::vector<float>& values) {
-    Adapter a;
-    a.schema = AdapterSchema();
-    a.values = values;
-    return *BlobId(a);
+    return *proc::BlobIdOf(AdapterSchema(), values);
   }
 
   void SetUp() override {
-    root_ = ::testing::TempDir() + "/" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    fs::remove_all(root_);
-    fs::create_directories(root_);
-    const int dim = static_cast<int>(AdapterSchema().total_params());
-    experts_ = MakeRandomExperts(3, dim, 2024);
-    optimum_ = *MakeHiddenOptimum(experts_, 2024, 0.0005);
-    for (int i = 0; i < 3; ++i) {
-      expert_dirs_.push_back(SaveExpert(absl::StrCat(root_, "/expert", i), experts_[i]));
-    }
-    Adapter opt;
-    opt.schema = AdapterSchema();
-    opt.values = optimum_;
+    root_ = proc::FreshDir(::testing::TempDir() + "/" +
+                           ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    auto experts = proc::SaveRandomExperts(AdapterSchema(), 3, 2024, root_);
+    ASSERT_TRUE(experts.ok()) << experts.status();
+    experts_ = experts->values;
+    expert_dirs_ = experts->dirs;
     optimum_path_ = root_ + "/optimum.safetensors";
-    ASSERT_TRUE(SaveSafetensors(opt, optimum_path_).ok());
+    auto optimum = proc::SaveHiddenOptimum(AdapterSchema(), experts_, 2024, optimum_path_);
+    ASSERT_TRUE(optimum.ok()) << optimum.status();
+    optimum_ = *optimum;
     StartServer({"--plaintext"});
   }
 
@@ -105,53 +83,24 @@ class AgentProcessTest : public ::testing::Test {
   std::unique_ptr<client::Connection> Admin() { return Client("ops", Role::kAdmin); }
 
   std::unique_ptr<client::Connection> Client(const std::string& name, Role role) {
-    client::ConnectionOptions o;
-    o.server_address = server_->address();
-    if (tls_) {
-      o.tls.cert_file = root_ + "/certs/" + name + ".crt";
-      o.tls.key_file = root_ + "/certs/" + name + ".key";
-      o.tls.ca_file = root_ + "/certs/ca.crt";
-    } else {
-      o.plaintext = true;
-      o.identity = name;
-    }
-    o.role = role;
-    o.rpc_deadline = absl::Seconds(10);
-    return *client::Connection::Open(o, absl::Now());
+    return proc::ConnectAs(server_->address(), name, role, CertsDir());
   }
 
+  // Where the clients' certificates are, empty while the server runs plaintext.
+  std::string CertsDir() const { return tls_ ? root_ + "/certs" : ""; }
+
   void CreateSwarm(const std::string& extra) {
-    wxp::v1::CreateSwarmRequest req;
-    ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(
-        absl::StrCat(
-            "spec { name: 'swarm' min_experts: 3 mode: SYNC upload_policy: ", upload_policy_, " ",
-            "round_deadline_seconds: 600 utility { name: '", kSyntheticComponent,
-            "' weight: 1 } hyperparameters { ", hyperparameters_, " } ", extra, " }"),
-        &req));
-    auto admin = Admin();
-    wxp::v1::CreateSwarmResponse resp;
-    grpc::Status s = admin->admin().CreateSwarm(admin->NewContext().get(), req, &resp);
+    grpc::Status s = proc::CreateSwarm(
+        *Admin(),
+        proc::SyntheticSwarmSpec("swarm", hyperparameters_,
+                                 absl::StrCat("upload_policy: ", upload_policy_, " ", extra)));
     ASSERT_TRUE(s.ok()) << s.error_message();
   }
 
   std::vector<std::string> AgentArgs(const std::string& name, std::vector<int> experts,
                                      const std::vector<std::string>& evaluator) {
-    std::vector<std::string> dirs;
-    for (int e : experts) dirs.push_back(expert_dirs_[e]);
-    std::vector<std::string> argv = {Runfile("client/agent/wxp-agent"),
-                                     "--server=" + server_->address(), "--swarm=swarm"};
-    if (tls_) {
-      argv.push_back("--tls_cert=" + root_ + "/certs/" + name + ".crt");
-      argv.push_back("--tls_key=" + root_ + "/certs/" + name + ".key");
-      argv.push_back("--tls_ca=" + root_ + "/certs/ca.crt");
-    } else {
-      argv.push_back("--plaintext");
-      argv.push_back("--identity=" + name);
-    }
-    argv.insert(argv.end(), {"--expert=" + absl::StrJoin(dirs, ","), "--capacity=3",
-                             "--work_dir=" + root_ + "/" + name});
-    argv.insert(argv.end(), evaluator.begin(), evaluator.end());
-    return argv;
+    return proc::AgentArgv(server_->address(), "swarm", name, proc::Pick(expert_dirs_, experts),
+                           root_ + "/" + name, evaluator, CertsDir());
   }
 
   // Both at once: the pool orders the experts by blob id, so the agents may join in either
@@ -180,31 +129,11 @@ class AgentProcessTest : public ::testing::Test {
     return *r;
   }
 
-  wxp::v1::SwarmStatus Status() {
-    auto admin = Admin();
-    wxp::v1::GetSwarmStatusRequest req;
-    req.set_swarm("swarm");
-    wxp::v1::SwarmStatus status;
-    EXPECT_TRUE(admin->admin().GetSwarmStatus(admin->NewContext().get(), req, &status).ok());
-    return status;
-  }
-
-  std::vector<double> GlobalBestHistory() {
-    auto admin = Admin();
-    wxp::v1::GetHistoryRequest req;
-    req.set_swarm("swarm");
-    wxp::v1::GetHistoryResponse resp;
-    EXPECT_TRUE(admin->admin().GetHistory(admin->NewContext().get(), req, &resp).ok());
-    std::vector<double> g;
-    for (const auto& e : resp.entries()) g.push_back(e.global_best_utility());
-    return g;
-  }
+  wxp::v1::SwarmStatus Status() { return proc::SwarmStatusOf(*Admin(), "swarm"); }
 
   // The federated result equals the oracle's: trajectory and final bytes.
   void ExpectSameAsRunner(const RunResult& oracle) {
-    std::vector<double> want;
-    for (const IterationSummary& s : oracle.history) want.push_back(s.global_best_utility);
-    EXPECT_EQ(GlobalBestHistory(), want);
+    EXPECT_EQ(proc::GlobalBestHistoryOf(*Admin(), "swarm"), proc::GlobalBestHistoryOf(oracle));
     const wxp::v1::SwarmStatus status = Status();
     EXPECT_EQ(status.state(), wxp::v1::FINISHED);
     EXPECT_EQ(status.global_best().utility(), oracle.best_utility);
@@ -275,26 +204,13 @@ TEST_F(AgentProcessTest, SyncResultSurvivesAgentAndServerKills) {
   const auto args_a = AgentArgs("firm-a", {0, 1}, Synthetic());
   const auto args_b = AgentArgs("firm-b", {2}, Synthetic());
   StartBoth(a, args_a, b, args_b);
-  std::mt19937 rng(7);
-  int agent_kills = 0, server_kills = 0;
-  const absl::Time give_up = absl::Now() + absl::Minutes(4);
-  while ((a.Running() || b.Running()) && absl::Now() < give_up) {
-    absl::SleepFor(absl::Milliseconds(100 + rng() % 400));
-    if (agent_kills < 6 && a.Running()) {
-      // Anywhere: mid-move, mid-evaluation, mid-report, mid-upload.
-      a.Kill(SIGKILL);
-      ++agent_kills;
-      ASSERT_TRUE(a.Start(args_a, root_ + "/firm-a.log"));
-    } else if (server_kills < 2) {
-      server_->Kill(SIGKILL);
-      ++server_kills;
-      ASSERT_GT(server_->Start(), 0) << proc::Tail(server_->log_path());
-    }
-  }
+  const proc::RandomKills kills =
+      proc::KillAtRandom(a, args_a, root_ + "/firm-a.log", b, *server_, 6, 2, /*seed=*/7);
+  ASSERT_EQ(kills.failure, "");
   const int sa = a.Wait(absl::Seconds(30)), sb = b.Wait(absl::Seconds(30));
   ASSERT_TRUE(WIFEXITED(sa) && WEXITSTATUS(sa) == 0) << proc::Tail(root_ + "/firm-a.log");
   ASSERT_TRUE(WIFEXITED(sb) && WEXITSTATUS(sb) == 0) << proc::Tail(root_ + "/firm-b.log");
-  EXPECT_GE(agent_kills, 3);
+  EXPECT_GE(kills.agent, 3);
   ExpectSameAsRunner(Oracle(99, 10, 4));
 
   server_->Kill(SIGTERM);
@@ -349,8 +265,7 @@ TEST_F(AgentProcessTest, FederatedRunOverMutualTlsAndItsRefusals) {
   ASSERT_TRUE(
       IssueCertificate(root_ + "/other-ca", {Role::kAgent, "firm-a"}, root_ + "/other").ok());
   tls_ = true;
-  StartServer({"--tls_cert=" + certs + "/server.crt", "--tls_key=" + certs + "/server.key",
-               "--tls_ca=" + certs + "/ca.crt"});
+  StartServer(proc::ServerTlsFlags(certs));
 
   // The handshake refuses: no client certificate, another CA's (same name), an expired one.
   auto list = [](const std::shared_ptr<grpc::Channel>& ch) {
@@ -383,9 +298,8 @@ TEST_F(AgentProcessTest, FederatedRunOverMutualTlsAndItsRefusals) {
   ChildProcess a, b;
   StartBoth(a, AgentArgs("firm-a", {0, 1}, Synthetic()), b, AgentArgs("firm-b", {2}, Synthetic()));
   // Once the pool exists: firm-b may not touch a particle of firm-a's.
-  for (int i = 0; i < 500 && Status().state() != wxp::v1::RUNNING; ++i) {
-    absl::SleepFor(absl::Milliseconds(20));
-  }
+  proc::PollUntil([&] { return Status().state() == wxp::v1::RUNNING; }, absl::Seconds(10),
+                  absl::Milliseconds(20));
   int firm_a_particle = -1;
   {
     auto ops = Admin();

@@ -14,12 +14,10 @@
 #include <iterator>
 #include <map>
 #include <memory>
-#include <random>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "client/net/connection.h"
 #include "common/adapter.h"
@@ -29,34 +27,22 @@
 #include "common/runner.h"
 #include "common/sha256.h"
 #include "common/synthetic.h"
-#include "google/protobuf/text_format.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "tests/testing/processes.h"
+#include "tests/testing/swarm_admin.h"
+#include "tests/testing/synthetic_experts.h"
 
 namespace wxp {
 namespace {
 
 namespace fs = std::filesystem;
 using proc::ChildProcess;
-using proc::Runfile;
 using proc::ServerProcess;
 
-// One LoRA module of rank 4, as PEFT saves it.
-Schema ExpertSchema() {
-  return Schema({{"base_model.model.layer.q_proj.lora_A.weight", DType::kF32, {4, 30}},
-                 {"base_model.model.layer.q_proj.lora_B.weight", DType::kF32, {40, 4}}});
-}
-
-// Polls `done` until it holds or `limit` passes. The limit only bounds a hung process: the
-// wait is on the event, however slowly a loaded machine gets there.
-bool WaitUntil(const std::function<bool()>& done, absl::Duration limit = absl::Minutes(3)) {
-  const absl::Time deadline = absl::Now() + limit;
-  while (!done()) {
-    if (absl::Now() > deadline) return false;
-    absl::SleepFor(absl::Milliseconds(50));
-  }
-  return true;
+// Polls `done` until it holds, 50 ms apart; the 3 minutes only bound a hung process.
+bool WaitUntil(const std::function<bool()>& done) {
+  return proc::PollUntil(done, absl::Minutes(3), absl::Milliseconds(50));
 }
 
 constexpr char kHyper[] = "seed: 99 max_iterations: 8 patience: 4 pool_size: 5";
@@ -64,18 +50,12 @@ constexpr char kHyper[] = "seed: 99 max_iterations: 8 patience: 4 pool_size: 5";
 class CoefficientProcessTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    root_ = ::testing::TempDir() + "/" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    fs::remove_all(root_);
-    fs::create_directories(root_);
-    const auto values = MakeRandomExperts(3, ExpertSchema().total_params(), 2024);
-    for (int i = 0; i < 3; ++i) {
-      Adapter a;
-      a.schema = ExpertSchema();
-      a.values = values[i];
-      const std::string dir = absl::StrCat(root_, "/expert", i);
-      ASSERT_TRUE(SaveAdapterDir(a, dir).ok());
-      expert_dirs_.push_back(dir);
+    root_ = proc::FreshDir(::testing::TempDir() + "/" +
+                           ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    auto saved = proc::SaveRandomExperts(proc::SmallLoraSchema(), 3, 2024, root_);
+    ASSERT_TRUE(saved.ok()) << saved.status();
+    expert_dirs_ = saved->dirs;
+    for (const std::string& dir : expert_dirs_) {
       Adapter loaded = *LoadAdapter(dir);
       experts_.push_back(loaded);
       ids_.push_back(*BlobId(loaded));
@@ -86,41 +66,18 @@ class CoefficientProcessTest : public ::testing::Test {
   }
 
   std::unique_ptr<client::Connection> Admin() {
-    client::ConnectionOptions o;
-    o.server_address = server_->address();
-    o.plaintext = true;
-    o.identity = "ops";
-    o.role = Role::kAdmin;
-    o.rpc_deadline = absl::Seconds(10);
-    return *client::Connection::Open(o, absl::Now());
+    return proc::ConnectAs(server_->address(), "ops", Role::kAdmin);
   }
 
   grpc::Status CreateSwarm(const std::string& name, const std::string& extra,
                            const std::string& mode = "SYNC") {
-    wxp::v1::CreateSwarmRequest req;
-    EXPECT_TRUE(google::protobuf::TextFormat::ParseFromString(
-        absl::StrCat("spec { name: '", name, "' min_experts: 3 mode: ", mode,
-                     " round_deadline_seconds: 600 utility { name: '", kSyntheticComponent,
-                     "' weight: 1 } hyperparameters { ", kHyper, " } ", extra, " }"),
-        &req));
-    auto admin = Admin();
-    wxp::v1::CreateSwarmResponse resp;
-    return admin->admin().CreateSwarm(admin->NewContext().get(), req, &resp);
+    return proc::CreateSwarm(*Admin(), proc::SyntheticSwarmSpec(name, kHyper, extra, mode));
   }
 
   std::vector<std::string> AgentArgs(const std::string& swarm, const std::string& name,
                                      std::vector<int> experts, const std::string& optimum) {
-    std::vector<std::string> dirs;
-    for (int e : experts) dirs.push_back(expert_dirs_[e]);
-    return {Runfile("client/agent/wxp-agent"),
-            "--server=" + server_->address(),
-            "--swarm=" + swarm,
-            "--plaintext",
-            "--identity=" + name,
-            "--expert=" + absl::StrJoin(dirs, ","),
-            "--capacity=3",
-            "--work_dir=" + root_ + "/" + swarm + "-" + name,
-            "--synthetic_optimum=" + optimum};
+    return proc::AgentArgv(server_->address(), swarm, name, proc::Pick(expert_dirs_, experts),
+                           root_ + "/" + swarm + "-" + name, {"--synthetic_optimum=" + optimum});
   }
 
   // Runs the swarm with two agents (experts {0, 1} and {2}) to the end.
@@ -149,23 +106,11 @@ class CoefficientProcessTest : public ::testing::Test {
   }
 
   wxp::v1::SwarmStatus Status(const std::string& swarm) {
-    auto admin = Admin();
-    wxp::v1::GetSwarmStatusRequest req;
-    req.set_swarm(swarm);
-    wxp::v1::SwarmStatus status;
-    EXPECT_TRUE(admin->admin().GetSwarmStatus(admin->NewContext().get(), req, &status).ok());
-    return status;
+    return proc::SwarmStatusOf(*Admin(), swarm);
   }
 
   std::vector<double> GlobalBestHistory(const std::string& swarm) {
-    auto admin = Admin();
-    wxp::v1::GetHistoryRequest req;
-    req.set_swarm(swarm);
-    wxp::v1::GetHistoryResponse resp;
-    EXPECT_TRUE(admin->admin().GetHistory(admin->NewContext().get(), req, &resp).ok());
-    std::vector<double> g;
-    for (const auto& e : resp.entries()) g.push_back(e.global_best_utility());
-    return g;
+    return proc::GlobalBestHistoryOf(*Admin(), swarm);
   }
 
   // The exported files by path.
@@ -225,9 +170,7 @@ class CoefficientProcessTest : public ::testing::Test {
                           const Adapter& optimum) {
     auto oracle = RunOracle(space, optimum);
     ASSERT_TRUE(oracle.ok()) << oracle.status();
-    std::vector<double> want;
-    for (const IterationSummary& s : oracle->history) want.push_back(s.global_best_utility);
-    EXPECT_EQ(GlobalBestHistory(swarm), want);
+    EXPECT_EQ(GlobalBestHistory(swarm), proc::GlobalBestHistoryOf(*oracle));
     const wxp::v1::SwarmStatus status = Status(swarm);
     EXPECT_EQ(status.state(), wxp::v1::FINISHED);
     EXPECT_EQ(status.global_best().utility(), oracle->best_utility);
@@ -310,27 +253,14 @@ TEST_F(CoefficientProcessTest, LoraProductRunSurvivesAgentAndServerKills) {
   const std::string log_a = root_ + "/killed-a.log", log_b = root_ + "/killed-b.log";
   ASSERT_TRUE(a.Start(args_a, log_a));
   ASSERT_TRUE(b.Start(args_b, log_b));
-  // As agent_process_test's kill test: SIGKILL at random moments, real time between them
-  // (the processes run on their own clocks).
-  std::mt19937 rng(11);
-  int agent_kills = 0, server_kills = 0;
-  const absl::Time give_up = absl::Now() + absl::Minutes(4);
-  while ((a.Running() || b.Running()) && absl::Now() < give_up) {
-    absl::SleepFor(absl::Milliseconds(100 + rng() % 400));
-    if (agent_kills < 4 && a.Running()) {
-      a.Kill(SIGKILL);
-      ++agent_kills;
-      ASSERT_TRUE(a.Start(args_a, log_a));
-    } else if (server_kills < 2) {
-      server_->Kill(SIGKILL);  // the restart reloads alpha's dimension from the store
-      ++server_kills;
-      ASSERT_GT(server_->Start(), 0) << proc::Tail(server_->log_path());
-    }
-  }
+  // As agent_process_test's kill test; each server restart reloads alpha's dimension from
+  // the store.
+  const proc::RandomKills kills = proc::KillAtRandom(a, args_a, log_a, b, *server_, 4, 2, 11);
+  ASSERT_EQ(kills.failure, "");
   const int sa = a.Wait(absl::Seconds(30)), sb = b.Wait(absl::Seconds(30));
   ASSERT_TRUE(WIFEXITED(sa) && WEXITSTATUS(sa) == 0) << proc::Tail(log_a);
   ASSERT_TRUE(WIFEXITED(sb) && WEXITSTATUS(sb) == 0) << proc::Tail(log_b);
-  EXPECT_GE(agent_kills, 2);
+  EXPECT_GE(kills.agent, 2);
   ExpectSameAsRunner("killed", **space, optimum);
 }
 
@@ -479,19 +409,13 @@ TEST_F(CoefficientProcessTest, ChangedUtilityWeightsRetargetTheRun) {
   const std::string eval_command =
       absl::StrCat("--eval_command=python3 ", script, " ", SaveOptimum("a", optimum_a), " ",
                    SaveOptimum("b", optimum_b), " ", gate, " ", kGateAfter);
-  wxp::v1::CreateSwarmRequest create;
-  ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(
+  const grpc::Status created = proc::CreateSwarm(
+      *Admin(),
       "spec { name: 'retarget' min_experts: 3 mode: SYNC round_deadline_seconds: 600 "
       "utility { name: 'near_a' weight: 1 } utility { name: 'near_b' weight: 0 } "
       "hyperparameters { seed: 99 max_iterations: 10 patience: 10 pool_size: 5 } "
-      "space: EXPERT_COEFFICIENTS decoder: LORA_PRODUCT }",
-      &create));
-  {
-    auto admin = Admin();
-    wxp::v1::CreateSwarmResponse created;
-    grpc::Status s = admin->admin().CreateSwarm(admin->NewContext().get(), create, &created);
-    ASSERT_TRUE(s.ok()) << s.error_message();
-  }
+      "space: EXPERT_COEFFICIENTS decoder: LORA_PRODUCT }");
+  ASSERT_TRUE(created.ok()) << created.error_message();
   auto args = [&](const std::string& name, std::vector<int> experts) {
     std::vector<std::string> argv = AgentArgs("retarget", name, experts, "");
     argv.back() = eval_command;  // instead of the synthetic evaluator
@@ -547,11 +471,8 @@ TEST_F(CoefficientProcessTest, ChangedUtilityWeightsRetargetTheRun) {
   EXPECT_NEAR(old_g.utility(), old_a, 1e-12);
   EXPECT_GT(g_b, old_b);  // the old objective's g is not the new one's best
   // The history reads on under version 2, g never falling there.
-  auto admin = Admin();
-  wxp::v1::GetHistoryRequest hreq;
-  hreq.set_swarm("retarget");
   wxp::v1::GetHistoryResponse history;
-  ASSERT_TRUE(admin->admin().GetHistory(admin->NewContext().get(), hreq, &history).ok());
+  ASSERT_TRUE(proc::GetHistory(*Admin(), "retarget", &history).ok());
   std::vector<double> v2;
   for (const auto& e : history.entries()) {
     if (e.utility_weight_version() == 2) v2.push_back(e.global_best_utility());

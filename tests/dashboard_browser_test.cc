@@ -4,18 +4,16 @@
 // particles table must show what `wxpctl particles --output json` answers, and a
 // screenshot of the page is saved as a test output (dashboard.png in
 // TEST_UNDECLARED_OUTPUTS_DIR) for people to look at.
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "absl/strings/escaping.h"
-#include "google/protobuf/text_format.h"
 #include "tests/dashboard_fixture.h"
+#include "tests/testing/processes.h"
 
 namespace wxp {
 namespace {
@@ -24,21 +22,6 @@ using proc::ChildProcess;
 
 constexpr char kChromium[] = "/usr/bin/chromium";
 constexpr char kChromedriver[] = "/usr/bin/chromedriver";
-
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
-}
 
 // A WebDriver session on a chromedriver child: the few commands the test needs.
 class Browser {
@@ -87,7 +70,7 @@ class DashboardBrowserTest : public DashboardProcessTest {
   void StartBrowser() {
     ASSERT_TRUE(std::filesystem::exists(kChromium) && std::filesystem::exists(kChromedriver))
         << "deploy/install-deps.sh installs Debian's chromium and chromium-driver";
-    const int port = FreePort();
+    const int port = proc::FreeLoopbackPort();
     ASSERT_GT(port, 0);
     ASSERT_TRUE(
         driver_.Start({kChromedriver, absl::StrCat("--port=", port)}, root_ + "/chromedriver.log"));
@@ -103,10 +86,8 @@ class DashboardBrowserTest : public DashboardProcessTest {
     httplib::Client client("127.0.0.1", port);
     client.set_read_timeout(60);
     // chromedriver takes a moment to listen; the bound only ends a broken install.
-    const absl::Time give_up = absl::Now() + absl::Seconds(120);
-    while (!client.Get("/status") && absl::Now() < give_up) {
-      absl::SleepFor(absl::Milliseconds(100));
-    }
+    proc::PollUntil([&] { return static_cast<bool>(client.Get("/status")); }, absl::Seconds(120),
+                    absl::Milliseconds(100));
     httplib::Result res = client.Post("/session", caps.dump(), "application/json");
     ASSERT_TRUE(res) << proc::Tail(root_ + "/chromedriver.log");
     ASSERT_EQ(res->status, 200) << res->body;
@@ -117,13 +98,13 @@ class DashboardBrowserTest : public DashboardProcessTest {
   // Polls `script` (returning a number) until it answers more than `than`.
   int AwaitMoreThan(const std::string& script, int than, absl::Duration timeout) {
     int got = -1;
-    const absl::Time give_up = absl::Now() + timeout;
-    while (absl::Now() < give_up) {
-      const nlohmann::json v = browser_->Execute(script);
-      got = v.is_number() ? v.get<int>() : -1;
-      if (got > than) break;
-      absl::SleepFor(absl::Milliseconds(200));
-    }
+    proc::PollUntil(
+        [&] {
+          const nlohmann::json v = browser_->Execute(script);
+          got = v.is_number() ? v.get<int>() : -1;
+          return got > than;
+        },
+        timeout, absl::Milliseconds(200));
     return got;
   }
 
@@ -133,21 +114,8 @@ class DashboardBrowserTest : public DashboardProcessTest {
 
 TEST_F(DashboardBrowserTest, PageFollowsALiveSwarmAndShowsWhatWxpctlShows) {
   StartBrowser();
-  wxp::v1::CreateSwarmRequest req;
-  ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(
-      absl::StrCat("spec { name: 'swarm' min_experts: 3 mode: SYNC round_deadline_seconds: 600 "
-                   "utility { name: '",
-                   kSyntheticComponent,
-                   "' weight: 1 } hyperparameters { seed: 9 max_iterations: 40 patience: 40 "
-                   "pool_size: ",
-                   kPoolSize, " } }"),
-      &req));
+  ASSERT_NO_FATAL_FAILURE(CreateSwarm("seed: 9 max_iterations: 40 patience: 40"));
   auto admin = Admin();
-  {
-    wxp::v1::CreateSwarmResponse resp;
-    grpc::Status s = admin->admin().CreateSwarm(admin->NewContext().get(), req, &resp);
-    ASSERT_TRUE(s.ok()) << s.error_message();
-  }
   browser_->Call("POST", "/url",
                  {{"url", absl::StrCat("http://127.0.0.1:", http_port_, "/#/swarm/swarm")}});
   const std::string points =
@@ -178,10 +146,8 @@ TEST_F(DashboardBrowserTest, PageFollowsALiveSwarmAndShowsWhatWxpctlShows) {
 
   // Once the page shows the swarm finished, its particles table is wxpctl's answer. The bound
   // only ends a broken run: an ASan server on two busy cores may take long to answer a refresh.
-  const absl::Time give_up = absl::Now() + absl::Seconds(120);
-  while (absl::Now() < give_up && browser_->Execute(state) != "finished") {
-    absl::SleepFor(absl::Milliseconds(200));
-  }
+  proc::PollUntil([&] { return browser_->Execute(state) == "finished"; }, absl::Seconds(120),
+                  absl::Milliseconds(200));
   ASSERT_EQ(browser_->Execute(state), "finished");
   if (changed) {
     EXPECT_EQ(browser_->Execute("return document.getElementById('cards').textContent"

@@ -21,12 +21,12 @@
 #include "common/adapter.h"
 #include "common/proto_json.h"
 #include "common/synthetic.h"
-#include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
 #include "httplib.h"
 #include "nlohmann/json.hpp"
 #include "tests/dashboard_fixture.h"
 #include "tests/testing/processes.h"
+#include "tests/testing/swarm_admin.h"
 
 namespace wxp {
 namespace {
@@ -59,21 +59,8 @@ TEST_F(DashboardProcessTest, ApiFollowsALiveSwarmAndEqualsTheAdminAnswers) {
   ASSERT_TRUE(before.has_value());
   EXPECT_TRUE((*before)["swarms"].empty()) << *before;
 
-  wxp::v1::CreateSwarmRequest req;
-  ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(
-      absl::StrCat("spec { name: 'swarm' min_experts: 3 mode: SYNC round_deadline_seconds: 600 "
-                   "utility { name: '",
-                   kSyntheticComponent,
-                   "' weight: 1 } hyperparameters { seed: 5 max_iterations: 12 patience: 12 "
-                   "pool_size: ",
-                   kPoolSize, " } }"),
-      &req));
+  ASSERT_NO_FATAL_FAILURE(CreateSwarm("seed: 5 max_iterations: 12 patience: 12"));
   auto admin = Admin();
-  {
-    wxp::v1::CreateSwarmResponse resp;
-    grpc::Status s = admin->admin().CreateSwarm(admin->NewContext().get(), req, &resp);
-    ASSERT_TRUE(s.ok()) << s.error_message();
-  }
   ChildProcess a, b;
   ASSERT_TRUE(a.Start(AgentArgs("firm-a", {0, 1}), root_ + "/firm-a.log"));
   ASSERT_TRUE(b.Start(AgentArgs("firm-b", {2}), root_ + "/firm-b.log"));
@@ -125,12 +112,8 @@ TEST_F(DashboardProcessTest, ApiFollowsALiveSwarmAndEqualsTheAdminAnswers) {
   wxp::v1::ListParticlesResponse particles;
   {
     ASSERT_TRUE(admin->admin().ListSwarms(admin->NewContext().get(), {}, &swarms).ok());
-    wxp::v1::GetSwarmStatusRequest sreq;
-    sreq.set_swarm("swarm");
-    ASSERT_TRUE(admin->admin().GetSwarmStatus(admin->NewContext().get(), sreq, &status).ok());
-    wxp::v1::GetHistoryRequest hreq;
-    hreq.set_swarm("swarm");
-    ASSERT_TRUE(admin->admin().GetHistory(admin->NewContext().get(), hreq, &history).ok());
+    ASSERT_TRUE(proc::GetSwarmStatus(*admin, "swarm", &status).ok());
+    ASSERT_TRUE(proc::GetHistory(*admin, "swarm", &history).ok());
     wxp::v1::GetUtilityWeightsRequest wreq;
     wreq.set_swarm("swarm");
     ASSERT_TRUE(admin->admin().GetUtilityWeights(admin->NewContext().get(), wreq, &weights).ok());

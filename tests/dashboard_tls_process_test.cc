@@ -5,7 +5,6 @@
 // same server refuses to start in plaintext mode, where there is no certificate to check.
 #include <signal.h>
 
-#include <filesystem>
 #include <memory>
 #include <regex>
 #include <string>
@@ -31,9 +30,7 @@ class DashboardTlsProcessTest : public ::testing::Test {
   static void SetUpTestSuite() { IgnoreBrokenPipes(); }
 
   void SetUp() override {
-    root_ = ::testing::TempDir() + "/dashboard_tls";
-    std::filesystem::remove_all(root_);
-    std::filesystem::create_directories(root_);
+    root_ = proc::FreshDir(::testing::TempDir() + "/dashboard_tls");
     ca_ = root_ + "/ca";
     ASSERT_TRUE(InitCa(ca_).ok());
     Issue(ca_, Role::kServer, "server");
@@ -58,14 +55,9 @@ class DashboardTlsProcessTest : public ::testing::Test {
 
   std::string Cert(const std::string& name) { return root_ + "/certs/" + name + "/" + name; }
 
-  std::vector<std::string> TlsFlags() {
-    return {"--tls_cert=" + Cert("server") + ".crt", "--tls_key=" + Cert("server") + ".key",
-            "--tls_ca=" + root_ + "/certs/server/ca.crt"};
-  }
-
   // Starts the server with the dashboard on all interfaces and returns the HTTPS port.
   int StartServer() {
-    std::vector<std::string> args = TlsFlags();
+    std::vector<std::string> args = proc::ServerTlsFlags(root_ + "/certs/server");
     args.insert(args.end(),
                 {"--metrics_address=0.0.0.0:0", "--metrics_allow_remote", "--dashboard"});
     server_ = std::make_unique<proc::ServerProcess>(root_ + "/server", args);

@@ -7,35 +7,26 @@
 // search than the spec asks for.
 #include <sys/wait.h>
 
-#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "client/net/connection.h"
 #include "common/adapter.h"
 #include "common/runner.h"
 #include "common/synthetic.h"
-#include "google/protobuf/text_format.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "tests/testing/processes.h"
+#include "tests/testing/swarm_admin.h"
+#include "tests/testing/synthetic_experts.h"
 
 namespace wxp {
 namespace {
 
-namespace fs = std::filesystem;
 using proc::ChildProcess;
-using proc::Runfile;
 using proc::ServerProcess;
-
-Schema TestSchema() {
-  return Schema({{"base_model.model.layer.q_proj.lora_A.weight", DType::kF32, {4, 30}},
-                 {"base_model.model.layer.q_proj.lora_B.weight", DType::kF32, {40, 4}}});
-}
 
 constexpr char kHyper[] = "seed: 31 max_iterations: 8 patience: 4 pool_size: 5";
 constexpr char kTraining[] = "local_training { every_k: 2 steps: 3 learning_rate: 0.2 batch: 8 }";
@@ -43,73 +34,38 @@ constexpr char kTraining[] = "local_training { every_k: 2 steps: 3 learning_rate
 class LocalTrainingProcessTest : public ::testing::Test {
  protected:
   std::string BlobIdOf(const std::vector<float>& values) {
-    Adapter a;
-    a.schema = TestSchema();
-    a.values = values;
-    return *BlobId(a);
+    return *proc::BlobIdOf(proc::SmallLoraSchema(), values);
   }
 
   void SetUp() override {
-    root_ = ::testing::TempDir() + "/" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    fs::remove_all(root_);
-    fs::create_directories(root_);
-    experts_ = MakeRandomExperts(3, TestSchema().total_params(), 2024);
-    optimum_ = *MakeHiddenOptimum(experts_, 2024, 0.0005);
-    for (int i = 0; i < 3; ++i) {
-      Adapter a;
-      a.schema = TestSchema();
-      a.values = experts_[i];
-      expert_dirs_.push_back(absl::StrCat(root_, "/expert", i));
-      ASSERT_TRUE(SaveAdapterDir(a, expert_dirs_.back()).ok());
-    }
-    Adapter opt;
-    opt.schema = TestSchema();
-    opt.values = optimum_;
+    root_ = proc::FreshDir(::testing::TempDir() + "/" +
+                           ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    auto experts = proc::SaveRandomExperts(proc::SmallLoraSchema(), 3, 2024, root_);
+    ASSERT_TRUE(experts.ok()) << experts.status();
+    experts_ = experts->values;
+    expert_dirs_ = experts->dirs;
     optimum_path_ = root_ + "/optimum.safetensors";
-    ASSERT_TRUE(SaveSafetensors(opt, optimum_path_).ok());
+    auto optimum = proc::SaveHiddenOptimum(proc::SmallLoraSchema(), experts_, 2024, optimum_path_);
+    ASSERT_TRUE(optimum.ok()) << optimum.status();
+    optimum_ = *optimum;
     server_ =
         std::make_unique<ServerProcess>(root_ + "/server", std::vector<std::string>{"--plaintext"});
     ASSERT_GT(server_->Start(), 0) << proc::Tail(server_->log_path());
   }
 
   std::unique_ptr<client::Connection> Admin() {
-    client::ConnectionOptions o;
-    o.server_address = server_->address();
-    o.plaintext = true;
-    o.identity = "ops";
-    o.role = Role::kAdmin;
-    o.rpc_deadline = absl::Seconds(10);
-    return *client::Connection::Open(o, absl::Now());
+    return proc::ConnectAs(server_->address(), "ops", Role::kAdmin);
   }
 
   void CreateSwarm(const std::string& extra) {
-    wxp::v1::CreateSwarmRequest req;
-    ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(
-        absl::StrCat("spec { name: 'swarm' min_experts: 3 mode: SYNC round_deadline_seconds: 600 "
-                     "utility { name: '",
-                     kSyntheticComponent, "' weight: 1 } hyperparameters { ", kHyper, " } ", extra,
-                     " }"),
-        &req));
-    auto admin = Admin();
-    wxp::v1::CreateSwarmResponse resp;
-    grpc::Status s = admin->admin().CreateSwarm(admin->NewContext().get(), req, &resp);
+    grpc::Status s = proc::CreateSwarm(*Admin(), proc::SyntheticSwarmSpec("swarm", kHyper, extra));
     ASSERT_TRUE(s.ok()) << s.error_message();
   }
 
   std::vector<std::string> AgentArgs(const std::string& name, std::vector<int> experts,
                                      const std::string& evaluator) {
-    std::vector<std::string> dirs;
-    for (int e : experts) dirs.push_back(expert_dirs_[e]);
-    return {Runfile("client/agent/wxp-agent"),
-            "--server=" + server_->address(),
-            "--swarm=swarm",
-            "--plaintext",
-            "--identity=" + name,
-            "--expert=" + absl::StrJoin(dirs, ","),
-            "--capacity=3",
-            "--work_dir=" + root_ + "/" + name,
-            evaluator};
+    return proc::AgentArgv(server_->address(), "swarm", name, proc::Pick(expert_dirs_, experts),
+                           root_ + "/" + name, {evaluator});
   }
 
   std::string Synthetic() { return "--synthetic_optimum=" + optimum_path_; }
@@ -130,26 +86,6 @@ class LocalTrainingProcessTest : public ::testing::Test {
         RunSwarm(experts_, *UtilityFunction::Create({{kSyntheticComponent, true, 1.0}}), eval, o);
     EXPECT_TRUE(r.ok()) << r.status();
     return *r;
-  }
-
-  wxp::v1::SwarmStatus Status() {
-    auto admin = Admin();
-    wxp::v1::GetSwarmStatusRequest req;
-    req.set_swarm("swarm");
-    wxp::v1::SwarmStatus status;
-    EXPECT_TRUE(admin->admin().GetSwarmStatus(admin->NewContext().get(), req, &status).ok());
-    return status;
-  }
-
-  std::vector<double> GlobalBestHistory() {
-    auto admin = Admin();
-    wxp::v1::GetHistoryRequest req;
-    req.set_swarm("swarm");
-    wxp::v1::GetHistoryResponse resp;
-    EXPECT_TRUE(admin->admin().GetHistory(admin->NewContext().get(), req, &resp).ok());
-    std::vector<double> g;
-    for (const auto& e : resp.entries()) g.push_back(e.global_best_utility());
-    return g;
   }
 
   std::string root_;
@@ -177,10 +113,8 @@ TEST_F(LocalTrainingProcessTest, FederatedRunWithTrainingMatchesTheInProcessRunn
     EXPECT_EQ(s.training_failed, 0);
   }
   ASSERT_GT(trained, 0) << "the oracle never trained: the comparison would prove nothing";
-  std::vector<double> want;
-  for (const IterationSummary& s : oracle.history) want.push_back(s.global_best_utility);
-  EXPECT_EQ(GlobalBestHistory(), want);
-  const wxp::v1::SwarmStatus status = Status();
+  EXPECT_EQ(proc::GlobalBestHistoryOf(*Admin(), "swarm"), proc::GlobalBestHistoryOf(oracle));
+  const wxp::v1::SwarmStatus status = proc::SwarmStatusOf(*Admin(), "swarm");
   EXPECT_EQ(status.state(), wxp::v1::FINISHED);
   EXPECT_EQ(status.local_training().every_k(), 2);
   EXPECT_EQ(status.global_best().utility(), oracle.best_utility);

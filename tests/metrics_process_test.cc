@@ -5,92 +5,54 @@
 // what the swarm did: its last iteration, one accepted report per particle and iteration,
 // Report RPCs answered OK, g's utility, blob bytes received and store commits. One agent
 // serves its own metrics too (evaluations, reports acknowledged, bytes uploaded).
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <optional>
-#include <regex>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "client/net/connection.h"
 #include "common/adapter.h"
-#include "common/file_util.h"
-#include "common/synthetic.h"
-#include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
-#include "httplib.h"
 #include "nlohmann/json.hpp"
+#include "tests/testing/http_json.h"
 #include "tests/testing/processes.h"
+#include "tests/testing/swarm_admin.h"
+#include "tests/testing/synthetic_experts.h"
 
 namespace wxp {
 namespace {
 
 namespace fs = std::filesystem;
 using proc::ChildProcess;
-using proc::Runfile;
 using proc::ServerProcess;
 
 constexpr char kPrometheus[] = "/usr/bin/prometheus";
 constexpr int kPoolSize = 5;
-
-// A port nobody listens on now (the kernel's pick for an ephemeral bind): for Prometheus,
-// which cannot report the port it chose itself.
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  return port;
-}
 
 class MetricsProcessTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_TRUE(fs::exists(kPrometheus))
         << kPrometheus << " is missing: deploy/install-deps.sh installs Debian's prometheus";
-    root_ = ::testing::TempDir() + "/metrics";
-    fs::remove_all(root_);
-    fs::create_directories(root_);
-    const int dim = static_cast<int>(schema_.total_params());
-    experts_ = MakeRandomExperts(3, dim, 31);
-    Adapter optimum;
-    optimum.schema = schema_;
-    optimum.values = *MakeHiddenOptimum(experts_, 31, 0.0005);
+    root_ = proc::FreshDir(::testing::TempDir() + "/metrics");
+    auto experts = proc::SaveRandomExperts(schema_, 3, 31, root_);
+    ASSERT_TRUE(experts.ok()) << experts.status();
+    expert_dirs_ = experts->dirs;
     optimum_path_ = root_ + "/optimum.safetensors";
-    ASSERT_TRUE(SaveSafetensors(optimum, optimum_path_).ok());
-    for (int i = 0; i < 3; ++i) {
-      Adapter a;
-      a.schema = schema_;
-      a.values = experts_[i];
-      expert_dirs_.push_back(absl::StrCat(root_, "/expert", i));
-      ASSERT_TRUE(SaveAdapterDir(a, expert_dirs_.back()).ok());
-    }
+    auto optimum = proc::SaveHiddenOptimum(schema_, experts->values, 31, optimum_path_);
+    ASSERT_TRUE(optimum.ok()) << optimum.status();
     server_ = std::make_unique<ServerProcess>(
         root_ + "/server",
         std::vector<std::string>{"--plaintext", "--metrics_address=127.0.0.1:0"});
     ASSERT_GT(server_->Start(), 0) << proc::Tail(server_->log_path());
-    std::smatch m;
-    const std::string log = proc::Tail(server_->log_path());
-    ASSERT_TRUE(std::regex_search(log, m, std::regex("event=metrics_started .* port=([0-9]+)")))
-        << log;
-    metrics_port_ = std::stoi(m[1]);
+    metrics_port_ = proc::LoggedPort(*server_, "metrics_started");
+    ASSERT_GT(metrics_port_, 0) << proc::Tail(server_->log_path());
   }
 
   void TearDown() override {
@@ -99,9 +61,9 @@ class MetricsProcessTest : public ::testing::Test {
   }
 
   void StartPrometheus() {
-    prometheus_port_ = FreePort();
+    prometheus_port_ = proc::FreeLoopbackPort();
     ASSERT_GT(prometheus_port_, 0);
-    agent_metrics_port_ = FreePort();
+    agent_metrics_port_ = proc::FreeLoopbackPort();
     ASSERT_GT(agent_metrics_port_, 0);
     const std::string config = root_ + "/prometheus.yml";
     std::ofstream(config) << "global:\n"
@@ -125,40 +87,21 @@ class MetricsProcessTest : public ::testing::Test {
   }
 
   std::unique_ptr<client::Connection> Admin() {
-    client::ConnectionOptions o;
-    o.server_address = server_->address();
-    o.plaintext = true;
-    o.identity = "ops";
-    o.role = Role::kAdmin;
-    o.rpc_deadline = absl::Seconds(10);
-    return *client::Connection::Open(o, absl::Now());
+    return proc::ConnectAs(server_->address(), "ops", Role::kAdmin);
   }
 
   std::vector<std::string> AgentArgs(const std::string& name, const std::vector<int>& experts) {
-    std::vector<std::string> dirs;
-    for (int e : experts) dirs.push_back(expert_dirs_[e]);
-    return {Runfile("client/agent/wxp-agent"),
-            "--server=" + server_->address(),
-            "--swarm=swarm",
-            "--plaintext",
-            "--identity=" + name,
-            "--expert=" + absl::StrJoin(dirs, ","),
-            "--capacity=3",
-            "--work_dir=" + root_ + "/" + name,
-            "--synthetic_optimum=" + optimum_path_};
+    return proc::AgentArgv(server_->address(), "swarm", name, proc::Pick(expert_dirs_, experts),
+                           root_ + "/" + name, {"--synthetic_optimum=" + optimum_path_});
   }
 
   // The value of the one series `promql` selects, as Prometheus answers it now; nullopt
   // while it has none (not scraped yet) or cannot be reached (still starting).
   std::optional<double> Query(const std::string& promql) {
-    httplib::Client client("127.0.0.1", prometheus_port_);
-    client.set_connection_timeout(2);
-    client.set_read_timeout(5);
-    httplib::Result res = client.Get("/api/v1/query", {{"query", promql}}, httplib::Headers{});
-    if (!res || res->status != 200) return std::nullopt;
-    const nlohmann::json body = nlohmann::json::parse(res->body, nullptr, false);
-    if (body.is_discarded() || body.value("status", "") != "success") return std::nullopt;
-    const nlohmann::json& result = body["data"]["result"];
+    std::optional<nlohmann::json> body =
+        proc::GetJson(prometheus_port_, "/api/v1/query", absl::Seconds(5), "", {{"query", promql}});
+    if (!body || body->value("status", "") != "success") return std::nullopt;
+    const nlohmann::json& result = (*body)["data"]["result"];
     if (!result.is_array() || result.size() != 1) return std::nullopt;
     return std::stod(result[0]["value"][1].get<std::string>());
   }
@@ -166,12 +109,12 @@ class MetricsProcessTest : public ::testing::Test {
   // Polls until `promql` answers a value > 0 (see AwaitValue), and returns it.
   std::optional<double> AwaitPositive(const std::string& promql) {
     std::optional<double> got;
-    const absl::Time give_up = absl::Now() + absl::Seconds(90);
-    while (absl::Now() < give_up) {
-      got = Query(promql);
-      if (got && *got > 0) break;
-      absl::SleepFor(absl::Milliseconds(200));
-    }
+    proc::PollUntil(
+        [&] {
+          got = Query(promql);
+          return got && *got > 0;
+        },
+        absl::Seconds(90), absl::Milliseconds(200));
     return got;
   }
 
@@ -179,19 +122,17 @@ class MetricsProcessTest : public ::testing::Test {
   // only ends a failing run), and returns what it last answered.
   std::optional<double> AwaitValue(const std::string& promql, double want) {
     std::optional<double> got;
-    const absl::Time give_up = absl::Now() + absl::Seconds(90);
-    while (absl::Now() < give_up) {
-      got = Query(promql);
-      if (got && *got == want) break;
-      absl::SleepFor(absl::Milliseconds(200));
-    }
+    proc::PollUntil(
+        [&] {
+          got = Query(promql);
+          return got && *got == want;
+        },
+        absl::Seconds(90), absl::Milliseconds(200));
     return got;
   }
 
-  Schema schema_{{{"base_model.model.layer.q_proj.lora_A.weight", DType::kF32, {4, 30}},
-                  {"base_model.model.layer.q_proj.lora_B.weight", DType::kF32, {40, 4}}}};
+  Schema schema_ = proc::SmallLoraSchema();
   std::string root_, optimum_path_;
-  std::vector<std::vector<float>> experts_;
   std::vector<std::string> expert_dirs_;
   std::unique_ptr<ServerProcess> server_;
   int metrics_port_ = 0;
@@ -205,21 +146,11 @@ TEST_F(MetricsProcessTest, PrometheusScrapesWhatTheSwarmDid) {
   // Scraping works before anything happens: the target is up.
   EXPECT_EQ(AwaitValue("up{job=\"wxp-server\"}", 1), 1) << proc::Tail(root_ + "/prometheus.log");
 
-  wxp::v1::CreateSwarmRequest req;
-  ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(
-      absl::StrCat("spec { name: 'swarm' min_experts: 3 mode: SYNC round_deadline_seconds: 600 "
-                   "utility { name: '",
-                   kSyntheticComponent,
-                   "' weight: 1 } hyperparameters { seed: 7 max_iterations: 6 patience: 6 "
-                   "pool_size: ",
-                   kPoolSize, " } }"),
-      &req));
-  {
-    auto admin = Admin();
-    wxp::v1::CreateSwarmResponse resp;
-    grpc::Status s = admin->admin().CreateSwarm(admin->NewContext().get(), req, &resp);
-    ASSERT_TRUE(s.ok()) << s.error_message();
-  }
+  const grpc::Status created = proc::CreateSwarm(
+      *Admin(),
+      proc::SyntheticSwarmSpec(
+          "swarm", absl::StrCat("seed: 7 max_iterations: 6 patience: 6 pool_size: ", kPoolSize)));
+  ASSERT_TRUE(created.ok()) << created.error_message();
   ChildProcess a, b;
   std::vector<std::string> args_a = AgentArgs("firm-a", {0, 1});
   args_a.push_back(absl::StrCat("--metrics_address=127.0.0.1:", agent_metrics_port_));
@@ -233,12 +164,8 @@ TEST_F(MetricsProcessTest, PrometheusScrapesWhatTheSwarmDid) {
   wxp::v1::GetHistoryResponse history;
   {
     auto admin = Admin();
-    wxp::v1::GetSwarmStatusRequest sreq;
-    sreq.set_swarm("swarm");
-    ASSERT_TRUE(admin->admin().GetSwarmStatus(admin->NewContext().get(), sreq, &status).ok());
-    wxp::v1::GetHistoryRequest hreq;
-    hreq.set_swarm("swarm");
-    ASSERT_TRUE(admin->admin().GetHistory(admin->NewContext().get(), hreq, &history).ok());
+    ASSERT_TRUE(proc::GetSwarmStatus(*admin, "swarm", &status).ok());
+    ASSERT_TRUE(proc::GetHistory(*admin, "swarm", &history).ok());
   }
   ASSERT_EQ(status.state(), wxp::v1::FINISHED);
   ASSERT_GT(status.iteration(), 0);

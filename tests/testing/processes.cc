@@ -1,16 +1,21 @@
 #include "tests/testing/processes.h"
 
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <random>
+#include <regex>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 
 namespace wxp::proc {
@@ -131,6 +136,101 @@ int ServerProcess::Start() {
 }
 
 std::string ServerProcess::address() const { return absl::StrCat("127.0.0.1:", port_); }
+
+RandomKills KillAtRandom(ChildProcess& a, const std::vector<std::string>& a_argv,
+                         const std::string& a_log, ChildProcess& b, ServerProcess& server,
+                         int agent_kills, int server_kills, uint32_t seed) {
+  RandomKills done;
+  // Real time between the kills: the processes run on their own clocks.
+  std::mt19937 rng(seed);
+  const absl::Time give_up = absl::Now() + absl::Minutes(4);
+  while ((a.Running() || b.Running()) && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(100 + rng() % 400));
+    if (done.agent < agent_kills && a.Running()) {
+      a.Kill(SIGKILL);
+      ++done.agent;
+      if (!a.Start(a_argv, a_log)) {
+        done.failure = "the agent did not start again";
+        return done;
+      }
+    } else if (done.server < server_kills) {
+      server.Kill(SIGKILL);
+      ++done.server;
+      if (server.Start() <= 0) {
+        done.failure = "the server did not start again: " + Tail(server.log_path());
+        return done;
+      }
+    }
+  }
+  return done;
+}
+
+std::vector<std::string> ServerTlsFlags(const std::string& certs_dir) {
+  return {"--tls_cert=" + certs_dir + "/server.crt", "--tls_key=" + certs_dir + "/server.key",
+          "--tls_ca=" + certs_dir + "/ca.crt"};
+}
+
+int FreeLoopbackPort() {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof(addr);
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  close(fd);
+  return port;
+}
+
+int LoggedPort(const ServerProcess& server, const std::string& event) {
+  const std::string log = Tail(server.log_path());
+  std::smatch m;
+  if (!std::regex_search(log, m, std::regex("event=" + event + " .* port=([0-9]+)"))) return 0;
+  return std::stoi(m[1]);
+}
+
+std::vector<std::string> AgentArgv(const std::string& server, const std::string& swarm,
+                                   const std::string& identity,
+                                   const std::vector<std::string>& expert_dirs,
+                                   const std::string& work_dir,
+                                   const std::vector<std::string>& evaluator,
+                                   const std::string& certs_dir) {
+  std::vector<std::string> argv = {Runfile("client/agent/wxp-agent"), "--server=" + server,
+                                   "--swarm=" + swarm};
+  if (certs_dir.empty()) {
+    argv.push_back("--plaintext");
+    argv.push_back("--identity=" + identity);
+  } else {
+    const std::string prefix = certs_dir + "/" + identity;
+    argv.push_back("--tls_cert=" + prefix + ".crt");
+    argv.push_back("--tls_key=" + prefix + ".key");
+    argv.push_back("--tls_ca=" + certs_dir + "/ca.crt");
+  }
+  argv.insert(argv.end(), {"--expert=" + absl::StrJoin(expert_dirs, ","), "--capacity=3",
+                           "--work_dir=" + work_dir});
+  argv.insert(argv.end(), evaluator.begin(), evaluator.end());
+  return argv;
+}
+
+std::string FreshDir(const std::string& path) {
+  fs::remove_all(path);
+  fs::create_directories(path);
+  return path;
+}
+
+bool PollUntil(const std::function<bool()>& done, absl::Duration limit, absl::Duration interval) {
+  const absl::Time deadline = absl::Now() + limit;
+  while (!done()) {
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(interval);
+  }
+  return true;
+}
 
 std::string Tail(const std::string& path, size_t max_bytes) {
   std::ifstream in(path, std::ios::binary);

@@ -2,13 +2,11 @@
 
 #include <fcntl.h>
 #include <grp.h>
-#include <netinet/in.h>
 #include <postgresql/libpq-fe.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -21,6 +19,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "server/db/postgres.h"
+#include "tests/testing/processes.h"
 
 namespace wxp::store::testing {
 namespace {
@@ -50,24 +49,6 @@ absl::StatusOr<std::string> FindBinDir() {
         "(deploy/install-deps.sh) or set WXP_POSTGRES_BIN");
   }
   return best;
-}
-
-// A loopback port nothing listens on right now.
-absl::StatusOr<int> FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return absl::InternalError("socket() failed");
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof(addr);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
-    port = ntohs(addr.sin_port);
-  }
-  close(fd);
-  if (port == 0) return absl::InternalError("no free loopback port");
-  return port;
 }
 
 struct Credentials {
@@ -184,9 +165,8 @@ absl::StatusOr<std::unique_ptr<PostgresServer>> PostgresServer::Start() {
   absl::Status launched;
   // A port found free may be taken before the server binds it: try a few.
   for (int attempt = 0; attempt < 3; ++attempt) {
-    absl::StatusOr<int> port = FreePort();
-    if (!port.ok()) return port.status();
-    server->port_ = *port;
+    server->port_ = proc::FreeLoopbackPort();
+    if (server->port_ == 0) return absl::InternalError("no free loopback port");
     launched = server->Launch();
     if (launched.ok()) return server;
   }

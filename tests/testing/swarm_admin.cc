@@ -1,0 +1,80 @@
+#include "tests/testing/swarm_admin.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "common/synthetic.h"
+#include "google/protobuf/text_format.h"
+#include "gtest/gtest.h"
+
+namespace wxp::proc {
+
+std::unique_ptr<client::Connection> ConnectAs(const std::string& address,
+                                              const std::string& identity, Role role,
+                                              const std::string& certs_dir) {
+  client::ConnectionOptions o;
+  o.server_address = address;
+  if (certs_dir.empty()) {
+    o.plaintext = true;
+    o.identity = identity;
+  } else {
+    o.tls.cert_file = certs_dir + "/" + identity + ".crt";
+    o.tls.key_file = certs_dir + "/" + identity + ".key";
+    o.tls.ca_file = certs_dir + "/ca.crt";
+  }
+  o.role = role;
+  o.rpc_deadline = absl::Seconds(10);
+  absl::StatusOr<std::unique_ptr<client::Connection>> c = client::Connection::Open(o, absl::Now());
+  return c.ok() ? *std::move(c) : nullptr;
+}
+
+std::string SyntheticSwarmSpec(const std::string& name, const std::string& hyperparameters,
+                               const std::string& extra, const std::string& mode) {
+  return absl::StrCat("spec { name: '", name, "' min_experts: 3 mode: ", mode,
+                      " round_deadline_seconds: 600 utility { name: '", kSyntheticComponent,
+                      "' weight: 1 } hyperparameters { ", hyperparameters, " } ", extra, " }");
+}
+
+grpc::Status CreateSwarm(client::Connection& admin, const std::string& spec_text) {
+  wxp::v1::CreateSwarmRequest req;
+  if (!google::protobuf::TextFormat::ParseFromString(spec_text, &req)) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "spec does not parse: " + spec_text);
+  }
+  wxp::v1::CreateSwarmResponse resp;
+  return admin.admin().CreateSwarm(admin.NewContext().get(), req, &resp);
+}
+
+grpc::Status GetSwarmStatus(client::Connection& admin, const std::string& swarm,
+                            wxp::v1::SwarmStatus* out) {
+  wxp::v1::GetSwarmStatusRequest req;
+  req.set_swarm(swarm);
+  return admin.admin().GetSwarmStatus(admin.NewContext().get(), req, out);
+}
+
+grpc::Status GetHistory(client::Connection& admin, const std::string& swarm,
+                        wxp::v1::GetHistoryResponse* out) {
+  wxp::v1::GetHistoryRequest req;
+  req.set_swarm(swarm);
+  return admin.admin().GetHistory(admin.NewContext().get(), req, out);
+}
+
+wxp::v1::SwarmStatus SwarmStatusOf(client::Connection& admin, const std::string& swarm) {
+  wxp::v1::SwarmStatus status;
+  EXPECT_TRUE(GetSwarmStatus(admin, swarm, &status).ok());
+  return status;
+}
+
+std::vector<double> GlobalBestHistoryOf(client::Connection& admin, const std::string& swarm) {
+  wxp::v1::GetHistoryResponse history;
+  EXPECT_TRUE(GetHistory(admin, swarm, &history).ok());
+  std::vector<double> g;
+  for (const auto& e : history.entries()) g.push_back(e.global_best_utility());
+  return g;
+}
+
+std::vector<double> GlobalBestHistoryOf(const RunResult& run) {
+  std::vector<double> g;
+  for (const IterationSummary& s : run.history) g.push_back(s.global_best_utility);
+  return g;
+}
+
+}  // namespace wxp::proc
