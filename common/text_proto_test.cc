@@ -65,7 +65,10 @@ TEST(TextProtoTest, Utf8PrefixCutsOnCharacterBoundaries) {
   EXPECT_EQ(Utf8Prefix(euros, 2), "");
   EXPECT_EQ(Utf8Prefix("abc", 2), "ab");
   // Bytes that are no character become '?', so the result is always valid.
-  EXPECT_EQ(Utf8Prefix("a\xffb\xc3", 10), "a?b?");
+  EXPECT_EQ(Utf8Prefix("a\xff"
+                       "b\xc3",
+                       10),
+            "a?b?");
   const std::string long_reason = std::string(1023, 'x') + "\xc3\xa9tail";
   const std::string cut = Utf8Prefix(long_reason, 1024);
   EXPECT_EQ(cut, std::string(1023, 'x'));
