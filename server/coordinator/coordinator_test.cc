@@ -485,7 +485,9 @@ TEST(CoordinatorTest, FailedLocalTrainingIsLoggedOncePerReport) {
     return n;
   };
   int trained_reports = 0;
-  for (const auto& e : *h.store->ListEvaluations("lt")) trained_reports += e.iteration > 0;
+  const auto evaluations = h.store->ListEvaluations("lt");  // kept: the loop borrows it
+  ASSERT_TRUE(evaluations.ok()) << evaluations.status();
+  for (const auto& e : *evaluations) trained_reports += e.iteration > 0;
   ASSERT_GT(trained_reports, 0);
   EXPECT_EQ(count(), trained_reports);
 
