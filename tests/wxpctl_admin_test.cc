@@ -548,8 +548,9 @@ TEST_F(WxpctlAdminTest, EveryCommandAgainstTheRealServerOverMutualTls) {
       Ctl({"swarm", "create", "--spec", root_ + "/lt.textproto", "--local_training", "2:20:0.005"});
   EXPECT_EQ(lt_bad.code, 2) << lt_bad;
   EXPECT_NE(lt_bad.err.find("EVERY_K:STEPS:LR:BATCH"), std::string::npos) << lt_bad;
-  Result lt_coef = Ctl({"swarm", "create", "--spec", root_ + "/lt.textproto", "--space",
-                        "coefficients", "--local_training", "2:20:0.005:64"});
+  Result lt_coef =
+      Ctl({"swarm", "create", "--spec", root_ + "/lt.textproto", "--space", "coefficients",
+           "--decoder", "linear_ab", "--local_training", "2:20:0.005:64"});
   EXPECT_EQ(lt_coef.code, 1) << lt_coef;
   EXPECT_NE(lt_coef.err.find("local_training"), std::string::npos) << lt_coef;
   ASSERT_EQ(Ctl({"swarm", "create", "--spec", root_ + "/lt.textproto", "--local_training",
