@@ -6,6 +6,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "google/protobuf/message.h"
 
 namespace wxp {
@@ -21,6 +22,11 @@ absl::Status ParseTextProto(const std::string& text, const std::string& path,
 // True if `s` is well-formed UTF-8 (no overlong forms, surrogates or code points past
 // U+10FFFF), the rule protobuf applies to string fields.
 bool IsValidUtf8(const std::string& s);
+
+// The longest prefix of `s` of whole characters that fits in `max_bytes`, with every byte
+// that is not part of a well-formed character replaced by '?': always valid UTF-8, so it
+// can go in a protobuf string field (failure reasons quoting a program's output).
+std::string Utf8Prefix(absl::string_view s, size_t max_bytes);
 
 }  // namespace wxp
 

@@ -58,5 +58,22 @@ TEST(TextProtoTest, Utf8Validation) {
   EXPECT_FALSE(IsValidUtf8("\xff"));
 }
 
+TEST(TextProtoTest, Utf8PrefixCutsOnCharacterBoundaries) {
+  const std::string euros = "\xe2\x82\xac\xe2\x82\xac";  // two 3-byte characters
+  EXPECT_EQ(Utf8Prefix(euros, 6), euros);
+  EXPECT_EQ(Utf8Prefix(euros, 5), "\xe2\x82\xac");  // never half a character
+  EXPECT_EQ(Utf8Prefix(euros, 2), "");
+  EXPECT_EQ(Utf8Prefix("abc", 2), "ab");
+  // Bytes that are no character become '?', so the result is always valid.
+  EXPECT_EQ(Utf8Prefix("a\xff"
+                       "b\xc3",
+                       10),
+            "a?b?");
+  const std::string long_reason = std::string(1023, 'x') + "\xc3\xa9tail";
+  const std::string cut = Utf8Prefix(long_reason, 1024);
+  EXPECT_EQ(cut, std::string(1023, 'x'));
+  EXPECT_TRUE(IsValidUtf8(cut));
+}
+
 }  // namespace
 }  // namespace wxp

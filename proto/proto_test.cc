@@ -234,6 +234,8 @@ TEST(ProtoTest, ExampleConfigsParse) {
   EXPECT_EQ(agent.external_command().argv_size(), 3);
   EXPECT_EQ(agent.external_command().env().at("CUDA_VISIBLE_DEVICES"), "0");
   EXPECT_EQ(agent.capacity(), 2);
+  EXPECT_EQ(agent.train_command().argv_size(), 2);
+  EXPECT_EQ(agent.train_command().timeout_seconds(), 900);
 
   ServerConfig server;
   const std::string server_text = ReadFile("deploy/examples/server.textproto");

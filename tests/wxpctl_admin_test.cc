@@ -538,6 +538,31 @@ TEST_F(WxpctlAdminTest, EveryCommandAgainstTheRealServerOverMutualTls) {
                                 "svd rank 8, per module, experts shared)\n"),
             std::string::npos)
       << coef_table;
+  // Local training from the command line (SPEC 4.4): the flag overrides the spec; its form
+  // is checked before anything is sent, the space by the server.
+  ASSERT_TRUE(WriteFileAtomically(root_ + "/lt.textproto",
+                                  "name: 'lt' min_experts: 2 utility { name: 'closeness' "
+                                  "weight: 1 }\n")
+                  .ok());
+  Result lt_bad =
+      Ctl({"swarm", "create", "--spec", root_ + "/lt.textproto", "--local_training", "2:20:0.005"});
+  EXPECT_EQ(lt_bad.code, 2) << lt_bad;
+  EXPECT_NE(lt_bad.err.find("EVERY_K:STEPS:LR:BATCH"), std::string::npos) << lt_bad;
+  Result lt_coef =
+      Ctl({"swarm", "create", "--spec", root_ + "/lt.textproto", "--space", "coefficients",
+           "--decoder", "linear_ab", "--local_training", "2:20:0.005:64"});
+  EXPECT_EQ(lt_coef.code, 1) << lt_coef;
+  EXPECT_NE(lt_coef.err.find("local_training"), std::string::npos) << lt_coef;
+  ASSERT_EQ(Ctl({"swarm", "create", "--spec", root_ + "/lt.textproto", "--local_training",
+                 "2:20:0.005:64"})
+                .code,
+            0);
+  json lt = CtlJson({"swarm", "status", "lt"});
+  EXPECT_EQ(lt["local_training"]["every_k"], 2) << lt;
+  EXPECT_EQ(lt["local_training"]["steps"], 20) << lt;
+  EXPECT_EQ(lt["local_training"]["learning_rate"], 0.005) << lt;
+  EXPECT_EQ(lt["local_training"]["batch"], 64) << lt;
+
   json particles = CtlJson({"particles", kSwarm});
   ASSERT_EQ(particles["particles"].size(), 4u) << particles;
   std::map<std::string, int> owners;

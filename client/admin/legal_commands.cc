@@ -1,14 +1,23 @@
 // `wxpctl legal ...` (flags accept --work_dir and --work-dir alike): the built-in legal-text task
 // from the command line — pretrain the base, fine-tune a firm's expert, score an adapter (also
-// usable as an external-command evaluator), list the shards.
+// usable as an external-command evaluator), train a swarm particle (usable as wxp-agent's
+// train_command), list the shards.
 #include <chrono>
+#include <cmath>
+#include <cstdlib>
 #include <iomanip>
 
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "client/admin/command_util.h"
 #include "client/admin/tensor_commands.h"
 #include "client/legal/evaluator.h"
+#include "client/legal/trainer.h"
 #include "common/adapter.h"
+#include "common/file_util.h"
+#include "common/local_trainer.h"
+#include "common/status_macros.h"
 #include "nlohmann/json.hpp"
 
 namespace wxp::admin {
@@ -31,7 +40,11 @@ constexpr char kLegalHelp[] =
     "                                  fine-tune a firm's LoRA expert on its shard only\n"
     "  eval --work_dir D --adapter DIR [--split dev|test]\n"
     "                                  print {\"scores\": {\"char_acc\", \"loss\"}} of an "
-    "adapter\n";
+    "adapter\n"
+    "  train IN OUT --work_dir D --shard NAME [--steps N --learning_rate X --batch B --seed S]\n"
+    "                                  train a particle's LoRA as wxp-agent's built-in local\n"
+    "                                  training does (a train_command; settings default to\n"
+    "                                  the WXP_TRAIN_* variables the agent sets)\n";
 
 double Since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
@@ -166,6 +179,135 @@ int Eval(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
   return kExitOk;
 }
 
+std::string Env(const char* name) {
+  const char* v = std::getenv(name);
+  return v == nullptr ? "" : v;
+}
+
+// `flag`'s value, else the environment variable `env` (a train_command's WXP_TRAIN_*), else
+// "" (not given).
+std::string FlagOrEnv(const cli::ParsedArgs& p, const std::string& flag, const char* env) {
+  return p.Has(flag) ? p.Get(flag) : Env(env);
+}
+
+// What `legal train` needs, with the agent's spellings: flags first, else WXP_TRAIN_*.
+struct TrainArgs {
+  std::string in, out;
+  TrainingRequest request;
+};
+
+absl::StatusOr<TrainArgs> ParseTrainArgs(const cli::ParsedArgs& p) {
+  TrainArgs t;
+  const std::vector<std::string>& pos = p.positional();
+  if (pos.size() > 2) return absl::InvalidArgumentError("expected at most IN and OUT");
+  t.in = pos.size() > 0 ? pos[0] : Env("WXP_TRAIN_INPUT");
+  t.out = pos.size() > 1 ? pos[1] : Env("WXP_TRAIN_OUTPUT");
+  if (t.in.empty() || t.out.empty()) {
+    return absl::InvalidArgumentError("IN and OUT are required (or WXP_TRAIN_INPUT/OUTPUT)");
+  }
+  const std::string steps = FlagOrEnv(p, "steps", "WXP_TRAIN_STEPS");
+  const std::string lr = FlagOrEnv(p, "learning-rate", "WXP_TRAIN_LEARNING_RATE");
+  const std::string batch = FlagOrEnv(p, "batch", "WXP_TRAIN_BATCH");
+  const std::string seed = FlagOrEnv(p, "seed", "WXP_TRAIN_SEED");
+  TrainingRequest& r = t.request;
+  // The seed is the engine's full uint64 (LocalTrainingSeed), not an int64.
+  if (!absl::SimpleAtoi(steps, &r.steps) || r.steps < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--steps (or WXP_TRAIN_STEPS) must be a whole number >= 1, got '", steps, "'"));
+  }
+  if (!absl::SimpleAtod(lr, &r.learning_rate) || !std::isfinite(r.learning_rate) ||
+      r.learning_rate <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--learning_rate (or WXP_TRAIN_LEARNING_RATE) must be a number > 0, got '", lr, "'"));
+  }
+  if (!absl::SimpleAtoi(batch, &r.batch) || r.batch < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--batch (or WXP_TRAIN_BATCH) must be a whole number >= 1, got '", batch, "'"));
+  }
+  if (!absl::SimpleAtoi(seed, &r.seed)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--seed (or WXP_TRAIN_SEED) must be a whole number >= 0, got '", seed, "'"));
+  }
+  return t;
+}
+
+// The trainer on --shard's train split (as the agent's built-in trainer) or on the --data
+// files' whole text.
+absl::StatusOr<std::unique_ptr<legal::LegalTrainer>> MakeTrainer(const legal::LegalSetup& setup,
+                                                                 const cli::ParsedArgs& p) {
+  if (p.Has("shard")) return legal::MakeLegalTrainer(setup.model, setup.corpus, p.Get("shard"));
+  legal::Segments text;
+  for (const std::string& f : p.GetAll("data")) {
+    WXP_ASSIGN_OR_RETURN(std::string t, ReadFile(f));
+    text.push_back(std::move(t));
+  }
+  WXP_ASSIGN_OR_RETURN(legal::TokenData data, setup.model->Tokenize(text));
+  if (data.positions() == 0) return absl::InvalidArgumentError("the --data files hold no text");
+  return std::make_unique<legal::LegalTrainer>(setup.model, std::move(data));
+}
+
+// A train_command for wxp-agent (SPEC 4.4): trains the LoRA in the PEFT directory IN as
+// the agent's built-in legal trainer does (LegalTrainer: same loss, Adam, seeded batch
+// order), so the same seed and settings give the same weights, and writes OUT in IN's
+// schema (dtypes included) with IN's adapter_config.json.
+int Train(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
+  const std::vector<cli::FlagSpec> flags = {
+      kWorkDir,
+      kCorpusDir,
+      kThreads,
+      {"shard", "train on this shard's train split (as wxp-agent's builtin_legal_text.shard)"},
+      {"data", "or train on these text files, whole (repeatable, comma-separated)"},
+      {"steps", "gradient steps (default $WXP_TRAIN_STEPS)"},
+      {"learning-rate", "Adam step size (default $WXP_TRAIN_LEARNING_RATE)"},
+      {"batch", "examples per step (default $WXP_TRAIN_BATCH)"},
+      {"seed", "batch-order seed, uint64 (default $WXP_TRAIN_SEED)"},
+  };
+  int code = 0;
+  std::optional<cli::ParsedArgs> p = ParseOrExit(
+      args, flags, "legal train",
+      "IN OUT --work_dir D (--shard NAME | --data FILE...) [--steps N --learning_rate X "
+      "--batch B --seed S]\n\nIN and OUT default to $WXP_TRAIN_INPUT and $WXP_TRAIN_OUTPUT, the "
+      "settings to $WXP_TRAIN_*: what wxp-agent passes a train_command.",
+      out, err, &code);
+  if (!p) return code;
+  if (p->Has("shard") == p->Has("data")) {
+    return UsageError(err, "legal train", "give exactly one of --shard and --data");
+  }
+  absl::StatusOr<TrainArgs> t = ParseTrainArgs(*p);
+  if (!t.ok()) return UsageError(err, "legal train", std::string(t.status().message()));
+  absl::StatusOr<LegalOptions> o = CommonOptions(*p);
+  if (!o.ok()) return UsageError(err, "legal train", std::string(o.status().message()));
+  absl::StatusOr<Adapter> in = LoadAdapter(t->in);
+  if (!in.ok()) return Fail(err, in.status());
+  absl::StatusOr<legal::LegalSetup> setup = legal::LoadLegalSetup(*o);
+  if (!setup.ok()) return Fail(err, setup.status());
+  // Names and shapes, as the agent's built-in trainer checks: the transport dtype may differ.
+  const std::vector<TensorSpec>& want = setup->model->lora_schema().tensors();
+  const std::vector<TensorSpec>& have = in->schema.tensors();
+  bool same = want.size() == have.size();
+  for (size_t i = 0; same && i < want.size(); ++i) {
+    same = want[i].name == have[i].name && want[i].shape == have[i].shape;
+  }
+  if (!same) {
+    return Fail(err, absl::InvalidArgumentError(
+                         absl::StrCat(t->in,
+                                      " is not a LoRA of the built-in model (its tensors' names or "
+                                      "shapes differ from the model's own LoRA schema)")));
+  }
+  absl::StatusOr<std::unique_ptr<legal::LegalTrainer>> trainer = MakeTrainer(*setup, *p);
+  if (!trainer.ok()) return Fail(err, trainer.status());
+  t->request.params = in->values;
+  const auto start = std::chrono::steady_clock::now();
+  absl::StatusOr<std::vector<float>> trained = (*trainer)->Train(t->request);
+  if (!trained.ok()) return Fail(err, trained.status());
+  Adapter result = *std::move(in);
+  result.values = *std::move(trained);
+  if (absl::Status s = SaveAdapterDir(result, t->out); !s.ok()) return Fail(err, s);
+  out << absl::StrFormat("trained %s: %d steps (seed %d) in %.2f s, written to %s\n", t->in,
+                         t->request.steps, t->request.seed, Since(start), t->out);
+  return kExitOk;
+}
+
 }  // namespace
 
 int Legal(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
@@ -182,6 +324,7 @@ int Legal(const std::vector<std::string>& args, std::ostream& out, std::ostream&
   if (args[0] == "pretrain") return Pretrain(rest, out, err);
   if (args[0] == "finetune") return Finetune(rest, out, err);
   if (args[0] == "eval") return Eval(rest, out, err);
+  if (args[0] == "train") return Train(rest, out, err);
   return UsageError(err, "legal", "unknown sub-command '" + args[0] + "'");
 }
 

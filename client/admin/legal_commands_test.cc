@@ -1,6 +1,12 @@
-// `wxpctl legal` dispatch and argument handling (the cheap paths: no model is trained here;
-// client/legal's tests cover training and scoring).
+// `wxpctl legal` dispatch and argument handling (the cheap paths; client/legal's tests cover
+// training and scoring), and `legal train`, wxp-agent's example train_command, against the
+// built-in local trainer it must equal.
+#include <cstdlib>
+
 #include "client/admin/run_for_test.h"
+#include "client/legal/evaluator.h"
+#include "client/legal/trainer.h"
+#include "common/adapter.h"
 #include "gtest/gtest.h"
 
 namespace wxp::admin {
@@ -31,6 +37,108 @@ TEST(LegalCommandsTest, BadCorpusFailsWithOneLine) {
   EXPECT_EQ(r.err.rfind("wxpctl: ", 0), 0u);
   CliOutput e = RunCli({"legal", "eval", "--work_dir", "/tmp", "--adapter", "/nonexistent/a"});
   EXPECT_EQ(e.code, 1);
+}
+
+TEST(LegalCommandsTest, TrainUsageErrors) {
+  for (const char* v : {"WXP_TRAIN_INPUT", "WXP_TRAIN_OUTPUT", "WXP_TRAIN_STEPS",
+                        "WXP_TRAIN_LEARNING_RATE", "WXP_TRAIN_BATCH", "WXP_TRAIN_SEED"}) {
+    unsetenv(v);
+  }
+  const std::vector<std::string> settings = {"--steps",    "2",   "--learning_rate", "0.01",
+                                             "--batch",    "8",   "--seed",          "1",
+                                             "--work_dir", "/tmp"};
+  auto run = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = {"legal", "train"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return RunCli(args);
+  };
+  std::vector<std::string> no_data = {"in", "out"};
+  no_data.insert(no_data.end(), settings.begin(), settings.end());
+  EXPECT_EQ(run(no_data).code, 2);  // neither --shard nor --data
+  std::vector<std::string> both = no_data;
+  both.insert(both.end(), {"--shard", "GPL", "--data", "f"});
+  EXPECT_EQ(run(both).code, 2);
+  EXPECT_EQ(run({"in", "out", "--shard", "GPL"}).code, 2);  // no settings, none in the env
+  std::vector<std::string> no_out = {"in", "--shard", "GPL"};
+  no_out.insert(no_out.end(), settings.begin(), settings.end());
+  CliOutput r = run(no_out);
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("IN and OUT"), std::string::npos) << r.err;
+  std::vector<std::string> bad_lr = {"in",      "out", "--shard", "GPL", "--learning_rate", "nan",
+                                     "--steps", "1",   "--batch", "1",   "--seed",          "1"};
+  EXPECT_EQ(run(bad_lr).code, 2);
+  EXPECT_EQ(RunCli({"legal", "train", "--help"}).code, 0);
+}
+
+// The example train_command trains exactly as wxp-agent's built-in trainer (LegalTrainer on
+// the shard's train split): same seed and settings, same weights, bit for bit; the settings
+// may come from the WXP_TRAIN_* variables the agent sets instead of flags.
+TEST(LegalCommandsTest, TrainEqualsTheBuiltInTrainer) {
+  const std::string root = std::string(getenv("TEST_TMPDIR")) + "/legal_train";
+  legal::LegalOptions o;
+  o.work_dir = root + "/base";
+  absl::StatusOr<legal::LegalSetup> setup = legal::LoadLegalSetup(o);
+  ASSERT_TRUE(setup.ok()) << setup.status();
+  legal::FineTuneOptions ft;
+  ft.steps = 10;
+  absl::StatusOr<legal::LegalExpert> expert =
+      legal::FineTuneLegalExpert(*setup->model, setup->corpus, "MPL", ft);
+  ASSERT_TRUE(expert.ok()) << expert.status();
+  const std::string in = root + "/in";
+  ASSERT_TRUE(SaveAdapterDir(expert->adapter, in).ok());
+
+  const uint64_t seed = 18446744073709551557ull;  // the engine's seeds use all 64 bits
+  CliOutput r = RunCli({"legal", "train", in, root + "/out", "--work_dir", o.work_dir, "--shard",
+                        "GPL", "--steps", "3", "--learning_rate", "0.005", "--batch", "16",
+                        "--seed", std::to_string(seed)});
+  ASSERT_EQ(r.code, 0) << r.err;
+
+  absl::StatusOr<std::unique_ptr<legal::LegalTrainer>> trainer =
+      legal::MakeLegalTrainer(setup->model, setup->corpus, "GPL");
+  ASSERT_TRUE(trainer.ok()) << trainer.status();
+  TrainingRequest req;
+  req.seed = seed;
+  req.steps = 3;
+  req.learning_rate = 0.005;
+  req.batch = 16;
+  req.params = expert->adapter.values;
+  absl::StatusOr<std::vector<float>> want = (*trainer)->Train(req);
+  ASSERT_TRUE(want.ok()) << want.status();
+  ASSERT_NE(*want, expert->adapter.values);  // it did train
+
+  absl::StatusOr<Adapter> out = LoadAdapter(root + "/out");
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->schema, expert->adapter.schema);
+  EXPECT_EQ(out->config_json, expert->adapter.config_json);
+  EXPECT_EQ(out->values, *want);
+
+  // As wxp-agent runs it: IN, OUT and the settings from the environment.
+  setenv("WXP_TRAIN_INPUT", in.c_str(), 1);
+  setenv("WXP_TRAIN_OUTPUT", (root + "/out-env").c_str(), 1);
+  setenv("WXP_TRAIN_STEPS", "3", 1);
+  setenv("WXP_TRAIN_LEARNING_RATE", "0.0050000000000000001", 1);  // %.17g of 0.005
+  setenv("WXP_TRAIN_BATCH", "16", 1);
+  setenv("WXP_TRAIN_SEED", std::to_string(seed).c_str(), 1);
+  r = RunCli({"legal", "train", "--work_dir", o.work_dir, "--shard", "GPL"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  absl::StatusOr<Adapter> out_env = LoadAdapter(root + "/out-env");
+  ASSERT_TRUE(out_env.ok()) << out_env.status();
+  EXPECT_EQ(out_env->values, *want);
+  for (const char* v : {"WXP_TRAIN_INPUT", "WXP_TRAIN_OUTPUT", "WXP_TRAIN_STEPS",
+                        "WXP_TRAIN_LEARNING_RATE", "WXP_TRAIN_BATCH", "WXP_TRAIN_SEED"}) {
+    unsetenv(v);
+  }
+
+  // Not the model's LoRA: a clear failure, nothing written.
+  Adapter foreign;
+  foreign.schema = Schema({{"x.lora_A.weight", DType::kF32, {2, 3}}});
+  foreign.values.assign(6, 0.f);
+  ASSERT_TRUE(SaveAdapterDir(foreign, root + "/foreign").ok());
+  r = RunCli({"legal", "train", root + "/foreign", root + "/out-foreign", "--work_dir", o.work_dir,
+              "--shard", "GPL", "--steps", "1", "--learning_rate", "0.01", "--batch", "4", "--seed",
+              "1"});
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.err.find("not a LoRA of the built-in model"), std::string::npos) << r.err;
 }
 
 }  // namespace

@@ -19,6 +19,7 @@
 #include "common/backoff.h"
 #include "common/clock.h"
 #include "common/file_util.h"
+#include "common/local_trainer.h"
 #include "common/retry.h"
 #include "common/text_proto.h"
 
@@ -116,11 +117,14 @@ int SwarmCreate(const std::vector<std::string>& args, std::ostream& out, std::os
        {"decoder", "coefficients space: linear_ab, lora_product or lora_product_svd"},
        {"svd-rank", "lora_product_svd: the rank each module is truncated to"},
        {"per-module", "coefficients space: one coefficient per expert and LoRA module", true},
-       {"expert-sharing", "allowed or forbidden (forbidden allows only the weights space)"}},
+       {"expert-sharing", "allowed or forbidden (forbidden allows only the weights space)"},
+       {"local-training",
+        "EVERY_K:STEPS:LR:BATCH, e.g. 2:20:0.005:64: train particles between iterations "
+        "(SPEC 4.4; weights space; overrides the spec's local_training)"}},
       {"swarm create",
        "--spec FILE [--template ADAPTER] [--space weights|coefficients] [--decoder NAME] "
        "[--svd-rank K] [--per-module] [--expert-sharing allowed|forbidden] "
-       "[--output table|json]",
+       "[--local_training EVERY_K:STEPS:LR:BATCH] [--output table|json]",
        0, 0, true},
       out, err, &code);
   if (!rc) return code;
@@ -134,6 +138,16 @@ int SwarmCreate(const std::vector<std::string>& args, std::ostream& out, std::os
   }
   if (absl::Status flags = ApplySpaceFlags(rc->args, *req.mutable_spec()); !flags.ok()) {
     return UsageError(err, "swarm create", std::string(flags.message()));
+  }
+  if (rc->args.Has("local-training")) {
+    // The form is checked here; whether the spec's space allows it is the server's call.
+    absl::StatusOr<LocalTrainingParams> t = ParseLocalTraining(rc->args.Get("local-training"));
+    if (!t.ok()) return UsageError(err, "swarm create", std::string(t.status().message()));
+    v1::LocalTraining* lt = req.mutable_spec()->mutable_local_training();
+    lt->set_every_k(t->every_k);
+    lt->set_steps(t->steps);
+    lt->set_learning_rate(t->learning_rate);
+    lt->set_batch(t->batch);
   }
   if (rc->args.Has("template")) {
     absl::StatusOr<std::string> blob_id = UploadTemplate(*rc->conn, rc->args.Get("template"));

@@ -34,6 +34,7 @@
 #include "common/sha256.h"
 #include "common/status_macros.h"
 #include "common/swarm_engine.h"
+#include "common/text_proto.h"
 
 namespace wxp::agent {
 namespace fs = std::filesystem;
@@ -194,7 +195,7 @@ absl::Status Agent::Impl::EvaluatePending(ParticleState& s) {
                        "'s initial position: ", scores.status().message()));
     }
     m.failed = true;
-    m.reason = std::string(scores.status().message()).substr(0, 1024);
+    m.reason = Utf8Prefix(scores.status().message(), kMaxReasonBytes);
     ++summary.evaluations_failed;
     Log(absl::StrCat("event=evaluation_failed particle=", s.id, " iteration=", m.iteration,
                      " reason=\"", m.reason, "\""));
@@ -226,6 +227,10 @@ absl::StatusOr<absl::Duration> Agent::Impl::ReportPending(ParticleState& s) {
     for (const auto& [k, v] : m.scores) (*req.mutable_scores())[k] = v;
   }
   req.set_evaluation_seconds(m.seconds);
+  if (m.training_failed) {
+    req.set_training_failed(true);
+    req.set_training_failure_reason(m.training_reason);
+  }
   wxp::v1::ReportResponse resp;
   absl::Status st = WithRetry("Report", [&] {
     return FromGrpc(conn->agent().Report(conn->NewContext().get(), req, &resp));
@@ -234,7 +239,8 @@ absl::StatusOr<absl::Duration> Agent::Impl::ReportPending(ParticleState& s) {
     // The scores are unusable for this swarm (a component missing or out of range): that
     // is a failed evaluation, which the server can take without ranking anything.
     m.failed = true;
-    m.reason = absl::StrCat("scores refused by the server: ", st.message()).substr(0, 1024);
+    m.reason =
+        Utf8Prefix(absl::StrCat("scores refused by the server: ", st.message()), kMaxReasonBytes);
     m.scores.clear();
     ++summary.evaluations_failed;
     Log(absl::StrCat("event=evaluation_failed particle=", s.id, " iteration=", m.iteration,

@@ -6,12 +6,15 @@
 // Local training (SPEC 4.4): when the swarm's spec asks for it
 // (GetAssignmentResponse.local_training), a particle moved in a due iteration is trained by
 // the evaluator (CandidateEvaluator::Train) before it is evaluated, with the seed and the
-// velocity rule of common/swarm_engine.h, exactly as the in-process runner trains it. A
-// failed training keeps the moved position and is logged (event=local_training_failed); it
-// is never fatal. An agent whose evaluator cannot train (CanTrain() false: the external
-// command) refuses such a swarm from Run() with FailedPrecondition before any particle
-// work, rather than silently running another search than the spec asks for. Training is
-// part of the move: a crash mid-training recomputes move and training alike.
+// velocity rule of common/swarm_engine.h, exactly as the in-process runner trains it (or by
+// the site's train_command, client/agent/train_command.h). A failed training keeps the
+// moved position, which is evaluated and reported as usual; it is logged
+// (event=local_training_failed) and the report tells the server
+// (ReportRequest.training_failed); it is never fatal. An agent whose evaluator cannot train
+// (CanTrain() false: an external command without train_command) refuses such a swarm from
+// Run() with FailedPrecondition before any particle work, rather than silently running
+// another search than the spec asks for. Training is part of the move: a crash
+// mid-training recomputes move and training alike.
 //
 // Crash safety: every particle's state (x, v, p, last acknowledged iteration, and the move
 // in flight with its scores once known) lives in the work directory and is replaced

@@ -79,6 +79,23 @@ absl::Status Check(const wxp::v1::AgentConfig& config) {
       config.rpc_deadline_seconds() < 0 || config.heartbeat_interval_seconds() < 0) {
     return absl::InvalidArgumentError("reconnect, deadline and heartbeat durations must be > 0");
   }
+  if (config.has_train_command()) {
+    // Refused at start-up rather than at the first training, which may be hours away.
+    const auto& t = config.train_command();
+    if (t.argv().empty() || t.argv(0).empty()) {
+      return absl::InvalidArgumentError(
+          "train_command needs a program: argv: \"PROGRAM\" (IN and OUT are appended)");
+    }
+    if (t.timeout_seconds() < 0) {
+      return absl::InvalidArgumentError("train_command.timeout_seconds must be > 0");
+    }
+    for (const auto& [k, v] : t.env()) {
+      if (k.empty() || k.find('=') != std::string::npos) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("train_command.env key '", k, "' must be non-empty without '='"));
+      }
+    }
+  }
   return absl::OkStatus();
 }
 

@@ -50,7 +50,8 @@ struct AgentSetup {
 // none is configured (wxp-agent passes the host name).
 // Errors: the file's read error; InvalidArgument naming the line for a malformed file, and
 // naming the missing setting (server address, swarm, work directory) or the bad value
-// (negative capacity or durations).
+// (negative capacity or durations, a train_command without a program, with a negative
+// timeout or a bad environment key).
 absl::StatusOr<AgentSetup> ResolveAgentSetup(const AgentFlags& flags,
                                              const std::string& default_identity);
 

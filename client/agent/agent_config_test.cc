@@ -75,6 +75,49 @@ TEST(AgentConfigTest, MetricsSettingsComeFromTheFileOrTheFlags) {
   EXPECT_TRUE(s->config.metrics_allow_remote());
 }
 
+TEST(AgentConfigTest, TrainCommandIsReadAndCheckedAtStartUp) {
+  const std::string base = R"pb(
+    server_address: "wxp.example:7443"
+    plaintext: true
+    swarm: "s"
+    expert_paths: "e"
+    work_dir: "w"
+    builtin_legal_text { shard: "GPL" }
+  )pb";
+  AgentFlags flags;
+  flags.config = WriteConfig("t.textproto", base + R"pb(
+    train_command {
+      argv: [ "wxpctl", "legal", "train", "--shard", "GPL" ]
+      timeout_seconds: 120
+      env { key: "OMP_NUM_THREADS" value: "2" }
+    }
+  )pb");
+  absl::StatusOr<AgentSetup> s = ResolveAgentSetup(flags, "host-1");
+  ASSERT_TRUE(s.ok()) << s.status();
+  ASSERT_TRUE(s->config.has_train_command());
+  const auto& t = s->config.train_command();
+  EXPECT_EQ(std::vector<std::string>(t.argv().begin(), t.argv().end()),
+            (std::vector<std::string>{"wxpctl", "legal", "train", "--shard", "GPL"}));
+  EXPECT_EQ(t.timeout_seconds(), 120);
+  EXPECT_EQ(t.env().at("OMP_NUM_THREADS"), "2");
+  EXPECT_EQ(s->config.builtin_legal_text().shard(), "GPL");  // the evaluator stays
+
+  const std::pair<const char*, const char*> bad[] = {
+      {"train_command { timeout_seconds: 5 }", "needs a program"},
+      {"train_command { argv: \"\" }", "needs a program"},
+      {"train_command { argv: \"t\" timeout_seconds: -1 }", "timeout_seconds"},
+      {"train_command { argv: \"t\" env { key: \"A=B\" value: \"1\" } }", "'A=B'"},
+      {"train_command { argv: \"t\" steps: 3 }", "steps"},  // unknown field: a typo
+  };
+  for (const auto& [text, want] : bad) {
+    flags.config = WriteConfig("bad.textproto", base + text);
+    absl::StatusOr<AgentSetup> r = ResolveAgentSetup(flags, "host-1");
+    ASSERT_FALSE(r.ok()) << text;
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << text;
+    EXPECT_NE(r.status().message().find(want), std::string::npos) << r.status();
+  }
+}
+
 TEST(AgentConfigTest, FlagsOverrideTheFileAndDefaultsFillTheRest) {
   AgentFlags flags;
   flags.config = WriteConfig("b.textproto", R"pb(

@@ -208,9 +208,9 @@ absl::StatusOr<bool> Agent::Impl::Assign() {
       return absl::FailedPreconditionError(absl::StrCat(
           "swarm ", o.swarm, " asks for local training (every ", training.every_k, " iterations, ",
           training.steps,
-          " steps) but this agent's evaluator cannot train (an external command cannot): "
-          "configure builtin_legal_text with a shard, or synthetic, then start the agent "
-          "again (its state is kept)"));
+          " steps) but this agent's evaluator cannot train (an external command cannot by "
+          "itself): configure a train_command, or builtin_legal_text with a shard, or "
+          "synthetic, then start the agent again (its state is kept)"));
     }
     if (resp.status() == wxp::v1::GetAssignmentResponse::WAIT) {
       if (!Sleep(absl::Milliseconds(std::max<int64_t>(resp.retry_after_ms(), 100)))) {

@@ -12,6 +12,7 @@
 #include "client/agent/position_files.h"
 #include "common/swarm_engine.h"
 #include "common/swarm_move.h"
+#include "common/text_proto.h"
 
 namespace wxp::agent {
 
@@ -37,7 +38,8 @@ absl::Status Agent::Impl::TrainMoved(int id, float step, PendingMove& m) {
     absl::MutexLock l(&hb_mu);
     working.insert(id);
   }
-  absl::StatusOr<std::vector<float>> trained = evaluator->Train(request, schema);
+  absl::StatusOr<std::vector<float>> trained =
+      evaluator->Train(request, {id, m.iteration, BlobPath(m.x), &schema, adapter_config_json});
   {
     absl::MutexLock l(&hb_mu);
     working.erase(id);
@@ -58,8 +60,10 @@ absl::Status Agent::Impl::TrainMoved(int id, float step, PendingMove& m) {
   }
   if (!trained.ok()) {
     ++summary.trainings_failed;
+    m.training_failed = true;
+    m.training_reason = Utf8Prefix(trained.status().message(), kMaxReasonBytes);
     Log(absl::StrCat("event=local_training_failed particle=", id, " iteration=", m.iteration,
-                     " reason=\"", std::string(trained.status().message()).substr(0, 1024), "\""));
+                     " reason=\"", m.training_reason, "\""));
     return absl::OkStatus();
   }
   FollowTrainedPosition(trained->data(), step, x.data(), v.data(), n);

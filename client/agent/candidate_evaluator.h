@@ -41,13 +41,13 @@ class CandidateEvaluator {
   // cannot train refuses to run the particles of a swarm that asks for local training
   // (client/agent/agent.h). False by default.
   virtual bool CanTrain() const { return false; }
-  // The trained position, as long as `request.params` (the moved position, laid out as
-  // `schema`), following common/local_trainer.h's LocalTrainer::Train contract: the same
-  // request gives the same bytes on the same machine; a failure is an error status, never
-  // a crash (the agent then keeps the moved position). Called from one thread at a time.
-  // Unimplemented by default.
+  // The trained position, as long as `request.params` (the moved position, also stored at
+  // `position.position_path` and laid out as `*position.schema`), following
+  // common/local_trainer.h's LocalTrainer::Train contract: the same request gives the same
+  // bytes on the same machine; a failure is an error status, never a crash (the agent then
+  // keeps the moved position). Called from one thread at a time. Unimplemented by default.
   virtual absl::StatusOr<std::vector<float>> Train(const TrainingRequest& request,
-                                                   const Schema& schema);
+                                                   const Candidate& position);
 };
 
 // Adapts an in-process wxp::Evaluator (common/evaluator.h): loads the position as fp32.
@@ -63,13 +63,13 @@ struct ExternalCommandOptions {
 };
 
 // Runs the customer's harness: writes the candidate as a PEFT directory under scratch_dir,
-// runs argv + [that directory], and parses {"scores": {"name": number, ...}} from stdout
-// (the whole output, or else its last non-empty line, so harnesses may log to stdout
-// before the result). Its stderr is passed through to the agent's log. Errors, each naming
-// the command: DeadlineExceeded on timeout (the whole process group is terminated),
-// Internal for a non-zero exit or a signal, InvalidArgument for output that is not such an
-// object or holds a non-finite or non-numeric score, NotFound if the program cannot be run.
-// InvalidArgument from the factory for an empty argv or a bad environment key.
+// runs argv + [that directory] (client/agent/external_command.h's RunCommand: its errors,
+// time-out and process-group handling), and parses {"scores": {"name": number, ...}} from
+// stdout (the whole output, or else its last non-empty line, so harnesses may log to stdout
+// before the result). Its stderr is passed through to the agent's log. InvalidArgument,
+// naming the command, for output that is not such an object or holds a non-finite or
+// non-numeric score. InvalidArgument from the factory for an empty argv, a bad environment
+// key or a timeout that is not > 0.
 absl::StatusOr<std::unique_ptr<CandidateEvaluator>> ExternalCommandEvaluator(
     ExternalCommandOptions options);
 

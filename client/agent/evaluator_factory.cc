@@ -6,6 +6,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "client/agent/position_files.h"
+#include "client/agent/train_command.h"
 #include "client/legal/evaluator.h"
 #include "client/legal/trainer.h"
 #include "common/adapter.h"
@@ -29,8 +30,8 @@ class Synthetic : public CandidateEvaluator {
   // Local training pulls toward the same hidden optimum (SyntheticTrainer).
   bool CanTrain() const override { return true; }
   absl::StatusOr<std::vector<float>> Train(const TrainingRequest& request,
-                                           const Schema& schema) override {
-    WXP_RETURN_IF_ERROR(Init(schema));
+                                           const Candidate& position) override {
+    WXP_RETURN_IF_ERROR(Init(*position.schema));
     return trainer_->Train(request);
   }
 
@@ -78,8 +79,9 @@ class BuiltinLegal : public CandidateEvaluator {
   // training; positions must be the model's own LoRA.
   bool CanTrain() const override { return !o_.shard.empty(); }
   absl::StatusOr<std::vector<float>> Train(const TrainingRequest& request,
-                                           const Schema& schema) override {
+                                           const Candidate& position) override {
     if (!trainer_) {
+      const Schema& schema = *position.schema;
       if (o_.shard.empty()) {
         return absl::FailedPreconditionError(
             "local training needs builtin_legal_text.shard (the firm's own train data)");
@@ -109,9 +111,14 @@ class BuiltinLegal : public CandidateEvaluator {
   std::string config_;  // and the config it placed it with
 };
 
-}  // namespace
+// Candidates carry the first expert's PEFT config, as the exported adapter does.
+std::string FirstExpertConfig(const wxp::v1::AgentConfig& config) {
+  if (config.expert_paths_size() == 0) return "";
+  absl::StatusOr<std::string> cfg = ReadFile(config.expert_paths(0) + "/" + kPeftConfigFile);
+  return cfg.ok() ? *cfg : "";
+}
 
-absl::StatusOr<std::unique_ptr<CandidateEvaluator>> MakeCandidateEvaluator(
+absl::StatusOr<std::unique_ptr<CandidateEvaluator>> MakeEvaluatorOnly(
     const wxp::v1::AgentConfig& config, const std::string& work_dir) {
   switch (config.evaluator_case()) {
     case wxp::v1::AgentConfig::kExternalCommand: {
@@ -124,11 +131,7 @@ absl::StatusOr<std::unique_ptr<CandidateEvaluator>> MakeCandidateEvaluator(
       o.timeout = absl::Seconds(e.timeout_seconds() > 0 ? e.timeout_seconds() : 600);
       o.env = std::map<std::string, std::string>(e.env().begin(), e.env().end());
       o.scratch_dir = work_dir + "/scratch";
-      // Candidates carry the first expert's PEFT config, as the exported adapter does.
-      if (config.expert_paths_size() > 0) {
-        absl::StatusOr<std::string> cfg = ReadFile(config.expert_paths(0) + "/" + kPeftConfigFile);
-        if (cfg.ok()) o.adapter_config_json = *cfg;
-      }
+      o.adapter_config_json = FirstExpertConfig(config);
       return ExternalCommandEvaluator(std::move(o));
     }
     case wxp::v1::AgentConfig::kSynthetic:
@@ -154,6 +157,26 @@ absl::StatusOr<std::unique_ptr<CandidateEvaluator>> MakeCandidateEvaluator(
           "no evaluator configured: set one of external_command, builtin_legal_text, "
           "synthetic");
   }
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<CandidateEvaluator>> MakeCandidateEvaluator(
+    const wxp::v1::AgentConfig& config, const std::string& work_dir) {
+  WXP_ASSIGN_OR_RETURN(std::unique_ptr<CandidateEvaluator> evaluator,
+                       MakeEvaluatorOnly(config, work_dir));
+  if (!config.has_train_command()) return evaluator;
+  const auto& t = config.train_command();
+  if (t.timeout_seconds() < 0) {
+    return absl::InvalidArgumentError("train_command.timeout_seconds must be > 0");
+  }
+  TrainCommandOptions o;
+  o.argv.assign(t.argv().begin(), t.argv().end());
+  o.timeout = absl::Seconds(t.timeout_seconds() > 0 ? t.timeout_seconds() : 600);
+  o.env = std::map<std::string, std::string>(t.env().begin(), t.env().end());
+  o.scratch_dir = work_dir + "/scratch";
+  o.adapter_config_json = FirstExpertConfig(config);
+  return WithTrainCommand(std::move(evaluator), std::move(o));
 }
 
 }  // namespace wxp::agent

@@ -23,6 +23,10 @@ std::string ParticleStateToJson(const ParticleState& s) {
                     {"failed", m.failed},
                     {"reason", m.reason},
                     {"seconds", m.seconds}};
+    if (m.training_failed) {
+      j["pending"]["training_failed"] = true;
+      j["pending"]["training_reason"] = m.training_reason;
+    }
   }
   return j.dump(1);
 }
@@ -55,6 +59,9 @@ absl::StatusOr<ParticleState> ParticleStateFromJson(const std::string& text,
       p.failed = m.at("failed").get<bool>();
       p.reason = m.at("reason").get<std::string>();
       p.seconds = m.at("seconds").get<double>();
+      // Absent in states written before local training could fail visibly.
+      p.training_failed = m.value("training_failed", false);
+      p.training_reason = m.value("training_reason", std::string());
       s.pending = std::move(p);
     }
     return s;

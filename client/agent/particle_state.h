@@ -28,6 +28,10 @@ struct PendingMove {
   bool failed = false;
   std::string reason;
   double seconds = 0;
+  // Local training (SPEC 4.4) of this move failed: x is the moved, untrained position; the
+  // report says so (ReportRequest.training_failed). Reason: valid UTF-8, <= 1024 bytes.
+  bool training_failed = false;
+  std::string training_reason;
 };
 
 // What survives a crash, per particle.

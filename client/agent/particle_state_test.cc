@@ -47,6 +47,8 @@ void ExpectSame(const ParticleState& a, const ParticleState& b) {
     EXPECT_EQ(a.pending->failed, b.pending->failed);
     EXPECT_EQ(a.pending->reason, b.pending->reason);
     EXPECT_EQ(a.pending->seconds, b.pending->seconds);
+    EXPECT_EQ(a.pending->training_failed, b.pending->training_failed);
+    EXPECT_EQ(a.pending->training_reason, b.pending->training_reason);
   }
 }
 
@@ -57,6 +59,13 @@ TEST(ParticleStateTest, SavedStateLoadsBackUnchanged) {
   absl::StatusOr<ParticleState> back = LoadParticleState(path);
   ASSERT_TRUE(back.ok()) << back.status();
   ExpectSame(s, *back);
+  // A failed local training is remembered with the move: a resent report must say so too.
+  s.pending->training_failed = true;
+  s.pending->training_reason = "`train.sh` exited with status 1: caf\xc3\xa9";
+  ASSERT_TRUE(SaveParticleState(path, s).ok());
+  back = LoadParticleState(path);
+  ASSERT_TRUE(back.ok()) << back.status();
+  ExpectSame(s, *back);
   // Without a move in flight, too; a second save replaces the first.
   s.pending.reset();
   s.done = true;
@@ -64,6 +73,16 @@ TEST(ParticleStateTest, SavedStateLoadsBackUnchanged) {
   back = LoadParticleState(path);
   ASSERT_TRUE(back.ok()) << back.status();
   ExpectSame(s, *back);
+}
+
+TEST(ParticleStateTest, StatesWrittenBeforeTrainingFailuresLoad) {
+  // A pending move as older agents wrote it: no training fields, which means none failed.
+  std::string text = ParticleStateToJson(Sample());
+  absl::StatusOr<ParticleState> r = ParticleStateFromJson(text, "p");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(text.find("training"), std::string::npos);
+  EXPECT_FALSE(r->pending->training_failed);
+  EXPECT_EQ(r->pending->training_reason, "");
 }
 
 TEST(ParticleStateTest, DamagedFilesAreDataLossNamingThePath) {

@@ -99,6 +99,11 @@ ServerMetrics::ServerMetrics()
       reports_refused_(registry_->AddCounter(
           "wxp_reports_refused_total",
           "Reports refused, by reason: the gRPC status code, lower case.", {"reason"})),
+      training_failures_(registry_->AddCounter(
+          "wxp_local_training_failures_total",
+          "Stored reports whose local training failed on the agent (SPEC 4.4; "
+          "ReportRequest.training_failed), by swarm.",
+          {"swarm"})),
       blob_in_(registry_
                    ->AddCounter("wxp_blob_received_bytes_total",
                                 "Blob bytes stored from UploadBlob streams.")
@@ -192,7 +197,8 @@ void ServerMetrics::BlobBytesOut(uint64_t bytes) {
   blob_out_.Increment(static_cast<double>(bytes));
 }
 
-void ServerMetrics::ReportAnswered(const grpc::Status& status,
+void ServerMetrics::ReportAnswered(const wxp::v1::ReportRequest& request,
+                                   const grpc::Status& status,
                                    const wxp::v1::ReportResponse& response) {
   if (!status.ok()) {
     reports_refused_.WithLabels({absl::AsciiStrToLower(CodeName(status.error_code()))}).Increment();
@@ -200,6 +206,8 @@ void ServerMetrics::ReportAnswered(const grpc::Status& status,
     reports_duplicate_.Increment();
   } else {
     reports_accepted_.Increment();
+    // Only a stored report names a swarm that exists (bounded labels), and only once.
+    if (request.training_failed()) training_failures_.WithLabels({request.swarm()}).Increment();
   }
 }
 

@@ -1,6 +1,7 @@
 // wxp-server's Prometheus metrics (SPEC 11; the names and labels are listed in
 // deploy/README.md): every RPC by method and status code with its latency, reports by
-// outcome, blob bytes in and out, store commits, and each swarm's state read from the
+// outcome, local trainings the agents report failed, blob bytes in and out, store commits,
+// and each swarm's state read from the
 // coordinator at every scrape. WxpServer creates one when --metrics_address is set and
 // serves registry() with common/metrics_http.
 //
@@ -47,7 +48,9 @@ class ServerMetrics final : public ServiceObserver {
   // ServiceObserver.
   void BlobBytesIn(uint64_t bytes) override;
   void BlobBytesOut(uint64_t bytes) override;
-  void ReportAnswered(const grpc::Status& status, const wxp::v1::ReportResponse& response) override;
+  // Also counts a stored (not duplicate) report's training_failed under its swarm.
+  void ReportAnswered(const wxp::v1::ReportRequest& request, const grpc::Status& status,
+                      const wxp::v1::ReportResponse& response) override;
 
   // A round of `swarm` closed after `seconds` (Coordinator::Options::on_round_closed).
   void RoundClosed(const std::string& swarm, double seconds);
@@ -69,6 +72,7 @@ class ServerMetrics final : public ServiceObserver {
   metrics::Counter& reports_accepted_;
   metrics::Counter& reports_duplicate_;
   metrics::Family<metrics::Counter>& reports_refused_;
+  metrics::Family<metrics::Counter>& training_failures_;
   metrics::Counter& blob_in_;
   metrics::Counter& blob_out_;
   metrics::Family<metrics::Gauge>& iteration_;

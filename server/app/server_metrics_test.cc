@@ -53,10 +53,15 @@ TEST(ServerMetricsTest, ReportsByOutcomeAndBlobBytes) {
   accepted.set_accepted(true);
   duplicate.set_accepted(true);
   duplicate.set_duplicate(true);
-  m.ReportAnswered(grpc::Status::OK, accepted);
-  m.ReportAnswered(grpc::Status::OK, accepted);
-  m.ReportAnswered(grpc::Status::OK, duplicate);
-  m.ReportAnswered(grpc::Status(grpc::StatusCode::PERMISSION_DENIED, "not yours"), {});
+  wxp::v1::ReportRequest plain, untrained;
+  untrained.set_swarm("legal");
+  untrained.set_training_failed(true);
+  untrained.set_training_failure_reason("trainer exited with status 1");
+  m.ReportAnswered(plain, grpc::Status::OK, accepted);
+  m.ReportAnswered(untrained, grpc::Status::OK, accepted);
+  // A retry of the same report, and a refused one, are not a second failure.
+  m.ReportAnswered(untrained, grpc::Status::OK, duplicate);
+  m.ReportAnswered(untrained, grpc::Status(grpc::StatusCode::PERMISSION_DENIED, "not yours"), {});
   m.BlobBytesIn(100);
   m.BlobBytesIn(23);
   m.BlobBytesOut(7);
@@ -64,6 +69,7 @@ TEST(ServerMetricsTest, ReportsByOutcomeAndBlobBytes) {
   EXPECT_TRUE(Has(text, "wxp_reports_accepted_total 2")) << text;
   EXPECT_TRUE(Has(text, "wxp_reports_duplicate_total 1")) << text;
   EXPECT_TRUE(Has(text, "wxp_reports_refused_total{reason=\"permission_denied\"} 1")) << text;
+  EXPECT_TRUE(Has(text, "wxp_local_training_failures_total{swarm=\"legal\"} 1")) << text;
   EXPECT_TRUE(Has(text, "wxp_blob_received_bytes_total 123")) << text;
   EXPECT_TRUE(Has(text, "wxp_blob_sent_bytes_total 7")) << text;
 }

@@ -4,6 +4,7 @@
 #include "server/coordinator/coordinator.h"
 
 #include <cstring>
+#include <optional>
 
 #include "common/adapter.h"
 #include "common/runner.h"
@@ -52,6 +53,8 @@ class FakeAgent {
             SyntheticEvaluator* eval)
       : caller_{std::move(name), Role::kAgent}, c_(c), blobs_(blobs), eval_(eval) {}
   const Caller& caller() const { return caller_; }
+  // From now on, reports after iteration 0 say the local training failed (SPEC 4.4).
+  void FailTrainings(const std::string& reason) { training_failure_ = reason; }
 
   void Join(const std::string& swarm, const std::vector<float>& expert, int capacity) {
     const std::string id = *blobs_->Put(Serialize(expert));
@@ -135,6 +138,10 @@ class FakeAgent {
     r.set_iteration(k);
     r.set_position_blob_id(blob_id);
     for (const auto& [name, v] : *scores) (*r.mutable_scores())[name] = v;
+    if (training_failure_ && k > 0) {
+      r.set_training_failed(true);
+      r.set_training_failure_reason(*training_failure_);
+    }
     auto out = (*c_)->Report(caller_, r);
     ASSERT_TRUE(out.ok()) << out.status();
     if (out->new_personal_best()) mine.p = mine.x;
@@ -146,6 +153,7 @@ class FakeAgent {
   }
 
   Caller caller_;
+  std::optional<std::string> training_failure_;
   std::unique_ptr<Coordinator>* c_;  // follows server restarts
   MemoryBlobs* blobs_;
   SyntheticEvaluator* eval_;
@@ -448,6 +456,56 @@ TEST(CoordinatorTest, LongRunKeepsOnlyRecentEvaluationsInMemory) {
   EXPECT_LE(*h.coordinator->EvaluationsInMemory("long"), bound);
   auto best = h.coordinator->Best("long");
   ASSERT_TRUE(best.ok()) << best.status();
+}
+
+// A report whose local training failed (SPEC 4.4) is an ordinary report to the search, and
+// one log line with the agent's reason, written once: a retried report is not logged again.
+TEST(CoordinatorTest, FailedLocalTrainingIsLoggedOncePerReport) {
+  Harness h;
+  const auto experts = MakeRandomExperts(3, kDim, 11);
+  SyntheticEvaluator eval(*MakeHiddenOptimum(experts, 11, 0.0005));
+  ASSERT_TRUE(h.coordinator->CreateSwarm(kAdmin, Spec("lt", 5)).ok());
+  FakeAgent a("firm-a", &h.coordinator, &h.blobs, &eval);
+  for (const auto& e : experts) a.Join("lt", e, 8);
+  a.Start("lt");
+  a.FailTrainings("`train.sh` exited with status 1: \"no GPU\"\nbye");
+  bool progressed = false;
+  for (int i = 0; i < 3; ++i) a.Step("lt", &progressed);
+  auto count = [&] {
+    int n = 0;
+    for (const std::string& line : h.log) {
+      if (line.rfind("event=local_training_failed swarm=lt ", 0) != 0) continue;
+      ++n;
+      // One line: the reason's quotes and line break are escaped.
+      EXPECT_NE(line.find("agent=firm-a reason=\"`train.sh` exited with status 1: "
+                          "\\\"no GPU\\\"\\nbye\""),
+                std::string::npos)
+          << line;
+    }
+    return n;
+  };
+  int trained_reports = 0;
+  const auto evaluations = h.store->ListEvaluations("lt");  // kept: the loop borrows it
+  ASSERT_TRUE(evaluations.ok()) << evaluations.status();
+  for (const auto& e : *evaluations) trained_reports += e.iteration > 0;
+  ASSERT_GT(trained_reports, 0);
+  EXPECT_EQ(count(), trained_reports);
+
+  // The retry of a stored report is a duplicate: no second line.
+  auto stored = h.store->GetEvaluation("lt", 0, 1);
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  wxp::v1::ReportRequest r;
+  r.set_swarm("lt");
+  r.set_particle_id(0);
+  r.set_iteration(1);
+  r.set_position_blob_id(stored->blob_id);
+  for (const auto& [name, v] : stored->scores) (*r.mutable_scores())[name] = v;
+  r.set_training_failed(true);
+  r.set_training_failure_reason("again");
+  auto again = h.coordinator->Report(a.caller(), r);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_TRUE(again->duplicate());
+  EXPECT_EQ(count(), trained_reports);
 }
 
 // Local training (SPEC 4.4) reaches the agents with the assignment, before and after the

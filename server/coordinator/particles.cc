@@ -2,6 +2,7 @@
 #include <cmath>
 #include <optional>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/alpha_blob.h"
@@ -404,6 +405,13 @@ absl::StatusOr<wxp::v1::ReportResponse> Coordinator::Report(const Caller& caller
     live.evals[{i, k}] = {e.blob_id, held, utility, scores, e.failed};
     live.rounds = std::move(next_view.rounds);
     live.PruneEvals();
+    if (request.training_failed()) {
+      // Once per stored report (a retry is answered above as a duplicate). The reason is the
+      // agent's text: quoted with its quotes and line breaks escaped, so it stays one line.
+      Log(absl::StrFormat(
+          "event=local_training_failed swarm=%s particle=%d iteration=%d agent=%s reason=\"%s\"",
+          request.swarm(), i, k, caller.name, absl::CEscape(request.training_failure_reason())));
+    }
     if (outcome.new_global_best) {
       Log(absl::StrFormat("event=new_global_best swarm=%s particle=%d iteration=%d utility=%.6g",
                           request.swarm(), i, k, utility));

@@ -71,7 +71,7 @@ grpc::Status AgentServiceImpl::GetTargets(grpc::ServerContext* ctx,
 grpc::Status AgentServiceImpl::Report(grpc::ServerContext* ctx, const wxp::v1::ReportRequest* req,
                                       wxp::v1::ReportResponse* resp) {
   grpc::Status status = ReportUnobserved(ctx, req, resp);
-  if (observer_ != nullptr) observer_->ReportAnswered(status, *resp);
+  if (observer_ != nullptr) observer_->ReportAnswered(*req, status, *resp);
   return status;
 }
 

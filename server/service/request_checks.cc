@@ -38,6 +38,19 @@ absl::Status CheckReportRequest(const wxp::v1::ReportRequest& request) {
         "failure_reason is set but evaluation_failed is false: a reason only goes with a "
         "failed evaluation");
   }
+  if (absl::Status s = AtMost("training_failure_reason", request.training_failure_reason(), 1024);
+      !s.ok()) {
+    return s;
+  }
+  if (!request.training_failed() && !request.training_failure_reason().empty()) {
+    return absl::InvalidArgumentError(
+        "training_failure_reason is set but training_failed is false: a reason only goes "
+        "with a failed training");
+  }
+  if (request.training_failed() && request.iteration() == 0) {
+    return absl::InvalidArgumentError(
+        "training_failed in the report of iteration 0: the initial position is never trained");
+  }
   const std::string& key = request.idempotency_key();
   if (absl::Status s = AtMost("idempotency_key", key, 128); !s.ok()) return s;
   for (size_t i = 0; i < key.size(); ++i) {

@@ -15,8 +15,9 @@ namespace wxp::server {
 absl::Status CheckUploadHeader(const wxp::v1::UploadHeader& header);
 // agent_version at most 256 bytes.
 absl::Status CheckJoinRequest(const wxp::v1::JoinRequest& request);
-// failure_reason at most 1024 bytes and empty unless evaluation_failed; idempotency_key
-// printable ASCII, at most 128 bytes.
+// failure_reason at most 1024 bytes and empty unless evaluation_failed; the same for
+// training_failure_reason and training_failed, which iteration 0 cannot carry;
+// idempotency_key printable ASCII, at most 128 bytes.
 absl::Status CheckReportRequest(const wxp::v1::ReportRequest& request);
 // The spec's free-form text limits (CheckSwarmSpecLimits).
 absl::Status CheckCreateSwarmRequest(const wxp::v1::CreateSwarmRequest& request);

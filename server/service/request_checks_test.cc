@@ -37,6 +37,22 @@ TEST(RequestChecksTest, FailureReasonOnlyWithAFailureAndAtMost1024Bytes) {
   ExpectInvalid(CheckReportRequest(r), "failure_reason is 1025 bytes");
 }
 
+TEST(RequestChecksTest, TrainingFailureReasonOnlyWithAFailedTrainingAfterIterationZero) {
+  wxp::v1::ReportRequest r;
+  r.set_iteration(3);
+  r.set_training_failure_reason("trainer timed out");
+  ExpectInvalid(CheckReportRequest(r), "training_failed is false");
+  r.set_training_failed(true);
+  EXPECT_TRUE(CheckReportRequest(r).ok());
+  r.clear_training_failure_reason();
+  EXPECT_TRUE(CheckReportRequest(r).ok());  // the reason is optional
+  r.set_training_failure_reason(std::string(1025, 'x'));
+  ExpectInvalid(CheckReportRequest(r), "training_failure_reason is 1025 bytes");
+  r.set_training_failure_reason("x");
+  r.set_iteration(0);
+  ExpectInvalid(CheckReportRequest(r), "never trained");
+}
+
 TEST(RequestChecksTest, IdempotencyKeyIsPrintableAsciiOfAtMost128Bytes) {
   wxp::v1::ReportRequest r;
   r.set_idempotency_key("3:7:" + std::string(64, 'a'));

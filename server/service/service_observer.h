@@ -19,8 +19,9 @@ class ServiceObserver {
   // Blob payload bytes sent by DownloadBlob (per chunk written) and ExportBest (the
   // adapter's weights, once sent).
   virtual void BlobBytesOut(uint64_t bytes) = 0;
-  // Every Report call's outcome: `status` as answered; `response` is meaningful when OK.
-  virtual void ReportAnswered(const grpc::Status& status,
+  // Every Report call's outcome: `request` as received, `status` as answered; `response` is
+  // meaningful when OK.
+  virtual void ReportAnswered(const wxp::v1::ReportRequest& request, const grpc::Status& status,
                               const wxp::v1::ReportResponse& response) = 0;
 };
 

@@ -39,7 +39,8 @@ class RecordingObserver final : public ServiceObserver {
  public:
   void BlobBytesIn(uint64_t bytes) override { in += bytes; }
   void BlobBytesOut(uint64_t bytes) override { out += bytes; }
-  void ReportAnswered(const grpc::Status& status, const wxp::v1::ReportResponse&) override {
+  void ReportAnswered(const wxp::v1::ReportRequest&, const grpc::Status& status,
+                      const wxp::v1::ReportResponse&) override {
     absl::MutexLock lock(&mu);
     report_codes.push_back(status.error_code());
   }

@@ -34,6 +34,10 @@
 
 namespace wxp::agent {
 
+// The most a failure reason may hold on the wire (ReportRequest.failure_reason and
+// training_failure_reason); cut with Utf8Prefix so the string stays valid UTF-8.
+inline constexpr size_t kMaxReasonBytes = 1024;
+
 // The expert's weights file (a PEFT directory holds it under a fixed name).
 std::string WeightsFile(const std::string& path);
 
@@ -168,8 +172,9 @@ struct Agent::Impl {
   absl::Status Move(ParticleState& s, const wxp::v1::GetTargetsResponse& t);
   // Trains particle `id`'s moved position m.x (velocity m.v) of iteration m.iteration with
   // the evaluator and follows it (agent_training.cc): m.x names the trained position and
-  // m.v holds the followed velocity. A failed training is logged and leaves m as it was
-  // (OK); errors are local I/O only.
+  // m.v holds the followed velocity. A failed training is logged, marked in m
+  // (training_failed, for the report) and otherwise leaves m as it was (OK); errors are
+  // local I/O only.
   absl::Status TrainMoved(int id, float step, PendingMove& m);
   absl::Status EvaluatePending(ParticleState& s);
   absl::StatusOr<absl::Duration> ReportPending(ParticleState& s);
