@@ -24,11 +24,11 @@
 #include "client/net/connection.h"
 #include "common/adapter.h"
 #include "common/file_util.h"
-#include "google/protobuf/text_format.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "httplib.h"
 #include "tests/testing/processes.h"
+#include "tests/testing/swarm_admin.h"
 
 namespace wxp {
 namespace {
@@ -76,43 +76,26 @@ class LocalTrainingExternalProcessTest : public ::testing::Test {
   }
 
   void SetUp() override {
-    root_ = ::testing::TempDir() + "/" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name();
-    fs::remove_all(root_);
-    fs::create_directories(root_);
+    root_ = proc::FreshDir(::testing::TempDir() + "/" +
+                           ::testing::UnitTest::GetInstance()->current_test_info()->name());
     server_ = std::make_unique<ServerProcess>(
         root_ + "/server",
         std::vector<std::string>{"--plaintext", "--metrics_address=127.0.0.1:0"});
     ASSERT_GT(server_->Start(), 0) << proc::Tail(server_->log_path());
-    std::smatch m;
-    const std::string log = proc::Tail(server_->log_path());
-    ASSERT_TRUE(std::regex_search(log, m, std::regex("event=metrics_started .* port=([0-9]+)")))
-        << log;
-    metrics_port_ = std::stoi(m[1]);
-  }
-
-  std::unique_ptr<client::Connection> Admin() {
-    client::ConnectionOptions o;
-    o.server_address = server_->address();
-    o.plaintext = true;
-    o.identity = "ops";
-    o.role = Role::kAdmin;
-    o.rpc_deadline = absl::Seconds(10);
-    return *client::Connection::Open(o, absl::Now());
+    metrics_port_ = proc::LoggedPort(*server_, "metrics_started");
+    ASSERT_GT(metrics_port_, 0) << proc::Tail(server_->log_path());
+    admin_ = proc::ConnectAs(server_->address(), "ops", Role::kAdmin);
+    ASSERT_NE(admin_, nullptr);
   }
 
   void CreateSwarm(const std::string& name) {
-    wxp::v1::CreateSwarmRequest req;
-    ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(
+    const grpc::Status s = proc::CreateSwarm(
+        *admin_,
         absl::StrCat("spec { name: '", name,
                      "' min_experts: 2 mode: SYNC round_deadline_seconds: 600 "
                      "utility { name: 'char_acc' weight: 1 } "
                      "hyperparameters { seed: 7 max_iterations: 3 patience: 10 pool_size: 4 } ",
-                     kTraining, " }"),
-        &req));
-    auto admin = Admin();
-    wxp::v1::CreateSwarmResponse resp;
-    grpc::Status s = admin->admin().CreateSwarm(admin->NewContext().get(), req, &resp);
+                     kTraining, " }"));
     ASSERT_TRUE(s.ok()) << s.error_message();
   }
 
@@ -161,23 +144,11 @@ class LocalTrainingExternalProcessTest : public ::testing::Test {
   }
 
   wxp::v1::SwarmStatus Status(const std::string& swarm) {
-    auto admin = Admin();
-    wxp::v1::GetSwarmStatusRequest req;
-    req.set_swarm(swarm);
-    wxp::v1::SwarmStatus status;
-    EXPECT_TRUE(admin->admin().GetSwarmStatus(admin->NewContext().get(), req, &status).ok());
-    return status;
+    return proc::SwarmStatusOf(*admin_, swarm);
   }
 
   std::vector<double> GlobalBestHistory(const std::string& swarm) {
-    auto admin = Admin();
-    wxp::v1::GetHistoryRequest req;
-    req.set_swarm(swarm);
-    wxp::v1::GetHistoryResponse resp;
-    EXPECT_TRUE(admin->admin().GetHistory(admin->NewContext().get(), req, &resp).ok());
-    std::vector<double> g;
-    for (const auto& e : resp.entries()) g.push_back(e.global_best_utility());
-    return g;
+    return proc::GlobalBestHistoryOf(*admin_, swarm);
   }
 
   std::string Metrics() {
@@ -204,6 +175,7 @@ class LocalTrainingExternalProcessTest : public ::testing::Test {
   static std::string* nan_dir_;
   std::string root_;
   std::unique_ptr<ServerProcess> server_;
+  std::unique_ptr<client::Connection> admin_;
   int metrics_port_ = 0;
 };
 

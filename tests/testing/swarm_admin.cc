@@ -34,10 +34,11 @@ std::string SyntheticSwarmSpec(const std::string& name, const std::string& hyper
                       "' weight: 1 } hyperparameters { ", hyperparameters, " } ", extra, " }");
 }
 
-grpc::Status CreateSwarm(client::Connection& admin, const std::string& spec_text) {
+grpc::Status CreateSwarm(client::Connection& admin, const std::string& request_text) {
   wxp::v1::CreateSwarmRequest req;
-  if (!google::protobuf::TextFormat::ParseFromString(spec_text, &req)) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "spec does not parse: " + spec_text);
+  if (!google::protobuf::TextFormat::ParseFromString(request_text, &req)) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "request does not parse: " + request_text);
   }
   wxp::v1::CreateSwarmResponse resp;
   return admin.admin().CreateSwarm(admin.NewContext().get(), req, &resp);

@@ -24,15 +24,16 @@ std::unique_ptr<client::Connection> ConnectAs(const std::string& address,
                                               const std::string& identity, Role role,
                                               const std::string& certs_dir = "");
 
-// The text of a SwarmSpec over three experts under the synthetic utility alone (weight 1)
-// with a 600 s round deadline: swarm `name` in `mode`, `hyperparameters` (the fields of
-// its hyperparameters message) and `extra` (more SwarmSpec fields, e.g. the space).
+// The text of a CreateSwarmRequest (`spec { ... }`) for a swarm over three experts under the
+// synthetic utility alone (weight 1) with a 600 s round deadline: swarm `name` in `mode`,
+// `hyperparameters` (the fields of its hyperparameters message) and `extra` (more SwarmSpec fields,
+// e.g. the space).
 std::string SyntheticSwarmSpec(const std::string& name, const std::string& hyperparameters,
                                const std::string& extra = "", const std::string& mode = "SYNC");
 
-// CreateSwarm with `spec_text` (a SwarmSpec in protobuf text format); INVALID_ARGUMENT
-// without a call if the text does not parse.
-grpc::Status CreateSwarm(client::Connection& admin, const std::string& spec_text);
+// CreateSwarm with `request_text` (a CreateSwarmRequest in protobuf text format, as
+// SyntheticSwarmSpec gives); INVALID_ARGUMENT without a call if the text does not parse.
+grpc::Status CreateSwarm(client::Connection& admin, const std::string& request_text);
 
 // GetSwarmStatus / GetHistory of swarm `swarm` into `out`, as the server answered.
 grpc::Status GetSwarmStatus(client::Connection& admin, const std::string& swarm,
