@@ -34,6 +34,7 @@ absl::StatusOr<wxp::v1::CreateSwarmResponse> Coordinator::CreateSwarm(
   WXP_RETURN_IF_ERROR(ResolveTemplate(
       [&](const std::string& id) { return options_.blobs->ReadAll(id); }, resolved));
   return Serve<wxp::v1::CreateSwarmResponse>([&]() -> absl::StatusOr<wxp::v1::CreateSwarmResponse> {
+    mu_.AssertHeld();
     if (swarms_.count(resolved.spec.name())) {
       return absl::AlreadyExistsError(
           absl::StrCat("a swarm named '", resolved.spec.name(), "' already exists"));
@@ -134,6 +135,7 @@ absl::StatusOr<wxp::v1::SwarmStatus> Coordinator::StatusOf(const Swarm& s) {
 absl::StatusOr<wxp::v1::SwarmStatus> Coordinator::Heartbeat(const Caller& caller,
                                                             const std::string& swarm) {
   return Serve<wxp::v1::SwarmStatus>([&]() -> absl::StatusOr<wxp::v1::SwarmStatus> {
+    mu_.AssertHeld();
     WXP_ASSIGN_OR_RETURN(Swarm * s, Find(swarm));
     SeenLocked(*s, caller.name);
     return StatusOf(*s);
@@ -142,6 +144,7 @@ absl::StatusOr<wxp::v1::SwarmStatus> Coordinator::Heartbeat(const Caller& caller
 
 absl::StatusOr<wxp::v1::SwarmStatus> Coordinator::GetSwarmStatus(const std::string& swarm) {
   return Serve<wxp::v1::SwarmStatus>([&]() -> absl::StatusOr<wxp::v1::SwarmStatus> {
+    mu_.AssertHeld();
     WXP_ASSIGN_OR_RETURN(Swarm * s, Find(swarm));
     return StatusOf(*s);
   });
@@ -149,6 +152,7 @@ absl::StatusOr<wxp::v1::SwarmStatus> Coordinator::GetSwarmStatus(const std::stri
 
 absl::StatusOr<wxp::v1::ListSwarmsResponse> Coordinator::ListSwarms() {
   return Serve<wxp::v1::ListSwarmsResponse>([&]() -> absl::StatusOr<wxp::v1::ListSwarmsResponse> {
+    mu_.AssertHeld();
     wxp::v1::ListSwarmsResponse out;
     for (const auto& [name, s] : swarms_) {
       WXP_ASSIGN_OR_RETURN(*out.add_swarms(), StatusOf(*s));
@@ -161,6 +165,7 @@ absl::StatusOr<wxp::v1::ListParticlesResponse> Coordinator::ListParticles(
     const std::string& swarm) {
   return Serve<wxp::v1::ListParticlesResponse>(
       [&]() -> absl::StatusOr<wxp::v1::ListParticlesResponse> {
+        mu_.AssertHeld();
         WXP_ASSIGN_OR_RETURN(Swarm * s, Find(swarm));
         wxp::v1::ListParticlesResponse out;
         for (int i = 0; i < s->pool_size(); ++i) {
@@ -203,6 +208,7 @@ absl::StatusOr<wxp::v1::GetHistoryResponse> Coordinator::GetHistory(const std::s
 
 absl::StatusOr<wxp::v1::UtilityWeights> Coordinator::GetUtilityWeights(const std::string& swarm) {
   return Serve<wxp::v1::UtilityWeights>([&]() -> absl::StatusOr<wxp::v1::UtilityWeights> {
+    mu_.AssertHeld();
     WXP_ASSIGN_OR_RETURN(Swarm * s, Find(swarm));
     return UtilityToProto(s->utility);
   });
@@ -211,6 +217,7 @@ absl::StatusOr<wxp::v1::UtilityWeights> Coordinator::GetUtilityWeights(const std
 absl::StatusOr<wxp::v1::UtilityWeights> Coordinator::SetUtilityWeights(
     const Caller& caller, const std::string& swarm, const std::map<std::string, double>& weights) {
   return Serve<wxp::v1::UtilityWeights>([&]() -> absl::StatusOr<wxp::v1::UtilityWeights> {
+    mu_.AssertHeld();
     WXP_ASSIGN_OR_RETURN(Swarm * s, Find(swarm));
     if (s->row.state == store::SwarmState::kFinished ||
         s->row.state == store::SwarmState::kStopped) {
@@ -312,6 +319,7 @@ absl::StatusOr<wxp::v1::SwarmStatus> Coordinator::SetState(const Caller& caller,
                                                            const std::string& action,
                                                            const std::string& reason) {
   return Serve<wxp::v1::SwarmStatus>([&]() -> absl::StatusOr<wxp::v1::SwarmStatus> {
+    mu_.AssertHeld();
     WXP_ASSIGN_OR_RETURN(Swarm * s, Find(swarm));
     const store::SwarmState current = s->row.state;
     if (current == store::SwarmState::kFinished || current == store::SwarmState::kStopped) {
@@ -372,6 +380,7 @@ absl::StatusOr<wxp::v1::SwarmStatus> Coordinator::Stop(const Caller& caller,
 
 absl::StatusOr<Coordinator::BestPosition> Coordinator::Best(const std::string& swarm) {
   return Serve<Coordinator::BestPosition>([&]() -> absl::StatusOr<Coordinator::BestPosition> {
+    mu_.AssertHeld();
     WXP_ASSIGN_OR_RETURN(Swarm * s, Find(swarm));
     if (!s->engine || !s->engine->global_best().valid()) {
       return absl::FailedPreconditionError(
@@ -406,6 +415,7 @@ absl::StatusOr<Coordinator::BestPosition> Coordinator::Best(const std::string& s
 
 absl::StatusOr<size_t> Coordinator::EvaluationsInMemory(const std::string& swarm) {
   return Serve<size_t>([&]() -> absl::StatusOr<size_t> {
+    mu_.AssertHeld();
     WXP_ASSIGN_OR_RETURN(Swarm * s, Find(swarm));
     return s->evals.size();
   });

@@ -274,6 +274,7 @@ absl::Status Coordinator::FlushLocked() { return options_.store->WaitDurable(las
 
 absl::Status Coordinator::ServeStatus(absl::FunctionRef<absl::Status()> locked) {
   return Serve<bool>([&]() -> absl::StatusOr<bool> {
+           mu_.AssertHeld();
            WXP_RETURN_IF_ERROR(locked());
            return true;
          })

@@ -177,7 +177,9 @@ class Coordinator {
   // for what memory does not hold.
   absl::Status FlushLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Runs `locked` under mu_ (after a reload if one is due), then waits without mu_ until
-  // everything it may have seen or changed is durable, then writes its log lines.
+  // everything it may have seen or changed is durable, then writes its log lines. Each
+  // `locked` starts with mu_.AssertHeld(): clang's thread-safety analysis cannot follow the
+  // lock into a lambda, and without it every guarded access there is a warning.
   template <typename T>
   absl::StatusOr<T> Serve(absl::FunctionRef<absl::StatusOr<T>()> locked) ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status ServeStatus(absl::FunctionRef<absl::Status()> locked) ABSL_LOCKS_EXCLUDED(mu_);

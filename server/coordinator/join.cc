@@ -146,6 +146,7 @@ absl::StatusOr<wxp::v1::JoinResponse> Coordinator::Join(const Caller& caller,
   // checked is what joins.
   const JoinPrecheck precheck = PrecheckJoin(caller, request, configs);
   return Serve<wxp::v1::JoinResponse>([&]() -> absl::StatusOr<wxp::v1::JoinResponse> {
+    mu_.AssertHeld();
     WXP_ASSIGN_OR_RETURN(Swarm * s, Find(request.swarm()));
     for (size_t i = 0; i < configs.size(); ++i) {
       absl::Status b = CheckExpertBaseModel(s->resolved.spec, configs[i]);

@@ -39,6 +39,7 @@ absl::StatusOr<wxp::v1::GetAssignmentResponse> Coordinator::GetAssignment(
     const Caller& caller, const std::string& swarm) {
   return Serve<wxp::v1::GetAssignmentResponse>(
       [&]() -> absl::StatusOr<wxp::v1::GetAssignmentResponse> {
+        mu_.AssertHeld();
         WXP_ASSIGN_OR_RETURN(Swarm * s, Find(swarm));
         SeenLocked(*s, caller.name);  // heard from, whether or not the call succeeds
         wxp::v1::GetAssignmentResponse out;
@@ -113,6 +114,7 @@ absl::StatusOr<wxp::v1::GetAssignmentResponse> Coordinator::GetAssignment(
 absl::StatusOr<wxp::v1::GetTargetsResponse> Coordinator::GetTargets(
     const Caller& caller, const wxp::v1::GetTargetsRequest& request) {
   return Serve<wxp::v1::GetTargetsResponse>([&]() -> absl::StatusOr<wxp::v1::GetTargetsResponse> {
+    mu_.AssertHeld();
     WXP_ASSIGN_OR_RETURN(Swarm * s, Find(request.swarm()));
     SeenLocked(*s, caller.name);  // heard from, whether or not the call succeeds
     wxp::v1::GetTargetsResponse out;
@@ -245,6 +247,7 @@ absl::StatusOr<wxp::v1::ReportResponse> Coordinator::Report(const Caller& caller
     return absl::InvalidArgumentError("evaluation_seconds must be finite and >= 0");
   }
   return Serve<wxp::v1::ReportResponse>([&]() -> absl::StatusOr<wxp::v1::ReportResponse> {
+    mu_.AssertHeld();
     WXP_ASSIGN_OR_RETURN(Swarm * s, Find(request.swarm()));
     SeenLocked(*s, caller.name);  // heard from, whether or not the call succeeds
     const int i = request.particle_id();
@@ -489,6 +492,7 @@ absl::Status Coordinator::MaybeCloseRounds(Swarm& s, SwarmUpdate& u, bool deadli
 
 absl::Status Coordinator::OnBlobStored(const std::string& blob_id) {
   return ServeStatus([&]() -> absl::Status {
+    mu_.AssertHeld();
     for (auto& [name, s] : swarms_) {
       SwarmUpdate u;
       u.swarm = name;
@@ -518,6 +522,7 @@ absl::Status Coordinator::OnBlobStored(const std::string& blob_id) {
 
 absl::Status Coordinator::Tick() {
   return ServeStatus([&]() -> absl::Status {
+    mu_.AssertHeld();
     for (auto& [name, s] : swarms_) {
       if (s->row.state != store::SwarmState::kRunning || !s->engine) continue;
       Swarm next{s->row, s->resolved, s->utility};
