@@ -751,6 +751,11 @@ class RefusalTest(WireTest):
         refuse(Code.INVALID_ARGUMENT, "evaluation_failed is false", failure_reason="oops")
         refuse(Code.INVALID_ARGUMENT, "failure_reason is 1025", evaluation_failed=True,
                scores={}, failure_reason="r" * 1025)
+        # A failed local training (SPEC 4.4) is reported with its reason, never at iteration 0.
+        refuse(Code.INVALID_ARGUMENT, "training_failed is false", training_failure_reason="oom")
+        refuse(Code.INVALID_ARGUMENT, "iteration 0", training_failed=True)
+        refuse(Code.INVALID_ARGUMENT, "training_failure_reason is 1025", training_failed=True,
+               training_failure_reason="r" * 1025)
         refuse(Code.INVALID_ARGUMENT, "idempotency_key is 129", idempotency_key="k" * 129)
         refuse(Code.INVALID_ARGUMENT, "printable ASCII", idempotency_key="tab\there")
         refuse(Code.INVALID_ARGUMENT, "printable ASCII", idempotency_key="caf\u00e9")
