@@ -436,7 +436,9 @@ TEST_F(AgentKillTest, AgentsKilledMidUploadLeaveNothingPartialAndLoseNoIteration
     if (kills % 3 == 2) {
       absl::SleepFor(absl::Milliseconds(50 + rng() % 400));
       const int i = static_cast<int>(rng() % 2);
-      if (agents[i]->Running()) ASSERT_TRUE(kill_and_restart(i, holding(i)));
+      if (agents[i]->Running()) {
+        ASSERT_TRUE(kill_and_restart(i, holding(i)));
+      }
       continue;
     }
     for (int i : {0, 1}) {
