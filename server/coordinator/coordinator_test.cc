@@ -260,6 +260,18 @@ void RunAndCompareWithRunner(Harness& h, int restart_every,
   EXPECT_EQ(best->utility, oracle->best_utility);
 }
 
+// The report an agent would resend for the stored evaluation `e` of `swarm`: the same
+// particle, iteration, position and scores.
+wxp::v1::ReportRequest RetryOf(const std::string& swarm, const store::EvaluationRecord& e) {
+  wxp::v1::ReportRequest r;
+  r.set_swarm(swarm);
+  r.set_particle_id(e.particle_id);
+  r.set_iteration(e.iteration);
+  r.set_position_blob_id(e.blob_id);
+  for (const auto& [name, v] : e.scores) (*r.mutable_scores())[name] = v;
+  return r;
+}
+
 TEST(CoordinatorTest, FederatedSyncRunEqualsTheInProcessRunner) {
   Harness h;
   RunAndCompareWithRunner(h, 0);
@@ -440,12 +452,7 @@ TEST(CoordinatorTest, LongRunKeepsOnlyRecentEvaluationsInMemory) {
   // A late identical retry of an early report is still acknowledged, a changed one refused.
   auto early = h.store->GetEvaluation("long", 0, 1);
   ASSERT_TRUE(early.ok()) << early.status();
-  wxp::v1::ReportRequest r;
-  r.set_swarm("long");
-  r.set_particle_id(0);
-  r.set_iteration(1);
-  r.set_position_blob_id(early->blob_id);
-  for (const auto& [name, v] : early->scores) (*r.mutable_scores())[name] = v;
+  wxp::v1::ReportRequest r = RetryOf("long", *early);
   auto again = h.coordinator->Report(a.caller(), r);
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_TRUE(again->duplicate());
@@ -494,12 +501,7 @@ TEST(CoordinatorTest, FailedLocalTrainingIsLoggedOncePerReport) {
   // The retry of a stored report is a duplicate: no second line.
   auto stored = h.store->GetEvaluation("lt", 0, 1);
   ASSERT_TRUE(stored.ok()) << stored.status();
-  wxp::v1::ReportRequest r;
-  r.set_swarm("lt");
-  r.set_particle_id(0);
-  r.set_iteration(1);
-  r.set_position_blob_id(stored->blob_id);
-  for (const auto& [name, v] : stored->scores) (*r.mutable_scores())[name] = v;
+  wxp::v1::ReportRequest r = RetryOf("lt", *stored);
   r.set_training_failed(true);
   r.set_training_failure_reason("again");
   auto again = h.coordinator->Report(a.caller(), r);
