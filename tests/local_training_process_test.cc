@@ -4,9 +4,15 @@
 // evaluation; the run must equal the in-process runner with the same trainer byte for byte
 // (every global-best utility and g's blob). An agent whose evaluator cannot train (an
 // external command) must refuse the swarm with a clear message instead of running another
-// search than the spec asks for.
+// search than the spec asks for. Agents killed with SIGKILL mid-training resume, and the run
+// still equals the runner's.
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
+#include <filesystem>
+#include <iostream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -25,6 +31,7 @@
 namespace wxp {
 namespace {
 
+namespace fs = std::filesystem;
 using proc::ChildProcess;
 using proc::ServerProcess;
 
@@ -123,6 +130,92 @@ TEST_F(LocalTrainingProcessTest, FederatedRunWithTrainingMatchesTheInProcessRunn
   EXPECT_NE(log_a.find("event=local_training particle="), std::string::npos) << log_a;
   EXPECT_NE(log_a.find(" trainings="), std::string::npos) << log_a;
   EXPECT_EQ(log_a.find("event=local_training_failed"), std::string::npos) << log_a;
+}
+
+// How many local trainings the agent's log (appended across restarts) shows completed.
+int TrainingsLogged(const std::string& log_path) {
+  const std::string log = proc::Tail(log_path, 1 << 22);
+  int n = 0;
+  for (size_t at = 0; (at = log.find("event=local_training particle=", at)) != std::string::npos;
+       ++at) {
+    ++n;
+  }
+  return n;
+}
+
+// Agents killed with SIGKILL in the middle of local training and restarted on the same work
+// directory. Every kill lands there by construction: the agents run with the training fault
+// hook (client/agent/agent_training.cc, common/fault_hook.h), which holds an armed agent
+// after it wrote the trained position and before the velocity that goes with it, and
+// creates its marker file; the test waits for a marker and kills that agent there. A
+// restarted agent is armed again once it has completed a training, so the kills spread over
+// the run. The restarted agent recomputes move and training alike: the run still equals the
+// in-process runner's byte for byte, and no iteration is lost.
+TEST_F(LocalTrainingProcessTest, AgentsKilledMidTrainingResumeAndMatchTheRunner) {
+  CreateSwarm(kTraining);
+  constexpr int kKills = 3;
+  const std::string marker[] = {root_ + "/hold-training-a", root_ + "/hold-training-b"};
+  auto env = [&](int i) {
+    return std::vector<std::string>{"WXP_FAULT_HOLD_TRAINING_MARKER=" + marker[i]};
+  };
+  const std::vector<std::string> args[] = {AgentArgs("firm-a", {0, 1}, Synthetic()),
+                                           AgentArgs("firm-b", {2}, Synthetic())};
+  const std::string logs[] = {root_ + "/firm-a.log", root_ + "/firm-b.log"};
+  ChildProcess a, b;
+  ChildProcess* agents[] = {&a, &b};
+  // Armed from the start: the first training of either agent holds.
+  for (int i : {0, 1}) ASSERT_TRUE(agents[i]->Start(args[i], logs[i], env(i)));
+  bool armed[2] = {true, true};
+  int trainings_at_kill[2] = {-1, -1};
+  int kills = 0;
+  const absl::Time give_up = absl::Now() + absl::Minutes(5);
+  while (kills < kKills && (a.Running() || b.Running()) && absl::Now() < give_up) {
+    for (int i : {0, 1}) {
+      if (!armed[i] && TrainingsLogged(logs[i]) > trainings_at_kill[i]) {
+        ASSERT_TRUE(fs::remove(marker[i]));
+        armed[i] = true;
+      }
+      if (armed[i] && fs::exists(marker[i])) {  // holding mid-training
+        agents[i]->Kill(SIGKILL);
+        ++kills;
+        armed[i] = false;  // the marker stays: the restarted agent runs disarmed
+        trainings_at_kill[i] = TrainingsLogged(logs[i]);
+        ASSERT_TRUE(agents[i]->Start(args[i], logs[i], env(i)));
+      }
+    }
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  ASSERT_EQ(kills, kKills) << "the agents finished before " << kKills
+                           << " kills mid-training; firm-a:\n"
+                           << proc::Tail(logs[0]);
+  // Disarm the hooks that have not fired; an agent whose hook fired meanwhile is holding, and
+  // is killed there once more.
+  for (int i : {0, 1}) {
+    if (!armed[i]) continue;
+    const int fd = open(marker[i].c_str(), O_WRONLY | O_CREAT | O_EXCL, 0644);
+    if (fd >= 0) {
+      close(fd);
+    } else {
+      agents[i]->Kill(SIGKILL);
+      ++kills;
+      ASSERT_TRUE(agents[i]->Start(args[i], logs[i], env(i)));
+    }
+  }
+  const int sa = a.Wait(absl::Minutes(3)), sb = b.Wait(absl::Minutes(3));
+  ASSERT_TRUE(WIFEXITED(sa) && WEXITSTATUS(sa) == 0) << proc::Tail(logs[0]);
+  ASSERT_TRUE(WIFEXITED(sb) && WEXITSTATUS(sb) == 0) << proc::Tail(logs[1]);
+  std::cerr << "killed agents " << kills << " times mid-training" << std::endl;
+
+  const RunResult oracle = Oracle();
+  EXPECT_EQ(proc::GlobalBestHistoryOf(*Admin(), "swarm"), proc::GlobalBestHistoryOf(oracle));
+  const wxp::v1::SwarmStatus status = proc::SwarmStatusOf(*Admin(), "swarm");
+  EXPECT_EQ(status.state(), wxp::v1::FINISHED);
+  EXPECT_EQ(status.global_best().utility(), oracle.best_utility);
+  EXPECT_EQ(status.global_best().blob_id(), BlobIdOf(oracle.best));
+  for (const std::string& log : logs) {
+    EXPECT_EQ(proc::Tail(log, 1 << 22).find("event=local_training_failed"), std::string::npos)
+        << proc::Tail(log);
+  }
 }
 
 TEST_F(LocalTrainingProcessTest, AgentThatCannotTrainRefusesTheSwarm) {

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "client/agent/internal/agent_impl.h"
 #include "client/agent/position_files.h"
+#include "common/fault_hook.h"
 #include "common/swarm_engine.h"
 #include "common/swarm_move.h"
 #include "common/text_proto.h"
@@ -70,6 +71,9 @@ absl::Status Agent::Impl::TrainMoved(int id, float step, PendingMove& m) {
   WXP_ASSIGN_OR_RETURN(PositionWriter xw, PositionWriter::Create(blobs->dir(), schema, metadata));
   WXP_RETURN_IF_ERROR(xw.Write(x.data(), n));
   WXP_ASSIGN_OR_RETURN(m.x, xw.Finish());
+  // Test fault hook (tests/local_training_process_test): a kill held here lands between the
+  // trained position and the velocity it implies, the worst moment for a restart.
+  HoldIfArmed("WXP_FAULT_HOLD_TRAINING_MARKER");
   // Replaces the move's velocity file (written by this same step, never reported).
   WXP_ASSIGN_OR_RETURN(VelocityWriter vw, VelocityWriter::Create(BlobPath(m.v)));
   WXP_RETURN_IF_ERROR(vw.Write(v.data(), n));

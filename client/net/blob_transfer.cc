@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "common/fault_hook.h"
 #include "common/file_util.h"
 #include "common/grpc_status.h"
 #include "common/sha256.h"
@@ -19,21 +20,15 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Test fault hook (tests/agent_process_test): with WXP_FAULT_HOLD_UPLOAD_AFTER_BYTES=N and
-// WXP_FAULT_HOLD_UPLOAD_MARKER=PATH in the environment, the first upload that has streamed
-// at least N bytes while more remain creates PATH and then hangs until the process is
-// killed, so a test's SIGKILL lands mid-upload every time instead of when it happens to.
-// Creating PATH is exclusive: if it exists already (the hook fired before, or the test
-// disarmed it by creating it first), uploads run on.
+// Test fault hook (tests/agent_process_test, common/fault_hook.h): with
+// WXP_FAULT_HOLD_UPLOAD_AFTER_BYTES=N and WXP_FAULT_HOLD_UPLOAD_MARKER=PATH in the
+// environment, the first upload that has streamed at least N bytes while more remain holds
+// until the process is killed, so a test's SIGKILL lands mid-upload every time.
 void MaybeHoldUpload(uint64_t sent, uint64_t remaining) {
   static const char* const after = std::getenv("WXP_FAULT_HOLD_UPLOAD_AFTER_BYTES");
-  static const char* const marker = std::getenv("WXP_FAULT_HOLD_UPLOAD_MARKER");
-  if (after == nullptr || marker == nullptr || remaining == 0) return;
+  if (after == nullptr || remaining == 0) return;
   if (sent < std::strtoull(after, nullptr, 10)) return;
-  const int fd = open(marker, O_WRONLY | O_CREAT | O_EXCL, 0644);
-  if (fd < 0) return;
-  close(fd);
-  for (;;) pause();
+  HoldIfArmed("WXP_FAULT_HOLD_UPLOAD_MARKER");
 }
 
 }  // namespace
