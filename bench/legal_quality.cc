@@ -93,13 +93,15 @@ ABSL_FLAG(std::string, local_training, "",
 ABSL_FLAG(bool, verbose, false, "per-iteration swarm progress");
 ABSL_FLAG(int, bootstrap_block, 256, "test positions per bootstrap block");
 ABSL_FLAG(int, bootstrap_replicates, 2000, "bootstrap replicates");
-ABSL_FLAG(int, context, wxp::legal::ModelConfig().context, "model: bytes of context");
-ABSL_FLAG(int, embed, wxp::legal::ModelConfig().embed, "model: embedding width");
-ABSL_FLAG(int, hidden, wxp::legal::ModelConfig().hidden, "model: hidden width");
-ABSL_FLAG(int, rank, wxp::legal::ModelConfig().lora_rank, "model: LoRA rank");
-ABSL_FLAG(double, alpha, wxp::legal::ModelConfig().lora_alpha, "model: LoRA alpha");
-ABSL_FLAG(int, pretrain_steps, wxp::legal::ModelConfig().pretrain_steps, "model: base steps");
-ABSL_FLAG(double, pretrain_lr, wxp::legal::ModelConfig().pretrain_lr, "model: base lr");
+ABSL_FLAG(std::string, architecture, "mlp", "model: mlp or transformer (its default sizes)");
+// Model sizes: a negative value keeps the architecture's default.
+ABSL_FLAG(int, context, -1, "model: bytes of context (the transformer's window)");
+ABSL_FLAG(int, embed, -1, "model: embedding (the transformer's model) width");
+ABSL_FLAG(int, hidden, -1, "model: hidden width");
+ABSL_FLAG(int, rank, -1, "model: LoRA rank");
+ABSL_FLAG(double, alpha, -1, "model: LoRA alpha");
+ABSL_FLAG(int, pretrain_steps, -1, "model: base steps");
+ABSL_FLAG(double, pretrain_lr, -1, "model: base lr");
 
 namespace wxp::legal {
 namespace {
@@ -270,13 +272,18 @@ int Main() {
   options.corpus_dir = absl::GetFlag(FLAGS_corpus_dir);
   options.work_dir = absl::GetFlag(FLAGS_work_dir);
   options.log = &std::cout;
-  options.model.context = absl::GetFlag(FLAGS_context);
-  options.model.embed = absl::GetFlag(FLAGS_embed);
-  options.model.hidden = absl::GetFlag(FLAGS_hidden);
-  options.model.lora_rank = absl::GetFlag(FLAGS_rank);
-  options.model.lora_alpha = absl::GetFlag(FLAGS_alpha);
-  options.model.pretrain_steps = absl::GetFlag(FLAGS_pretrain_steps);
-  options.model.pretrain_lr = absl::GetFlag(FLAGS_pretrain_lr);
+  options.model = ModelConfig::Defaults(
+      Must(ParseArchitecture(absl::GetFlag(FLAGS_architecture)), "--architecture"));
+  auto set = [](auto flag, auto* field) {
+    if (flag >= 0) *field = flag;
+  };
+  set(absl::GetFlag(FLAGS_context), &options.model.context);
+  set(absl::GetFlag(FLAGS_embed), &options.model.embed);
+  set(absl::GetFlag(FLAGS_hidden), &options.model.hidden);
+  set(absl::GetFlag(FLAGS_rank), &options.model.lora_rank);
+  set(absl::GetFlag(FLAGS_alpha), &options.model.lora_alpha);
+  set(absl::GetFlag(FLAGS_pretrain_steps), &options.model.pretrain_steps);
+  set(absl::GetFlag(FLAGS_pretrain_lr), &options.model.pretrain_lr);
   LegalSetup setup = Must(LoadLegalSetup(options), "setup");
   const LegalModel& model = *setup.model;
   const Schema& schema = model.lora_schema();

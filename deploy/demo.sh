@@ -8,11 +8,15 @@
 #
 #   deploy/demo.sh [--out DIR] [--shards A,B,...] [--iterations K] [--finetune-steps N]
 #                  [--space weights|linear_ab|lora_product|lora_product_svd] [--keep]
-#                  [--lambdas L1,L2,...]
+#                  [--lambdas L1,L2,...] [--architecture mlp|transformer]
 #
 # --space: where the swarm searches (SPEC 4.3). Default lora_product: coefficients over the
 # firms' experts, decoded as the exact sum of their LoRA products; of the three spaces B5
 # measures it scored highest (README, "Quality"). weights is the paper's raw-weight search.
+#
+# --architecture: the built-in model (README, "Built-in legal evaluator"): mlp (default) or
+# transformer (Llama-shaped; its experts are laid out as a PEFT LoRA of a real LLM). The
+# agents are not told: they read it from the base model their experts name.
 #
 # --lambdas: the grid the merge baselines pick their scale from on the dev split (default
 # 0.2,0.4,0.6,0.8,1.0). Each value costs one merge and one dev evaluation per method.
@@ -28,6 +32,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 OUT="" SHARDS_CSV="GPL,LGPL,GFDL,MPL,Apache" ITERATIONS=30 STEPS="" KEEP=0 SPACE=lora_product
+ARCH=mlp
 LAMBDAS_CSV=0.2,0.4,0.6,0.8,1.0
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -37,6 +42,7 @@ while [ $# -gt 0 ]; do
     --finetune-steps) STEPS=$2; shift 2 ;;
     --space) SPACE=$2; shift 2 ;;
     --lambdas) LAMBDAS_CSV=$2; shift 2 ;;
+    --architecture) ARCH=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
     -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0"; exit 0 ;;
     *) echo "demo: unknown argument $1 (see --help)" >&2; exit 2 ;;
@@ -51,6 +57,11 @@ for l in "${LAMBDAS[@]}"; do
   }
 done
 [ ${#LAMBDAS[@]} -gt 0 ] || { echo "demo: --lambdas is empty" >&2; exit 2; }
+
+case "$ARCH" in
+  mlp|transformer) ;;
+  *) echo "demo: unknown --architecture $ARCH (mlp or transformer)" >&2; exit 2 ;;
+esac
 
 case "$SPACE" in
   weights) SPACE_SPEC="" ;;
@@ -115,14 +126,15 @@ echo "serving on $SERVER (data in $OUT/server, log $OUT/server.log)"
 
 step "4/8 the vendor's base model (byte-level LM, pretrained once on the general mix)"
 LEGAL=$OUT/legal
-$WXPCTL legal pretrain --work-dir "$LEGAL"
+$WXPCTL legal pretrain --work-dir "$LEGAL" --architecture "$ARCH"
 IFS=, read -r -a SHARDS <<< "$SHARDS_CSV"
 
 step "5/8 each firm fine-tunes its own LoRA expert on its private shard"
 EXPERTS=()
 for s in "${SHARDS[@]}"; do
   firm=firm-$(echo "$s" | tr 'A-Z' 'a-z' | tr -c 'a-z0-9\n' '-')
-  $WXPCTL legal finetune --work-dir "$LEGAL" --shard "$s" --out "$OUT/experts/$firm" \
+  $WXPCTL legal finetune --work-dir "$LEGAL" --architecture "$ARCH" --shard "$s" \
+    --out "$OUT/experts/$firm" \
     ${STEPS:+--steps "$STEPS"}
   $WXPCTL certs issue --ca "$OUT/ca" --role agent --name "$firm" --out "$CERTS"
   EXPERTS+=("$firm:$s")
@@ -189,7 +201,7 @@ step "8/8 export and the test-split table"
 $WXPCTL "${ADMIN[@]}" export legal-demo --out "$OUT/best"
 EXPERT_DIRS=()
 for e in "${EXPERTS[@]}"; do EXPERT_DIRS+=("$OUT/experts/${e%%:*}"); done
-score() { $WXPCTL legal eval --work-dir "$LEGAL" --adapter "$1" --split "$2" | python3 -c 'import json,sys; print(json.load(sys.stdin)["scores"]["char_acc"])'; }
+score() { $WXPCTL legal eval --work-dir "$LEGAL" --architecture "$ARCH" --adapter "$1" --split "$2" | python3 -c 'import json,sys; print(json.load(sys.stdin)["scores"]["char_acc"])'; }
 gt() { python3 -c "import sys; sys.exit(0 if $1 > $2 else 1)"; }
 $WXPCTL merge --method linear --out "$OUT/merges/uniform_soup" "${EXPERT_DIRS[@]}" >/dev/null
 # The unnormalised merges need their scale: like the papers, pick lambda on the dev split

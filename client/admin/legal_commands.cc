@@ -30,12 +30,16 @@ const cli::FlagSpec kCorpusDir = {"corpus-dir",
                                   "licence texts (default /usr/share/common-licenses) or a "
                                   "directory of firm sub-directories"};
 const cli::FlagSpec kThreads = {"threads", "torch intra-op threads", false, "2"};
+const cli::FlagSpec kArchitecture = {
+    "architecture", "the built-in model: mlp or transformer (at its default sizes)", false, "mlp"};
 
 constexpr char kLegalHelp[] =
     "usage: wxpctl legal <sub-command> [flags]   (each takes --help)\n"
     "\n"
     "  shards                          the corpus's firm shards and their sizes\n"
     "  pretrain --work_dir D           pretrain (or load) the cached base model\n"
+    "                                  (--architecture=mlp|transformer on pretrain, finetune,\n"
+    "                                  eval and train; mlp by default)\n"
     "  finetune --work_dir D --shard NAME --out DIR [--steps N --seed S]\n"
     "                                  fine-tune a firm's LoRA expert on its shard only\n"
     "  eval --work_dir D --adapter DIR [--split dev|test]\n"
@@ -52,6 +56,8 @@ double Since(std::chrono::steady_clock::time_point t) {
 
 absl::StatusOr<LegalOptions> CommonOptions(const cli::ParsedArgs& p) {
   LegalOptions o;
+  WXP_ASSIGN_OR_RETURN(legal::Architecture arch, legal::ParseArchitecture(p.Get("architecture")));
+  o.model = legal::ModelConfig::Defaults(arch);
   o.work_dir = p.Get("work-dir");
   o.corpus_dir = p.Get("corpus-dir");
   absl::StatusOr<int64_t> threads = p.GetInt("threads");
@@ -91,7 +97,7 @@ int Shards(const std::vector<std::string>& args, std::ostream& out, std::ostream
 }
 
 int Pretrain(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
-  const std::vector<cli::FlagSpec> flags = {kWorkDir, kCorpusDir, kThreads};
+  const std::vector<cli::FlagSpec> flags = {kWorkDir, kCorpusDir, kThreads, kArchitecture};
   int code = 0;
   std::optional<cli::ParsedArgs> p =
       ParseOrExit(args, flags, "legal pretrain", "--work_dir D [flags]", out, err, &code);
@@ -100,7 +106,9 @@ int Pretrain(const std::vector<std::string>& args, std::ostream& out, std::ostre
   if (!o.ok()) return UsageError(err, "legal pretrain", std::string(o.status().message()));
   absl::StatusOr<legal::LegalSetup> s = legal::LoadLegalSetup(*o);
   if (!s.ok()) return Fail(err, s.status());
-  out << absl::StrFormat("base %s %s", s->model->base_path(),
+  out << absl::StrFormat("base %s (%s, %s) %s", s->model->base_path(),
+                         legal::ArchitectureName(s->model->config().architecture),
+                         s->model->base_model_name(),
                          s->model->pretrained_now()
                              ? absl::StrFormat("pretrained in %.1f s", s->model->pretrain_seconds())
                              : std::string("(cached)"))
@@ -113,6 +121,7 @@ int Finetune(const std::vector<std::string>& args, std::ostream& out, std::ostre
       kWorkDir,
       kCorpusDir,
       kThreads,
+      kArchitecture,
       {"shard", "the firm's shard (see wxpctl legal shards)"},
       {"out", "write the expert as a PEFT directory here"},
       {"steps", "fine-tune steps", false, std::to_string(legal::FineTuneOptions().steps)},
@@ -150,6 +159,7 @@ int Eval(const std::vector<std::string>& args, std::ostream& out, std::ostream& 
       kWorkDir,
       kCorpusDir,
       kThreads,
+      kArchitecture,
       {"adapter", "PEFT directory or .safetensors file to score"},
       {"split", "dev (the search's utility) or test (final reporting)", false, "dev"},
       {"timing", "also print the evaluation time to stderr", true},
@@ -255,6 +265,7 @@ int Train(const std::vector<std::string>& args, std::ostream& out, std::ostream&
       kWorkDir,
       kCorpusDir,
       kThreads,
+      kArchitecture,
       {"shard", "train on this shard's train split (as wxp-agent's builtin_legal_text.shard)"},
       {"data", "or train on these text files, whole (repeatable, comma-separated)"},
       {"steps", "gradient steps (default $WXP_TRAIN_STEPS)"},
@@ -281,6 +292,9 @@ int Train(const std::vector<std::string>& args, std::ostream& out, std::ostream&
   if (!in.ok()) return Fail(err, in.status());
   absl::StatusOr<legal::LegalSetup> setup = legal::LoadLegalSetup(*o);
   if (!setup.ok()) return Fail(err, setup.status());
+  if (absl::Status s = legal::CheckLegalBase(*setup->model, in->config_json); !s.ok()) {
+    return Fail(err, s);
+  }
   // Names and shapes, as the agent's built-in trainer checks: the transport dtype may differ.
   const std::vector<TensorSpec>& want = setup->model->lora_schema().tensors();
   const std::vector<TensorSpec>& have = in->schema.tensors();

@@ -26,6 +26,10 @@ TEST(LegalCommandsTest, UsageErrors) {
   EXPECT_EQ(RunCli({"legal", "finetune", "--work_dir", "/tmp"}).code, 2);  // no --shard/--out
   EXPECT_EQ(RunCli({"legal", "eval", "--work_dir", "/tmp"}).code, 2);      // no --adapter
   EXPECT_EQ(RunCli({"legal", "pretrain", "--threads", "0"}).code, 2);
+  CliOutput arch = RunCli({"legal", "pretrain", "--architecture=rnn"});
+  EXPECT_EQ(arch.code, 2);
+  EXPECT_NE(arch.err.find("unknown architecture 'rnn' (mlp or transformer)"), std::string::npos)
+      << arch.err;
   CliOutput help = RunCli({"legal", "--help"});
   EXPECT_EQ(help.code, 0);
   EXPECT_NE(help.out.find("finetune"), std::string::npos);
@@ -139,6 +143,56 @@ TEST(LegalCommandsTest, TrainEqualsTheBuiltInTrainer) {
               "1"});
   EXPECT_EQ(r.code, 1) << r.err;
   EXPECT_NE(r.err.find("not a LoRA of the built-in model"), std::string::npos) << r.err;
+}
+
+// A transformer expert (a tiny one, written here) as `wxpctl adapter inspect` shows it: a
+// PEFT LoRA of a Llama-shaped model. The default MLP refuses to score or train it, naming
+// the base it was fine-tuned from.
+TEST(LegalCommandsTest, TransformerAdaptersAreInspectedAndNotTakenForTheMlps) {
+  const std::string root = std::string(getenv("TEST_TMPDIR")) + "/legal_transformer";
+  legal::LegalOptions o;
+  o.work_dir = root + "/base";
+  o.model = legal::ModelConfig::Defaults(legal::Architecture::kTransformer);
+  o.model.context = 16;
+  o.model.embed = 16;
+  o.model.hidden = 16;
+  o.model.layers = 1;
+  o.model.heads = 2;
+  o.model.pretrain_steps = 5;
+  absl::StatusOr<legal::LegalSetup> setup = legal::LoadLegalSetup(o);
+  ASSERT_TRUE(setup.ok()) << setup.status();
+  legal::FineTuneOptions ft;
+  ft.steps = 2;
+  absl::StatusOr<legal::LegalExpert> e =
+      legal::FineTuneLegalExpert(*setup->model, setup->corpus, "GPL", ft);
+  ASSERT_TRUE(e.ok()) << e.status();
+  const std::string dir = root + "/expert";
+  ASSERT_TRUE(SaveAdapterDir(e->adapter, dir).ok());
+
+  CliOutput r = RunCli({"adapter", "inspect", dir});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("LORA r=8 alpha=16 targets=[q_proj,k_proj,v_proj,o_proj] base=" +
+                       setup->model->base_model_name()),
+            std::string::npos)
+      << r.out;
+  EXPECT_NE(r.out.find("base_model.model.model.layers.0.self_attn.k_proj.lora_A.weight"),
+            std::string::npos)
+      << r.out;
+  r = RunCli({"adapter", "inspect", "--json", dir});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("\"base_model_name_or_path\": \"wxp-legal-byte-transformer-"),
+            std::string::npos)
+      << r.out;
+
+  const std::string mlp_dir = std::string(getenv("TEST_TMPDIR")) + "/legal_train/base";
+  r = RunCli({"legal", "eval", "--work_dir", mlp_dir, "--adapter", dir});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("fine-tuned from base model wxp-legal-byte-transformer-"), std::string::npos)
+      << r.err;
+  r = RunCli({"legal", "train", dir, root + "/out", "--work_dir", mlp_dir, "--shard", "GPL",
+              "--steps", "1", "--learning_rate", "0.01", "--batch", "4", "--seed", "1"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("(transformer), not from this one"), std::string::npos) << r.err;
 }
 
 }  // namespace

@@ -57,9 +57,11 @@ class Synthetic : public CandidateEvaluator {
 
 // The built-in legal model is loaded (its base pretrained if missing) at the first
 // candidate, when the swarm's schema is known; a schema that is not a LoRA of the model is
-// then a clear failure. A candidate that brings its own adapter_config.json (a decoded
-// coefficient-space position, of rank sum r_j) is placed by that config, so any rank on the
-// model's modules scores; the evaluator is rebuilt only if the layout changes.
+// then a clear failure. Which base (architecture and sizes) is the one the firm's experts
+// name in their adapter_config.json, found in base_dir (legal::ResolveLegalBase). A candidate that
+// brings its own adapter_config.json (a decoded coefficient-space position, of rank sum r_j) is
+// placed by that config, so any rank on the model's modules scores; the evaluator is rebuilt only
+// if the layout changes.
 class BuiltinLegal : public CandidateEvaluator {
  public:
   explicit BuiltinLegal(legal::LegalOptions o) : o_(std::move(o)) {}
@@ -146,6 +148,9 @@ absl::StatusOr<std::unique_ptr<CandidateEvaluator>> MakeEvaluatorOnly(
       o.shard = c.shard();
       o.split = c.split();
       o.work_dir = c.base_dir().empty() ? work_dir + "/legal" : c.base_dir();
+      if (std::string first = FirstExpertConfig(config); !first.empty()) {
+        o.base_from_adapter_config = std::move(first);
+      }
       if (o.split != "" && o.split != "dev" && o.split != "test") {
         return absl::InvalidArgumentError(
             absl::StrCat("builtin_legal_text.split must be dev or test, not '", o.split, "'"));

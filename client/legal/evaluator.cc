@@ -1,5 +1,6 @@
 #include "client/legal/evaluator.h"
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 
@@ -10,11 +11,63 @@ absl::StatusOr<Scores> LegalEvaluator::Evaluate(const EvaluationRequest& request
   return Scores{{kCharAccComponent, s.char_acc}, {kLossComponent, s.loss}};
 }
 
+namespace {
+
+// base_model_name_or_path of `config_json` if it names a built-in base, else "".
+std::string NamedBase(const std::optional<std::string>& config_json) {
+  if (!config_json) return "";
+  absl::StatusOr<LoraConfig> c = ParseLoraConfig(*config_json);
+  if (!c.ok() || !IsLegalBaseName(c->base_model_name_or_path)) return "";
+  return c->base_model_name_or_path;
+}
+
+const char* ArchitectureOfName(const std::string& base_name) {
+  return absl::StrContains(base_name, "-transformer-") ? "transformer" : "mlp";
+}
+
+}  // namespace
+
+absl::StatusOr<ModelConfig> ResolveLegalBase(const LegalOptions& options, const Corpus& corpus) {
+  const std::string named = NamedBase(options.base_from_adapter_config);
+  if (named.empty() || LegalBaseName(options.model, corpus.fingerprint()) == named) {
+    return options.model;
+  }
+  const std::string path = LegalBasePath(options.work_dir, named);
+  if (absl::StatusOr<ModelConfig> c = ReadLegalBaseConfig(path);
+      c.ok() || c.status().code() != absl::StatusCode::kNotFound) {
+    if (c.ok()) c->threads = options.model.threads;
+    return c;
+  }
+  for (Architecture a : {Architecture::kMlp, Architecture::kTransformer}) {
+    ModelConfig c = ModelConfig::Defaults(a);
+    c.threads = options.model.threads;
+    if (LegalBaseName(c, corpus.fingerprint()) == named) return c;
+  }
+  return absl::NotFoundError(absl::StrCat(
+      "legal model: the adapters name base model ", named, " (", ArchitectureOfName(named),
+      "), which is not in ", path, " and is not a default configuration on corpus ", corpus.dir(),
+      ": put the base model they were fine-tuned from there (wxpctl legal pretrain "
+      "--architecture=",
+      ArchitectureOfName(named), " --work_dir ... writes it)"));
+}
+
+absl::Status CheckLegalBase(const LegalModel& model,
+                            const std::optional<std::string>& adapter_config_json) {
+  const std::string named = NamedBase(adapter_config_json);
+  if (named.empty() || named == model.base_model_name()) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "legal model: the adapter was fine-tuned from base model ", named, " (",
+      ArchitectureOfName(named), "), not from this one, ", model.base_model_name(), " (",
+      ArchitectureName(model.config().architecture),
+      "): use the architecture, sizes, corpus and base model directory it was fine-tuned with"));
+}
+
 absl::StatusOr<LegalSetup> LoadLegalSetup(const LegalOptions& options) {
   WXP_ASSIGN_OR_RETURN(Corpus corpus, Corpus::Load(options.corpus_dir));
-  WXP_ASSIGN_OR_RETURN(
-      std::shared_ptr<const LegalModel> model,
-      LegalModel::LoadOrPretrain(options.model, corpus, options.work_dir, options.log));
+  WXP_ASSIGN_OR_RETURN(ModelConfig config, ResolveLegalBase(options, corpus));
+  WXP_ASSIGN_OR_RETURN(std::shared_ptr<const LegalModel> model,
+                       LegalModel::LoadOrPretrain(config, corpus, options.work_dir, options.log));
+  WXP_RETURN_IF_ERROR(CheckLegalBase(*model, options.base_from_adapter_config));
   return LegalSetup{std::move(corpus), std::move(model)};
 }
 
@@ -47,6 +100,7 @@ absl::StatusOr<std::unique_ptr<Evaluator>> MakeLegalEvaluator(
     const std::optional<std::string>& adapter_config_json) {
   WXP_ASSIGN_OR_RETURN(Split split, ParseSplit(options.split));
   WXP_ASSIGN_OR_RETURN(LegalSetup setup, LoadLegalSetup(options));
+  WXP_RETURN_IF_ERROR(CheckLegalBase(*setup.model, adapter_config_json));
   absl::StatusOr<LoraPlacement> placement = setup.model->PlaceLora(schema, adapter_config_json);
   if (!placement.ok()) {
     return absl::InvalidArgumentError(

@@ -15,8 +15,15 @@
 // Both load the base model cached in work_dir, pretraining it first if it is missing (under
 // a minute on two cores; later calls reuse it). The swarm's schema is the model's LoRA
 // schema (LegalLoraSchema: experts from FineTuneLegalExpert with the same ModelConfig and
-// corpus), or, given the adapters' adapter_config.json, any PEFT LoRA on the model's fc1,
-// fc2 and head (e.g. candidates decoded from expert coefficients, of rank Σ r_j).
+// corpus), or, given the adapters' adapter_config.json, any PEFT LoRA on the model's linear
+// layers (e.g. candidates decoded from expert coefficients, of rank Σ r_j).
+//
+// Which base model: `model` (its architecture and sizes) says, as `wxpctl legal
+// --architecture` sets it; or, with base_from_adapter_config (wxp-agent), the base model the
+// adapters name in base_model_name_or_path (ResolveLegalBase), so an agent scores
+// transformer experts on the transformer base it is given without being told. Adapters
+// that name another built-in base than the one loaded are refused (CheckLegalBase): their
+// deltas mean nothing on it.
 #ifndef WXP_CLIENT_LEGAL_EVALUATOR_H_
 #define WXP_CLIENT_LEGAL_EVALUATOR_H_
 
@@ -45,6 +52,10 @@ struct LegalOptions {
   std::string work_dir;    // where the base model is cached; empty: current directory
   ModelConfig model;
   std::ostream* log = nullptr;  // progress lines (pretraining), if wanted
+  // The adapter_config.json of the adapters to score or train, when the base model should
+  // be the one they name rather than `model` (whose threads still apply): see
+  // ResolveLegalBase.
+  std::optional<std::string> base_from_adapter_config;
 };
 
 // Scores positions on one held-out split. Deterministic: the same position gives the same
@@ -72,8 +83,8 @@ class LegalEvaluator : public Evaluator {
 // The evaluator of `options.split` (dev or test; InvalidArgument for train/general or an
 // unknown name), for a swarm over `schema` with the adapters' `adapter_config_json`, if
 // known: InvalidArgument as LegalModel::PlaceLora (without a config, naming the difference
-// if `schema` is not the model's LoRA schema). Corpus errors (NotFound/InvalidArgument) and
-// pretraining errors pass through.
+// if `schema` is not the model's LoRA schema) and as CheckLegalBase. Corpus errors
+// (NotFound/InvalidArgument) and pretraining errors pass through.
 absl::StatusOr<std::unique_ptr<Evaluator>> MakeLegalEvaluator(
     const LegalOptions& options, const Schema& schema,
     const std::optional<std::string>& adapter_config_json = std::nullopt);
@@ -86,7 +97,27 @@ struct LegalSetup {
   Corpus corpus;
   std::shared_ptr<const LegalModel> model;
 };
+// InvalidArgument if the model is not the base model the adapters name (with a wxp-legal
+// base_model_name_or_path, see LegalBaseName): the adapter is fine-tuned from another
+// architecture, size or corpus.
 absl::StatusOr<LegalSetup> LoadLegalSetup(const LegalOptions& options);
+
+// The configuration of the base model options.base_from_adapter_config names
+// (base_model_name_or_path N, a LegalBaseName), for a caller given a base model rather than
+// a configuration (wxp-agent's builtin_legal_text.base_dir):
+//  - options.model when there is no such config or name, or when options.model is N;
+//  - else the configuration recorded in <work_dir>/legal-base-<hash>.safetensors, the file
+//    of N (ReadLegalBaseConfig's errors pass through);
+//  - else the default configuration of N's architecture if N is it on this corpus (it is
+//    pretrained deterministically, as the default MLP always was);
+//  - else NotFound naming N and where its file should be.
+// `threads` always comes from options.model.
+absl::StatusOr<ModelConfig> ResolveLegalBase(const LegalOptions& options, const Corpus& corpus);
+
+// OK unless `adapter_config_json` names a built-in base model (LegalBaseName's form) other
+// than `model`'s: then InvalidArgument naming both and their architectures.
+absl::Status CheckLegalBase(const LegalModel& model,
+                            const std::optional<std::string>& adapter_config_json);
 
 // The adapter schema experts and candidates of this configuration have.
 absl::StatusOr<Schema> LegalLoraSchema(const LegalOptions& options);

@@ -1,4 +1,6 @@
-// The only translation unit of the legal evaluator that includes LibTorch.
+// The architecture-independent LibTorch half of LegalModel: the base cache, LoRA factors and
+// their placement, scoring and the training loops, over an internal::Architecture (mlp.cc,
+// transformer.cc) that owns the network itself.
 #include "client/legal/model.h"
 
 #include <sys/stat.h>
@@ -7,46 +9,53 @@
 #include <torch/utils.h>
 
 #include <algorithm>
-#include <array>
 #include <chrono>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "client/legal/internal/architecture.h"
+#include "client/legal/internal/config.h"
 #include "client/legal/internal/placement.h"
 #include "common/adapter.h"
 #include "common/file_util.h"
-#include "common/sha256.h"
-#include "nlohmann/json.hpp"
 
 namespace wxp::legal {
 namespace {
 
-constexpr int kVocab = 256;
 using internal::CheckLora;
-using internal::kLoraModules;
+using internal::kNoTarget;
+using internal::kVocab;
+using internal::RandomIndices;
+using internal::Rng;
+using internal::UniformTensor;
 
 double Seconds(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
 }
 
-// A counter-based generator (splitmix64): reproducible everywhere, unlike torch's global RNG
-// whose stream other code in the process may advance.
-class Rng {
- public:
-  explicit Rng(uint64_t seed) : state_(seed * 0x9e3779b97f4a7c15ULL + 0x632be59bd9b4e019ULL) {}
-  uint64_t Next() {
-    uint64_t z = (state_ += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-  }
-  double Uniform() { return (Next() >> 11) * (1.0 / 9007199254740992.0); }
-  int64_t Below(int64_t n) { return static_cast<int64_t>(Next() % static_cast<uint64_t>(n)); }
+// Base weights in BaseSpecs order.
+using Weights = std::vector<torch::Tensor>;
 
- private:
-  uint64_t state_;
+// LoRA factors per linear layer (LinearLayers order): {A [r, in], B [out, r]}; both
+// undefined for a layer an adapter leaves alone.
+using LoraFactors = std::vector<std::pair<torch::Tensor, torch::Tensor>>;
+
+// One adapter's factors and the factor applied to each layer's B·A.
+struct ScaledFactors {
+  LoraFactors factors;
+  std::vector<double> scale;
 };
+
+torch::Tensor Loss(const torch::Tensor& logits, const torch::Tensor& targets) {
+  // Targets kNoTarget (padding) are nll_loss's ignore_index: the mean is over real ones.
+  return torch::nll_loss(torch::log_softmax(logits.reshape({-1, kVocab}), 1),
+                         targets.reshape({-1}));
+}
+
+}  // namespace
+
+namespace internal {
 
 torch::Tensor UniformTensor(Rng& rng, std::vector<int64_t> shape, double bound) {
   int64_t n = 1;
@@ -62,226 +71,189 @@ torch::Tensor RandomIndices(Rng& rng, int64_t count, int64_t below) {
   return torch::from_blob(v.data(), {count}, torch::kInt64).clone();
 }
 
-struct BaseWeights {
-  torch::Tensor embed, w1, b1, w2, b2, wh, bh;
-  std::vector<torch::Tensor*> All() { return {&embed, &w1, &b1, &w2, &b2, &wh, &bh}; }
-};
-const char* const kBaseNames[] = {"embed.weight", "fc1.weight",  "fc1.bias", "fc2.weight",
-                                  "fc2.bias",     "head.weight", "head.bias"};
+}  // namespace internal
 
-// LoRA factors per target module, in kLoraModules order: {A [r, in], B [out, r]}; both
-// undefined for a module an adapter leaves alone.
-using LoraFactors = std::vector<std::pair<torch::Tensor, torch::Tensor>>;
-
-// One adapter's factors and the factor applied to each module's B·A.
-struct ScaledFactors {
-  LoraFactors factors;
-  std::array<double, 3> scale;
-};
-
-torch::Tensor Forward(const BaseWeights& w, const LoraFactors* lora, double scaling,
-                      const torch::Tensor& ctx) {
-  torch::Tensor w1 = w.w1, w2 = w.w2, wh = w.wh;
-  if (lora != nullptr) {
-    // Forming W + s·B·A costs one [out, r] x [r, in] product per layer per call, far less
-    // than applying the factors to every row of a batch.
-    w1 = w1 + scaling * (*lora)[0].second.mm((*lora)[0].first);
-    w2 = w2 + scaling * (*lora)[1].second.mm((*lora)[1].first);
-    wh = wh + scaling * (*lora)[2].second.mm((*lora)[2].first);
-  }
-  torch::Tensor x = w.embed.index_select(0, ctx.reshape({-1})).reshape({ctx.size(0), -1});
-  torch::Tensor h1 = torch::relu(torch::addmm(w.b1, x, w1.t()));
-  torch::Tensor h2 = h1 + torch::relu(torch::addmm(w.b2, h1, w2.t()));
-  return torch::addmm(w.bh, h2, wh.t());
-}
-
-torch::Tensor Loss(const torch::Tensor& logits, const torch::Tensor& targets) {
-  return torch::nll_loss(torch::log_softmax(logits, 1), targets);
-}
-
-std::vector<TensorSpec> BaseSpecs(const ModelConfig& c) {
-  const int64_t in = static_cast<int64_t>(c.context) * c.embed;
-  return {{kBaseNames[0], DType::kF32, {kVocab, c.embed}},
-          {kBaseNames[1], DType::kF32, {c.hidden, in}},
-          {kBaseNames[2], DType::kF32, {c.hidden}},
-          {kBaseNames[3], DType::kF32, {c.hidden, c.hidden}},
-          {kBaseNames[4], DType::kF32, {c.hidden}},
-          {kBaseNames[5], DType::kF32, {kVocab, c.hidden}},
-          {kBaseNames[6], DType::kF32, {kVocab}}};
-}
-
-std::vector<TensorSpec> LoraSpecs(const ModelConfig& c) {
-  const int64_t in = static_cast<int64_t>(c.context) * c.embed;
-  const int64_t r = c.lora_rank;
-  const std::vector<std::pair<int64_t, int64_t>> in_out = {
-      {in, c.hidden}, {c.hidden, c.hidden}, {c.hidden, kVocab}};
-  std::vector<TensorSpec> specs;
-  for (int i = 0; i < 3; ++i) {
-    const std::string prefix = absl::StrCat("base_model.model.", kLoraModules[i]);
-    specs.push_back({prefix + ".lora_A.weight", DType::kF32, {r, in_out[i].first}});
-    specs.push_back({prefix + ".lora_B.weight", DType::kF32, {in_out[i].second, r}});
-  }
-  return specs;
-}
-
-absl::Status CheckConfig(const ModelConfig& c) {
-  if (c.context < 1 || c.embed < 1 || c.hidden < 1 || c.lora_rank < 1 || !(c.lora_alpha > 0) ||
-      c.pretrain_steps < 0 || c.pretrain_batch < 1 || !(c.pretrain_lr > 0) || c.threads < 1) {
-    return absl::InvalidArgumentError(
-        "legal model config: sizes, steps, batch, lr, "
-        "lora_alpha and threads must be positive");
-  }
-  return absl::OkStatus();
-}
-
-}  // namespace
-
-std::string ModelConfig::Canonical() const {
-  return absl::StrFormat(
-      "wxp-legal-lm-v1 context=%d embed=%d hidden=%d lora_rank=%d lora_alpha=%.17g "
-      "pretrain_steps=%d pretrain_batch=%d pretrain_lr=%.17g seed=%d",
-      context, embed, hidden, lora_rank, lora_alpha, pretrain_steps, pretrain_batch, pretrain_lr,
-      seed);
-}
-
-struct TokenData::Impl {
-  torch::Tensor ctx;      // [N, context] int64
-  torch::Tensor targets;  // [N] int64
-};
 TokenData::TokenData(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 TokenData::TokenData(TokenData&&) noexcept = default;
 TokenData& TokenData::operator=(TokenData&&) noexcept = default;
 TokenData::~TokenData() = default;
-int64_t TokenData::positions() const { return impl_->targets.size(0); }
+int64_t TokenData::positions() const { return impl_->positions; }
 
 struct LegalModel::Impl {
   ModelConfig config;
+  std::unique_ptr<internal::Architecture> arch;
+  std::vector<internal::LinearLayer> layers;
+  std::vector<internal::LinearShape> shapes;  // per layer, for PlaceLora
+  std::vector<int> own_layers;  // the layer of own module j (lora_schema tensors 2j, 2j+1)
   Schema lora_schema;
   LoraPlacement own;
-  BaseWeights base;
+  Weights base;
+  std::string base_name;
   std::string base_path;
   std::string config_hash;
   bool pretrained_now = false;
   double pretrain_seconds = 0;
 
   double scaling() const { return config.lora_alpha / config.lora_rank; }
+  std::vector<double> OwnScale() const { return std::vector<double>(layers.size(), scaling()); }
 
-  TokenData Tokenize(const Segments& segments) const {
-    const int k = config.context;
-    int64_t n = 0;
-    for (const std::string& s : segments) n += s.size();
-    std::vector<int64_t> ctx(n * k, 0), targets(n);
-    int64_t row = 0;
-    for (const std::string& s : segments) {
-      for (size_t t = 0; t < s.size(); ++t, ++row) {
-        targets[row] = static_cast<unsigned char>(s[t]);
-        for (int j = 0; j < k; ++j) {
-          const int64_t src = static_cast<int64_t>(t) - k + j;
-          ctx[row * k + j] = src < 0 ? 0 : static_cast<unsigned char>(s[src]);
-        }
-      }
+  void Init(const ModelConfig& c) {
+    config = c;
+    arch =
+        c.architecture == Architecture::kMlp ? internal::MakeMlp(c) : internal::MakeTransformer(c);
+    layers = arch->LinearLayers();
+    const std::vector<TensorSpec> base_specs = arch->BaseSpecs();
+    for (size_t i = 0; i < layers.size(); ++i) {
+      const std::vector<int64_t>& w = base_specs[layers[i].base_tensor].shape;  // [out, in]
+      shapes.push_back({layers[i].module, w[1], w[0]});
+      if (layers[i].own) own_layers.push_back(static_cast<int>(i));
     }
-    auto impl = std::make_unique<TokenData::Impl>();
-    impl->ctx = torch::from_blob(ctx.data(), {n, k}, torch::kInt64).clone();
-    impl->targets = torch::from_blob(targets.data(), {n}, torch::kInt64).clone();
-    return TokenData(std::move(impl));
+    // Sorted by tensor name, as the safetensors library writes PEFT's files.
+    std::sort(own_layers.begin(), own_layers.end(), [&](int a, int b) {
+      return layers[a].module + ".lora_A" < layers[b].module + ".lora_A";
+    });
+    std::vector<TensorSpec> specs;
+    own.modules.assign(layers.size(), {});
+    const int64_t r = c.lora_rank;
+    for (size_t j = 0; j < own_layers.size(); ++j) {
+      const internal::LinearShape& s = shapes[own_layers[j]];
+      const std::string prefix = absl::StrCat("base_model.model.", s.module);
+      specs.push_back({prefix + ".lora_A.weight", DType::kF32, {r, s.in}});
+      specs.push_back({prefix + ".lora_B.weight", DType::kF32, {s.out, r}});
+      own.modules[own_layers[j]] = {static_cast<int>(2 * j), static_cast<int>(2 * j + 1),
+                                    scaling()};
+    }
+    lora_schema = Schema(std::move(specs));
+    own.schema = lora_schema;
   }
 
-  // base + Σ scale·B·A over the adapters. With one adapter the first sum is the single
-  // expression W + s·B·A the model has always computed, so its own adapters score the same
-  // bit for bit.
-  BaseWeights Merged(const std::vector<ScaledFactors>& loras) const {
-    BaseWeights merged = base;
-    torch::Tensor* targets[3] = {&merged.w1, &merged.w2, &merged.wh};
-    for (const ScaledFactors& l : loras) {
-      for (int i = 0; i < 3; ++i) {
-        const auto& [a, b] = l.factors[i];
-        if (a.defined()) *targets[i] = *targets[i] + l.scale[i] * b.mm(a);
-      }
+  TokenData Tokenize(const Segments& segments) const {
+    return TokenData(std::make_unique<TokenData::Impl>(arch->Tokenize(segments)));
+  }
+
+  // `w` with scale·B·A added to each layer the factors cover. Forming W + s·B·A costs one
+  // [out, r] x [r, in] product per layer per call, far less than applying the factors to
+  // every row of a batch.
+  Weights WithLora(Weights w, const LoraFactors& f, const std::vector<double>& scale) const {
+    for (size_t i = 0; i < layers.size(); ++i) {
+      const auto& [a, b] = f[i];
+      torch::Tensor& target = w[layers[i].base_tensor];
+      if (a.defined()) target = target + scale[i] * b.mm(a);
     }
+    return w;
+  }
+
+  // base + Σ scale·B·A over the adapters. With one adapter the sum is the single
+  // expression W + s·B·A training computes, so its own adapters score the same bit for bit.
+  Weights Merged(const std::vector<ScaledFactors>& loras) const {
+    Weights merged = base;
+    for (const ScaledFactors& l : loras) merged = WithLora(std::move(merged), l.factors, l.scale);
     return merged;
   }
 
   LmScores Score(const std::vector<ScaledFactors>& loras, const TokenData::Impl& data) const {
     torch::NoGradGuard no_grad;
-    const int64_t n = data.targets.size(0);
-    constexpr int64_t kRows = 4096;  // bounds the logits buffer
+    const int64_t rows = data.inputs.size(0), chunk = arch->ScoreRows();
     double nll = 0;
     int64_t correct = 0;
-    const BaseWeights merged = Merged(loras);
-    for (int64_t start = 0; start < n; start += kRows) {
-      const int64_t len = std::min(kRows, n - start);
-      torch::Tensor logits = Forward(merged, nullptr, 0, data.ctx.narrow(0, start, len));
-      torch::Tensor target = data.targets.narrow(0, start, len);
+    const Weights merged = Merged(loras);
+    for (int64_t start = 0; start < rows; start += chunk) {
+      const int64_t len = std::min(chunk, rows - start);
+      torch::Tensor logits =
+          arch->Forward(merged, data.inputs.narrow(0, start, len)).reshape({-1, kVocab});
+      torch::Tensor target = data.targets.narrow(0, start, len).reshape({-1});
       torch::Tensor logp = torch::log_softmax(logits, 1);
-      nll -= logp.gather(1, target.unsqueeze(1)).sum().item<double>();
+      if (data.padded) {
+        const torch::Tensor real = target.ne(kNoTarget);
+        nll -= logp.gather(1, target.clamp_min(0).unsqueeze(1))
+                   .squeeze(1)
+                   .masked_select(real)
+                   .sum()
+                   .item<double>();
+      } else {
+        nll -= logp.gather(1, target.unsqueeze(1)).sum().item<double>();
+      }
+      // kNoTarget never equals an argmax.
       correct += logits.argmax(1).eq(target).sum().item<int64_t>();
     }
     LmScores s;
-    s.positions = n;
-    s.char_acc = n > 0 ? static_cast<double>(correct) / n : 0;
-    s.loss = n > 0 ? nll / n : 0;
+    s.positions = data.positions;
+    s.char_acc = s.positions > 0 ? static_cast<double>(correct) / s.positions : 0;
+    s.loss = s.positions > 0 ? nll / s.positions : 0;
     return s;
+  }
+
+  // Logits [min(n, positions), 256] of `w` on the first positions of `data`.
+  torch::Tensor PositionLogits(const Weights& w, const TokenData::Impl& data, int64_t n) const {
+    if (!data.padded) return arch->Forward(w, data.inputs.narrow(0, 0, n)).contiguous();
+    std::vector<torch::Tensor> parts;
+    int64_t have = 0;
+    const int64_t rows = data.inputs.size(0), chunk = arch->ScoreRows();
+    for (int64_t start = 0; start < rows && have < n; start += chunk) {
+      const int64_t len = std::min(chunk, rows - start);
+      const torch::Tensor real =
+          data.targets.narrow(0, start, len).reshape({-1}).ne(kNoTarget).nonzero().squeeze(1);
+      parts.push_back(arch->Forward(w, data.inputs.narrow(0, start, len))
+                          .reshape({-1, kVocab})
+                          .index_select(0, real));
+      have += parts.back().size(0);
+    }
+    if (parts.empty()) return torch::zeros({0, kVocab}, torch::kFloat32);
+    return torch::cat(parts).narrow(0, 0, n).contiguous();
   }
 
   void Pretrain(const TokenData::Impl& data) {
     const ModelConfig& c = config;
     Rng rng(c.seed);
-    const int64_t in = static_cast<int64_t>(c.context) * c.embed;
-    base.embed = UniformTensor(rng, {kVocab, c.embed}, 1.0);
-    base.w1 = UniformTensor(rng, {c.hidden, in}, 1.0 / std::sqrt(in));
-    base.b1 = UniformTensor(rng, {c.hidden}, 1.0 / std::sqrt(in));
-    base.w2 = UniformTensor(rng, {c.hidden, c.hidden}, 1.0 / std::sqrt(c.hidden));
-    base.b2 = UniformTensor(rng, {c.hidden}, 1.0 / std::sqrt(c.hidden));
-    base.wh = UniformTensor(rng, {kVocab, c.hidden}, 1.0 / std::sqrt(c.hidden));
-    base.bh = UniformTensor(rng, {kVocab}, 1.0 / std::sqrt(c.hidden));
+    base = arch->InitBase(rng);
     std::vector<torch::Tensor> params;
-    for (torch::Tensor* t : base.All()) params.push_back(t->set_requires_grad(true));
+    for (torch::Tensor& t : base) params.push_back(t.set_requires_grad(true));
     torch::optim::Adam opt(params, torch::optim::AdamOptions(c.pretrain_lr));
-    const int64_t n = data.targets.size(0);
     for (int step = 0; step < c.pretrain_steps; ++step) {
       // Linear decay to a tenth: a short run ends settled rather than noisy.
       const double lr = c.pretrain_lr * (1.0 - 0.9 * step / std::max(1, c.pretrain_steps));
       static_cast<torch::optim::AdamOptions&>(opt.param_groups()[0].options()).lr(lr);
-      torch::Tensor idx = RandomIndices(rng, c.pretrain_batch, n);
+      auto [x, y] = arch->Batch(data, rng, c.pretrain_batch);
       opt.zero_grad();
-      torch::Tensor loss = Loss(Forward(base, nullptr, 0, data.ctx.index_select(0, idx)),
-                                data.targets.index_select(0, idx));
+      torch::Tensor loss = Loss(arch->Forward(base, x), y);
       loss.backward();
       opt.step();
     }
-    for (torch::Tensor* t : base.All()) *t = t->detach().set_requires_grad(false);
+    for (torch::Tensor& t : base) t = t.detach().set_requires_grad(false);
   }
 
   Adapter BaseAsAdapter() const {
     Adapter a;
-    a.schema = Schema(BaseSpecs(config));
+    a.schema = Schema(arch->BaseSpecs());
     a.values.reserve(a.schema.total_params());
-    BaseWeights w = base;
-    for (torch::Tensor* t : w.All()) {
-      torch::Tensor flat = t->contiguous().reshape({-1});
+    for (const torch::Tensor& t : base) {
+      torch::Tensor flat = t.contiguous().reshape({-1});
       a.values.insert(a.values.end(), flat.data_ptr<float>(),
                       flat.data_ptr<float>() + flat.numel());
     }
     a.metadata = {{"format", "pt"},
-                  {"wxp_legal_config", config.Canonical()},
-                  {"wxp_legal_config_hash", config_hash}};
+                  {internal::kConfigKey, config.Canonical()},
+                  {internal::kArchitectureKey, ArchitectureName(config.architecture)},
+                  {internal::kConfigHashKey, config_hash}};
     return a;
   }
 
   absl::Status LoadBase(const Adapter& a) {
-    const Schema expected(BaseSpecs(config));
+    const Schema expected(arch->BaseSpecs());
     if (absl::Status s = a.schema.CheckSame(expected); !s.ok()) return s;
     bool hash_ok = false;
-    for (const auto& [k, v] : a.metadata)
-      hash_ok |= (k == "wxp_legal_config_hash" && v == config_hash);
+    for (const auto& [k, v] : a.metadata) {
+      hash_ok |= (k == internal::kConfigHashKey && v == config_hash);
+      if (k == internal::kArchitectureKey && v != ArchitectureName(config.architecture)) {
+        return absl::InvalidArgumentError(absl::StrCat("architecture '", v, "' in its metadata"));
+      }
+    }
     if (!hash_ok) return absl::InvalidArgumentError("config hash mismatch");
-    std::vector<torch::Tensor*> all = base.All();
-    for (size_t i = 0; i < all.size(); ++i) {
-      const TensorSpec& spec = expected.tensor(i);
-      *all[i] = torch::from_blob(const_cast<float*>(a.values.data()) + expected.offset(i),
-                                 spec.shape, torch::kFloat32)
-                    .clone();
+    base.clear();
+    for (size_t i = 0; i < expected.size(); ++i) {
+      base.push_back(torch::from_blob(const_cast<float*>(a.values.data()) + expected.offset(i),
+                                      expected.tensor(i).shape, torch::kFloat32)
+                         .clone());
     }
     return absl::OkStatus();
   }
@@ -291,8 +263,9 @@ struct LegalModel::Impl {
 
   ScaledFactors Factors(const LoraPlacement& p, absl::Span<const float> flat, double weight) const {
     ScaledFactors f;
-    f.factors.resize(3);
-    for (int i = 0; i < 3; ++i) {
+    f.factors.resize(layers.size());
+    f.scale.resize(layers.size());
+    for (size_t i = 0; i < layers.size(); ++i) {
       const LoraPlacement::Module& m = p.modules[i];
       f.scale[i] = weight * m.scaling;
       if (m.a_tensor < 0) continue;
@@ -315,39 +288,25 @@ const ModelConfig& LegalModel::config() const { return impl_->config; }
 const LoraPlacement& LegalModel::own_placement() const { return impl_->own; }
 const Schema& LegalModel::lora_schema() const { return impl_->lora_schema; }
 const std::string& LegalModel::base_path() const { return impl_->base_path; }
+const std::string& LegalModel::base_model_name() const { return impl_->base_name; }
 bool LegalModel::pretrained_now() const { return impl_->pretrained_now; }
 double LegalModel::pretrain_seconds() const { return impl_->pretrain_seconds; }
 
 std::string LegalModel::LoraConfigJson() const {
-  nlohmann::json j;  // std::map-backed: keys sorted, as PEFT writes them
-  j["peft_type"] = "LORA";
-  j["task_type"] = "CAUSAL_LM";
-  j["r"] = impl_->config.lora_rank;
-  j["lora_alpha"] = impl_->config.lora_alpha;
-  j["lora_dropout"] = 0.0;
-  j["bias"] = "none";
-  j["fan_in_fan_out"] = false;
-  j["inference_mode"] = true;
-  j["init_lora_weights"] = true;
-  j["target_modules"] = {kLoraModules[0], kLoraModules[1], kLoraModules[2]};
-  j["base_model_name_or_path"] = "wxp-legal-byte-lm-" + impl_->config_hash.substr(0, 16);
-  return j.dump(2);
+  return internal::LoraConfigJson(impl_->config, impl_->base_name, impl_->arch->TargetModules());
 }
 
 absl::StatusOr<std::shared_ptr<const LegalModel>> LegalModel::LoadOrPretrain(
     const ModelConfig& config, const Corpus& corpus, const std::string& work_dir,
     std::ostream* log) {
-  if (absl::Status s = CheckConfig(config); !s.ok()) return s;
+  if (absl::Status s = internal::CheckConfig(config); !s.ok()) return s;
   try {
     torch::set_num_threads(config.threads);
     auto impl = std::make_unique<Impl>();
-    impl->config = config;
-    impl->lora_schema = Schema(LoraSpecs(config));
-    impl->own.schema = impl->lora_schema;
-    for (int i = 0; i < 3; ++i) impl->own.modules[i] = {2 * i, 2 * i + 1, impl->scaling()};
-    impl->config_hash = Sha256Hex(config.Canonical() + "\n" + corpus.fingerprint());
-    impl->base_path = absl::StrCat(work_dir.empty() ? "." : work_dir, "/legal-base-",
-                                   impl->config_hash.substr(0, 16), ".safetensors");
+    impl->Init(config);
+    impl->config_hash = internal::ConfigHash(config, corpus.fingerprint());
+    impl->base_name = LegalBaseName(config, corpus.fingerprint());
+    impl->base_path = LegalBasePath(work_dir, impl->base_name);
     struct stat st;
     if (stat(impl->base_path.c_str(), &st) == 0) {
       absl::StatusOr<Adapter> cached = LoadAdapter(impl->base_path);
@@ -376,9 +335,9 @@ absl::StatusOr<std::shared_ptr<const LegalModel>> LegalModel::LoadOrPretrain(
       return s;
     }
     if (log) {
-      *log << absl::StrFormat("legal: pretrained base (%d steps on %d bytes) in %.1f s -> %s\n",
-                              config.pretrain_steps, data.positions(), impl->pretrain_seconds,
-                              impl->base_path);
+      *log << absl::StrFormat("legal: pretrained %s base (%d steps on %d bytes) in %.1f s -> %s\n",
+                              ArchitectureName(config.architecture), config.pretrain_steps,
+                              data.positions(), impl->pretrain_seconds, impl->base_path);
     }
     return std::shared_ptr<const LegalModel>(new LegalModel(std::move(impl)));
   } catch (const std::exception& e) {  // c10::Error derives from std::exception
@@ -396,7 +355,8 @@ absl::StatusOr<TokenData> LegalModel::Tokenize(const Segments& segments) const {
 
 absl::StatusOr<LoraPlacement> LegalModel::PlaceLora(
     const Schema& schema, const std::optional<std::string>& config_json) const {
-  return internal::PlaceLora(impl_->own, impl_->config.lora_rank, schema, config_json);
+  return internal::PlaceLora(impl_->own, impl_->config.lora_rank, impl_->shapes,
+                             impl_->arch->DescribeLayers(), schema, config_json);
 }
 
 absl::StatusOr<LmScores> LegalModel::Score(absl::Span<const float> lora,
@@ -431,8 +391,7 @@ absl::StatusOr<std::vector<float>> LegalModel::Logits(absl::Span<const PlacedLor
       scaled.push_back(impl_->Factors(*l.placement, l.values, l.weight));
     }
     const int64_t n = std::min(std::max<int64_t>(rows, 0), data.positions());
-    torch::Tensor logits =
-        Forward(impl_->Merged(scaled), nullptr, 0, data.impl_->ctx.narrow(0, 0, n)).contiguous();
+    torch::Tensor logits = impl_->PositionLogits(impl_->Merged(scaled), *data.impl_, n);
     return std::vector<float>(logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel());
   } catch (const std::exception& e) {
     return absl::InternalError(absl::StrCat("legal model: libtorch: ", e.what()));
@@ -469,31 +428,35 @@ FineTuneResult LegalModel::Impl::FineTune(const TokenData::Impl& d, const TokenD
   const auto start = std::chrono::steady_clock::now();
   const bool early = held != nullptr;
   FineTuneResult result;
-  const double s = scaling();
-  LoraFactors f;
+  const std::vector<double> s = OwnScale();
+  LoraFactors f(layers.size());
   if (options.start.empty()) {
     // PEFT's initialisation: A ~ U(±1/sqrt(in)) (kaiming-uniform with a = sqrt(5)), B = 0,
     // so the untrained adapter is the base exactly.
     if (options.report_losses) result.initial_loss = Score({}, d).loss;
     Rng init(options.init_seed);
-    for (int i = 0; i < 3; ++i) {
-      const std::vector<int64_t>& a_shape = lora_schema.tensor(2 * i).shape;
-      const std::vector<int64_t>& b_shape = lora_schema.tensor(2 * i + 1).shape;
-      f.push_back({UniformTensor(init, a_shape, 1.0 / std::sqrt(static_cast<double>(a_shape[1]))),
-                   torch::zeros(b_shape, torch::kFloat32)});
+    for (size_t j = 0; j < own_layers.size(); ++j) {
+      const std::vector<int64_t>& a_shape = lora_schema.tensor(2 * j).shape;
+      const std::vector<int64_t>& b_shape = lora_schema.tensor(2 * j + 1).shape;
+      f[own_layers[j]] = {
+          UniformTensor(init, a_shape, 1.0 / std::sqrt(static_cast<double>(a_shape[1]))),
+          torch::zeros(b_shape, torch::kFloat32)};
     }
   } else {
     f = Factors(own, options.start, 1.0).factors;
-    if (options.report_losses) result.initial_loss = Score({ScaledFactors{f, {s, s, s}}}, d).loss;
+    if (options.report_losses) result.initial_loss = Score({ScaledFactors{f, s}}, d).loss;
   }
   std::vector<torch::Tensor> params;
-  for (auto& [a, b] : f) {
-    params.push_back(a.set_requires_grad(true));
-    params.push_back(b.set_requires_grad(true));
+  for (int i : own_layers) {
+    params.push_back(f[i].first.set_requires_grad(true));
+    params.push_back(f[i].second.set_requires_grad(true));
   }
   auto snapshot = [&f] {
-    LoraFactors copy;
-    for (auto& [a, b] : f) copy.push_back({a.detach().clone(), b.detach().clone()});
+    LoraFactors copy(f.size());
+    for (size_t i = 0; i < f.size(); ++i) {
+      if (f[i].first.defined())
+        copy[i] = {f[i].first.detach().clone(), f[i].second.detach().clone()};
+    }
     return copy;
   };
   LoraFactors best = snapshot();
@@ -501,7 +464,7 @@ FineTuneResult LegalModel::Impl::FineTune(const TokenData::Impl& d, const TokenD
   int since_best = 0;
   // Scores the held-out part at `step`; true when training should stop.
   auto evaluate = [&](int step) {
-    const double loss = Score({ScaledFactors{snapshot(), {s, s, s}}}, *held).loss;
+    const double loss = Score({ScaledFactors{snapshot(), s}}, *held).loss;
     result.held_out_curve.push_back({step, loss});
     if (step == 0 || loss < best_loss) {
       best_loss = loss, best = snapshot(), result.best_step = step, since_best = 0;
@@ -512,12 +475,10 @@ FineTuneResult LegalModel::Impl::FineTune(const TokenData::Impl& d, const TokenD
   if (early) evaluate(0);
   torch::optim::Adam opt(params, torch::optim::AdamOptions(options.lr));
   Rng order(options.seed);
-  const int64_t fit_n = fit.targets.size(0);
   for (int step = 1; step <= options.steps; ++step) {
-    torch::Tensor idx = RandomIndices(order, options.batch, fit_n);
+    auto [x, y] = arch->Batch(fit, order, options.batch);
     opt.zero_grad();
-    torch::Tensor loss =
-        Loss(Forward(base, &f, s, fit.ctx.index_select(0, idx)), fit.targets.index_select(0, idx));
+    torch::Tensor loss = Loss(arch->Forward(WithLora(base, f, s), x), y);
     loss.backward();
     opt.step();
     result.steps_run = step;
@@ -530,14 +491,14 @@ FineTuneResult LegalModel::Impl::FineTune(const TokenData::Impl& d, const TokenD
     f = snapshot();
   }
   result.lora.reserve(lora_schema.total_params());
-  for (auto& [a, b] : f) {
-    for (torch::Tensor t : {a, b}) {
+  for (int i : own_layers) {
+    for (const torch::Tensor& t : {f[i].first, f[i].second}) {
       torch::Tensor flat = t.contiguous().reshape({-1});
       result.lora.insert(result.lora.end(), flat.data_ptr<float>(),
                          flat.data_ptr<float>() + flat.numel());
     }
   }
-  if (options.report_losses) result.final_loss = Score({ScaledFactors{f, {s, s, s}}}, d).loss;
+  if (options.report_losses) result.final_loss = Score({ScaledFactors{f, s}}, d).loss;
   result.seconds = Seconds(start);
   return result;
 }

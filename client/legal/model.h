@@ -1,22 +1,43 @@
 // The built-in evaluator's language model (SPEC 7): a small byte-level LM of legal text with
-// LoRA adapters on its linear layers. LibTorch stays behind this header (one translation
-// unit compiles it), so callers and tests build without the torch headers.
+// LoRA adapters on its linear layers, in one of two architectures. LibTorch stays behind this
+// header (the model library's own translation units compile it), so callers and tests build
+// without the torch headers.
 //
-// Architecture: the previous `context` bytes (left-padded with byte 0 at a segment start)
-// are embedded (256 -> embed each) and concatenated, then
+// kMlp (the default): the previous `context` bytes (left-padded with byte 0 at a segment
+// start) are embedded (256 -> embed each) and concatenated, then
 //   h1 = relu(fc1(x)),  h2 = h1 + relu(fc2(h1)),  logits = head(h2)   (256 classes).
-// LoRA (rank r, scaling lora_alpha / r) sits on fc1, fc2 and head: W' = W + s·B·A with
-// A [r, in] and B [out, r], exactly PEFT's layout, so an adapter is the PEFT tensors
+// LoRA sits on fc1, fc2 and head; its adapter is the PEFT tensors
 //   base_model.model.<fc1|fc2|head>.lora_A.weight / lora_B.weight
-// in that order (the Schema returned by lora_schema()). The model trains adapters of that
-// schema only, but applies any PEFT LoRA on its modules (LoraPlacement): any rank, any subset
-// of fc1/fc2/head, per-module scaling from the adapter's config, so candidates decoded from
-// expert coefficients (common/lora_decode.h, rank Σ r_j) can be scored.
+// in that order.
+//
+// kTransformer: a causal decoder laid out and named like a Llama checkpoint: token embedding
+// plus learned positions (model.embed_tokens, model.embed_positions), `layers` pre-norm blocks
+// (RMSNorm; causal multi-head self-attention q_proj/k_proj/v_proj/o_proj without biases;
+// SwiGLU MLP gate_proj/up_proj/down_proj), a final RMSNorm (model.norm) and lm_head. Text is
+// read in windows of `context` bytes that tile each segment from its start: byte t is
+// predicted from the bytes of its window before it (and the byte before the window, or the
+// 0 pad at a segment start). Its own LoRA sits on the attention projections (and, with
+// lora_mlp, the MLP projections) of every layer, named and ordered exactly as PEFT saves a
+// Llama LoRA:
+//   base_model.model.model.layers.<i>.self_attn.<q|k|v|o>_proj.lora_<A|B>.weight
+// sorted by name as the safetensors library writes them, with PEFT's full adapter_config.json
+// (task_type CAUSAL_LM, target_modules, r, lora_alpha, base_model_name_or_path, ...).
+//
+// Both: LoRA (rank r, scaling lora_alpha / r) adds s·B·A to a weight W [out, in], with A
+// [r, in] and B [out, r], exactly PEFT's layout (the Schema returned by lora_schema()). The
+// model trains adapters of that schema only, but applies any PEFT LoRA on its linear layers
+// (LoraPlacement): any rank, any subset of the layers, per-module scaling from the adapter's
+// config, so candidates decoded from expert coefficients (common/lora_decode.h, rank Σ r_j)
+// can be scored.
 //
 // The base weights are pretrained once per (config, corpus) with a fixed seed on the
 // corpus's general split and cached in a work directory as
 //   <work_dir>/legal-base-<first 16 hex of the config hash>.safetensors
-// written atomically; a later run with the same config and corpus loads it instead.
+// written atomically; a later run with the same config and corpus loads it instead. The
+// file's "__metadata__" carries the configuration (wxp_legal_config, its canonical text,
+// which names the architecture; wxp_legal_architecture, "mlp" or "transformer"; and the
+// hash), so a base model file says what it is (ReadLegalBaseConfig) and adapters name it by
+// base_model_name_or_path (base_model_name()).
 //
 // Everything is deterministic for a fixed configuration and thread count: initial weights
 // and batch order come from seeded counter-based generators, not torch's global RNG.
@@ -25,7 +46,6 @@
 #ifndef WXP_CLIENT_LEGAL_MODEL_H_
 #define WXP_CLIENT_LEGAL_MODEL_H_
 
-#include <array>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -35,16 +55,29 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "client/legal/corpus.h"
 #include "common/schema.h"
 
 namespace wxp::legal {
 
+enum class Architecture { kMlp, kTransformer };
+
+// "mlp", "transformer".
+const char* ArchitectureName(Architecture a);
+// Parses ArchitectureName's spellings; InvalidArgument naming both otherwise.
+absl::StatusOr<Architecture> ParseArchitecture(absl::string_view name);
+
+// The defaults are the MLP's; ModelConfig::Defaults(kTransformer) gives the transformer's.
 struct ModelConfig {
-  int context = 12;  // bytes of left context
-  int embed = 12;    // embedding width per byte
-  int hidden = 128;  // width of fc1/fc2
+  Architecture architecture = Architecture::kMlp;
+  int context = 12;       // MLP: bytes of left context; transformer: window (positions) length
+  int embed = 12;         // MLP: embedding width per byte; transformer: model width
+  int hidden = 128;       // MLP: width of fc1/fc2; transformer: the MLP's intermediate width
+  int layers = 2;         // transformer only: blocks
+  int heads = 4;          // transformer only: attention heads (divides embed)
+  bool lora_mlp = false;  // transformer only: own LoRA also on gate/up/down_proj
   int lora_rank = 8;
   double lora_alpha = 16;
   // Deliberately short: the vendor's base is a generalist from a small public mix, and the
@@ -57,13 +90,22 @@ struct ModelConfig {
   // Intra-op threads torch may use (process-global; set when a model is loaded).
   int threads = 2;
 
+  // The default configuration of `a`, sized for two cores (README: pretraining about a
+  // minute for the transformer, seconds for the MLP).
+  static ModelConfig Defaults(Architecture a);
+
   // The fields that determine the base weights, canonically encoded (threads excluded:
-  // results do not depend on it).
+  // results do not depend on it), starting with a tag naming the architecture.
   std::string Canonical() const;
+  // Inverts Canonical (threads left at its default). InvalidArgument unless `canonical` is
+  // exactly what Canonical() writes for the configuration it describes.
+  static absl::StatusOr<ModelConfig> FromCanonical(const std::string& canonical);
 };
 
 struct FineTuneOptions {
   int steps = 1000;  // the number of steps; with early stopping, the most it may run
+  // Next-byte examples per step. The MLP draws `batch` positions; the transformer draws
+  // ceil(batch / context) windows of `context` positions each.
   int batch = 64;
   double lr = 5e-3;
   uint64_t seed = 1;  // batch order
@@ -104,7 +146,9 @@ struct LoraPlacement {
     double scaling = 0;
   };
   Schema schema;
-  std::array<Module, 3> modules;  // fc1, fc2, head
+  // One per linear layer a LoRA may sit on, in the model's order: fc1, fc2, head for the
+  // MLP; per layer q/k/v/o_proj then gate/up/down_proj for the transformer.
+  std::vector<Module> modules;
 };
 
 // One adapter applied with a weight: the model's W becomes W + Σ weight·scaling·B·A.
@@ -134,9 +178,10 @@ class TokenData {
   ~TokenData();
   int64_t positions() const;
 
+  struct Impl;  // opaque outside the model library
+
  private:
   friend class LegalModel;
-  struct Impl;
   explicit TokenData(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
@@ -157,8 +202,10 @@ class LegalModel {
   // The adapter's schema (PEFT names, F32, fixed order).
   const Schema& lora_schema() const;
   // adapter_config.json for adapters of this model (r, lora_alpha, target_modules,
-  // peft_type LORA, base_model_name_or_path naming the cached base).
+  // peft_type LORA, task_type CAUSAL_LM, base_model_name_or_path = base_model_name()).
   std::string LoraConfigJson() const;
+  // The base model's name in its adapters' configs: LegalBaseName(config, corpus).
+  const std::string& base_model_name() const;
   // Path of the cached base weights.
   const std::string& base_path() const;
   // True if this process pretrained the base (rather than loading the cache).
@@ -174,8 +221,9 @@ class LegalModel {
   // r, lora_alpha, rank_pattern, alpha_pattern and use_rslora give each module's scaling, as
   // PEFT computes it). Without a config only lora_schema() itself is accepted (scaling from
   // this model's config): a foreign rank says nothing about its scaling. InvalidArgument,
-  // naming the tensor, for tensors that are not LoRA factors of fc1, fc2 or head or whose
-  // shapes do not fit them, and for what ParseLoraLayout (common/lora_layout.h) refuses.
+  // naming the tensor, for tensors that are not LoRA factors of the model's linear layers
+  // (LoraPlacement::modules) or whose shapes do not fit them, and for what ParseLoraLayout
+  // (common/lora_layout.h) refuses.
   absl::StatusOr<LoraPlacement> PlaceLora(const Schema& schema,
                                           const std::optional<std::string>& config_json) const;
 
@@ -189,8 +237,8 @@ class LegalModel {
                                  const TokenData& data) const;
 
   // Logits (row-major [rows, 256]) of base + Σ weight·ΔW of `loras` on the first
-  // min(rows, positions) positions of `data`: several adapters applied at once, each with
-  // its own factors and scaling. InvalidArgument as Score for each adapter.
+  // min(rows, positions) positions of `data` (in text order): several adapters applied at once,
+  // each with its own factors and scaling. InvalidArgument as Score for each adapter.
   absl::StatusOr<std::vector<float>> Logits(absl::Span<const PlacedLora> loras,
                                             const TokenData& data, int64_t rows) const;
 
@@ -211,6 +259,22 @@ class LegalModel {
   explicit LegalModel(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+// The name adapters of `config`'s base pretrained on the corpus with `corpus_fingerprint`
+// carry as base_model_name_or_path: "wxp-legal-byte-lm-<h>" (MLP) or
+// "wxp-legal-byte-transformer-<h>", h the first 16 hex digits of the config hash.
+std::string LegalBaseName(const ModelConfig& config, const std::string& corpus_fingerprint);
+// The cached base's file in `work_dir` (empty: ".") for that name.
+std::string LegalBasePath(const std::string& work_dir, const std::string& base_name);
+// True for names of LegalBaseName's form (whatever the configuration).
+bool IsLegalBaseName(absl::string_view name);
+
+// The configuration recorded in a base model file's metadata (threads left at the default):
+// NotFound for a missing file; InvalidArgument naming the file for one that is not
+// safetensors, lacks wxp_legal_config, records a configuration FromCanonical refuses, or
+// whose wxp_legal_architecture disagrees with it. The tensors are checked when the model is
+// loaded (LegalModel::LoadOrPretrain).
+absl::StatusOr<ModelConfig> ReadLegalBaseConfig(const std::string& path);
 
 }  // namespace wxp::legal
 

@@ -10,7 +10,8 @@
 namespace wxp::legal::internal {
 
 absl::StatusOr<LoraPlacement> PlaceLora(const LoraPlacement& own_placement, int rank,
-                                        const Schema& schema,
+                                        const std::vector<LinearShape>& layers,
+                                        const std::string& described, const Schema& schema,
                                         const std::optional<std::string>& config_json) {
   const Schema& own = own_placement.schema;
   if (!config_json) {
@@ -28,19 +29,19 @@ absl::StatusOr<LoraPlacement> PlaceLora(const LoraPlacement& own_placement, int 
   }
   LoraPlacement p;
   p.schema = schema;
+  p.modules.assign(layers.size(), {});
   for (const LoraModule& m : layout->modules) {
-    int i = 0;
-    while (i < 3 && m.name != absl::StrCat("base_model.model.", kLoraModules[i])) ++i;
-    if (i == 3) {
+    size_t i = 0;
+    while (i < layers.size() && m.name != absl::StrCat(kPeftModelPrefix, layers[i].module)) ++i;
+    if (i == layers.size()) {
       return absl::InvalidArgumentError(
-          absl::StrCat("legal model: tensor '", schema.tensor(m.a_tensor).name,
-                       "' is not on fc1, fc2 or head (base_model.model.<module>.lora_A.weight)"));
+          absl::StrCat("legal model: tensor '", schema.tensor(m.a_tensor).name, "' is not on ",
+                       described, " (base_model.model.<module>.lora_A.weight)"));
     }
-    const int64_t in = own.tensor(2 * i).shape[1], out = own.tensor(2 * i + 1).shape[0];
-    if (m.in_features != in || m.out_features != out) {
+    if (m.in_features != layers[i].in || m.out_features != layers[i].out) {
       return absl::InvalidArgumentError(absl::StrFormat(
           "legal model: module %s has (out, in) = (%d, %d); the model's is (%d, %d)", m.name,
-          m.out_features, m.in_features, out, in));
+          m.out_features, m.in_features, layers[i].out, layers[i].in));
     }
     p.modules[i] = {static_cast<int>(m.a_tensor), static_cast<int>(m.b_tensor), m.scaling};
   }

@@ -4,8 +4,10 @@
 #ifndef WXP_CLIENT_LEGAL_INTERNAL_PLACEMENT_H_
 #define WXP_CLIENT_LEGAL_INTERNAL_PLACEMENT_H_
 
+#include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -15,11 +17,20 @@
 
 namespace wxp::legal::internal {
 
-// The LoRA target modules, in LoraPlacement::modules order.
-inline constexpr const char* kLoraModules[] = {"fc1", "fc2", "head"};
+// A linear layer a LoRA may sit on: its PEFT module path below "base_model.model." and
+// its weight's [out, in].
+struct LinearShape {
+  std::string module;
+  int64_t in = 0;
+  int64_t out = 0;
+};
 
-// LegalModel::PlaceLora for a model whose own adapters are placed by `own` (rank `rank`).
-absl::StatusOr<LoraPlacement> PlaceLora(const LoraPlacement& own, int rank, const Schema& schema,
+// LegalModel::PlaceLora for a model whose own adapters are placed by `own` (rank `rank`)
+// and whose linear layers are `layers` (LoraPlacement::modules order); `described` names
+// them in the refusal of a tensor on none of them ("fc1, fc2 or head").
+absl::StatusOr<LoraPlacement> PlaceLora(const LoraPlacement& own, int rank,
+                                        const std::vector<LinearShape>& layers,
+                                        const std::string& described, const Schema& schema,
                                         const std::optional<std::string>& config_json);
 
 // InvalidArgument unless `lora` has placement.schema's length and only finite values.
