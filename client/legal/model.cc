@@ -202,12 +202,16 @@ struct LegalModel::Impl {
     return merged;
   }
 
-  LmScores Score(const std::vector<ScaledFactors>& loras, const TokenData::Impl& data) const {
+  // `part_ends` as LegalModel::Score documents it (checked by the caller); empty: no parts.
+  LmScores Score(const std::vector<ScaledFactors>& loras, const TokenData::Impl& data,
+                 absl::Span<const int64_t> part_ends = {}) const {
     torch::NoGradGuard no_grad;
     const int64_t n = data.targets.size(0);
     constexpr int64_t kRows = 4096;  // bounds the logits buffer
     double nll = 0;
     int64_t correct = 0;
+    std::vector<int64_t> part_correct(part_ends.size(), 0);
+    size_t part = 0;  // the part holding position `start`
     const BaseWeights merged = Merged(loras);
     for (int64_t start = 0; start < n; start += kRows) {
       const int64_t len = std::min(kRows, n - start);
@@ -215,9 +219,19 @@ struct LegalModel::Impl {
       torch::Tensor target = data.targets.narrow(0, start, len);
       torch::Tensor logp = torch::log_softmax(logits, 1);
       nll -= logp.gather(1, target.unsqueeze(1)).sum().item<double>();
-      correct += logits.argmax(1).eq(target).sum().item<int64_t>();
+      torch::Tensor hit = logits.argmax(1).eq(target);
+      correct += hit.sum().item<int64_t>();
+      // Integer counts: the parts' sums are exact, whatever the chunking.
+      for (int64_t at = start; at < start + len && part < part_ends.size(); ++part) {
+        const int64_t end = std::min(part_ends[part], start + len);
+        if (end > at)
+          part_correct[part] += hit.narrow(0, at - start, end - at).sum().item<int64_t>();
+        at = std::max(at, end);
+        if (end < part_ends[part]) break;  // the part goes on in the next chunk
+      }
     }
     LmScores s;
+    s.part_correct = std::move(part_correct);
     s.positions = n;
     s.char_acc = n > 0 ? static_cast<double>(correct) / n : 0;
     s.loss = n > 0 ? nll / n : 0;
@@ -407,12 +421,22 @@ absl::StatusOr<LmScores> LegalModel::Score(absl::Span<const float> lora,
 absl::StatusOr<LmScores> LegalModel::Score(const LoraPlacement& placement,
                                            absl::Span<const float> lora,
                                            const TokenData& data) const {
+  const int64_t all = data.positions();
+  absl::StatusOr<LmScores> s = Score(placement, lora, data, absl::MakeConstSpan(&all, 1));
+  if (s.ok()) s->part_correct.clear();
+  return s;
+}
+
+absl::StatusOr<LmScores> LegalModel::Score(const LoraPlacement& placement,
+                                           absl::Span<const float> lora, const TokenData& data,
+                                           absl::Span<const int64_t> part_ends) const {
+  if (absl::Status s = internal::CheckPartEnds(part_ends, data.positions()); !s.ok()) return s;
   if (!lora.empty()) {
     if (absl::Status s = CheckLora(placement, lora); !s.ok()) return s;
   }
   try {
-    if (lora.empty()) return impl_->Score({}, *data.impl_);
-    return impl_->Score({impl_->Factors(placement, lora, 1.0)}, *data.impl_);
+    if (lora.empty()) return impl_->Score({}, *data.impl_, part_ends);
+    return impl_->Score({impl_->Factors(placement, lora, 1.0)}, *data.impl_, part_ends);
   } catch (const std::exception& e) {
     return absl::InternalError(absl::StrCat("legal model: libtorch: ", e.what()));
   }
