@@ -15,6 +15,17 @@ split), so they are not interchangeable with the bootstrap's.
 
 A seed whose table is incomplete (a run cut short) is skipped with a note on stderr; a seed
 complete in two places is an error.
+
+    bench/seed_summary.py --retarget RUN.txt [RUN.txt ...]
+
+summarises bench/legal_retarget's per-seed rows instead (dynamic utility): per particle
+space and target family, and per space over all targets (each seed's mean over them), the
+mean over seeds with a Student-t 95 % interval of the evaluations and iterations under the
+new objective until g first exceeded the best expert's score there, for the swarm whose
+weights moved ("dyn") and for a fresh swarm ("fresh"), their paired difference, and the same
+for the final g under the new objective. A run that never exceeded the bar counts its
+whole budget (printed with '>' by the bench): those means are lower bounds, and the
+"reached" column says how many seeds got there.
 """
 import math
 import re
@@ -76,9 +87,87 @@ def mean_ci(xs):
     return m, t975(n - 1) * sd / math.sqrt(n)
 
 
+RETARGET_SEED = re.compile(r"^== retarget seed (\d+) ==")
+RETARGET_ROW = re.compile(
+    r"^  (\S+)\s+(\S+)\s+(\d\.\d{4}) \|\s+(\d\.\d{4})\s+(>?)(\d+)\s+>?(\d+)\s+(\d\.\d{4})"
+    r"\s+\S+\s+\|\s+(>?)(\d+)\s+>?(\d+)\s+(\d\.\d{4})")
+
+
+def read_retarget(paths):
+    rows = {}  # (space, target) -> {seed: (dyn evals, iters, reached, final, fresh ...)}
+    for path in paths:
+        seed = None
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                m = RETARGET_SEED.match(line)
+                if m:
+                    seed = int(m.group(1))
+                    continue
+                m = RETARGET_ROW.match(line)
+                if not m or seed is None:
+                    continue
+                key = (m.group(1), m.group(2))
+                if seed in rows.setdefault(key, {}):
+                    sys.exit(f"seed_summary: seed {seed} {key} appears twice (again in {path})")
+                rows[key][seed] = {
+                    "dyn": (int(m.group(6)), int(m.group(7)), not m.group(5), float(m.group(8))),
+                    "fresh": (int(m.group(10)), int(m.group(11)), not m.group(9),
+                              float(m.group(12))),
+                }
+    return rows
+
+
+def fmt(m, h, digits):
+    return f"{m:.{digits}f} ± {h:.{digits}f}"
+
+
+def retarget_main(paths):
+    rows = read_retarget(paths)
+    if not rows:
+        sys.exit("seed_summary: no retarget rows in the input")
+    seeds = sorted({s for per_seed in rows.values() for s in per_seed})
+    print(f"== dynamic utility over {len(seeds)} seeds ({','.join(map(str, seeds))}): mean ± t 95 % "
+          f"over seeds; dyn = weights moved mid-run, fresh = new swarm under the new objective; "
+          f"evals/iters under the new objective until g exceeds the best expert there (never: "
+          f"the budget, a lower bound) ==")
+    print(f"  {'space':<14} {'target':<8} {'reached':>9}  {'evals dyn':<15} {'evals fresh':<15} "
+          f"{'dyn - fresh':<17} {'iters dyn':<13} {'iters fresh':<13} {'final g dyn':<17} "
+          f"{'final g fresh':<17} {'dyn - fresh':<17}")
+    by_space = {}
+    for (space, target), per_seed in sorted(rows.items()):
+        by_space.setdefault(space, {})[target] = per_seed
+    for space, targets in by_space.items():
+        lines = [(t, per_seed) for t, per_seed in targets.items()]
+        # "all": each seed's mean over the targets it has every row for.
+        common = sorted(set.intersection(*(set(p) for _, p in lines)))
+        pooled = {}
+        for s in common:
+            def avg(arm, i):
+                return sum(p[s][arm][i] for _, p in lines) / len(lines)
+            pooled[s] = {arm: (avg(arm, 0), avg(arm, 1), all(p[s][arm][2] for _, p in lines),
+                               avg(arm, 3)) for arm in ("dyn", "fresh")}
+        for target, per_seed in lines + [("(all)", pooled)]:
+            ks = sorted(per_seed)
+            if not ks:
+                continue
+            col = lambda arm, i: [per_seed[k][arm][i] for k in ks]
+            reached = f"{sum(col('dyn', 2))}/{sum(col('fresh', 2))} of {len(ks)}"
+            de, fe = col("dyn", 0), col("fresh", 0)
+            di, fi = col("dyn", 1), col("fresh", 1)
+            dg, fg = col("dyn", 3), col("fresh", 3)
+            print(f"  {space:<14} {target:<8} {reached:>9}  {fmt(*mean_ci(de), 1):<15} "
+                  f"{fmt(*mean_ci(fe), 1):<15} "
+                  f"{fmt(*mean_ci([a - b for a, b in zip(de, fe)]), 1):<17} "
+                  f"{fmt(*mean_ci(di), 1):<13} {fmt(*mean_ci(fi), 1):<13} "
+                  f"{fmt(*mean_ci(dg), 4):<17} {fmt(*mean_ci(fg), 4):<17} "
+                  f"{fmt(*mean_ci([a - b for a, b in zip(dg, fg)]), 4):<17}")
+
+
 def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
+    if sys.argv[1] == "--retarget":
+        return retarget_main(sys.argv[2:])
     seeds, order = read(sys.argv[1:])
     if not seeds:
         sys.exit("seed_summary: no complete seed table in the input")

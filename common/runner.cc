@@ -1,8 +1,11 @@
 #include "common/runner.h"
 
 #include <cmath>
+#include <map>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/rerank.h"
 #include "common/rng.h"
 #include "common/status_macros.h"
 #include "common/swarm_move.h"
@@ -38,6 +41,15 @@ absl::Status CheckOptions(const std::vector<std::vector<float>>& experts,
           absl::StrCat("dropout probabilities must be in [0, 1], got ", p));
     }
   }
+  int last_change = 0;
+  for (const UtilityChange& c : options.utility_changes) {
+    if (c.iteration <= last_change) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("utility changes must be at increasing iterations >= 1, got ", c.iteration,
+                       " after ", last_change));
+    }
+    last_change = c.iteration;
+  }
   WXP_RETURN_IF_ERROR(options.local_training.Validate(options.space));
   if (options.local_training.enabled() && options.trainer == nullptr) {
     return absl::InvalidArgumentError("local training is on but no trainer was given");
@@ -67,6 +79,31 @@ bool TrainParticle(const RunnerOptions& options, int i, int k, float step, std::
   FollowTrainedPosition(trained->data(), step, x.data(), v.data(), static_cast<int64_t>(x.size()));
   return true;
 }
+
+// The utility versions a run goes through: `utility`, then one per change.
+absl::StatusOr<std::vector<UtilityFunction>> UtilityVersions(const UtilityFunction& utility,
+                                                             const RunnerOptions& options) {
+  std::vector<UtilityFunction> versions = {utility};
+  for (const UtilityChange& c : options.utility_changes) {
+    absl::StatusOr<UtilityFunction> next = versions.back().WithWeights(c.weights);
+    if (!next.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("utility change at iteration ", c.iteration, ": ", next.status().message()));
+    }
+    versions.push_back(*std::move(next));
+  }
+  return versions;
+}
+
+// Every evaluation of a run with utility changes ahead, bytes included: a re-rank may
+// choose any of them as p_i, g or g_w.
+struct EvaluationLog {
+  std::vector<StoredEvaluation> evaluations;
+  std::map<std::pair<int, int>, std::vector<float>> positions;
+  const std::vector<float>& at(const PositionRef& r) const {
+    return positions.at({r.particle, r.iteration});
+  }
+};
 
 double MeanUtility(const SwarmEngine& engine) {
   double sum = 0;
@@ -98,14 +135,25 @@ absl::StatusOr<RunResult> RunSwarm(const std::vector<std::vector<float>>& expert
   buf.p = buf.x;
   buf.v.assign(pool, std::vector<float>(dim, 0.0f));
 
+  WXP_ASSIGN_OR_RETURN(const std::vector<UtilityFunction> versions,
+                       UtilityVersions(utility, options));
+  size_t version = 0;  // index into versions: the weights in force
+  size_t next_change = 0;
+  EvaluationLog log;
   auto evaluate = [&](int i, int k) -> absl::StatusOr<double> {
     WXP_ASSIGN_OR_RETURN(Scores scores, evaluator.Evaluate({i, k, buf.x[i]}));
-    return utility.Combine(scores);
+    WXP_ASSIGN_OR_RETURN(double u, versions[version].Combine(scores));
+    if (next_change < options.utility_changes.size()) {
+      log.evaluations.push_back({PositionRef{i, k}, std::move(scores), true});
+      log.positions[{i, k}] = buf.x[i];
+    }
+    return u;
   };
 
   RunResult result;
   result.num_particles = pool;
   IterationSummary initial;
+  initial.utility_version = versions[version].version();
   for (int i = 0; i < pool; ++i) {
     absl::StatusOr<double> u = evaluate(i, 0);
     if (!u.ok()) {
@@ -135,8 +183,25 @@ absl::StatusOr<RunResult> RunSwarm(const std::vector<std::vector<float>>& expert
   if (options.on_iteration) options.on_iteration(initial);
 
   for (int k = 1; engine.Finished() == Termination::kRunning; ++k) {
+    if (next_change < options.utility_changes.size() &&
+        options.utility_changes[next_change].iteration == k) {
+      // As SetUtilityWeights on a server between rounds k - 1 and k.
+      ++version;
+      ++next_change;
+      WXP_RETURN_IF_ERROR(RerankUnderWeights(versions[version], log.evaluations, &engine).status());
+      buf.g = log.at(engine.global_best());
+      buf.gw = log.at(engine.global_worst());
+      for (int i = 0; i < pool; ++i) {
+        if (const PositionRef p = engine.particle(i).personal_best; p.valid()) buf.p[i] = log.at(p);
+      }
+      result.utility_changes.push_back({k, versions[version].version(),
+                                        engine.global_best_utility(), engine.global_worst_utility(),
+                                        engine.global_best()});
+      if (next_change == options.utility_changes.size()) log = EvaluationLog();
+    }
     IterationSummary summary;
     summary.iteration = k;
+    summary.utility_version = versions[version].version();
     // Every target of iteration k is taken before any report of k, as in a sync round.
     for (int i = 0; i < pool; ++i) {
       WXP_ASSIGN_OR_RETURN(MoveTargets t, engine.StartIteration(i, k));
@@ -188,6 +253,7 @@ absl::StatusOr<RunResult> RunSwarm(const std::vector<std::vector<float>>& expert
   result.best = std::move(buf.g);
   result.best_utility = engine.global_best_utility();
   result.best_ref = engine.global_best();
+  result.utility_version = versions[version].version();
   return result;
 }
 

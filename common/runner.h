@@ -10,6 +10,7 @@
 #define WXP_COMMON_RUNNER_H_
 
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,25 @@ struct IterationSummary {
   int training_failed = 0;  // local trainings that failed (particle kept its moved position)
   bool dropped = false;     // Dropout-K skipped the whole iteration's evaluations
   bool new_global_best = false;
+  int utility_version = 1;  // the utility weights this iteration's utilities are under
+};
+
+// A change of the utility weights (dynamic utility, SPEC 4.2), as `wxpctl weights set`
+// makes it on a server: the weights of some components replaced (UtilityFunction::
+// WithWeights, version + 1) at the start of iteration `iteration`, after iteration - 1 has
+// closed and before any particle moves.
+struct UtilityChange {
+  int iteration = 1;
+  std::map<std::string, double> weights;
+};
+
+// What a change did: g and g_w re-chosen under the new version, before the iteration moves.
+struct AppliedUtilityChange {
+  int iteration = 0;
+  int version = 0;
+  double global_best_utility = 0;
+  double global_worst_utility = 0;
+  PositionRef global_best;
 };
 
 struct RunnerOptions {
@@ -62,6 +82,14 @@ struct RunnerOptions {
   // keep their stale utility. Both in [0, 1].
   double drop_iteration = 0;
   double drop_particle = 0;
+  // Dynamic utility: weight changes in increasing iteration order (>= 1). Each re-ranks
+  // every evaluation so far from its stored scores with the same operation as the server
+  // (RerankUnderWeights, common/rerank.h), as a server does that holds every position (the
+  // ALWAYS upload policy, and every coefficient space): p_i, g and g_w may then be any
+  // position evaluated so far, so the runner keeps them all while changes are pending.
+  // Later evaluations compete under the new weights. A change due after the run has ended
+  // never happens. Empty: the run is byte for byte the same as without this field.
+  std::vector<UtilityChange> utility_changes;
   // Called after the initial evaluation and after every iteration (progress display).
   std::function<void(const IterationSummary&)> on_iteration;
 };
@@ -74,10 +102,13 @@ struct RunResult {
   std::vector<IterationSummary> history;  // iteration 0 first
   Termination termination = Termination::kRunning;
   int num_particles = 0;
+  std::vector<AppliedUtilityChange> utility_changes;  // the ones that happened, in order
+  int utility_version = 1;                            // the weights g is ranked under
 };
 
 // Runs Model Swarms to termination. InvalidArgument for no experts, experts of different
-// lengths, invalid params or dropout probabilities, local training that
+// lengths, invalid params or dropout probabilities, utility changes out of order, before
+// iteration 1 or that WithWeights refuses, local training that
 // LocalTrainingParams::Validate refuses for `space` or that is on without a trainer; the
 // evaluator's error if an initial evaluation fails (the pool cannot be ranked without it).
 // Deterministic for a fixed seed and a deterministic evaluator.

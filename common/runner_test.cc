@@ -1,6 +1,9 @@
 #include "common/runner.h"
 
+#include <algorithm>
 #include <cstring>
+#include <map>
+#include <utility>
 
 #include "common/synthetic.h"
 #include "gtest/gtest.h"
@@ -196,6 +199,135 @@ TEST(RunnerTest, RejectsBadInputs) {
   o.params.step_decay = 0;
   EXPECT_EQ(RunSwarm({{1}, {2}}, SyntheticUtility(), eval, o).status().code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+// Two objectives over the same positions, as an evaluation harness would report them:
+// closeness to optimum a and to optimum b. Keeps every evaluation's scores.
+class TwoOptimaEvaluator : public Evaluator {
+ public:
+  TwoOptimaEvaluator(std::vector<float> a, std::vector<float> b)
+      : a_(std::move(a)), b_(std::move(b)) {}
+  absl::StatusOr<Scores> Evaluate(const EvaluationRequest& r) override {
+    Scores s{{"near_a", NegativeRmsDistance(r.params, a_)},
+             {"near_b", NegativeRmsDistance(r.params, b_)}};
+    seen.push_back({r.iteration, s});
+    return s;
+  }
+  std::vector<std::pair<int, Scores>> seen;  // (iteration, scores) in evaluation order
+
+ private:
+  std::vector<float> a_, b_;
+};
+
+UtilityFunction TwoObjectives(double weight_a, double weight_b) {
+  return *UtilityFunction::Create({{"near_a", true, weight_a}, {"near_b", true, weight_b}});
+}
+
+struct TwoOptima {
+  Problem p;
+  std::vector<float> b;
+};
+
+TwoOptima MakeTwoOptima() {
+  TwoOptima t{MakeProblem(4, 500, 5), {}};
+  t.b = *MakeHiddenOptimum(t.p.experts, 99, 0.0005);
+  return t;
+}
+
+RunnerOptions ChangeAt(int iteration, std::map<std::string, double> weights) {
+  RunnerOptions o = Options(11);
+  o.params.max_iterations = 12;
+  o.params.patience = 12;
+  o.utility_changes = {{iteration, std::move(weights)}};
+  return o;
+}
+
+TEST(RunnerTest, UtilityChangeReranksEverythingAndTheRunFollowsTheNewWeights) {
+  TwoOptima t = MakeTwoOptima();
+  TwoOptimaEvaluator eval(t.p.optimum, t.b);
+  const RunnerOptions o = ChangeAt(5, {{"near_a", 0}, {"near_b", 1}});
+  auto r = RunSwarm(t.p.experts, TwoObjectives(1, 0), eval, o);
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_EQ(r->history.size(), 13u);
+  for (const IterationSummary& s : r->history) {
+    EXPECT_EQ(s.utility_version, s.iteration < 5 ? 1 : 2) << s.iteration;
+  }
+  EXPECT_EQ(r->utility_version, 2);
+  ASSERT_EQ(r->utility_changes.size(), 1u);
+  const AppliedUtilityChange& c = r->utility_changes[0];
+  EXPECT_EQ(c.iteration, 5);
+  EXPECT_EQ(c.version, 2);
+  // Re-ranked, not re-evaluated: g and g_w are the best and worst of everything evaluated
+  // before iteration 5, read under the new weights.
+  double best = -1e300, worst = 1e300;
+  size_t before = 0;
+  for (const auto& [iteration, scores] : eval.seen) {
+    if (iteration >= 5) break;
+    best = std::max(best, scores.at("near_b"));
+    worst = std::min(worst, scores.at("near_b"));
+    ++before;
+  }
+  EXPECT_EQ(before, 5u * 8);  // pool 8, iterations 0..4
+  EXPECT_EQ(c.global_best_utility, best);
+  EXPECT_EQ(c.global_worst_utility, worst);
+  // From then on g competes under b only and never falls; the final g is b's best.
+  double last = c.global_best_utility;
+  for (size_t k = 5; k < r->history.size(); ++k) {
+    EXPECT_GE(r->history[k].global_best_utility, last) << k;
+    last = r->history[k].global_best_utility;
+  }
+  EXPECT_EQ(r->best_utility, NegativeRmsDistance(r->best, t.b));
+  EXPECT_GT(r->best_utility, c.global_best_utility) << "the search improved objective b";
+
+  // Deterministic, as every run of the runner.
+  TwoOptimaEvaluator again(t.p.optimum, t.b);
+  auto r2 = RunSwarm(t.p.experts, TwoObjectives(1, 0), again, o);
+  ASSERT_TRUE(r2.ok());
+  EXPECT_EQ(r2->best, r->best);
+  EXPECT_EQ(r2->history.back().global_best_utility, r->history.back().global_best_utility);
+}
+
+// A change to the weights already in force re-chooses p_i, g and g_w as the run had
+// chosen them (ties to the earliest, as Record's strict improvement does): nothing else
+// moves, only the version.
+TEST(RunnerTest, ReweightingToTheSameWeightsChangesNothingButTheVersion) {
+  TwoOptima t = MakeTwoOptima();
+  TwoOptimaEvaluator e1(t.p.optimum, t.b), e2(t.p.optimum, t.b);
+  RunnerOptions plain = ChangeAt(4, {});
+  plain.utility_changes.clear();
+  auto a = RunSwarm(t.p.experts, TwoObjectives(1, 0.5), e1, plain);
+  auto b = RunSwarm(t.p.experts, TwoObjectives(1, 0.5), e2, ChangeAt(4, {{"near_a", 1}}));
+  ASSERT_TRUE(a.ok() && b.ok()) << a.status() << b.status();
+  ASSERT_EQ(a->history.size(), b->history.size());
+  for (size_t k = 0; k < a->history.size(); ++k) {
+    EXPECT_EQ(a->history[k].global_best_utility, b->history[k].global_best_utility) << k;
+    EXPECT_EQ(a->history[k].mean_utility, b->history[k].mean_utility) << k;
+  }
+  EXPECT_EQ(a->best, b->best);
+  EXPECT_EQ(a->utility_version, 1);
+  EXPECT_EQ(b->utility_version, 2);
+}
+
+TEST(RunnerTest, UtilityChangesAreCheckedAndOnesAfterTheEndNeverHappen) {
+  TwoOptima t = MakeTwoOptima();
+  TwoOptimaEvaluator eval(t.p.optimum, t.b);
+  auto refused = [&](RunnerOptions o) {
+    return RunSwarm(t.p.experts, TwoObjectives(1, 0), eval, o).status().code();
+  };
+  EXPECT_EQ(refused(ChangeAt(3, {{"nope", 1}})), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(refused(ChangeAt(3, {{"near_a", 0}})), absl::StatusCode::kInvalidArgument)
+      << "all weights zero";
+  EXPECT_EQ(refused(ChangeAt(0, {{"near_b", 1}})), absl::StatusCode::kInvalidArgument);
+  RunnerOptions twice = ChangeAt(3, {{"near_b", 1}});
+  twice.utility_changes.push_back({3, {{"near_a", 0}}});
+  EXPECT_EQ(refused(twice), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(eval.seen.empty()) << "refused before anything is evaluated";
+
+  auto late = RunSwarm(t.p.experts, TwoObjectives(1, 0), eval, ChangeAt(13, {{"near_b", 1}}));
+  ASSERT_TRUE(late.ok()) << late.status();
+  EXPECT_TRUE(late->utility_changes.empty());
+  EXPECT_EQ(late->utility_version, 1);
+  EXPECT_EQ(late->history.back().utility_version, 1);
 }
 
 }  // namespace

@@ -9,6 +9,16 @@
 #   deploy/demo.sh [--out DIR] [--shards A,B,...] [--iterations K] [--finetune-steps N]
 #                  [--space weights|linear_ab|lora_product|lora_product_svd] [--keep]
 #                  [--lambdas L1,L2,...] [--architecture mlp|transformer]
+#                  [--retarget-at N --retarget-to FAMILY]
+#
+# --retarget-at N --retarget-to FAMILY: dynamic utility (SPEC 4.2, 4.4) live. The swarm
+# starts on next-byte accuracy of the mixed dev split (char_acc); once iteration N has
+# closed, `wxpctl weights set` moves the weights through the server to FAMILY's part of the
+# dev split alone (char_acc/FAMILY, which the built-in evaluator reports for every licence
+# family; see `wxpctl legal shards`). The server re-ranks every stored evaluation and the
+# swarm goes on without a restart. The demo prints g before and after the change and at the
+# end, scores FAMILY on the test split too, and keeps the history (DIR/history.csv, both
+# weight versions) and its chart (DIR/history.svg).
 #
 # --space: where the swarm searches (SPEC 4.3). Default lora_product: coefficients over the
 # firms' experts, decoded as the exact sum of their LoRA products; of the three spaces B5
@@ -23,7 +33,8 @@
 #
 # Everything it starts is stopped on exit and on Ctrl-C. Work files go to DIR (default a
 # fresh /tmp/wxp-demo.XXXXXX). At the end only the exported best adapter (DIR/best) and the
-# table (DIR/table.txt) are kept, unless --keep (or --out) keeps everything. With WXP_BIN set to
+# table (DIR/table.txt) (with --retarget-at, the history too) are kept, unless --keep (or
+# --out) keeps everything. With WXP_BIN set to
 # a directory holding client/wxpctl (with client/wxpctl-tensors beside it),
 # client/agent/wxp-agent and server/app/wxp-server (built already, e.g. a test's runfiles),
 # step 1 is skipped.
@@ -33,7 +44,7 @@ ROOT=$PWD
 
 OUT="" SHARDS_CSV="GPL,LGPL,GFDL,MPL,Apache" ITERATIONS=30 STEPS="" KEEP=0 SPACE=lora_product
 ARCH=mlp
-LAMBDAS_CSV=0.2,0.4,0.6,0.8,1.0
+LAMBDAS_CSV=0.2,0.4,0.6,0.8,1.0 RETARGET_AT="" RETARGET_TO=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) OUT=$2; KEEP=1; shift 2 ;;
@@ -43,6 +54,8 @@ while [ $# -gt 0 ]; do
     --space) SPACE=$2; shift 2 ;;
     --lambdas) LAMBDAS_CSV=$2; shift 2 ;;
     --architecture) ARCH=$2; shift 2 ;;
+    --retarget-at) RETARGET_AT=$2; shift 2 ;;
+    --retarget-to) RETARGET_TO=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
     -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0"; exit 0 ;;
     *) echo "demo: unknown argument $1 (see --help)" >&2; exit 2 ;;
@@ -57,6 +70,14 @@ for l in "${LAMBDAS[@]}"; do
   }
 done
 [ ${#LAMBDAS[@]} -gt 0 ] || { echo "demo: --lambdas is empty" >&2; exit 2; }
+if [ -n "$RETARGET_AT$RETARGET_TO" ]; then
+  [ -n "$RETARGET_AT" ] && [ -n "$RETARGET_TO" ] || {
+    echo "demo: --retarget-at and --retarget-to go together" >&2; exit 2; }
+  [[ $RETARGET_AT =~ ^[1-9][0-9]*$ ]] && [ "$RETARGET_AT" -lt "$ITERATIONS" ] || {
+    echo "demo: --retarget-at takes an iteration in [1, --iterations) (got '$RETARGET_AT')" >&2
+    exit 2
+  }
+fi
 
 case "$ARCH" in
   mlp|transformer) ;;
@@ -100,7 +121,8 @@ cleanup() {
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
   if [ "$KEEP" -eq 0 ] && [ $rc -eq 0 ]; then
     # What the last line tells the user to open stays; the rest is scratch.
-    find "$OUT" -mindepth 1 -maxdepth 1 ! -name best ! -name table.txt -exec rm -rf {} +
+    find "$OUT" -mindepth 1 -maxdepth 1 ! -name best ! -name table.txt ! -name 'history.*' \
+      ! -name retarget.txt -exec rm -rf {} +
   fi
   if [ $rc -ne 0 ]; then echo "demo: stopped (exit $rc); logs are in $OUT" >&2; fi
 }
@@ -128,6 +150,13 @@ step "4/8 the vendor's base model (byte-level LM, pretrained once on the general
 LEGAL=$OUT/legal
 $WXPCTL legal pretrain --work-dir "$LEGAL" --architecture "$ARCH"
 IFS=, read -r -a SHARDS <<< "$SHARDS_CSV"
+# Families with a dev part get a utility component each (weight 0 unless retargeted to), so
+# `wxpctl weights set legal-demo char_acc/GPL=1 char_acc=0` can point the swarm at one.
+mapfile -t FAMILIES < <($WXPCTL legal shards | awk 'NR > 2 && $4 > 0 { print $1 }')
+if [ -n "$RETARGET_TO" ] && ! printf '%s\n' "${FAMILIES[@]}" | grep -qx -- "$RETARGET_TO"; then
+  echo "demo: --retarget-to $RETARGET_TO is not a licence family with a dev part (${FAMILIES[*]})" >&2
+  exit 2
+fi
 
 step "5/8 each firm fine-tunes its own LoRA expert on its private shard"
 EXPERTS=()
@@ -150,6 +179,9 @@ upload_policy: ON_DEMAND
 min_experts: ${#EXPERTS[@]}
 round_deadline_seconds: 120
 utility { name: "char_acc" weight: 1 min_value: 0 max_value: 1 }
+$(for f in "${FAMILIES[@]}"; do
+  echo "utility { name: \"char_acc/$f\" weight: 0 min_value: 0 max_value: 1 }"
+done)
 hyperparameters { pool_size: $(( ${#EXPERTS[@]} * 2 )) max_iterations: $ITERATIONS patience: 8 seed: 1 }
 $SPACE_SPEC
 SPEC
@@ -177,7 +209,40 @@ CFG
   echo "$firm (shard $shard): log $OUT/$firm.log"
 done
 
+# g as `swarm status` reports it: "particle P iteration K, utility U (weights vV)".
+best_line() {
+  python3 -c 'import json, sys
+s = json.load(sys.stdin); g = s.get("global_best", {})
+print("particle %s iteration %s, utility %.6f (weights v%s)" % (g.get("particle_id", 0),
+      g.get("iteration", 0), g.get("utility", 0), s.get("utility_weight_version", 1)))'
+}
+# --retarget-at: waits for iteration N to close, then moves the weights through the server.
+retarget() {
+  local status it state
+  while :; do
+    status=$($WXPCTL "${ADMIN[@]}" swarm status legal-demo --output json 2>/dev/null) || { sleep 0.5; continue; }
+    read -r it state < <(python3 -c 'import json, sys
+s = json.load(sys.stdin); print(s.get("iteration", 0), s.get("state", ""))' <<< "$status")
+    if [ "$state" = FINISHED ] || [ "$state" = STOPPED ]; then
+      echo "retarget: the swarm ended ($state) before iteration $RETARGET_AT closed; weights unchanged"
+      return
+    fi
+    [ "$it" -ge "$RETARGET_AT" ] && break
+    sleep 0.5
+  done
+  echo "retarget: iteration $it closed; the weights move from char_acc (the mix) to char_acc/$RETARGET_TO"
+  echo "  before: g = $(best_line <<< "$status")"
+  $WXPCTL "${ADMIN[@]}" weights set legal-demo char_acc=0 "char_acc/$RETARGET_TO=1" >/dev/null
+  echo "  after:  g = $($WXPCTL "${ADMIN[@]}" swarm status legal-demo --output json | best_line)" \
+    "(re-ranked from the stored scores; nothing re-evaluated)"
+}
+
 step "7/8 live progress (wxpctl watch)"
+if [ -n "$RETARGET_AT" ]; then
+  retarget > "$OUT/retarget.txt" 2>&1 &
+  RETARGET=$!
+  PIDS+=($RETARGET)
+fi
 # watch ends when the swarm does; if every agent exits first (an evaluator that cannot score
 # the swarm's adapters, say), nothing would ever end it: stop and show why instead.
 $WXPCTL "${ADMIN[@]}" watch legal-demo --interval 1 &
@@ -196,12 +261,24 @@ while kill -0 "$WATCH" 2>/dev/null; do
   sleep 1
 done
 wait "$WATCH"
+if [ -n "$RETARGET_AT" ]; then
+  wait "$RETARGET" || true
+  cat "$OUT/retarget.txt"
+  echo "  at the end: g = $($WXPCTL "${ADMIN[@]}" swarm status legal-demo --output json | best_line)" \
+    | tee -a "$OUT/retarget.txt"
+  $WXPCTL "${ADMIN[@]}" history legal-demo --csv > "$OUT/history.csv"
+  $WXPCTL "${ADMIN[@]}" history legal-demo --plot "$OUT/history.svg"
+  echo "  history: $OUT/history.csv (weight versions: $(cut -d, -f1 "$OUT/history.csv" | tail -n +2 | sort -u | tr '\n' ' '))"
+fi
 
 step "8/8 export and the test-split table"
 $WXPCTL "${ADMIN[@]}" export legal-demo --out "$OUT/best"
 EXPERT_DIRS=()
 for e in "${EXPERTS[@]}"; do EXPERT_DIRS+=("$OUT/experts/${e%%:*}"); done
-score() { $WXPCTL legal eval --work-dir "$LEGAL" --architecture "$ARCH" --adapter "$1" --split "$2" | python3 -c 'import json,sys; print(json.load(sys.stdin)["scores"]["char_acc"])'; }
+score() {  # score ADAPTER SPLIT [COMPONENT]
+  $WXPCTL legal eval --work-dir "$LEGAL" --architecture "$ARCH" --adapter "$1" --split "$2" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["scores"][sys.argv[1]])' "${3:-char_acc}"
+}
 gt() { python3 -c "import sys; sys.exit(0 if $1 > $2 else 1)"; }
 $WXPCTL merge --method linear --out "$OUT/merges/uniform_soup" "${EXPERT_DIRS[@]}" >/dev/null
 # The unnormalised merges need their scale: like the papers, pick lambda on the dev split
@@ -236,6 +313,21 @@ done
   for m in task_arithmetic ties dare_ties cat; do tuned "$m"; done
   tuned svd --svd-rank 8
 } > "$OUT/table.txt"
+if [ -n "$RETARGET_AT" ]; then
+  # The objective after the change, on test: the best single expert for it is chosen on dev
+  # by the same component.
+  c=char_acc/$RETARGET_TO best_f=-1 best_f_name=""
+  for d in "${EXPERT_DIRS[@]}"; do
+    a=$(score "$d" dev "$c")
+    if gt "$a" "$best_f"; then best_f=$a best_f_name=$d; fi
+  done
+  {
+    echo "$c on the TEST split after the retarget (higher is better):"
+    echo "  swarm_best                   $(score "$OUT/best" test "$c")"
+    echo "  best_single($(basename "$best_f_name")) $(score "$best_f_name" test "$c")"
+    echo "  swarm_best on dev            $(score "$OUT/best" dev "$c")"
+  } | tee -a "$OUT/retarget.txt"
+fi
 printf '(%d s)\n' $((SECONDS - STEP_START))
 python3 - "$OUT" "${#EXPERTS[@]}" <<'PY'
 import glob, os, re, sys
@@ -268,5 +360,5 @@ elif iters:
 print("\nbest adapter (PEFT directory): %s" % os.path.join(out, "best"))
 PY
 if [ "$KEEP" -eq 0 ]; then
-  echo "(kept: $OUT/best and $OUT/table.txt; certificates, logs and experts are removed on exit — --keep keeps them)"
+  echo "(kept: $OUT/best and $OUT/table.txt${RETARGET_AT:+, the history and retarget.txt}; certificates, logs and experts are removed on exit — --keep keeps them)"
 fi

@@ -486,5 +486,122 @@ TEST_F(CoefficientProcessTest, ChangedUtilityWeightsRetargetTheRun) {
   EXPECT_EQ(files[kPeftWeightsFile], *SerializeAdapter(best));
 }
 
+// The two-optima harness in process, for the oracle: the script's arithmetic exactly
+// (doubles summed in order), so its JSON numbers and these are the same doubles.
+class TwoOptimaEvaluator : public Evaluator {
+ public:
+  TwoOptimaEvaluator(const Adapter& a, const Adapter& b) : a_(a.values), b_(b.values) {}
+  absl::StatusOr<Scores> Evaluate(const EvaluationRequest& r) override {
+    return Scores{{"near_a", NegativeRmsDistance(r.params, a_)},
+                  {"near_b", NegativeRmsDistance(r.params, b_)}};
+  }
+
+ private:
+  std::vector<float> a_, b_;
+};
+
+// Dynamic utility against the oracle (SPEC 4.2): the weights move from objective a to b
+// between rounds 2 and 3 (the swarm paused at the barrier, so no target of round 3 is out
+// before the change), and the run equals RunSwarm with the same change in utility_changes,
+// byte for byte: every g utility as its round closed, under the weights then in force, and
+// g's alpha. The re-reading of round 2 under b is the runner's re-ranked g.
+TEST_F(CoefficientProcessTest, UtilityChangeBetweenRoundsEqualsTheRunnersUtilityChange) {
+  constexpr int kChangeAt = 3, kPool = 5;
+  auto space = ParticleSpace::Create(
+      ExpertsInPoolOrder(), {SpaceKind::kExpertCoefficients, LoraDecoder::kLoraProduct, 0, false});
+  ASSERT_TRUE(space.ok()) << space.status();
+  const Adapter optimum_a = *(*space)->Decode(std::vector<float>{0.55f, 0.15f, 0.5f});
+  const Adapter optimum_b = *(*space)->Decode(std::vector<float>{-0.5f, 0.8f, -0.4f});
+  const std::string script = root_ + "/two_optima.py", gate = root_ + "/gate";
+  ASSERT_TRUE(WriteFileAtomically(script, kTwoOptimaScript).ok());
+  // Evaluations 1..kPool * kChangeAt are rounds 0..kChangeAt - 1: the last of them waits.
+  const std::string eval_command =
+      absl::StrCat("--eval_command=python3 ", script, " ", SaveOptimum("a", optimum_a), " ",
+                   SaveOptimum("b", optimum_b), " ", gate, " ", kPool * kChangeAt - 1);
+  ASSERT_TRUE(
+      proc::CreateSwarm(*Admin(),
+                        "spec { name: 'dyn' min_experts: 3 mode: SYNC round_deadline_seconds: 600 "
+                        "utility { name: 'near_a' weight: 1 } utility { name: 'near_b' weight: 0 } "
+                        "hyperparameters { seed: 99 max_iterations: 8 patience: 8 pool_size: 5 } "
+                        "space: EXPERT_COEFFICIENTS decoder: LORA_PRODUCT }")
+          .ok());
+  auto args = [&](const std::string& name, std::vector<int> experts) {
+    std::vector<std::string> argv = AgentArgs("dyn", name, experts, "");
+    argv.back() = eval_command;
+    return argv;
+  };
+  ChildProcess a, b;
+  const std::string log_a = root_ + "/dyn-a.log", log_b = root_ + "/dyn-b.log";
+  ASSERT_TRUE(a.Start(args("firm-a", {0, 1}), log_a));
+  ASSERT_TRUE(b.Start(args("firm-b", {2}), log_b));
+  auto evaluations = [&] {
+    std::error_code ec;
+    auto it = fs::directory_iterator(gate + "/evals", ec);
+    return ec ? 0 : static_cast<int>(std::distance(it, fs::directory_iterator()));
+  };
+  auto control = [&](bool pause) {
+    auto admin = Admin();
+    wxp::v1::SwarmControlRequest req;
+    req.set_swarm("dyn");
+    wxp::v1::SwarmStatus st;
+    grpc::Status s = pause ? admin->admin().PauseSwarm(admin->NewContext().get(), req, &st)
+                           : admin->admin().ResumeSwarm(admin->NewContext().get(), req, &st);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+  };
+  ASSERT_TRUE(WaitUntil([&] { return evaluations() >= kPool * kChangeAt; })) << proc::Tail(log_a);
+  control(/*pause=*/true);  // round kChangeAt's targets wait; reports still land
+  EXPECT_EQ(Status("dyn").iteration(), kChangeAt - 2);
+  ASSERT_TRUE(WriteFileAtomically(gate + "/open", "").ok());
+  ASSERT_TRUE(WaitUntil([&] { return Status("dyn").iteration() == kChangeAt - 1; }));
+  {
+    auto admin = Admin();
+    wxp::v1::SetUtilityWeightsRequest req;
+    req.set_swarm("dyn");
+    (*req.mutable_weights())["near_a"] = 0;
+    (*req.mutable_weights())["near_b"] = 1;
+    wxp::v1::UtilityWeights weights;
+    grpc::Status s = admin->admin().SetUtilityWeights(admin->NewContext().get(), req, &weights);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+  EXPECT_EQ(evaluations(), kPool * kChangeAt) << "nothing of round 3 ran before the change";
+  control(/*pause=*/false);
+  const int sa = a.Wait(absl::Minutes(3)), sb = b.Wait(absl::Minutes(3));
+  ASSERT_TRUE(WIFEXITED(sa) && WEXITSTATUS(sa) == 0) << proc::Tail(log_a);
+  ASSERT_TRUE(WIFEXITED(sb) && WEXITSTATUS(sb) == 0) << proc::Tail(log_b);
+
+  TwoOptimaEvaluator two(optimum_a, optimum_b);
+  FlatAdapterEvaluator adapters(optimum_a.schema, two);
+  DecodingEvaluator eval(**space, adapters);
+  RunnerOptions o;
+  o.params.seed = 99;
+  o.params.max_iterations = 8;
+  o.params.patience = 8;
+  o.params.pool_size = kPool;
+  o.crossover_groups = (*space)->CrossoverGroups();
+  o.utility_changes = {{kChangeAt, {{"near_a", 0}, {"near_b", 1}}}};
+  auto oracle =
+      RunSwarm((*space)->InitialPositions(),
+               *UtilityFunction::Create({{"near_a", true, 1}, {"near_b", true, 0}}), eval, o);
+  ASSERT_TRUE(oracle.ok()) << oracle.status();
+  ASSERT_EQ(oracle->utility_changes.size(), 1u);
+  EXPECT_EQ(proc::LiveReadingsOf(*Admin(), "dyn"), proc::LiveReadingsOf(*oracle));
+  const wxp::v1::SwarmStatus status = Status("dyn");
+  EXPECT_EQ(status.state(), wxp::v1::FINISHED);
+  EXPECT_EQ(status.utility_weight_version(), 2);
+  EXPECT_EQ(status.global_best().utility(), oracle->best_utility);
+  EXPECT_EQ(status.global_best().blob_id(), *AlphaBlobId(oracle->best));
+  wxp::v1::GetHistoryResponse history;
+  ASSERT_TRUE(proc::GetHistory(*Admin(), "dyn", &history).ok());
+  int rereadings = 0;
+  for (const auto& e : history.entries()) {
+    if (e.utility_weight_version() != 2 || e.iteration() >= kChangeAt) continue;
+    ++rereadings;
+    if (e.iteration() == kChangeAt - 1) {
+      EXPECT_EQ(e.global_best_utility(), oracle->utility_changes[0].global_best_utility);
+    }
+  }
+  EXPECT_EQ(rereadings, kChangeAt) << "rounds 0.." << kChangeAt - 1 << " read again under b";
+}
+
 }  // namespace
 }  // namespace wxp

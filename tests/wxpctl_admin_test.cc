@@ -678,7 +678,13 @@ TEST_F(WxpctlAdminTest, EveryCommandAgainstTheRealServerOverMutualTls) {
   ASSERT_EQ(plot.code, 0) << plot;
   const std::string svg = ReadFile(svg_path).value_or("");
   EXPECT_NE(svg.find("<svg"), std::string::npos);
-  EXPECT_EQ(Count(svg, "<polyline"), 3) << "g, g_w and mean";
+  // Both readings of g: v1 as the run went (iteration 0 only: the weights changed after
+  // it), v2 over the whole run; the change is marked.
+  EXPECT_EQ(Count(svg, "<polyline"), 3) << "g under v2, g_w and mean";
+  EXPECT_EQ(Count(svg, "<circle"), 1) << "g under v1, one point";
+  EXPECT_NE(svg.find(">g (weights v1)</text>"), std::string::npos) << "legend";
+  EXPECT_NE(svg.find(">g (weights v2)</text>"), std::string::npos) << "legend";
+  EXPECT_NE(svg.find(">weights v2</text>"), std::string::npos) << "the change's marker";
   EXPECT_NE(svg.find(">mean</text>"), std::string::npos) << "legend";
   EXPECT_EQ(plot.out.find("<svg"), std::string::npos) << "the chart goes to the file only";
   if (const char* outputs = std::getenv("TEST_UNDECLARED_OUTPUTS_DIR")) {

@@ -152,7 +152,8 @@ void Pad(double* lo, double* hi) {
 }  // namespace
 
 std::string RenderSvgLineChart(const std::string& title, const std::string& x_label,
-                               const std::string& y_label, const std::vector<ChartSeries>& series) {
+                               const std::string& y_label, const std::vector<ChartSeries>& series,
+                               const std::vector<ChartMarker>& markers) {
   constexpr double kW = 720, kH = 420, kLeft = 80, kRight = 170, kTop = 40, kBottom = 60;
   const double plot_w = kW - kLeft - kRight, plot_h = kH - kTop - kBottom;
   double x_lo = INFINITY, x_hi = -INFINITY, y_lo = INFINITY, y_hi = -INFINITY;
@@ -164,6 +165,11 @@ std::string RenderSvgLineChart(const std::string& title, const std::string& x_la
       y_lo = std::min(y_lo, y);
       y_hi = std::max(y_hi, y);
     }
+  }
+  for (const ChartMarker& m : markers) {
+    if (!std::isfinite(m.x)) continue;
+    x_lo = std::min(x_lo, m.x);
+    x_hi = std::max(x_hi, m.x);
   }
   Pad(&x_lo, &x_hi);
   Pad(&y_lo, &y_hi);
@@ -213,8 +219,19 @@ std::string RenderSvgLineChart(const std::string& title, const std::string& x_la
       kLeft, kTop, kLeft, kTop + plot_h, kLeft, kTop + plot_h, kLeft + plot_w, kTop + plot_h,
       kLeft + plot_w / 2, kH - 16, XmlEscape(x_label), kTop + plot_h / 2, kTop + plot_h / 2,
       XmlEscape(y_label));
+  for (const ChartMarker& m : markers) {
+    if (!std::isfinite(m.x)) continue;
+    absl::StrAppendFormat(&svg,
+                          "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" "
+                          "stroke=\"#555555\" stroke-dasharray=\"2,3\"/>\n"
+                          "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" "
+                          "font-size=\"11\">%s</text>\n",
+                          sx(m.x), kTop, sx(m.x), kTop + plot_h, sx(m.x), kTop - 4,
+                          XmlEscape(m.label));
+  }
   for (size_t i = 0; i < series.size(); ++i) {
     const ChartSeries& s = series[i];
+    const std::string dash = s.dashed ? " stroke-dasharray=\"6,4\"" : "";
     std::string points;
     int n = 0;
     for (const auto& [x, y] : s.points) {
@@ -226,17 +243,17 @@ std::string RenderSvgLineChart(const std::string& title, const std::string& x_la
                             absl::StrReplaceAll(points, {{",", "\" cy=\""}}), XmlEscape(s.color));
     } else if (n > 1) {
       absl::StrAppendFormat(&svg,
-                            "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\" "
+                            "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2\"%s "
                             "points=\"%s\"/>\n",
-                            XmlEscape(s.color), points);
+                            XmlEscape(s.color), dash, points);
     }
     const double ly = kTop + 10 + 20 * i;
     absl::StrAppendFormat(&svg,
                           "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" "
-                          "stroke-width=\"2\"/>\n"
+                          "stroke-width=\"2\"%s/>\n"
                           "<text x=\"%.1f\" y=\"%.1f\">%s</text>\n",
                           kLeft + plot_w + 16, ly, kLeft + plot_w + 40, ly, XmlEscape(s.color),
-                          kLeft + plot_w + 46, ly + 4, XmlEscape(s.name));
+                          dash, kLeft + plot_w + 46, ly + 4, XmlEscape(s.name));
   }
   svg += "</svg>\n";
   return svg;

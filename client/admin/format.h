@@ -49,12 +49,21 @@ struct ChartSeries {
   std::string name;
   std::string color;                              // any SVG colour, e.g. "#1f77b4"
   std::vector<std::pair<double, double>> points;  // (x, y); non-finite points are skipped
+  bool dashed = false;
+};
+
+// A vertical line across the plot at x (an event, e.g. a weight change), labelled at its top.
+struct ChartMarker {
+  double x = 0;
+  std::string label;
 };
 
 // A standalone SVG document (no scripts, fonts or external references): a line chart of
-// the series with a title, labelled axes with ticks, and a legend.
+// the series with a title, labelled axes with ticks, a legend, and the markers (the x axis
+// covers them).
 std::string RenderSvgLineChart(const std::string& title, const std::string& x_label,
-                               const std::string& y_label, const std::vector<ChartSeries>& series);
+                               const std::string& y_label, const std::vector<ChartSeries>& series,
+                               const std::vector<ChartMarker>& markers = {});
 
 }  // namespace wxp::admin
 

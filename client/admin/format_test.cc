@@ -8,6 +8,12 @@
 namespace wxp::admin {
 namespace {
 
+int CountOf(const std::string& text, const std::string& what) {
+  int n = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
 TEST(FormatTest, TableAlignsColumnsByDisplayWidth) {
   const std::string t = RenderTable({"NAME", "G"}, {{"a", "▁█"}, {"longer", "1"}, {"x"}});
   EXPECT_EQ(t,
@@ -171,8 +177,29 @@ TEST(ViewsTest, HistoryUsesTheLatestWeightVersionForCurves) {
   const std::string table = RenderHistoryTable(h);
   EXPECT_EQ(table.rfind("WEIGHTS  ITER  G", 0), 0u) << table;
   const std::string svg = RenderHistorySvg("q4", h);
-  EXPECT_NE(svg.find("weights v2"), std::string::npos);
+  EXPECT_NE(svg.find("(weights v1 -&gt; v2)"), std::string::npos) << svg;
   EXPECT_EQ(std::count(svg.begin(), svg.end(), '\n') > 10, true);
+  // Both readings of g, the older dashed, and a marker after iteration 1 (the last read
+  // under v1), halfway to 2.
+  EXPECT_NE(svg.find(">g (weights v1)</text>"), std::string::npos) << svg;
+  EXPECT_NE(svg.find(">g (weights v2)</text>"), std::string::npos) << svg;
+  EXPECT_EQ(CountOf(svg, "<polyline"), 4) << "g v1, g v2, mean, g_w";
+  EXPECT_EQ(CountOf(svg,
+                    "<polyline fill=\"none\" stroke=\"#9467bd\" stroke-width=\"2\" "
+                    "stroke-dasharray"),
+            1)
+      << svg;
+  EXPECT_EQ(CountOf(svg, ">weights v2</text>"), 1) << svg;
+  EXPECT_EQ(CountOf(svg, "stroke-dasharray=\"2,3\""), 1) << "one marker";
+
+  // One version: one g, no marker, the legend as it always was.
+  const auto one = Parse<v1::GetHistoryResponse>(
+      "entries { iteration: 0 global_best_utility: 1 utility_weight_version: 1 } "
+      "entries { iteration: 1 global_best_utility: 2 utility_weight_version: 1 }");
+  const std::string plain = RenderHistorySvg("q5", one);
+  EXPECT_NE(plain.find(">g (best)</text>"), std::string::npos);
+  EXPECT_EQ(CountOf(plain, "<polyline"), 3);
+  EXPECT_EQ(plain.find("stroke-dasharray"), std::string::npos);
 }
 
 TEST(ViewsTest, ParticlesWeightsAndClientsTables) {

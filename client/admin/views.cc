@@ -177,18 +177,49 @@ std::string RenderHistoryCsv(const v1::GetHistoryResponse& history) {
 }
 
 std::string RenderHistorySvg(const std::string& swarm, const v1::GetHistoryResponse& history) {
-  ChartSeries g{"g (best)", "#2ca02c", {}}, gw{"g_w (worst)", "#d62728", {}},
-      mean{"mean", "#1f77b4", {}};
+  // g under every weight version (older ones dashed: the readings before a change, and the
+  // re-readings of the past under each new version); g_w and mean under the latest.
+  std::map<int, std::vector<const v1::HistoryEntry*>> by_version;
+  for (const auto& e : history.entries()) by_version[e.utility_weight_version()].push_back(&e);
+  static constexpr const char* kOlderColors[] = {"#9467bd", "#8c564b", "#e377c2", "#7f7f7f"};
+  std::vector<ChartSeries> series;
+  std::vector<ChartMarker> markers;
+  int last_iteration = -1;  // the last iteration read under an earlier version
+  for (const auto& [version, entries] : by_version) {
+    const bool latest = version == by_version.rbegin()->first;
+    ChartSeries g{by_version.size() == 1 ? "g (best)" : absl::StrCat("g (weights v", version, ")"),
+                  latest ? "#2ca02c" : kOlderColors[series.size() % 4],
+                  {},
+                  !latest};
+    std::vector<const v1::HistoryEntry*> sorted = entries;
+    std::stable_sort(sorted.begin(), sorted.end(),
+                     [](const auto* a, const auto* b) { return a->iteration() < b->iteration(); });
+    for (const v1::HistoryEntry* e : sorted) {
+      g.points.push_back({e->iteration(), e->global_best_utility()});
+    }
+    // The change to this version came after the last round read under the earlier ones.
+    if (last_iteration >= 0) {
+      markers.push_back({last_iteration + 0.5, absl::StrCat("weights v", version)});
+    }
+    for (const v1::HistoryEntry* e : sorted)
+      last_iteration = std::max(last_iteration, e->iteration());
+    series.push_back(std::move(g));
+  }
+  ChartSeries gw{"g_w (worst)", "#d62728", {}}, mean{"mean", "#1f77b4", {}};
   int version = 0;
   for (const v1::HistoryEntry* e : LatestReading(history)) {
-    g.points.push_back({e->iteration(), e->global_best_utility()});
     gw.points.push_back({e->iteration(), e->global_worst_utility()});
     mean.points.push_back({e->iteration(), e->mean_utility()});
     version = e->utility_weight_version();
   }
+  series.push_back(std::move(mean));
+  series.push_back(std::move(gw));
+  const std::string weights =
+      by_version.size() > 1 ? absl::StrCat("weights v", by_version.begin()->first, " -> v", version)
+                            : absl::StrCat("weights v", version);
   return RenderSvgLineChart(
-      absl::StrCat("swarm ", swarm, ": utility per iteration (weights v", version, ")"),
-      "iteration", "utility", {g, mean, gw});
+      absl::StrCat("swarm ", swarm, ": utility per iteration (", weights, ")"), "iteration",
+      "utility", series, markers);
 }
 
 std::string RenderWeights(const v1::UtilityWeights& weights) {

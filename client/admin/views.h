@@ -40,7 +40,9 @@ std::string RenderParticles(const v1::ListParticlesResponse& particles, absl::Ti
 std::string RenderHistoryTable(const v1::GetHistoryResponse& history);
 // The same as CSV with a header line.
 std::string RenderHistoryCsv(const v1::GetHistoryResponse& history);
-// An SVG chart of g, g_w and mean utility per iteration under the latest weight version.
+// An SVG chart of the utility per iteration: g under every weight version (so a weight
+// change shows both readings: the run as it went, and the past re-read under the new
+// weights), a marker where each change came, and g_w and mean under the latest version.
 std::string RenderHistorySvg(const std::string& swarm, const v1::GetHistoryResponse& history);
 
 // The weight version and one row per component.

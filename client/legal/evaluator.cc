@@ -6,9 +6,22 @@
 
 namespace wxp::legal {
 
+std::string FamilyCharAccComponent(const std::string& shard) {
+  return absl::StrCat(kCharAccComponent, "/", shard);
+}
+
 absl::StatusOr<Scores> LegalEvaluator::Evaluate(const EvaluationRequest& request) {
-  WXP_ASSIGN_OR_RETURN(LmScores s, model_->Score(placement_, request.params, data_));
-  return Scores{{kCharAccComponent, s.char_acc}, {kLossComponent, s.loss}};
+  WXP_ASSIGN_OR_RETURN(LmScores s,
+                       model_->Score(placement_, request.params, split_.data, split_.family_ends));
+  Scores out{{kCharAccComponent, s.char_acc}, {kLossComponent, s.loss}};
+  int64_t begin = 0;
+  for (size_t j = 0; j < split_.families.size(); ++j) {
+    const int64_t end = split_.family_ends[j];
+    out[FamilyCharAccComponent(split_.families[j])] =
+        static_cast<double>(s.part_correct[j]) / static_cast<double>(end - begin);
+    begin = end;
+  }
+  return out;
 }
 
 namespace {
@@ -71,27 +84,43 @@ absl::StatusOr<LegalSetup> LoadLegalSetup(const LegalOptions& options) {
   return LegalSetup{std::move(corpus), std::move(model)};
 }
 
-namespace {
-
-absl::StatusOr<TokenData> SplitData(const LegalModel& model, const Corpus& corpus, Split split) {
+absl::StatusOr<SplitData> LoadSplitData(const LegalModel& model, const Corpus& corpus,
+                                        Split split) {
   if (split != Split::kDev && split != Split::kTest) {
     return absl::InvalidArgumentError(absl::StrCat(
         "legal evaluator: scores the held-out dev or test split, not '", SplitName(split), "'"));
   }
-  WXP_ASSIGN_OR_RETURN(Segments segments, corpus.Get(split));
-  WXP_ASSIGN_OR_RETURN(TokenData data, model.Tokenize(segments));
+  // Corpus::Get of a mixed split is its shards' parts in this order; tokenizing makes one
+  // position per byte, so each family's positions are its bytes.
+  Segments all;
+  std::vector<std::string> families;
+  std::vector<int64_t> ends;
+  int64_t bytes = 0;
+  for (const std::string& shard : corpus.ShardNames()) {
+    WXP_ASSIGN_OR_RETURN(Segments part, corpus.GetForShard(split, shard));
+    for (std::string& segment : part) {
+      bytes += static_cast<int64_t>(segment.size());
+      all.push_back(std::move(segment));
+    }
+    if (bytes > (ends.empty() ? 0 : ends.back())) {
+      families.push_back(shard);
+      ends.push_back(bytes);
+    }
+  }
+  WXP_ASSIGN_OR_RETURN(TokenData data, model.Tokenize(all));
   if (data.positions() == 0) {
     return absl::InvalidArgumentError(absl::StrCat("legal evaluator: the ", SplitName(split),
                                                    " split of ", corpus.dir(), " is empty"));
   }
-  return data;
+  if (data.positions() != bytes) {
+    return absl::InternalError("legal evaluator: tokenizing did not give one position per byte");
+  }
+  return SplitData{std::move(data), std::move(families), std::move(ends)};
 }
-
-}  // namespace
 
 absl::StatusOr<std::unique_ptr<LegalEvaluator>> MakeLegalEvaluator(
     std::shared_ptr<const LegalModel> model, const Corpus& corpus, Split split) {
-  WXP_ASSIGN_OR_RETURN(TokenData data, SplitData(*model, corpus, split));
+  WXP_ASSIGN_OR_RETURN(SplitData data, LoadSplitData(*model, corpus, split));
   return std::make_unique<LegalEvaluator>(std::move(model), std::move(data));
 }
 
@@ -107,7 +136,7 @@ absl::StatusOr<std::unique_ptr<Evaluator>> MakeLegalEvaluator(
         absl::StrCat("legal evaluator: the swarm's schema is not a LoRA of this model: ",
                      placement.status().message()));
   }
-  WXP_ASSIGN_OR_RETURN(TokenData data, SplitData(*setup.model, setup.corpus, split));
+  WXP_ASSIGN_OR_RETURN(SplitData data, LoadSplitData(*setup.model, setup.corpus, split));
   return std::unique_ptr<Evaluator>(std::make_unique<LegalEvaluator>(
       std::move(setup.model), std::move(data), *std::move(placement)));
 }

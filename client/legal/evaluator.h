@@ -10,7 +10,8 @@
 //   SaveAdapterDir(e->adapter, dir);
 //   // The utility the swarm asks for (split "dev" unless told "test"):
 //   absl::StatusOr<std::unique_ptr<Evaluator>> ev = MakeLegalEvaluator(o, swarm_schema);
-//   ev.value()->Evaluate({particle, iteration, flat_params});  // {"char_acc", "loss"}
+//   ev.value()->Evaluate({particle, iteration, flat_params});
+//   // {"char_acc", "loss", "char_acc/Apache", "char_acc/GPL", ...}
 //
 // Both load the base model cached in work_dir, pretraining it first if it is missing (under
 // a minute on two cores; later calls reuse it). The swarm's schema is the model's LoRA
@@ -31,6 +32,7 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "client/legal/corpus.h"
@@ -41,9 +43,22 @@
 
 namespace wxp::legal {
 
-// Score components (Scores keys). char_acc is maximised, loss (nats/byte) minimised.
+// Score components (Scores keys). char_acc is maximised, loss (nats/byte) minimised; both
+// are of the whole split, the mix of every family.
 inline constexpr char kCharAccComponent[] = "char_acc";
 inline constexpr char kLossComponent[] = "loss";
+// Next-byte accuracy on one licence family's (shard's) part of the split alone:
+// "char_acc/<shard name>", e.g. "char_acc/GPL", for every shard whose part of the split is
+// not empty (Corpus::GetForShard). A swarm whose utility weights only such a component
+// searches for that family's quality (dynamic utility, SPEC 4.4, moves between them).
+std::string FamilyCharAccComponent(const std::string& shard);
+
+// A held-out split tokenized once, with where each family's part of it ends.
+struct SplitData {
+  TokenData data;
+  std::vector<std::string> families;  // shards with a non-empty part, in corpus order
+  std::vector<int64_t> family_ends;   // positions; the last is data.positions()
+};
 
 struct LegalOptions {
   std::string corpus_dir;  // empty: kDefaultCorpusDir
@@ -58,27 +73,33 @@ struct LegalOptions {
   std::optional<std::string> base_from_adapter_config;
 };
 
-// Scores positions on one held-out split. Deterministic: the same position gives the same
+// Scores positions on one held-out split: char_acc and loss of the mix and each family's
+// char_acc, all from one forward pass. Deterministic: the same position gives the same
 // scores, bit for bit, on the same machine and thread count.
 class LegalEvaluator : public Evaluator {
  public:
   // Scores the model's own adapters (own_placement()).
-  LegalEvaluator(std::shared_ptr<const LegalModel> model, TokenData data)
-      : model_(std::move(model)), data_(std::move(data)), placement_(model_->own_placement()) {}
+  LegalEvaluator(std::shared_ptr<const LegalModel> model, SplitData split)
+      : model_(std::move(model)), split_(std::move(split)), placement_(model_->own_placement()) {}
   // Scores adapters placed by model->PlaceLora.
-  LegalEvaluator(std::shared_ptr<const LegalModel> model, TokenData data, LoraPlacement placement)
-      : model_(std::move(model)), data_(std::move(data)), placement_(std::move(placement)) {}
+  LegalEvaluator(std::shared_ptr<const LegalModel> model, SplitData split, LoraPlacement placement)
+      : model_(std::move(model)), split_(std::move(split)), placement_(std::move(placement)) {}
   // InvalidArgument if the position's length is not the placement schema's size or it holds
   // a non-finite value; Internal for a LibTorch failure.
   absl::StatusOr<Scores> Evaluate(const EvaluationRequest& request) override;
   const LegalModel& model() const { return *model_; }
-  int64_t positions() const { return data_.positions(); }
+  int64_t positions() const { return split_.data.positions(); }
+  const std::vector<std::string>& families() const { return split_.families; }
 
  private:
   std::shared_ptr<const LegalModel> model_;
-  TokenData data_;
+  SplitData split_;
   LoraPlacement placement_;
 };
+
+// `split` (dev or test; InvalidArgument otherwise, or if it is empty) of `corpus`, tokenized
+// for `model`: the shards' parts in corpus (name) order, exactly the text of corpus.Get.
+absl::StatusOr<SplitData> LoadSplitData(const LegalModel& model, const Corpus& corpus, Split split);
 
 // The evaluator of `options.split` (dev or test; InvalidArgument for train/general or an
 // unknown name), for a swarm over `schema` with the adapters' `adapter_config_json`, if

@@ -151,11 +151,16 @@ struct LegalModel::Impl {
     return merged;
   }
 
-  LmScores Score(const std::vector<ScaledFactors>& loras, const TokenData::Impl& data) const {
+  // `part_ends` as LegalModel::Score documents it (checked by the caller); empty: no parts.
+  LmScores Score(const std::vector<ScaledFactors>& loras, const TokenData::Impl& data,
+                 absl::Span<const int64_t> part_ends = {}) const {
     torch::NoGradGuard no_grad;
     const int64_t rows = data.inputs.size(0), chunk = arch->ScoreRows();
     double nll = 0;
     int64_t correct = 0;
+    std::vector<int64_t> part_correct(part_ends.size(), 0);
+    size_t part = 0;  // the part holding position `pos`
+    int64_t pos = 0;  // positions (real targets, in text order) before this chunk
     const Weights merged = Merged(loras);
     for (int64_t start = 0; start < rows; start += chunk) {
       const int64_t len = std::min(chunk, rows - start);
@@ -163,6 +168,7 @@ struct LegalModel::Impl {
           arch->Forward(merged, data.inputs.narrow(0, start, len)).reshape({-1, kVocab});
       torch::Tensor target = data.targets.narrow(0, start, len).reshape({-1});
       torch::Tensor logp = torch::log_softmax(logits, 1);
+      torch::Tensor hit = logits.argmax(1).eq(target);
       if (data.padded) {
         const torch::Tensor real = target.ne(kNoTarget);
         nll -= logp.gather(1, target.clamp_min(0).unsqueeze(1))
@@ -170,13 +176,23 @@ struct LegalModel::Impl {
                    .masked_select(real)
                    .sum()
                    .item<double>();
+        hit = hit.masked_select(real);  // padding is no position
       } else {
         nll -= logp.gather(1, target.unsqueeze(1)).sum().item<double>();
       }
-      // kNoTarget never equals an argmax.
-      correct += logits.argmax(1).eq(target).sum().item<int64_t>();
+      correct += hit.sum().item<int64_t>();
+      // Integer counts: the parts' sums are exact, whatever the chunking.
+      const int64_t count = hit.size(0);
+      for (int64_t at = pos; at < pos + count && part < part_ends.size(); ++part) {
+        const int64_t end = std::min(part_ends[part], pos + count);
+        if (end > at) part_correct[part] += hit.narrow(0, at - pos, end - at).sum().item<int64_t>();
+        at = std::max(at, end);
+        if (end < part_ends[part]) break;  // the part goes on in the next chunk
+      }
+      pos += count;
     }
     LmScores s;
+    s.part_correct = std::move(part_correct);
     s.positions = data.positions;
     s.char_acc = s.positions > 0 ? static_cast<double>(correct) / s.positions : 0;
     s.loss = s.positions > 0 ? nll / s.positions : 0;
@@ -367,12 +383,22 @@ absl::StatusOr<LmScores> LegalModel::Score(absl::Span<const float> lora,
 absl::StatusOr<LmScores> LegalModel::Score(const LoraPlacement& placement,
                                            absl::Span<const float> lora,
                                            const TokenData& data) const {
+  const int64_t all = data.positions();
+  absl::StatusOr<LmScores> s = Score(placement, lora, data, absl::MakeConstSpan(&all, 1));
+  if (s.ok()) s->part_correct.clear();
+  return s;
+}
+
+absl::StatusOr<LmScores> LegalModel::Score(const LoraPlacement& placement,
+                                           absl::Span<const float> lora, const TokenData& data,
+                                           absl::Span<const int64_t> part_ends) const {
+  if (absl::Status s = internal::CheckPartEnds(part_ends, data.positions()); !s.ok()) return s;
   if (!lora.empty()) {
     if (absl::Status s = CheckLora(placement, lora); !s.ok()) return s;
   }
   try {
-    if (lora.empty()) return impl_->Score({}, *data.impl_);
-    return impl_->Score({impl_->Factors(placement, lora, 1.0)}, *data.impl_);
+    if (lora.empty()) return impl_->Score({}, *data.impl_, part_ends);
+    return impl_->Score({impl_->Factors(placement, lora, 1.0)}, *data.impl_, part_ends);
   } catch (const std::exception& e) {
     return absl::InternalError(absl::StrCat("legal model: libtorch: ", e.what()));
   }

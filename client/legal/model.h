@@ -134,6 +134,9 @@ struct LmScores {
   double char_acc = 0;  // fraction of next bytes predicted exactly (argmax)
   double loss = 0;      // mean cross-entropy, nats per byte
   int64_t positions = 0;
+  // Scored with parts (LegalModel::Score's part_ends): the exactly predicted bytes of each
+  // part, in order; their sum is char_acc * positions. Empty otherwise.
+  std::vector<int64_t> part_correct;
 };
 
 // Where an adapter's tensors act on the model. Built by LegalModel::PlaceLora (or
@@ -235,6 +238,13 @@ class LegalModel {
   // For own_placement() the result is bit for bit that of the overload above.
   absl::StatusOr<LmScores> Score(const LoraPlacement& placement, absl::Span<const float> lora,
                                  const TokenData& data) const;
+  // The same in one pass, also counting the correct predictions of consecutive parts of
+  // `data` (per-family scores of a mixed split): part j is positions [part_ends[j-1],
+  // part_ends[j]) (part 0 starts at 0). char_acc and loss are bit for bit those without
+  // parts. InvalidArgument unless part_ends is non-decreasing, starts >= 0 and ends at
+  // data.positions().
+  absl::StatusOr<LmScores> Score(const LoraPlacement& placement, absl::Span<const float> lora,
+                                 const TokenData& data, absl::Span<const int64_t> part_ends) const;
 
   // Logits (row-major [rows, 256]) of base + Σ weight·ΔW of `loras` on the first
   // min(rows, positions) positions of `data` (in text order): several adapters applied at once,

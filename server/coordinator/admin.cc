@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/adapter.h"
+#include "common/rerank.h"
 #include "common/rng.h"
 #include "common/status_macros.h"
 #include "server/coordinator/coordinator.h"
@@ -234,21 +235,21 @@ absl::StatusOr<wxp::v1::UtilityWeights> Coordinator::SetUtilityWeights(
                            options_.store->ListEvaluations(swarm));
       for (const auto& e : rows) all[{e.particle_id, e.iteration}] = InfoOf(e);
     }
-    std::map<std::pair<int, int>, double> rescored;
+    // Re-choose among held positions (SPEC 4.2; the runner's utility_changes do the same).
+    std::vector<StoredEvaluation> stored;
     for (const auto& [key, e] : all) {
-      if (e.failed) continue;
-      WXP_ASSIGN_OR_RETURN(rescored[key], utility.Combine(e.scores));
+      if (!e.failed) stored.push_back({PositionRef{key.first, key.second}, e.scores, e.held});
+    }
+    std::optional<SwarmEngine> engine = s->engine;
+    WXP_ASSIGN_OR_RETURN(std::vector<double> values,
+                         RerankUnderWeights(utility, stored, engine ? &*engine : nullptr));
+    std::map<std::pair<int, int>, double> rescored;
+    for (size_t j = 0; j < stored.size(); ++j) {
+      rescored[{stored[j].position.particle, stored[j].position.iteration}] = values[j];
     }
     store::SwarmUpdate u;
     u.swarm = swarm;
-    std::optional<SwarmEngine> engine = s->engine;
     if (engine) {
-      // Re-choose among held positions (the engine's rule, SPEC 4.2).
-      std::vector<SwarmEngine::Rescored> rescored_list;
-      for (const auto& [key, value] : rescored) {
-        rescored_list.push_back({PositionRef{key.first, key.second}, value, all.at(key).held});
-      }
-      WXP_RETURN_IF_ERROR(engine->Rerank(rescored_list));
       // The new reading of the history: g / g_w / mean of what was known after each round.
       for (int k = 0; k <= s->row.closed_iterations; ++k) {
         double best = 0, worst = 0, sum = 0;

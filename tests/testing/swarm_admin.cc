@@ -1,5 +1,7 @@
 #include "tests/testing/swarm_admin.h"
 
+#include <map>
+
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/synthetic.h"
@@ -76,6 +78,30 @@ std::vector<double> GlobalBestHistoryOf(const RunResult& run) {
   std::vector<double> g;
   for (const IterationSummary& s : run.history) g.push_back(s.global_best_utility);
   return g;
+}
+
+std::vector<std::pair<int, double>> LiveReadingsOf(client::Connection& admin,
+                                                   const std::string& swarm) {
+  wxp::v1::GetHistoryResponse history;
+  EXPECT_TRUE(GetHistory(admin, swarm, &history).ok());
+  std::map<int, std::pair<int, double>> first;  // by iteration
+  for (const auto& e : history.entries()) {
+    auto it = first.find(e.iteration());
+    if (it == first.end() || e.utility_weight_version() < it->second.first) {
+      first[e.iteration()] = {e.utility_weight_version(), e.global_best_utility()};
+    }
+  }
+  std::vector<std::pair<int, double>> out;
+  for (const auto& [iteration, reading] : first) out.push_back(reading);
+  return out;
+}
+
+std::vector<std::pair<int, double>> LiveReadingsOf(const RunResult& run) {
+  std::vector<std::pair<int, double>> out;
+  for (const IterationSummary& s : run.history) {
+    out.push_back({s.utility_version, s.global_best_utility});
+  }
+  return out;
 }
 
 }  // namespace wxp::proc

@@ -7,6 +7,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "client/net/connection.h"
@@ -50,6 +51,16 @@ std::vector<double> GlobalBestHistoryOf(client::Connection& admin, const std::st
 // The in-process runner's g utility after each iteration, iteration 0 first: what a
 // federated SYNC run's GlobalBestHistoryOf must equal.
 std::vector<double> GlobalBestHistoryOf(const RunResult& run);
+
+// (weight version, g utility) of each closed iteration as it closed, iteration 0 first:
+// with weight changes, the server's history also holds re-readings of earlier iterations
+// under later versions, which these leave out (an iteration's first reading has its
+// lowest version).
+std::vector<std::pair<int, double>> LiveReadingsOf(client::Connection& admin,
+                                                   const std::string& swarm);
+// The same of a runner's run (RunnerOptions::utility_changes): what a federated SYNC run
+// with the same weight changes between the same rounds must equal.
+std::vector<std::pair<int, double>> LiveReadingsOf(const RunResult& run);
 
 }  // namespace wxp::proc
 

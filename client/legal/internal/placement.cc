@@ -48,6 +48,21 @@ absl::StatusOr<LoraPlacement> PlaceLora(const LoraPlacement& own_placement, int 
   return p;
 }
 
+absl::Status CheckPartEnds(absl::Span<const int64_t> part_ends, int64_t positions) {
+  int64_t previous = 0;
+  for (int64_t end : part_ends) {
+    if (end < previous) {
+      return absl::InvalidArgumentError("legal model: part ends must be non-decreasing and >= 0");
+    }
+    previous = end;
+  }
+  if (part_ends.empty() || part_ends.back() != positions) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("legal model: the last part must end at ", positions, " positions"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckLora(const LoraPlacement& p, absl::Span<const float> lora) {
   if (static_cast<int64_t>(lora.size()) != p.schema.total_params()) {
     return absl::InvalidArgumentError(

@@ -36,6 +36,10 @@ absl::StatusOr<LoraPlacement> PlaceLora(const LoraPlacement& own, int rank,
 // InvalidArgument unless `lora` has placement.schema's length and only finite values.
 absl::Status CheckLora(const LoraPlacement& placement, absl::Span<const float> lora);
 
+// InvalidArgument unless `part_ends` (LegalModel::Score) is non-empty, non-decreasing, starts
+// >= 0 and ends at `positions`.
+absl::Status CheckPartEnds(absl::Span<const int64_t> part_ends, int64_t positions);
+
 }  // namespace wxp::legal::internal
 
 #endif  // WXP_CLIENT_LEGAL_INTERNAL_PLACEMENT_H_
