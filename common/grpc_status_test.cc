@@ -1,5 +1,6 @@
 #include "common/grpc_status.h"
 
+#include "common/leader_redirect.h"
 #include "gtest/gtest.h"
 
 namespace wxp {
@@ -35,6 +36,25 @@ TEST(GrpcStatusTest, UnknownCodesBecomeUnknownNamingTheNumber) {
   // absl::Status itself keeps no code outside the canonical range: it reads as UNKNOWN.
   const grpc::Status to = ToGrpc(absl::Status(static_cast<absl::StatusCode>(99), "odd"));
   EXPECT_EQ(to.error_code(), grpc::StatusCode::UNKNOWN);
+}
+
+// A redirect crosses the wire as a typed detail: the client reads the leader's address from
+// it, not from the message.
+TEST(GrpcStatusTest, ALeaderRedirectRoundTripsAsAnErrorDetail) {
+  const grpc::Status g = ToGrpc(LeaderRedirectError("s1", "10.0.0.2:7443", "replica-b"));
+  EXPECT_EQ(g.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_FALSE(g.error_details().empty());
+  const absl::Status back = FromGrpc(grpc::Status(g.error_code(), "reworded", g.error_details()));
+  std::optional<wxp::v1::LeaderRedirect> r = LeaderRedirectOf(back);
+  ASSERT_TRUE(r.has_value());
+  EXPECT_EQ(r->swarm(), "s1");
+  EXPECT_EQ(r->leader_address(), "10.0.0.2:7443");
+  EXPECT_EQ(r->leader_replica_id(), "replica-b");
+  // Plain errors carry no details; details that do not parse are dropped.
+  EXPECT_TRUE(ToGrpc(absl::UnavailableError("x")).error_details().empty());
+  EXPECT_FALSE(LeaderRedirectOf(FromGrpc(grpc::Status(grpc::StatusCode::UNAVAILABLE, "x",
+                                                      std::string("\xff\xff", 2))))
+                   .has_value());
 }
 
 }  // namespace

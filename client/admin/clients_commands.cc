@@ -14,8 +14,10 @@ int ClientsList(const std::vector<std::string>& args, std::ostream& out, std::os
       OpenRemote(args, {}, {"clients list", "[--output table|json]", 0, 0, true}, out, err, &code);
   if (!rc) return code;
   v1::ListClientsResponse resp;
-  grpc::Status s =
-      rc->conn->admin().ListClients(rc->conn->NewContext().get(), v1::ListClientsRequest(), &resp);
+  grpc::Status s = rc->conn->CallWithFailover([&] {
+    return rc->conn->admin().ListClients(rc->conn->NewContext().get(), v1::ListClientsRequest(),
+                                         &resp);
+  });
   return Reply(
       *rc, s, "clients list", resp, [](const auto& r) { return RenderClients(r, absl::Now()); },
       out, err);
@@ -29,7 +31,8 @@ int ClientsRevoke(const std::vector<std::string>& args, std::ostream& out, std::
   v1::RevokeClientRequest req;
   req.set_identity(rc->args.positional()[0]);
   v1::ClientInfo resp;
-  grpc::Status s = rc->conn->admin().RevokeClient(rc->conn->NewContext().get(), req, &resp);
+  grpc::Status s = rc->conn->CallWithFailover(
+      [&] { return rc->conn->admin().RevokeClient(rc->conn->NewContext().get(), req, &resp); });
   return Reply(
       *rc, s, "clients revoke", resp,
       [](const v1::ClientInfo& c) {

@@ -40,7 +40,12 @@ std::string CurrentBestBlob(RemoteCommand& rc, const std::string& swarm) {
   v1::GetSwarmStatusRequest req;
   req.set_swarm(swarm);
   v1::SwarmStatus status;
-  if (!rc.conn->admin().GetSwarmStatus(rc.conn->NewContext().get(), req, &status).ok()) return "";
+  if (!rc.conn
+           ->CallWithFailover([&] {
+             return rc.conn->admin().GetSwarmStatus(rc.conn->NewContext().get(), req, &status);
+           })
+           .ok())
+    return "";
   return status.global_best().blob_id();
 }
 

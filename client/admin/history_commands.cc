@@ -27,7 +27,8 @@ int History(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   v1::GetHistoryRequest req;
   req.set_swarm(swarm);
   v1::GetHistoryResponse resp;
-  grpc::Status s = rc->conn->admin().GetHistory(rc->conn->NewContext().get(), req, &resp);
+  grpc::Status s = rc->conn->CallWithFailover(
+      [&] { return rc->conn->admin().GetHistory(rc->conn->NewContext().get(), req, &resp); });
   if (!s.ok()) return Fail(err, RpcError(s, "history"));
   if (rc->args.Has("plot")) {
     const std::string path = rc->args.Get("plot");

@@ -26,7 +26,7 @@ bool IsPathKey(const std::string& key) {
 
 const std::vector<cli::FlagSpec>& ConnectionFlags() {
   static const auto* flags = new std::vector<cli::FlagSpec>{
-      {"server", "wxp-server address host:port"},
+      {"server", "wxp-server address host:port; replicas: a:7443,b:7443,c:7443"},
       {"tls-cert", "this client's certificate (PEM, from 'wxpctl certs issue --role admin')"},
       {"tls-key", "its private key (PEM, mode 0600)"},
       {"tls-ca", "the CA that signed the server's certificate"},

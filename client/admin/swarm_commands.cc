@@ -31,7 +31,11 @@ std::vector<double> TryGHistory(RemoteCommand& rc, const std::string& swarm) {
   v1::GetHistoryRequest req;
   req.set_swarm(swarm);
   v1::GetHistoryResponse resp;
-  if (!rc.conn->admin().GetHistory(rc.conn->NewContext().get(), req, &resp).ok()) return {};
+  if (!rc.conn
+           ->CallWithFailover(
+               [&] { return rc.conn->admin().GetHistory(rc.conn->NewContext().get(), req, &resp); })
+           .ok())
+    return {};
   return GlobalBestHistory(resp);
 }
 
@@ -155,7 +159,8 @@ int SwarmCreate(const std::vector<std::string>& args, std::ostream& out, std::os
     req.mutable_spec()->set_template_blob_id(*blob_id);
   }
   v1::CreateSwarmResponse resp;
-  grpc::Status s = rc->conn->admin().CreateSwarm(rc->conn->NewContext().get(), req, &resp);
+  grpc::Status s = rc->conn->CallWithFailover(
+      [&] { return rc->conn->admin().CreateSwarm(rc->conn->NewContext().get(), req, &resp); });
   return Reply(
       *rc, s, "swarm create", resp,
       [](const v1::CreateSwarmResponse& r) {
@@ -172,8 +177,10 @@ int SwarmList(const std::vector<std::string>& args, std::ostream& out, std::ostr
       OpenRemote(args, {}, {"swarm list", "[--output table|json]", 0, 0, true}, out, err, &code);
   if (!rc) return code;
   v1::ListSwarmsResponse resp;
-  grpc::Status s =
-      rc->conn->admin().ListSwarms(rc->conn->NewContext().get(), v1::ListSwarmsRequest(), &resp);
+  grpc::Status s = rc->conn->CallWithFailover([&] {
+    return rc->conn->admin().ListSwarms(rc->conn->NewContext().get(), v1::ListSwarmsRequest(),
+                                        &resp);
+  });
   return Reply(*rc, s, "swarm list", resp, RenderSwarmList, out, err);
 }
 
@@ -183,7 +190,8 @@ absl::Status PrintStatus(RemoteCommand& rc, const std::string& swarm, std::ostre
   v1::GetSwarmStatusRequest req;
   req.set_swarm(swarm);
   v1::SwarmStatus resp;
-  grpc::Status s = rc.conn->admin().GetSwarmStatus(rc.conn->NewContext().get(), req, &resp);
+  grpc::Status s = rc.conn->CallWithFailover(
+      [&] { return rc.conn->admin().GetSwarmStatus(rc.conn->NewContext().get(), req, &resp); });
   if (!s.ok()) return RpcError(s, "swarm status");
   if (rc.json) {
     out << ProtoJson(resp) << "\n";
@@ -220,10 +228,13 @@ int SwarmControl(Control what, const std::vector<std::string>& args, std::ostrea
   req.set_swarm(rc->args.positional()[0]);
   req.set_reason(rc->args.Get("reason"));
   v1::SwarmStatus resp;
-  auto ctx = rc->conn->NewContext();
-  grpc::Status s = what == Control::kPause    ? rc->conn->admin().PauseSwarm(ctx.get(), req, &resp)
-                   : what == Control::kResume ? rc->conn->admin().ResumeSwarm(ctx.get(), req, &resp)
-                                              : rc->conn->admin().StopSwarm(ctx.get(), req, &resp);
+  grpc::Status s = rc->conn->CallWithFailover([&] {
+    auto ctx = rc->conn->NewContext();
+    v1::AdminService::Stub& admin = rc->conn->admin();
+    return what == Control::kPause    ? admin.PauseSwarm(ctx.get(), req, &resp)
+           : what == Control::kResume ? admin.ResumeSwarm(ctx.get(), req, &resp)
+                                      : admin.StopSwarm(ctx.get(), req, &resp);
+  });
   return Reply(
       *rc, s, command, resp,
       [](const v1::SwarmStatus& r) {
@@ -257,7 +268,8 @@ int Particles(const std::vector<std::string>& args, std::ostream& out, std::ostr
   v1::ListParticlesRequest req;
   req.set_swarm(rc->args.positional()[0]);
   v1::ListParticlesResponse resp;
-  grpc::Status s = rc->conn->admin().ListParticles(rc->conn->NewContext().get(), req, &resp);
+  grpc::Status s = rc->conn->CallWithFailover(
+      [&] { return rc->conn->admin().ListParticles(rc->conn->NewContext().get(), req, &resp); });
   return Reply(
       *rc, s, "particles", resp, [](const auto& r) { return RenderParticles(r, absl::Now()); }, out,
       err);

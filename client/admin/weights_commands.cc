@@ -19,7 +19,9 @@ int WeightsShow(const std::vector<std::string>& args, std::ostream& out, std::os
   v1::GetUtilityWeightsRequest req;
   req.set_swarm(rc->args.positional()[0]);
   v1::UtilityWeights resp;
-  grpc::Status s = rc->conn->admin().GetUtilityWeights(rc->conn->NewContext().get(), req, &resp);
+  grpc::Status s = rc->conn->CallWithFailover([&] {
+    return rc->conn->admin().GetUtilityWeights(rc->conn->NewContext().get(), req, &resp);
+  });
   return Reply(*rc, s, "weights show", resp, RenderWeights, out, err);
 }
 
@@ -46,7 +48,9 @@ int WeightsSet(const std::vector<std::string>& args, std::ostream& out, std::ost
     (*req.mutable_weights())[word.substr(0, eq)] = w;
   }
   v1::UtilityWeights resp;
-  grpc::Status s = rc->conn->admin().SetUtilityWeights(rc->conn->NewContext().get(), req, &resp);
+  grpc::Status s = rc->conn->CallWithFailover([&] {
+    return rc->conn->admin().SetUtilityWeights(rc->conn->NewContext().get(), req, &resp);
+  });
   return Reply(*rc, s, "weights set", resp, RenderWeights, out, err);
 }
 

@@ -13,7 +13,8 @@
 #include "common/shutdown_signals.h"
 
 ABSL_FLAG(std::string, config, "", "text-format wxp.v1.AgentConfig; flags override it");
-ABSL_FLAG(std::string, server, "", "host:port of wxp-server");
+ABSL_FLAG(std::string, server, "",
+          "host:port of wxp-server; several replicas as a:7443,b:7443 (redirects and failover)");
 ABSL_FLAG(std::string, tls_cert, "", "PEM client certificate (role agent)");
 ABSL_FLAG(std::string, tls_key, "", "its PEM private key (mode 0600)");
 ABSL_FLAG(std::string, tls_ca, "", "PEM CA that signed the server's certificate");

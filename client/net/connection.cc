@@ -3,6 +3,11 @@
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "common/backoff.h"
+#include "common/grpc_status.h"
+#include "common/leader_redirect.h"
 #include "common/status_macros.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
@@ -15,7 +20,11 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const ConnectionOpt
     return absl::InvalidArgumentError("no server address (host:port) given");
   }
   std::unique_ptr<Connection> c(new Connection(options));
-  grpc::ChannelArguments args;
+  for (absl::string_view a : absl::StrSplit(options.server_address, ',', absl::SkipWhitespace())) {
+    c->listed_.emplace_back(absl::StripAsciiWhitespace(a));
+  }
+  if (c->listed_.empty()) return absl::InvalidArgumentError("no server address (host:port) given");
+  grpc::ChannelArguments& args = c->args_;
   // Blobs stream in 1 MiB chunks; allow headroom for the envelope.
   args.SetMaxReceiveMessageSize(8 << 20);
   args.SetMaxSendMessageSize(8 << 20);
@@ -43,10 +52,66 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const ConnectionOpt
   if (!options.plaintext && !options.tls_server_name.empty()) {
     args.SetSslTargetNameOverride(options.tls_server_name);
   }
-  c->channel_ = grpc::CreateCustomChannel(options.server_address, creds, args);
-  c->agent_ = wxp::v1::AgentService::NewStub(c->channel_);
-  c->admin_ = wxp::v1::AdminService::NewStub(c->channel_);
+  c->creds_ = std::move(creds);
+  {
+    absl::MutexLock lock(&c->mu_);
+    c->current_ = c->EndpointOf(c->listed_[0]);
+  }
   return c;
+}
+
+size_t Connection::EndpointOf(const std::string& address) {
+  for (size_t i = 0; i < endpoints_.size(); ++i) {
+    if (endpoints_[i]->address == address) return i;
+  }
+  auto e = std::make_unique<Endpoint>();
+  e->address = address;
+  // Channels connect lazily: one per address costs nothing until it is called.
+  e->channel = grpc::CreateCustomChannel(address, creds_, args_);
+  e->agent = wxp::v1::AgentService::NewStub(e->channel);
+  e->admin = wxp::v1::AdminService::NewStub(e->channel);
+  endpoints_.push_back(std::move(e));
+  return endpoints_.size() - 1;
+}
+
+Connection::Endpoint& Connection::Current() {
+  absl::MutexLock lock(&mu_);
+  return *endpoints_[current_];
+}
+
+std::string Connection::current_address() { return Current().address; }
+
+bool Connection::Failover(const absl::Status& status) {
+  absl::MutexLock lock(&mu_);
+  if (std::optional<wxp::v1::LeaderRedirect> r = LeaderRedirectOf(status);
+      r && !r->leader_address().empty()) {
+    current_ = EndpointOf(r->leader_address());
+    return true;
+  }
+  if (!absl::IsUnavailable(status) && !absl::IsDeadlineExceeded(status)) return false;
+  // Round robin over the listed addresses (a redirect target that went away is left for
+  // the listed ones).
+  if (listed_.size() < 2 && endpoints_[current_]->address == listed_[0]) return false;
+  current_ = EndpointOf(listed_[next_listed_ % listed_.size()]);
+  next_listed_ = (next_listed_ + 1) % listed_.size();
+  return true;
+}
+
+grpc::Status Connection::CallWithFailover(const std::function<grpc::Status()>& call,
+                                          int max_attempts) {
+  RetryOptions r;
+  r.max_attempts =
+      max_attempts > 0 ? max_attempts : std::max<int>(3, 2 * static_cast<int>(listed_.size()));
+  r.backoff.initial = absl::Milliseconds(200);
+  r.backoff.max = absl::Seconds(2);
+  grpc::Status last;
+  RetryWithBackoff(r, [&]() -> absl::Status {
+    last = call();
+    const absl::Status s = FromGrpc(last);
+    if (!s.ok()) Failover(s);
+    return s;
+  }).IgnoreError();
+  return last;
 }
 
 std::unique_ptr<grpc::ClientContext> Connection::NewContext(absl::Duration deadline) const {

@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/leader_redirect.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 
@@ -112,6 +113,33 @@ TEST(ConnectionTest, FirstCallWaitsForASlowHandshake) {
   const grpc::Status s = (*c)->agent().Heartbeat((*c)->NewContext().get(), req, &resp);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED) << s.error_message();
   server->Shutdown();
+}
+
+// Several replicas (SPEC 6.1): a redirect names the next server; an unreachable one moves
+// the connection to the next listed address; any other failure leaves it where it is.
+TEST(ConnectionFailoverTest, FollowsRedirectsAndRotatesPastUnreachableServers) {
+  ConnectionOptions o;
+  o.server_address = "127.0.0.1:7001, 127.0.0.1:7002";
+  o.plaintext = true;
+  o.identity = "ops";
+  auto c = Connection::Open(o, absl::Now());
+  ASSERT_TRUE(c.ok()) << c.status();
+  Connection& conn = **c;
+  EXPECT_EQ(conn.current_address(), "127.0.0.1:7001");
+  EXPECT_TRUE(conn.Failover(absl::UnavailableError("connection refused")));
+  EXPECT_EQ(conn.current_address(), "127.0.0.1:7002");
+  EXPECT_TRUE(conn.Failover(LeaderRedirectError("s", "127.0.0.1:7003", "r3")));
+  EXPECT_EQ(conn.current_address(), "127.0.0.1:7003");
+  EXPECT_FALSE(conn.Failover(absl::NotFoundError("no swarm named 's'")));
+  EXPECT_EQ(conn.current_address(), "127.0.0.1:7003");
+  EXPECT_TRUE(conn.Failover(absl::DeadlineExceededError("no answer")));
+  EXPECT_EQ(conn.current_address(), "127.0.0.1:7001");
+
+  // One address: nowhere else to go.
+  o.server_address = "127.0.0.1:7001";
+  auto single = Connection::Open(o, absl::Now());
+  ASSERT_TRUE(single.ok());
+  EXPECT_FALSE((*single)->Failover(absl::UnavailableError("down")));
 }
 
 }  // namespace

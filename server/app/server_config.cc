@@ -19,6 +19,7 @@ absl::Status ReadConfigFile(const std::string& path, wxp::v1::ServerConfig* conf
   WXP_RETURN_IF_ERROR(ParseTextProto(text, path, config));
   // As the example config promises: relative paths in the file mean relative to the file.
   config->set_data_dir(ResolveRelativeTo(path, config->data_dir()));
+  config->set_blob_dir(ResolveRelativeTo(path, config->blob_dir()));
   config->mutable_tls()->set_cert(ResolveRelativeTo(path, config->tls().cert()));
   config->mutable_tls()->set_key(ResolveRelativeTo(path, config->tls().key()));
   config->mutable_tls()->set_ca(ResolveRelativeTo(path, config->tls().ca()));
@@ -54,6 +55,15 @@ absl::StatusOr<WxpServer::Options> ResolveServerOptions(const ServerFlags& flags
   options.metrics_address = pick(flags.metrics_address, config.metrics_address());
   options.metrics_allow_remote = flags.metrics_allow_remote || config.metrics_allow_remote();
   options.dashboard = flags.dashboard || config.dashboard();
+  options.blob_dir = pick(flags.blob_dir, config.blob_dir());
+  options.replica_id = pick(flags.replica_id, config.replica().replica_id());
+  options.advertise_address = pick(flags.advertise_address, config.replica().advertise_address());
+  const double lease_seconds =
+      flags.lease_seconds > 0 ? flags.lease_seconds : config.replica().lease_seconds();
+  if (lease_seconds < 0) {
+    return absl::InvalidArgumentError("--lease_seconds must be positive (or 0 for the default 5)");
+  }
+  if (lease_seconds > 0) options.lease_duration = absl::Seconds(lease_seconds);
   const Security security = flags.plaintext || config.plaintext()
                                 ? Security::Plaintext()
                                 : Security::MutualTls({pick(flags.tls_cert, config.tls().cert()),

@@ -25,6 +25,10 @@ struct ServerFlags {
   std::string metrics_address;
   bool metrics_allow_remote = false;
   bool dashboard = false;
+  std::string replica_id;
+  std::string advertise_address;
+  double lease_seconds = 0;
+  std::string blob_dir;
 };
 
 // Reads `flags.config` if given (relative paths in it are relative to the file), applies

@@ -34,8 +34,13 @@ absl::StatusOr<std::unique_ptr<store::SwarmStore>> OpenStore(const WxpServer::Op
     return absl::InvalidArgumentError(
         "--store must be empty (SQLite in --data_dir) or a postgresql:// connection URI");
   }
+  store::PostgresStore::Options pg_options{options.store};
+  if (!options.replica_id.empty()) {
+    pg_options.require_fence = true;
+    pg_options.session_timeout_ms = absl::ToInt64Milliseconds(options.lease_duration);
+  }
   WXP_ASSIGN_OR_RETURN(std::unique_ptr<store::PostgresStore> pg,
-                       store::PostgresStore::Open({options.store}));
+                       store::PostgresStore::Open(pg_options));
   return std::unique_ptr<store::SwarmStore>(std::move(pg));
 }
 
@@ -63,10 +68,37 @@ absl::Status AuthorizeRemoteDashboard(const std::string& path, const std::string
   return absl::OkStatus();
 }
 
+// A replica's settings make sense only together (ServerConfig.replica).
+absl::Status CheckReplicaOptions(const WxpServer::Options& options) {
+  if (options.replica_id.empty()) {
+    if (!options.advertise_address.empty()) {
+      return absl::InvalidArgumentError("--advertise_address is for replicas: give --replica_id");
+    }
+    return absl::OkStatus();
+  }
+  if (!IsPostgresUri(options.store)) {
+    return absl::InvalidArgumentError(
+        "replicas (--replica_id) share their state in PostgreSQL: give --store=postgresql://...");
+  }
+  if (options.advertise_address.empty()) {
+    return absl::InvalidArgumentError(
+        "a replica needs --advertise_address (host:port clients are redirected to)");
+  }
+  if (options.blob_dir.empty()) {
+    return absl::InvalidArgumentError(
+        "a replica needs --blob_dir on storage every replica mounts (deploy/README.md)");
+  }
+  if (options.lease_duration < absl::Milliseconds(300)) {
+    return absl::InvalidArgumentError("--lease_seconds must be at least 0.3");
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<WxpServer>> WxpServer::Start(Options options) {
   if (options.data_dir.empty()) return absl::InvalidArgumentError("--data_dir is required");
+  WXP_RETURN_IF_ERROR(CheckReplicaOptions(options));
   if (options.dashboard && options.metrics_address.empty()) {
     return absl::InvalidArgumentError(
         "the dashboard is served on --metrics_address: give one (e.g. 127.0.0.1:9464)");
@@ -78,8 +110,14 @@ absl::StatusOr<std::unique_ptr<WxpServer>> WxpServer::Start(Options options) {
   s->options_ = options;
   WXP_RETURN_IF_ERROR(MakeDirs(options.data_dir));
   WXP_ASSIGN_OR_RETURN(s->store_, OpenStore(options));
-  WXP_ASSIGN_OR_RETURN(s->blobs_,
-                       DiskBlobs::Open({options.data_dir + "/blobs", options.max_blob_bytes}));
+  if (!options.replica_id.empty()) {
+    WXP_ASSIGN_OR_RETURN(s->leases_, store::PostgresLeases::Open({options.store, options.replica_id,
+                                                                  options.advertise_address}));
+  }
+  const std::string blob_dir =
+      options.blob_dir.empty() ? options.data_dir + "/blobs" : options.blob_dir;
+  WXP_ASSIGN_OR_RETURN(s->blobs_, DiskBlobs::Open({blob_dir, options.max_blob_bytes,
+                                                   /*shared=*/!options.replica_id.empty()}));
   // A blob is referenced while the store counts a reference to it (an expert, a crossover
   // child, a held evaluation). Blobs recorded by no swarm are uploads whose call never came
   // (or was refused): collected once older than the grace period.
@@ -113,7 +151,13 @@ absl::StatusOr<std::unique_ptr<WxpServer>> WxpServer::Start(Options options) {
       m->RoundClosed(swarm, seconds);
     };
   }
+  copts.leases = s->leases_.get();
+  copts.lease_duration = options.lease_duration;
   WXP_ASSIGN_OR_RETURN(s->coordinator_, Coordinator::Create(copts));
+  if (s->leases_) {
+    // Before serving: take this replica's share of the swarms now, not a period later.
+    WXP_RETURN_IF_ERROR(s->coordinator_->MaintainLeases());
+  }
   s->gate_ = std::make_unique<Gatekeeper>(options.authenticate, s->store_.get(), options.clock);
   s->streams_ = std::make_unique<StreamLimiter>(options.max_concurrent_streams);
   if (s->metrics_) {
@@ -187,9 +231,21 @@ absl::StatusOr<std::unique_ptr<WxpServer>> WxpServer::Start(Options options) {
       }
     }
   });
+  if (s->leases_) {
+    s->lease_keeper_ = std::thread([raw] {
+      Clock& clock = *raw->options_.clock;
+      while (clock.SleepUntil(clock.Now() + raw->options_.lease_duration / 3, raw->stop_ticker_)) {
+        if (absl::Status m = raw->coordinator_->MaintainLeases(); !m.ok()) {
+          std::cerr << "event=lease_maintenance_failed error=\"" << m.message() << "\""
+                    << std::endl;
+        }
+      }
+    });
+  }
   std::cerr << absl::StrCat("event=server_started listen=", options.listen, " port=", s->port_,
                             " data_dir=", options.data_dir,
-                            " store=", options.store.empty() ? "sqlite" : "postgresql")
+                            " store=", options.store.empty() ? "sqlite" : "postgresql",
+                            options.replica_id.empty() ? "" : " replica=", options.replica_id)
             << std::endl;
   return s;
 }
@@ -205,6 +261,9 @@ void WxpServer::Shutdown(absl::Duration grace) {
   if (metrics_http_) metrics_http_->Stop();
   stop_ticker_.Notify();
   if (ticker_.joinable()) ticker_.join();
+  if (lease_keeper_.joinable()) lease_keeper_.join();
+  // The others take this replica's swarms over at once rather than when the leases expire.
+  if (coordinator_) coordinator_->ReleaseLeases();
   coordinator_.reset();
   store_.reset();  // closes the database cleanly (SQLite: WAL checkpoint on close)
   std::cerr << "event=server_stopped" << std::endl;

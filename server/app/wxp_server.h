@@ -24,6 +24,7 @@
 #include "server/service/agent_service.h"
 #include "server/service/gatekeeper.h"
 #include "server/service/stream_limiter.h"
+#include "server/store/lease.h"
 #include "server/store/swarm_store.h"
 
 namespace wxp::server {
@@ -61,6 +62,16 @@ class WxpServer {
     // The server's mutual-TLS files (credentials.h's UseSecurity sets them); empty in
     // plaintext mode.
     TlsFiles tls_files;
+    // The blob store's directory; empty: data_dir/blobs.
+    std::string blob_dir;
+    // Several replicas on one PostgreSQL `store` (SPEC 6.1; ServerConfig.replica): this
+    // replica's unique name (empty: not replicated), the host:port clients are redirected
+    // to, and how long a swarm's lease lasts unrenewed (renewed every third of it). A
+    // replica needs a PostgreSQL store, an advertise_address and a blob_dir
+    // (InvalidArgument otherwise).
+    std::string replica_id;
+    std::string advertise_address;
+    absl::Duration lease_duration = absl::Seconds(5);
   };
 
   // Opens the data directory (creating it), recovers the blob store (stray temporaries and
@@ -73,7 +84,8 @@ class WxpServer {
   // The metrics endpoint's port; 0 without metrics.
   int metrics_port() const { return metrics_http_ ? metrics_http_->port() : 0; }
   // Stops accepting calls, lets in-flight calls finish for up to `grace` (then cancels
-  // them), stops the deadline ticker and closes the database. Idempotent.
+  // them), stops the deadline ticker, gives its swarms' leases back (replicas) and closes
+  // the database. Idempotent.
   void Shutdown(absl::Duration grace = absl::Seconds(5));
   // Blocks until Shutdown() has completed.
   void Wait();
@@ -83,6 +95,7 @@ class WxpServer {
 
   Options options_;
   std::unique_ptr<store::SwarmStore> store_;
+  std::unique_ptr<store::SwarmLeases> leases_;  // replicas only
   std::unique_ptr<DiskBlobs> blobs_;
   std::unique_ptr<Coordinator> coordinator_;
   std::unique_ptr<Gatekeeper> gate_;
@@ -98,6 +111,7 @@ class WxpServer {
   absl::Notification stop_ticker_;
   absl::Notification shut_down_;
   std::thread ticker_;
+  std::thread lease_keeper_;  // replicas only: MaintainLeases every lease_duration / 3
   absl::Mutex shutdown_mu_;
 };
 

@@ -26,6 +26,16 @@ ABSL_FLAG(std::string, metrics_address, "",
 ABSL_FLAG(bool, metrics_allow_remote, false, "allow a non-loopback --metrics_address");
 ABSL_FLAG(bool, dashboard, false,
           "serve the read-only web dashboard on --metrics_address (GET /, /api/swarms)");
+ABSL_FLAG(std::string, blob_dir, "",
+          "the blob store's directory (default --data_dir/blobs); with replicas, storage every "
+          "replica mounts");
+ABSL_FLAG(std::string, replica_id, "",
+          "this replica's unique name among several on one PostgreSQL --store (SPEC 6.1); "
+          "empty: one server leading every swarm");
+ABSL_FLAG(std::string, advertise_address, "",
+          "with --replica_id: host:port clients are redirected to for this replica's swarms");
+ABSL_FLAG(double, lease_seconds, 0,
+          "with --replica_id: how long a swarm's lease lasts unrenewed (default 5)");
 ABSL_FLAG(std::string, port_file, "", "write the bound port here once serving (for tests)");
 
 int main(int argc, char** argv) {
@@ -49,6 +59,10 @@ int main(int argc, char** argv) {
   flags.metrics_address = absl::GetFlag(FLAGS_metrics_address);
   flags.metrics_allow_remote = absl::GetFlag(FLAGS_metrics_allow_remote);
   flags.dashboard = absl::GetFlag(FLAGS_dashboard);
+  flags.blob_dir = absl::GetFlag(FLAGS_blob_dir);
+  flags.replica_id = absl::GetFlag(FLAGS_replica_id);
+  flags.advertise_address = absl::GetFlag(FLAGS_advertise_address);
+  flags.lease_seconds = absl::GetFlag(FLAGS_lease_seconds);
   absl::StatusOr<wxp::server::WxpServer::Options> options =
       wxp::server::ResolveServerOptions(flags);
   const absl::Status s = options.ok() ? wxp::server::RunServerUntilSignalled(

@@ -277,6 +277,7 @@ absl::StatusOr<DiskBlobs::RecoverySummary> DiskBlobs::Recover(
     const uint64_t size = FileSize(path);
     bool remove = false;
     if (absl::StrContains(name, ".tmp.")) {
+      if (options_.shared && ModifiedAt(path) >= collect_before) continue;
       ++summary.removed_temporaries;  // an atomic write cut short by a crash
       remove = true;
     } else if (!IsSha256Hex(name) || !is_referenced(name)) {

@@ -32,6 +32,10 @@ class DiskBlobs : public PositionBlobs {
   struct Options {
     std::string root;
     uint64_t max_blob_bytes = 4ull << 30;  // uploads declaring more are refused
+    // Other processes (wxp-server replicas, SPEC 6.1) write to `root` too: Recover then
+    // leaves temporary files younger than its collect_before alone, as they may be another
+    // process's write in progress.
+    bool shared = false;
   };
   // Creates the directories if needed.
   static absl::StatusOr<std::unique_ptr<DiskBlobs>> Open(const Options& options);

@@ -49,8 +49,23 @@ absl::StatusOr<wxp::v1::CreateSwarmResponse> Coordinator::CreateSwarm(
     row.utility = UtilityToProto(resolved.utility).SerializeAsString();
     WXP_RETURN_IF_ERROR(options_.store->CreateSwarm(
         row, {row.created_ms, caller.name, "create swarm", row.name, ""}));
-    auto s = std::unique_ptr<Swarm>(new Swarm{row, resolved, resolved.utility, resolved.schema});
-    swarms_[row.name] = std::move(s);
+    // With replicas the creator leads the new swarm if it can take its lease at once
+    // (MaintainLeases may hand it on to spread the load); otherwise another replica did.
+    bool leads = options_.leases == nullptr;
+    if (!leads) {
+      const int64_t ttl = absl::ToInt64Milliseconds(options_.lease_duration);
+      absl::StatusOr<store::LeaseHolder> h = options_.leases->TryAcquire(row.name, NowMs(), ttl);
+      if (h.ok() && h->mine) {
+        leased_[row.name] = {h->token, NowMs() + ttl};
+        leads = true;
+      } else if (h.ok() && h->token != 0) {
+        others_[row.name] = *h;
+      }
+    }
+    if (leads) {
+      swarms_[row.name] =
+          std::unique_ptr<Swarm>(new Swarm{row, resolved, resolved.utility, resolved.schema});
+    }
     Log(absl::StrFormat("event=swarm_created swarm=%s by=%s mode=%s min_experts=%d seed=%d",
                         row.name, caller.name, wxp::v1::RoundMode_Name(resolved.spec.mode()),
                         resolved.min_experts, resolved.params.seed));
@@ -155,8 +170,27 @@ absl::StatusOr<wxp::v1::ListSwarmsResponse> Coordinator::ListSwarms() {
   return Serve<wxp::v1::ListSwarmsResponse>([&]() -> absl::StatusOr<wxp::v1::ListSwarmsResponse> {
     mu_.AssertHeld();
     wxp::v1::ListSwarmsResponse out;
-    for (const auto& [name, s] : swarms_) {
-      WXP_ASSIGN_OR_RETURN(*out.add_swarms(), StatusOf(*s));
+    if (options_.leases == nullptr) {
+      for (const auto& [name, s] : swarms_) {
+        WXP_ASSIGN_OR_RETURN(*out.add_swarms(), StatusOf(*s));
+      }
+      return out;
+    }
+    // With replicas, the swarms others lead are listed from the store's rows: name, state
+    // and creation; their live figures come from their leader (GetSwarmStatus redirects).
+    WXP_ASSIGN_OR_RETURN(std::vector<store::SwarmRecord> rows, options_.store->ListSwarms());
+    for (const store::SwarmRecord& row : rows) {
+      if (auto it = swarms_.find(row.name); it != swarms_.end()) {
+        WXP_ASSIGN_OR_RETURN(*out.add_swarms(), StatusOf(*it->second));
+        continue;
+      }
+      wxp::v1::SwarmStatus* st = out.add_swarms();
+      st->set_name(row.name);
+      st->set_state(static_cast<wxp::v1::SwarmState>(row.state));
+      st->set_termination_reason(row.termination);
+      st->set_iteration(row.closed_iterations);
+      st->set_utility_weight_version(row.utility_version);
+      *st->mutable_created_time() = ToTimestamp(row.created_ms);
     }
     return out;
   });

@@ -157,87 +157,94 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(Options options
 absl::StatusOr<std::map<std::string, std::unique_ptr<Coordinator::Swarm>>> Coordinator::LoadLocked(
     bool at_start) {
   std::map<std::string, std::unique_ptr<Swarm>> swarms;
-  store::SwarmStore& st = *options_.store;
-  WXP_ASSIGN_OR_RETURN(std::vector<store::SwarmRecord> rows, st.ListSwarms());
+  WXP_ASSIGN_OR_RETURN(std::vector<store::SwarmRecord> rows, options_.store->ListSwarms());
   for (store::SwarmRecord& row : rows) {
-    wxp::v1::SwarmSpec spec;
-    if (!spec.ParseFromString(row.spec)) {
-      return absl::DataLossError(absl::StrCat("stored spec of swarm '", row.name, "' is corrupt"));
-    }
-    WXP_ASSIGN_OR_RETURN(ResolvedSpec resolved,
-                         ResolveSwarmSpec(spec, spec.hyperparameters().seed()));
-    wxp::v1::UtilityWeights weights;
-    if (!weights.ParseFromString(row.utility)) {
-      return absl::DataLossError(absl::StrCat("stored utility of '", row.name, "' is corrupt"));
-    }
-    WXP_ASSIGN_OR_RETURN(UtilityFunction utility, UtilityFromProto(weights));
-    auto s = std::unique_ptr<Swarm>(new Swarm{row, resolved, utility, resolved.schema});
-    WXP_ASSIGN_OR_RETURN(s->experts, st.ListExperts(row.name));
-    WXP_ASSIGN_OR_RETURN(s->particles, st.ListParticles(row.name));
-    if (s->coefficients() && !s->particles.empty()) {
-      WXP_ASSIGN_OR_RETURN(
-          std::vector<float> alpha,
-          coordinator_internal::ReadAlpha(*options_.blobs, s->particles[0].initial_blob_id));
-      s->alpha_dim = static_cast<int64_t>(alpha.size());
-    }
-    // The adapter config exported with g is particle 0's expert's (the first to join
-    // before the pool exists).
-    if (!s->experts.empty()) s->config_json = s->experts[0].config_json;
-    for (const store::ExpertRecord& e : s->experts) {
-      if (!s->particles.empty() && e.blob_id == s->particles[0].initial_blob_id) {
-        s->config_json = e.config_json;
-      }
-    }
-    // Online is about being heard from recently: after a restart, the last stored contact.
-    for (const store::ExpertRecord& e : s->experts) {
-      int64_t& seen = s->last_seen_ms[e.agent];
-      seen = std::max(seen, e.joined_ms);
-    }
-    for (const ParticleRow& p : s->particles) {
-      int64_t& seen = s->last_seen_ms[p.owner];
-      seen = std::max(seen, p.last_report_ms);
-    }
-    WXP_ASSIGN_OR_RETURN(std::vector<store::EvaluationRecord> evals, st.ListEvaluations(row.name));
-    for (const auto& e : evals) {
-      s->evals[{e.particle_id, e.iteration}] = InfoOf(e);
-      if (e.iteration > row.closed_iterations) {
-        RoundStats& r = s->rounds[e.iteration];
-        ++r.reports;
-        r.failed += e.failed;
-      }
-    }
-    if (!s->particles.empty()) {
-      WXP_ASSIGN_OR_RETURN(
-          SwarmEngine engine,
-          SwarmEngine::Restore(resolved.params, EngineStateFromRows(row, s->particles)));
-      s->engine = std::move(engine);
-    }
-    // A crash between storing an uploaded blob and recording it leaves an evaluation that
-    // is not marked held although its bytes are here: reconcile. The bytes get the check
-    // OnBlobStored would have made: a blob it refused (NaN, another schema) is stored too,
-    // and must not become a target after a restart.
-    store::SwarmUpdate held;
-    held.swarm = row.name;
-    for (auto& [key, e] : s->evals) {
-      if (e.held || e.failed || !options_.blobs->Has(e.blob_id)) continue;
-      absl::StatusOr<int64_t> size = CheckPositionBlob(*options_.blobs, s->schema, e.blob_id);
-      if (!size.ok()) continue;
-      held.blobs_now_held.push_back(key);
-      held.blob_refs.push_back({e.blob_id, *size, 0});
-    }
-    if (!held.blobs_now_held.empty()) {
-      absl::Status marked = st.Apply(held);
-      // After a failed write (a full disk) serving goes on without marking them; a later
-      // reload or restart retries.
-      if (at_start) WXP_RETURN_IF_ERROR(marked);
-      if (marked.ok()) {
-        for (const auto& key : held.blobs_now_held) s->evals[key].held = true;
-      }
-    }
-    s->PruneEvals();
-    swarms[row.name] = std::move(s);
+    if (options_.leases != nullptr && leased_.count(row.name) == 0) continue;
+    const std::string name = row.name;
+    WXP_ASSIGN_OR_RETURN(swarms[name], LoadSwarmLocked(std::move(row), at_start));
   }
   return swarms;
+}
+
+absl::StatusOr<std::unique_ptr<Coordinator::Swarm>> Coordinator::LoadSwarmLocked(
+    store::SwarmRecord row, bool at_start) {
+  store::SwarmStore& st = *options_.store;
+  wxp::v1::SwarmSpec spec;
+  if (!spec.ParseFromString(row.spec)) {
+    return absl::DataLossError(absl::StrCat("stored spec of swarm '", row.name, "' is corrupt"));
+  }
+  WXP_ASSIGN_OR_RETURN(ResolvedSpec resolved,
+                       ResolveSwarmSpec(spec, spec.hyperparameters().seed()));
+  wxp::v1::UtilityWeights weights;
+  if (!weights.ParseFromString(row.utility)) {
+    return absl::DataLossError(absl::StrCat("stored utility of '", row.name, "' is corrupt"));
+  }
+  WXP_ASSIGN_OR_RETURN(UtilityFunction utility, UtilityFromProto(weights));
+  auto s = std::unique_ptr<Swarm>(new Swarm{row, resolved, utility, resolved.schema});
+  WXP_ASSIGN_OR_RETURN(s->experts, st.ListExperts(row.name));
+  WXP_ASSIGN_OR_RETURN(s->particles, st.ListParticles(row.name));
+  if (s->coefficients() && !s->particles.empty()) {
+    WXP_ASSIGN_OR_RETURN(
+        std::vector<float> alpha,
+        coordinator_internal::ReadAlpha(*options_.blobs, s->particles[0].initial_blob_id));
+    s->alpha_dim = static_cast<int64_t>(alpha.size());
+  }
+  // The adapter config exported with g is particle 0's expert's (the first to join
+  // before the pool exists).
+  if (!s->experts.empty()) s->config_json = s->experts[0].config_json;
+  for (const store::ExpertRecord& e : s->experts) {
+    if (!s->particles.empty() && e.blob_id == s->particles[0].initial_blob_id) {
+      s->config_json = e.config_json;
+    }
+  }
+  // Online is about being heard from recently: after a restart, the last stored contact.
+  for (const store::ExpertRecord& e : s->experts) {
+    int64_t& seen = s->last_seen_ms[e.agent];
+    seen = std::max(seen, e.joined_ms);
+  }
+  for (const ParticleRow& p : s->particles) {
+    int64_t& seen = s->last_seen_ms[p.owner];
+    seen = std::max(seen, p.last_report_ms);
+  }
+  WXP_ASSIGN_OR_RETURN(std::vector<store::EvaluationRecord> evals, st.ListEvaluations(row.name));
+  for (const auto& e : evals) {
+    s->evals[{e.particle_id, e.iteration}] = InfoOf(e);
+    if (e.iteration > row.closed_iterations) {
+      RoundStats& r = s->rounds[e.iteration];
+      ++r.reports;
+      r.failed += e.failed;
+    }
+  }
+  if (!s->particles.empty()) {
+    WXP_ASSIGN_OR_RETURN(
+        SwarmEngine engine,
+        SwarmEngine::Restore(resolved.params, EngineStateFromRows(row, s->particles)));
+    s->engine = std::move(engine);
+  }
+  // A crash between storing an uploaded blob and recording it leaves an evaluation that
+  // is not marked held although its bytes are here: reconcile. The bytes get the check
+  // OnBlobStored would have made: a blob it refused (NaN, another schema) is stored too,
+  // and must not become a target after a restart.
+  store::SwarmUpdate held;
+  held.swarm = row.name;
+  for (auto& [key, e] : s->evals) {
+    if (e.held || e.failed || !options_.blobs->Has(e.blob_id)) continue;
+    absl::StatusOr<int64_t> size = CheckPositionBlob(*options_.blobs, s->schema, e.blob_id);
+    if (!size.ok()) continue;
+    held.blobs_now_held.push_back(key);
+    held.blob_refs.push_back({e.blob_id, *size, 0});
+  }
+  if (!held.blobs_now_held.empty()) {
+    absl::Status marked = st.Apply(held);
+    // After a failed write (a full disk) serving goes on without marking them; a later
+    // reload or restart retries.
+    if (at_start) WXP_RETURN_IF_ERROR(marked);
+    if (marked.ok()) {
+      for (const auto& key : held.blobs_now_held) s->evals[key].held = true;
+    }
+  }
+  s->PruneEvals();
+  return s;
 }
 
 absl::Status Coordinator::ReloadIfNeededLocked() {
@@ -267,6 +274,7 @@ absl::Status Coordinator::ReloadIfNeededLocked() {
 }
 
 void Coordinator::EnqueueLocked(store::SwarmUpdate update) {
+  if (auto l = leased_.find(update.swarm); l != leased_.end()) update.fence = l->second.token;
   last_ticket_ = options_.store->Enqueue(std::move(update));
 }
 
@@ -283,7 +291,20 @@ absl::Status Coordinator::ServeStatus(absl::FunctionRef<absl::Status()> locked) 
 
 absl::StatusOr<Coordinator::Swarm*> Coordinator::Find(const std::string& name) {
   auto it = swarms_.find(name);
-  if (it == swarms_.end()) return absl::NotFoundError(absl::StrCat("no swarm named '", name, "'"));
+  if (options_.leases == nullptr) {
+    if (it == swarms_.end())
+      return absl::NotFoundError(absl::StrCat("no swarm named '", name, "'"));
+    return it->second.get();
+  }
+  if (it == swarms_.end()) return NotLedLocked(name);
+  // Past the lease's end on this replica's clock another replica may lead the swarm
+  // already: nothing is answered from this memory until a renewal succeeds (writes would be
+  // fenced anyway; this keeps stale reads out too).
+  auto l = leased_.find(name);
+  if (l == leased_.end() || NowMs() >= l->second.expires_ms) {
+    return absl::UnavailableError(
+        absl::StrCat("this replica's lease of swarm '", name, "' ran out; retry shortly"));
+  }
   return it->second.get();
 }
 

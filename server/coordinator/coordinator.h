@@ -17,6 +17,13 @@
 // Callers are already authenticated (server/auth); the coordinator checks ownership (an
 // agent acts only on its own particles) and records who did what.
 //
+// Several replicas (SPEC 6.1; Options::leases): the coordinator then drives only the swarms
+// whose lease it holds (MaintainLeases acquires, renews and drops them, leases.cc has the
+// rule that spreads swarms over replicas), loads a swarm's state from the store when it
+// takes the lease and forgets it when it loses it; every update it queues carries the
+// lease's fencing token. A call about a swarm another replica leads is refused with
+// UNAVAILABLE and a LeaderRedirect (common/leader_redirect.h).
+//
 // Thread-safety: all methods are thread-safe (one mutex around the live state).
 #ifndef WXP_SERVER_COORDINATOR_COORDINATOR_H_
 #define WXP_SERVER_COORDINATOR_COORDINATOR_H_
@@ -42,6 +49,7 @@
 #include "proto/wxp.pb.h"
 #include "server/coordinator/position_blobs.h"
 #include "server/spec/swarm_spec.h"
+#include "server/store/lease.h"
 #include "server/store/swarm_store.h"
 
 namespace wxp::server {
@@ -70,6 +78,11 @@ class Coordinator {
     // it must be quick and must not call the coordinator. A round whose write then fails
     // is reloaded and may close, and be told, again.
     std::function<void(const std::string& swarm, int iteration, double seconds)> on_round_closed;
+    // Several replicas: the lease table this replica competes in (not owned). Null: this
+    // coordinator leads every swarm of the store (one server).
+    store::SwarmLeases* leases = nullptr;
+    // How long a lease lasts unrenewed; MaintainLeases should run every third of it.
+    absl::Duration lease_duration = absl::Seconds(5);
   };
 
   // Loads every swarm from the store and rebuilds its engine (restart path).
@@ -128,6 +141,24 @@ class Coordinator {
   // Closes sync rounds whose deadline passed with quorum met. Call periodically.
   absl::Status Tick();
 
+  // ---- replicas (Options::leases; a no-op without) ----
+  // Announces this replica, renews the leases it holds (a swarm whose lease was lost is
+  // dropped from memory), takes free or expired leases up to its fair share (loading each
+  // swarm from the store), and gives one lease back when it holds more than its share while
+  // others are alive. Call every lease_duration / 3 (the server does, on its Clock). An
+  // error (PostgreSQL unreachable) changes nothing; a swarm whose lease then runs out is
+  // refused with UNAVAILABLE until renewed.
+  absl::Status MaintainLeases();
+  // OK if this replica may take writes for `swarm` (it leads it, there are no replicas, or
+  // no such swarm exists); UNAVAILABLE, with a LeaderRedirect when the leader is known,
+  // otherwise. For calls that do not go through the coordinator (blob uploads).
+  absl::Status CheckLeads(const std::string& swarm);
+  // Gives every lease back (after flushing), so that the others take the swarms over at
+  // once instead of after the leases expire: a graceful shutdown. Serves nothing after.
+  void ReleaseLeases();
+  // The swarms this replica leads now, by name (all of them without replicas).
+  std::vector<std::string> LedSwarms();
+
  private:
   struct Swarm;
   explicit Coordinator(Options options);
@@ -165,10 +196,22 @@ class Coordinator {
   void Log(const std::string& line) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EmitLog(const std::string& line) const;
 
-  // Every swarm as the store has it (start, and reload after a failed write). `at_start`:
-  // a failure of the reconcile write fails the load.
+  // Every swarm as the store has it (start, and reload after a failed write); with
+  // replicas, only those this replica leads. `at_start`: a failure of the reconcile write
+  // fails the load.
   absl::StatusOr<std::map<std::string, std::unique_ptr<Swarm>>> LoadLocked(bool at_start)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<std::unique_ptr<Swarm>> LoadSwarmLocked(store::SwarmRecord row, bool at_start)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Why this replica does not serve `swarm`, which it does not lead: a redirect to the
+  // leader, UNAVAILABLE while no live replica leads it, NotFound if it does not exist.
+  absl::Status NotLedLocked(const std::string& swarm) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Forgets a swarm whose lease this replica lost or gives up (after flushing its writes).
+  void DropLocked(const std::string& swarm, const std::string& reason)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A durable-wait failure as the caller sees it: a write refused for a lost lease drops
+  // the swarm and becomes a plain UNAVAILABLE (the client retries, and is redirected).
+  absl::Status OnWriteFailed(const absl::Status& s) ABSL_LOCKS_EXCLUDED(mu_);
   // Reloads the live state if a queued update failed since it was last loaded.
   absl::Status ReloadIfNeededLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Queues `update`, whose change is already in the live state.
@@ -191,6 +234,15 @@ class Coordinator {
   store::SwarmStore::Ticket last_ticket_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t failures_seen_ ABSL_GUARDED_BY(mu_) = 0;  // store->Failures() at the last load
   std::vector<std::string> pending_logs_ ABSL_GUARDED_BY(mu_);
+  // With replicas: the leases this replica holds (swarm -> token, and until when on
+  // options_.clock), and the live leases of the others, as of the last MaintainLeases (for
+  // redirects).
+  struct HeldLease {
+    int64_t token = 0;
+    int64_t expires_ms = 0;
+  };
+  std::map<std::string, HeldLease> leased_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, store::LeaseHolder> others_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace wxp::server

@@ -115,7 +115,8 @@ std::string Result::Bytes(int row, int col) const {
 
 // ---- Connection ----
 
-absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const std::string& conninfo) {
+absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const std::string& conninfo,
+                                                             const std::string& session_sql) {
   char* parse_error = nullptr;
   PQconninfoOption* options = PQconninfoParse(conninfo.c_str(), &parse_error);
   if (options == nullptr) {
@@ -141,7 +142,7 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const std::string& 
           : absl::StrCat(host != nullptr && host[0] != '\0' ? host : "localhost", ":", PQport(raw));
   std::string description =
       absl::StrCat(where, " (database ", PQdb(raw), ", user ", PQuser(raw), ")");
-  std::unique_ptr<Connection> conn(new Connection(raw, std::move(description)));
+  std::unique_ptr<Connection> conn(new Connection(raw, std::move(description), session_sql));
   if (PQstatus(raw) != CONNECTION_OK) {
     return absl::UnavailableError(absl::StrCat("cannot connect to PostgreSQL at ",
                                                conn->description_, ": ",
@@ -149,7 +150,7 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const std::string& 
   }
   // Durability must not depend on the server's configuration: a COMMIT returns once its WAL
   // is on disk. Notices (CREATE ... IF NOT EXISTS) would go to stderr.
-  absl::Status s = conn->Execute("SET synchronous_commit = on; SET client_min_messages = warning");
+  absl::Status s = conn->SetUpSession();
   if (!s.ok()) return s;
   return conn;
 }
@@ -165,7 +166,13 @@ absl::Status Connection::Reconnect() {
     return absl::UnavailableError(absl::StrCat("cannot reconnect to PostgreSQL at ", description_,
                                                ": ", OneLine(PQerrorMessage(conn_))));
   }
-  return Execute("SET synchronous_commit = on; SET client_min_messages = warning");
+  return SetUpSession();
+}
+
+absl::Status Connection::SetUpSession() {
+  absl::Status s = Execute("SET synchronous_commit = on; SET client_min_messages = warning");
+  if (!s.ok() || session_sql_.empty()) return s;
+  return Execute(session_sql_);
 }
 
 absl::Status Connection::ConnectionError(absl::string_view what) const {

@@ -83,9 +83,11 @@ class Connection {
  public:
   // Connects with a libpq connection string ("host=... port=... dbname=..." or a
   // postgresql:// URI) and sets synchronous_commit=on for this session, so a COMMIT returns
-  // only once its WAL is flushed. Unavailable naming host:port if the server cannot be
-  // reached.
-  static absl::StatusOr<std::unique_ptr<Connection>> Open(const std::string& conninfo);
+  // only once its WAL is flushed. `session_sql` (e.g. "SET lock_timeout = 1000") runs after
+  // that, on this connection and again on every reconnection. Unavailable naming host:port
+  // if the server cannot be reached.
+  static absl::StatusOr<std::unique_ptr<Connection>> Open(const std::string& conninfo,
+                                                          const std::string& session_sql = "");
   ~Connection();
   Connection(const Connection&) = delete;
   Connection& operator=(const Connection&) = delete;
@@ -113,13 +115,15 @@ class Connection {
 
  private:
   friend class Transaction;
-  Connection(pg_conn* conn, std::string description)
-      : conn_(conn), description_(std::move(description)) {}
+  Connection(pg_conn* conn, std::string description, std::string session_sql)
+      : conn_(conn), description_(std::move(description)), session_sql_(std::move(session_sql)) {}
+  absl::Status SetUpSession();
   absl::Status StatusFromResult(const pg_result* r, absl::string_view what) const;
   absl::Status ConnectionError(absl::string_view what) const;
 
   pg_conn* conn_;
   std::string description_;
+  std::string session_sql_;
   std::unordered_map<std::string, std::string> prepared_;  // sql -> statement name
 };
 

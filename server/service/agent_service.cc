@@ -116,6 +116,8 @@ grpc::Status AgentServiceImpl::UploadBlob(
   }
   const wxp::v1::UploadHeader header = parsed.message.header();
   if (absl::Status s = CheckUploadHeader(header); !s.ok()) return ToGrpc(s);
+  // A position of a swarm another replica leads goes there: only the leader records it.
+  if (absl::Status s = c_->CheckLeads(header.swarm()); !s.ok()) return ToGrpc(s);
   absl::StatusOr<DiskBlobs::UploadState> state =
       blobs_->BeginUpload(header.blob_id(), header.total_size(), header.offset());
   if (!state.ok()) return ToGrpc(state.status());

@@ -11,7 +11,7 @@ namespace wxp::store::postgres_internal {
 using db::pg::Params;
 using db::pg::Result;
 
-// Schema version 1: the SQLite store's version 2 in PostgreSQL's types.
+// Schema version 1: the SQLite store's version 2 in PostgreSQL's types. Version 2: leases.
 const std::vector<db::pg::Migration>& Migrations() {
   static const auto* migrations = new std::vector<db::pg::Migration>{{1, R"sql(
 CREATE TABLE swarms (
@@ -132,6 +132,25 @@ CREATE TABLE audit_log (
   detail TEXT NOT NULL
 );
 CREATE INDEX audit_log_by_swarm ON audit_log (swarm, id);
+)sql"},
+                                                                     {2, R"sql(
+-- Several replicas (SPEC 6.1, server/store/lease.h): which replica leads each swarm, until
+-- when, under which fencing token (it grows with every change of holder; every write of
+-- the swarm checks it in its own transaction).
+CREATE TABLE swarm_leases (
+  swarm TEXT PRIMARY KEY NOT NULL REFERENCES swarms(name),
+  replica_id TEXT NOT NULL,
+  incarnation BIGINT NOT NULL,
+  address TEXT NOT NULL,
+  token BIGINT NOT NULL,
+  expires_ms BIGINT NOT NULL
+);
+-- The replicas alive (each renews its row), so that swarms spread over them.
+CREATE TABLE replicas (
+  replica_id TEXT PRIMARY KEY NOT NULL,
+  address TEXT NOT NULL,
+  expires_ms BIGINT NOT NULL
+);
 )sql"}};
   return *migrations;
 }

@@ -26,14 +26,21 @@ using postgres_internal::Migrations;
 using postgres_internal::Placeholders;
 
 absl::StatusOr<std::unique_ptr<PostgresStore>> PostgresStore::Open(const Options& options) {
+  std::string session_sql;
+  if (options.session_timeout_ms > 0) {
+    session_sql =
+        absl::StrCat("SET idle_in_transaction_session_timeout = ", options.session_timeout_ms,
+                     "; SET lock_timeout = ", options.session_timeout_ms);
+  }
   WXP_ASSIGN_OR_RETURN(std::unique_ptr<db::pg::Connection> conn,
-                       db::pg::Connection::Open(options.conninfo));
+                       db::pg::Connection::Open(options.conninfo, session_sql));
   WXP_RETURN_IF_ERROR(conn->Migrate(Migrations(), kCompatibleVersion));
-  return std::unique_ptr<PostgresStore>(new PostgresStore(std::move(conn)));
+  return std::unique_ptr<PostgresStore>(new PostgresStore(std::move(conn), options.require_fence));
 }
 
-PostgresStore::PostgresStore(std::unique_ptr<db::pg::Connection> conn)
+PostgresStore::PostgresStore(std::unique_ptr<db::pg::Connection> conn, bool require_fence)
     : conn_(std::move(conn)),
+      require_fence_(require_fence),
       pipeline_(
           [this](const std::vector<const SwarmUpdate*>& batch, std::vector<absl::Status>& refused) {
             return CommitBatch(batch, refused);
@@ -98,8 +105,21 @@ absl::Status PostgresStore::CreateSwarm(const SwarmRecord& swarm, const AuditRec
   });
 }
 
+absl::Status PostgresStore::CheckFence(const SwarmUpdate& u) {
+  if (u.fence == 0 && !require_fence_) return absl::OkStatus();
+  // FOR SHARE: a takeover (an UPDATE of this row) waits until this transaction ends, so the
+  // next leader loads the swarm only after this write, or this write sees the new token.
+  WXP_ASSIGN_OR_RETURN(
+      Result r, conn_->Query("SELECT token FROM swarm_leases WHERE swarm = $1 AND token = $2 "
+                             "FOR SHARE",
+                             Params().Text(u.swarm).Int(u.fence)));
+  if (u.fence == 0 || r.rows() != 1) return LeaseLostError(u.swarm);
+  return absl::OkStatus();
+}
+
 absl::Status PostgresStore::ApplyLocked(const SwarmUpdate& u) {
   WXP_ASSIGN_OR_RETURN(int64_t id, SwarmId(u.swarm));
+  WXP_RETURN_IF_ERROR(CheckFence(u));
   if (u.swarm_row) {
     if (u.swarm_row->name != u.swarm) {
       return absl::InvalidArgumentError("an update cannot rename a swarm");

@@ -32,6 +32,16 @@ class PostgresStore : public SwarmStore {
     // A libpq connection string: "host=... port=... dbname=... user=..." or
     // "postgresql://user@host:port/dbname". A password in it never appears in messages.
     std::string conninfo;
+    // Several replicas (SPEC 6.1; lease.h): every swarm update must carry the fencing token
+    // of the swarm's lease (SwarmUpdate::fence), checked in its own transaction; one
+    // without a token, or with one the lease no longer has, is refused with
+    // LeaseLostError. Off: fences are checked only when given (one server).
+    bool require_fence = false;
+    // With require_fence: PostgreSQL ends this store's session if it stays idle inside a
+    // transaction this long (a replica paused mid-commit), so that the row locks it holds
+    // cannot keep the swarm's next leader from taking over; and a lock is waited for at
+    // most this long. 0: PostgreSQL's settings.
+    int64_t session_timeout_ms = 0;
   };
   // Connects and migrates the schema. Unavailable naming host:port if PostgreSQL cannot be
   // reached; FailedPrecondition if the database was written by a newer, incompatible server.
@@ -64,7 +74,10 @@ class PostgresStore : public SwarmStore {
   absl::StatusOr<std::string> IntegrityCheck() override;
 
  private:
-  explicit PostgresStore(std::unique_ptr<db::pg::Connection> conn);
+  PostgresStore(std::unique_ptr<db::pg::Connection> conn, bool require_fence);
+  // Refuses `u` with LeaseLostError unless its fence is the swarm's lease token (and locks
+  // the lease row until the transaction ends, so a takeover waits for this commit).
+  absl::Status CheckFence(const SwarmUpdate& u) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status CommitBatch(const std::vector<const SwarmUpdate*>& batch,
                            std::vector<absl::Status>& refused);
   absl::Status CommitBatchOnce(const std::vector<const SwarmUpdate*>& batch,
@@ -97,6 +110,7 @@ class PostgresStore : public SwarmStore {
   absl::Mutex mu_;
   std::unique_ptr<db::pg::Connection> conn_ ABSL_GUARDED_BY(mu_);
   bool commit_in_doubt_ ABSL_GUARDED_BY(mu_) = false;
+  const bool require_fence_;
   UpdatePipeline pipeline_;
 };
 

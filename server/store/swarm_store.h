@@ -10,11 +10,11 @@
 // Group commit: Enqueue() queues an update without I/O and returns its ticket;
 // WaitDurable(ticket) commits the queue in one transaction if no commit is running, or waits
 // for the one that is, so concurrent writers share a transaction and its fsync. A
-// refused update (NotFound, AlreadyExists, InvalidArgument) is rolled back alone. Any other
-// failure (a full disk, an I/O error) fails its whole batch, everything queued behind it and
-// everything enqueued later, until ResumeAfterFailure(): whoever enqueued updates computed
-// from ones not yet durable must first rebuild its view from the store, then resume.
-// (update_pipeline.h has the details.)
+// refused update (NotFound, AlreadyExists, InvalidArgument, LeaseLostError) is rolled back alone.
+// Any other failure (a full disk, an I/O error) fails its whole batch, everything queued behind it
+// and everything enqueued later, until ResumeAfterFailure(): whoever enqueued updates computed from
+// ones not yet durable must first rebuild its view from the store, then resume. (update_pipeline.h
+// has the details.)
 //
 // Thread-safety: implementations are thread-safe; reads and writes are serialised
 // internally, and WaitDurable() may be called from any thread, holding any caller lock that
@@ -31,6 +31,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/cord.h"
 #include "common/identity.h"
 #include "common/swarm_engine.h"
 
@@ -209,7 +210,31 @@ struct SwarmUpdate {
   std::vector<AuditRecord> audit;
   std::vector<BlobRecord> blob_refs;     // +1 reference each (created with the given size)
   std::vector<std::string> blob_unrefs;  // -1 reference each; never below zero
+  // Several replicas (SPEC 6.1; lease.h): the fencing token of the lease of `swarm` under
+  // which this update was computed. A store that checks fences (PostgreSQL with
+  // require_fence) commits the update only if that lease still has this token, checked in
+  // the update's own transaction, and refuses it with LeaseLostError otherwise: a replica
+  // that lost the lease (paused, partitioned) can never commit. 0: no lease (one server);
+  // stores without replicas (SQLite, memory) ignore it.
+  int64_t fence = 0;
 };
+
+// The refusal of an update whose fence is no longer the swarm's lease token: UNAVAILABLE
+// (another replica leads the swarm now), carrying the swarm's name as a payload so that the
+// writer can drop the swarm. A refusal of that update alone (UpdatePipeline::IsRefusal).
+inline constexpr char kLeaseLostPayload[] = "wxp.store/lease_lost";
+inline absl::Status LeaseLostError(const std::string& swarm) {
+  absl::Status s = absl::UnavailableError("this replica no longer holds the lease of swarm '" +
+                                          swarm + "'; another replica leads it now");
+  s.SetPayload(kLeaseLostPayload, absl::Cord(swarm));
+  return s;
+}
+// The swarm whose lease was lost, if `s` is a LeaseLostError.
+inline std::optional<std::string> LeaseLostSwarm(const absl::Status& s) {
+  auto swarm = s.GetPayload(kLeaseLostPayload);  // absl::optional
+  if (!swarm) return std::nullopt;
+  return std::string(*swarm);
+}
 
 class SwarmStore {
  public:

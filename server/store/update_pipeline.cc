@@ -52,7 +52,9 @@ void UpdatePipeline::RemoveCommitObserver(uint64_t id) {
 }
 
 bool UpdatePipeline::IsRefusal(const absl::Status& s) {
-  return absl::IsNotFound(s) || absl::IsAlreadyExists(s) || absl::IsInvalidArgument(s);
+  // A lost lease concerns one swarm: the other swarms' updates in the batch still commit.
+  return absl::IsNotFound(s) || absl::IsAlreadyExists(s) || absl::IsInvalidArgument(s) ||
+         LeaseLostSwarm(s).has_value();
 }
 
 void UpdatePipeline::FailLocked(uint64_t ticket, const absl::Status& s) {

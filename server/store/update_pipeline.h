@@ -8,8 +8,9 @@
 //
 // Outcomes, per ticket:
 //  - OK: the update and every earlier one that was not refused are committed.
-//  - Refused (NotFound, AlreadyExists, InvalidArgument, as the commit function reports for
-//    that update alone): only that update is rolled back; the rest of its batch commits.
+//  - Refused (NotFound, AlreadyExists, InvalidArgument, or a LeaseLostError, as the commit
+//    function reports for that update alone): only that update is rolled back; the rest of
+//    its batch commits.
 //  - Batch failure (anything else the commit function returns, e.g. a full disk): nothing of
 //    the batch is committed, every ticket of it and every ticket queued behind it fails with
 //    that status, and so does every ticket enqueued afterwards until Reset(). Callers that

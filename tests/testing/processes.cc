@@ -110,8 +110,11 @@ int ChildProcess::Wait(absl::Duration timeout) {
   return status_;
 }
 
-ServerProcess::ServerProcess(std::string data_dir, std::vector<std::string> extra_args)
-    : data_dir_(std::move(data_dir)), log_(data_dir_ + ".log"), extra_(std::move(extra_args)) {}
+ServerProcess::ServerProcess(std::string data_dir, std::vector<std::string> extra_args, int port)
+    : data_dir_(std::move(data_dir)),
+      log_(data_dir_ + ".log"),
+      extra_(std::move(extra_args)),
+      port_(port) {}
 
 int ServerProcess::Start() {
   const std::string port_file = data_dir_ + ".port";

@@ -47,8 +47,9 @@ class ChildProcess {
 class ServerProcess {
  public:
   // `extra_args` are added to --listen/--data_dir/--port_file, e.g. {"--plaintext"} or the
-  // TLS flags.
-  ServerProcess(std::string data_dir, std::vector<std::string> extra_args);
+  // TLS flags. `port`: the port to listen on from the first start (a replica must know it
+  // up front to advertise it; FreeLoopbackPort); 0 lets the first start pick one.
+  ServerProcess(std::string data_dir, std::vector<std::string> extra_args, int port = 0);
   // Starts the server and returns its port once it serves (0 if it did not come up within
   // 10 s; its log says why). The first start picks a free port; restarts reuse it.
   int Start();

@@ -83,7 +83,8 @@ struct Agent::Impl {
   bool Sleep(absl::Duration d) { return o.clock->SleepUntil(o.clock->Now() + d, stop); }
 
   // Calls `fn` until it succeeds or fails permanently (common/retry.h), backing off between
-  // retryable failures. Cancelled if the agent stops meanwhile.
+  // retryable failures and failing over between servers (client::Connection::Failover).
+  // Cancelled if the agent stops meanwhile.
   absl::Status WithRetry(absl::string_view what, const std::function<absl::Status()>& fn) {
     RetryOptions r;
     r.clock = o.clock;
@@ -99,7 +100,15 @@ struct Agent::Impl {
                          " error=\"", s.message(), "\""));
       }
     };
-    absl::Status s = RetryWithBackoff(r, fn);
+    // With several servers (SPEC 6.1) each failure may move the connection on: to the
+    // leader a redirect names, or past a replica that is down. The retry goes there.
+    absl::Status s = RetryWithBackoff(r, [&] {
+      absl::Status attempt = fn();
+      if (!attempt.ok() && conn->Failover(attempt)) {
+        Log(absl::StrCat("event=failover call=", what, " server=", conn->current_address()));
+      }
+      return attempt;
+    });
     if (absl::IsCancelled(s) && stop.HasBeenNotified()) {
       return absl::CancelledError("agent stopping");
     }

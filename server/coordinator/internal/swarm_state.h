@@ -10,6 +10,8 @@
 //   pool.cc         building the pool once enough experts (and capacity) are there
 //   particles.cc    the particle protocol: assignment, targets, reports, closing rounds,
 //                   uploaded positions, deadlines
+//   leases.cc       several replicas: which swarms this one leads (acquire, renew, drop,
+//                   spread), and redirects for the others
 //
 // Every request runs the same way: Serve takes mu_, the request stages its change on a
 // copy of what it touches, queues one store::SwarmUpdate (EnqueueLocked), swaps the copy
@@ -146,7 +148,9 @@ absl::StatusOr<T> Coordinator::Serve(absl::FunctionRef<absl::StatusOr<T>()> lock
   }
   // Whatever the answer says, changed or read, may depend on queued updates: it goes out
   // only once they are durable (the commit happens here, without mu_, shared with others).
-  WXP_RETURN_IF_ERROR(options_.store->WaitDurable(seen));
+  if (absl::Status durable = options_.store->WaitDurable(seen); !durable.ok()) {
+    return OnWriteFailed(durable);
+  }
   for (const std::string& line : logs) EmitLog(line);
   return out;
 }

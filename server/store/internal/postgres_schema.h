@@ -18,8 +18,9 @@ namespace wxp::store::postgres_internal {
 
 // Every schema version, oldest first. Later versions append; never edit a shipped one.
 const std::vector<db::pg::Migration>& Migrations();
-// The oldest schema version this code can read and write.
-inline constexpr int kCompatibleVersion = 1;
+// The oldest schema version this code can read and write. 2: a binary without leases must
+// not write to a database whose swarms replicas lead (its writes would not be fenced).
+inline constexpr int kCompatibleVersion = 2;
 
 // The column lists: internal/columns.h.
 using internal::kClientColumns;
