@@ -258,7 +258,9 @@ TEST_F(ReplicasProcessTest, TenKillsOfTheLeaderLoseNothing) {
 // transaction, before PostgreSQL's idle-in-transaction timeout ended it), it reloaded
 // (event=state_reloaded reason=write_failed), and from then on the agents only got WAIT:
 // probably g's upload, recorded in that failed write, never became held (the reconcile on
-// reload may have hit the same lock). To fix before enabling: see the branch's report.
+// reload may have hit the same lock, and its failure is not retried). To fix before
+// enabling: retry that reconcile on the next lease round, or load a taken-over swarm only
+// once the old holder's transaction has ended.
 TEST_F(ReplicasProcessTest, DISABLED_AResumedLeaderDoesNotWrite) {
   StartReplicas(2);
   CreateSwarm("seed: 7 max_iterations: 30 patience: 30 pool_size: 5");
