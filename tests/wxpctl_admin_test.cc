@@ -588,6 +588,13 @@ TEST_F(WxpctlAdminTest, EveryCommandAgainstTheRealServerOverMutualTls) {
   EXPECT_EQ(Ctl({"weights", "set", kSwarm, "closeness"}).code, 2);
   Result wtable = Ctl({"weights", "show", kSwarm});
   EXPECT_NE(wtable.out.find("weight version 2"), std::string::npos) << wtable;
+  // A change scheduled for an iteration that cannot come is refused by the server; a
+  // malformed --after-iteration by wxpctl, before any call.
+  ExpectRefused({"weights", "set", kSwarm, "spare=1", "--after-iteration", "4"}, "INVALID_ARGUMENT",
+                "would never come");
+  EXPECT_EQ(Ctl({"weights", "set", kSwarm, "spare=1", "--after-iteration", "0"}).code, 2);
+  EXPECT_EQ(Ctl({"weights", "set", kSwarm, "spare=1", "--after-iteration", "two"}).code, 2);
+  EXPECT_FALSE(CtlJson({"weights", "show", kSwarm}).contains("scheduled"));
 
   // --- pause holds the agents, resume releases them.
   json paused = CtlJson({"swarm", "pause", kSwarm, "--reason", "lunch"});

@@ -217,6 +217,13 @@ TEST(ViewsTest, ParticlesWeightsAndClientsTables) {
   EXPECT_NE(w.find("weight version 3"), std::string::npos) << w;
   EXPECT_NE(w.find("acc        maximize   1       [0, 1]"), std::string::npos) << w;
   EXPECT_NE(w.find("ppl        minimize   0.01    -"), std::string::npos) << w;
+  EXPECT_EQ(w.find("scheduled"), std::string::npos) << w;
+  const std::string scheduled = RenderWeights(
+      Parse<v1::UtilityWeights>("version: 1 components { name: 'acc' weight: 1 } "
+                                "scheduled { after_iteration: 4 weights { key: 'ppl' value: 2 } "
+                                "weights { key: 'acc' value: 0 } }"));
+  EXPECT_NE(scheduled.find("\nscheduled after iteration 4: acc=0 ppl=2\n"), std::string::npos)
+      << scheduled;
   const std::string c = RenderClients(
       Parse<v1::ListClientsResponse>("clients { identity: 'firm-a' role: 'agent' revoked: true "
                                      "first_seen { seconds: 0 nanos: 1 } }"),

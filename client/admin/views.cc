@@ -234,8 +234,18 @@ std::string RenderWeights(const v1::UtilityWeights& weights) {
                     c.direction() == v1::UtilityComponent::MINIMIZE ? "minimize" : "maximize",
                     FormatNumber(c.weight()), range});
   }
-  return absl::StrCat("weight version ", weights.version(), "\n",
-                      RenderTable({"COMPONENT", "DIRECTION", "WEIGHT", "RANGE"}, rows));
+  std::string text = absl::StrCat("weight version ", weights.version(), "\n",
+                                  RenderTable({"COMPONENT", "DIRECTION", "WEIGHT", "RANGE"}, rows));
+  if (weights.has_scheduled()) {
+    // Sorted by name, so the line is the same whatever the map's order.
+    const std::map<std::string, double> next(weights.scheduled().weights().begin(),
+                                             weights.scheduled().weights().end());
+    std::string changes;
+    for (const auto& [name, w] : next) absl::StrAppend(&changes, " ", name, "=", FormatNumber(w));
+    absl::StrAppend(&text, "scheduled after iteration ", weights.scheduled().after_iteration(), ":",
+                    changes, "\n");
+  }
+  return text;
 }
 
 std::string RenderClients(const v1::ListClientsResponse& clients, absl::Time now) {

@@ -1,5 +1,7 @@
 // `wxpctl weights set|show`: dynamic utility (SPEC 4.2).
 #include <cmath>
+#include <cstdint>
+#include <limits>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -29,12 +31,25 @@ int WeightsSet(const std::vector<std::string>& args, std::ostream& out, std::ost
   int code = 0;
   constexpr size_t kManyComponents = 1 << 10;
   std::optional<RemoteCommand> rc = OpenRemote(
-      args, {},
-      {"weights set", "NAME COMPONENT=WEIGHT... [--output table|json]", 2, kManyComponents, true},
+      args,
+      {{"after-iteration",
+        "schedule the change for when this iteration has closed, instead of now (the server "
+        "stores it; `weights show` lists it)"}},
+      {"weights set", "NAME COMPONENT=WEIGHT... [--after-iteration N] [--output table|json]", 2,
+       kManyComponents, true},
       out, err, &code);
   if (!rc) return code;
   v1::SetUtilityWeightsRequest req;
   req.set_swarm(rc->args.positional()[0]);
+  if (rc->args.Has("after-iteration")) {
+    absl::StatusOr<int64_t> after = rc->args.GetInt("after-iteration");
+    if (!after.ok() || *after < 1 || *after > std::numeric_limits<int32_t>::max()) {
+      return UsageError(err, "weights set",
+                        absl::StrCat("--after-iteration takes an iteration >= 1, got '",
+                                     rc->args.Get("after-iteration"), "'"));
+    }
+    req.set_after_iteration(static_cast<int32_t>(*after));
+  }
   for (size_t i = 1; i < rc->args.positional().size(); ++i) {
     const std::string& word = rc->args.positional()[i];
     const size_t eq = word.find('=');

@@ -181,6 +181,7 @@ absl::StatusOr<std::unique_ptr<Coordinator::Swarm>> Coordinator::LoadSwarmLocked
   }
   WXP_ASSIGN_OR_RETURN(UtilityFunction utility, UtilityFromProto(weights));
   auto s = std::unique_ptr<Swarm>(new Swarm{row, resolved, utility, resolved.schema});
+  if (weights.has_scheduled()) s->scheduled = weights.scheduled();
   WXP_ASSIGN_OR_RETURN(s->experts, st.ListExperts(row.name));
   WXP_ASSIGN_OR_RETURN(s->particles, st.ListParticles(row.name));
   if (s->coefficients() && !s->particles.empty()) {

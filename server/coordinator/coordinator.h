@@ -100,9 +100,12 @@ class Coordinator {
   // Dynamic utility (SPEC 4.2): a new weight version. Every stored evaluation is re-weighted
   // from its component scores (nothing is re-evaluated); p_i, g and g_w are re-chosen among
   // the positions the server holds; the history gains a reading under the new version next
-  // to the old one; later reports compete under the new weights.
+  // to the old one; later reports compete under the new weights. With after_iteration > 0
+  // the change is stored and happens when that iteration closes, before any target of the
+  // next one is handed out (proto/wxp.proto, SetUtilityWeightsRequest).
   absl::StatusOr<wxp::v1::UtilityWeights> SetUtilityWeights(
-      const Caller& caller, const std::string& swarm, const std::map<std::string, double>& weights);
+      const Caller& caller, const std::string& swarm, const std::map<std::string, double>& weights,
+      int after_iteration = 0);
   // Pause: targets answer WAIT (reports are still taken). Resume undoes it. Stop is final.
   absl::StatusOr<wxp::v1::SwarmStatus> Pause(const Caller& caller, const std::string& swarm,
                                              const std::string& reason);
@@ -179,6 +182,20 @@ class Coordinator {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status MaybeCloseRounds(Swarm& next, store::SwarmUpdate& update, bool deadline_only)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A new weight version for `s` now (SetUtilityWeights' work; `who` and `why` go to the
+  // audit and server logs). `keep_scheduled`: whether a scheduled change stays pending.
+  absl::Status ChangeWeightsLocked(Swarm& s, const std::map<std::string, double>& weights,
+                                   const std::string& who, const std::string& why,
+                                   bool keep_scheduled) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Makes the scheduled weight change of `s` once its iteration has closed and g and g_w
+  // are held (a no-op otherwise). Called wherever a round can close or a blob become held,
+  // and before targets are handed out.
+  absl::Status ApplyDueWeightsLocked(Swarm& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The stored utility column: the weights plus the scheduled change, if any.
+  static std::string UtilityRowBytes(
+      const UtilityFunction& utility,
+      const std::optional<wxp::v1::ScheduledUtilityWeights>& scheduled);
+  static wxp::v1::UtilityWeights WeightsView(const Swarm& s);
   // The status views' message; g's and g_w's alpha are read from their blobs in
   // EXPERT_COEFFICIENTS swarms (an error reading one fails it).
   absl::StatusOr<wxp::v1::SwarmStatus> StatusOf(const Swarm& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

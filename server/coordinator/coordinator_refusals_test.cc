@@ -401,7 +401,7 @@ TEST_F(RefusalTest, PauseResumeStop) {
 TEST_F(RefusalTest, DynamicUtilityRechoosesBestsWithoutReevaluating) {
   wxp::v1::SwarmSpec spec;
   ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(
-      "name: 's' min_experts: 2 hyperparameters { seed: 3 pool_size: 3 } "
+      "name: 's' min_experts: 2 hyperparameters { seed: 3 pool_size: 3 max_iterations: 10 } "
       "utility { name: 'acc' weight: 1 } utility { name: 'speed' weight: 0 }",
       &spec));
   ASSERT_TRUE(c_->CreateSwarm(admin_, spec).ok());
@@ -423,6 +423,27 @@ TEST_F(RefusalTest, DynamicUtilityRechoosesBestsWithoutReevaluating) {
   EXPECT_EQ(c_->SetUtilityWeights(admin_, "s", {{"latency", 1}}).status().code(),
             StatusCode::kInvalidArgument);
   EXPECT_TRUE(Take() == before);
+  // A scheduled change is checked as it is made: its weights, and that its iteration can
+  // still come. Refused, it leaves nothing scheduled.
+  ExpectRefused(c_->SetUtilityWeights(admin_, "s", {{"acc", 0}, {"speed", 1}}, -1).status(),
+                StatusCode::kInvalidArgument, before, "a negative after_iteration");
+  ExpectRefused(c_->SetUtilityWeights(admin_, "s", {{"latency", 1}}, 2).status(),
+                StatusCode::kInvalidArgument, before, "an unknown component, scheduled");
+  ExpectRefused(c_->SetUtilityWeights(admin_, "s", {{"acc", 0}, {"speed", 0}}, 2).status(),
+                StatusCode::kInvalidArgument, before, "every weight 0, scheduled");
+  ExpectRefused(c_->SetUtilityWeights(admin_, "s", {{"speed", 1}}, 10).status(),
+                StatusCode::kInvalidArgument, before, "after the last iteration");
+  EXPECT_FALSE(c_->GetUtilityWeights("s")->has_scheduled());
+  // Scheduled after iteration 2: stored, shown, and nothing else changes yet.
+  auto scheduled = c_->SetUtilityWeights(admin_, "s", {{"speed", 1}}, 2);
+  ASSERT_TRUE(scheduled.ok()) << scheduled.status();
+  EXPECT_EQ(scheduled->version(), 1);
+  EXPECT_EQ(scheduled->scheduled().after_iteration(), 2);
+  EXPECT_EQ(scheduled->scheduled().weights().at("speed"), 1);
+  EXPECT_EQ(c_->GetUtilityWeights("s")->scheduled().after_iteration(), 2);
+  EXPECT_EQ(c_->GetSwarmStatus("s")->global_best().particle_id(), 0);
+  EXPECT_EQ(*store_.ListHistory("s"), before.history);
+  // A change made now leaves the scheduled one pending.
 
   auto weights = c_->SetUtilityWeights(admin_, "s", {{"acc", 0}, {"speed", 1}});
   ASSERT_TRUE(weights.ok()) << weights.status();
@@ -440,6 +461,7 @@ TEST_F(RefusalTest, DynamicUtilityRechoosesBestsWithoutReevaluating) {
   EXPECT_EQ(history->entries(1).utility_weight_version(), 2);
   EXPECT_DOUBLE_EQ(history->entries(1).global_best_utility(), 0.2);
   EXPECT_EQ(c_->GetUtilityWeights("s")->components(1).weight(), 1);
+  EXPECT_EQ(c_->GetUtilityWeights("s")->scheduled().after_iteration(), 2);
   // The targets of iteration 1 move toward the re-chosen g.
   const wxp::v1::GetTargetsRequest t = Targets(0);
   const Caller owner0 = c_->GetAssignment(a_, "s")->particles(0).particle_id() == 0 ? a_ : b_;

@@ -277,6 +277,97 @@ TEST(CoordinatorTest, FederatedSyncRunEqualsTheInProcessRunner) {
   RunAndCompareWithRunner(h, 0);
 }
 
+// A weight change scheduled before the run (SetUtilityWeights after_iteration N) happens as
+// round N closes, before any target of round N + 1, whatever the agents' timing: the run
+// equals the runner's with the change at the start of iteration N + 1. The schedule is
+// stored (a restart between it and its time keeps it), and refused once its round is past.
+TEST(CoordinatorTest, ScheduledWeightChangeEqualsTheRunnersChange) {
+  constexpr int kAfter = 3;
+  const std::string path = ::testing::TempDir() + "/coordinator_scheduled.db";
+  for (const char* suffix : {"", "-wal", "-shm"}) std::remove((path + suffix).c_str());
+  Harness h(path);
+  const auto experts = MakeRandomExperts(3, kDim, 11);
+  SyntheticEvaluator eval(*MakeHiddenOptimum(experts, 11, 0.0005));
+  ASSERT_TRUE(h.coordinator->CreateSwarm(kAdmin, Spec("sched", 5)).ok());
+  const std::map<std::string, double> doubled = {{kSyntheticComponent, 2.0}};
+  auto scheduled = h.coordinator->SetUtilityWeights(kAdmin, "sched", doubled, kAfter);
+  ASSERT_TRUE(scheduled.ok()) << scheduled.status();
+  EXPECT_EQ(scheduled->version(), 1);
+  h.Restart();
+  EXPECT_EQ(h.coordinator->GetUtilityWeights("sched")->scheduled().after_iteration(), kAfter);
+
+  FakeAgent a("firm-a", &h.coordinator, &h.blobs, &eval);
+  FakeAgent b("firm-b", &h.coordinator, &h.blobs, &eval);
+  a.Join("sched", experts[0], 3);
+  b.Join("sched", experts[1], 3);
+  a.Join("sched", experts[2], 3);
+  a.Start("sched");
+  b.Start("sched");
+  bool refused_late = false;
+  for (int guard = 0; guard < 1000; ++guard) {
+    bool progressed = false;
+    const bool alive_a = a.Step("sched", &progressed);
+    const bool alive_b = b.Step("sched", &progressed);
+    if (!alive_a && !alive_b) break;
+    auto status = h.coordinator->GetSwarmStatus("sched");
+    if (!refused_late && status->state() == wxp::v1::RUNNING && status->iteration() > 1) {
+      EXPECT_EQ(h.coordinator->SetUtilityWeights(kAdmin, "sched", doubled, 1).status().code(),
+                absl::StatusCode::kFailedPrecondition);
+      refused_late = true;
+    }
+  }
+  EXPECT_TRUE(refused_late);
+  auto status = h.coordinator->GetSwarmStatus("sched");
+  ASSERT_EQ(status->state(), wxp::v1::FINISHED);
+  EXPECT_EQ(status->utility_weight_version(), 2);
+  auto weights = h.coordinator->GetUtilityWeights("sched");
+  EXPECT_FALSE(weights->has_scheduled());
+  EXPECT_EQ(weights->components(0).weight(), 2.0);
+  EXPECT_EQ(h.coordinator->SetUtilityWeights(kAdmin, "sched", doubled, 20).status().code(),
+            absl::StatusCode::kFailedPrecondition);  // over
+
+  RunnerOptions o;
+  o.params.seed = 5;
+  o.params.max_iterations = 12;
+  o.params.patience = 4;
+  for (const auto& e : experts) o.expert_ids.push_back(Sha256Hex(Serialize(e)));
+  o.utility_changes = {{kAfter + 1, doubled}};
+  auto oracle =
+      RunSwarm(experts, *UtilityFunction::Create({{kSyntheticComponent, true, 1.0}}), eval, o);
+  ASSERT_TRUE(oracle.ok()) << oracle.status();
+  // Each round's live reading (the version in force as it closed, and g then).
+  std::map<int, std::pair<int, double>> live;
+  auto history = h.coordinator->GetHistory("sched");
+  ASSERT_TRUE(history.ok()) << history.status();
+  for (const auto& e : history->entries()) {
+    auto it = live.find(e.iteration());
+    if (it == live.end() || e.utility_weight_version() < it->second.first) {
+      live[e.iteration()] = {e.utility_weight_version(), e.global_best_utility()};
+    }
+  }
+  ASSERT_EQ(live.size(), oracle->history.size());
+  for (const IterationSummary& k : oracle->history) {
+    EXPECT_EQ(live[k.iteration], std::make_pair(k.utility_version, k.global_best_utility))
+        << "iteration " << k.iteration;
+  }
+  EXPECT_EQ(live[kAfter].first, 1);
+  EXPECT_EQ(live[kAfter + 1].first, 2);
+  auto best = h.coordinator->Best("sched");
+  ASSERT_TRUE(best.ok()) << best.status();
+  EXPECT_EQ(best->blob_id, Sha256Hex(Serialize(oracle->best)));
+  EXPECT_EQ(best->utility, oracle->best_utility);
+  // The audit log says who scheduled it and that the server made it.
+  bool by_admin = false, by_server = false;
+  auto audit = h.store->ListAudit("sched");
+  ASSERT_TRUE(audit.ok()) << audit.status();
+  for (const auto& entry : *audit) {
+    by_admin |= entry.action == "schedule utility weights" && entry.actor == kAdmin.name;
+    by_server |= entry.action == "set utility weights" && entry.actor == "wxp-server";
+  }
+  EXPECT_TRUE(by_admin);
+  EXPECT_TRUE(by_server);
+}
+
 // Metrics hear of every round as it closes, in order, with how long it was open.
 TEST(CoordinatorTest, EveryClosedRoundIsToldOnce) {
   Harness h;

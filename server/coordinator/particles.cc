@@ -139,6 +139,9 @@ absl::StatusOr<wxp::v1::GetTargetsResponse> Coordinator::GetTargets(
     if (request.iteration() < 1) {
       return absl::InvalidArgumentError("targets are for iterations >= 1 (0 is the initial pool)");
     }
+    // Due already if a restart came between a round's close and its scheduled weight change.
+    WXP_RETURN_IF_ERROR(ApplyDueWeightsLocked(*s));
+    out.set_utility_weight_version(s->row.utility_version);
     const ParticleRecord& rec = s->engine->particle(i);
     if (request.iteration() < rec.started_iteration) {
       return absl::FailedPreconditionError(
@@ -408,6 +411,10 @@ absl::StatusOr<wxp::v1::ReportResponse> Coordinator::Report(const Caller& caller
     live.evals[{i, k}] = {e.blob_id, held, utility, scores, e.failed};
     live.rounds = std::move(next_view.rounds);
     live.PruneEvals();
+    // A weight change scheduled for the round this report closed happens now if the server
+    // holds what it re-ranks, else with the upload that completes it; either way before any
+    // target of the next round is handed out.
+    WXP_RETURN_IF_ERROR(ApplyDueWeightsLocked(live));
     if (request.training_failed()) {
       // Once per stored report (a retry is answered above as a duplicate). The reason is the
       // agent's text: quoted with its quotes and line breaks escaped, so it stays one line.
@@ -515,6 +522,7 @@ absl::Status Coordinator::OnBlobStored(const std::string& blob_id) {
       for (const auto& key : keys) {
         if (auto it = s->evals.find(key); it != s->evals.end()) it->second.held = true;
       }
+      WXP_RETURN_IF_ERROR(ApplyDueWeightsLocked(*s));  // it may have waited for this blob
     }
     return absl::OkStatus();
   });
@@ -538,6 +546,7 @@ absl::Status Coordinator::Tick() {
       s->row = next.row;
       s->engine = std::move(next.engine);
       s->rounds = std::move(next.rounds);
+      WXP_RETURN_IF_ERROR(ApplyDueWeightsLocked(*s));
     }
     return absl::OkStatus();
   });

@@ -144,7 +144,8 @@ grpc::Status AdminServiceImpl::SetUtilityWeights(grpc::ServerContext* ctx,
   return AsAdmin(gate_, ctx, "SetUtilityWeights", [&](const Caller& caller) {
     if (absl::Status s = CheckSetUtilityWeightsRequest(*req); !s.ok()) return s;
     const std::map<std::string, double> weights(req->weights().begin(), req->weights().end());
-    return Assign(c_->SetUtilityWeights(caller, req->swarm(), weights), resp);
+    return Assign(c_->SetUtilityWeights(caller, req->swarm(), weights, req->after_iteration()),
+                  resp);
   });
 }
 

@@ -782,6 +782,29 @@ class RefusalTest(WireTest):
                      pb.SetUtilityWeightsRequest(swarm="nope", weights={"acc": 1}))
         self.assertEqual(self.call(self.admin.GetUtilityWeights, pb.GetUtilityWeightsRequest(
             swarm="weights-r")).version, 1)  # nothing changed
+        # A scheduled change: after_iteration in [1, max_iterations) and above the closed
+        # iteration; stored and shown until the swarm is over.
+        self.refused(Code.INVALID_ARGUMENT, self.admin.SetUtilityWeights,
+                     pb.SetUtilityWeightsRequest(swarm="weights-r", weights={"acc": 2},
+                                                 after_iteration=-1), says="after_iteration")
+        self.refused(Code.INVALID_ARGUMENT, self.admin.SetUtilityWeights,
+                     pb.SetUtilityWeightsRequest(swarm="weights-r", weights={"acc": 2},
+                                                 after_iteration=3), says="never come")
+        self.refused(Code.INVALID_ARGUMENT, self.admin.SetUtilityWeights,
+                     pb.SetUtilityWeightsRequest(swarm="weights-r", weights={"nope": 2},
+                                                 after_iteration=1), says="nope")
+        self.assertFalse(self.call(self.admin.GetUtilityWeights, pb.GetUtilityWeightsRequest(
+            swarm="weights-r")).HasField("scheduled"))
+        self.create(spec("weights-s"))
+        w = self.call(self.admin.SetUtilityWeights, pb.SetUtilityWeightsRequest(
+            swarm="weights-s", weights={"acc": 2}, after_iteration=2))
+        self.assertEqual((w.version, w.scheduled.after_iteration, dict(w.scheduled.weights)),
+                         (1, 2, {"acc": 2}))
+        self.assertEqual(self.call(self.admin.GetUtilityWeights,
+                                   pb.GetUtilityWeightsRequest(swarm="weights-s")), w)
+        self.call(self.admin.StopSwarm, pb.SwarmControlRequest(swarm="weights-s"))
+        self.assertFalse(self.call(self.admin.GetUtilityWeights, pb.GetUtilityWeightsRequest(
+            swarm="weights-s")).HasField("scheduled"))
         self.refused(Code.INVALID_ARGUMENT, self.admin.StopSwarm,
                      pb.SwarmControlRequest(swarm="weights-r", reason="r" * 1025),
                      says="reason")

@@ -308,7 +308,7 @@ std::optional<absl::Status> RequestWorld::Step(Op op, int who, absl::string_view
       wxp::v1::SetUtilityWeightsRequest r;
       if (!ParsePayload(payload, &r)) return std::nullopt;
       const std::map<std::string, double> weights(r.weights().begin(), r.weights().end());
-      status = c_->SetUtilityWeights(kAdmin, r.swarm(), weights).status();
+      status = c_->SetUtilityWeights(kAdmin, r.swarm(), weights, r.after_iteration()).status();
       break;
     }
     case Op::kPause:
