@@ -13,12 +13,13 @@
 #
 # --retarget-at N --retarget-to FAMILY: dynamic utility (SPEC 4.2, 4.4) live. The swarm
 # starts on next-byte accuracy of the mixed dev split (char_acc); once iteration N has
-# closed, `wxpctl weights set` moves the weights through the server to FAMILY's part of the
-# dev split alone (char_acc/FAMILY, which the built-in evaluator reports for every licence
-# family; see `wxpctl legal shards`). The server re-ranks every stored evaluation and the
-# swarm goes on without a restart. The demo prints g before and after the change and at the
-# end, scores FAMILY on the test split too, and keeps the history (DIR/history.csv, both
-# weight versions) and its chart (DIR/history.svg).
+# closed, the weights move to FAMILY's part of the dev split alone (char_acc/FAMILY, which
+# the built-in evaluator reports for every licence family; see `wxpctl legal shards`):
+# `wxpctl weights set --after-iteration N` schedules the change on the server when the swarm
+# is created, so the same seed gives the same run. The server re-ranks every stored
+# evaluation and the swarm goes on without a restart. The demo prints g of round N under
+# both weights and g at the end, scores FAMILY on the test split too, and keeps the history
+# (DIR/history.csv, both weight versions) and its chart (DIR/history.svg).
 #
 # --space: where the swarm searches (SPEC 4.3). Default lora_product: coefficients over the
 # firms' experts, decoded as the exact sum of their LoRA products; of the three spaces B5
@@ -193,6 +194,12 @@ else
   echo "  lora_product (the default) scored highest of the spaces B5 measures (README, Quality)."
 fi
 $WXPCTL "${ADMIN[@]}" swarm create --spec "$OUT/swarm.textproto"
+if [ -n "$RETARGET_AT" ]; then
+  $WXPCTL "${ADMIN[@]}" weights set legal-demo char_acc=0 "char_acc/$RETARGET_TO=1" \
+    --after-iteration "$RETARGET_AT" >/dev/null
+  echo "retarget: scheduled on the server: once iteration $RETARGET_AT has closed, the weights"
+  echo "  move from char_acc (the mix) to char_acc/$RETARGET_TO (\`wxpctl weights show legal-demo\`)"
+fi
 for e in "${EXPERTS[@]}"; do
   firm=${e%%:*} shard=${e#*:}
   cat > "$OUT/$firm.agent.textproto" <<CFG
@@ -216,33 +223,27 @@ s = json.load(sys.stdin); g = s.get("global_best", {})
 print("particle %s iteration %s, utility %.6f (weights v%s)" % (g.get("particle_id", 0),
       g.get("iteration", 0), g.get("utility", 0), s.get("utility_weight_version", 1)))'
 }
-# --retarget-at: waits for iteration N to close, then moves the weights through the server.
-retarget() {
-  local status it state
-  while :; do
-    status=$($WXPCTL "${ADMIN[@]}" swarm status legal-demo --output json 2>/dev/null) || { sleep 0.5; continue; }
-    read -r it state < <(python3 -c 'import json, sys
-s = json.load(sys.stdin); print(s.get("iteration", 0), s.get("state", ""))' <<< "$status")
-    if [ "$state" = FINISHED ] || [ "$state" = STOPPED ]; then
-      echo "retarget: the swarm ended ($state) before iteration $RETARGET_AT closed; weights unchanged"
-      return
-    fi
-    [ "$it" -ge "$RETARGET_AT" ] && break
-    sleep 0.5
-  done
-  echo "retarget: iteration $it closed; the weights move from char_acc (the mix) to char_acc/$RETARGET_TO"
-  echo "  before: g = $(best_line <<< "$status")"
-  $WXPCTL "${ADMIN[@]}" weights set legal-demo char_acc=0 "char_acc/$RETARGET_TO=1" >/dev/null
-  echo "  after:  g = $($WXPCTL "${ADMIN[@]}" swarm status legal-demo --output json | best_line)" \
-    "(re-ranked from the stored scores; nothing re-evaluated)"
+# --retarget-at: the server moves the weights itself once iteration N has closed (a change
+# scheduled with `weights set --after-iteration`), so the run does not depend on when this
+# script looks; afterwards the history holds the readings of round N under both versions.
+retarget_report() {
+  python3 - "$OUT/history.csv" "$RETARGET_AT" "$RETARGET_TO" <<'PY'
+import csv, sys
+path, at, family = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+rows = {(int(r["weight_version"]), int(r["iteration"])): r for r in csv.DictReader(open(path))}
+if (2, at) not in rows:
+    print("retarget: the swarm ended before iteration %d closed; weights unchanged" % at)
+    sys.exit(0)
+print("retarget: iteration %d closed; the weights moved from char_acc (the mix) to char_acc/%s"
+      % (at, family))
+print("  before: g utility %.6f at iteration %d (weights v1)"
+      % (float(rows[(1, at)]["global_best_utility"]), at))
+print("  after:  g utility %.6f at iteration %d (weights v2) (re-ranked from the stored scores;"
+      " nothing re-evaluated)" % (float(rows[(2, at)]["global_best_utility"]), at))
+PY
 }
 
 step "7/8 live progress (wxpctl watch)"
-if [ -n "$RETARGET_AT" ]; then
-  retarget > "$OUT/retarget.txt" 2>&1 &
-  RETARGET=$!
-  PIDS+=($RETARGET)
-fi
 # watch ends when the swarm does; if every agent exits first (an evaluator that cannot score
 # the swarm's adapters, say), nothing would ever end it: stop and show why instead.
 $WXPCTL "${ADMIN[@]}" watch legal-demo --interval 1 &
@@ -262,11 +263,11 @@ while kill -0 "$WATCH" 2>/dev/null; do
 done
 wait "$WATCH"
 if [ -n "$RETARGET_AT" ]; then
-  wait "$RETARGET" || true
+  $WXPCTL "${ADMIN[@]}" history legal-demo --csv > "$OUT/history.csv"
+  retarget_report > "$OUT/retarget.txt"
   cat "$OUT/retarget.txt"
   echo "  at the end: g = $($WXPCTL "${ADMIN[@]}" swarm status legal-demo --output json | best_line)" \
     | tee -a "$OUT/retarget.txt"
-  $WXPCTL "${ADMIN[@]}" history legal-demo --csv > "$OUT/history.csv"
   $WXPCTL "${ADMIN[@]}" history legal-demo --plot "$OUT/history.svg"
   echo "  history: $OUT/history.csv (weight versions: $(cut -d, -f1 "$OUT/history.csv" | tail -n +2 | sort -u | tr '\n' ' '))"
 fi
@@ -275,57 +276,80 @@ step "8/8 export and the test-split table"
 $WXPCTL "${ADMIN[@]}" export legal-demo --out "$OUT/best"
 EXPERT_DIRS=()
 for e in "${EXPERTS[@]}"; do EXPERT_DIRS+=("$OUT/experts/${e%%:*}"); done
-score() {  # score ADAPTER SPLIT [COMPONENT]
-  $WXPCTL legal eval --work-dir "$LEGAL" --architecture "$ARCH" --adapter "$1" --split "$2" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["scores"][sys.argv[1]])' "${3:-char_acc}"
-}
-gt() { python3 -c "import sys; sys.exit(0 if $1 > $2 else 1)"; }
 $WXPCTL merge --method linear --out "$OUT/merges/uniform_soup" "${EXPERT_DIRS[@]}" >/dev/null
 # The unnormalised merges need their scale: like the papers, pick lambda on the dev split
 # (the swarm's own utility), then report the test split.
 # The product merges (cat, svd) take lambda as every expert's coefficient: lambda * sum_j
 # s_j B_j A_j, the exact form of task arithmetic's lambda * sum of task vectors.
-tuned() {  # tuned METHOD [MERGE FLAGS...]
-  local method=$1 best=-1 best_lambda="" lambda acc scale
-  shift
+TUNED=()
+for method in task_arithmetic ties dare_ties cat svd; do
+  extra=()
+  [ "$method" = svd ] && extra=(--svd-rank 8)
   for lambda in "${LAMBDAS[@]}"; do
     scale=(--lambda "$lambda")
     if [ "$method" = cat ] || [ "$method" = svd ]; then
       scale=(--weights "$(printf "$lambda%.0s," "${EXPERT_DIRS[@]}" | sed 's/,$//')")
     fi
-    $WXPCTL merge --method "$method" "${scale[@]}" "$@" --out "$OUT/merges/$method-$lambda" \
-      "${EXPERT_DIRS[@]}" >/dev/null
-    acc=$(score "$OUT/merges/$method-$lambda" dev)
-    if gt "$acc" "$best"; then best=$acc best_lambda=$lambda; fi
+    $WXPCTL merge --method "$method" "${scale[@]}" "${extra[@]}" \
+      --out "$OUT/merges/$method-$lambda" "${EXPERT_DIRS[@]}" >/dev/null
+    TUNED+=("$OUT/merges/$method-$lambda")
   done
-  echo "$method(lambda=$best_lambda) $(score "$OUT/merges/$method-$best_lambda" test)"
-}
-best_single=-1 best_name=""
-for d in "${EXPERT_DIRS[@]}"; do
-  a=$(score "$d" dev)
-  if gt "$a" "$best_single"; then best_single=$a best_name=$d; fi
 done
+# Every choice (the best single expert, each merge's lambda) is made on dev, then each
+# chosen adapter is scored once on test: one wxpctl process per split scores them all.
+$WXPCTL legal eval --work-dir "$LEGAL" --architecture "$ARCH" --split dev \
+  "${EXPERT_DIRS[@]}" "${TUNED[@]}" "$OUT/best" > "$OUT/dev_scores.jsonl"
+mapfile -t CHOSEN < <(python3 - "$OUT/dev_scores.jsonl" "${#EXPERT_DIRS[@]}" "${RETARGET_TO:-}" <<'PY'
+import json, os, sys
+scores = [json.loads(l) for l in open(sys.argv[1])]
+n, family = int(sys.argv[2]), sys.argv[3]
+def best(rows, component="char_acc"):
+    # The first of the best, in the order given (max keeps the first of equals).
+    return max(rows, key=lambda r: r["scores"][component])["adapter"]
+experts, merges = scores[:n], scores[n:-1]  # in the order given; the last is the swarm's
+print("best_single " + best(experts))
+methods = ["task_arithmetic", "ties", "dare_ties", "cat", "svd"]
+for m in methods:
+    rows = [r for r in merges if os.path.basename(r["adapter"]).rsplit("-", 1)[0] == m]
+    print(m + " " + best(rows))
+if family:
+    print("best_single_family " + best(experts, "char_acc/" + family))
+PY
+)
+declare -A PICK
+for line in "${CHOSEN[@]}"; do PICK[${line%% *}]=${line#* }; done
+TEST_SET=("$OUT/best" "${PICK[best_single]}" "$OUT/merges/uniform_soup")
+for m in task_arithmetic ties dare_ties cat svd; do TEST_SET+=("${PICK[$m]}"); done
+[ -n "$RETARGET_AT" ] && TEST_SET+=("${PICK[best_single_family]}")
+$WXPCTL legal eval --work-dir "$LEGAL" --architecture "$ARCH" --split test \
+  "${TEST_SET[@]}" > "$OUT/test_scores.jsonl"
+# score SPLIT ADAPTER [COMPONENT]: from the scores just computed.
+score() {
+  python3 -c 'import json, sys
+for l in open(sys.argv[1]):
+    r = json.loads(l)
+    if r["adapter"] == sys.argv[2]:
+        print(r["scores"][sys.argv[3]]); break' "$OUT/$1_scores.jsonl" "$2" "${3:-char_acc}"
+}
+lambda_of() { local b; b=$(basename "$1"); echo "${b##*-}"; }
 {
   echo "method char_acc"
-  echo "swarm_best $(score "$OUT/best" test)"
-  echo "best_single($(basename "$best_name")) $(score "$best_name" test)"
-  echo "uniform_soup $(score "$OUT/merges/uniform_soup" test)"
-  for m in task_arithmetic ties dare_ties cat; do tuned "$m"; done
-  tuned svd --svd-rank 8
+  echo "swarm_best $(score test "$OUT/best")"
+  echo "best_single($(basename "${PICK[best_single]}")) $(score test "${PICK[best_single]}")"
+  echo "uniform_soup $(score test "$OUT/merges/uniform_soup")"
+  for m in task_arithmetic ties dare_ties cat svd; do
+    echo "$m(lambda=$(lambda_of "${PICK[$m]}")) $(score test "${PICK[$m]}")"
+  done
 } > "$OUT/table.txt"
 if [ -n "$RETARGET_AT" ]; then
   # The objective after the change, on test: the best single expert for it is chosen on dev
   # by the same component.
-  c=char_acc/$RETARGET_TO best_f=-1 best_f_name=""
-  for d in "${EXPERT_DIRS[@]}"; do
-    a=$(score "$d" dev "$c")
-    if gt "$a" "$best_f"; then best_f=$a best_f_name=$d; fi
-  done
+  c=char_acc/$RETARGET_TO best_f_name=${PICK[best_single_family]}
   {
     echo "$c on the TEST split after the retarget (higher is better):"
-    echo "  swarm_best                   $(score "$OUT/best" test "$c")"
-    echo "  best_single($(basename "$best_f_name")) $(score "$best_f_name" test "$c")"
-    echo "  swarm_best on dev            $(score "$OUT/best" dev "$c")"
+    echo "  swarm_best                   $(score test "$OUT/best" "$c")"
+    echo "  best_single($(basename "$best_f_name")) $(score test "$best_f_name" "$c")"
+    echo "  swarm_best on dev            $(score dev "$OUT/best" "$c")"
   } | tee -a "$OUT/retarget.txt"
 fi
 printf '(%d s)\n' $((SECONDS - STEP_START))

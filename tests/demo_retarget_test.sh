@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Dynamic utility in the README's demo (deploy/demo.sh --retarget-at N --retarget-to FAMILY)
 # end to end on the real binaries, made small: the weights must move through the real server
-# mid-run, the history must hold both weight versions (and its chart mark the change), and
+# exactly as round N closes (a change scheduled on the server, not a script racing the
+# swarm), the history must hold both weight versions (and its chart mark the change), and
 # g at the end must be ranked under the new weights: its utility is the exported adapter's
 # dev char_acc/FAMILY as `wxpctl legal eval` scores it, not its mix char_acc.
 set -uo pipefail
@@ -16,12 +17,17 @@ rc=$?
 check "the demo exits 0 (got $rc)" [ $rc -eq 0 ]
 [ $rc -eq 0 ] || tail -40 "$TMP/run.log"
 cat "$OUT/retarget.txt"
-check "the weights moved once iteration 2 had closed" \
-  grep -Eq '^retarget: iteration [2-5] closed; the weights move .* to char_acc/MPL$' "$OUT/retarget.txt"
-check "g before the change is printed, under v1" \
-  grep -q '^  before: g = particle .* (weights v1)$' "$OUT/retarget.txt"
-check "g right after it, re-ranked under v2" \
-  grep -q '^  after:  g = particle .* (weights v2) (re-ranked' "$OUT/retarget.txt"
+check "the change was scheduled on the server when the swarm was created" \
+  grep -q '^retarget: scheduled on the server: once iteration 2 has closed' "$TMP/run.log"
+check "the weights moved as iteration 2 closed" \
+  grep -q '^retarget: iteration 2 closed; the weights moved .* to char_acc/MPL$' "$OUT/retarget.txt"
+check "g of round 2 under v1 is printed" \
+  grep -Eq '^  before: g utility [0-9.]+ at iteration 2 \(weights v1\)$' "$OUT/retarget.txt"
+check "and re-ranked under v2" \
+  grep -Eq '^  after:  g utility [0-9.]+ at iteration 2 \(weights v2\) \(re-ranked' "$OUT/retarget.txt"
+check "the server's audit log says it made the scheduled change" \
+  grep -q 'event=utility_weights swarm=legal-demo version=2 by=wxp-server .*(scheduled after iteration 2)' \
+  "$OUT/server.log"
 check "the swarm reached FINISHED" grep -q '^state  *FINISHED' "$TMP/run.log"
 versions=$(cut -d, -f1 "$OUT/history.csv" | tail -n +2 | sort -u | tr '\n' ' ')
 check "the history holds both weight versions (got: $versions)" [ "$versions" = "1 2 " ]

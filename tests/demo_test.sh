@@ -13,7 +13,7 @@ leftovers() {
   for f in /proc/[0-9]*/cmdline; do
     pid=${f#/proc/}; pid=${pid%/cmdline}
     [ "$pid" = $$ ] && continue
-    tr '\0' ' ' < "$f" 2>/dev/null | grep -q -- "$1" && echo "$pid: $(tr '\0' ' ' < "$f")"
+    tr '\0' ' ' 2>/dev/null < "$f" | grep -q -- "$1" && echo "$pid: $(tr '\0' ' ' 2>/dev/null < "$f")"
   done
   return 0
 }

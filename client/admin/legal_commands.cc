@@ -6,10 +6,12 @@
 #include <cmath>
 #include <cstdlib>
 #include <iomanip>
+#include <memory>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "client/admin/command_util.h"
 #include "client/admin/tensor_commands.h"
 #include "client/legal/evaluator.h"
@@ -42,10 +44,12 @@ constexpr char kLegalHelp[] =
     "                                  eval and train; mlp by default)\n"
     "  finetune --work_dir D --shard NAME --out DIR [--steps N --seed S]\n"
     "                                  fine-tune a firm's LoRA expert on its shard only\n"
-    "  eval --work_dir D --adapter DIR [--split dev|test]\n"
+    "  eval --work_dir D --adapter DIR [ADAPTER...] [--split dev|test|dev,test]\n"
     "                                  print {\"scores\": {\"char_acc\", \"loss\", "
     "\"char_acc/<family>\"...}}\n"
-    "                                  of an adapter (the mix, and each family alone)\n"
+    "                                  of an adapter (the mix, and each family alone); with\n"
+    "                                  several adapters or splits, one such line each, with\n"
+    "                                  \"adapter\" and \"split\" (loads the model once)\n"
     "  train IN OUT --work_dir D --shard NAME [--steps N --learning_rate X --batch B --seed S]\n"
     "                                  train a particle's LoRA as wxp-agent's built-in local\n"
     "                                  training does (a train_command; settings default to\n"
@@ -155,38 +159,96 @@ int Finetune(const std::vector<std::string>& args, std::ostream& out, std::ostre
   return kExitOk;
 }
 
+// Where `adapter` sits in the base model: InvalidArgument, naming `path`, if it is not a LoRA
+// of it (another base, another architecture, or no LoRA of this model at all).
+absl::StatusOr<legal::LoraPlacement> PlaceAdapter(const legal::LegalModel& model,
+                                                  const std::string& path, const Adapter& adapter) {
+  absl::Status base = legal::CheckLegalBase(model, adapter.config_json);
+  if (!base.ok()) return absl::InvalidArgumentError(absl::StrCat(path, ": ", base.message()));
+  absl::StatusOr<legal::LoraPlacement> placement =
+      model.PlaceLora(adapter.schema, adapter.config_json);
+  if (!placement.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": not a LoRA of this base model: ", placement.status().message()));
+  }
+  return placement;
+}
+
 int Eval(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
   const std::vector<cli::FlagSpec> flags = {
       kWorkDir,
       kCorpusDir,
       kThreads,
       kArchitecture,
-      {"adapter", "PEFT directory or .safetensors file to score"},
-      {"split", "dev (the search's utility) or test (final reporting)", false, "dev"},
+      {"adapter", "PEFT directory or .safetensors file to score (more may follow as arguments)"},
+      {"split", "dev (the search's utility), test (final reporting), or both: dev,test", false,
+       "dev"},
       {"timing", "also print the evaluation time to stderr", true},
   };
   int code = 0;
   std::optional<cli::ParsedArgs> p =
-      ParseOrExit(args, flags, "legal eval", "--work_dir D --adapter DIR [flags]", out, err, &code);
+      ParseOrExit(args, flags, "legal eval", "--work_dir D --adapter DIR [ADAPTER...] [flags]", out,
+                  err, &code);
   if (!p) return code;
-  if (!p->Has("adapter")) return UsageError(err, "legal eval", "--adapter is required");
+  // One process scores many adapters: the corpus, the base model and each split are loaded
+  // once (they cost several times one evaluation).
+  std::vector<std::string> paths;
+  if (p->Has("adapter")) paths.push_back(p->Get("adapter"));
+  paths.insert(paths.end(), p->positional().begin(), p->positional().end());
+  if (paths.empty()) return UsageError(err, "legal eval", "--adapter is required");
+  std::vector<std::string> splits = absl::StrSplit(p->Get("split"), ',');
+  for (const std::string& split : splits) {
+    if (split != "dev" && split != "test") {
+      return UsageError(
+          err, "legal eval",
+          absl::StrCat("--split takes dev, test or dev,test; got '", p->Get("split"), "'"));
+    }
+  }
   absl::StatusOr<LegalOptions> o = CommonOptions(*p);
   if (!o.ok()) return UsageError(err, "legal eval", std::string(o.status().message()));
-  o->split = p->Get("split");
-  absl::StatusOr<Adapter> a = LoadAdapter(p->Get("adapter"));
-  if (!a.ok()) return Fail(err, a.status());
-  absl::StatusOr<std::unique_ptr<Evaluator>> ev =
-      legal::MakeLegalEvaluator(*o, a->schema, a->config_json);
-  if (!ev.ok()) return Fail(err, ev.status());
-  const auto start = std::chrono::steady_clock::now();
-  absl::StatusOr<Scores> scores = (*ev)->Evaluate({0, 0, a->values});
-  if (!scores.ok()) return Fail(err, scores.status());
-  if (p->GetBool("timing")) {
-    err << absl::StrFormat("wxpctl: evaluation took %.3f s\n", Since(start));
+  absl::StatusOr<legal::LegalSetup> setup = legal::LoadLegalSetup(*o);
+  if (!setup.ok()) return Fail(err, setup.status());
+  // Every adapter is read and placed (or refused, naming it) before anything is scored.
+  std::vector<Adapter> adapters;
+  std::vector<legal::LoraPlacement> placements;
+  for (const std::string& path : paths) {
+    absl::StatusOr<Adapter> a = LoadAdapter(path);
+    if (!a.ok()) return Fail(err, a.status());
+    absl::StatusOr<legal::LoraPlacement> placement = PlaceAdapter(*setup->model, path, *a);
+    if (!placement.ok()) return Fail(err, placement.status());
+    adapters.push_back(*std::move(a));
+    placements.push_back(*std::move(placement));
   }
-  nlohmann::json j;
-  j["scores"] = *scores;
-  out << j.dump() << "\n";
+  const bool one = paths.size() == 1 && splits.size() == 1;
+  for (const std::string& split_name : splits) {
+    absl::StatusOr<legal::Split> split = legal::ParseSplit(split_name);
+    if (!split.ok()) return Fail(err, split.status());
+    absl::StatusOr<legal::SplitData> loaded =
+        legal::LoadSplitData(*setup->model, setup->corpus, *split);
+    if (!loaded.ok()) return Fail(err, loaded.status());
+    auto data = std::make_shared<const legal::SplitData>(*std::move(loaded));
+    for (size_t i = 0; i < adapters.size(); ++i) {
+      const auto start = std::chrono::steady_clock::now();
+      legal::LegalEvaluator evaluator(setup->model, data, placements[i]);
+      absl::StatusOr<Scores> scores = evaluator.Evaluate({0, 0, adapters[i].values});
+      if (!scores.ok()) {
+        return Fail(err, absl::Status(scores.status().code(),
+                                      absl::StrCat(paths[i], ": ", scores.status().message())));
+      }
+      if (p->GetBool("timing")) {
+        err << absl::StrFormat("wxpctl: evaluation took %.3f s\n", Since(start));
+      }
+      // One adapter on one split prints {"scores": ...} as it always has; more print one
+      // line each, naming the adapter and the split.
+      nlohmann::json j;
+      if (!one) {
+        j["adapter"] = paths[i];
+        j["split"] = split_name;
+      }
+      j["scores"] = *scores;
+      out << j.dump() << "\n";
+    }
+  }
   return kExitOk;
 }
 

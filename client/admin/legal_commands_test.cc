@@ -3,11 +3,13 @@
 // built-in local trainer it must equal.
 #include <cstdlib>
 
+#include "absl/strings/str_split.h"
 #include "client/admin/run_for_test.h"
 #include "client/legal/evaluator.h"
 #include "client/legal/trainer.h"
 #include "common/adapter.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 
 namespace wxp::admin {
 namespace {
@@ -143,6 +145,33 @@ TEST(LegalCommandsTest, TrainEqualsTheBuiltInTrainer) {
               "1"});
   EXPECT_EQ(r.code, 1) << r.err;
   EXPECT_NE(r.err.find("not a LoRA of the built-in model"), std::string::npos) << r.err;
+
+  // Several adapters on both splits in one process (the model loaded once): one line each,
+  // in split then argument order, with the scores one adapter per process gets. A foreign
+  // adapter among them is refused, naming it, before anything is printed.
+  CliOutput one = RunCli(
+      {"legal", "eval", "--work_dir", o.work_dir, "--adapter", root + "/out", "--split", "test"});
+  ASSERT_EQ(one.code, 0) << one.err;
+  CliOutput many =
+      RunCli({"legal", "eval", "--work_dir", o.work_dir, "--split", "dev,test", in, root + "/out"});
+  ASSERT_EQ(many.code, 0) << many.err;
+  std::vector<std::string> lines = absl::StrSplit(many.out, '\n', absl::SkipEmpty());
+  ASSERT_EQ(lines.size(), 4u) << many.out;
+  const std::vector<std::pair<std::string, std::string>> order = {
+      {in, "dev"}, {root + "/out", "dev"}, {in, "test"}, {root + "/out", "test"}};
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const nlohmann::json j = nlohmann::json::parse(lines[i]);
+    EXPECT_EQ(j["adapter"], order[i].first) << i;
+    EXPECT_EQ(j["split"], order[i].second) << i;
+  }
+  EXPECT_EQ(nlohmann::json::parse(lines[3])["scores"], nlohmann::json::parse(one.out)["scores"]);
+  EXPECT_NE(nlohmann::json::parse(lines[2])["scores"], nlohmann::json::parse(one.out)["scores"]);
+  r = RunCli({"legal", "eval", "--work_dir", o.work_dir, in, root + "/foreign"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(r.err.find(root + "/foreign: not a LoRA of this base model"), std::string::npos)
+      << r.err;
+  EXPECT_EQ(RunCli({"legal", "eval", "--work_dir", o.work_dir, in, "--split", "train"}).code, 2);
 }
 
 // A transformer expert (a tiny one, written here) as `wxpctl adapter inspect` shows it: a

@@ -11,13 +11,13 @@ std::string FamilyCharAccComponent(const std::string& shard) {
 }
 
 absl::StatusOr<Scores> LegalEvaluator::Evaluate(const EvaluationRequest& request) {
-  WXP_ASSIGN_OR_RETURN(LmScores s,
-                       model_->Score(placement_, request.params, split_.data, split_.family_ends));
+  WXP_ASSIGN_OR_RETURN(
+      LmScores s, model_->Score(placement_, request.params, split_->data, split_->family_ends));
   Scores out{{kCharAccComponent, s.char_acc}, {kLossComponent, s.loss}};
   int64_t begin = 0;
-  for (size_t j = 0; j < split_.families.size(); ++j) {
-    const int64_t end = split_.family_ends[j];
-    out[FamilyCharAccComponent(split_.families[j])] =
+  for (size_t j = 0; j < split_->families.size(); ++j) {
+    const int64_t end = split_->family_ends[j];
+    out[FamilyCharAccComponent(split_->families[j])] =
         static_cast<double>(s.part_correct[j]) / static_cast<double>(end - begin);
     begin = end;
   }

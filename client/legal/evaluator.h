@@ -80,20 +80,27 @@ class LegalEvaluator : public Evaluator {
  public:
   // Scores the model's own adapters (own_placement()).
   LegalEvaluator(std::shared_ptr<const LegalModel> model, SplitData split)
-      : model_(std::move(model)), split_(std::move(split)), placement_(model_->own_placement()) {}
-  // Scores adapters placed by model->PlaceLora.
-  LegalEvaluator(std::shared_ptr<const LegalModel> model, SplitData split, LoraPlacement placement)
+      : model_(std::move(model)),
+        split_(std::make_shared<const SplitData>(std::move(split))),
+        placement_(model_->own_placement()) {}
+  // Scores adapters placed by model->PlaceLora, on a split it may share with other
+  // evaluators (one tokenized split serves adapters of several schemas).
+  LegalEvaluator(std::shared_ptr<const LegalModel> model, std::shared_ptr<const SplitData> split,
+                 LoraPlacement placement)
       : model_(std::move(model)), split_(std::move(split)), placement_(std::move(placement)) {}
+  LegalEvaluator(std::shared_ptr<const LegalModel> model, SplitData split, LoraPlacement placement)
+      : LegalEvaluator(std::move(model), std::make_shared<const SplitData>(std::move(split)),
+                       std::move(placement)) {}
   // InvalidArgument if the position's length is not the placement schema's size or it holds
   // a non-finite value; Internal for a LibTorch failure.
   absl::StatusOr<Scores> Evaluate(const EvaluationRequest& request) override;
   const LegalModel& model() const { return *model_; }
-  int64_t positions() const { return split_.data.positions(); }
-  const std::vector<std::string>& families() const { return split_.families; }
+  int64_t positions() const { return split_->data.positions(); }
+  const std::vector<std::string>& families() const { return split_->families; }
 
  private:
   std::shared_ptr<const LegalModel> model_;
-  SplitData split_;
+  std::shared_ptr<const SplitData> split_;
   LoraPlacement placement_;
 };
 
