@@ -112,6 +112,15 @@ int Main(int argc, char** argv) {
                                             Record(Op::kSetUtilityWeights, 3, w) +
                                             Record(Op::kSetUtilityWeights, 3, bad) +
                                             move("s", 1, 1, 8, 0.2) + Read("s")});
+    // Scheduled for when round 1 closes (and its g is held), then again once it is past.
+    wxp::v1::SetUtilityWeightsRequest later = w;
+    later.set_after_iteration(1);
+    seeds.push_back({"utility_weights_scheduled",
+                     Record(Op::kSetUtilityWeights, 3, later) + move("s", 0, 1, 7, 0.9) +
+                         move("s", 1, 1, 8, 0.4) + move("s", 2, 1, 9, 0.6) +
+                         Record(Op::kStoreBlob, 0, std::string(1, '\0')) +
+                         Targets(owner("s", 0), "s", 0, 2) +
+                         Record(Op::kSetUtilityWeights, 3, later) + Read("s")});
   }
   {
     wxp::v1::JoinRequest j;
