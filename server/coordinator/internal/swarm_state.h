@@ -104,6 +104,9 @@ struct Coordinator::Swarm {
   // Agent -> when it was last heard from about this swarm (Unix ms). Not persisted: after a
   // load it starts from the stored times of the agent's joins and reports.
   std::map<std::string, int64_t> last_seen_ms;
+  // The reconcile of unrecorded uploads on load failed (Coordinator::UnrecordedUploadsLocked):
+  // the next lease round tries again.
+  bool reconcile_due = false;
   // EXPERT_COEFFICIENTS (SPEC 4.3), once the pool exists: the length of every alpha, and
   // the space over the experts (built when first needed: export decodes with it).
   int64_t alpha_dim = 0;
