@@ -254,16 +254,7 @@ TEST_F(ReplicasProcessTest, TenKillsOfTheLeaderLoseNothing) {
 // paused, the audit log has no pause, and it logs that it dropped the swarm. (The fencing
 // of a write computed under the lost lease is proven against PostgreSQL by
 // server/store:postgres_store_test, LeaseTest.)
-//
-// DISABLED: flaky, failed 1 run in 3. In the failing run the new leader took the lease
-// (token 2), a write of its failed (most likely a lock wait on the stopped leader's open
-// transaction, before PostgreSQL's idle-in-transaction timeout ended it), it reloaded
-// (event=state_reloaded reason=write_failed), and from then on the agents only got WAIT:
-// probably g's upload, recorded in that failed write, never became held (the reconcile on
-// reload may have hit the same lock, and its failure is not retried). To fix before
-// enabling: retry that reconcile on the next lease round, or load a taken-over swarm only
-// once the old holder's transaction has ended.
-TEST_F(ReplicasProcessTest, DISABLED_AResumedLeaderDoesNotWrite) {
+TEST_F(ReplicasProcessTest, AResumedLeaderDoesNotWrite) {
   StartReplicas(2);
   CreateSwarm("seed: 7 max_iterations: 30 patience: 30 pool_size: 5");
   StartAgents();
