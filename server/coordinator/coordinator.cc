@@ -8,6 +8,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/adapter.h"
 #include "common/safetensors.h"
 #include "common/status_macros.h"
@@ -223,29 +224,51 @@ absl::StatusOr<std::unique_ptr<Coordinator::Swarm>> Coordinator::LoadSwarmLocked
     s->engine = std::move(engine);
   }
   // A crash between storing an uploaded blob and recording it leaves an evaluation that
-  // is not marked held although its bytes are here: reconcile. The bytes get the check
-  // OnBlobStored would have made: a blob it refused (NaN, another schema) is stored too,
-  // and must not become a target after a restart.
-  store::SwarmUpdate held;
-  held.swarm = row.name;
-  for (auto& [key, e] : s->evals) {
-    if (e.held || e.failed || !options_.blobs->Has(e.blob_id)) continue;
-    absl::StatusOr<int64_t> size = CheckPositionBlob(*options_.blobs, s->schema, e.blob_id);
-    if (!size.ok()) continue;
-    held.blobs_now_held.push_back(key);
-    held.blob_refs.push_back({e.blob_id, *size, 0});
+  // is not marked held although its bytes are here: reconcile.
+  std::vector<std::pair<int, int>> unheld;
+  for (const auto& [key, e] : s->evals) {
+    if (!e.held && !e.failed) unheld.push_back(key);
   }
+  store::SwarmUpdate held = UnrecordedUploadsLocked(*s, unheld);
   if (!held.blobs_now_held.empty()) {
+    // With replicas the write needs the lease's token like any other (MaintainLeases has
+    // recorded it before loading): without one it would be refused every time.
+    if (auto l = leased_.find(row.name); l != leased_.end()) held.fence = l->second.token;
     absl::Status marked = st.Apply(held);
-    // After a failed write (a full disk) serving goes on without marking them; a later
-    // reload or restart retries.
     if (at_start) WXP_RETURN_IF_ERROR(marked);
     if (marked.ok()) {
       for (const auto& key : held.blobs_now_held) s->evals[key].held = true;
+      Log(absl::StrFormat("event=uploads_recorded swarm=%s evaluations=%d", row.name,
+                          held.blobs_now_held.size()));
+    } else {
+      // Serving goes on without marking them (after a full disk, or a lock the previous
+      // leader's session still held); MaintainLeases retries, and so does a later reload.
+      s->reconcile_due = true;
+      Log(absl::StrFormat("event=reconcile_failed swarm=%s evaluations=%d error=\"%s\"", row.name,
+                          held.blobs_now_held.size(), marked.message()));
     }
   }
   s->PruneEvals();
   return s;
+}
+
+store::SwarmUpdate Coordinator::UnrecordedUploadsLocked(
+    const Swarm& s, const std::vector<std::pair<int, int>>& keys) {
+  store::SwarmUpdate held;
+  held.swarm = s.row.name;
+  for (const auto& key : keys) {
+    auto it = s.evals.find(key);
+    if (it == s.evals.end()) continue;
+    const coordinator_internal::EvalInfo& e = it->second;
+    if (e.held || e.failed || !options_.blobs->Has(e.blob_id)) continue;
+    // The check OnBlobStored would have made: a blob it refused (NaN, another schema) is
+    // stored too, and must not become a target.
+    absl::StatusOr<int64_t> size = CheckPositionBlob(*options_.blobs, s.schema, e.blob_id);
+    if (!size.ok()) continue;
+    held.blobs_now_held.push_back(key);
+    held.blob_refs.push_back({e.blob_id, *size, 0});
+  }
+  return held;
 }
 
 absl::Status Coordinator::ReloadIfNeededLocked() {

@@ -148,9 +148,12 @@ class Coordinator {
   // Announces this replica, renews the leases it holds (a swarm whose lease was lost is
   // dropped from memory), takes free or expired leases up to its fair share (loading each
   // swarm from the store), and gives one lease back when it holds more than its share while
-  // others are alive. Call every lease_duration / 3 (the server does, on its Clock). An
-  // error (PostgreSQL unreachable) changes nothing; a swarm whose lease then runs out is
-  // refused with UNAVAILABLE until renewed.
+  // others are alive. Then, for the swarms it leads, records positions whose bytes reached
+  // the blob store without an upload this replica recorded (a predecessor died in between,
+  // or the reconcile on load failed): nothing waits on them for ever. Call every
+  // lease_duration / 3 (the server does, on its Clock). An error (PostgreSQL unreachable)
+  // changes nothing; a swarm whose lease then runs out is refused with UNAVAILABLE until
+  // renewed.
   absl::Status MaintainLeases();
   // OK if this replica may take writes for `swarm` (it leads it, there are no replicas, or
   // no such swarm exists); UNAVAILABLE, with a LeaderRedirect when the leader is known,
@@ -220,6 +223,18 @@ class Coordinator {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<std::unique_ptr<Swarm>> LoadSwarmLocked(store::SwarmRecord row, bool at_start)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The update that marks held those of `keys` (evaluations of `s` in memory) whose
+  // position is not marked held although its bytes are in the blob store, whole and valid;
+  // none if there are none. What an upload nobody recorded leaves: a server killed between
+  // storing the bytes and recording them, or, with replicas, bytes a replica stored after
+  // the swarm was loaded elsewhere; the agent, finding them complete, uploads them no more.
+  store::SwarmUpdate UnrecordedUploadsLocked(const Swarm& s,
+                                             const std::vector<std::pair<int, int>>& keys)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // With replicas, each lease round: records the unrecorded uploads (above) of the led
+  // swarms' g and g_w, which every target waits for, and of every evaluation of a swarm
+  // whose reconcile on load failed. Without it such a swarm would answer WAIT for ever.
+  void RecordUnrecordedUploads() ABSL_LOCKS_EXCLUDED(mu_);
   // Why this replica does not serve `swarm`, which it does not lead: a redirect to the
   // leader, UNAVAILABLE while no live replica leads it, NotFound if it does not exist.
   absl::Status NotLedLocked(const std::string& swarm) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <cmath>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -104,7 +105,54 @@ absl::Status Coordinator::MaintainLeases() {
   }
   if (!release.empty()) leases.Release(release, release_token).IgnoreError();
   for (const std::string& line : logs) EmitLog(line);
+  RecordUnrecordedUploads();
   return absl::OkStatus();
+}
+
+void Coordinator::RecordUnrecordedUploads() {
+  store::SwarmStore::Ticket seen = 0;
+  std::vector<std::string> logs;
+  {
+    absl::MutexLock lock(&mu_);
+    // After a failed write nothing can be queued on top of memory: reload first (which
+    // reconciles again as it loads).
+    if (!ReloadIfNeededLocked().ok()) return;
+    for (auto& [name, s] : swarms_) {
+      if (!Find(name).ok()) continue;  // the lease ran out: nothing from this memory
+      std::set<std::pair<int, int>> keys;
+      if (s->reconcile_due) {
+        for (const auto& [key, e] : s->evals) keys.insert(key);
+      } else {
+        // Cheap enough for every round: the positions every target waits for, as sync
+        // rounds (the round's) and async moves (the engine's) use them.
+        std::vector<PositionRef> refs = {s->row.round_best, s->row.round_worst};
+        if (s->engine) {
+          refs.push_back(s->engine->global_best());
+          refs.push_back(s->engine->global_worst());
+        }
+        for (const PositionRef& r : refs) {
+          if (r.valid()) keys.insert({r.particle, r.iteration});
+        }
+      }
+      store::SwarmUpdate u =
+          UnrecordedUploadsLocked(*s, std::vector<std::pair<int, int>>(keys.begin(), keys.end()));
+      s->reconcile_due = false;
+      if (u.blobs_now_held.empty()) continue;
+      for (const auto& key : u.blobs_now_held) s->evals[key].held = true;
+      Log(absl::StrFormat("event=uploads_recorded swarm=%s evaluations=%d", name,
+                          u.blobs_now_held.size()));
+      // Fenced like every write: a lost lease records nothing. If it fails, the next
+      // request or round reloads, and the load reconciles (or marks the swarm due) again.
+      EnqueueLocked(std::move(u));
+    }
+    seen = last_ticket_;
+    logs.swap(pending_logs_);
+  }
+  if (absl::Status durable = options_.store->WaitDurable(seen); !durable.ok()) {
+    OnWriteFailed(durable).IgnoreError();
+    return;
+  }
+  for (const std::string& line : logs) EmitLog(line);
 }
 
 void Coordinator::DropLocked(const std::string& swarm, const std::string& reason) {

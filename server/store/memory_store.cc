@@ -79,12 +79,22 @@ void MemoryStore::FailCommitsWith(absl::Status s) {
   commit_failure_ = std::move(s);
 }
 
+void MemoryStore::RequireFences(std::function<int64_t(const std::string& swarm)> lease_token) {
+  absl::MutexLock lock(&mu_);
+  lease_token_ = std::move(lease_token);
+}
+
 absl::Status MemoryStore::CommitBatch(const std::vector<const SwarmUpdate*>& batch,
                                       std::vector<absl::Status>& refused) {
   absl::MutexLock lock(&mu_);
   if (!commit_failure_.ok()) return commit_failure_;
   // Each update goes to a copy swapped in on success: all or nothing, like a savepoint.
   for (size_t i = 0; i < batch.size(); ++i) {
+    if (lease_token_ &&
+        (batch[i]->fence == 0 || batch[i]->fence != lease_token_(batch[i]->swarm))) {
+      refused[i] = LeaseLostError(batch[i]->swarm);
+      continue;
+    }
     State next = state_;
     refused[i] = ApplyTo(next, *batch[i]);
     if (refused[i].ok()) state_ = std::move(next);

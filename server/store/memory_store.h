@@ -1,9 +1,11 @@
 // An in-memory SwarmStore: the fake for unit tests of code above the store. It honours the
 // same contract as the SQLite store (atomic updates, group commit, the same errors) except
-// durability. FailCommitsWith() lets tests see what a failed batch (a full disk) does.
+// durability. FailCommitsWith() lets tests see what a failed batch (a full disk) does, and
+// RequireFences() what a write under a lost lease does.
 #ifndef WXP_SERVER_STORE_MEMORY_STORE_H_
 #define WXP_SERVER_STORE_MEMORY_STORE_H_
 
+#include <functional>
 #include <map>
 #include <memory>
 
@@ -44,6 +46,10 @@ class MemoryStore : public SwarmStore {
   // Every batch committed from now on fails with `s` (OK: they succeed again), like a
   // SQLite store whose disk is full.
   void FailCommitsWith(absl::Status s);
+  // From now on, like PostgresStore with require_fence (several replicas, lease.h): an
+  // update is refused with LeaseLostError unless its fence is the token `lease_token` gives
+  // for its swarm now (a lease table's). Without this call fences are ignored.
+  void RequireFences(std::function<int64_t(const std::string& swarm)> lease_token);
 
  private:
   struct Swarm {
@@ -67,6 +73,7 @@ class MemoryStore : public SwarmStore {
   mutable absl::Mutex mu_;
   State state_ ABSL_GUARDED_BY(mu_);
   absl::Status commit_failure_ ABSL_GUARDED_BY(mu_);
+  std::function<int64_t(const std::string&)> lease_token_ ABSL_GUARDED_BY(mu_);
   UpdatePipeline pipeline_;
 };
 

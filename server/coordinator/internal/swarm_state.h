@@ -107,6 +107,9 @@ struct Coordinator::Swarm {
   // The weight change SetUtilityWeights scheduled for when an iteration closes (stored with
   // the weights, in row.utility).
   std::optional<wxp::v1::ScheduledUtilityWeights> scheduled;
+  // The reconcile of unrecorded uploads on load failed (Coordinator::UnrecordedUploadsLocked):
+  // the next lease round tries again.
+  bool reconcile_due = false;
   // EXPERT_COEFFICIENTS (SPEC 4.3), once the pool exists: the length of every alpha, and
   // the space over the experts (built when first needed: export decodes with it).
   int64_t alpha_dim = 0;

@@ -1,7 +1,8 @@
 // SwarmLeases in memory, for tests of what a replica does with its leases (the coordinator's
 // MaintainLeases) under a fake clock: one MemoryLeaseTable stands for the database, each
-// MemoryLeases for one replica process. Same rules as PostgresLeases (lease.h), no fencing
-// (the memory store ignores fences; lease_test.cc proves them on PostgreSQL).
+// MemoryLeases for one replica process. Same rules as PostgresLeases (lease.h). Fencing is
+// the store's: MemoryStore::RequireFences with MemoryLeaseTable::Token checks it as
+// PostgresStore does (lease_test.cc proves it on PostgreSQL).
 #ifndef WXP_SERVER_STORE_TESTING_MEMORY_LEASES_H_
 #define WXP_SERVER_STORE_TESTING_MEMORY_LEASES_H_
 
@@ -23,6 +24,13 @@ struct MemoryLeaseTable {
   std::map<std::string, Row> leases ABSL_GUARDED_BY(mu);
   std::map<std::string, int64_t> replicas ABSL_GUARDED_BY(mu);  // id -> announced until
   int64_t incarnations ABSL_GUARDED_BY(mu) = 0;
+
+  // The token the lease of `swarm` has now (0: never leased): the fence a write must carry.
+  int64_t Token(const std::string& swarm) {
+    absl::MutexLock lock(&mu);
+    auto it = leases.find(swarm);
+    return it == leases.end() ? 0 : it->second.holder.token;
+  }
 };
 
 class MemoryLeases : public SwarmLeases {
