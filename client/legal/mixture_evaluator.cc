@@ -2,10 +2,15 @@
 
 #include <algorithm>
 #include <array>
+#include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "client/legal/evaluator.h"
+#include "common/file_util.h"
+#include "common/model_description.h"
+#include "common/sha256.h"
 #include "common/status_macros.h"
+#include "nlohmann/json.hpp"
 
 namespace wxp::legal {
 namespace {
@@ -17,6 +22,46 @@ absl::Status ExpertError(size_t j, const absl::Status& s) {
 }
 
 }  // namespace
+
+absl::StatusOr<MixtureExpert> LoadMixtureExpert(const MixtureExpertFiles& files,
+                                                const Corpus& corpus, const std::string& work_dir,
+                                                int threads) {
+  WXP_ASSIGN_OR_RETURN(ModelConfig config, ReadLegalBaseConfig(files.base_model_path));
+  config.threads = threads;
+  WXP_RETURN_IF_ERROR(CheckLegalBaseFile(files.base_model_path, config, corpus.fingerprint()));
+  const std::string cached = LegalBasePath(work_dir, LegalBaseName(config, corpus.fingerprint()));
+  std::error_code ec;
+  if (!std::filesystem::exists(cached, ec)) {
+    WXP_RETURN_IF_ERROR(MakeDirs(work_dir.empty() ? "." : work_dir));
+    WXP_ASSIGN_OR_RETURN(std::string bytes, ReadFile(files.base_model_path));
+    WXP_RETURN_IF_ERROR(WriteFileAtomically(cached, bytes));
+  }
+  WXP_ASSIGN_OR_RETURN(std::shared_ptr<const LegalModel> model,
+                       LegalModel::LoadOrPretrain(config, corpus, work_dir));
+  if (model->pretrained_now()) {
+    // The cached file under that name was damaged or stale and LoadOrPretrain replaced it.
+    return absl::InternalError(
+        absl::StrCat("legal model: ", cached, " did not load as the base model it names"));
+  }
+  WXP_ASSIGN_OR_RETURN(Adapter adapter, LoadAdapter(files.adapter_path));
+  if (!files.adapter_config_json.empty()) adapter.config_json = files.adapter_config_json;
+  return MixtureExpert{std::move(model), std::move(adapter)};
+}
+
+absl::Status SaveTokenExpertDir(const LegalModel& model, const Adapter& adapter,
+                                const std::string& dir) {
+  WXP_ASSIGN_OR_RETURN(std::string base, ReadFile(model.base_path()));
+  nlohmann::json config =
+      nlohmann::json::parse(adapter.config_json.value_or(model.LoraConfigJson()), nullptr, false);
+  if (!config.is_object()) {
+    return absl::InvalidArgumentError("token expert: adapter_config.json is not a JSON object");
+  }
+  config[kBaseModelBlobKey] = Sha256Hex(base);
+  Adapter with_base = adapter;
+  with_base.config_json = config.dump(2);
+  WXP_RETURN_IF_ERROR(SaveAdapterDir(with_base, dir));
+  return WriteFileAtomically(dir + "/" + kExpertBaseModelFile, base);
+}
 
 absl::StatusOr<std::unique_ptr<MixtureEvaluator>> MixtureEvaluator::Create(
     const std::vector<MixtureExpert>& experts, const Corpus& corpus, Split split,

@@ -35,6 +35,31 @@ struct MixtureExpert {
   Adapter adapter;
 };
 
+// An expert as files, as a token swarm's agent holds it (blobs in its cache): the base model
+// file (a base model's safetensors, which says what it is: model.h) and the adapter's
+// safetensors file with its adapter_config.json (empty: none).
+struct MixtureExpertFiles {
+  std::string base_model_path;
+  std::string adapter_path;
+  std::string adapter_config_json;
+};
+
+// Loads an expert from files, never pretraining: the base model file is copied into
+// `work_dir` under its cache name (LegalBasePath) unless that file is already there, and
+// loaded with `threads` intra-op threads. InvalidArgument naming the file if the base model
+// file is not a built-in base model (ReadLegalBaseConfig) or was not pretrained on
+// `corpus` (CheckLegalBaseFile); the adapter's load errors pass through.
+absl::StatusOr<MixtureExpert> LoadMixtureExpert(const MixtureExpertFiles& files,
+                                                const Corpus& corpus, const std::string& work_dir,
+                                                int threads);
+
+// Writes `adapter` (of `model`) to `dir` as a token-swarm expert directory
+// (common/model_description.h): the PEFT files, with adapter_config.json naming the base
+// model's blob (kBaseModelBlobKey: the SHA-256 of model.base_path()), and the base model
+// file itself as kExpertBaseModelFile. I/O errors name the path.
+absl::Status SaveTokenExpertDir(const LegalModel& model, const Adapter& adapter,
+                                const std::string& dir);
+
 class MixtureEvaluator : public Evaluator {
  public:
   // Runs every expert over `split` (dev or test) of `corpus`. InvalidArgument for no experts,

@@ -7,6 +7,9 @@
 #include <cstdlib>
 
 #include "client/legal/evaluator.h"
+#include "common/file_util.h"
+#include "common/particle_space.h"
+#include "common/runner.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -194,6 +197,77 @@ TEST_F(MixtureEvaluatorTest, BadExpertsAreRefusedNamingThem) {
                 .status()
                 .code(),
             invalid);
+}
+
+// The in-process runner searches a token-mixture space with this evaluator: the same PSO
+// on alpha, from the experts' unit vectors; deterministic, and never worse than the best
+// expert (the experts are in the pool).
+TEST_F(MixtureEvaluatorTest, RunnerSearchesTokenMixtures) {
+  std::vector<Adapter> adapters;
+  for (const MixtureExpert& e : *experts_) adapters.push_back(e.adapter);
+  const UtilityFunction utility = *UtilityFunction::Create({{kLossComponent, false, 1.0}});
+  for (TokenCombination c : {TokenCombination::kMixture, TokenCombination::kLogLinear}) {
+    ParticleSpaceOptions o;
+    o.kind = SpaceKind::kTokenMixture;
+    o.combination = c;
+    absl::StatusOr<std::unique_ptr<ParticleSpace>> space = ParticleSpace::Create(adapters, o);
+    ASSERT_TRUE(space.ok()) << space.status();
+    std::unique_ptr<MixtureEvaluator> ev = Make(c);
+    RunnerOptions ro;
+    ro.space = SpaceKind::kTokenMixture;
+    ro.crossover_groups = (*space)->CrossoverGroups();
+    ro.params.seed = 7;
+    ro.params.pool_size = 6;
+    ro.params.max_iterations = 4;
+    absl::StatusOr<RunResult> a = RunSwarm((*space)->InitialPositions(), utility, *ev, ro);
+    ASSERT_TRUE(a.ok()) << a.status();
+    absl::StatusOr<RunResult> b = RunSwarm((*space)->InitialPositions(), utility, *ev, ro);
+    ASSERT_TRUE(b.ok()) << b.status();
+    EXPECT_EQ(a->best, b->best);
+    EXPECT_EQ(a->best_utility, b->best_utility);
+    ASSERT_EQ(a->best.size(), 3);
+    double best_expert = -1e300;
+    for (int j = 0; j < 3; ++j) best_expert = std::max(best_expert, a->initial_utilities[j]);
+    EXPECT_GE(a->best_utility, best_expert) << TokenCombinationName(c);
+    EXPECT_EQ(a->best_utility, *utility.Combine(Eval(*ev, a->best)));
+    // Local training has no meaning on alpha over whole models.
+    ro.local_training.every_k = 1;
+    ro.local_training.steps = 1;
+    ro.local_training.learning_rate = 0.1;
+    ro.local_training.batch = 1;
+    EXPECT_EQ(RunSwarm((*space)->InitialPositions(), utility, *ev, ro).status().code(),
+              absl::StatusCode::kInvalidArgument);
+  }
+}
+
+// An agent's experts arrive as files (blobs): loading them gives the same models, and a
+// file that is no base model of this corpus is refused before anything is pretrained.
+TEST_F(MixtureEvaluatorTest, LoadsExpertsFromFilesWithoutPretraining) {
+  const std::string tmp = std::string(getenv("TEST_TMPDIR"));
+  const MixtureExpert& mlp = (*experts_)[0];
+  ASSERT_TRUE(SaveAdapterDir(mlp.adapter, tmp + "/expert0").ok());
+  MixtureExpertFiles files{mlp.model->base_path(), tmp + "/expert0/adapter_model.safetensors",
+                           *mlp.adapter.config_json};
+  absl::StatusOr<MixtureExpert> loaded = LoadMixtureExpert(files, *corpus_, tmp + "/agent-work", 1);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  EXPECT_FALSE(loaded->model->pretrained_now());
+  EXPECT_EQ(loaded->model->base_model_name(), mlp.model->base_model_name());
+  EXPECT_EQ(loaded->adapter.values, mlp.adapter.values);
+  // Not a base model: the adapter file itself.
+  MixtureExpertFiles bad = files;
+  bad.base_model_path = files.adapter_path;
+  absl::StatusOr<MixtureExpert> refused = LoadMixtureExpert(bad, *corpus_, tmp + "/w2", 1);
+  ASSERT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.status().message(), HasSubstr("not a base model"));
+  // A base model of another corpus (same bytes, a corpus with another fingerprint).
+  const std::string other = tmp + "/other-corpus";
+  ASSERT_TRUE(MakeDirs(other).ok());
+  ASSERT_TRUE(WriteFileAtomically(other + "/text", std::string(4000, 'z')).ok());
+  absl::StatusOr<Corpus> other_corpus = Corpus::Load(other);
+  ASSERT_TRUE(other_corpus.ok()) << other_corpus.status();
+  refused = LoadMixtureExpert(files, *other_corpus, tmp + "/w3", 1);
+  ASSERT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.status().message(), HasSubstr("another corpus"));
 }
 
 }  // namespace

@@ -299,6 +299,14 @@ bool IsLegalBaseName(absl::string_view name);
 // loaded (LegalModel::LoadOrPretrain).
 absl::StatusOr<ModelConfig> ReadLegalBaseConfig(const std::string& path);
 
+// OK if the base model file at `path` records the configuration hash of `config` pretrained
+// on the corpus with `corpus_fingerprint`, so LoadOrPretrain finds it under its name and
+// loads it instead of pretraining (a model received from elsewhere, e.g. a token swarm's
+// expert blob). InvalidArgument naming the file otherwise (another corpus or configuration,
+// or no recorded hash); the file's I/O and parse errors pass through.
+absl::Status CheckLegalBaseFile(const std::string& path, const ModelConfig& config,
+                                const std::string& corpus_fingerprint);
+
 }  // namespace wxp::legal
 
 #endif  // WXP_CLIENT_LEGAL_MODEL_H_
