@@ -4,7 +4,9 @@
 // and base model, fetches the other's once, and exchanges only alpha.
 //  - The federated run equals the in-process runner (RunSwarm with the same evaluator over
 //    the same models) byte for byte: every g utility and g's alpha; the export is the
-//    manifest of g, naming both experts' blobs and architectures.
+//    manifest of g, naming both experts' blobs and architectures; `wxpctl export` writes it
+//    with the experts' blobs, and `wxpctl manifest eval` on that directory scores g as the
+//    swarm did.
 //  - An expert whose base model carries a malformed architecture description is refused at
 //    its join, saying why.
 #include <sys/wait.h>
@@ -261,6 +263,37 @@ TEST_F(TokenProcessTest, FederatedTokenSwarmEqualsTheInProcessRunner) {
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(-again->at("loss"), oracle->best_utility);
   EXPECT_EQ(-again->at("loss"), m->utility);
+
+  // wxpctl export writes the manifest with every expert's blobs beside it, and wxpctl
+  // manifest inspect / eval read that directory offline; eval scores g as the swarm did.
+  const std::string out_dir = root_ + "/exported";
+  auto ctl = [&](std::vector<std::string> args, const std::string& name) {
+    ChildProcess p;
+    args.insert(args.begin(), Runfile("client/wxpctl"));
+    const std::string log = root_ + "/" + name + ".log";
+    EXPECT_TRUE(p.Start(args, log, {"WXPCTL_CONFIG="}));
+    const int st = p.Wait(absl::Minutes(10));
+    EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << proc::Tail(log, 1 << 20);
+    return proc::Tail(log, 1 << 20);
+  };
+  ctl({"export", "tokens", "--out", out_dir, "--server", server_->address(), "--plaintext",
+       "--identity", "ops"},
+      "ctl-export");
+  EXPECT_EQ(*ReadFile(out_dir + "/" + kTokenManifestFile), exported[kTokenManifestFile]);
+  for (const TokenManifestExpert& e : m->experts) {
+    for (const std::string& id : {e.adapter_blob_id, e.base_model_blob_id}) {
+      EXPECT_EQ(*Sha256File(out_dir + "/" + id + ".safetensors"), id);
+    }
+  }
+  const std::string inspected = ctl({"manifest", "inspect", out_dir}, "ctl-inspect");
+  EXPECT_NE(inspected.find("2 experts, combination log_linear"), std::string::npos) << inspected;
+  EXPECT_NE(inspected.find("transformer"), std::string::npos) << inspected;
+  const std::string scored =
+      ctl({"manifest", "eval", out_dir, "--work_dir", root_ + "/ctl-work"}, "ctl-eval");
+  const size_t at = scored.find("{\"scores\"");
+  ASSERT_NE(at, std::string::npos) << scored;
+  const nlohmann::json j = nlohmann::json::parse(scored.substr(at, scored.find('\n', at) - at));
+  EXPECT_EQ(-j["scores"]["loss"].get<double>(), oracle->best_utility);
 }
 
 TEST_F(TokenProcessTest, MalformedArchitectureDescriptionIsRefusedAtJoin) {
