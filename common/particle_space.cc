@@ -22,10 +22,11 @@ absl::Status CheckSameSchemas(const std::vector<Adapter>& experts, const std::st
 absl::Status CheckOptions(const ParticleSpaceOptions& o) {
   const bool svd =
       o.kind == SpaceKind::kExpertCoefficients && o.decoder == LoraDecoder::kLoraProductSvd;
-  if (o.kind == SpaceKind::kWeights &&
+  if (o.kind != SpaceKind::kExpertCoefficients &&
       (o.decoder != ParticleSpaceOptions().decoder || o.per_module)) {
-    return absl::InvalidArgumentError(
-        "the weights space takes no decoder and no per-module coefficients");
+    return absl::InvalidArgumentError(absl::StrCat("the ", SpaceKindName(o.kind),
+                                                   " space takes no decoder and no per-module "
+                                                   "coefficients"));
   }
   if (svd && o.svd_rank < 1) {
     return absl::InvalidArgumentError(
@@ -40,7 +41,15 @@ absl::Status CheckOptions(const ParticleSpaceOptions& o) {
 }  // namespace
 
 std::string SpaceKindName(SpaceKind kind) {
-  return kind == SpaceKind::kWeights ? "weights" : "coefficients";
+  switch (kind) {
+    case SpaceKind::kWeights:
+      return "weights";
+    case SpaceKind::kExpertCoefficients:
+      return "coefficients";
+    case SpaceKind::kTokenMixture:
+      return "token_mixture";
+  }
+  return "unknown";
 }
 
 std::string LoraDecoderName(LoraDecoder decoder) {
@@ -76,7 +85,7 @@ absl::StatusOr<std::unique_ptr<ParticleSpace>> ParticleSpace::Create(std::vector
   std::vector<std::string> modules;
   if (options.kind == SpaceKind::kWeights) {
     WXP_RETURN_IF_ERROR(CheckSameSchemas(experts, "the weights space"));
-  } else {
+  } else if (options.kind == SpaceKind::kExpertCoefficients) {
     if (options.decoder == LoraDecoder::kLinearAB) {
       WXP_RETURN_IF_ERROR(CheckSameSchemas(experts, "the linear_ab decoder"));
     }
@@ -133,6 +142,11 @@ absl::StatusOr<Adapter> ParticleSpace::Decode(absl::Span<const float> x) const {
       return absl::InvalidArgumentError(absl::StrCat("position value ", i, " is not finite"));
     }
   }
+  if (options_.kind == SpaceKind::kTokenMixture) {
+    return absl::FailedPreconditionError(
+        "a token-mixture position is not an adapter: it weighs whole models per token (its "
+        "export is a manifest)");
+  }
   if (options_.kind == SpaceKind::kWeights) {
     Adapter out;
     out.schema = experts_[0].schema;
@@ -151,6 +165,9 @@ absl::StatusOr<Adapter> ParticleSpace::Decode(absl::Span<const float> x) const {
 
 std::string ParticleSpace::Describe() const {
   if (options_.kind == SpaceKind::kWeights) return "weights";
+  if (options_.kind == SpaceKind::kTokenMixture) {
+    return absl::StrCat("token_mixture/", TokenCombinationName(options_.combination));
+  }
   std::string s = absl::StrCat("coefficients/", LoraDecoderName(options_.decoder));
   if (options_.decoder == LoraDecoder::kLoraProductSvd) {
     absl::StrAppend(&s, "(k=", options_.svd_rank, ")");

@@ -14,6 +14,14 @@
 //                       row j is all ones (row-major, expert j's coefficient for module m at
 //                       j·M + m, modules in LoraExpertSet order). A position decodes with
 //                       DecodeLora (common/lora_decode.h) and the space's decoder.
+//   kTokenMixture       positions are α over n whole expert models (SPEC 4.5): the unit
+//                       vectors e_j at the start, as per expert above. The experts are
+//                       adapters of possibly different base models and architectures (no
+//                       compatibility is required of them); a position is never an
+//                       adapter: an evaluator combines the experts' next-token
+//                       distributions under the space's `combination`
+//                       (common/token_combination.h), and an export names the experts and
+//                       α in a manifest. Decode refuses.
 //
 // Per-module positions need one thing from the engine: crossover children that draw one
 // weight per module (CrossoverGroups). Every other rule of SPEC 4 mixes whole positions
@@ -37,6 +45,7 @@
 #include "common/lora_decode.h"
 #include "common/lora_layout.h"
 #include "common/space_kind.h"
+#include "common/token_combination.h"
 
 namespace wxp {
 
@@ -46,9 +55,12 @@ struct ParticleSpaceOptions {
   LoraDecoder decoder = LoraDecoder::kLoraProduct;
   int64_t svd_rank = 0;     // >= 1 with kLoraProductSvd, 0 otherwise
   bool per_module = false;  // one coefficient per expert and module instead of per expert
+  // kTokenMixture only (ignored elsewhere): how the experts' distributions combine.
+  TokenCombination combination = TokenCombination::kMixture;
 };
 
-// "weights", "linear_ab", "lora_product", "lora_product_svd" (flag and JSON spellings).
+// "weights", "coefficients", "token_mixture"; "linear_ab", "lora_product",
+// "lora_product_svd" (flag and JSON spellings).
 std::string SpaceKindName(SpaceKind kind);
 std::string LoraDecoderName(LoraDecoder decoder);
 // Inverses of the names above; InvalidArgument listing the valid names.
@@ -59,7 +71,8 @@ class ParticleSpace {
   // InvalidArgument for: no experts; an expert holding a NaN or infinity (naming it);
   // kWeights or kLinearAB over experts whose schemas differ (naming the difference);
   // kExpertCoefficients over experts CheckCompatibleExperts refuses; svd_rank < 1 with
-  // kLoraProductSvd, or a decoder, svd_rank or per_module given where they do not apply.
+  // kLoraProductSvd, or a decoder, svd_rank or per_module given where they do not apply
+  // (kWeights and kTokenMixture take the defaults only).
   static absl::StatusOr<std::unique_ptr<ParticleSpace>> Create(std::vector<Adapter> experts,
                                                                ParticleSpaceOptions options);
 
@@ -68,7 +81,8 @@ class ParticleSpace {
 
   const ParticleSpaceOptions& options() const { return options_; }
   const std::vector<Adapter>& experts() const { return experts_; }
-  // The LoRA modules of the experts; empty for kWeights (which does not need LoRA experts).
+  // The LoRA modules of the experts; empty for kWeights and kTokenMixture (which do not need
+  // LoRA experts of one shape).
   const std::vector<std::string>& modules() const { return modules_; }
   // Length of every position: the experts' parameter count (kWeights), n, or n · M.
   int64_t Dimension() const;
@@ -80,9 +94,11 @@ class ParticleSpace {
   int CrossoverGroups() const;
   // The adapter at position `x`: PEFT-loadable, config included (see lora_decode.h for what
   // the product decoders write). InvalidArgument if x.size() != Dimension() or x holds a
-  // NaN or infinity; Internal for a decoder failure.
+  // NaN or infinity; Internal for a decoder failure; FailedPrecondition in kTokenMixture,
+  // whose positions are not adapters.
   absl::StatusOr<Adapter> Decode(absl::Span<const float> x) const;
-  // One line for logs and CLI output, e.g. "coefficients/lora_product_svd(k=8)/per_module".
+  // One line for logs and CLI output, e.g. "coefficients/lora_product_svd(k=8)/per_module",
+  // "token_mixture/log_linear".
   std::string Describe() const;
 
  private:

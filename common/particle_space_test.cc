@@ -288,3 +288,45 @@ TEST(ParticleSpaceTest, DecoderNamesRoundTrip) {
 
 }  // namespace
 }  // namespace wxp
+
+namespace wxp {
+namespace {
+
+TEST(TokenMixtureSpaceTest, AlphaOverWholeModelsOfAnyShape) {
+  // Experts of different schemas (ranks, widths): a token swarm needs none in common.
+  std::vector<Adapter> experts = MakeRandomLoraExperts(2, 2, 24, 4, /*seed=*/1);
+  std::vector<Adapter> other = MakeRandomLoraExperts(1, 3, 40, 2, /*seed=*/2);
+  experts.push_back(other[0]);
+  ParticleSpaceOptions o;
+  o.kind = SpaceKind::kTokenMixture;
+  o.combination = TokenCombination::kLogLinear;
+  std::unique_ptr<ParticleSpace> space = MakeSpace(experts, o);
+  ASSERT_NE(space, nullptr);
+  EXPECT_EQ(space->Dimension(), 3);
+  EXPECT_EQ(space->CrossoverGroups(), 1);
+  EXPECT_EQ(space->InitialPositions(),
+            (std::vector<std::vector<float>>{{1, 0, 0}, {0, 1, 0}, {0, 0, 1}}));
+  EXPECT_EQ(space->Describe(), "token_mixture/log_linear");
+  EXPECT_EQ(SpaceKindName(SpaceKind::kTokenMixture), "token_mixture");
+  std::vector<float> alpha = {0.5, 0.5, 0};
+  absl::StatusOr<Adapter> decoded = space->Decode(alpha);
+  ASSERT_EQ(decoded.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(decoded.status().message(), HasSubstr("manifest"));
+}
+
+TEST(TokenMixtureSpaceTest, RefusesCoefficientOptions) {
+  const std::vector<Adapter> experts = MakeRandomLoraExperts(2, 2, 24, 4, /*seed=*/1);
+  ParticleSpaceOptions o;
+  o.kind = SpaceKind::kTokenMixture;
+  o.per_module = true;
+  EXPECT_EQ(ParticleSpace::Create(experts, o).status().code(), absl::StatusCode::kInvalidArgument);
+  o.per_module = false;
+  o.decoder = LoraDecoder::kLinearAB;
+  EXPECT_EQ(ParticleSpace::Create(experts, o).status().code(), absl::StatusCode::kInvalidArgument);
+  o.decoder = ParticleSpaceOptions().decoder;
+  o.svd_rank = 4;
+  EXPECT_EQ(ParticleSpace::Create(experts, o).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace wxp

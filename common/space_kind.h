@@ -6,7 +6,9 @@
 
 namespace wxp {
 
-enum class SpaceKind { kWeights, kExpertCoefficients };
+// kTokenMixture (SPEC 4.5): positions are α over whole expert models, combined per token
+// (common/token_combination.h) rather than decoded into an adapter.
+enum class SpaceKind { kWeights, kExpertCoefficients, kTokenMixture };
 
 }  // namespace wxp
 

@@ -47,5 +47,31 @@ TEST(SpaceProtoTest, UnknownValuesAreErrorsNotDefaults) {
   EXPECT_THAT(odd_space.status().message(), HasSubstr("particle space 7"));
 }
 
+TEST(SpaceProtoTest, TokenMixtureNeedsAKnownCombination) {
+  for (auto [kind, want] : {std::pair{v1::MIXTURE, TokenCombination::kMixture},
+                            std::pair{v1::LOG_LINEAR, TokenCombination::kLogLinear}}) {
+    absl::StatusOr<ParticleSpaceOptions> o = SpaceOptionsFromProto(
+        v1::TOKEN_MIXTURE, v1::COEFFICIENT_DECODER_UNSPECIFIED, 0, false, kind);
+    ASSERT_TRUE(o.ok()) << o.status();
+    EXPECT_EQ(o->kind, SpaceKind::kTokenMixture);
+    EXPECT_EQ(o->combination, want);
+  }
+  for (int bad : {0, 3, 99}) {
+    absl::StatusOr<ParticleSpaceOptions> o =
+        SpaceOptionsFromProto(v1::TOKEN_MIXTURE, v1::COEFFICIENT_DECODER_UNSPECIFIED, 0, false,
+                              static_cast<v1::TokenCombinationKind>(bad));
+    EXPECT_EQ(o.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_THAT(o.status().message(), HasSubstr("needs a known combination"));
+  }
+  EXPECT_EQ(SpaceOptionsFromProto(v1::TOKEN_MIXTURE, v1::LINEAR_AB, 0, false, v1::MIXTURE)
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(SpaceOptionsFromProto(v1::EXPERT_COEFFICIENTS, v1::LINEAR_AB, 0, false, v1::MIXTURE)
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace wxp

@@ -17,8 +17,10 @@
 #include "client/admin/export_writer.h"
 #include "client/admin/remote.h"
 #include "client/admin/views.h"
+#include "client/net/blob_transfer.h"
 #include "common/adapter.h"
 #include "common/file_util.h"
+#include "common/token_manifest.h"
 #include "nlohmann/json.hpp"
 
 namespace wxp::admin {
@@ -127,6 +129,34 @@ int Export(const std::vector<std::string>& args, std::ostream& out, std::ostream
   if (!received.ok()) return cleanup(received.status());
   const std::map<std::string, ReceivedFile>& files = received->files;
   const double utility = received->utility;
+  if (files.count(kTokenManifestFile)) {
+    // A token swarm (SPEC 4.5): the manifest names whole models; they come along as their
+    // blobs (<id>.safetensors), so the directory can be inspected and evaluated offline.
+    absl::StatusOr<std::string> text = ReadFile(staging + "/" + kTokenManifestFile);
+    absl::StatusOr<TokenManifest> m =
+        text.ok() ? ParseTokenManifest(*text) : absl::StatusOr<TokenManifest>(text.status());
+    if (!m.ok()) return cleanup(absl::DataLossError(m.status().message()));
+    const std::string& position = received->position_blob_id;
+    if (position != blob_before && position != CurrentBestBlob(*rc, swarm)) {
+      return cleanup(absl::DataLossError(absl::StrCat(
+          "the manifest was written for position ", position, ", which is not g's blob id ",
+          blob_before.empty() ? "(unknown)" : blob_before)));
+    }
+    for (const TokenManifestExpert& e : m->experts) {
+      for (const std::string& id : {e.adapter_blob_id, e.base_model_blob_id}) {
+        const std::string path = staging + "/" + id + ".safetensors";
+        if (fs::exists(path, ec)) continue;
+        absl::StatusOr<client::TransferResult> got = client::DownloadToFile(*rc->conn, id, path);
+        if (!got.ok()) return cleanup(RpcError(got.status(), "expert download"));
+      }
+    }
+    if (absl::Status s = FsyncPath(staging); !s.ok()) return cleanup(s);
+    if (absl::Status s = Publish(staging, dir); !s.ok()) return cleanup(s);
+    out << "exported the token-swarm manifest of swarm " << swarm << " (utility " << utility << ", "
+        << m->experts.size() << " experts, combination " << TokenCombinationName(m->combination)
+        << ") to " << dir << "\n";
+    return kExitOk;
+  }
   auto weights = files.find(kPeftWeightsFile);
   if (weights == files.end()) {
     return cleanup(absl::DataLossError(absl::StrCat("the export holds no ", kPeftWeightsFile)));

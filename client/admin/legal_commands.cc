@@ -15,6 +15,7 @@
 #include "client/admin/command_util.h"
 #include "client/admin/tensor_commands.h"
 #include "client/legal/evaluator.h"
+#include "client/legal/mixture_evaluator.h"
 #include "client/legal/trainer.h"
 #include "common/adapter.h"
 #include "common/file_util.h"
@@ -42,8 +43,9 @@ constexpr char kLegalHelp[] =
     "  pretrain --work_dir D           pretrain (or load) the cached base model\n"
     "                                  (--architecture=mlp|transformer on pretrain, finetune,\n"
     "                                  eval and train; mlp by default)\n"
-    "  finetune --work_dir D --shard NAME --out DIR [--steps N --seed S]\n"
+    "  finetune --work_dir D --shard NAME --out DIR [--steps N --seed S --token-expert]\n"
     "                                  fine-tune a firm's LoRA expert on its shard only\n"
+    "                                  (--token-expert: with its base model, for token swarms)\n"
     "  eval --work_dir D --adapter DIR [ADAPTER...] [--split dev|test|dev,test]\n"
     "                                  print {\"scores\": {\"char_acc\", \"loss\", "
     "\"char_acc/<family>\"...}}\n"
@@ -131,6 +133,10 @@ int Finetune(const std::vector<std::string>& args, std::ostream& out, std::ostre
       {"out", "write the expert as a PEFT directory here"},
       {"steps", "fine-tune steps", false, std::to_string(legal::FineTuneOptions().steps)},
       {"seed", "seed of the batch order and of the LoRA A initialisation", false, "1"},
+      {"token-expert",
+       "write a token-swarm expert (SPEC 4.5): the config names the base model's blob, and "
+       "the base model file goes along",
+       true},
   };
   int code = 0;
   std::optional<cli::ParsedArgs> p =
@@ -150,9 +156,15 @@ int Finetune(const std::vector<std::string>& args, std::ostream& out, std::ostre
   ft.steps = static_cast<int>(*steps);
   ft.seed = static_cast<uint64_t>(*seed);
   ft.init_seed = ft.seed;
-  absl::StatusOr<legal::LegalExpert> e = legal::FineTuneLegalExpert(*o, ft);
+  absl::StatusOr<legal::LegalSetup> setup = legal::LoadLegalSetup(*o);
+  if (!setup.ok()) return Fail(err, setup.status());
+  absl::StatusOr<legal::LegalExpert> e =
+      legal::FineTuneLegalExpert(*setup->model, setup->corpus, o->shard, ft);
   if (!e.ok()) return Fail(err, e.status());
-  if (absl::Status s = SaveAdapterDir(e->adapter, p->Get("out")); !s.ok()) return Fail(err, s);
+  absl::Status saved = p->GetBool("token-expert")
+                           ? legal::SaveTokenExpertDir(*setup->model, e->adapter, p->Get("out"))
+                           : SaveAdapterDir(e->adapter, p->Get("out"));
+  if (!saved.ok()) return Fail(err, saved);
   out << absl::StrFormat(
       "expert %s: %d steps in %.1f s, train loss %.4f -> %.4f nats/byte, written to %s\n", o->shard,
       ft.steps, e->stats.seconds, e->stats.initial_loss, e->stats.final_loss, p->Get("out"));

@@ -19,6 +19,7 @@ constexpr char kHelp[] =
     "                           merge adapters with a baseline: linear, task_arithmetic, ties,\n"
     "                           dare, dare_ties, slerp\n"
     "  simulate [ADAPTER...]    run Model Swarms in-process on a synthetic utility\n"
+    "  manifest inspect|eval PATH  a token swarm's export: experts, weights, scores\n"
     "  legal shards|pretrain|finetune|eval\n"
     "                           the built-in legal-text task: firm shards, base model, LoRA\n"
     "                           experts, scoring an adapter ({\"scores\": ...} JSON)\n"
@@ -72,7 +73,7 @@ int Run(const std::vector<std::string>& args, std::ostream& out, std::ostream& e
     }
     return AdapterInspect({rest.begin() + 1, rest.end()}, out, err);
   }
-  if (args[0] == "merge" || args[0] == "simulate" || args[0] == "legal") {
+  if (args[0] == "merge" || args[0] == "simulate" || args[0] == "legal" || args[0] == "manifest") {
     return tensor_commands(args, out, err);
   }
   if (args[0] == "certs") return Certs(rest, out, err);

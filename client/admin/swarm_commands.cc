@@ -22,6 +22,7 @@
 #include "common/local_trainer.h"
 #include "common/retry.h"
 #include "common/text_proto.h"
+#include "common/token_combination.h"
 
 namespace wxp::admin {
 namespace {
@@ -62,9 +63,16 @@ absl::Status ApplySpaceFlags(const cli::ParsedArgs& a, v1::SwarmSpec& spec) {
       spec.set_space(v1::WEIGHTS);
     } else if (v == "coefficients") {
       spec.set_space(v1::EXPERT_COEFFICIENTS);
+    } else if (v == "token_mixture") {
+      spec.set_space(v1::TOKEN_MIXTURE);
     } else {
-      return absl::InvalidArgumentError("--space must be weights or coefficients");
+      return absl::InvalidArgumentError("--space must be weights, coefficients or token_mixture");
     }
+  }
+  if (a.Has("combination")) {
+    absl::StatusOr<TokenCombination> c = ParseTokenCombination(a.Get("combination"));
+    if (!c.ok()) return c.status();
+    spec.set_combination(*c == TokenCombination::kMixture ? v1::MIXTURE : v1::LOG_LINEAR);
   }
   if (a.Has("decoder")) {
     const std::string v = a.Get("decoder");
@@ -100,8 +108,13 @@ absl::Status ApplySpaceFlags(const cli::ParsedArgs& a, v1::SwarmSpec& spec) {
   return absl::OkStatus();
 }
 
-// " (space coefficients/lora_product_svd k=8/per_module)" for a coefficient swarm, "" else.
+// "; space coefficients/lora_product_svd k=8/per_module" for a coefficient swarm,
+// "; space token_mixture/mixture" for a token swarm, "" else.
 std::string SpaceNote(const v1::SwarmSpec& spec) {
+  if (spec.space() == v1::TOKEN_MIXTURE) {
+    return absl::StrCat("; space token_mixture/",
+                        spec.combination() == v1::LOG_LINEAR ? "log_linear" : "mixture");
+  }
   if (spec.space() != v1::EXPERT_COEFFICIENTS) return "";
   std::string decoder = v1::CoefficientDecoder_Name(spec.decoder());
   for (char& c : decoder) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -117,7 +130,10 @@ int SwarmCreate(const std::vector<std::string>& args, std::ostream& out, std::os
       args,
       {{"spec", "text-format wxp.v1.SwarmSpec file"},
        {"template", "PEFT directory or .safetensors whose tensors fix the schema (uploaded)"},
-       {"space", "where the swarm searches: weights or coefficients (overrides the spec's space)"},
+       {"space",
+        "where the swarm searches: weights, coefficients or token_mixture (overrides the "
+        "spec's space)"},
+       {"combination", "token_mixture space: mixture or log_linear (SPEC 4.5)"},
        {"decoder", "coefficients space: linear_ab, lora_product or lora_product_svd"},
        {"svd-rank", "lora_product_svd: the rank each module is truncated to"},
        {"per-module", "coefficients space: one coefficient per expert and LoRA module", true},

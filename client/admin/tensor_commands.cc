@@ -9,8 +9,9 @@ int RunTensorCommand(const std::vector<std::string>& args, std::ostream& out, st
   if (!args.empty() && args[0] == "merge") return Merge(rest, out, err);
   if (!args.empty() && args[0] == "simulate") return Simulate(rest, out, err);
   if (!args.empty() && args[0] == "legal") return Legal(rest, out, err);
+  if (!args.empty() && args[0] == "manifest") return Manifest(rest, out, err);
   err << "wxpctl: '" << (args.empty() ? std::string() : args[0])
-      << "' is not a LibTorch command (merge, simulate, legal)\n";
+      << "' is not a LibTorch command (merge, simulate, legal, manifest)\n";
   return kExitUsage;
 }
 

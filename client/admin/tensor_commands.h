@@ -18,6 +18,8 @@ int Merge(const std::vector<std::string>& args, std::ostream& out, std::ostream&
 int Simulate(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 // `legal shards|pretrain|finetune|eval ...` (client/admin/legal_commands.cc).
 int Legal(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+// `wxpctl manifest inspect|eval` (manifest_commands.cc): a token swarm's export.
+int Manifest(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
 }  // namespace wxp::admin
 

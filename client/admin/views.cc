@@ -27,6 +27,14 @@ std::string Utility(const v1::PositionRef* p) {
 // The particle space (SPEC 4.3) in one line; a server that predates the fields sends
 // none of them, which reads as what such a swarm is: WEIGHTS.
 std::string Space(const v1::SwarmStatus& s) {
+  if (s.space() == v1::TOKEN_MIXTURE) {
+    std::string out =
+        absl::StrCat("TOKEN_MIXTURE (combination ", v1::TokenCombinationKind_Name(s.combination()));
+    if (s.coefficient_dimension() > 0) {
+      absl::StrAppend(&out, ", experts ", s.coefficient_dimension());
+    }
+    return out + ")";
+  }
   if (s.space() != v1::EXPERT_COEFFICIENTS) {
     return s.expert_sharing() == v1::FORBIDDEN ? "WEIGHTS (expert sharing forbidden)" : "WEIGHTS";
   }

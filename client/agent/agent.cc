@@ -161,7 +161,12 @@ absl::Status Agent::Impl::EvaluatePending(ParticleState& s) {
   }
   const absl::Time start = o.clock->Now();
   absl::StatusOr<Scores> scores;
-  if (space) {
+  if (space && space->options().kind == SpaceKind::kTokenMixture) {
+    // Alpha itself is scored: the experts are loaded, nothing is decoded.
+    absl::StatusOr<std::vector<float>> alpha = ReadAlphaBlob(BlobPath(m.x));
+    scores =
+        alpha.ok() ? evaluator->EvaluateTokenMixture(s.id, m.iteration, *alpha) : alpha.status();
+  } else if (space) {
     // Only the evaluator sees the adapter alpha decodes to; it is not kept.
     const std::string decoded_path = absl::StrCat(scratch_dir, "/decoded-", s.id, ".safetensors");
     absl::StatusOr<Adapter> decoded = DecodeToFile(*space, BlobPath(m.x), decoded_path);

@@ -31,6 +31,7 @@
 #include "common/file_util.h"
 #include "common/grpc_status.h"
 #include "common/local_training_proto.h"
+#include "common/model_description.h"
 #include "common/safetensors.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
@@ -64,6 +65,23 @@ absl::Status Agent::Impl::JoinSwarm() {
       absl::StatusOr<std::string> cfg = ReadFile(e + "/" + kPeftConfigFile);
       if (cfg.ok()) config = *std::move(cfg);
     }
+    // A token-swarm expert brings its base model (SPEC 4.5): uploaded like the adapter, so
+    // every agent of the swarm can fetch it by the id the config names.
+    if (absl::StatusOr<std::string> base_id = BaseModelBlobId(config); base_id.ok()) {
+      const std::string base_file = e + "/" + kExpertBaseModelFile;
+      if (fs::exists(base_file)) {
+        WXP_ASSIGN_OR_RETURN(std::string got, Sha256File(base_file));
+        if (got != *base_id) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(base_file, " is not the base model its adapter_config.json names (",
+                           kBaseModelBlobKey, " ", *base_id, ", the file's SHA-256 is ", got, ")"));
+        }
+        WXP_RETURN_IF_ERROR(blobs->AddLocalFile(base_file, got));
+        WXP_RETURN_IF_ERROR(Upload(got));
+        Log(absl::StrCat("event=base_model_uploaded path=", base_file,
+                         " blob=", got.substr(0, 12)));
+      }
+    }
     req.add_expert_adapter_configs(std::move(config));
     Log(absl::StrCat("event=expert_uploaded path=", e, " blob=", id.substr(0, 12),
                      " bytes=", summary.bytes_uploaded - before));
@@ -96,14 +114,39 @@ absl::Status Agent::Impl::LearnSchema(const std::string& position_id, int transp
 }
 
 absl::Status Agent::Impl::LearnSpace(const wxp::v1::GetAssignmentResponse& resp) {
-  if (space || resp.space() != wxp::v1::EXPERT_COEFFICIENTS) return absl::OkStatus();
+  if (space ||
+      (resp.space() != wxp::v1::EXPERT_COEFFICIENTS && resp.space() != wxp::v1::TOKEN_MIXTURE)) {
+    return absl::OkStatus();
+  }
   std::vector<std::string> files;
   expert_ids.assign(resp.expert_blob_ids().begin(), resp.expert_blob_ids().end());
   for (const std::string& id : expert_ids) {
     WXP_RETURN_IF_ERROR(Fetch(id));  // our own are in the cache already
     files.push_back(BlobPath(id));
   }
-  WXP_ASSIGN_OR_RETURN(space, MakeAgentSpace(resp, files));
+  WXP_ASSIGN_OR_RETURN(std::unique_ptr<ParticleSpace> s, MakeAgentSpace(resp, files));
+  if (resp.space() == wxp::v1::TOKEN_MIXTURE) {
+    // Whole models: each expert's base model is a blob its config names, fetched once.
+    std::vector<TokenExpertFiles> experts;
+    for (size_t j = 0; j < expert_ids.size(); ++j) {
+      const std::string config = static_cast<int>(j) < resp.expert_adapter_configs_size()
+                                     ? resp.expert_adapter_configs(j)
+                                     : "";
+      absl::StatusOr<std::string> base = BaseModelBlobId(config);
+      if (!base.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("token swarm expert ", expert_ids[j], ": ", base.status().message()));
+      }
+      WXP_RETURN_IF_ERROR(Fetch(*base));
+      experts.push_back({files[j], config, BlobPath(*base)});
+    }
+    absl::Status prepared = evaluator->PrepareTokenMixture(experts, s->options().combination);
+    if (!prepared.ok()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("cannot run the token swarm's particles: ", prepared.message()));
+    }
+  }
+  space = std::move(s);
   schema = AlphaSchema(space->Dimension());
   metadata = {};
   Log(absl::StrCat("event=space swarm=", o.swarm, " space=", space->Describe(),

@@ -84,6 +84,17 @@ absl::StatusOr<std::vector<float>> CandidateEvaluator::Train(const TrainingReque
   return absl::UnimplementedError("this evaluator cannot train (no local training)");
 }
 
+absl::Status CandidateEvaluator::PrepareTokenMixture(const std::vector<TokenExpertFiles>&,
+                                                     TokenCombination) {
+  return absl::UnimplementedError(
+      "this evaluator scores adapters, not whole models: a token swarm needs one that "
+      "combines models per token (builtin_legal_text)");
+}
+
+absl::StatusOr<Scores> CandidateEvaluator::EvaluateTokenMixture(int, int, absl::Span<const float>) {
+  return absl::FailedPreconditionError("no token-swarm experts are loaded");
+}
+
 std::unique_ptr<CandidateEvaluator> InProcessEvaluator(std::unique_ptr<Evaluator> evaluator) {
   return std::make_unique<InProcess>(std::move(evaluator));
 }

@@ -13,9 +13,11 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
 #include "common/evaluator.h"
 #include "common/local_trainer.h"
 #include "common/schema.h"
+#include "common/token_combination.h"
 #include "common/utility.h"
 
 namespace wxp::agent {
@@ -29,6 +31,14 @@ struct Candidate {
   // The candidate's own adapter_config.json when it has one (a decoded coefficient-space
   // position: its rank is not the experts'); empty: the evaluator's configured one.
   std::string adapter_config_json;
+};
+
+// A token swarm's expert (SPEC 4.5) as the agent holds it, blobs in its cache: the adapter's
+// safetensors file and adapter_config.json, and its base model's safetensors file.
+struct TokenExpertFiles {
+  std::string adapter_path;
+  std::string adapter_config_json;
+  std::string base_model_path;
 };
 
 class CandidateEvaluator {
@@ -48,6 +58,18 @@ class CandidateEvaluator {
   // keeps the moved position). Called from one thread at a time. Unimplemented by default.
   virtual absl::StatusOr<std::vector<float>> Train(const TrainingRequest& request,
                                                    const Candidate& position);
+
+  // Token swarms (SPEC 4.5). Loads the swarm's experts (in pool order) once, to score alpha
+  // over them combined per token by `combination`. Unimplemented by default: an evaluator
+  // that scores adapters cannot combine whole models, and the agent then refuses the
+  // swarm's particles. A failure is the experts' fault (unloadable, not of this corpus),
+  // named in the status.
+  virtual absl::Status PrepareTokenMixture(const std::vector<TokenExpertFiles>& experts,
+                                           TokenCombination combination);
+  // Component scores of alpha (one coefficient per expert), as Evaluate's.
+  // FailedPrecondition before a successful PrepareTokenMixture.
+  virtual absl::StatusOr<Scores> EvaluateTokenMixture(int particle, int iteration,
+                                                      absl::Span<const float> alpha);
 };
 
 // Adapts an in-process wxp::Evaluator (common/evaluator.h): loads the position as fp32.

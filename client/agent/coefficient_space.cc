@@ -28,11 +28,12 @@ absl::StatusOr<std::vector<float>> ReadAlphaBlob(const std::string& path) {
 
 absl::StatusOr<std::unique_ptr<ParticleSpace>> MakeAgentSpace(
     const wxp::v1::GetAssignmentResponse& resp, const std::vector<std::string>& expert_files) {
-  if (resp.space() != wxp::v1::EXPERT_COEFFICIENTS) {
-    return absl::InvalidArgumentError("the swarm does not search EXPERT_COEFFICIENTS");
+  if (resp.space() != wxp::v1::EXPERT_COEFFICIENTS && resp.space() != wxp::v1::TOKEN_MIXTURE) {
+    return absl::InvalidArgumentError(
+        "the swarm does not search EXPERT_COEFFICIENTS or TOKEN_MIXTURE");
   }
-  absl::StatusOr<ParticleSpaceOptions> o =
-      SpaceOptionsFromProto(resp.space(), resp.decoder(), resp.svd_rank(), resp.per_module());
+  absl::StatusOr<ParticleSpaceOptions> o = SpaceOptionsFromProto(
+      resp.space(), resp.decoder(), resp.svd_rank(), resp.per_module(), resp.combination());
   if (!o.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("the assignment: ", o.status().message()));
   }

@@ -28,8 +28,8 @@ absl::StatusOr<std::vector<float>> ReadAlphaBlob(const std::string& path);
 
 // The space an assignment describes, over the expert blob files `expert_files` (the cache
 // paths of resp.expert_blob_ids, in that order), each with its configured
-// adapter_config.json. InvalidArgument if the response is not a coefficient-space one or
-// the experts do not make a space.
+// adapter_config.json. InvalidArgument if the response is not a coefficient-space or
+// token-mixture one or the experts do not make a space.
 absl::StatusOr<std::unique_ptr<ParticleSpace>> MakeAgentSpace(
     const wxp::v1::GetAssignmentResponse& resp, const std::vector<std::string>& expert_files);
 

@@ -8,6 +8,7 @@
 #include "client/agent/position_files.h"
 #include "client/agent/train_command.h"
 #include "client/legal/evaluator.h"
+#include "client/legal/mixture_evaluator.h"
 #include "client/legal/trainer.h"
 #include "common/adapter.h"
 #include "common/file_util.h"
@@ -104,8 +105,36 @@ class BuiltinLegal : public CandidateEvaluator {
     }
     return trainer_->Train(request);
   }
+  // Token swarms: every expert on its own base model (received as blobs), combined on this
+  // firm's held-out split; the experts' forward passes run once, here.
+  absl::Status PrepareTokenMixture(const std::vector<TokenExpertFiles>& experts,
+                                   TokenCombination combination) override {
+    WXP_ASSIGN_OR_RETURN(legal::Corpus corpus, legal::Corpus::Load(o_.corpus_dir));
+    WXP_ASSIGN_OR_RETURN(legal::Split split,
+                         legal::ParseSplit(o_.split.empty() ? "dev" : o_.split));
+    std::vector<legal::MixtureExpert> loaded;
+    for (size_t j = 0; j < experts.size(); ++j) {
+      absl::StatusOr<legal::MixtureExpert> e = legal::LoadMixtureExpert(
+          {experts[j].base_model_path, experts[j].adapter_path, experts[j].adapter_config_json},
+          corpus, o_.work_dir, o_.model.threads);
+      if (!e.ok()) {
+        return absl::Status(e.status().code(),
+                            absl::StrCat("token swarm expert ", j, ": ", e.status().message()));
+      }
+      loaded.push_back(*std::move(e));
+    }
+    WXP_ASSIGN_OR_RETURN(mixture_,
+                         legal::MixtureEvaluator::Create(loaded, corpus, split, combination));
+    return absl::OkStatus();
+  }
+  absl::StatusOr<Scores> EvaluateTokenMixture(int particle, int iteration,
+                                              absl::Span<const float> alpha) override {
+    if (!mixture_) return CandidateEvaluator::EvaluateTokenMixture(particle, iteration, alpha);
+    return mixture_->Evaluate({particle, iteration, alpha});
+  }
 
  private:
+  std::unique_ptr<legal::MixtureEvaluator> mixture_;
   legal::LegalOptions o_;
   std::unique_ptr<legal::LegalTrainer> trainer_;
   std::unique_ptr<Evaluator> eval_;

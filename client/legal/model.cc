@@ -424,6 +424,32 @@ absl::StatusOr<std::vector<float>> LegalModel::Logits(absl::Span<const PlacedLor
   }
 }
 
+absl::StatusOr<LegalModel::PositionLogProbs> LegalModel::LogProbs(const LoraPlacement& placement,
+                                                                  absl::Span<const float> lora,
+                                                                  const TokenData& data) const {
+  if (!lora.empty()) {
+    if (absl::Status s = CheckLora(placement, lora); !s.ok()) return s;
+  }
+  try {
+    torch::NoGradGuard no_grad;
+    std::vector<ScaledFactors> scaled;
+    if (!lora.empty()) scaled.push_back(impl_->Factors(placement, lora, 1.0));
+    const TokenData::Impl& d = *data.impl_;
+    const torch::Tensor logp =
+        torch::log_softmax(impl_->PositionLogits(impl_->Merged(scaled), d, d.positions), 1)
+            .contiguous();
+    torch::Tensor targets = d.targets.reshape({-1});
+    if (d.padded) targets = targets.masked_select(targets.ne(kNoTarget));
+    targets = targets.to(torch::kUInt8).contiguous();
+    PositionLogProbs out;
+    out.log_probs.assign(logp.data_ptr<float>(), logp.data_ptr<float>() + logp.numel());
+    out.targets.assign(targets.data_ptr<uint8_t>(), targets.data_ptr<uint8_t>() + targets.numel());
+    return out;
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("legal model: libtorch: ", e.what()));
+  }
+}
+
 namespace {
 
 absl::Status CheckFineTune(const FineTuneOptions& options, const LoraPlacement& own) {

@@ -252,6 +252,19 @@ class LegalModel {
   absl::StatusOr<std::vector<float>> Logits(absl::Span<const PlacedLora> loras,
                                             const TokenData& data, int64_t rows) const;
 
+  // Next-byte log-probabilities (log_softmax of the logits) of base + LoRA placed by
+  // `placement` (an empty `lora`: the base alone) on every position of `data`, in text order,
+  // with the byte each position predicts: what a token swarm combines across models (one
+  // position per byte of the segments, whatever the architecture, so two models' positions
+  // of the same text line up). InvalidArgument as Score; Internal for a LibTorch failure.
+  struct PositionLogProbs {
+    std::vector<float> log_probs;  // row-major [positions, 256]
+    std::vector<uint8_t> targets;  // [positions]
+  };
+  absl::StatusOr<PositionLogProbs> LogProbs(const LoraPlacement& placement,
+                                            absl::Span<const float> lora,
+                                            const TokenData& data) const;
+
   // Trains a LoRA (fresh, or from options.start) on `train` with autograd and Adam, the
   // base frozen (early stopping as FineTuneOptions says). Deterministic for fixed options
   // and thread count. InvalidArgument for empty text, non-positive steps/batch/lr, negative
@@ -285,6 +298,14 @@ bool IsLegalBaseName(absl::string_view name);
 // whose wxp_legal_architecture disagrees with it. The tensors are checked when the model is
 // loaded (LegalModel::LoadOrPretrain).
 absl::StatusOr<ModelConfig> ReadLegalBaseConfig(const std::string& path);
+
+// OK if the base model file at `path` records the configuration hash of `config` pretrained
+// on the corpus with `corpus_fingerprint`, so LoadOrPretrain finds it under its name and
+// loads it instead of pretraining (a model received from elsewhere, e.g. a token swarm's
+// expert blob). InvalidArgument naming the file otherwise (another corpus or configuration,
+// or no recorded hash); the file's I/O and parse errors pass through.
+absl::Status CheckLegalBaseFile(const std::string& path, const ModelConfig& config,
+                                const std::string& corpus_fingerprint);
 
 }  // namespace wxp::legal
 

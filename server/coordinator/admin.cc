@@ -8,6 +8,7 @@
 #include "common/rerank.h"
 #include "common/rng.h"
 #include "common/status_macros.h"
+#include "common/token_manifest.h"
 #include "server/coordinator/coordinator.h"
 #include "server/coordinator/internal/coefficients.h"
 #include "server/coordinator/internal/swarm_state.h"
@@ -105,6 +106,7 @@ absl::StatusOr<wxp::v1::SwarmStatus> Coordinator::StatusOf(const Swarm& s) {
   out.set_decoder(spec.decoder());
   out.set_svd_rank(spec.svd_rank());
   out.set_per_module(spec.per_module());
+  out.set_combination(spec.combination());
   out.set_expert_sharing(spec.expert_sharing() == wxp::v1::EXPERT_SHARING_UNSPECIFIED
                              ? wxp::v1::ALLOWED
                              : spec.expert_sharing());
@@ -333,6 +335,17 @@ absl::StatusOr<Coordinator::BestPosition> Coordinator::Best(const std::string& s
     }
     WXP_ASSIGN_OR_RETURN(std::vector<float> alpha,
                          coordinator_internal::ReadAlpha(*options_.blobs, it->second.blob_id));
+    if (s->resolved.spec.space() == wxp::v1::TOKEN_MIXTURE) {
+      // Whole models are not merged into one adapter: the export names them (SPEC 4.5).
+      WXP_ASSIGN_OR_RETURN(
+          std::string manifest,
+          coordinator_internal::TokenManifestBytes(
+              *options_.blobs, s->resolved.spec, coordinator_internal::InPoolOrder(s->experts),
+              std::move(alpha), s->engine->global_best_utility()));
+      WXP_ASSIGN_OR_RETURN(std::string id, options_.blobs->Put(manifest));
+      return BestPosition{id, s->engine->global_best_utility(), "", it->second.blob_id,
+                          kTokenManifestFile};
+    }
     WXP_ASSIGN_OR_RETURN(Adapter decoded, s->space->Decode(alpha));
     WXP_ASSIGN_OR_RETURN(std::string bytes, SerializeAdapter(decoded));
     WXP_ASSIGN_OR_RETURN(std::string id, options_.blobs->Put(bytes));

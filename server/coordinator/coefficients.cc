@@ -3,10 +3,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/alpha_blob.h"
+#include "common/model_description.h"
 #include "common/safetensors.h"
 #include "common/space_proto.h"
 #include "common/status_macros.h"
 #include "common/swarm_engine.h"
+#include "common/token_manifest.h"
 
 namespace wxp::server::coordinator_internal {
 
@@ -27,13 +29,66 @@ absl::StatusOr<std::vector<Adapter>> LoadExpertAdapters(
   return out;
 }
 
+namespace {
+
+// The architecture description of expert `e`'s base model, with the blob id it is under.
+absl::StatusOr<std::pair<std::string, ModelDescription>> ExpertModel(PositionBlobs& blobs,
+                                                                     const store::ExpertRecord& e) {
+  auto bad = [&](const absl::Status& s) {
+    return absl::Status(s.code(), absl::StrCat("expert ", e.blob_id, ": ", s.message()));
+  };
+  absl::StatusOr<std::string> id = BaseModelBlobId(e.config_json);
+  if (!id.ok()) return bad(id.status());
+  absl::StatusOr<std::string> bytes = blobs.ReadAll(*id);
+  if (!bytes.ok()) {
+    return bad(absl::NotFoundError(
+        absl::StrCat("its base model blob ", *id, " is not stored (upload it before the join)")));
+  }
+  absl::StatusOr<SafetensorsFile> file = SafetensorsFile::FromBytes(*std::move(bytes), *id);
+  if (!file.ok()) {
+    return bad(absl::InvalidArgumentError(
+        absl::StrCat("its base model blob is not a safetensors file: ", file.status().message())));
+  }
+  absl::StatusOr<ModelDescription> d = ParseModelDescription(file->metadata());
+  if (!d.ok()) return bad(d.status());
+  return std::make_pair(*id, *std::move(d));
+}
+
+}  // namespace
+
+absl::Status CheckExpertModel(PositionBlobs& blobs, const store::ExpertRecord& e) {
+  return ExpertModel(blobs, e).status();
+}
+
+absl::StatusOr<std::string> TokenManifestBytes(
+    PositionBlobs& blobs, const wxp::v1::SwarmSpec& spec,
+    const std::vector<const store::ExpertRecord*>& experts, std::vector<float> alpha,
+    double utility) {
+  TokenManifest m;
+  m.combination = spec.combination() == wxp::v1::LOG_LINEAR ? TokenCombination::kLogLinear
+                                                            : TokenCombination::kMixture;
+  m.utility = utility;
+  m.alpha = std::move(alpha);
+  for (const store::ExpertRecord* e : experts) {
+    WXP_ASSIGN_OR_RETURN(auto model, ExpertModel(blobs, *e));
+    absl::StatusOr<LoraConfig> config = ParseLoraConfig(e->config_json);
+    m.experts.push_back({e->blob_id, e->config_json, model.first,
+                         config.ok() ? config->base_model_name_or_path : "",
+                         std::move(model.second)});
+  }
+  return SerializeTokenManifest(m);
+}
+
 absl::StatusOr<std::shared_ptr<const ParticleSpace>> MakeSpace(
     PositionBlobs& blobs, const wxp::v1::SwarmSpec& spec,
     const std::vector<const store::ExpertRecord*>& experts) {
+  if (spec.space() == wxp::v1::TOKEN_MIXTURE) {
+    for (const store::ExpertRecord* e : experts) WXP_RETURN_IF_ERROR(CheckExpertModel(blobs, *e));
+  }
   WXP_ASSIGN_OR_RETURN(std::vector<Adapter> adapters, LoadExpertAdapters(blobs, experts));
-  WXP_ASSIGN_OR_RETURN(
-      ParticleSpaceOptions options,
-      SpaceOptionsFromProto(spec.space(), spec.decoder(), spec.svd_rank(), spec.per_module()));
+  WXP_ASSIGN_OR_RETURN(ParticleSpaceOptions options,
+                       SpaceOptionsFromProto(spec.space(), spec.decoder(), spec.svd_rank(),
+                                             spec.per_module(), spec.combination()));
   absl::StatusOr<std::unique_ptr<ParticleSpace>> space =
       ParticleSpace::Create(std::move(adapters), options);
   if (!space.ok()) {

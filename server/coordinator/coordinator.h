@@ -120,6 +120,9 @@ class Coordinator {
     std::string config_json;  // adapter_config.json of the expert that is particle 0
     // g's position blob: blob_id in WEIGHTS, the α blob it was decoded from otherwise.
     std::string position_blob_id;
+    // Empty: blob_id is an adapter, exported as a PEFT directory. Else the one file the
+    // export is, by this name, with blob_id its bytes (TOKEN_MIXTURE: kTokenManifestFile).
+    std::string export_file;
   };
   absl::StatusOr<BestPosition> Best(const std::string& swarm);
   // How many of the swarm's evaluations are kept in memory: only recent ones, a few per

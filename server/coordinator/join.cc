@@ -121,7 +121,8 @@ Coordinator::JoinPrecheck Coordinator::PrecheckJoin(const Caller& caller,
     out.experts.emplace(id, std::move(schema));
     all.push_back({0, caller.name, id, 0, request.capacity(), configs[i]});
   }
-  if (spec.space() == wxp::v1::EXPERT_COEFFICIENTS && all_ok && all.size() > experts.size()) {
+  if ((spec.space() == wxp::v1::EXPERT_COEFFICIENTS || spec.space() == wxp::v1::TOKEN_MIXTURE) &&
+      all_ok && all.size() > experts.size()) {
     std::vector<const store::ExpertRecord*> ptrs;
     for (const auto& e : all) ptrs.push_back(&e);
     out.space_key = SpaceKey(all);

@@ -53,6 +53,7 @@ absl::StatusOr<wxp::v1::GetAssignmentResponse> Coordinator::GetAssignment(
         out.set_decoder(spec.decoder());
         out.set_svd_rank(spec.svd_rank());
         out.set_per_module(spec.per_module());
+        out.set_combination(spec.combination());
         if (spec.has_local_training()) *out.mutable_local_training() = spec.local_training();
         if (s->row.state == store::SwarmState::kPendingExperts) {
           out.set_status(wxp::v1::GetAssignmentResponse::WAIT);

@@ -189,6 +189,12 @@ grpc::Status AdminServiceImpl::ExportBest(grpc::ServerContext* ctx,
     if (Sha256Hex(*bytes) != best->blob_id) {
       return absl::DataLossError(absl::StrCat("stored blob ", best->blob_id, " is corrupt"));
     }
+    if (!best->export_file.empty()) {
+      if (!WriteFile(writer, best->export_file, *bytes, *best)) {
+        return absl::CancelledError("the client went away during the export");
+      }
+      return absl::OkStatus();
+    }
     std::string config = best->config_json;
     if (config.empty()) {
       absl::StatusOr<SafetensorsFile> file = SafetensorsFile::FromBytes(*bytes);

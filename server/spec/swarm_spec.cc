@@ -4,6 +4,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/adapter.h"
 #include "common/local_trainer.h"
 #include "common/local_training_proto.h"
@@ -129,6 +130,23 @@ absl::Status CheckSwarmSpecLimits(const SwarmSpec& spec) {
 }
 
 absl::Status CheckExpertBaseModel(const SwarmSpec& spec, const std::string& adapter_config_json) {
+  if (spec.space() == wxp::v1::TOKEN_MIXTURE) {
+    // The expert's family is its base model; the base model itself (its blob and
+    // architecture description) is checked where blobs are at hand (the coordinator).
+    absl::StatusOr<LoraConfig> config = ParseLoraConfig(adapter_config_json);
+    if (!config.ok() || config->base_model_name_or_path.empty()) {
+      return absl::InvalidArgumentError(
+          "a TOKEN_MIXTURE expert needs an adapter_config.json naming its base model "
+          "(base_model_name_or_path and wxp_base_model_blob_id)");
+    }
+    if (spec.expert_families_size() == 0) return absl::OkStatus();
+    for (const std::string& f : spec.expert_families()) {
+      if (f == config->base_model_name_or_path) return absl::OkStatus();
+    }
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the expert's base model '", config->base_model_name_or_path, "' is not among swarm '",
+        spec.name(), "''s expert_families (", absl::StrJoin(spec.expert_families(), ", "), ")"));
+  }
   if (spec.base_model().empty() || adapter_config_json.empty()) return absl::OkStatus();
   absl::StatusOr<LoraConfig> config = ParseLoraConfig(adapter_config_json);
   if (!config.ok() || config->base_model_name_or_path.empty()) return absl::OkStatus();
@@ -173,6 +191,44 @@ namespace {
 // The particle space (SPEC 4.3): defaults written in, and every field that does not apply
 // to the chosen space refused, so a spec never carries a setting that silently does
 // nothing.
+absl::Status ResolveTokenMixture(const wxp::v1::SwarmSpec& spec) {
+  switch (spec.combination()) {
+    case wxp::v1::MIXTURE:
+    case wxp::v1::LOG_LINEAR:
+      break;
+    case wxp::v1::TOKEN_COMBINATION_UNSPECIFIED:
+      return Invalid("combination",
+                     "is required in the TOKEN_MIXTURE space: MIXTURE or LOG_LINEAR");
+    default:
+      return Invalid("combination", absl::StrCat("must be MIXTURE or LOG_LINEAR, not ",
+                                                 static_cast<int>(spec.combination())));
+  }
+  if (spec.decoder() != wxp::v1::COEFFICIENT_DECODER_UNSPECIFIED || spec.svd_rank() != 0 ||
+      spec.per_module()) {
+    return Invalid("decoder",
+                   "svd_rank and per_module apply to EXPERT_COEFFICIENTS only: a "
+                   "TOKEN_MIXTURE position is not decoded into an adapter");
+  }
+  if (!spec.base_model().empty()) {
+    return Invalid("base_model",
+                   "must be empty in the TOKEN_MIXTURE space: experts come from several base "
+                   "models; list them in expert_families");
+  }
+  if (spec.expert_families_size() > 64) {
+    return Invalid("expert_families", "has more than 64 entries");
+  }
+  std::set<std::string> seen;
+  for (const std::string& f : spec.expert_families()) {
+    if (f.empty() || f.size() > 256) {
+      return Invalid("expert_families", "entries must be 1 to 256 bytes long");
+    }
+    if (!seen.insert(f).second) {
+      return Invalid("expert_families", absl::StrCat("lists '", f, "' twice"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ResolveSpace(wxp::v1::SwarmSpec& spec) {
   if (spec.space() == wxp::v1::PARTICLE_SPACE_KIND_UNSPECIFIED) spec.set_space(wxp::v1::WEIGHTS);
   if (spec.expert_sharing() == wxp::v1::EXPERT_SHARING_UNSPECIFIED) {
@@ -185,6 +241,13 @@ absl::Status ResolveSpace(wxp::v1::SwarmSpec& spec) {
     return Invalid("svd_rank", absl::StrCat("must be >= 1 with LORA_PRODUCT_SVD and 0 otherwise, "
                                             "got ",
                                             spec.svd_rank()));
+  }
+  const bool token = spec.space() == wxp::v1::TOKEN_MIXTURE;
+  if (!token && spec.combination() != wxp::v1::TOKEN_COMBINATION_UNSPECIFIED) {
+    return Invalid("combination", "applies to the TOKEN_MIXTURE space only");
+  }
+  if (!token && spec.expert_families_size() > 0) {
+    return Invalid("expert_families", "applies to the TOKEN_MIXTURE space only");
   }
   switch (spec.space()) {
     case wxp::v1::WEIGHTS:
@@ -201,16 +264,19 @@ absl::Status ResolveSpace(wxp::v1::SwarmSpec& spec) {
       }
       return absl::OkStatus();
     case wxp::v1::EXPERT_COEFFICIENTS:
+    case wxp::v1::TOKEN_MIXTURE:
       break;
     default:
-      return Invalid("space", "must be WEIGHTS or EXPERT_COEFFICIENTS");
+      return Invalid("space", "must be WEIGHTS, EXPERT_COEFFICIENTS or TOKEN_MIXTURE");
   }
   if (spec.expert_sharing() == wxp::v1::FORBIDDEN) {
     return Invalid("expert_sharing",
-                   "is FORBIDDEN, which allows only the WEIGHTS space: EXPERT_COEFFICIENTS hands "
-                   "every expert to every agent of the swarm");
+                   absl::StrCat("is FORBIDDEN, which allows only the WEIGHTS space: ",
+                                wxp::v1::ParticleSpaceKind_Name(spec.space()),
+                                " hands every expert to every agent of the swarm"));
   }
-  switch (spec.decoder()) {
+  if (token) WXP_RETURN_IF_ERROR(ResolveTokenMixture(spec));
+  switch (token ? wxp::v1::LINEAR_AB : spec.decoder()) {
     case wxp::v1::LINEAR_AB:
     case wxp::v1::LORA_PRODUCT:
       if (spec.svd_rank() != 0) {
@@ -231,14 +297,16 @@ absl::Status ResolveSpace(wxp::v1::SwarmSpec& spec) {
   }
   if (spec.schema().tensors_size() > 0 || !spec.template_blob_id().empty()) {
     return Invalid("schema",
-                   "and template_blob_id apply to the WEIGHTS space only: in EXPERT_COEFFICIENTS "
-                   "experts may differ in rank, and positions are coefficient vectors");
+                   absl::StrCat("and template_blob_id apply to the WEIGHTS space only: in ",
+                                wxp::v1::ParticleSpaceKind_Name(spec.space()),
+                                " experts may differ in shape, and positions are coefficient "
+                                "vectors"));
   }
   if (spec.transport_dtype() != wxp::v1::DTYPE_UNSPECIFIED &&
       spec.transport_dtype() != wxp::v1::DTYPE_F32) {
-    return Invalid("transport_dtype",
-                   "must be unset or DTYPE_F32 in the EXPERT_COEFFICIENTS space (coefficients "
-                   "travel inline as fp32)");
+    return Invalid("transport_dtype", absl::StrCat("must be unset or DTYPE_F32 in the ",
+                                                   wxp::v1::ParticleSpaceKind_Name(spec.space()),
+                                                   " space (coefficients travel inline as fp32)"));
   }
   return absl::OkStatus();
 }
@@ -390,10 +458,11 @@ absl::StatusOr<ResolvedSpec> ResolveSwarmSpec(const SwarmSpec& in, uint64_t seed
   }
   WXP_RETURN_IF_ERROR(ResolveSpace(spec));
   // The same rules as the in-process runner's (one Validate), named as a spec field.
-  if (absl::Status lt =
-          LocalTrainingFromProto(spec.local_training())
-              .Validate(spec.space() == wxp::v1::WEIGHTS ? SpaceKind::kWeights
-                                                         : SpaceKind::kExpertCoefficients);
+  if (absl::Status lt = LocalTrainingFromProto(spec.local_training())
+                            .Validate(spec.space() == wxp::v1::WEIGHTS ? SpaceKind::kWeights
+                                      : spec.space() == wxp::v1::EXPERT_COEFFICIENTS
+                                          ? SpaceKind::kExpertCoefficients
+                                          : SpaceKind::kTokenMixture);
       !lt.ok()) {
     return Invalid("local_training", absl::StrCat("is refused: ", lt.message()));
   }

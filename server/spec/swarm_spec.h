@@ -42,7 +42,9 @@ absl::Status CheckSwarmSpecLimits(const wxp::v1::SwarmSpec& spec);
 // SwarmSpec.base_model against a joining agent's adapter_config.json: InvalidArgument when
 // both name a base model and they differ. An empty base_model, an empty config, or a config
 // naming no base_model_name_or_path is not checked. The config is assumed to parse (Join
-// checks that first).
+// checks that first). In TOKEN_MIXTURE, instead: InvalidArgument unless the config names
+// a base model (base_model_name_or_path) and, when the spec lists expert_families, one of
+// them.
 absl::Status CheckExpertBaseModel(const wxp::v1::SwarmSpec& spec,
                                   const std::string& adapter_config_json);
 

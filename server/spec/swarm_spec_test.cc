@@ -352,5 +352,57 @@ TEST(SwarmSpecTest, LocalTrainingIsKeptAndJudgedLikeTheRunner) {
                   .ok());
 }
 
+TEST(SwarmSpecTest, TokenMixtureTakesACombinationAndExpertFamilies) {
+  auto r = ResolveSwarmSpec(
+      Parse(std::string(kMinimal) + " space: TOKEN_MIXTURE combination: LOG_LINEAR "
+                                    "expert_families: 'fam-a' expert_families: 'fam-b'"),
+      9);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->spec.space(), wxp::v1::TOKEN_MIXTURE);
+  EXPECT_EQ(r->spec.combination(), wxp::v1::LOG_LINEAR);
+  auto again = ResolveSwarmSpec(r->spec, 1);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->spec.SerializeAsString(), r->spec.SerializeAsString());
+  // Families instead of one base model: an expert's config must name one of them.
+  const std::string a = R"({"r": 2, "base_model_name_or_path": "fam-a"})";
+  const std::string c = R"({"r": 2, "base_model_name_or_path": "fam-c"})";
+  EXPECT_TRUE(CheckExpertBaseModel(r->spec, a).ok());
+  absl::Status s = CheckExpertBaseModel(r->spec, c);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("'fam-c'"), std::string::npos) << s;
+  EXPECT_NE(s.message().find("fam-a, fam-b"), std::string::npos) << s;
+  // Every expert must name its base model.
+  EXPECT_EQ(CheckExpertBaseModel(r->spec, "").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(CheckExpertBaseModel(r->spec, R"({"r": 2})").code(),
+            absl::StatusCode::kInvalidArgument);
+  r->spec.clear_expert_families();  // any family
+  EXPECT_TRUE(CheckExpertBaseModel(r->spec, c).ok());
+}
+
+TEST(SwarmSpecTest, TokenMixtureRefusalsNameTheField) {
+  const std::string tm = "space: TOKEN_MIXTURE combination: MIXTURE ";
+  const std::map<std::string, std::string> refused = {
+      {"space: TOKEN_MIXTURE", "combination"},
+      {"space: TOKEN_MIXTURE combination: 7", "combination"},
+      {"combination: MIXTURE", "combination"},
+      {"space: EXPERT_COEFFICIENTS decoder: LINEAR_AB combination: MIXTURE", "combination"},
+      {"expert_families: 'x'", "expert_families"},
+      {tm + "decoder: LINEAR_AB", "decoder"},
+      {tm + "per_module: true", "per_module"},
+      {tm + "base_model: 'gpt2'", "base_model"},
+      {tm + "expert_families: 'x' expert_families: 'x'", "expert_families"},
+      {tm + "expert_families: ''", "expert_families"},
+      {tm + "expert_sharing: FORBIDDEN", "expert_sharing"},
+      {tm + "transport_dtype: DTYPE_BF16", "transport_dtype"},
+      {tm + "template_blob_id: '" + std::string(64, 'a') + "'", "template_blob_id"},
+      {tm + "local_training { every_k: 1 steps: 2 learning_rate: 0.1 batch: 4 }", "local_training"},
+  };
+  for (const auto& [extra, field] : refused) {
+    auto r = ResolveSwarmSpec(Parse(std::string(kMinimal) + " " + extra), 1);
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << extra;
+    EXPECT_NE(r.status().message().find(field), std::string::npos) << extra << ": " << r.status();
+  }
+}
+
 }  // namespace
 }  // namespace wxp::server

@@ -217,4 +217,17 @@ std::string LoraConfigJson(const ModelConfig& config, const std::string& base_na
 }
 
 }  // namespace internal
+absl::Status CheckLegalBaseFile(const std::string& path, const ModelConfig& config,
+                                const std::string& corpus_fingerprint) {
+  absl::StatusOr<SafetensorsFile> f = SafetensorsFile::Open(path);
+  if (!f.ok()) return f.status();
+  const std::string want = internal::ConfigHash(config, corpus_fingerprint);
+  for (const auto& [k, v] : f->metadata()) {
+    if (k == internal::kConfigHashKey && v == want) return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      path, ": not the base model of this configuration pretrained on this corpus (its ",
+      internal::kConfigHashKey, " differs): pretrained on another corpus?"));
+}
+
 }  // namespace wxp::legal

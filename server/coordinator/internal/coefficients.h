@@ -25,7 +25,21 @@ absl::StatusOr<std::vector<Adapter>> LoadExpertAdapters(
 
 // The space over `experts` (pool order), InvalidArgument naming the blobs in that order
 // when ParticleSpace refuses them (experts of another base model or module shape, a
-// LINEAR_AB swarm whose experts differ in schema).
+// LINEAR_AB swarm whose experts differ in schema). In TOKEN_MIXTURE every expert's base
+// model is checked first, like a schema (SwarmSpec.space docs): NotFound naming the expert
+// when its base model blob is not stored, InvalidArgument naming it when its config names
+// no base model blob, the blob is not safetensors or its architecture description is
+// malformed (common/model_description.h).
+// TOKEN_MIXTURE: expert `e`'s base model checked like a schema (see MakeSpace).
+absl::Status CheckExpertModel(PositionBlobs& blobs, const store::ExpertRecord& e);
+
+// TOKEN_MIXTURE's export (SPEC 4.5): the manifest (common/token_manifest.h) of g = `alpha`
+// over `experts` (pool order) with the spec's combination. The experts' checks' errors.
+absl::StatusOr<std::string> TokenManifestBytes(
+    PositionBlobs& blobs, const wxp::v1::SwarmSpec& spec,
+    const std::vector<const store::ExpertRecord*>& experts, std::vector<float> alpha,
+    double utility);
+
 absl::StatusOr<std::shared_ptr<const ParticleSpace>> MakeSpace(
     PositionBlobs& blobs, const wxp::v1::SwarmSpec& spec,
     const std::vector<const store::ExpertRecord*>& experts);

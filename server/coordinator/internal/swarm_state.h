@@ -116,7 +116,10 @@ struct Coordinator::Swarm {
   std::shared_ptr<const ParticleSpace> space;
 
   bool sync() const { return resolved.spec.mode() == wxp::v1::SYNC; }
-  bool coefficients() const { return resolved.spec.space() == wxp::v1::EXPERT_COEFFICIENTS; }
+  bool coefficients() const {
+    return resolved.spec.space() == wxp::v1::EXPERT_COEFFICIENTS ||
+           resolved.spec.space() == wxp::v1::TOKEN_MIXTURE;
+  }
   int pool_size() const {
     return engine ? engine->num_particles() : static_cast<int>(particles.size());
   }

@@ -1,0 +1,146 @@
+#include "client/legal/mixture_evaluator.h"
+
+#include <algorithm>
+#include <array>
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "client/legal/evaluator.h"
+#include "common/file_util.h"
+#include "common/model_description.h"
+#include "common/sha256.h"
+#include "common/status_macros.h"
+#include "nlohmann/json.hpp"
+
+namespace wxp::legal {
+namespace {
+
+constexpr int kVocab = 256;
+
+absl::Status ExpertError(size_t j, const absl::Status& s) {
+  return absl::Status(s.code(), absl::StrCat("token swarm expert ", j, ": ", s.message()));
+}
+
+}  // namespace
+
+absl::StatusOr<MixtureExpert> LoadMixtureExpert(const MixtureExpertFiles& files,
+                                                const Corpus& corpus, const std::string& work_dir,
+                                                int threads) {
+  WXP_ASSIGN_OR_RETURN(ModelConfig config, ReadLegalBaseConfig(files.base_model_path));
+  config.threads = threads;
+  WXP_RETURN_IF_ERROR(CheckLegalBaseFile(files.base_model_path, config, corpus.fingerprint()));
+  const std::string cached = LegalBasePath(work_dir, LegalBaseName(config, corpus.fingerprint()));
+  std::error_code ec;
+  if (!std::filesystem::exists(cached, ec)) {
+    WXP_RETURN_IF_ERROR(MakeDirs(work_dir.empty() ? "." : work_dir));
+    WXP_ASSIGN_OR_RETURN(std::string bytes, ReadFile(files.base_model_path));
+    WXP_RETURN_IF_ERROR(WriteFileAtomically(cached, bytes));
+  }
+  WXP_ASSIGN_OR_RETURN(std::shared_ptr<const LegalModel> model,
+                       LegalModel::LoadOrPretrain(config, corpus, work_dir));
+  if (model->pretrained_now()) {
+    // The cached file under that name was damaged or stale and LoadOrPretrain replaced it.
+    return absl::InternalError(
+        absl::StrCat("legal model: ", cached, " did not load as the base model it names"));
+  }
+  WXP_ASSIGN_OR_RETURN(Adapter adapter, LoadAdapter(files.adapter_path));
+  if (!files.adapter_config_json.empty()) adapter.config_json = files.adapter_config_json;
+  return MixtureExpert{std::move(model), std::move(adapter)};
+}
+
+absl::Status SaveTokenExpertDir(const LegalModel& model, const Adapter& adapter,
+                                const std::string& dir) {
+  WXP_ASSIGN_OR_RETURN(std::string base, ReadFile(model.base_path()));
+  nlohmann::json config =
+      nlohmann::json::parse(adapter.config_json.value_or(model.LoraConfigJson()), nullptr, false);
+  if (!config.is_object()) {
+    return absl::InvalidArgumentError("token expert: adapter_config.json is not a JSON object");
+  }
+  config[kBaseModelBlobKey] = Sha256Hex(base);
+  Adapter with_base = adapter;
+  with_base.config_json = config.dump(2);
+  WXP_RETURN_IF_ERROR(SaveAdapterDir(with_base, dir));
+  return WriteFileAtomically(dir + "/" + kExpertBaseModelFile, base);
+}
+
+absl::StatusOr<std::unique_ptr<MixtureEvaluator>> MixtureEvaluator::Create(
+    const std::vector<MixtureExpert>& experts, const Corpus& corpus, Split split,
+    TokenCombination combination) {
+  if (experts.empty()) return absl::InvalidArgumentError("token swarm: no experts");
+  std::unique_ptr<MixtureEvaluator> ev(new MixtureEvaluator());
+  ev->combination_ = combination;
+  for (size_t j = 0; j < experts.size(); ++j) {
+    const MixtureExpert& e = experts[j];
+    if (e.model == nullptr) return ExpertError(j, absl::InvalidArgumentError("no model"));
+    LoraPlacement placement = e.model->own_placement();
+    if (!e.adapter.values.empty()) {
+      absl::Status base = CheckLegalBase(*e.model, e.adapter.config_json);
+      if (!base.ok()) return ExpertError(j, base);
+      absl::StatusOr<LoraPlacement> placed =
+          e.model->PlaceLora(e.adapter.schema, e.adapter.config_json);
+      if (!placed.ok()) return ExpertError(j, placed.status());
+      placement = *std::move(placed);
+    }
+    // Each architecture tokenizes for itself; the positions are the split's bytes for all.
+    absl::StatusOr<SplitData> data = LoadSplitData(*e.model, corpus, split);
+    if (!data.ok()) return data.status();
+    absl::StatusOr<LegalModel::PositionLogProbs> lp =
+        e.model->LogProbs(placement, e.adapter.values, data->data);
+    if (!lp.ok()) return ExpertError(j, lp.status());
+    if (j == 0) {
+      ev->targets_ = std::move(lp->targets);
+      ev->families_ = std::move(data->families);
+      ev->family_ends_ = std::move(data->family_ends);
+    } else if (lp->targets != ev->targets_) {
+      return ExpertError(j, absl::InternalError("its positions do not line up with expert 0's"));
+    }
+    ev->log_probs_.push_back(std::move(lp->log_probs));
+  }
+  return ev;
+}
+
+absl::StatusOr<Scores> MixtureEvaluator::Evaluate(const EvaluationRequest& request) {
+  if (request.params.size() != log_probs_.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("token swarm: alpha has ", request.params.size(),
+                                                   " coefficients for ", log_probs_.size(),
+                                                   " experts"));
+  }
+  WXP_ASSIGN_OR_RETURN(std::vector<double> weights,
+                       CombinationWeights(combination_, request.params));
+  const int64_t n = positions();
+  std::vector<absl::Span<const float>> rows(log_probs_.size());
+  std::array<double, kVocab> out;
+  double nll = 0;
+  int64_t correct = 0;
+  std::vector<int64_t> family_correct(families_.size(), 0);
+  size_t family = 0;
+  for (int64_t t = 0; t < n; ++t) {
+    for (size_t j = 0; j < rows.size(); ++j) {
+      rows[j] = absl::MakeConstSpan(log_probs_[j].data() + t * kVocab, kVocab);
+    }
+    absl::Status s = CombineLogProbs(combination_, weights, rows, absl::MakeSpan(out));
+    if (!s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("token swarm: position ", t, ": ", s.message()));
+    }
+    const int target = targets_[t];
+    nll -= out[target];
+    // The first maximum, as torch's argmax picks it for a single model.
+    const bool hit = std::max_element(out.begin(), out.end()) - out.begin() == target;
+    while (family < family_ends_.size() && t >= family_ends_[family]) ++family;
+    if (hit) {
+      ++correct;
+      ++family_correct[family];
+    }
+  }
+  Scores scores{{kCharAccComponent, static_cast<double>(correct) / static_cast<double>(n)},
+                {kLossComponent, nll / static_cast<double>(n)}};
+  int64_t begin = 0;
+  for (size_t f = 0; f < families_.size(); ++f) {
+    scores[FamilyCharAccComponent(families_[f])] =
+        static_cast<double>(family_correct[f]) / static_cast<double>(family_ends_[f] - begin);
+    begin = family_ends_[f];
+  }
+  return scores;
+}
+
+}  // namespace wxp::legal
