@@ -9,6 +9,7 @@
 #include "common/file_util.h"
 #include "common/identity.h"
 #include "common/status_macros.h"
+#include "common/transfer_tuning.h"
 #include "server/store/postgres_store.h"
 #include "server/store/sqlite_store.h"
 
@@ -219,6 +220,9 @@ absl::StatusOr<std::unique_ptr<WxpServer>> WxpServer::Start(Options options) {
   // the documented RESOURCE_EXHAUSTED refusal is what a client over the limit sees.
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS,
                              options.max_concurrent_streams + kUnaryStreamsPerConnection);
+  // Uploads arrive on this side (common/transfer_tuning.h says why these settings).
+  for (const auto& [name, value] : TransferChannelArgs()) builder.AddChannelArgument(name, value);
+  TuneAllocatorForTransfers();
   s->server_ = builder.BuildAndStart();
   if (!s->server_ || s->port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.listen));
