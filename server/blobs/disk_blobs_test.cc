@@ -152,6 +152,30 @@ TEST(DiskBlobsTest, AResumedPrefixIsHashedFromTheFile) {
   EXPECT_FALSE(blobs->Has(other_id));
 }
 
+// Replicas share the directory: what Finish publishes is checked as it is in the file, since
+// another process may have written to the same partial upload.
+TEST(DiskBlobsTest, ASharedStoreHashesTheFileItPublishes) {
+  const std::string root = Root("shared");
+  auto b = DiskBlobs::Open({root, 1 << 20, /*shared=*/true});
+  ASSERT_TRUE(b.ok()) << b.status();
+  DiskBlobs& blobs = **b;
+  const std::string data = Bytes(3000, 's');
+  const std::string id = Sha256Hex(data);
+  ASSERT_TRUE(blobs.BeginUpload(id, data.size()).ok());
+  ASSERT_TRUE(blobs.Append(id, 0, data).ok());
+  {
+    std::fstream f(root + "/partial/" + id, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(100);
+    f.put('!');
+  }
+  EXPECT_EQ(blobs.Finish(id).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(blobs.Has(id));
+  ASSERT_TRUE(blobs.BeginUpload(id, data.size()).ok());
+  ASSERT_TRUE(blobs.Append(id, 0, data).ok());
+  ASSERT_TRUE(blobs.Finish(id).ok());
+  EXPECT_EQ(*blobs.ReadAll(id), data);
+}
+
 TEST(DiskBlobsTest, ConcurrentUploadsOfDifferentBlobs) {
   auto blobs = OpenAt(Root("concurrent"));
   std::vector<std::string> datas, ids;
