@@ -99,7 +99,8 @@ for name, target in (("gRPC plaintext", 50), ("gRPC mTLS", 35)):
     row("B2", "%s MiB/s (u+d)" % name, m.group(1), "raw TCP %s (%s%%)" % (raw, m.group(2)),
         ">=%d%% of raw TCP" % target, int(m.group(2)) >= target)
 peaks = []
-for m in re.finditer(r"^\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)", text["B3"], re.M):
+# Columns: replicas, particles, reports/s, p50, p99, server peak MiB, errors, server CPU ms/report.
+for m in re.finditer(r"^\s+\d+\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)", text["B3"], re.M):
     n, rate, p50, p99, peak, errors = m.groups()
     peaks.append(float(peak))
     row("B3", "%s particles reports/s" % n, rate, "-", ">=5000", float(rate) >= 5000)

@@ -9,6 +9,7 @@
 #include "common/grpc_status.h"
 #include "common/leader_redirect.h"
 #include "common/status_macros.h"
+#include "common/transfer_tuning.h"
 #include "grpcpp/create_channel.h"
 #include "grpcpp/security/credentials.h"
 
@@ -37,6 +38,9 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(const ConnectionOpt
   // trip then failed every first attempt (200 agents connecting at once all did).
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 20000);
   if (options.own_connection) args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  // Blob downloads arrive on this side: the window and frame size of the transfer settings.
+  for (const auto& [name, value] : TransferChannelArgs()) args.SetInt(name, value);
+  TuneAllocatorForTransfers();
   if (options.plaintext && options.identity.empty()) {
     return absl::InvalidArgumentError("plaintext mode needs an identity to send");
   }

@@ -70,6 +70,13 @@ absl::StatusOr<std::unique_ptr<DiskBlobs>> DiskBlobs::Open(const Options& option
   return std::unique_ptr<DiskBlobs>(new DiskBlobs(options));
 }
 
+DiskBlobs::~DiskBlobs() {
+  absl::MutexLock lock(&mu_);
+  for (auto& [id, up] : uploads_) {
+    if (up.fd >= 0) ::close(up.fd);
+  }
+}
+
 std::string DiskBlobs::BlobPath(const std::string& id) const {
   return absl::StrCat(options_.root, "/blobs/", id.substr(0, 2), "/", id);
 }
@@ -100,6 +107,13 @@ absl::StatusOr<std::string> DiskBlobs::ReadAll(const std::string& id) {
 
 absl::StatusOr<std::string> DiskBlobs::Read(const std::string& id, uint64_t offset,
                                             size_t max_bytes) {
+  std::string out;
+  WXP_RETURN_IF_ERROR(ReadInto(id, offset, max_bytes, &out));
+  return out;
+}
+
+absl::Status DiskBlobs::ReadInto(const std::string& id, uint64_t offset, size_t max_bytes,
+                                 std::string* out) {
   WXP_ASSIGN_OR_RETURN(uint64_t size, Size(id));
   if (offset > size) {
     return absl::OutOfRangeError(
@@ -107,20 +121,21 @@ absl::StatusOr<std::string> DiskBlobs::Read(const std::string& id, uint64_t offs
   }
   const int fd = ::open(BlobPath(id).c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Errno("cannot open", BlobPath(id));
-  std::string out(std::min<uint64_t>(max_bytes, size - offset), '\0');
+  out->resize(std::min<uint64_t>(max_bytes, size - offset));
   size_t done = 0;
-  while (done < out.size()) {
+  while (done < out->size()) {
     const ssize_t n =
-        ::pread(fd, out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
+        ::pread(fd, out->data() + done, out->size() - done, static_cast<off_t>(offset + done));
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
+      absl::Status s = Errno("cannot read", BlobPath(id));
       ::close(fd);
-      return Errno("cannot read", BlobPath(id));
+      return s;
     }
     done += static_cast<size_t>(n);
   }
   ::close(fd);
-  return out;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> DiskBlobs::Put(absl::string_view bytes) {
@@ -147,86 +162,111 @@ absl::StatusOr<DiskBlobs::UploadState> DiskBlobs::BeginUpload(const std::string&
         "blob of ", total_size, " bytes is over the limit of ", options_.max_blob_bytes));
   }
   if (Has(id)) return UploadState{*Size(id), true};
-  absl::MutexLock lock(&mu_);
-  if (uploads_.count(id)) {
-    return absl::AbortedError(absl::StrCat("an upload of ", id, " is already in progress"));
-  }
-  uint64_t committed = FileSize(PartialPath(id));
-  if (resume_from > committed) {
-    return absl::FailedPreconditionError(absl::StrCat("cannot resume ", id, " at offset ",
-                                                      resume_from, ": the server holds ", committed,
-                                                      " bytes (see GetUploadOffset)"));
-  }
-  if (committed > total_size || resume_from < committed) {
-    // Restart from the client's offset (a stale partial of another size restarts from 0).
-    const uint64_t keep = committed > total_size ? 0 : resume_from;
-    if (::truncate(PartialPath(id).c_str(), static_cast<off_t>(keep)) != 0 && errno != ENOENT) {
-      return Errno("cannot truncate", PartialPath(id));
+  const std::string path = PartialPath(id);
+  Upload* up = nullptr;
+  {
+    absl::MutexLock lock(&mu_);
+    if (uploads_.count(id)) {
+      return absl::AbortedError(absl::StrCat("an upload of ", id, " is already in progress"));
     }
-    committed = keep;
+    uint64_t committed = FileSize(path);
+    if (resume_from > committed) {
+      return absl::FailedPreconditionError(absl::StrCat("cannot resume ", id, " at offset ",
+                                                        resume_from, ": the server holds ",
+                                                        committed, " bytes (see GetUploadOffset)"));
+    }
+    if (committed > total_size || resume_from < committed) {
+      // Restart from the client's offset (a stale partial of another size restarts from 0).
+      const uint64_t keep = committed > total_size ? 0 : resume_from;
+      if (::truncate(path.c_str(), static_cast<off_t>(keep)) != 0 && errno != ENOENT) {
+        return Errno("cannot truncate", path);
+      }
+      committed = keep;
+    }
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0) return Errno("cannot open", path);
+    up = &uploads_[id];
+    up->total = total_size;
+    up->fd = fd;
+    up->committed = committed;
   }
-  uploads_[id] = {total_size};
-  return UploadState{committed, false};
+  // The lease is ours: the prefix is hashed without holding mu_.
+  if (!options_.shared && up->committed > 0) {
+    std::string buf(std::min<uint64_t>(up->committed, 1 << 20), '\0');
+    for (uint64_t done = 0; done < up->committed;) {
+      const ssize_t n =
+          ::pread(up->fd, buf.data(), std::min<uint64_t>(buf.size(), up->committed - done),
+                  static_cast<off_t>(done));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        absl::Status s = Errno("cannot read", path);
+        Abandon(id);
+        return s;
+      }
+      up->hasher.Update(absl::string_view(buf.data(), static_cast<size_t>(n)));
+      done += static_cast<uint64_t>(n);
+    }
+  }
+  return UploadState{up->committed, false};
 }
 
-absl::StatusOr<uint64_t> DiskBlobs::DeclaredSize(const std::string& id) {
+absl::StatusOr<DiskBlobs::Upload*> DiskBlobs::Active(const std::string& id) {
   absl::MutexLock lock(&mu_);
   auto it = uploads_.find(id);
   if (it == uploads_.end()) {
     return absl::FailedPreconditionError(absl::StrCat("no upload of ", id, " was begun"));
   }
-  return it->second.total;
+  return &it->second;
 }
 
 absl::StatusOr<uint64_t> DiskBlobs::Append(const std::string& id, uint64_t offset,
                                            absl::string_view data) {
-  WXP_ASSIGN_OR_RETURN(const uint64_t total, DeclaredSize(id));
+  WXP_ASSIGN_OR_RETURN(Upload* const up, Active(id));
   const std::string path = PartialPath(id);
-  const uint64_t committed = FileSize(path);
-  if (offset != committed) {
+  // The file's own size, not only ours: with `shared` another process may append too.
+  struct stat st;
+  if (::fstat(up->fd, &st) != 0) return Errno("cannot stat", path);
+  const uint64_t committed = static_cast<uint64_t>(st.st_size);
+  if (offset != committed || committed != up->committed) {
     return absl::FailedPreconditionError(
         absl::StrCat("chunk out of order: expected offset ", committed, ", got ", offset));
   }
-  if (offset + data.size() > total) {
+  if (offset + data.size() > up->total) {
     return absl::InvalidArgumentError(absl::StrCat("chunk ends at byte ", offset + data.size(),
-                                                   ", past the declared size ", total));
+                                                   ", past the declared size ", up->total));
   }
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) return Errno("cannot open", path);
   size_t done = 0;
   while (done < data.size()) {
-    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    const ssize_t n = ::write(up->fd, data.data() + done, data.size() - done);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) {
       absl::Status s = Errno("cannot write", path);
       // Cut back to the last durable size so the offset stays truthful; the write error
       // is what the caller needs to hear about.
-      const int ignored = ::ftruncate(fd, static_cast<off_t>(committed));
+      const int ignored = ::ftruncate(up->fd, static_cast<off_t>(committed));
       (void)ignored;
-      ::close(fd);
       return s;
     }
     done += static_cast<size_t>(n);
   }
-  if (::fdatasync(fd) != 0) {
-    absl::Status s = Errno("cannot sync", path);
-    ::close(fd);
-    return s;
-  }
-  ::close(fd);
-  return committed + data.size();
+  if (::fdatasync(up->fd) != 0) return Errno("cannot sync", path);
+  if (!options_.shared) up->hasher.Update(data);
+  up->committed = committed + data.size();
+  return up->committed;
 }
 
 absl::Status DiskBlobs::Finish(const std::string& id) {
-  WXP_ASSIGN_OR_RETURN(const uint64_t total, DeclaredSize(id));
+  WXP_ASSIGN_OR_RETURN(Upload* const up, Active(id));
   const std::string partial = PartialPath(id);
   const uint64_t size = FileSize(partial);
-  if (size != total) {
+  if (size != up->total || size != up->committed) {
+    const uint64_t total = up->total;
     Abandon(id);
     return absl::FailedPreconditionError(
         absl::StrCat("upload of ", id, " has ", size, " of ", total, " bytes"));
   }
-  absl::StatusOr<std::string> digest = HashFile(partial);
+  absl::StatusOr<std::string> digest =
+      options_.shared ? HashFile(partial) : absl::StatusOr<std::string>(up->hasher.FinalHex());
   if (!digest.ok() || *digest != id) {
     ::unlink(partial.c_str());
     Abandon(id);
@@ -246,7 +286,10 @@ absl::Status DiskBlobs::Finish(const std::string& id) {
 
 void DiskBlobs::Abandon(const std::string& id) {
   absl::MutexLock lock(&mu_);
-  uploads_.erase(id);
+  auto it = uploads_.find(id);
+  if (it == uploads_.end()) return;
+  if (it->second.fd >= 0) ::close(it->second.fd);
+  uploads_.erase(it);
 }
 
 absl::StatusOr<DiskBlobs::RecoverySummary> DiskBlobs::Recover(

@@ -23,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/sha256.h"
 #include "server/coordinator/position_blobs.h"
 
 namespace wxp::server {
@@ -39,6 +40,8 @@ class DiskBlobs : public PositionBlobs {
   };
   // Creates the directories if needed.
   static absl::StatusOr<std::unique_ptr<DiskBlobs>> Open(const Options& options);
+  // Closes the files of uploads in progress (their bytes stay for a resume).
+  ~DiskBlobs() override;
 
   // PositionBlobs.
   bool Has(const std::string& id) override;
@@ -49,6 +52,9 @@ class DiskBlobs : public PositionBlobs {
   absl::StatusOr<uint64_t> Size(const std::string& id);
   // Up to `max_bytes` from `offset`; empty at the end. NotFound / OutOfRange.
   absl::StatusOr<std::string> Read(const std::string& id, uint64_t offset, size_t max_bytes);
+  // The same into `out` (replacing its contents, reusing its capacity: a download reads
+  // every chunk into one buffer).
+  absl::Status ReadInto(const std::string& id, uint64_t offset, size_t max_bytes, std::string* out);
 
   // ---- uploads ----
   struct UploadState {
@@ -62,12 +68,15 @@ class DiskBlobs : public PositionBlobs {
   // another upload of the id is running.
   absl::StatusOr<UploadState> BeginUpload(const std::string& id, uint64_t total_size,
                                           uint64_t resume_from = 0);
-  // Appends a chunk at `offset` (must equal the committed bytes) durably.
+  // Appends a chunk at `offset` (must equal the committed bytes) durably (fdatasync'ed
+  // before it returns, so the offset a resume starts from is truthful after a crash).
   // FailedPrecondition for an out-of-order chunk, InvalidArgument past total_size,
   // Unavailable on a full disk (as for every write here: a retry passes once space is freed).
   absl::StatusOr<uint64_t> Append(const std::string& id, uint64_t offset, absl::string_view data);
   // Verifies size and SHA-256, then publishes the blob. On a mismatch the partial upload is
-  // discarded and InvalidArgument returned.
+  // discarded and InvalidArgument returned. The digest is the one taken as the chunks were
+  // appended (the resumed prefix's read back at BeginUpload); with `shared` it is taken
+  // from the file, as another process may have written to the same partial upload.
   absl::Status Finish(const std::string& id);
   // Releases the lease without publishing (the partial bytes stay for a later resume).
   void Abandon(const std::string& id);
@@ -93,14 +102,19 @@ class DiskBlobs : public PositionBlobs {
       absl::Time collect_before = absl::InfiniteFuture());
 
  private:
+  // An upload in progress, used only by the caller holding its lease (so without mu_
+  // once found): the partial file stays open across chunks.
   struct Upload {
     uint64_t total = 0;
+    int fd = -1;
+    uint64_t committed = 0;  // bytes in the partial file, all appended through `fd`
+    Sha256Hasher hasher;     // of those bytes (not used with options_.shared)
   };
   explicit DiskBlobs(Options options) : options_(std::move(options)) {}
   std::string BlobPath(const std::string& id) const;
   std::string PartialPath(const std::string& id) const;
-  // The total size declared when the upload of `id` began; FailedPrecondition if none was.
-  absl::StatusOr<uint64_t> DeclaredSize(const std::string& id);
+  // The upload of `id` in progress; FailedPrecondition if none was begun.
+  absl::StatusOr<Upload*> Active(const std::string& id);
 
   Options options_;
   absl::Mutex mu_;

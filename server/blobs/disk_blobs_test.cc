@@ -117,6 +117,65 @@ TEST(DiskBlobsTest, AClientThatLostTrackRestartsFromItsOffset) {
   EXPECT_EQ(*blobs->ReadAll(id), data);
 }
 
+// The digest Finish checks covers a resumed prefix as it is on disk, not as it was sent.
+TEST(DiskBlobsTest, AResumedPrefixIsHashedFromTheFile) {
+  const std::string root = Root("resume-prefix");
+  const std::string data = Bytes(5000, 'p');
+  const std::string id = Sha256Hex(data);
+  {
+    auto blobs = OpenAt(root);
+    ASSERT_TRUE(blobs->BeginUpload(id, data.size()).ok());
+    ASSERT_TRUE(blobs->Append(id, 0, data.substr(0, 3000)).ok());
+    blobs->Abandon(id);
+    // Cut back to 1000 bytes by a client that lost track: only those are hashed again.
+    ASSERT_TRUE(blobs->BeginUpload(id, data.size(), 1000).ok());
+    ASSERT_TRUE(blobs->Append(id, 1000, data.substr(1000)).ok());
+    ASSERT_TRUE(blobs->Finish(id).ok());
+    EXPECT_EQ(*blobs->ReadAll(id), data);
+  }
+  const std::string other = Bytes(4000, 'q');
+  const std::string other_id = Sha256Hex(other);
+  {
+    auto blobs = OpenAt(root);
+    ASSERT_TRUE(blobs->BeginUpload(other_id, other.size()).ok());
+    ASSERT_TRUE(blobs->Append(other_id, 0, other.substr(0, 2000)).ok());
+  }  // the server dies mid-upload; the partial file is damaged meanwhile
+  {
+    std::fstream f(root + "/partial/" + other_id, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(10);
+    f.put('!');
+  }
+  auto blobs = OpenAt(root);
+  ASSERT_EQ(blobs->BeginUpload(other_id, other.size(), 2000)->committed, 2000u);
+  ASSERT_TRUE(blobs->Append(other_id, 2000, other.substr(2000)).ok());
+  EXPECT_EQ(blobs->Finish(other_id).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(blobs->Has(other_id));
+}
+
+// Replicas share the directory: what Finish publishes is checked as it is in the file, since
+// another process may have written to the same partial upload.
+TEST(DiskBlobsTest, ASharedStoreHashesTheFileItPublishes) {
+  const std::string root = Root("shared");
+  auto b = DiskBlobs::Open({root, 1 << 20, /*shared=*/true});
+  ASSERT_TRUE(b.ok()) << b.status();
+  DiskBlobs& blobs = **b;
+  const std::string data = Bytes(3000, 's');
+  const std::string id = Sha256Hex(data);
+  ASSERT_TRUE(blobs.BeginUpload(id, data.size()).ok());
+  ASSERT_TRUE(blobs.Append(id, 0, data).ok());
+  {
+    std::fstream f(root + "/partial/" + id, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(100);
+    f.put('!');
+  }
+  EXPECT_EQ(blobs.Finish(id).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_FALSE(blobs.Has(id));
+  ASSERT_TRUE(blobs.BeginUpload(id, data.size()).ok());
+  ASSERT_TRUE(blobs.Append(id, 0, data).ok());
+  ASSERT_TRUE(blobs.Finish(id).ok());
+  EXPECT_EQ(*blobs.ReadAll(id), data);
+}
+
 TEST(DiskBlobsTest, ConcurrentUploadsOfDifferentBlobs) {
   auto blobs = OpenAt(Root("concurrent"));
   std::vector<std::string> datas, ids;

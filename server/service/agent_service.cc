@@ -195,14 +195,17 @@ grpc::Status AgentServiceImpl::DownloadBlob(
                         absl::StrCat("offset ", offset, " is past the end (", *size, " bytes)"));
   }
   const size_t chunk = std::min<size_t>(max_chunk_bytes_, 1 << 20);
+  // One message for the whole stream, each chunk read into its buffer in place.
+  wxp::v1::DownloadBlobResponse msg;
+  msg.set_total_size(*size);
   do {
-    absl::StatusOr<std::string> data = blobs_->Read(req->blob_id(), offset, chunk);
-    if (!data.ok()) return ToGrpc(data.status());
-    wxp::v1::DownloadBlobResponse msg;
-    msg.set_total_size(*size);
     msg.mutable_chunk()->set_offset(offset);
-    offset += data->size();
-    *msg.mutable_chunk()->mutable_data() = *std::move(data);
+    if (absl::Status s =
+            blobs_->ReadInto(req->blob_id(), offset, chunk, msg.mutable_chunk()->mutable_data());
+        !s.ok()) {
+      return ToGrpc(s);
+    }
+    offset += msg.chunk().data().size();
     if (!writer->Write(msg)) {
       return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
     }

@@ -35,11 +35,16 @@ absl::StatusOr<std::unique_ptr<PostgresStore>> PostgresStore::Open(const Options
   WXP_ASSIGN_OR_RETURN(std::unique_ptr<db::pg::Connection> conn,
                        db::pg::Connection::Open(options.conninfo, session_sql));
   WXP_RETURN_IF_ERROR(conn->Migrate(Migrations(), kCompatibleVersion));
-  return std::unique_ptr<PostgresStore>(new PostgresStore(std::move(conn), options.require_fence));
+  WXP_ASSIGN_OR_RETURN(std::unique_ptr<db::pg::Connection> reader,
+                       db::pg::Connection::Open(options.conninfo, session_sql));
+  return std::unique_ptr<PostgresStore>(
+      new PostgresStore(std::move(conn), std::move(reader), options.require_fence));
 }
 
-PostgresStore::PostgresStore(std::unique_ptr<db::pg::Connection> conn, bool require_fence)
+PostgresStore::PostgresStore(std::unique_ptr<db::pg::Connection> conn,
+                             std::unique_ptr<db::pg::Connection> reader, bool require_fence)
     : conn_(std::move(conn)),
+      reader_(std::move(reader)),
       require_fence_(require_fence),
       pipeline_(
           [this](const std::vector<const SwarmUpdate*>& batch, std::vector<absl::Status>& refused) {

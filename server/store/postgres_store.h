@@ -74,7 +74,8 @@ class PostgresStore : public SwarmStore {
   absl::StatusOr<std::string> IntegrityCheck() override;
 
  private:
-  PostgresStore(std::unique_ptr<db::pg::Connection> conn, bool require_fence);
+  PostgresStore(std::unique_ptr<db::pg::Connection> conn,
+                std::unique_ptr<db::pg::Connection> reader, bool require_fence);
   // Refuses `u` with LeaseLostError unless its fence is the swarm's lease token (and locks
   // the lease row until the transaction ends, so a takeover waits for this commit).
   absl::Status CheckFence(const SwarmUpdate& u) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -110,6 +111,11 @@ class PostgresStore : public SwarmStore {
   absl::Mutex mu_;
   std::unique_ptr<db::pg::Connection> conn_ ABSL_GUARDED_BY(mu_);
   bool commit_in_doubt_ ABSL_GUARDED_BY(mu_) = false;
+  // A second connection for the read every call makes (GetClient, from the gatekeeper), so
+  // that it does not wait behind a group commit holding mu_ for its round trips and fsync.
+  // It sees what is committed; when it fails, the read goes through conn_ as before.
+  absl::Mutex reader_mu_;
+  std::unique_ptr<db::pg::Connection> reader_ ABSL_GUARDED_BY(reader_mu_);
   const bool require_fence_;
   UpdatePipeline pipeline_;
 };

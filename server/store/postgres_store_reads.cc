@@ -171,14 +171,22 @@ absl::StatusOr<std::vector<AuditRecord>> PostgresStore::ListAudit(const std::str
 }
 
 absl::StatusOr<ClientRecord> PostgresStore::GetClient(const std::string& identity) {
-  absl::MutexLock lock(&mu_);
-  return Retrying([&]() -> absl::StatusOr<ClientRecord> {
-    WXP_ASSIGN_OR_RETURN(Result r, conn_->Query(absl::StrCat("SELECT ", kClientColumns,
-                                                             " FROM clients WHERE identity = $1"),
-                                                Params().Text(identity)));
+  const auto read = [&](db::pg::Connection& c) -> absl::StatusOr<ClientRecord> {
+    WXP_ASSIGN_OR_RETURN(Result r, c.Query(absl::StrCat("SELECT ", kClientColumns,
+                                                        " FROM clients WHERE identity = $1"),
+                                           Params().Text(identity)));
     if (r.rows() == 0) return absl::NotFoundError(absl::StrCat("no client '", identity, "'"));
     return ReadClient(r, 0);
-  });
+  };
+  {
+    absl::MutexLock lock(&reader_mu_);
+    if (!reader_->Broken() || reader_->Reconnect().ok()) {
+      absl::StatusOr<ClientRecord> client = read(*reader_);
+      if (client.ok() || absl::IsNotFound(client.status())) return client;
+    }
+  }
+  absl::MutexLock lock(&mu_);
+  return Retrying([&] { return read(*conn_); });
 }
 
 absl::StatusOr<std::vector<ClientRecord>> PostgresStore::ListClients() {

@@ -23,7 +23,11 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const Options& op
   WXP_ASSIGN_OR_RETURN(std::unique_ptr<db::Database> db,
                        db::Database::Open({options.path, true, options.synchronous}));
   WXP_RETURN_IF_ERROR(db->Migrate(Migrations(), kCompatibleVersion));
-  return std::unique_ptr<SqliteStore>(new SqliteStore(std::move(db)));
+  std::unique_ptr<db::Database> reader;
+  if (options.path != ":memory:") {
+    WXP_ASSIGN_OR_RETURN(reader, db::Database::Open({options.path, true, options.synchronous}));
+  }
+  return std::unique_ptr<SqliteStore>(new SqliteStore(std::move(db), std::move(reader)));
 }
 
 absl::StatusOr<int64_t> SqliteStore::SwarmId(const std::string& name) {
@@ -201,8 +205,9 @@ absl::Status SqliteStore::ApplyLocked(const SwarmUpdate& u) {
   return absl::OkStatus();
 }
 
-SqliteStore::SqliteStore(std::unique_ptr<db::Database> db)
+SqliteStore::SqliteStore(std::unique_ptr<db::Database> db, std::unique_ptr<db::Database> reader)
     : db_(std::move(db)),
+      reader_(std::move(reader)),
       pipeline_(
           [this](const std::vector<const SwarmUpdate*>& batch, std::vector<absl::Status>& refused) {
             return CommitBatch(batch, refused);

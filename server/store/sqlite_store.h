@@ -53,7 +53,7 @@ class SqliteStore : public SwarmStore {
   absl::StatusOr<std::string> IntegrityCheck() override;
 
  private:
-  explicit SqliteStore(std::unique_ptr<db::Database> db);
+  SqliteStore(std::unique_ptr<db::Database> db, std::unique_ptr<db::Database> reader);
   absl::Status CommitBatch(const std::vector<const SwarmUpdate*>& batch,
                            std::vector<absl::Status>& refused);
   absl::StatusOr<int64_t> SwarmId(const std::string& name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -63,6 +63,12 @@ class SqliteStore : public SwarmStore {
 
   absl::Mutex mu_;
   std::unique_ptr<db::Database> db_ ABSL_GUARDED_BY(mu_);
+  // A second connection to the same file for the reads every call makes (GetClient, from
+  // the gatekeeper): in WAL mode it sees the last committed state without waiting for a
+  // commit in progress on db_, whose fsync holds mu_ for milliseconds. Null for ":memory:"
+  // (a second connection would be another database): then db_ serves those reads too.
+  absl::Mutex reader_mu_;
+  std::unique_ptr<db::Database> reader_ ABSL_GUARDED_BY(reader_mu_);
   UpdatePipeline pipeline_;
 };
 

@@ -154,16 +154,26 @@ absl::StatusOr<std::vector<AuditRecord>> SqliteStore::ListAudit(const std::strin
 }
 
 absl::StatusOr<ClientRecord> SqliteStore::GetClient(const std::string& identity) {
-  absl::MutexLock lock(&mu_);
-  WXP_ASSIGN_OR_RETURN(
-      std::vector<ClientRecord> rows,
-      Query<ClientRecord>(
-          db_.get(),
-          "SELECT identity, role, first_seen_ms, last_seen_ms, revoked FROM "
-          "clients WHERE identity = ?",
-          [&](Statement& q) { q.Bind(1, absl::string_view(identity)); }, ReadClient));
-  if (rows.empty()) return absl::NotFoundError(absl::StrCat("no client '", identity, "'"));
-  return rows[0];
+  const auto read = [&](db::Database* db) {
+    return Query<ClientRecord>(
+        db,
+        "SELECT identity, role, first_seen_ms, last_seen_ms, revoked FROM "
+        "clients WHERE identity = ?",
+        [&](Statement& q) { q.Bind(1, absl::string_view(identity)); }, ReadClient);
+  };
+  absl::StatusOr<std::vector<ClientRecord>> rows = absl::UnavailableError("no reader");
+  {
+    absl::MutexLock lock(&reader_mu_);
+    if (reader_ != nullptr) rows = read(reader_.get());
+  }
+  if (!rows.ok()) {
+    // In memory (no reader), or the reader failed (e.g. busy): the writer's connection.
+    absl::MutexLock lock(&mu_);
+    rows = read(db_.get());
+  }
+  if (!rows.ok()) return rows.status();
+  if (rows->empty()) return absl::NotFoundError(absl::StrCat("no client '", identity, "'"));
+  return (*rows)[0];
 }
 
 absl::StatusOr<std::vector<ClientRecord>> SqliteStore::ListClients() {
