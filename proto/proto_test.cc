@@ -113,6 +113,8 @@ SwarmSpec FullSpec() {
   s.set_svd_rank(8);
   s.set_per_module(true);
   s.set_expert_sharing(ALLOWED);
+  s.set_combination(LOG_LINEAR);
+  s.add_expert_families("wxp-legal-byte-lm-0123456789abcdef");
   s.mutable_local_training()->set_every_k(2);
   s.mutable_local_training()->set_steps(20);
   s.mutable_local_training()->set_learning_rate(0.005);
@@ -213,13 +215,14 @@ TEST(ProtoTest, ExampleSwarmSpecParsesAndShowsEveryField) {
   // The example is a reference: it sets everything but the schema sources (explained in
   // comments there, since they name files of a real deployment), pool_size, whose
   // default is 0, the second component's upper bound (it has none), and the coefficient
-  // space's settings, which a WEIGHTS swarm must leave unset, and local training, which the
-  // example leaves off (both shown in comments there).
+  // space's and the token swarm's settings, which a WEIGHTS swarm must leave unset, and
+  // local training, which the example leaves off (all shown in comments there).
   ExpectEveryFieldSet(
       s, {"wxp.v1.SwarmSpec.schema", "wxp.v1.SwarmSpec.template_blob_id",
           "wxp.v1.SwarmHyperparameters.pool_size", "wxp.v1.UtilityComponent.max_value",
           "wxp.v1.SwarmSpec.decoder", "wxp.v1.SwarmSpec.svd_rank", "wxp.v1.SwarmSpec.per_module",
-          "wxp.v1.SwarmSpec.local_training"});
+          "wxp.v1.SwarmSpec.local_training", "wxp.v1.SwarmSpec.combination",
+          "wxp.v1.SwarmSpec.expert_families"});
   EXPECT_EQ(s.space(), WEIGHTS);
   EXPECT_FALSE(s.utility(1).has_max_value());
 }
