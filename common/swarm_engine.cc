@@ -264,13 +264,21 @@ RecordOutcome SwarmEngine::UpdateBests(int particle, int iteration, double utili
     out.new_personal_best = true;
   }
   p.evaluated = true;
-  if (!global_best_.valid() || utility > global_best_utility_) {
+  // An exact tie goes to the position first in (iteration, particle) order, as the
+  // in-process runner (which records in that order) and Rerank choose: what a round
+  // decides must not depend on the order its reports arrive in.
+  auto precedes = [&](const PositionRef& other) {
+    return std::make_pair(iteration, particle) < std::make_pair(other.iteration, other.particle);
+  };
+  const bool better = !global_best_.valid() || utility > global_best_utility_;
+  if (better || (utility == global_best_utility_ && precedes(global_best_))) {
     global_best_ = {particle, iteration};
     global_best_utility_ = utility;
-    last_global_improvement_ = iteration;
+    if (better) last_global_improvement_ = iteration;
     out.new_global_best = true;
   }
-  if (!global_worst_.valid() || utility < global_worst_utility_) {
+  if (!global_worst_.valid() || utility < global_worst_utility_ ||
+      (utility == global_worst_utility_ && precedes(global_worst_))) {
     global_worst_ = {particle, iteration};
     global_worst_utility_ = utility;
     out.new_global_worst = true;

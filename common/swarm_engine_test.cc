@@ -155,6 +155,30 @@ TEST(SwarmEngineTest, InitialEvaluationPicksBestAndWorst) {
   EXPECT_EQ(e.particle(0).personal_best, (PositionRef{0, 0}));
 }
 
+// A sync round's reports arrive in any order; exact ties must go the same way whatever the
+// order: to the first position in (iteration, particle) order, as the runner records them.
+TEST(SwarmEngineTest, ExactTiesGoToTheFirstPositionWhateverTheArrivalOrder) {
+  auto e = SwarmEngine::Create(Deterministic(), 4);
+  ASSERT_TRUE(e.ok()) << e.status();
+  for (int i : {3, 1, 2, 0}) ASSERT_TRUE(e->RecordInitial(i, i % 2 ? 0.9 : 0.1).ok());
+  EXPECT_EQ(e->global_best(), (PositionRef{1, 0}));
+  EXPECT_EQ(e->global_worst(), (PositionRef{0, 0}));
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(e->StartIteration(i, 1).ok());
+  // Round 1 ties g at 0.9 (particles 2 and 3): the earlier iteration keeps it. A new best
+  // at 1.0 reported by particle 3, then tied by particle 0, goes to particle 0.
+  auto tie = e->Record(3, 1, 0.9);
+  ASSERT_TRUE(tie.ok()) << tie.status();
+  EXPECT_FALSE(tie->new_global_best);
+  ASSERT_TRUE(e->Record(2, 1, 1.0).ok());
+  auto earlier = e->Record(0, 1, 1.0);
+  ASSERT_TRUE(earlier.ok()) << earlier.status();
+  EXPECT_TRUE(earlier->new_global_best);
+  EXPECT_EQ(e->global_best(), (PositionRef{0, 1}));
+  ASSERT_TRUE(e->Record(1, 1, 0.5).ok());
+  ASSERT_TRUE(e->CloseIteration(1).ok());
+  EXPECT_EQ(e->global_worst(), (PositionRef{0, 0}));  // 0.1 at iteration 0 stays g_w
+}
+
 TEST(SwarmEngineTest, IterationNeedsCompleteInitialEvaluation) {
   auto e = SwarmEngine::Create(Deterministic(), 2);
   ASSERT_TRUE(e->RecordInitial(0, 1.0).ok());
