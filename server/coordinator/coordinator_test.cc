@@ -46,6 +46,16 @@ wxp::v1::SwarmSpec Spec(const std::string& name, uint64_t seed, const std::strin
   return spec;
 }
 
+// The in-process runner's settings for a swarm of Spec(name, 5) over `experts`.
+RunnerOptions OracleOptions(const std::vector<std::vector<float>>& experts) {
+  RunnerOptions o;
+  o.params.seed = 5;
+  o.params.max_iterations = 12;
+  o.params.patience = 4;
+  for (const auto& e : experts) o.expert_ids.push_back(Sha256Hex(Serialize(e)));
+  return o;
+}
+
 // One on-prem agent: owns particles, moves them locally, evaluates, reports, uploads.
 class FakeAgent {
  public:
@@ -236,11 +246,7 @@ void RunAndCompareWithRunner(Harness& h, int restart_every,
   EXPECT_EQ(status->global_worst().alpha_size(), 0);
 
   // The oracle: same experts, same seed, same evaluator.
-  RunnerOptions o;
-  o.params.seed = 5;
-  o.params.max_iterations = 12;
-  o.params.patience = 4;
-  for (const auto& e : experts) o.expert_ids.push_back(Sha256Hex(Serialize(e)));
+  RunnerOptions o = OracleOptions(experts);
   auto utility = *UtilityFunction::Create({{kSyntheticComponent, true, 1.0}});
   auto oracle = RunSwarm(experts, utility, eval, o);
   ASSERT_TRUE(oracle.ok());
@@ -326,11 +332,7 @@ TEST(CoordinatorTest, ScheduledWeightChangeEqualsTheRunnersChange) {
   EXPECT_EQ(h.coordinator->SetUtilityWeights(kAdmin, "sched", doubled, 20).status().code(),
             absl::StatusCode::kFailedPrecondition);  // over
 
-  RunnerOptions o;
-  o.params.seed = 5;
-  o.params.max_iterations = 12;
-  o.params.patience = 4;
-  for (const auto& e : experts) o.expert_ids.push_back(Sha256Hex(Serialize(e)));
+  RunnerOptions o = OracleOptions(experts);
   o.utility_changes = {{kAfter + 1, doubled}};
   auto oracle =
       RunSwarm(experts, *UtilityFunction::Create({{kSyntheticComponent, true, 1.0}}), eval, o);
