@@ -3,10 +3,12 @@
 # bounded time, then prints one line per target: executions, executions per second, edge
 # coverage (cov), features (ft), corpus size, and whether it found anything.
 #
-#   tests/fuzz_run.sh [-t SECONDS] [TARGET ...]
+#   tests/fuzz_run.sh [-t SECONDS] [-j JOBS] [TARGET ...]
 #
 # SECONDS (default 60, or $FUZZ_SECONDS) is each target's -max_total_time; TARGETs are names
-# from the list below (default: all). Targets run one after another. New inputs go to a
+# from the list below (default: all). JOBS targets run at once (default: the number of cores;
+# a libFuzzer process uses one core, so each target still gets all of its SECONDS of a core,
+# and the run takes the wall time of one target per core instead of all of them). New inputs go to a
 # scratch corpus (under $FUZZ_WORKDIR, default a fresh temporary directory); the checked-in
 # seed corpus and regression inputs are read, never written. A finding leaves the input in
 # <workdir>/<target>/artifacts/ and makes the script exit 1; reproduce it with the normal
@@ -27,9 +29,11 @@ TARGETS=(
 )
 
 seconds="${FUZZ_SECONDS:-60}"
-while getopts "t:h" opt; do
+jobs="$(nproc)"
+while getopts "t:j:h" opt; do
   case "$opt" in
     t) seconds="$OPTARG" ;;
+    j) jobs="$OPTARG" ;;
     *) sed -n '2,16p' "$0"; exit 2 ;;
   esac
 done
@@ -63,18 +67,19 @@ work="${FUZZ_WORKDIR:-$(mktemp -d "${TMPDIR:-/tmp}/wxp-fuzz.XXXXXX")}"
 mkdir -p "$work"
 echo "fuzz_run: ${seconds}s per target, scratch corpora and findings under $work"
 
-summary=()
-status=0
-for t in "${selected[@]}"; do
-  IFS='|' read -r label seeds regressions extra <<<"$t"
+# Fuzzes one target and writes its summary line to <workdir>/<target>/summary.txt and its
+# finding flag to <workdir>/<target>/status (0 or 1).
+fuzz_one() {
+  local label seeds regressions extra name pkg dir rc done_line last_line execs rate line
+  local cov ft corp findings result
+  IFS='|' read -r label seeds regressions extra <<<"$1"
   name="${label##*:}"
   pkg="${label#//}"
   pkg="${pkg%%:*}"
   dir="$work/$name"
   mkdir -p "$dir/corpus" "$dir/artifacts"
-  inputs=("$dir/corpus" "$seeds")
+  local inputs=("$dir/corpus" "$seeds")
   [ -d "$regressions" ] && inputs+=("$regressions")
-  echo "fuzz_run: $name"
   # -timeout: an input running 30 s is a finding (a hang), not something to wait out.
   # shellcheck disable=SC2086  # $extra is a list of flags
   "$bin_dir/$pkg/$name" -max_total_time="$seconds" -timeout=30 -rss_limit_mb=2048 \
@@ -93,15 +98,38 @@ for t in "${selected[@]}"; do
     result="FINDING (exit $rc): $(find "$dir/artifacts" -type f | head -3 | tr '\n' ' ')"
     grep -E 'fuzz check failed|ERROR: (AddressSanitizer|libFuzzer|UndefinedBehaviorSanitizer)|runtime error' \
       "$dir/log.txt" | head -5
-    status=1
+    echo 1 >"$dir/status"
   else
     result="ok"
+    echo 0 >"$dir/status"
   fi
-  summary+=("$(printf '%-30s execs %-10s exec/s %-7s cov %-6s ft %-7s corpus %-14s %s' \
-    "$name" "${execs:-?}" "${rate:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}" "$result")")
-  echo "${summary[-1]}"
+  printf '%-30s execs %-10s exec/s %-7s cov %-6s ft %-7s corpus %-14s %s\n' \
+    "$name" "${execs:-?}" "${rate:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}" "$result" \
+    | tee "$dir/summary.txt"
+}
+
+running=0
+for t in "${selected[@]}"; do
+  if [ "$running" -ge "$jobs" ]; then
+    wait -n
+    running=$((running - 1))
+  fi
+  label="${t%%|*}"
+  echo "fuzz_run: ${label##*:}"
+  fuzz_one "$t" &
+  running=$((running + 1))
+done
+wait
+
+summary=()
+status=0
+for t in "${selected[@]}"; do
+  label="${t%%|*}"
+  dir="$work/${label##*:}"
+  summary+=("$(cat "$dir/summary.txt" 2>/dev/null || echo "${label##*:}: no result")")
+  [ "$(cat "$dir/status" 2>/dev/null)" = 0 ] || status=1
 done
 
-echo "fuzz_run: summary (${seconds}s per target; logs in $work/<target>/log.txt)"
+echo "fuzz_run: summary (${seconds}s per target, ${jobs} at a time; logs in $work/<target>/log.txt)"
 printf '  %s\n' "${summary[@]}"
 exit "$status"
