@@ -22,6 +22,7 @@ enum class RngStream : uint64_t {
   kAudit = 7,            // server audit sampling
   kBackoff = 8,          // jitter of client retry waits
   kLocalTraining = 9,    // seeds of local training (SPEC 4.4) per particle per iteration
+  kGenerate = 10,        // sampled bytes of text generation from a token swarm's model
 };
 
 // SplitMix64 finaliser: a bijective 64-bit mixer with full avalanche.

@@ -7,8 +7,9 @@
 #   best against the best single expert, the classic merges and the product merges.
 #
 #   deploy/demo.sh [--out DIR] [--shards A,B,...] [--iterations K] [--finetune-steps N]
-#                  [--space weights|linear_ab|lora_product|lora_product_svd] [--keep]
-#                  [--lambdas L1,L2,...] [--architecture mlp|transformer]
+#                  [--space weights|linear_ab|lora_product|lora_product_svd|token_mixture]
+#                  [--combination log_linear|mixture] [--keep]
+#                  [--lambdas L1,L2,...] [--architecture mlp|transformer|mixed]
 #                  [--retarget-at N --retarget-to FAMILY]
 #
 # --retarget-at N --retarget-to FAMILY: dynamic utility (SPEC 4.2, 4.4) live. The swarm
@@ -27,7 +28,16 @@
 #
 # --architecture: the built-in model (README, "Built-in legal evaluator"): mlp (default) or
 # transformer (Llama-shaped; its experts are laid out as a PEFT LoRA of a real LLM). The
-# agents are not told: they read it from the base model their experts name.
+# agents are not told: they read it from the base model their experts name. mixed (token
+# swarms only): the firms take turns, mlp and transformer, each on its own base model.
+#
+# --space token_mixture: a token swarm (SPEC 4.5): α over the firms' whole models (adapter
+# plus base model, of any architecture), combined per next byte as --combination says
+# (log_linear, the default here, or mixture; README, "Token swarms"). Agents fetch each
+# other firm's model once; only α moves. The export is a manifest (DIR/best), and the table
+# compares it with each firm's model alone and the uniform ensemble of all of them (no weight
+# merges: the models need not share an architecture), then the combined model writes a few
+# lines of licence text (`wxpctl manifest generate`).
 #
 # --lambdas: the grid the merge baselines pick their scale from on the dev split (default
 # 0.2,0.4,0.6,0.8,1.0). Each value costs one merge and one dev evaluation per method.
@@ -44,7 +54,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 OUT="" SHARDS_CSV="GPL,LGPL,GFDL,MPL,Apache" ITERATIONS=30 STEPS="" KEEP=0 SPACE=lora_product
-ARCH=mlp
+ARCH=mlp COMBINATION=log_linear
 LAMBDAS_CSV=0.2,0.4,0.6,0.8,1.0 RETARGET_AT="" RETARGET_TO=""
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -55,6 +65,7 @@ while [ $# -gt 0 ]; do
     --space) SPACE=$2; shift 2 ;;
     --lambdas) LAMBDAS_CSV=$2; shift 2 ;;
     --architecture) ARCH=$2; shift 2 ;;
+    --combination) COMBINATION=$2; shift 2 ;;
     --retarget-at) RETARGET_AT=$2; shift 2 ;;
     --retarget-to) RETARGET_TO=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
@@ -82,7 +93,14 @@ fi
 
 case "$ARCH" in
   mlp|transformer) ;;
-  *) echo "demo: unknown --architecture $ARCH (mlp or transformer)" >&2; exit 2 ;;
+  mixed) [ "$SPACE" = token_mixture ] || {
+    echo "demo: --architecture mixed needs --space token_mixture (weights and coefficients" \
+      "combine adapters of one base model)" >&2; exit 2; } ;;
+  *) echo "demo: unknown --architecture $ARCH (mlp, transformer or mixed)" >&2; exit 2 ;;
+esac
+case "$COMBINATION" in
+  log_linear|mixture) ;;
+  *) echo "demo: unknown --combination $COMBINATION (log_linear or mixture)" >&2; exit 2 ;;
 esac
 
 case "$SPACE" in
@@ -90,7 +108,9 @@ case "$SPACE" in
   linear_ab) SPACE_SPEC="space: EXPERT_COEFFICIENTS decoder: LINEAR_AB" ;;
   lora_product) SPACE_SPEC="space: EXPERT_COEFFICIENTS decoder: LORA_PRODUCT" ;;
   lora_product_svd) SPACE_SPEC="space: EXPERT_COEFFICIENTS decoder: LORA_PRODUCT_SVD svd_rank: 8" ;;
-  *) echo "demo: unknown --space $SPACE (weights, linear_ab, lora_product or lora_product_svd)" >&2
+  token_mixture) SPACE_SPEC="space: TOKEN_MIXTURE combination: ${COMBINATION^^}" ;;
+  *) echo "demo: unknown --space $SPACE (weights, linear_ab, lora_product, lora_product_svd or" \
+       "token_mixture)" >&2
      exit 2 ;;
 esac
 
@@ -149,7 +169,13 @@ echo "serving on $SERVER (data in $OUT/server, log $OUT/server.log)"
 
 step "4/8 the vendor's base model (byte-level LM, pretrained once on the general mix)"
 LEGAL=$OUT/legal
-$WXPCTL legal pretrain --work-dir "$LEGAL" --architecture "$ARCH"
+# The architecture of firm i (0-based): --architecture, or with mixed, mlp and transformer
+# in turn.
+arch_of() {
+  if [ "$ARCH" = mixed ]; then (( $1 % 2 == 0 )) && echo mlp || echo transformer; else echo "$ARCH"; fi
+}
+if [ "$ARCH" = mixed ]; then ARCHS=(mlp transformer); else ARCHS=("$ARCH"); fi
+for a in "${ARCHS[@]}"; do $WXPCTL legal pretrain --work-dir "$LEGAL" --architecture "$a"; done
 IFS=, read -r -a SHARDS <<< "$SHARDS_CSV"
 # Families with a dev part get a utility component each (weight 0 unless retargeted to), so
 # `wxpctl weights set legal-demo char_acc/GPL=1 char_acc=0` can point the swarm at one.
@@ -161,10 +187,14 @@ fi
 
 step "5/8 each firm fine-tunes its own LoRA expert on its private shard"
 EXPERTS=()
-for s in "${SHARDS[@]}"; do
+# A token swarm's expert is a whole model: the adapter plus its base model file.
+TOKEN_EXPERT=()
+[ "$SPACE" = token_mixture ] && TOKEN_EXPERT=(--token-expert)
+for i in "${!SHARDS[@]}"; do
+  s=${SHARDS[$i]}
   firm=firm-$(echo "$s" | tr 'A-Z' 'a-z' | tr -c 'a-z0-9\n' '-')
-  $WXPCTL legal finetune --work-dir "$LEGAL" --architecture "$ARCH" --shard "$s" \
-    --out "$OUT/experts/$firm" \
+  $WXPCTL legal finetune --work-dir "$LEGAL" --architecture "$(arch_of "$i")" --shard "$s" \
+    --out "$OUT/experts/$firm" "${TOKEN_EXPERT[@]}" \
     ${STEPS:+--steps "$STEPS"}
   $WXPCTL certs issue --ca "$OUT/ca" --role agent --name "$firm" --out "$CERTS"
   EXPERTS+=("$firm:$s")
@@ -188,6 +218,10 @@ $SPACE_SPEC
 SPEC
 if [ "$SPACE" = weights ]; then
   echo "particle space: WEIGHTS (the paper's search over raw LoRA weights; --space picks another)"
+elif [ "$SPACE" = token_mixture ]; then
+  echo "particle space: TOKEN_MIXTURE/${COMBINATION^^}: the swarm moves coefficients over the"
+  echo "  firms' whole models ($(for i in "${!SHARDS[@]}"; do printf '%s ' "$(arch_of "$i")"; done | sed 's/ $//')),"
+  echo "  combined per next byte; agents receive every model once, then only coefficient vectors move."
 else
   echo "particle space: EXPERT_COEFFICIENTS/${SPACE^^}: the swarm moves coefficients over the"
   echo "  firms' experts; agents receive every expert once, then only coefficient vectors move."
@@ -243,6 +277,67 @@ print("  after:  g utility %.6f at iteration %d (weights v2) (re-ranked from the
 PY
 }
 
+# Step 8 of a token swarm: the exported manifest against each firm's model alone and the
+# uniform ensemble, all through `wxpctl manifest eval --alpha` (each split's experts run
+# once; every α is then arithmetic over their outputs). The best single model is chosen on
+# dev, as the swarm's best was.
+token_table() {
+  $WXPCTL manifest inspect "$OUT/best"
+  local alphas names
+  # "swarm α;e_1;...;e_n;uniform" in the manifest's expert order, and the firm of each expert.
+  read -r alphas names < <(python3 - "$OUT" <<'PY'
+import glob, hashlib, json, os, sys
+out = sys.argv[1]
+m = json.load(open(os.path.join(out, "best", "token_swarm_manifest.json")))
+n = len(m["alpha"])
+firm_of = {}
+for d in glob.glob(os.path.join(out, "experts", "*")):
+    with open(os.path.join(d, "adapter_model.safetensors"), "rb") as f:
+        firm_of[hashlib.sha256(f.read()).hexdigest()] = os.path.basename(d)
+vectors = [m["alpha"]] + [[1.0 if k == j else 0.0 for k in range(n)] for j in range(n)]
+vectors.append([1.0 / n] * n)
+names = [firm_of.get(e["adapter_blob_id"], "expert-%d" % j) + "/" + e["architecture"]
+         for j, e in enumerate(m["experts"])]
+print(";".join(",".join(repr(float(x)) for x in v) for v in vectors), ",".join(names))
+PY
+)
+  for split in dev test; do
+    $WXPCTL manifest eval "$OUT/best" --work-dir "$LEGAL" --split "$split" --alpha "$alphas" \
+      > "$OUT/${split}_scores.jsonl"
+  done
+  printf '(%d s)\n' $((SECONDS - STEP_START))
+  python3 - "$OUT" "$names" "${RETARGET_TO:-}" <<'PY' | tee "$OUT/table.txt"
+import json, os, sys
+out, names, family = sys.argv[1], sys.argv[2].split(","), sys.argv[3]
+dev = [json.loads(l)["scores"] for l in open(os.path.join(out, "dev_scores.jsonl"))]
+test = [json.loads(l)["scores"] for l in open(os.path.join(out, "test_scores.jsonl"))]
+n = len(names)
+c = "char_acc/" + family if family else "char_acc"
+best = max(range(n), key=lambda j: dev[1 + j][c])  # the first of the best, on dev
+print("\n%s on the held-out TEST split (higher is better); the best single model was chosen"
+      " on the dev split, as the swarm's best was:" % c)
+print("  %-36s %9s" % ("model", c))
+print("  %-36s %9.4f" % ("swarm_best (token swarm)", test[0][c]))
+print("  %-36s %9.4f" % ("best_single(%s)" % names[best], test[1 + best][c]))
+print("  %-36s %9.4f" % ("uniform_ensemble(%d models)" % n, test[n + 1][c]))
+for j in range(n):
+    print("    alone: %-27s %9.4f" % (names[j], test[1 + j][c]))
+print("\nbytes on the wire per particle-iteration: position blobs 0 up + 0 down (only"
+      " coefficient vectors of %d floats move, inline); each agent fetched the other firms'"
+      " models (adapter and base model) once" % n)
+PY
+  echo
+  echo "the swarm's combined model continues a licence sentence (wxpctl manifest generate,"
+  echo "sampled at temperature 0.7; at 0 a model this small soon repeats itself):"
+  $WXPCTL manifest generate "$OUT/best" --work-dir "$LEGAL" --temperature 0.7 --seed 1 \
+    --prompt "Permission is hereby granted, " --bytes 160 | tee "$OUT/generated.txt" | sed 's/^/  /'
+  echo
+  echo "best token swarm (manifest and models): $OUT/best (wxpctl manifest inspect|eval|generate)"
+  if [ "$KEEP" -eq 0 ]; then
+    echo "(kept: $OUT/best and $OUT/table.txt${RETARGET_AT:+, the history and retarget.txt}; certificates, logs and experts are removed on exit — --keep keeps them)"
+  fi
+}
+
 step "7/8 live progress (wxpctl watch)"
 # watch ends when the swarm does; if every agent exits first (an evaluator that cannot score
 # the swarm's adapters, say), nothing would ever end it: stop and show why instead.
@@ -274,6 +369,10 @@ fi
 
 step "8/8 export and the test-split table"
 $WXPCTL "${ADMIN[@]}" export legal-demo --out "$OUT/best"
+if [ "$SPACE" = token_mixture ]; then
+  token_table
+  exit 0
+fi
 EXPERT_DIRS=()
 for e in "${EXPERTS[@]}"; do EXPERT_DIRS+=("$OUT/experts/${e%%:*}"); done
 $WXPCTL merge --method linear --out "$OUT/merges/uniform_soup" "${EXPERT_DIRS[@]}" >/dev/null

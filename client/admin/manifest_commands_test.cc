@@ -2,7 +2,11 @@
 // blobs), and what malformed manifests and blobs get: a one-line error, exit 1.
 #include <cstdlib>
 #include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
 
+#include "absl/strings/str_split.h"
 #include "client/admin/run_for_test.h"
 #include "client/legal/evaluator.h"
 #include "client/legal/mixture_evaluator.h"
@@ -89,6 +93,73 @@ TEST_F(ManifestCommandsTest, EvalScoresTheCombinationAsTheEvaluatorDoes) {
   EXPECT_GT(acc, 0.05);
   EXPECT_TRUE(j["scores"].contains("loss"));
   EXPECT_TRUE(j["scores"].contains("char_acc/GPL"));
+}
+
+// --alpha scores other coefficients over the same experts in one run, one line each: the
+// manifest's own first (the same scores as without the flag), then each expert alone, which
+// is the same model under either combination.
+TEST_F(ManifestCommandsTest, EvalScoresEachAlphaOfTheFlagOnItsOwnLine) {
+  const std::string work = std::string(getenv("TEST_TMPDIR")) + "/eval-alpha-work";
+  CliOutput own = RunCli({"manifest", "eval", *dir_, "--work_dir", work, "--threads", "1"});
+  ASSERT_EQ(own.code, 0) << own.err;
+  std::map<std::string, std::vector<nlohmann::json>> lines;
+  for (const char* c : {"log_linear", "mixture"}) {
+    CliOutput r = RunCli({"manifest", "eval", *dir_, "--work_dir", work, "--threads", "1",
+                          "--alpha", "0.75,0.5;1,0;0,1", "--combination", c});
+    ASSERT_EQ(r.code, 0) << r.err;
+    for (absl::string_view line : absl::StrSplit(r.out, '\n', absl::SkipEmpty())) {
+      lines[c].push_back(nlohmann::json::parse(line));
+    }
+    ASSERT_EQ(lines[c].size(), 3u) << r.out;
+    EXPECT_EQ(lines[c][1]["alpha"], nlohmann::json::parse("[1.0, 0.0]"));
+    EXPECT_EQ(lines[c][0]["combination"], c);
+  }
+  // The manifest's combination is log_linear and its alpha (0.75, 0.5).
+  EXPECT_EQ(lines["log_linear"][0]["scores"], nlohmann::json::parse(own.out)["scores"]);
+  EXPECT_NE(lines["mixture"][0]["scores"], lines["log_linear"][0]["scores"]);
+  for (int j : {1, 2}) {
+    EXPECT_EQ(lines["mixture"][j]["scores"]["char_acc"],
+              lines["log_linear"][j]["scores"]["char_acc"])
+        << "expert " << j - 1 << " alone";
+  }
+  // Refused before any work: a vector of the wrong length, a word, an unknown combination.
+  for (const std::vector<std::string>& extra : {std::vector<std::string>{"--alpha", "1,0,0"},
+                                                {"--alpha", "1,zero"},
+                                                {"--alpha", "1,0;1"},
+                                                {"--combination", "product"}}) {
+    std::vector<std::string> args = {"manifest", "eval", *dir_, "--work_dir", work};
+    args.insert(args.end(), extra.begin(), extra.end());
+    CliOutput r = RunCli(args);
+    EXPECT_EQ(r.code, 2) << extra[1];
+    EXPECT_NE(r.err.find(extra[0]), std::string::npos) << r.err;
+  }
+}
+
+TEST_F(ManifestCommandsTest, GenerateContinuesThePromptTheSameWayEachTime) {
+  const std::string work = std::string(getenv("TEST_TMPDIR")) + "/generate-work";
+  const std::vector<std::string> args = {"manifest",     "generate",  *dir_, "--work_dir",
+                                         work,           "--threads", "1",   "--prompt",
+                                         "This licence", "--bytes",   "30"};
+  CliOutput r = RunCli(args);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(r.out.rfind("This licence", 0), 0u) << r.out;
+  EXPECT_EQ(r.out.size(), std::string("This licence").size() + 30 + 1) << r.out;
+  EXPECT_EQ(RunCli(args).out, r.out);
+  std::vector<std::string> sampled = args;
+  sampled.insert(sampled.end(), {"--temperature", "0.8", "--seed", "3"});
+  CliOutput s = RunCli(sampled);
+  ASSERT_EQ(s.code, 0) << s.err;
+  EXPECT_EQ(RunCli(sampled).out, s.out);
+  // Usage errors.
+  EXPECT_EQ(RunCli({"manifest", "generate", *dir_}).code, 2);  // no --prompt
+  for (const std::vector<std::string>& bad : {std::vector<std::string>{"--bytes", "0"},
+                                              {"--temperature", "-1"},
+                                              {"--seed", "x"},
+                                              {"--alpha", "1,0;0,1"}}) {
+    std::vector<std::string> a = args;
+    a.insert(a.end(), bad.begin(), bad.end());
+    EXPECT_EQ(RunCli(a).code, 2) << bad[0] << " " << bad[1];
+  }
 }
 
 TEST_F(ManifestCommandsTest, MalformedManifestsAndBlobsAreRefusedInOneLine) {

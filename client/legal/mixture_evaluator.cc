@@ -2,12 +2,14 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "client/legal/evaluator.h"
 #include "common/file_util.h"
 #include "common/model_description.h"
+#include "common/rng.h"
 #include "common/sha256.h"
 #include "common/status_macros.h"
 #include "nlohmann/json.hpp"
@@ -19,6 +21,19 @@ constexpr int kVocab = 256;
 
 absl::Status ExpertError(size_t j, const absl::Status& s) {
   return absl::Status(s.code(), absl::StrCat("token swarm expert ", j, ": ", s.message()));
+}
+
+// Where expert j's adapter goes in its model: the model's own placement for the base alone,
+// else the adapter placed by its own adapter_config.json, after checking it names the model.
+absl::StatusOr<LoraPlacement> PlaceExpert(const MixtureExpert& e, size_t j) {
+  if (e.model == nullptr) return ExpertError(j, absl::InvalidArgumentError("no model"));
+  if (e.adapter.values.empty()) return e.model->own_placement();
+  absl::Status base = CheckLegalBase(*e.model, e.adapter.config_json);
+  if (!base.ok()) return ExpertError(j, base);
+  absl::StatusOr<LoraPlacement> placed =
+      e.model->PlaceLora(e.adapter.schema, e.adapter.config_json);
+  if (!placed.ok()) return ExpertError(j, placed.status());
+  return placed;
 }
 
 }  // namespace
@@ -71,16 +86,7 @@ absl::StatusOr<std::unique_ptr<MixtureEvaluator>> MixtureEvaluator::Create(
   ev->combination_ = combination;
   for (size_t j = 0; j < experts.size(); ++j) {
     const MixtureExpert& e = experts[j];
-    if (e.model == nullptr) return ExpertError(j, absl::InvalidArgumentError("no model"));
-    LoraPlacement placement = e.model->own_placement();
-    if (!e.adapter.values.empty()) {
-      absl::Status base = CheckLegalBase(*e.model, e.adapter.config_json);
-      if (!base.ok()) return ExpertError(j, base);
-      absl::StatusOr<LoraPlacement> placed =
-          e.model->PlaceLora(e.adapter.schema, e.adapter.config_json);
-      if (!placed.ok()) return ExpertError(j, placed.status());
-      placement = *std::move(placed);
-    }
+    WXP_ASSIGN_OR_RETURN(LoraPlacement placement, PlaceExpert(e, j));
     // Each architecture tokenizes for itself; the positions are the split's bytes for all.
     absl::StatusOr<SplitData> data = LoadSplitData(*e.model, corpus, split);
     if (!data.ok()) return data.status();
@@ -141,6 +147,66 @@ absl::StatusOr<Scores> MixtureEvaluator::Evaluate(const EvaluationRequest& reque
     begin = family_ends_[f];
   }
   return scores;
+}
+
+absl::StatusOr<std::string> GenerateText(const std::vector<MixtureExpert>& experts,
+                                         TokenCombination combination,
+                                         absl::Span<const float> alpha, const std::string& prompt,
+                                         const GenerateOptions& options) {
+  if (experts.empty()) return absl::InvalidArgumentError("token swarm: no experts");
+  if (alpha.size() != experts.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "token swarm: alpha has ", alpha.size(), " coefficients for ", experts.size(), " experts"));
+  }
+  if (options.bytes < 1) return absl::InvalidArgumentError("generate: bytes must be at least 1");
+  if (!std::isfinite(options.temperature) || options.temperature < 0) {
+    return absl::InvalidArgumentError("generate: temperature must be a finite number >= 0");
+  }
+  WXP_ASSIGN_OR_RETURN(std::vector<double> weights, CombinationWeights(combination, alpha));
+  std::vector<LoraPlacement> placements;
+  for (size_t j = 0; j < experts.size(); ++j) {
+    WXP_ASSIGN_OR_RETURN(LoraPlacement p, PlaceExpert(experts[j], j));
+    placements.push_back(std::move(p));
+  }
+  CounterRng rng(options.seed, RngStream::kGenerate);
+  std::string text = prompt;
+  std::vector<std::vector<float>> last(experts.size());
+  std::vector<absl::Span<const float>> rows(experts.size());
+  std::array<double, kVocab> out;
+  for (int step = 0; step < options.bytes; ++step) {
+    // The byte after `text` is predicted by the last position of text + one more byte (its
+    // value never enters its own prediction).
+    const Segments segment = {text + '\0'};
+    for (size_t j = 0; j < experts.size(); ++j) {
+      const MixtureExpert& e = experts[j];
+      absl::StatusOr<TokenData> data = e.model->Tokenize(segment);
+      if (!data.ok()) return ExpertError(j, data.status());
+      absl::StatusOr<LegalModel::PositionLogProbs> lp =
+          e.model->LogProbs(placements[j], e.adapter.values, *data);
+      if (!lp.ok()) return ExpertError(j, lp.status());
+      last[j].assign(lp->log_probs.end() - kVocab, lp->log_probs.end());
+      rows[j] = last[j];
+    }
+    WXP_RETURN_IF_ERROR(CombineLogProbs(combination, weights, rows, absl::MakeSpan(out)));
+    int next = static_cast<int>(std::max_element(out.begin(), out.end()) - out.begin());
+    if (options.temperature > 0) {
+      // p_i ∝ exp(out_i / T), drawn by inverting the cumulative sum; shifting by the maximum
+      // keeps every exponent <= 0.
+      std::array<double, kVocab> p;
+      const double top = out[next];
+      double total = 0;
+      for (int i = 0; i < kVocab; ++i)
+        total += p[i] = std::exp((out[i] - top) / options.temperature);
+      double u = rng.NextUniform() * total;
+      for (int i = 0; i < kVocab; ++i) {
+        if (p[i] <= 0) continue;
+        next = i;
+        if ((u -= p[i]) < 0) break;
+      }
+    }
+    text.push_back(static_cast<char>(next));
+  }
+  return text.substr(prompt.size());
 }
 
 }  // namespace wxp::legal

@@ -91,6 +91,28 @@ class MixtureEvaluator : public Evaluator {
   std::vector<int64_t> family_ends_;
 };
 
+// Text from the combined model a token swarm's α describes (SPEC 4.5: what its manifest
+// exports), for a person to read. Each step runs every expert over the text so far (one
+// segment, as Evaluate's positions are scored: the MLP sees its `context` bytes before the
+// next one, the transformer the window the next byte falls in) and combines their next-byte
+// distributions as Evaluate does. Temperature 0 picks the most probable byte (the first
+// maximum, as char_acc counts a hit); T > 0 draws from the combined distribution raised to
+// 1/T, from a counter-based generator seeded by `seed`.
+struct GenerateOptions {
+  int bytes = 200;
+  double temperature = 0;
+  uint64_t seed = 1;
+};
+
+// The `options.bytes` bytes that follow `prompt`. Deterministic for fixed inputs and thread
+// count. InvalidArgument for no experts, an α of another length or holding a NaN or
+// infinity, bytes < 1, or a negative or non-finite temperature; the experts' placement and
+// LibTorch errors as Create's, naming the expert.
+absl::StatusOr<std::string> GenerateText(const std::vector<MixtureExpert>& experts,
+                                         TokenCombination combination,
+                                         absl::Span<const float> alpha, const std::string& prompt,
+                                         const GenerateOptions& options);
+
 }  // namespace wxp::legal
 
 #endif  // WXP_CLIENT_LEGAL_MIXTURE_EVALUATOR_H_
