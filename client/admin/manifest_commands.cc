@@ -235,7 +235,7 @@ int Generate(const std::vector<std::string>& args, std::ostream& out, std::ostre
   int code = 0;
   std::vector<cli::FlagSpec> flags = CommonFlags();
   flags.push_back({"prompt", "the text to continue (required)"});
-  flags.push_back({"bytes", "how many bytes to write", false, "200"});
+  flags.push_back({"bytes", "how many bytes to write (at most 4096)", false, "200"});
   flags.push_back(
       {"temperature", "0: the most probable byte each time; T > 0: sampled", false, "0"});
   flags.push_back({"seed", "the sampling seed (with --temperature > 0)", false, "1"});
@@ -248,8 +248,10 @@ int Generate(const std::vector<std::string>& args, std::ostream& out, std::ostre
   absl::StatusOr<int64_t> bytes = p->GetInt("bytes");
   absl::StatusOr<double> temperature = p->GetDouble("temperature");
   absl::StatusOr<int64_t> seed = p->GetInt("seed");
-  if (!bytes.ok() || *bytes < 1 || *bytes > 100000) {
-    return UsageError(err, "manifest generate", "--bytes must be an integer in [1, 100000]");
+  // Each byte runs every expert over the text so far (the context a scored position has),
+  // so the cost grows with the square of the length: a bound that keeps a run to seconds.
+  if (!bytes.ok() || *bytes < 1 || *bytes > 4096) {
+    return UsageError(err, "manifest generate", "--bytes must be an integer in [1, 4096]");
   }
   if (!temperature.ok() || !std::isfinite(*temperature) || *temperature < 0) {
     return UsageError(err, "manifest generate", "--temperature must be a number >= 0");

@@ -153,6 +153,7 @@ TEST_F(ManifestCommandsTest, GenerateContinuesThePromptTheSameWayEachTime) {
   // Usage errors.
   EXPECT_EQ(RunCli({"manifest", "generate", *dir_}).code, 2);  // no --prompt
   for (const std::vector<std::string>& bad : {std::vector<std::string>{"--bytes", "0"},
+                                              {"--bytes", "4097"},
                                               {"--temperature", "-1"},
                                               {"--seed", "x"},
                                               {"--alpha", "1,0;0,1"}}) {
