@@ -148,6 +148,11 @@ cleanup() {
   if [ $rc -ne 0 ]; then echo "demo: stopped (exit $rc); logs are in $OUT" >&2; fi
 }
 trap cleanup EXIT
+# What the demo's last line says stays after it ends (cleanup removes the rest).
+kept_line() {
+  [ "$KEEP" -eq 0 ] || return 0
+  echo "(kept: $OUT/best and $OUT/table.txt${RETARGET_AT:+, the history and retarget.txt}; certificates, logs and experts are removed on exit — --keep keeps them)"
+}
 trap 'exit 130' INT TERM
 
 step "2/8 certificates: one CA, the server, an admin, one agent per firm"
@@ -161,7 +166,12 @@ $BIN/server/app/wxp-server --listen=127.0.0.1:0 --port_file="$OUT/server.port" \
   --data_dir="$OUT/server" --tls_cert="$CERTS/server.crt" --tls_key="$CERTS/server.key" \
   --tls_ca="$CERTS/ca.crt" 2>"$OUT/server.log" &
 PIDS+=($!)
-for _ in $(seq 100); do [ -s "$OUT/server.port" ] && break; sleep 0.1; done
+# Until it writes its port, or exits; 60 s bounds a hang (it takes well under a second).
+for _ in $(seq 600); do
+  [ -s "$OUT/server.port" ] && break
+  kill -0 "${PIDS[-1]}" 2>/dev/null || break
+  sleep 0.1
+done
 [ -s "$OUT/server.port" ] || { cat "$OUT/server.log" >&2; exit 1; }
 SERVER=localhost:$(cat "$OUT/server.port")
 ADMIN=(--server "$SERVER" --tls-cert "$CERTS/ops.crt" --tls-key "$CERTS/ops.key" --tls-ca "$CERTS/ca.crt")
@@ -333,9 +343,7 @@ PY
     --prompt "Permission is hereby granted, " --bytes 160 | tee "$OUT/generated.txt" | sed 's/^/  /'
   echo
   echo "best token swarm (manifest and models): $OUT/best (wxpctl manifest inspect|eval|generate)"
-  if [ "$KEEP" -eq 0 ]; then
-    echo "(kept: $OUT/best and $OUT/table.txt${RETARGET_AT:+, the history and retarget.txt}; certificates, logs and experts are removed on exit — --keep keeps them)"
-  fi
+  kept_line
 }
 
 step "7/8 live progress (wxpctl watch)"
@@ -482,6 +490,4 @@ elif iters:
           size, 3 * size, 100 * (up + down) / iters / (3 * size)))
 print("\nbest adapter (PEFT directory): %s" % os.path.join(out, "best"))
 PY
-if [ "$KEEP" -eq 0 ]; then
-  echo "(kept: $OUT/best and $OUT/table.txt${RETARGET_AT:+, the history and retarget.txt}; certificates, logs and experts are removed on exit — --keep keeps them)"
-fi
+kept_line
