@@ -106,13 +106,24 @@ absl::StatusOr<std::unique_ptr<MixtureEvaluator>> MixtureEvaluator::Create(
 }
 
 absl::StatusOr<Scores> MixtureEvaluator::Evaluate(const EvaluationRequest& request) {
-  if (request.params.size() != log_probs_.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("token swarm: alpha has ", request.params.size(),
+  return Combine(request.params, nullptr);
+}
+
+absl::StatusOr<std::vector<uint8_t>> MixtureEvaluator::Hits(absl::Span<const float> alpha) const {
+  std::vector<uint8_t> hits;
+  WXP_RETURN_IF_ERROR(Combine(alpha, &hits).status());
+  return hits;
+}
+
+absl::StatusOr<Scores> MixtureEvaluator::Combine(absl::Span<const float> alpha,
+                                                 std::vector<uint8_t>* hits) const {
+  if (alpha.size() != log_probs_.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("token swarm: alpha has ", alpha.size(),
                                                    " coefficients for ", log_probs_.size(),
                                                    " experts"));
   }
-  WXP_ASSIGN_OR_RETURN(std::vector<double> weights,
-                       CombinationWeights(combination_, request.params));
+  WXP_ASSIGN_OR_RETURN(std::vector<double> weights, CombinationWeights(combination_, alpha));
+  if (hits != nullptr) hits->assign(positions(), 0);
   const int64_t n = positions();
   std::vector<absl::Span<const float>> rows(log_probs_.size());
   std::array<double, kVocab> out;
@@ -134,6 +145,7 @@ absl::StatusOr<Scores> MixtureEvaluator::Evaluate(const EvaluationRequest& reque
     const bool hit = std::max_element(out.begin(), out.end()) - out.begin() == target;
     while (family < family_ends_.size() && t >= family_ends_[family]) ++family;
     if (hit) {
+      if (hits != nullptr) (*hits)[t] = 1;
       ++correct;
       ++family_correct[family];
     }

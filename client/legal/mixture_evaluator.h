@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "client/legal/corpus.h"
 #include "client/legal/model.h"
 #include "common/adapter.h"
@@ -76,6 +77,11 @@ class MixtureEvaluator : public Evaluator {
   // position's combination is refused (CombineLogProbs: e.g. overflow).
   absl::StatusOr<Scores> Evaluate(const EvaluationRequest& request) override;
 
+  // Whether the combination under α predicts each position's next byte (its argmax, the
+  // first maximum on a tie, as char_acc counts it): 1 or 0 per position, in text order, so
+  // their mean is Evaluate's char_acc. Errors as Evaluate.
+  absl::StatusOr<std::vector<uint8_t>> Hits(absl::Span<const float> alpha) const;
+
   int num_experts() const { return static_cast<int>(log_probs_.size()); }
   TokenCombination combination() const { return combination_; }
   int64_t positions() const { return static_cast<int64_t>(targets_.size()); }
@@ -83,6 +89,8 @@ class MixtureEvaluator : public Evaluator {
 
  private:
   MixtureEvaluator() = default;
+  // Evaluate's work; fills `hits` (one entry per position) when it is not null.
+  absl::StatusOr<Scores> Combine(absl::Span<const float> alpha, std::vector<uint8_t>* hits) const;
 
   TokenCombination combination_ = TokenCombination::kMixture;
   std::vector<std::vector<float>> log_probs_;  // per expert, [positions, 256]

@@ -161,6 +161,28 @@ TEST_F(MixtureEvaluatorTest, ScoresEveryFamilyAndIsDeterministic) {
   }
 }
 
+// B5-T's bootstrap resamples per-position hits: they must be what char_acc counts.
+TEST_F(MixtureEvaluatorTest, HitsAreThePositionsCharAccCounts) {
+  for (TokenCombination c : {TokenCombination::kMixture, TokenCombination::kLogLinear}) {
+    std::unique_ptr<MixtureEvaluator> ev = Make(c);
+    ASSERT_NE(ev, nullptr);
+    for (const std::vector<float>& alpha :
+         {std::vector<float>{1, 0, 0}, std::vector<float>{0.7f, 0.5f, -0.1f}}) {
+      absl::StatusOr<std::vector<uint8_t>> hits = ev->Hits(alpha);
+      ASSERT_TRUE(hits.ok()) << hits.status();
+      ASSERT_EQ(static_cast<int64_t>(hits->size()), ev->positions());
+      int64_t n = 0;
+      for (uint8_t h : *hits) {
+        ASSERT_LE(h, 1);
+        n += h;
+      }
+      EXPECT_EQ(static_cast<double>(n) / ev->positions(), Eval(*ev, alpha)[kCharAccComponent]);
+    }
+    EXPECT_EQ(ev->Hits(std::vector<float>{1, 1}).status().code(),
+              absl::StatusCode::kInvalidArgument);
+  }
+}
+
 TEST_F(MixtureEvaluatorTest, BadAlphaIsRefused) {
   std::unique_ptr<MixtureEvaluator> ev = Make(TokenCombination::kMixture);
   std::vector<float> two = {1, 1};
