@@ -42,7 +42,6 @@
 //
 //   bazel run //bench:legal_quality -- [--seeds 5] [--corpus_dir DIR --firms a,b,c]
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
 #include <functional>
 #include <map>
@@ -51,10 +50,9 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
-#include "bench/paired_bootstrap.h"
+#include "bench/b5_common.h"
 #include "client/legal/evaluator.h"
 #include "client/legal/trainer.h"
 #include "common/local_trainer.h"
@@ -63,36 +61,15 @@
 #include "common/particle_space.h"
 #include "common/runner.h"
 
-ABSL_FLAG(int, seeds, 5, "number of seeds");
-ABSL_FLAG(int, first_seed, 1, "seeds run first_seed .. first_seed + seeds - 1 (tune on others)");
-ABSL_FLAG(std::string, work_dir, "/tmp/wxp-legal-bench", "base model cache");
-ABSL_FLAG(std::string, corpus_dir, "", "corpus (default /usr/share/common-licenses)");
-ABSL_FLAG(std::string, firms, "GPL,LGPL,GFDL,MPL,Apache", "one expert per shard");
-ABSL_FLAG(bool, finetune_until_plateau, true,
-          "experts stop when their own held-out loss stops improving (else fixed steps)");
-ABSL_FLAG(int, finetune_eval_every, 100, "plateau: steps between held-out evaluations");
-ABSL_FLAG(int, finetune_patience, 5, "plateau: evaluations without improvement before stopping");
-ABSL_FLAG(int, finetune_max_steps, 6000, "plateau: most steps an expert may take");
-ABSL_FLAG(int, finetune_steps, wxp::legal::FineTuneOptions().steps,
-          "fixed LoRA fine-tune steps per expert (without plateau stopping)");
-ABSL_FLAG(double, finetune_lr, wxp::legal::FineTuneOptions().lr, "LoRA fine-tune learning rate");
-ABSL_FLAG(bool, print_curves, false, "print each expert's held-out curve (first seed)");
 ABSL_FLAG(bool, shared_init, false,
           "experts share one LoRA A initialisation (vendor-distributed init)");
 ABSL_FLAG(std::string, spaces, "weights,lora_product,lora_product_svd",
           "swarm spaces: weights, lora_product, lora_product_svd, and either decoder with the "
           "suffix _per_module (empty: no swarm)");
 ABSL_FLAG(int, svd_rank, 0, "rank of the svd merge and space (0 = the experts' rank)");
-ABSL_FLAG(int, pool_size, 0, "swarm particles (0 = 2 x experts)");
-ABSL_FLAG(int, max_iterations, 30, "swarm hard stop");
-ABSL_FLAG(int, patience, 8, "swarm patience");
-ABSL_FLAG(double, step_length, 0.5, "swarm initial step length");
 ABSL_FLAG(std::string, local_training, "",
           "EVERY_K:STEPS:LR:BATCH adds a weights swarm with local training between iterations "
           "and its compute-matched baseline (empty: neither)");
-ABSL_FLAG(bool, verbose, false, "per-iteration swarm progress");
-ABSL_FLAG(int, bootstrap_block, 256, "test positions per bootstrap block");
-ABSL_FLAG(int, bootstrap_replicates, 2000, "bootstrap replicates");
 ABSL_FLAG(std::string, architecture, "mlp", "model: mlp or transformer (its default sizes)");
 // Model sizes: a negative value keeps the architecture's default.
 ABSL_FLAG(int, context, -1, "model: bytes of context (the transformer's window)");
@@ -106,18 +83,8 @@ ABSL_FLAG(double, pretrain_lr, -1, "model: base lr");
 namespace wxp::legal {
 namespace {
 
-double Now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-template <typename T>
-T Must(absl::StatusOr<T> v, const char* what) {
-  if (!v.ok()) {
-    std::fprintf(stderr, "legal_quality: %s: %s\n", what, v.status().ToString().c_str());
-    std::exit(1);
-  }
-  return *std::move(v);
-}
+using bench::Must;
+using bench::Now;
 
 // Scores adapters of any PEFT LoRA layout on the model (rank r experts, rank Σ r product
 // merges, rank k SVD merges) over one split.
@@ -211,40 +178,11 @@ class FirmTrainers : public LocalTrainer {
   std::vector<std::unique_ptr<LegalTrainer>> firms_;
 };
 
-struct SeedRow {
-  double dev_acc = 0, test_acc = 0;
-  std::vector<uint8_t> outcomes;
-};
-
 struct Firm {
   std::string name;
   Adapter adapter;
   FineTuneResult stats;
 };
-
-FineTuneOptions ExpertOptions(uint64_t seed, uint64_t init_seed, int max_steps) {
-  FineTuneOptions ft;
-  ft.lr = absl::GetFlag(FLAGS_finetune_lr);
-  ft.seed = seed;
-  ft.init_seed = init_seed;
-  if (absl::GetFlag(FLAGS_finetune_until_plateau)) {
-    ft.steps = max_steps;
-    ft.eval_every = absl::GetFlag(FLAGS_finetune_eval_every);
-    ft.patience = absl::GetFlag(FLAGS_finetune_patience);
-  } else {
-    ft.steps = absl::GetFlag(FLAGS_finetune_steps);
-  }
-  return ft;
-}
-
-void PrintCurve(const std::string& name, const FineTuneResult& r) {
-  std::vector<std::string> points;
-  for (const auto& [step, loss] : r.held_out_curve) {
-    points.push_back(absl::StrFormat("%d:%.4f", step, loss));
-  }
-  std::printf("  curve %-8s (step:own held-out loss; best at %d) %s\n", name.c_str(), r.best_step,
-              absl::StrJoin(points, " ").c_str());
-}
 
 // "weights", or a decoder name with an optional "_per_module" suffix (one alpha per expert
 // and target module instead of one per expert).
@@ -257,11 +195,6 @@ ParticleSpaceOptions SpaceOptions(const std::string& name, int svd_rank) {
   o.decoder = Must(ParseLoraDecoder(std::string(decoder)), "--spaces");
   if (o.decoder == LoraDecoder::kLoraProductSvd) o.svd_rank = svd_rank;
   return o;
-}
-
-std::string FormatInterval(const bench::Interval& i, bool sign) {
-  return sign ? absl::StrFormat("%+.4f [%+.4f, %+.4f]", i.estimate, i.lo, i.hi)
-              : absl::StrFormat("%.4f [%.4f, %.4f]", i.estimate, i.lo, i.hi);
 }
 
 int Main() {
@@ -318,10 +251,7 @@ int Main() {
 
   const UtilityFunction utility =
       Must(UtilityFunction::Create({{kCharAccComponent, true, 1.0}}), "utility");
-  std::vector<std::string> method_order;
-  std::map<std::string, std::vector<SeedRow>> by_method;
-  std::map<std::string, std::vector<int>> evals_by_method;
-  std::map<std::string, std::vector<int64_t>> steps_by_method;
+  bench::SeedTable table;
   std::map<std::string, int> swarm_wins;
   const int n_seeds = absl::GetFlag(FLAGS_seeds), first_seed = absl::GetFlag(FLAGS_first_seed);
   double finetune_seconds = 0, swarm_seconds = 0;
@@ -331,25 +261,10 @@ int Main() {
     int total_steps = 0;
     for (size_t i = 0; i < firms.size(); ++i) {
       const uint64_t init = absl::GetFlag(FLAGS_shared_init) ? 7919 * seed : 1000 * seed + i;
-      LegalExpert e =
-          Must(FineTuneLegalExpert(
-                   model, setup.corpus, firms[i],
-                   ExpertOptions(1000 * seed + i, init, absl::GetFlag(FLAGS_finetune_max_steps))),
-               "fine-tune");
+      LegalExpert e = bench::FineTuneExpert(model, setup.corpus, firms[i], firms[i],
+                                            1000 * seed + i, init, seed == first_seed);
       finetune_seconds += e.stats.seconds;
       total_steps += e.stats.steps_run;
-      // Own-family gain on the test split: each expert must be a real specialist.
-      TokenData own = Must(
-          model.Tokenize(Must(setup.corpus.GetForShard(Split::kTest, firms[i]), "shard")), "own");
-      std::printf(
-          "  expert %-8s %.1f s, %d steps (best %d), train loss %.3f -> %.3f; own-family "
-          "test acc base %.4f -> %.4f\n",
-          firms[i].c_str(), e.stats.seconds, e.stats.steps_run, e.stats.best_step,
-          e.stats.initial_loss, e.stats.final_loss, Must(model.Score({}, own), "own").char_acc,
-          Must(model.Score(e.adapter.values, own), "own").char_acc);
-      if (absl::GetFlag(FLAGS_print_curves) && seed == first_seed) {
-        PrintCurve(firms[i], e.stats);
-      }
       experts.push_back({firms[i], std::move(e.adapter), std::move(e.stats)});
     }
     // The bound: every firm's train shard in one place, the experts' total budget.
@@ -359,7 +274,8 @@ int Main() {
         union_train.push_back(std::move(s));
       }
     }
-    FineTuneOptions central_ft = ExpertOptions(1000 * seed + 999, 1000 * seed + 999, total_steps);
+    FineTuneOptions central_ft =
+        bench::ExpertOptions(1000 * seed + 999, 1000 * seed + 999, total_steps);
     central_ft.steps = total_steps;
     FineTuneResult central = Must(model.FineTune(union_train, central_ft), "central fine-tune");
     finetune_seconds += central.seconds;
@@ -428,34 +344,18 @@ int Main() {
           Must(ParticleSpace::Create(std::move(pool), SpaceOptions(space_name, svd_rank)), "space");
       DevAdapterEvaluator inner(dev);
       DecodingEvaluator evaluator(*space, inner);
-      RunnerOptions ro;
-      ro.params.seed = seed;
+      RunnerOptions ro = bench::SwarmOptions(seed);
       ro.crossover_groups = space->CrossoverGroups();
       ro.space = space->options().kind;
-      ro.params.pool_size = absl::GetFlag(FLAGS_pool_size);
-      ro.params.max_iterations = absl::GetFlag(FLAGS_max_iterations);
-      ro.params.patience = absl::GetFlag(FLAGS_patience);
-      ro.params.step_length = absl::GetFlag(FLAGS_step_length);
-      ro.params.min_step_length = std::min(ro.params.min_step_length, ro.params.step_length);
       if (trainer != nullptr) ro.local_training = local_training, ro.trainer = trainer;
-      if (absl::GetFlag(FLAGS_verbose)) {
-        ro.on_iteration = [](const IterationSummary& s) {
-          std::printf(
-              "    iter %2d  g %.4f  mean %.4f  step %.3f%s%s\n", s.iteration,
-              s.global_best_utility, s.mean_utility, s.step, s.new_global_best ? "  *" : "",
-              s.trained + s.training_failed > 0
-                  ? absl::StrFormat("  trained %d failed %d", s.trained, s.training_failed).c_str()
-                  : "");
-        };
-      }
       const double t0 = Now();
       RunResult run = Must(RunSwarm(space->InitialPositions(), utility, evaluator, ro), "swarm");
       const double seconds = Now() - t0;
       swarm_seconds += seconds;
-      int evals = 0, trained = 0, failed = 0;
-      for (const IterationSummary& s : run.history) {
-        evals += s.evaluated, trained += s.trained, failed += s.training_failed;
-      }
+      const int evals = bench::SwarmEvaluations(run);
+      int trained = 0, failed = 0;
+      for (const IterationSummary& s : run.history)
+        trained += s.trained, failed += s.training_failed;
       Row row{
           "swarm " + label, Must(space->Decode(run.best), "decode"),
           absl::StrFormat("%s, %d iters, %.1f s, %s", space->Describe(),
@@ -507,23 +407,18 @@ int Main() {
          absl::StrFormat("%d steps (best %d) on the union", central.steps_run, central.best_step),
          0, central.steps_run});
 
-    std::printf("  %-26s %8s %8s %8s %6s %7s  %s\n", "method", "dev acc", "test acc", "dev-test",
-                "evals", "steps", "note");
+    table.PrintHeader();
     std::map<std::string, double> test_acc;
     for (const Row& r : rows) {
-      SeedRow s;
+      bench::SeedRow s{r.method};
       s.dev_acc = Must(dev.Score(r.adapter), "dev").char_acc;
       s.outcomes = test.Outcomes(r.adapter);
       s.test_acc = Must(test.Score(r.adapter), "test").char_acc;
+      s.evaluations = r.evaluations;
+      s.steps = r.steps;
+      s.note = r.note;
       test_acc[r.method] = s.test_acc;
-      std::printf("  %-26s %8.4f %8.4f %+8.4f %6s %7s  %s\n", r.method.c_str(), s.dev_acc,
-                  s.test_acc, s.dev_acc - s.test_acc,
-                  r.evaluations ? absl::StrCat(r.evaluations).c_str() : "-",
-                  r.steps ? absl::StrCat(r.steps).c_str() : "-", r.note.c_str());
-      if (!by_method.count(r.method)) method_order.push_back(r.method);
-      by_method[r.method].push_back(std::move(s));
-      evals_by_method[r.method].push_back(r.evaluations);
-      steps_by_method[r.method].push_back(r.steps);
+      table.Add(std::move(s));
     }
     // A swarm "beats every baseline" if it beats every composition method and best single
     // (not the other swarms, the individual experts behind best single, or the bound).
@@ -540,42 +435,8 @@ int Main() {
     }
   }
 
-  // Rows every seed produced, in first-seen order, for the bootstrap.
-  std::vector<std::string> methods;
-  bench::Outcomes outcomes;
-  for (const std::string& m : method_order) {
-    if (static_cast<int>(by_method[m].size()) != n_seeds) continue;
-    methods.push_back(m);
-    outcomes.emplace_back();
-    for (const SeedRow& s : by_method[m]) outcomes.back().push_back(s.outcomes);
-  }
-  auto index = [&](const std::string& m) {
-    return static_cast<size_t>(std::find(methods.begin(), methods.end(), m) - methods.begin());
-  };
-  const std::vector<bench::RowIntervals> ci = Must(
-      bench::PairedBootstrap(
-          outcomes, index("best single (dev)"), index("central LoRA (bound)"),
-          {absl::GetFlag(FLAGS_bootstrap_block), absl::GetFlag(FLAGS_bootstrap_replicates), 12345}),
-      "bootstrap");
-  std::printf(
-      "\n== test char_acc over %d seeds (%d..%d): mean [95%% CI]; paired delta vs best "
-      "single [95%% CI]; gap closed = (method - best single) / (bound - best single); "
-      "CIs: bootstrap over seeds and %d-byte blocks of test positions ==\n",
-      n_seeds, first_seed, first_seed + n_seeds - 1, absl::GetFlag(FLAGS_bootstrap_block));
-  std::printf("  %-26s %-25s %-28s %-24s %8s %6s %7s\n", "method", "test acc",
-              "delta vs best single", "gap closed", "dev-test", "evals", "steps");
-  for (size_t r = 0; r < methods.size(); ++r) {
-    double gap = 0, evals = 0, steps = 0;
-    for (const SeedRow& s : by_method[methods[r]]) gap += (s.dev_acc - s.test_acc) / n_seeds;
-    for (int e : evals_by_method[methods[r]]) evals += static_cast<double>(e) / n_seeds;
-    for (int64_t e : steps_by_method[methods[r]]) steps += static_cast<double>(e) / n_seeds;
-    const bench::Interval& g = *ci[r].gap_closed;
-    std::printf("  %-26s %s  %s  %+7.2f [%+.2f, %+.2f] %+8.4f %6s %7s\n", methods[r].c_str(),
-                FormatInterval(ci[r].accuracy, false).c_str(),
-                FormatInterval(ci[r].delta, true).c_str(), g.estimate, g.lo, g.hi, gap,
-                evals > 0 ? absl::StrFormat("%.0f", evals).c_str() : "-",
-                steps > 0 ? absl::StrFormat("%.0f", steps).c_str() : "-");
-  }
+  bench::Must(table.PrintSummary(first_seed, n_seeds, "best single (dev)", "central LoRA (bound)"),
+              "bootstrap");
   for (const std::string& space_name : swarm_names) {
     std::printf("swarm %s beats every baseline on the test split in %d of %d seeds\n",
                 space_name.c_str(), swarm_wins[space_name], n_seeds);

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Summarises B5 per-seed tables (bench/legal_quality output) over seeds.
+"""Summarises B5 per-seed tables (bench/legal_quality and bench/token_quality output) over seeds.
 
 legal_quality's own summary is a paired two-level bootstrap over seeds and blocks of test
 positions, which needs every seed's per-position outcomes in one process. When a long run
@@ -7,7 +7,8 @@ is split over several processes (e.g. seeds 1-4 in one, seed 5 in another), only
 per-seed tables survive; this script combines them at the seed level instead: for each
 method the mean test char_acc with a Student-t 95 % interval over seeds, the paired
 difference to "best single (dev)" with its t interval, the fraction of the gap between best
-single and "central LoRA (bound)" closed (ratio of the means), and the mean dev-test gap.
+single and "central LoRA (bound)" closed (ratio of the means; nan without a bound row), and
+the mean dev-test gap.
 These intervals reflect seed-to-seed variation only (every seed is scored on the same test
 split), so they are not interchangeable with the bootstrap's.
 
@@ -46,16 +47,18 @@ def t975(df):
 
 
 def read(paths):
-    tables, order = [], []  # (path, seed, rows) in input order
+    tables, order = [], []  # (path, seed, rows, closed) in input order
     for path in paths:
         seed, rows = None, None
         with open(path, encoding="utf-8") as f:
             for line in f:
                 m = SEED.match(line)
                 if m:
+                    if tables and tables[-1][0] == path:
+                        tables[-1][3][0] = True
                     seed = int(m.group(1))
                     rows = {}
-                    tables.append((path, seed, rows))
+                    tables.append((path, seed, rows, [False]))
                     continue
                 m = ROW.match(line)
                 if m and rows is not None:
@@ -65,10 +68,14 @@ def read(paths):
                     if method not in order:
                         order.append(method)
                 if line.startswith("== test char_acc"):
+                    if tables and tables[-1][0] == path:
+                        tables[-1][3][0] = True
                     seed, rows = None, None
     complete = {}
-    for path, seed, rows in tables:
-        if BEST not in rows or BOUND not in rows:
+    # A table is complete once it has its bound row (legal_quality's last) or another table
+    # or the summary followed it (token_quality has no bound).
+    for path, seed, rows, closed in tables:
+        if BEST not in rows or not (BOUND in rows or closed[0]):
             print(f"seed_summary: {path}: seed {seed} has no complete table; skipped",
                   file=sys.stderr)
         elif seed in complete:
@@ -178,8 +185,10 @@ def main():
     print(f"  {'method':<26} {'test acc':<17} {'delta vs best single':<28} {'gap closed':>10} "
           f"{'dev-test':>8} {'evals':>6}")
     best = [seeds[s][BEST][1] for s in keys]
-    bound = [seeds[s][BOUND][1] for s in keys]
-    room = sum(bound) / len(keys) - sum(best) / len(keys)
+    room = float("nan")
+    if all(BOUND in seeds[s] for s in keys):
+        bound = [seeds[s][BOUND][1] for s in keys]
+        room = sum(bound) / len(keys) - sum(best) / len(keys)
     for method in order:
         if not all(method in seeds[s] for s in keys):
             continue
