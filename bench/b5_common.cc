@@ -5,6 +5,7 @@
 #include <chrono>
 
 #include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -32,6 +33,12 @@ ABSL_FLAG(int, bootstrap_block, 256, "test positions per bootstrap block");
 ABSL_FLAG(int, bootstrap_replicates, 2000, "bootstrap replicates");
 
 namespace wxp::bench {
+
+int RunMain(int argc, char** argv, int (*body)()) {
+  setvbuf(stdout, nullptr, _IOLBF, 0);
+  absl::ParseCommandLine(argc, argv);
+  return body();
+}
 
 double Now() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();

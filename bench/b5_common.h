@@ -47,6 +47,10 @@ ABSL_DECLARE_FLAG(int, bootstrap_replicates);
 
 namespace wxp::bench {
 
+// A benchmark's main(): stdout line-buffered (progress shows when piped to a file), the
+// flags parsed, then `body`'s exit status.
+int RunMain(int argc, char** argv, int (*body)());
+
 // Monotonic seconds, for the wall times a run prints.
 double Now();
 

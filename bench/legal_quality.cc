@@ -47,7 +47,6 @@
 #include <map>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
@@ -449,8 +448,4 @@ int Main() {
 }  // namespace
 }  // namespace wxp::legal
 
-int main(int argc, char** argv) {
-  setvbuf(stdout, nullptr, _IOLBF, 0);  // progress shows when piped to a file
-  absl::ParseCommandLine(argc, argv);
-  return wxp::legal::Main();
-}
+int main(int argc, char** argv) { return wxp::bench::RunMain(argc, argv, wxp::legal::Main); }
