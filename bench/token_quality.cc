@@ -173,7 +173,7 @@ int Main() {
   std::map<std::string, int> pair_winner;  // the combination of the best pair, per seed
   std::map<std::string, int> swarm_beats_pair;
   const int n_seeds = absl::GetFlag(FLAGS_seeds), first_seed = absl::GetFlag(FLAGS_first_seed);
-  double finetune_seconds = 0, swarm_seconds = 0;
+  double finetune_seconds = 0, log_prob_seconds = 0, swarm_seconds = 0;
   for (int seed = first_seed; seed < first_seed + n_seeds; ++seed) {
     std::printf("\n== seed %d ==\n", seed);
     std::vector<MixtureExpert> experts;
@@ -190,6 +190,7 @@ int Main() {
     const size_t n = experts.size();
     const double t_eval = Now();
     Evaluators ev(experts, *corpus);
+    log_prob_seconds += Now() - t_eval;
     std::printf("  experts' log-probabilities on dev and test, both combinations: %.1f s\n",
                 Now() - t_eval);
 
@@ -278,8 +279,9 @@ int Main() {
     std::printf("%s beats best single and best pair on the test split in %d of %d seeds\n",
                 name.c_str(), wins, n_seeds);
   }
-  std::printf("wall time %.1f s (fine-tunes %.1f s, swarms %.1f s)\n", Now() - t_start,
-              finetune_seconds, swarm_seconds);
+  std::printf(
+      "wall time %.1f s (fine-tunes %.1f s, experts' log-probabilities %.1f s, swarms %.1f s)\n",
+      Now() - t_start, finetune_seconds, log_prob_seconds, swarm_seconds);
   return 0;
 }
 
