@@ -117,6 +117,49 @@ TEST_F(CoordinatorTokensTest, JoinChecksEachExpertsBaseModelLikeASchema) {
   EXPECT_EQ(c_->GetSwarmStatus("s")->experts_joined(), 0);
 }
 
+// proto/swarm_spec.proto, expert_families: a refused expert is named (its blob id, not only
+// an index that a one-config join does not have) together with the families.
+TEST_F(CoordinatorTokensTest, FamilyRefusalsNameTheExpert) {
+  const std::string base = *blobs_.Put(BaseModelBytes("mlp", kMlp));
+  const std::string good = *blobs_.Put(*SerializeAdapter(LoraExpert(2, 0.1f)));
+  const std::string bad = *blobs_.Put(*SerializeAdapter(LoraExpert(3, 0.2f)));
+  auto config = [&](const std::string& family) {
+    return absl::StrCat(R"({"r": 2, "base_model_name_or_path": ")", family,
+                        R"(", "wxp_base_model_blob_id": ")", base, R"("})");
+  };
+  wxp::v1::JoinRequest per_expert;
+  per_expert.set_swarm("s");
+  per_expert.add_expert_blob_ids(good);
+  per_expert.add_expert_blob_ids(bad);
+  per_expert.add_expert_adapter_configs(config("fam-mlp"));
+  per_expert.add_expert_adapter_configs(config("fam-other"));
+  per_expert.set_capacity(2);
+  absl::StatusOr<wxp::v1::JoinResponse> r = c_->Join(a_, per_expert);
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << r.status();
+  for (const std::string& part : {bad, std::string("expert_adapter_configs[1]"),
+                                  std::string("'fam-other'"), std::string("fam-mlp, fam-tf")}) {
+    EXPECT_NE(r.status().message().find(part), std::string::npos) << part << ": " << r.status();
+  }
+  EXPECT_EQ(r.status().message().find(good), std::string::npos) << r.status();
+
+  wxp::v1::JoinRequest one_config;  // an older client: one config for its only expert
+  one_config.set_swarm("s");
+  one_config.add_expert_blob_ids(bad);
+  one_config.set_adapter_config_json(config("fam-other"));
+  one_config.set_capacity(1);
+  r = c_->Join(a_, one_config);
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << r.status();
+  for (const std::string& part : {bad, std::string("adapter_config_json"),
+                                  std::string("'fam-other'"), std::string("fam-mlp, fam-tf")}) {
+    EXPECT_NE(r.status().message().find(part), std::string::npos) << part << ": " << r.status();
+  }
+  one_config.set_adapter_config_json("");  // no config: no family either
+  r = c_->Join(a_, one_config);
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << r.status();
+  EXPECT_NE(r.status().message().find(bad), std::string::npos) << r.status();
+  EXPECT_EQ(c_->GetSwarmStatus("s")->experts_joined(), 0);
+}
+
 TEST_F(CoordinatorTokensTest, ExpertsOfAnyShapeMakeAPoolAndExportAManifest) {
   const std::string mlp = *blobs_.Put(BaseModelBytes("mlp", kMlp));
   const std::string tf = *blobs_.Put(BaseModelBytes("transformer", kTransformer));

@@ -150,12 +150,17 @@ absl::StatusOr<wxp::v1::JoinResponse> Coordinator::Join(const Caller& caller,
     mu_.AssertHeld();
     WXP_ASSIGN_OR_RETURN(Swarm * s, Find(request.swarm()));
     for (size_t i = 0; i < configs.size(); ++i) {
+      // Named by blob id and by the field its config came in: with one adapter_config_json
+      // for several experts the index alone would not say which expert it is.
       absl::Status b = CheckExpertBaseModel(s->resolved.spec, configs[i]);
-      if (!b.ok() && !request.expert_adapter_configs().empty()) {
+      if (!b.ok()) {
         return absl::InvalidArgumentError(
-            absl::StrCat("expert_adapter_configs[", i, "]: ", b.message()));
+            absl::StrCat("expert ", request.expert_blob_ids(i), " (",
+                         request.expert_adapter_configs().empty()
+                             ? std::string("adapter_config_json")
+                             : absl::StrCat("expert_adapter_configs[", i, "]"),
+                         "): ", b.message()));
       }
-      WXP_RETURN_IF_ERROR(b);
     }
     std::set<std::string> mine;
     for (const auto& e : s->experts) {
