@@ -216,5 +216,32 @@ TEST_F(CoordinatorTokensTest, ExpertsOfAnyShapeMakeAPoolAndExportAManifest) {
   EXPECT_EQ(arch_of_base[tf], "transformer");
 }
 
+// A report that names its position by blob id only is refused in the swarm's own terms:
+// alpha is the position in TOKEN_MIXTURE as in EXPERT_COEFFICIENTS (proto/wxp.proto,
+// ReportRequest.position_alpha), and the refusal must not call the space anything else.
+TEST_F(CoordinatorTokensTest, AReportWithoutAlphaNamesTheTokenSpace) {
+  const std::string mlp = *blobs_.Put(BaseModelBytes("mlp", kMlp));
+  ASSERT_TRUE(Join(a_, LoraExpert(2, 0.1f), "fam-mlp", mlp).ok());
+  ASSERT_TRUE(Join(b_, LoraExpert(3, 0.2f), "fam-mlp", mlp).ok());
+  auto assignment = c_->GetAssignment(a_, "s");
+  ASSERT_TRUE(assignment.ok()) << assignment.status();
+  ASSERT_GT(assignment->particles_size(), 0);
+  const auto& p = assignment->particles(0);
+  wxp::v1::ReportRequest r;
+  r.set_swarm("s");
+  r.set_particle_id(p.particle_id());
+  r.set_iteration(0);
+  r.set_position_blob_id(p.initial_position_blob_id());
+  (*r.mutable_scores())["acc"] = 0.5;
+  absl::StatusOr<wxp::v1::ReportResponse> refused = c_->Report(a_, r);
+  ASSERT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << refused.status();
+  EXPECT_NE(refused.status().message().find("searches TOKEN_MIXTURE"), std::string::npos)
+      << refused.status();
+  EXPECT_NE(refused.status().message().find("position_alpha"), std::string::npos)
+      << refused.status();
+  EXPECT_EQ(refused.status().message().find("EXPERT_COEFFICIENTS"), std::string::npos)
+      << refused.status();
+}
+
 }  // namespace
 }  // namespace wxp::server
