@@ -216,6 +216,39 @@ TEST_F(CoordinatorTokensTest, ExpertsOfAnyShapeMakeAPoolAndExportAManifest) {
   EXPECT_EQ(arch_of_base[tf], "transformer");
 }
 
+// JoinRequest.expert_adapter_configs: a re-join with experts already contributed keeps the
+// configs they first joined with, and the Join RPC is idempotent "so a restarted agent can
+// always re-join": a token swarm's re-join without configs is answered, not refused for
+// naming no base model, before and after the pool exists.
+TEST_F(CoordinatorTokensTest, AReJoinWithoutConfigsKeepsTheFirstOnes) {
+  const std::string mlp = *blobs_.Put(BaseModelBytes("mlp", kMlp));
+  const Adapter expert = LoraExpert(2, 0.1f);
+  ASSERT_TRUE(Join(a_, expert, "fam-mlp", mlp).ok());
+  wxp::v1::JoinRequest again;
+  again.set_swarm("s");
+  again.add_expert_blob_ids(*blobs_.Put(*SerializeAdapter(expert)));
+  again.set_capacity(4);
+  absl::StatusOr<wxp::v1::JoinResponse> r = c_->Join(a_, again);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->experts_joined(), 1);
+  ASSERT_TRUE(Join(b_, LoraExpert(3, 0.2f), "fam-mlp", mlp).ok());
+  again.add_expert_adapter_configs(R"({"r": 2, "base_model_name_or_path": "fam-other"})");
+  r = c_->Join(a_, again);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->state(), wxp::v1::RUNNING);
+  auto assignment = c_->GetAssignment(a_, "s");
+  ASSERT_TRUE(assignment.ok()) << assignment.status();
+  for (const std::string& config : assignment->expert_adapter_configs()) {
+    EXPECT_NE(config.find(mlp), std::string::npos) << config;  // the configs joined with
+  }
+  // Another agent's expert is not this agent's to re-join: it is checked as new.
+  wxp::v1::JoinRequest theirs;
+  theirs.set_swarm("s");
+  theirs.add_expert_blob_ids(*blobs_.Put(*SerializeAdapter(expert)));
+  theirs.set_capacity(1);
+  EXPECT_EQ(c_->Join(b_, theirs).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 // A report that names its position by blob id only is refused in the swarm's own terms:
 // alpha is the position in TOKEN_MIXTURE as in EXPERT_COEFFICIENTS (proto/wxp.proto,
 // ReportRequest.position_alpha), and the refusal must not call the space anything else.
