@@ -117,6 +117,49 @@ TEST_F(CoordinatorTokensTest, JoinChecksEachExpertsBaseModelLikeASchema) {
   EXPECT_EQ(c_->GetSwarmStatus("s")->experts_joined(), 0);
 }
 
+// proto/swarm_spec.proto, expert_families: a refused expert is named (its blob id, not only
+// an index that a one-config join does not have) together with the families.
+TEST_F(CoordinatorTokensTest, FamilyRefusalsNameTheExpert) {
+  const std::string base = *blobs_.Put(BaseModelBytes("mlp", kMlp));
+  const std::string good = *blobs_.Put(*SerializeAdapter(LoraExpert(2, 0.1f)));
+  const std::string bad = *blobs_.Put(*SerializeAdapter(LoraExpert(3, 0.2f)));
+  auto config = [&](const std::string& family) {
+    return absl::StrCat(R"({"r": 2, "base_model_name_or_path": ")", family,
+                        R"(", "wxp_base_model_blob_id": ")", base, R"("})");
+  };
+  wxp::v1::JoinRequest per_expert;
+  per_expert.set_swarm("s");
+  per_expert.add_expert_blob_ids(good);
+  per_expert.add_expert_blob_ids(bad);
+  per_expert.add_expert_adapter_configs(config("fam-mlp"));
+  per_expert.add_expert_adapter_configs(config("fam-other"));
+  per_expert.set_capacity(2);
+  absl::StatusOr<wxp::v1::JoinResponse> r = c_->Join(a_, per_expert);
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << r.status();
+  for (const std::string& part : {bad, std::string("expert_adapter_configs[1]"),
+                                  std::string("'fam-other'"), std::string("fam-mlp, fam-tf")}) {
+    EXPECT_NE(r.status().message().find(part), std::string::npos) << part << ": " << r.status();
+  }
+  EXPECT_EQ(r.status().message().find(good), std::string::npos) << r.status();
+
+  wxp::v1::JoinRequest one_config;  // an older client: one config for its only expert
+  one_config.set_swarm("s");
+  one_config.add_expert_blob_ids(bad);
+  one_config.set_adapter_config_json(config("fam-other"));
+  one_config.set_capacity(1);
+  r = c_->Join(a_, one_config);
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << r.status();
+  for (const std::string& part : {bad, std::string("adapter_config_json"),
+                                  std::string("'fam-other'"), std::string("fam-mlp, fam-tf")}) {
+    EXPECT_NE(r.status().message().find(part), std::string::npos) << part << ": " << r.status();
+  }
+  one_config.set_adapter_config_json("");  // no config: no family either
+  r = c_->Join(a_, one_config);
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << r.status();
+  EXPECT_NE(r.status().message().find(bad), std::string::npos) << r.status();
+  EXPECT_EQ(c_->GetSwarmStatus("s")->experts_joined(), 0);
+}
+
 TEST_F(CoordinatorTokensTest, ExpertsOfAnyShapeMakeAPoolAndExportAManifest) {
   const std::string mlp = *blobs_.Put(BaseModelBytes("mlp", kMlp));
   const std::string tf = *blobs_.Put(BaseModelBytes("transformer", kTransformer));
@@ -171,6 +214,66 @@ TEST_F(CoordinatorTokensTest, ExpertsOfAnyShapeMakeAPoolAndExportAManifest) {
   }
   EXPECT_EQ(arch_of_base[mlp], "mlp");
   EXPECT_EQ(arch_of_base[tf], "transformer");
+}
+
+// JoinRequest.expert_adapter_configs: a re-join with experts already contributed keeps the
+// configs they first joined with, and the Join RPC is idempotent "so a restarted agent can
+// always re-join": a token swarm's re-join without configs is answered, not refused for
+// naming no base model, before and after the pool exists.
+TEST_F(CoordinatorTokensTest, AReJoinWithoutConfigsKeepsTheFirstOnes) {
+  const std::string mlp = *blobs_.Put(BaseModelBytes("mlp", kMlp));
+  const Adapter expert = LoraExpert(2, 0.1f);
+  ASSERT_TRUE(Join(a_, expert, "fam-mlp", mlp).ok());
+  wxp::v1::JoinRequest again;
+  again.set_swarm("s");
+  again.add_expert_blob_ids(*blobs_.Put(*SerializeAdapter(expert)));
+  again.set_capacity(4);
+  absl::StatusOr<wxp::v1::JoinResponse> r = c_->Join(a_, again);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->experts_joined(), 1);
+  ASSERT_TRUE(Join(b_, LoraExpert(3, 0.2f), "fam-mlp", mlp).ok());
+  again.add_expert_adapter_configs(R"({"r": 2, "base_model_name_or_path": "fam-other"})");
+  r = c_->Join(a_, again);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->state(), wxp::v1::RUNNING);
+  auto assignment = c_->GetAssignment(a_, "s");
+  ASSERT_TRUE(assignment.ok()) << assignment.status();
+  for (const std::string& config : assignment->expert_adapter_configs()) {
+    EXPECT_NE(config.find(mlp), std::string::npos) << config;  // the configs joined with
+  }
+  // Another agent's expert is not this agent's to re-join: it is checked as new.
+  wxp::v1::JoinRequest theirs;
+  theirs.set_swarm("s");
+  theirs.add_expert_blob_ids(*blobs_.Put(*SerializeAdapter(expert)));
+  theirs.set_capacity(1);
+  EXPECT_EQ(c_->Join(b_, theirs).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// A report that names its position by blob id only is refused in the swarm's own terms:
+// alpha is the position in TOKEN_MIXTURE as in EXPERT_COEFFICIENTS (proto/wxp.proto,
+// ReportRequest.position_alpha), and the refusal must not call the space anything else.
+TEST_F(CoordinatorTokensTest, AReportWithoutAlphaNamesTheTokenSpace) {
+  const std::string mlp = *blobs_.Put(BaseModelBytes("mlp", kMlp));
+  ASSERT_TRUE(Join(a_, LoraExpert(2, 0.1f), "fam-mlp", mlp).ok());
+  ASSERT_TRUE(Join(b_, LoraExpert(3, 0.2f), "fam-mlp", mlp).ok());
+  auto assignment = c_->GetAssignment(a_, "s");
+  ASSERT_TRUE(assignment.ok()) << assignment.status();
+  ASSERT_GT(assignment->particles_size(), 0);
+  const auto& p = assignment->particles(0);
+  wxp::v1::ReportRequest r;
+  r.set_swarm("s");
+  r.set_particle_id(p.particle_id());
+  r.set_iteration(0);
+  r.set_position_blob_id(p.initial_position_blob_id());
+  (*r.mutable_scores())["acc"] = 0.5;
+  absl::StatusOr<wxp::v1::ReportResponse> refused = c_->Report(a_, r);
+  ASSERT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument) << refused.status();
+  EXPECT_NE(refused.status().message().find("searches TOKEN_MIXTURE"), std::string::npos)
+      << refused.status();
+  EXPECT_NE(refused.status().message().find("position_alpha"), std::string::npos)
+      << refused.status();
+  EXPECT_EQ(refused.status().message().find("EXPERT_COEFFICIENTS"), std::string::npos)
+      << refused.status();
 }
 
 }  // namespace

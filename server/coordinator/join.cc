@@ -149,17 +149,25 @@ absl::StatusOr<wxp::v1::JoinResponse> Coordinator::Join(const Caller& caller,
   return Serve<wxp::v1::JoinResponse>([&]() -> absl::StatusOr<wxp::v1::JoinResponse> {
     mu_.AssertHeld();
     WXP_ASSIGN_OR_RETURN(Swarm * s, Find(request.swarm()));
-    for (size_t i = 0; i < configs.size(); ++i) {
-      absl::Status b = CheckExpertBaseModel(s->resolved.spec, configs[i]);
-      if (!b.ok() && !request.expert_adapter_configs().empty()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("expert_adapter_configs[", i, "]: ", b.message()));
-      }
-      WXP_RETURN_IF_ERROR(b);
-    }
     std::set<std::string> mine;
     for (const auto& e : s->experts) {
       if (e.agent == caller.name) mine.insert(e.blob_id);
+    }
+    for (size_t i = 0; i < configs.size(); ++i) {
+      // An expert this agent already contributed keeps the config it joined with, so a
+      // re-join's config for it (a restarted agent may send none) is not its config.
+      if (mine.count(request.expert_blob_ids(i))) continue;
+      // Named by blob id and by the field its config came in: with one adapter_config_json
+      // for several experts the index alone would not say which expert it is.
+      absl::Status b = CheckExpertBaseModel(s->resolved.spec, configs[i]);
+      if (!b.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("expert ", request.expert_blob_ids(i), " (",
+                         request.expert_adapter_configs().empty()
+                             ? std::string("adapter_config_json")
+                             : absl::StrCat("expert_adapter_configs[", i, "]"),
+                         "): ", b.message()));
+      }
     }
     std::vector<std::string> fresh;
     std::map<std::string, std::string> config_of;  // blob id -> the config it joins with

@@ -265,8 +265,9 @@ absl::StatusOr<wxp::v1::ReportResponse> Coordinator::Report(const Caller& caller
     if (s->particles[i].owner != caller.name) return NotOwner(caller, i, s->particles[i].owner);
     if (s->coefficients() && !has_alpha) {
       return absl::InvalidArgumentError(
-          absl::StrCat("swarm '", request.swarm(),
-                       "' searches EXPERT_COEFFICIENTS: the report must carry position_alpha"));
+          absl::StrCat("swarm '", request.swarm(), "' searches ",
+                       wxp::v1::ParticleSpaceKind_Name(s->resolved.spec.space()),
+                       ": the report must carry position_alpha"));
     }
     if (!s->coefficients() && has_alpha) {
       return absl::InvalidArgumentError(absl::StrCat(

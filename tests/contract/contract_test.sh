@@ -3,7 +3,7 @@
 # client: Python stubs generated from the .proto files at test time (protoc and Debian's
 # grpc_python_plugin), Debian's python3-grpcio, no WXP code, against the real wxp-server:
 # contract_test.py (every RPC, WEIGHTS swarms), then coefficient_contract_test.py (an
-# EXPERT_COEFFICIENTS swarm).
+# EXPERT_COEFFICIENTS swarm), then token_contract_test.py (TOKEN_MIXTURE swarms).
 # /usr/bin/python3 on purpose: python3-grpcio installs for the system interpreter, and
 # another python3 may come first on PATH.
 set -euo pipefail
@@ -23,3 +23,4 @@ export WXP_PROTO_ROOT="${root}"
 export WXP_CONTRACT_TMP="${TEST_TMPDIR}"
 /usr/bin/python3 "${root}/tests/contract/contract_test.py"
 /usr/bin/python3 "${root}/tests/contract/coefficient_contract_test.py"
+/usr/bin/python3 "${root}/tests/contract/token_contract_test.py"
