@@ -23,6 +23,8 @@ enum class RngStream : uint64_t {
   kBackoff = 8,          // jitter of client retry waits
   kLocalTraining = 9,    // seeds of local training (SPEC 4.4) per particle per iteration
   kGenerate = 10,        // sampled bytes of text generation from a token swarm's model
+  kDpSampling = 11,      // DP-SGD's Poisson sampling of examples (common/dp_sgd.h)
+  kDpNoise = 12,         // DP-SGD's Gaussian noise
 };
 
 // SplitMix64 finaliser: a bijective 64-bit mixer with full avalanche.

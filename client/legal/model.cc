@@ -26,7 +26,7 @@ namespace {
 using internal::CheckLora;
 using internal::kNoTarget;
 using internal::kVocab;
-using internal::RandomIndices;
+using internal::Loss;
 using internal::Rng;
 using internal::UniformTensor;
 
@@ -47,37 +47,14 @@ struct ScaledFactors {
   std::vector<double> scale;
 };
 
-torch::Tensor Loss(const torch::Tensor& logits, const torch::Tensor& targets) {
-  // Targets kNoTarget (padding) are nll_loss's ignore_index: the mean is over real ones.
-  return torch::nll_loss(torch::log_softmax(logits.reshape({-1, kVocab}), 1),
-                         targets.reshape({-1}));
-}
-
 }  // namespace
-
-namespace internal {
-
-torch::Tensor UniformTensor(Rng& rng, std::vector<int64_t> shape, double bound) {
-  int64_t n = 1;
-  for (int64_t d : shape) n *= d;
-  std::vector<float> v(n);
-  for (float& x : v) x = static_cast<float>((2 * rng.Uniform() - 1) * bound);
-  return torch::from_blob(v.data(), shape, torch::kFloat32).clone();
-}
-
-torch::Tensor RandomIndices(Rng& rng, int64_t count, int64_t below) {
-  std::vector<int64_t> v(count);
-  for (int64_t& x : v) x = rng.Below(below);
-  return torch::from_blob(v.data(), {count}, torch::kInt64).clone();
-}
-
-}  // namespace internal
 
 TokenData::TokenData(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 TokenData::TokenData(TokenData&&) noexcept = default;
 TokenData& TokenData::operator=(TokenData&&) noexcept = default;
 TokenData::~TokenData() = default;
 int64_t TokenData::positions() const { return impl_->positions; }
+int64_t TokenData::examples() const { return impl_->inputs.size(0); }
 
 struct LegalModel::Impl {
   ModelConfig config;
@@ -462,6 +439,10 @@ absl::Status CheckFineTune(const FineTuneOptions& options, const LoraPlacement& 
         "legal fine-tune: eval_every must be >= 0, and with it patience >= 1 and "
         "held_out_every >= 2");
   }
+  if (absl::Status s = options.dp.Validate(); !s.ok()) return s;
+  if (options.dp.enabled() && options.eval_every != 0) {
+    return absl::InvalidArgumentError("legal fine-tune: DP-SGD runs without early stopping");
+  }
   if (!options.start.empty()) {
     if (absl::Status s = CheckLora(own, options.start); !s.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("legal fine-tune: start: ", s.message()));
@@ -527,11 +508,19 @@ FineTuneResult LegalModel::Impl::FineTune(const TokenData::Impl& d, const TokenD
   if (early) evaluate(0);
   torch::optim::Adam opt(params, torch::optim::AdamOptions(options.lr));
   Rng order(options.seed);
+  CounterRng dp_sampler(options.seed, RngStream::kDpSampling);
+  CounterRng dp_noise(options.seed, RngStream::kDpNoise);
   for (int step = 1; step <= options.steps; ++step) {
-    auto [x, y] = arch->Batch(fit, order, options.batch);
     opt.zero_grad();
-    torch::Tensor loss = Loss(arch->Forward(WithLora(base, f, s), x), y);
-    loss.backward();
+    if (options.dp.enabled()) {
+      // The merged weights once per step; each example's backward pass reuses that graph.
+      const Weights merged = WithLora(base, f, s);
+      auto forward = [&](const torch::Tensor& x) { return arch->Forward(merged, x); };
+      internal::DpSgdStep(fit, options.dp, forward, params, dp_sampler, dp_noise);
+    } else {
+      auto [x, y] = arch->Batch(fit, order, options.batch);
+      Loss(arch->Forward(WithLora(base, f, s), x), y).backward();
+    }
     opt.step();
     result.steps_run = step;
     if (early && step % options.eval_every == 0 && evaluate(step)) break;

@@ -58,6 +58,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "client/legal/corpus.h"
+#include "common/dp_sgd.h"
 #include "common/schema.h"
 
 namespace wxp::legal {
@@ -128,6 +129,14 @@ struct FineTuneOptions {
   // two passes over the whole text, which local training (a few steps, every particle)
   // does without.
   bool report_losses = true;
+  // DP-SGD (SPEC 12, common/dp_sgd.h) when dp.enabled(): every step Poisson-samples the
+  // train examples with rate dp.sample_rate (`batch` is then unused: the expected batch is
+  // sample_rate x examples()), clips each example's gradient over all LoRA parameters to
+  // dp.clip_norm, adds N(0, σ²C²) and divides by the expected batch; Adam steps on that.
+  // An example is one row of the text's scoring tiling (TokenData::examples()). Sampling and
+  // noise are drawn from `seed`. Not with early stopping (its held-out choices would read
+  // the private text outside the accountant's view).
+  dp::DpSgdParams dp;
 };
 
 struct LmScores {
@@ -180,6 +189,10 @@ class TokenData {
   TokenData& operator=(TokenData&&) noexcept;
   ~TokenData();
   int64_t positions() const;
+  // The units DP-SGD samples, clips and protects: one per next-byte position for the MLP,
+  // one per window of `context` positions (tiling each segment from its start) for the
+  // transformer. Every position is the target of exactly one example.
+  int64_t examples() const;
 
   struct Impl;  // opaque outside the model library
 

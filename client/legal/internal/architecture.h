@@ -7,12 +7,15 @@
 #include <torch/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "client/legal/corpus.h"
 #include "client/legal/model.h"
+#include "common/dp_sgd.h"
+#include "common/rng.h"
 #include "common/schema.h"
 
 namespace wxp::legal {
@@ -60,6 +63,19 @@ class Rng {
 torch::Tensor UniformTensor(Rng& rng, std::vector<int64_t> shape, double bound);
 // `count` indices in [0, below), drawn in order from `rng`.
 torch::Tensor RandomIndices(Rng& rng, int64_t count, int64_t below);
+
+// Mean next-byte cross-entropy of `logits` [..., 256] against `targets` (kNoTarget ignored).
+torch::Tensor Loss(const torch::Tensor& logits, const torch::Tensor& targets);
+
+// One DP-SGD step (common/dp_sgd.h): Poisson-samples rows of data.inputs/targets with
+// dp.sample_rate from `sampler`, takes each sampled row's gradient of its mean loss
+// under `forward` (inputs -> logits) with respect to `params` (all together), clips, sums,
+// adds noise from `noise` and writes the result, divided by the expected batch, into every
+// param's grad. Returns the number of rows sampled. Throws what LibTorch throws; a
+// non-finite per-example gradient throws std::runtime_error.
+int64_t DpSgdStep(const TokenData::Impl& data, const dp::DpSgdParams& dp,
+                  const std::function<torch::Tensor(const torch::Tensor&)>& forward,
+                  const std::vector<torch::Tensor>& params, CounterRng& sampler, CounterRng& noise);
 
 // A linear layer a LoRA can sit on: its weight [out, in] is base tensor `base_tensor`.
 struct LinearLayer {
