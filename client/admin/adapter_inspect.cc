@@ -8,6 +8,7 @@
 #include "client/admin/command_util.h"
 #include "client/admin/commands.h"
 #include "common/adapter.h"
+#include "common/dp_record.h"
 #include "common/file_util.h"
 #include "common/sha256.h"
 #include "nlohmann/json.hpp"
@@ -57,6 +58,13 @@ int AdapterInspect(const std::vector<std::string>& args, std::ostream& out, std:
     if (auto c = ParseLoraConfig(*a->config_json); c.ok()) config = *c;
   }
 
+  // The training's privacy record (SPEC 12): a malformed one is reported, not fatal, since
+  // the adapter itself is still what the rest shows.
+  absl::StatusOr<std::optional<dp::PrivacyRecord>> privacy = dp::FindPrivacyRecord(a->metadata);
+  const std::string privacy_text =
+      privacy.ok() ? dp::DescribePrivacy(*privacy)
+                   : absl::StrCat("INVALID record (", privacy.status().message(), ")");
+
   if (p->GetBool("json")) {
     nlohmann::ordered_json j;
     j["path"] = path;
@@ -76,6 +84,13 @@ int AdapterInspect(const std::vector<std::string>& args, std::ostream& out, std:
                     config->lora_alpha ? nlohmann::ordered_json(*config->lora_alpha) : nullptr},
                    {"target_modules", config->target_modules},
                    {"base_model_name_or_path", config->base_model_name_or_path}};
+    }
+    if (privacy.ok() && privacy->has_value()) {
+      j["differential_privacy"] = nlohmann::ordered_json::parse(dp::EncodePrivacyRecord(**privacy));
+    } else if (privacy.ok()) {
+      j["differential_privacy"] = nullptr;
+    } else {
+      j["differential_privacy"] = {{"error", std::string(privacy.status().message())}};
     }
     nlohmann::ordered_json tensors = nlohmann::ordered_json::array();
     for (const TensorSpec& t : s.tensors()) {
@@ -107,6 +122,7 @@ int AdapterInspect(const std::vector<std::string>& args, std::ostream& out, std:
   out << absl::StrFormat("%-20s %s\n", "schema fingerprint", s.Fingerprint());
   out << absl::StrFormat("%-20s %s%s\n", "blob id", blob_id,
                          canonical ? "" : "  (not canonical: WXP re-encodes it)");
+  out << absl::StrFormat("%-20s %s\n", "differential privacy", privacy_text);
   if (non_finite > 0) {
     out << absl::StrFormat("%-20s %d (a swarm will refuse this adapter)\n", "NON-FINITE values",
                            non_finite);

@@ -14,10 +14,12 @@
 #include "absl/strings/str_split.h"
 #include "client/admin/command_util.h"
 #include "client/admin/tensor_commands.h"
+#include "client/legal/dp_expert.h"
 #include "client/legal/evaluator.h"
 #include "client/legal/mixture_evaluator.h"
 #include "client/legal/trainer.h"
 #include "common/adapter.h"
+#include "common/dp_record.h"
 #include "common/file_util.h"
 #include "common/local_trainer.h"
 #include "common/status_macros.h"
@@ -45,7 +47,9 @@ constexpr char kLegalHelp[] =
     "                                  eval and train; mlp by default)\n"
     "  finetune --work_dir D --shard NAME --out DIR [--steps N --seed S --token-expert]\n"
     "                                  fine-tune a firm's LoRA expert on its shard only\n"
-    "                                  (--token-expert: with its base model, for token swarms)\n"
+    "                                  (--token-expert: with its base model, for token swarms;\n"
+    "                                  --dp-epsilon E --dp-delta D [--dp-clip C]: with DP-SGD,\n"
+    "                                  the budget spent recorded in the adapter)\n"
     "  eval --work_dir D --adapter DIR [ADAPTER...] [--split dev|test|dev,test]\n"
     "                                  print {\"scores\": {\"char_acc\", \"loss\", "
     "\"char_acc/<family>\"...}}\n"
@@ -137,6 +141,13 @@ int Finetune(const std::vector<std::string>& args, std::ostream& out, std::ostre
        "write a token-swarm expert (SPEC 4.5): the config names the base model's blob, and "
        "the base model file goes along",
        true},
+      {"batch", "examples per step (with DP: the expected batch of Poisson sampling)", false,
+       std::to_string(legal::FineTuneOptions().batch)},
+      {"dp-epsilon",
+       "train with DP-SGD (SPEC 12) to this epsilon (with --dp-delta): the noise is "
+       "calibrated by an RDP accountant and the budget spent recorded in the adapter"},
+      {"dp-delta", "the DP delta, in (0, 1/N) for N training examples (e.g. 1e-5)"},
+      {"dp-clip", "DP-SGD's per-example gradient clipping norm C", false, "1"},
   };
   int code = 0;
   std::optional<cli::ParsedArgs> p =
@@ -147,27 +158,65 @@ int Finetune(const std::vector<std::string>& args, std::ostream& out, std::ostre
     return UsageError(err, "legal finetune", "--shard and --out are required");
   }
   absl::StatusOr<LegalOptions> o = CommonOptions(*p);
-  absl::StatusOr<int64_t> steps = p->GetInt("steps"), seed = p->GetInt("seed");
-  for (const absl::Status& s : {o.status(), steps.status(), seed.status()}) {
+  absl::StatusOr<int64_t> steps = p->GetInt("steps"), seed = p->GetInt("seed"),
+                          batch = p->GetInt("batch");
+  for (const absl::Status& s : {o.status(), steps.status(), seed.status(), batch.status()}) {
     if (!s.ok()) return UsageError(err, "legal finetune", std::string(s.message()));
+  }
+  const bool dp = p->Has("dp-epsilon") || p->Has("dp-delta");
+  legal::DpBudget budget;
+  if (dp) {
+    if (!p->Has("dp-epsilon") || !p->Has("dp-delta")) {
+      return UsageError(err, "legal finetune", "--dp-epsilon and --dp-delta go together");
+    }
+    absl::StatusOr<double> eps = p->GetDouble("dp-epsilon"), delta = p->GetDouble("dp-delta"),
+                           clip = p->GetDouble("dp-clip");
+    for (const absl::Status& s : {eps.status(), delta.status(), clip.status()}) {
+      if (!s.ok()) return UsageError(err, "legal finetune", std::string(s.message()));
+    }
+    // The budget's own checks (epsilon > 0, delta in (0, 1/N), C > 0) name the value;
+    // those that need no data are made here, before the base model loads.
+    budget = {*eps, *delta, *clip};
+    if (!(*eps > 0)) {
+      return UsageError(err, "legal finetune",
+                        absl::StrCat("--dp-epsilon must be > 0, got ", *eps));
+    }
+    if (!(*delta > 0 && *delta < 1)) {
+      return UsageError(err, "legal finetune",
+                        absl::StrCat("--dp-delta must be in (0, 1), got ", *delta));
+    }
+    if (!(*clip > 0)) {
+      return UsageError(err, "legal finetune", absl::StrCat("--dp-clip must be > 0, got ", *clip));
+    }
   }
   o->shard = p->Get("shard");
   legal::FineTuneOptions ft;
   ft.steps = static_cast<int>(*steps);
+  ft.batch = static_cast<int>(*batch);
   ft.seed = static_cast<uint64_t>(*seed);
   ft.init_seed = ft.seed;
   absl::StatusOr<legal::LegalSetup> setup = legal::LoadLegalSetup(*o);
   if (!setup.ok()) return Fail(err, setup.status());
-  absl::StatusOr<legal::LegalExpert> e =
-      legal::FineTuneLegalExpert(*setup->model, setup->corpus, o->shard, ft);
+  absl::StatusOr<legal::LegalExpert> e = absl::UnknownError("unset");
+  std::string privacy;
+  if (dp) {
+    absl::StatusOr<legal::DpLegalExpert> d =
+        legal::FineTuneDpLegalExpert(*setup->model, setup->corpus, o->shard, ft, budget);
+    if (!d.ok()) return Fail(err, d.status());
+    privacy = absl::StrCat("; differential privacy: ", dp::DescribePrivacy(d->record));
+    e = std::move(d->expert);
+  } else {
+    e = legal::FineTuneLegalExpert(*setup->model, setup->corpus, o->shard, ft);
+  }
   if (!e.ok()) return Fail(err, e.status());
   absl::Status saved = p->GetBool("token-expert")
                            ? legal::SaveTokenExpertDir(*setup->model, e->adapter, p->Get("out"))
                            : SaveAdapterDir(e->adapter, p->Get("out"));
   if (!saved.ok()) return Fail(err, saved);
   out << absl::StrFormat(
-      "expert %s: %d steps in %.1f s, train loss %.4f -> %.4f nats/byte, written to %s\n", o->shard,
-      ft.steps, e->stats.seconds, e->stats.initial_loss, e->stats.final_loss, p->Get("out"));
+      "expert %s: %d steps in %.1f s, train loss %.4f -> %.4f nats/byte, written to %s%s\n",
+      o->shard, ft.steps, e->stats.seconds, e->stats.initial_loss, e->stats.final_loss,
+      p->Get("out"), privacy);
   return kExitOk;
 }
 

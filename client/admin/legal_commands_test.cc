@@ -2,12 +2,14 @@
 // training and scoring), and `legal train`, wxp-agent's example train_command, against the
 // built-in local trainer it must equal.
 #include <cstdlib>
+#include <filesystem>
 
 #include "absl/strings/str_split.h"
 #include "client/admin/run_for_test.h"
 #include "client/legal/evaluator.h"
 #include "client/legal/trainer.h"
 #include "common/adapter.h"
+#include "common/dp_record.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 
@@ -222,6 +224,83 @@ TEST(LegalCommandsTest, TransformerAdaptersAreInspectedAndNotTakenForTheMlps) {
               "--steps", "1", "--learning_rate", "0.01", "--batch", "4", "--seed", "1"});
   EXPECT_EQ(r.code, 1);
   EXPECT_NE(r.err.find("(transformer), not from this one"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace wxp::admin
+
+namespace wxp::admin {
+namespace {
+
+// `legal finetune --dp-epsilon/--dp-delta` (SPEC 12) records the budget in the adapter;
+// `adapter inspect` shows it, and "not private" for an expert trained without.
+TEST(LegalCommandsTest, DpFinetuneRecordsTheBudgetAndInspectShowsIt) {
+  const std::string root = std::string(getenv("TEST_TMPDIR")) + "/legal_dp";
+  const std::string work = root + "/base";
+  CliOutput r = RunCli({"legal", "finetune", "--work_dir", work, "--shard", "GPL", "--out",
+                        root + "/dp", "--steps", "4", "--batch", "16", "--dp-epsilon", "4",
+                        "--dp-delta", "1e-5", "--dp-clip", "0.5"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("differential privacy: eps=4.00 delta=1e-05 sigma="), std::string::npos)
+      << r.out;
+  absl::StatusOr<Adapter> a = LoadAdapter(root + "/dp");
+  ASSERT_TRUE(a.ok()) << a.status();
+  absl::StatusOr<std::optional<dp::PrivacyRecord>> rec = dp::FindPrivacyRecord(a->metadata);
+  ASSERT_TRUE(rec.ok() && rec->has_value()) << rec.status();
+  EXPECT_LE((*rec)->epsilon, 4);
+  EXPECT_EQ((*rec)->phases[0].clip_norm, 0.5);
+  EXPECT_EQ((*rec)->phases[0].steps, 4);
+
+  CliOutput inspect = RunCli({"adapter", "inspect", root + "/dp"});
+  ASSERT_EQ(inspect.code, 0) << inspect.err;
+  EXPECT_NE(inspect.out.find("differential privacy eps=4.00 delta=1e-05 sigma="), std::string::npos)
+      << inspect.out;
+  EXPECT_NE(inspect.out.find("C=0.5"), std::string::npos) << inspect.out;
+  CliOutput json = RunCli({"adapter", "inspect", "--json", root + "/dp"});
+  ASSERT_EQ(json.code, 0) << json.err;
+  nlohmann::json j = nlohmann::json::parse(json.out);
+  EXPECT_EQ(j["differential_privacy"]["epsilon"].get<double>(), (*rec)->epsilon);
+  EXPECT_EQ(j["differential_privacy"]["accountant"], "rdp-poisson-sgm");
+
+  r = RunCli({"legal", "finetune", "--work_dir", work, "--shard", "GPL", "--out", root + "/plain",
+              "--steps", "2"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  inspect = RunCli({"adapter", "inspect", root + "/plain"});
+  EXPECT_NE(inspect.out.find("differential privacy not private"), std::string::npos) << inspect.out;
+  json = RunCli({"adapter", "inspect", "--json", root + "/plain"});
+  EXPECT_TRUE(nlohmann::json::parse(json.out)["differential_privacy"].is_null());
+}
+
+TEST(LegalCommandsTest, DpFinetuneRefusesBadBudgets) {
+  const std::string root = std::string(getenv("TEST_TMPDIR")) + "/legal_dp_bad";
+  auto run = [&](std::vector<std::string> dp) {
+    std::vector<std::string> args = {"legal", "finetune", "--work_dir",  root + "/base", "--shard",
+                                     "GPL",   "--out",    root + "/out", "--steps",      "2"};
+    args.insert(args.end(), dp.begin(), dp.end());
+    return RunCli(args);
+  };
+  CliOutput r = run({"--dp-epsilon", "0", "--dp-delta", "1e-5"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--dp-epsilon must be > 0"), std::string::npos) << r.err;
+  r = run({"--dp-epsilon", "-2", "--dp-delta", "1e-5"});
+  EXPECT_EQ(r.code, 2);
+  r = run({"--dp-epsilon", "inf", "--dp-delta", "1e-5"});
+  EXPECT_EQ(r.code, 2);
+  r = run({"--dp-epsilon", "4", "--dp-delta", "1"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--dp-delta must be in (0, 1)"), std::string::npos) << r.err;
+  r = run({"--dp-epsilon", "4", "--dp-delta", "0"});
+  EXPECT_EQ(r.code, 2);
+  r = run({"--dp-epsilon", "4"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("go together"), std::string::npos) << r.err;
+  r = run({"--dp-epsilon", "4", "--dp-delta", "1e-5", "--dp-clip", "0"});
+  EXPECT_EQ(r.code, 2);
+  // delta >= 1/N needs the data: refused after loading it, naming N.
+  r = run({"--dp-epsilon", "4", "--dp-delta", "0.01"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("DP delta must be below 1/N"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(root + "/out"));
 }
 
 }  // namespace
