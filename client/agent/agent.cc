@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <functional>
 #include <iostream>
@@ -27,6 +28,7 @@
 #include "common/adapter.h"
 #include "common/alpha_blob.h"
 #include "common/backoff.h"
+#include "common/dp_record.h"
 #include "common/dtype_proto.h"
 #include "common/file_util.h"
 #include "common/grpc_status.h"
@@ -38,6 +40,35 @@
 
 namespace wxp::agent {
 namespace fs = std::filesystem;
+
+namespace {
+
+// SPEC 12: OK if the expert's metadata records DP training within `max_epsilon` (0: any).
+absl::Status CheckPrivateExpert(const std::string& path, const SafetensorsMetadata& metadata,
+                                double max_epsilon) {
+  absl::StatusOr<std::optional<dp::PrivacyRecord>> r = dp::FindPrivacyRecord(metadata);
+  if (!r.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("expert ", path, ": its privacy record is invalid (", r.status().message(),
+                     "), and this agent requires private experts (require_private_experts)"));
+  }
+  if (!r->has_value()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "expert ", path, " was not trained with differential privacy (its metadata has no '",
+        dp::kMetadataKey,
+        "' record), and this agent requires private experts (require_private_experts): "
+        "train it with `wxpctl legal finetune --dp-epsilon E --dp-delta D` or drop the option"));
+  }
+  if (max_epsilon > 0 && (*r)->epsilon > max_epsilon) {
+    return absl::FailedPreconditionError(
+        absl::StrFormat("expert %s was trained with epsilon %.4g (delta %g), above this agent's "
+                        "max_expert_epsilon %.4g",
+                        path, (*r)->epsilon, (*r)->delta, max_epsilon));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(
     AgentOptions options, client::Connection* connection,
@@ -52,6 +83,10 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(
   }
   if (options.work_dir.empty()) return absl::InvalidArgumentError("no work directory given");
   if (options.clock == nullptr) return absl::InvalidArgumentError("no clock given");
+  if (!(options.max_expert_epsilon >= 0 && std::isfinite(options.max_expert_epsilon))) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max_expert_epsilon must be a finite number >= 0, not ", options.max_expert_epsilon));
+  }
   if (options.backoff_initial <= absl::ZeroDuration() ||
       options.backoff_max < options.backoff_initial) {
     return absl::InvalidArgumentError("reconnect backoff must be > 0 and initial <= max");
@@ -67,6 +102,9 @@ absl::StatusOr<std::unique_ptr<Agent>> Agent::Create(
     if (!f.ok()) {
       return absl::Status(f.status().code(),
                           absl::StrCat("expert ", e, ": ", f.status().message()));
+    }
+    if (impl->o.require_private_experts) {
+      WXP_RETURN_IF_ERROR(CheckPrivateExpert(e, f->metadata(), impl->o.max_expert_epsilon));
     }
   }
   const std::string& wd = impl->o.work_dir;

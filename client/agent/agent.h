@@ -67,6 +67,11 @@ struct AgentOptions {
   // Optional, not owned (must outlive Run()): hears of evaluations, blob bytes, retries and
   // acknowledged reports (wxp-agent's metrics).
   AgentObserver* observer = nullptr;
+  // SPEC 12 (AgentConfig.require_private_experts): Create refuses experts without a valid
+  // DP record (common/dp_record.h) or with ε above max_expert_epsilon (0: any), and Run
+  // refuses a swarm that asks for local training.
+  bool require_private_experts = false;
+  double max_expert_epsilon = 0;
 };
 
 struct AgentSummary {
@@ -82,8 +87,9 @@ struct AgentSummary {
 
 class Agent {
  public:
-  // Checks the options and the experts (readable safetensors), creates and locks the work
-  // directory (FailedPrecondition if another agent holds it).
+  // Checks the options and the experts (readable safetensors; with require_private_experts,
+  // a DP record within the budget: FailedPrecondition naming the expert otherwise), creates
+  // and locks the work directory (FailedPrecondition if another agent holds it).
   static absl::StatusOr<std::unique_ptr<Agent>> Create(
       AgentOptions options, client::Connection* connection,
       std::unique_ptr<CandidateEvaluator> evaluator);

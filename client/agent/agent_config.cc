@@ -1,5 +1,7 @@
 #include "client/agent/agent_config.h"
 
+#include <cmath>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/file_util.h"
@@ -79,6 +81,15 @@ absl::Status Check(const wxp::v1::AgentConfig& config) {
       config.rpc_deadline_seconds() < 0 || config.heartbeat_interval_seconds() < 0) {
     return absl::InvalidArgumentError("reconnect, deadline and heartbeat durations must be > 0");
   }
+  if (!(config.max_expert_epsilon() >= 0 && std::isfinite(config.max_expert_epsilon()))) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_expert_epsilon must be a finite number >= 0 (0: any), got ",
+                     config.max_expert_epsilon()));
+  }
+  if (config.max_expert_epsilon() > 0 && !config.require_private_experts()) {
+    return absl::InvalidArgumentError(
+        "max_expert_epsilon needs require_private_experts: true (alone it would check nothing)");
+  }
   if (config.has_train_command()) {
     // Refused at start-up rather than at the first training, which may be hours away.
     const auto& t = config.train_command();
@@ -135,6 +146,8 @@ absl::StatusOr<AgentSetup> ResolveAgentSetup(const AgentFlags& flags,
     o.heartbeat_interval = absl::Seconds(config.heartbeat_interval_seconds());
   }
   if (o.backoff_max < o.backoff_initial) o.backoff_max = o.backoff_initial;
+  o.require_private_experts = config.require_private_experts();
+  o.max_expert_epsilon = config.max_expert_epsilon();
   return setup;
 }
 

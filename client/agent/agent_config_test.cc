@@ -196,5 +196,36 @@ TEST(AgentConfigTest, RefusalsNameTheProblem) {
   EXPECT_EQ(error(missing).code(), absl::StatusCode::kNotFound);
 }
 
+TEST(AgentConfigTest, PrivacyRequirementReachesTheAgentAndIsChecked) {
+  const std::string base = R"pb(
+    server_address: "wxp.example:7443"
+    plaintext: true
+    swarm: "legal"
+    expert_paths: "e"
+    work_dir: "w"
+    synthetic {}
+  )pb";
+  AgentFlags flags;
+  flags.config =
+      WriteConfig("p1.textproto", base + "require_private_experts: true max_expert_epsilon: 8");
+  absl::StatusOr<AgentSetup> s = ResolveAgentSetup(flags, "host");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_TRUE(s->agent.require_private_experts);
+  EXPECT_EQ(s->agent.max_expert_epsilon, 8);
+  flags.config = WriteConfig("p2.textproto", base);
+  s = ResolveAgentSetup(flags, "host");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_FALSE(s->agent.require_private_experts);  // off by default
+  EXPECT_EQ(s->agent.max_expert_epsilon, 0);
+  flags.config =
+      WriteConfig("p3.textproto", base + "require_private_experts: true max_expert_epsilon: -1");
+  EXPECT_EQ(ResolveAgentSetup(flags, "host").status().code(), absl::StatusCode::kInvalidArgument);
+  flags.config = WriteConfig("p4.textproto", base + "max_expert_epsilon: 4");  // alone: no check
+  s = ResolveAgentSetup(flags, "host");
+  EXPECT_EQ(s.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.status().message().find("needs require_private_experts"), std::string::npos)
+      << s.status();
+}
+
 }  // namespace
 }  // namespace wxp::agent

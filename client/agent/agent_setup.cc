@@ -243,6 +243,16 @@ absl::StatusOr<bool> Agent::Impl::Assign() {
     }));
     training = LocalTrainingFromProto(resp.local_training());
     swarm_seed = resp.hyperparameters().seed();
+    if (training.enabled() && o.require_private_experts &&
+        resp.status() != wxp::v1::GetAssignmentResponse::DONE) {
+      // SPEC 12: local training reads this site's data again, without DP in this version,
+      // and what it trains is uploaded: it would void the experts' guarantee.
+      return absl::FailedPreconditionError(absl::StrCat(
+          "swarm ", o.swarm, " asks for local training (every ", training.every_k, " iterations, ",
+          training.steps,
+          " steps), which this agent runs without differential privacy; its configuration "
+          "requires private experts (require_private_experts), so it does not take part"));
+    }
     if (training.enabled() && !evaluator->CanTrain() &&
         resp.status() != wxp::v1::GetAssignmentResponse::DONE) {
       // Refused before any particle work (WAIT answers carry the setting too): skipping the
