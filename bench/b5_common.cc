@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/dp_record.h"
 
 ABSL_FLAG(int, seeds, 5, "number of seeds");
 ABSL_FLAG(int, first_seed, 1, "seeds run first_seed .. first_seed + seeds - 1 (tune on others)");
@@ -50,12 +51,13 @@ void Fail(const char* what, const absl::Status& status) {
   std::exit(1);
 }
 
-legal::FineTuneOptions ExpertOptions(uint64_t seed, uint64_t init_seed, int max_steps) {
+legal::FineTuneOptions ExpertOptions(uint64_t seed, uint64_t init_seed, int max_steps,
+                                     bool private_run) {
   legal::FineTuneOptions ft;
   ft.lr = absl::GetFlag(FLAGS_finetune_lr);
   ft.seed = seed;
   ft.init_seed = init_seed;
-  if (absl::GetFlag(FLAGS_finetune_until_plateau)) {
+  if (absl::GetFlag(FLAGS_finetune_until_plateau) && !private_run) {
     ft.steps = max_steps;
     ft.eval_every = absl::GetFlag(FLAGS_finetune_eval_every);
     ft.patience = absl::GetFlag(FLAGS_finetune_patience);
@@ -76,20 +78,27 @@ void PrintCurve(const std::string& name, const legal::FineTuneResult& r) {
 
 legal::LegalExpert FineTuneExpert(const legal::LegalModel& model, const legal::Corpus& corpus,
                                   const std::string& firm, const std::string& label, uint64_t seed,
-                                  uint64_t init_seed, bool first_seed) {
-  legal::LegalExpert e =
-      Must(legal::FineTuneLegalExpert(
-               model, corpus, firm,
-               ExpertOptions(seed, init_seed, absl::GetFlag(FLAGS_finetune_max_steps))),
-           "fine-tune");
+                                  uint64_t init_seed, bool first_seed,
+                                  const std::optional<legal::DpBudget>& dp) {
+  const legal::FineTuneOptions ft =
+      ExpertOptions(seed, init_seed, absl::GetFlag(FLAGS_finetune_max_steps), dp.has_value());
+  legal::LegalExpert e;
+  std::string privacy;
+  if (dp) {
+    legal::DpLegalExpert d = Must(legal::FineTuneDpLegalExpert(model, corpus, firm, ft, *dp), "DP");
+    privacy = absl::StrCat("; ", dp::DescribePrivacy(d.record));
+    e = std::move(d.expert);
+  } else {
+    e = Must(legal::FineTuneLegalExpert(model, corpus, firm, ft), "fine-tune");
+  }
   legal::TokenData own =
       Must(model.Tokenize(Must(corpus.GetForShard(legal::Split::kTest, firm), "shard")), "own");
   std::printf(
       "  expert %-8s %.1f s, %d steps (best %d), train loss %.3f -> %.3f; own-family "
-      "test acc base %.4f -> %.4f\n",
+      "test acc base %.4f -> %.4f%s\n",
       label.c_str(), e.stats.seconds, e.stats.steps_run, e.stats.best_step, e.stats.initial_loss,
       e.stats.final_loss, Must(model.Score({}, own), "own").char_acc,
-      Must(model.Score(e.adapter.values, own), "own").char_acc);
+      Must(model.Score(e.adapter.values, own), "own").char_acc, privacy.c_str());
   if (absl::GetFlag(FLAGS_print_curves) && first_seed) PrintCurve(label, e.stats);
   return e;
 }

@@ -21,6 +21,7 @@
 #include "absl/flags/declare.h"
 #include "absl/status/statusor.h"
 #include "bench/paired_bootstrap.h"
+#include "client/legal/dp_expert.h"
 #include "client/legal/evaluator.h"
 #include "client/legal/model.h"
 #include "common/runner.h"
@@ -68,7 +69,10 @@ inline void Must(const absl::Status& s, const char* what) {
 
 // How a firm fine-tunes its expert (the --finetune_* flags): until its own held-out loss
 // plateaus, at most `max_steps` steps, or exactly --finetune_steps without plateau stopping.
-legal::FineTuneOptions ExpertOptions(uint64_t seed, uint64_t init_seed, int max_steps);
+// A `private_run` (DP-SGD) always takes the fixed steps: plateau stopping would read the
+// private held-out text at every check without pricing it in the budget.
+legal::FineTuneOptions ExpertOptions(uint64_t seed, uint64_t init_seed, int max_steps,
+                                     bool private_run = false);
 
 // One line: an expert's held-out curve (--print_curves).
 void PrintCurve(const std::string& name, const legal::FineTuneResult& r);
@@ -76,10 +80,13 @@ void PrintCurve(const std::string& name, const legal::FineTuneResult& r);
 // Fine-tunes `firm`'s expert on `model` from its own train shard only (ExpertOptions(seed,
 // init_seed, --finetune_max_steps)) and prints one line under `label`: time, steps, train
 // loss, and its own family's test char_acc before and after (each expert must be a real
-// specialist); its curve too with --print_curves and `first_seed`. Exits on failure.
+// specialist); its curve too with --print_curves and `first_seed`. With `dp`, the expert is
+// trained by DP-SGD at that budget (legal/dp_expert.h, fixed steps) and the line also says
+// what it spent. Exits on failure.
 legal::LegalExpert FineTuneExpert(const legal::LegalModel& model, const legal::Corpus& corpus,
                                   const std::string& firm, const std::string& label, uint64_t seed,
-                                  uint64_t init_seed, bool first_seed);
+                                  uint64_t init_seed, bool first_seed,
+                                  const std::optional<legal::DpBudget>& dp = std::nullopt);
 
 // A swarm's runner options from the swarm flags (pool, iterations, patience, step length;
 // per-iteration progress with --verbose), for `seed`. The caller sets the space fields.

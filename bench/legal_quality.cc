@@ -45,13 +45,16 @@
 #include <cstdio>
 #include <functional>
 #include <map>
+#include <optional>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "bench/b5_common.h"
+#include "client/legal/dp_expert.h"
 #include "client/legal/evaluator.h"
 #include "client/legal/trainer.h"
 #include "common/local_trainer.h"
@@ -69,6 +72,11 @@ ABSL_FLAG(int, svd_rank, 0, "rank of the svd merge and space (0 = the experts' r
 ABSL_FLAG(std::string, local_training, "",
           "EVERY_K:STEPS:LR:BATCH adds a weights swarm with local training between iterations "
           "and its compute-matched baseline (empty: neither)");
+ABSL_FLAG(std::string, dp_epsilon, "inf",
+          "experts by DP-SGD (SPEC 12) at each epsilon of this list, a full run each (e.g. "
+          "1,4,8,inf; inf: without DP); DP experts train exactly --finetune_steps steps");
+ABSL_FLAG(double, dp_delta, 1e-5, "DP delta of the experts");
+ABSL_FLAG(double, dp_clip, 1.0, "DP-SGD per-example clipping norm");
 ABSL_FLAG(std::string, architecture, "mlp", "model: mlp or transformer (its default sizes)");
 // Model sizes: a negative value keeps the architecture's default.
 ABSL_FLAG(int, context, -1, "model: bytes of context (the transformer's window)");
@@ -196,7 +204,9 @@ ParticleSpaceOptions SpaceOptions(const std::string& name, int svd_rank) {
   return o;
 }
 
-int Main() {
+// One full B5 run, the experts trained with DP at `dp` if given (the central bound and
+// local training stay non-private).
+int Run(const std::optional<DpBudget>& dp) {
   const double t_start = Now();
   const LocalTrainingParams local_training =
       Must(ParseLocalTraining(absl::GetFlag(FLAGS_local_training)), "--local_training");
@@ -261,7 +271,7 @@ int Main() {
     for (size_t i = 0; i < firms.size(); ++i) {
       const uint64_t init = absl::GetFlag(FLAGS_shared_init) ? 7919 * seed : 1000 * seed + i;
       LegalExpert e = bench::FineTuneExpert(model, setup.corpus, firms[i], firms[i],
-                                            1000 * seed + i, init, seed == first_seed);
+                                            1000 * seed + i, init, seed == first_seed, dp);
       finetune_seconds += e.stats.seconds;
       total_steps += e.stats.steps_run;
       experts.push_back({firms[i], std::move(e.adapter), std::move(e.stats)});
@@ -442,6 +452,24 @@ int Main() {
   }
   std::printf("wall time %.1f s (fine-tunes %.1f s, swarms %.1f s)\n", Now() - t_start,
               finetune_seconds, swarm_seconds);
+  return 0;
+}
+
+int Main() {
+  for (absl::string_view e : absl::StrSplit(absl::GetFlag(FLAGS_dp_epsilon), ',')) {
+    std::optional<DpBudget> dp;
+    if (e != "inf") {
+      dp = DpBudget{0, absl::GetFlag(FLAGS_dp_delta), absl::GetFlag(FLAGS_dp_clip)};
+      if (!absl::SimpleAtod(e, &dp->epsilon)) {
+        std::fprintf(stderr, "legal_quality: --dp_epsilon: not a number: %s\n",
+                     std::string(e).c_str());
+        return 2;
+      }
+    }
+    std::printf("\n==== experts at epsilon %s%s ====\n", std::string(e).c_str(),
+                dp ? absl::StrFormat(" (delta %g, C %g)", dp->delta, dp->clip_norm).c_str() : "");
+    if (int code = Run(dp); code != 0) return code;
+  }
   return 0;
 }
 
