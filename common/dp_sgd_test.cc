@@ -124,7 +124,9 @@ TEST(DpSgdTest, PoissonSampleIncludesEachExampleWithRateQ) {
     for (size_t i = 0; i < s.size(); ++i) {
       ASSERT_GE(s[i], 0);
       ASSERT_LT(s[i], n);
-      if (i > 0) ASSERT_GT(s[i], s[i - 1]);  // ascending, no repeats
+      if (i > 0) {
+        ASSERT_GT(s[i], s[i - 1]);  // ascending, no repeats
+      }
     }
     total += s.size();
   }

@@ -29,9 +29,9 @@ TEST(TextProtoTest, SyntaxErrorNamesFileTypeAndPosition) {
 TEST(TextProtoTest, InvalidUtf8IsRefusedWithTheFieldPath) {
   v1::SwarmSpec spec;
   // Raw bytes in the file, and an escape that produces the same bytes.
-  for (const std::string text : {std::string("name: \"bad\xff\xfe\"\n"),
-                                 std::string("utility { name: \"ok\" } utility { name: "
-                                             "\"x\\377\" }\n")}) {
+  for (const std::string& text : {std::string("name: \"bad\xff\xfe\"\n"),
+                                  std::string("utility { name: \"ok\" } utility { name: "
+                                              "\"x\\377\" }\n")}) {
     absl::Status s = ParseTextProto(text, "spec.textproto", &spec);
     EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << text;
     EXPECT_NE(s.message().find("is not valid UTF-8"), std::string::npos) << s;
