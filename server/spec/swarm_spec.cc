@@ -313,6 +313,49 @@ absl::Status ResolveSpace(wxp::v1::SwarmSpec& spec) {
 
 }  // namespace
 
+namespace {
+
+// SPEC 12. Off is off: any tolerance or rate is then ignored, as for an absent message.
+absl::Status ResolveAudit(wxp::v1::SwarmSpec& spec) {
+  if (!spec.audit().enabled()) {
+    spec.clear_audit();
+    return absl::OkStatus();
+  }
+  wxp::v1::AuditPolicy& a = *spec.mutable_audit();
+  if (!(a.sample_rate() >= 0 && a.sample_rate() <= 1)) {
+    return Invalid("audit.sample_rate", absl::StrCat("must be in [0, 1], got ", a.sample_rate()));
+  }
+  if (!a.has_quarantine_after()) a.set_quarantine_after(3);
+  if (a.quarantine_after() < 1) {
+    return Invalid("audit.quarantine_after",
+                   absl::StrCat("must be >= 1, got ", a.quarantine_after()));
+  }
+  std::set<std::string> components;
+  for (const wxp::v1::UtilityComponent& c : spec.utility()) {
+    components.insert(c.name());
+    auto it = a.tolerance().find(c.name());
+    if (it == a.tolerance().end()) {
+      return Invalid("audit.tolerance",
+                     absl::StrCat("has no entry for utility component '", c.name(),
+                                  "': every component needs an absolute tolerance"));
+    }
+    if (!(std::isfinite(it->second) && it->second >= 0)) {
+      return Invalid("audit.tolerance", absl::StrCat("of '", c.name(),
+                                                     "' must be finite and >= 0, got ",
+                                                     it->second));
+    }
+  }
+  for (const auto& [name, tol] : a.tolerance()) {
+    if (components.count(name) == 0) {
+      return Invalid("audit.tolerance",
+                     absl::StrCat("names '", name, "', which is not a utility component"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::StatusOr<ResolvedSpec> ResolveSwarmSpec(const SwarmSpec& in, uint64_t seed_if_unset) {
   WXP_RETURN_IF_ERROR(ValidateSwarmName(in.name()));
   SwarmSpec spec = in;
@@ -415,6 +458,7 @@ absl::StatusOr<ResolvedSpec> ResolveSwarmSpec(const SwarmSpec& in, uint64_t seed
     return Invalid("audit_sample_rate",
                    absl::StrCat("must be in [0, 1], got ", spec.audit_sample_rate()));
   }
+  WXP_RETURN_IF_ERROR(ResolveAudit(spec));
   if (!spec.has_min_experts()) spec.set_min_experts(2);
   if (spec.min_experts() < 1) {
     return Invalid("min_experts", absl::StrCat("must be >= 1, got ", spec.min_experts()));

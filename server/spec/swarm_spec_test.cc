@@ -103,6 +103,49 @@ TEST(SwarmSpecTest, EveryInvalidFieldIsNamed) {
   EXPECT_FALSE(ResolveSwarmSpec(Parse(R"(name: "" utility { name: "a" weight: 1 })"), 1).ok());
 }
 
+TEST(SwarmSpecTest, AuditPolicyIsOffByDefaultAndGetsItsDefaultsWhenOn) {
+  auto off = ResolveSwarmSpec(Parse(kMinimal), 1);
+  ASSERT_TRUE(off.ok()) << off.status();
+  EXPECT_FALSE(off->spec.has_audit());
+  // Off is off: what an off policy says is dropped, not judged.
+  auto off_with_junk = ResolveSwarmSpec(
+      Parse(std::string(kMinimal) + R"( audit { enabled: false sample_rate: 7 })"), 1);
+  ASSERT_TRUE(off_with_junk.ok()) << off_with_junk.status();
+  EXPECT_FALSE(off_with_junk->spec.has_audit());
+  auto on = ResolveSwarmSpec(
+      Parse(std::string(kMinimal) + R"( audit { enabled: true tolerance { key: "acc" value: 0.01 } })"),
+      1);
+  ASSERT_TRUE(on.ok()) << on.status();
+  EXPECT_TRUE(on->spec.audit().enabled());
+  EXPECT_EQ(on->spec.audit().quarantine_after(), 3);
+  EXPECT_EQ(on->spec.audit().sample_rate(), 0);
+  EXPECT_EQ(on->spec.audit().tolerance().at("acc"), 0.01);
+}
+
+TEST(SwarmSpecTest, AuditPolicyRefusalsNameTheField) {
+  const struct {
+    const char* audit;
+    const char* needle;
+  } cases[] = {
+      {R"(enabled: true)", "has no entry for utility component 'acc'"},
+      {R"(enabled: true tolerance { key: "acc" value: -1 })", "must be finite and >= 0"},
+      {R"(enabled: true tolerance { key: "acc" value: inf })", "must be finite and >= 0"},
+      {R"(enabled: true tolerance { key: "acc" value: 0 } tolerance { key: "lossy" value: 1 })",
+       "'lossy', which is not a utility component"},
+      {R"(enabled: true tolerance { key: "acc" value: 0 } sample_rate: 1.5)", "audit.sample_rate"},
+      {R"(enabled: true tolerance { key: "acc" value: 0 } quarantine_after: 0)",
+       "audit.quarantine_after"},
+  };
+  for (const auto& c : cases) {
+    auto r = ResolveSwarmSpec(
+        Parse(std::string(kMinimal) + " audit { " + c.audit + " }"), 1);
+    ASSERT_FALSE(r.ok()) << c.audit;
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << c.audit;
+    EXPECT_NE(r.status().message().find(c.needle), std::string::npos)
+        << c.audit << " -> " << r.status().message();
+  }
+}
+
 TEST(SwarmSpecTest, AnUnknownTransportDtypeNamesTheField) {
   wxp::v1::SwarmSpec spec = Parse(kMinimal);
   spec.set_transport_dtype(static_cast<wxp::v1::DType>(7));  // a newer client's value

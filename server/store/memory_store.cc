@@ -65,6 +65,26 @@ absl::Status MemoryStore::ApplyTo(State& state, const SwarmUpdate& u) {
     auto b = state.blobs.find(id);
     if (b != state.blobs.end() && b->second.refcount > 0) --b->second.refcount;
   }
+  for (const AuditClaim& a : u.audits) {
+    const auto key = std::make_pair(a.iteration, a.particle_id);
+    if (s.evaluations.count(key) == 0) {
+      return absl::NotFoundError(absl::StrCat("no evaluation of particle ", a.particle_id,
+                                              " at iteration ", a.iteration, " to audit"));
+    }
+    s.audits[key] = a;
+  }
+  for (const StandingChange& c : u.standings) {
+    auto [it, inserted] = state.clients.try_emplace(c.client);
+    ClientRecord& r = it->second;
+    if (inserted) r = {{c.client, Role::kAgent}, c.now_ms, c.now_ms, false};
+    if (c.disputed) {
+      ++r.audits_disputed;
+      ++r.strikes;
+      if (r.strikes >= c.quarantine_after) r.quarantined = true;
+    } else {
+      ++r.audits_confirmed;
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -192,6 +212,27 @@ absl::StatusOr<std::vector<AuditRecord>> MemoryStore::ListAudit(const std::strin
     if (a.swarm == swarm) out.push_back(a);
   }
   return out;
+}
+
+absl::StatusOr<std::vector<AuditClaim>> MemoryStore::ListAuditClaims(const std::string& swarm) {
+  absl::ReaderMutexLock lock(&mu_);
+  absl::StatusOr<const Swarm*> s = Find(swarm);
+  if (!s.ok()) return s.status();
+  std::vector<AuditClaim> out;
+  for (const auto& [key, a] : (*s)->audits) out.push_back(a);
+  return out;
+}
+
+absl::Status MemoryStore::LiftQuarantine(const std::string& identity, const AuditRecord& audit) {
+  absl::MutexLock lock(&mu_);
+  auto it = state_.clients.find(identity);
+  if (it == state_.clients.end()) {
+    return absl::NotFoundError(absl::StrCat("no client '", identity, "'"));
+  }
+  it->second.quarantined = false;
+  it->second.strikes = 0;
+  state_.audit.push_back(audit);
+  return absl::OkStatus();
 }
 
 absl::Status MemoryStore::TouchClient(const Identity& client, int64_t now_ms) {

@@ -35,11 +35,13 @@ class MemoryStore : public SwarmStore {
       const std::string& swarm, const std::string& blob_id) override;
   absl::StatusOr<std::vector<HistoryRecord>> ListHistory(const std::string& swarm) override;
   absl::StatusOr<std::vector<AuditRecord>> ListAudit(const std::string& swarm) override;
+  absl::StatusOr<std::vector<AuditClaim>> ListAuditClaims(const std::string& swarm) override;
   absl::Status TouchClient(const Identity& client, int64_t now_ms) override;
   absl::StatusOr<ClientRecord> GetClient(const std::string& identity) override;
   absl::StatusOr<std::vector<ClientRecord>> ListClients() override;
   absl::Status SetRevoked(const std::string& identity, bool revoked,
                           const AuditRecord& audit) override;
+  absl::Status LiftQuarantine(const std::string& identity, const AuditRecord& audit) override;
   absl::StatusOr<std::vector<BlobRecord>> ListBlobs() override;
   absl::StatusOr<std::string> IntegrityCheck() override { return std::string("ok"); }
 
@@ -58,6 +60,7 @@ class MemoryStore : public SwarmStore {
     std::map<int32_t, ExpertRecord> experts;
     std::map<std::pair<int32_t, int32_t>, EvaluationRecord> evaluations;  // (iteration, particle)
     std::map<std::pair<int32_t, int32_t>, HistoryRecord> history;         // (version, iteration)
+    std::map<std::pair<int32_t, int32_t>, AuditClaim> audits;  // (iteration, particle)
   };
   struct State {
     std::map<std::string, Swarm> swarms;

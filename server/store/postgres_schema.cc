@@ -151,6 +151,27 @@ CREATE TABLE replicas (
   address TEXT NOT NULL,
   expires_ms BIGINT NOT NULL
 );
+)sql"},
+                                                                     {3, R"sql(
+-- Audits (SPEC 12): each audited claim, and each client's standing.
+CREATE TABLE audits (
+  swarm_id BIGINT NOT NULL REFERENCES swarms(id),
+  iteration BIGINT NOT NULL,
+  particle_id BIGINT NOT NULL,
+  reporter TEXT NOT NULL,
+  candidate BOOLEAN NOT NULL,
+  state BIGINT NOT NULL,
+  audited_scores TEXT NOT NULL,
+  auditor TEXT NOT NULL,
+  decided_ms BIGINT NOT NULL,
+  PRIMARY KEY (swarm_id, iteration, particle_id),
+  FOREIGN KEY (swarm_id, iteration, particle_id)
+    REFERENCES evaluations (swarm_id, iteration, particle_id)
+);
+ALTER TABLE clients ADD COLUMN audits_confirmed BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE clients ADD COLUMN audits_disputed BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE clients ADD COLUMN strikes BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE clients ADD COLUMN quarantined BOOLEAN NOT NULL DEFAULT false;
 )sql"}};
   return *migrations;
 }
@@ -337,6 +358,10 @@ HistoryRecord ReadHistory(const Result& r, int i) {
 // The role column is text (RoleName); one that does not parse is refused, not guessed at.
 absl::StatusOr<ClientRecord> ReadClient(const Result& r, int i) {
   ClientRecord c{{r.Text(i, 0)}, r.Int(i, 2), r.Int(i, 3), r.Bool(i, 4)};
+  c.audits_confirmed = static_cast<int32_t>(r.Int(i, 5));
+  c.audits_disputed = static_cast<int32_t>(r.Int(i, 6));
+  c.strikes = static_cast<int32_t>(r.Int(i, 7));
+  c.quarantined = r.Bool(i, 8);
   absl::StatusOr<Role> role = ParseRole(r.Text(i, 1));
   if (!role.ok()) {
     return absl::DataLossError(absl::StrCat("stored client '", c.client.name,
@@ -344,6 +369,24 @@ absl::StatusOr<ClientRecord> ReadClient(const Result& r, int i) {
   }
   c.client.role = *role;
   return c;
+}
+
+absl::StatusOr<AuditClaim> ReadAuditClaim(const Result& r, int i) {
+  AuditClaim a;
+  a.particle_id = static_cast<int32_t>(r.Int(i, 0));
+  a.iteration = static_cast<int32_t>(r.Int(i, 1));
+  a.reporter = r.Text(i, 2);
+  a.candidate = r.Bool(i, 3);
+  const int64_t state = r.Int(i, 4);
+  if (state < 1 || state > 3) {
+    return absl::DataLossError(absl::StrCat("stored audit of particle ", a.particle_id,
+                                            " iteration ", a.iteration, " has state ", state));
+  }
+  a.state = static_cast<AuditState>(state);
+  WXP_ASSIGN_OR_RETURN(a.audited_scores, internal::ScoresFromJson(r.Text(i, 5)));
+  a.auditor = r.Text(i, 6);
+  a.decided_ms = r.Int(i, 7);
+  return a;
 }
 
 }  // namespace wxp::store::postgres_internal

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "server/store/internal/postgres_schema.h"
+#include "server/store/internal/scores_json.h"
 
 namespace wxp::store {
 
@@ -17,6 +18,7 @@ using postgres_internal::AddParticle;
 using postgres_internal::AddSwarm;
 using postgres_internal::Assignments;
 using postgres_internal::FromExcluded;
+using postgres_internal::kAuditClaimColumns;
 using postgres_internal::kCompatibleVersion;
 using postgres_internal::kEvaluationColumns;
 using postgres_internal::kHistoryColumns;
@@ -215,6 +217,49 @@ absl::Status PostgresStore::ApplyLocked(const SwarmUpdate& u) {
                                     Params().Text(blob))
                             .status());
   }
+  for (const AuditClaim& a : u.audits) {
+    WXP_ASSIGN_OR_RETURN(Result e, conn_->Query("SELECT 1 FROM evaluations WHERE swarm_id = $1 "
+                                                "AND iteration = $2 AND particle_id = $3",
+                                                Params().Int(id).Int(a.iteration).Int(a.particle_id)));
+    if (e.rows() != 1) {
+      return absl::NotFoundError(absl::StrCat("no evaluation of particle ", a.particle_id,
+                                              " at iteration ", a.iteration, " to audit"));
+    }
+    WXP_RETURN_IF_ERROR(
+        conn_
+            ->Query(absl::StrCat("INSERT INTO audits (swarm_id, ", kAuditClaimColumns,
+                                 ") VALUES (", Placeholders(1, 9),
+                                 ") ON CONFLICT (swarm_id, iteration, particle_id) DO UPDATE SET ",
+                                 FromExcluded(kAuditClaimColumns)),
+                    Params()
+                        .Int(id)
+                        .Int(a.particle_id)
+                        .Int(a.iteration)
+                        .Text(a.reporter)
+                        .Bool(a.candidate)
+                        .Int(static_cast<int64_t>(a.state))
+                        .Text(internal::ScoresToJson(a.audited_scores))
+                        .Text(a.auditor)
+                        .Int(a.decided_ms))
+            .status());
+  }
+  for (const StandingChange& c : u.standings) {
+    WXP_RETURN_IF_ERROR(
+        conn_
+            ->Query("INSERT INTO clients (identity, role, first_seen_ms, last_seen_ms, revoked) "
+                    "VALUES ($1, 'agent', $2, $2, false) ON CONFLICT (identity) DO NOTHING",
+                    Params().Text(c.client).Int(c.now_ms))
+            .status());
+    const int64_t disputed = c.disputed ? 1 : 0;
+    WXP_RETURN_IF_ERROR(
+        conn_
+            ->Query("UPDATE clients SET audits_confirmed = audits_confirmed + $1, "
+                    "audits_disputed = audits_disputed + $2, strikes = strikes + $2, "
+                    "quarantined = quarantined OR ($2 = 1 AND strikes + 1 >= $3) "
+                    "WHERE identity = $4",
+                    Params().Int(1 - disputed).Int(disputed).Int(c.quarantine_after).Text(c.client))
+            .status());
+  }
   return absl::OkStatus();
 }
 
@@ -252,6 +297,22 @@ absl::Status PostgresStore::TouchClient(const Identity& client, int64_t now_ms) 
             "role = excluded.role, last_seen_ms = excluded.last_seen_ms",
             Params().Text(client.name).Text(RoleName(client.role)).Int(now_ms).Int(now_ms))
         .status();
+  });
+}
+
+absl::Status PostgresStore::LiftQuarantine(const std::string& identity,
+                                           const AuditRecord& audit) {
+  absl::MutexLock lock(&mu_);
+  return Retrying([&]() -> absl::Status {
+    Transaction txn(conn_.get());
+    WXP_RETURN_IF_ERROR(txn.status());
+    WXP_ASSIGN_OR_RETURN(
+        Result r, conn_->Query("UPDATE clients SET quarantined = false, strikes = 0 WHERE "
+                               "identity = $1",
+                               Params().Text(identity)));
+    if (r.affected() != 1) return absl::NotFoundError(absl::StrCat("no client '", identity, "'"));
+    WXP_RETURN_IF_ERROR(InsertAudit(audit));
+    return Commit(txn);
   });
 }
 

@@ -43,6 +43,7 @@ BlobRecord ReadBlob(const Result& r, int i) {
 
 }  // namespace
 
+using postgres_internal::kAuditClaimColumns;
 using postgres_internal::kClientColumns;
 using postgres_internal::kCompatibleVersion;
 using postgres_internal::kEvaluationColumns;
@@ -50,6 +51,7 @@ using postgres_internal::kHistoryColumns;
 using postgres_internal::kParticleColumns;
 using postgres_internal::kSwarmColumns;
 using postgres_internal::Migrations;
+using postgres_internal::ReadAuditClaim;
 using postgres_internal::ReadClient;
 using postgres_internal::ReadEvaluation;
 using postgres_internal::ReadHistory;
@@ -167,6 +169,20 @@ absl::StatusOr<std::vector<AuditRecord>> PostgresStore::ListAudit(const std::str
                                                 "audit_log WHERE swarm = $1 ORDER BY id",
                                                 Params().Text(swarm)));
     return Rows<AuditRecord>(r, ReadAudit);
+  });
+}
+
+absl::StatusOr<std::vector<AuditClaim>> PostgresStore::ListAuditClaims(
+    const std::string& swarm) {
+  absl::MutexLock lock(&mu_);
+  return Retrying([&]() -> absl::StatusOr<std::vector<AuditClaim>> {
+    WXP_ASSIGN_OR_RETURN(int64_t id, SwarmId(swarm));
+    WXP_ASSIGN_OR_RETURN(
+        Result r, conn_->Query(absl::StrCat("SELECT ", kAuditClaimColumns,
+                                            " FROM audits WHERE swarm_id = $1 "
+                                            "ORDER BY iteration, particle_id"),
+                               Params().Int(id)));
+    return Rows<AuditClaim>(r, ReadAuditClaim);
   });
 }
 

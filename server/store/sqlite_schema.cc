@@ -139,6 +139,27 @@ CREATE INDEX audit_log_by_swarm ON audit_log (swarm, id);
       // open the database: an index changes no row.
       {2, R"sql(
 CREATE INDEX evaluations_by_blob ON evaluations (blob_id);
+)sql"},
+      // Audits (SPEC 12): each audited claim, and each client's standing.
+      {3, R"sql(
+CREATE TABLE audits (
+  swarm_id INTEGER NOT NULL REFERENCES swarms(id),
+  iteration INTEGER NOT NULL,
+  particle_id INTEGER NOT NULL,
+  reporter TEXT NOT NULL,
+  candidate INTEGER NOT NULL,
+  state INTEGER NOT NULL,
+  audited_scores TEXT NOT NULL,
+  auditor TEXT NOT NULL,
+  decided_ms INTEGER NOT NULL,
+  PRIMARY KEY (swarm_id, iteration, particle_id),
+  FOREIGN KEY (swarm_id, iteration, particle_id)
+    REFERENCES evaluations (swarm_id, iteration, particle_id)
+);
+ALTER TABLE clients ADD COLUMN audits_confirmed INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE clients ADD COLUMN audits_disputed INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE clients ADD COLUMN strikes INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE clients ADD COLUMN quarantined INTEGER NOT NULL DEFAULT 0;
 )sql"}};
   return *migrations;
 }
@@ -252,6 +273,10 @@ HistoryRecord ReadHistory(const Statement& q) {
 // The role column is text (RoleName); one that does not parse is refused, not guessed at.
 absl::StatusOr<ClientRecord> ReadClient(const Statement& q) {
   ClientRecord c{{q.ColumnText(0)}, q.ColumnInt(2), q.ColumnInt(3), q.ColumnInt(4) != 0};
+  c.audits_confirmed = static_cast<int32_t>(q.ColumnInt(5));
+  c.audits_disputed = static_cast<int32_t>(q.ColumnInt(6));
+  c.strikes = static_cast<int32_t>(q.ColumnInt(7));
+  c.quarantined = q.ColumnInt(8) != 0;
   absl::StatusOr<Role> role = ParseRole(q.ColumnText(1));
   if (!role.ok()) {
     return absl::DataLossError(absl::StrCat("stored client '", c.client.name,
@@ -259,6 +284,24 @@ absl::StatusOr<ClientRecord> ReadClient(const Statement& q) {
   }
   c.client.role = *role;
   return c;
+}
+
+absl::StatusOr<AuditClaim> ReadAuditClaim(const Statement& q) {
+  AuditClaim a;
+  a.particle_id = static_cast<int32_t>(q.ColumnInt(0));
+  a.iteration = static_cast<int32_t>(q.ColumnInt(1));
+  a.reporter = q.ColumnText(2);
+  a.candidate = q.ColumnInt(3) != 0;
+  const int64_t state = q.ColumnInt(4);
+  if (state < 1 || state > 3) {
+    return absl::DataLossError(absl::StrCat("stored audit of particle ", a.particle_id,
+                                            " iteration ", a.iteration, " has state ", state));
+  }
+  a.state = static_cast<AuditState>(state);
+  WXP_ASSIGN_OR_RETURN(a.audited_scores, ScoresFromJson(q.ColumnText(5)));
+  a.auditor = q.ColumnText(6);
+  a.decided_ms = q.ColumnInt(7);
+  return a;
 }
 
 }  // namespace wxp::store::sqlite_internal

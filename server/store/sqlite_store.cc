@@ -13,6 +13,7 @@ using db::Statement;
 using internal::ScoresToJson;
 using sqlite_internal::BindSwarm;
 using sqlite_internal::kCompatibleVersion;
+using sqlite_internal::kAuditClaimColumns;
 using sqlite_internal::kEvaluationColumns;
 using sqlite_internal::kHistoryColumns;
 using sqlite_internal::kParticleColumns;
@@ -202,6 +203,52 @@ absl::Status SqliteStore::ApplyLocked(const SwarmUpdate& u) {
                                                   "WHERE id = ? AND refcount > 0"));
     WXP_RETURN_IF_ERROR(q.Bind(1, absl::string_view(blob)).Run());
   }
+  for (const AuditClaim& a : u.audits) {
+    WXP_ASSIGN_OR_RETURN(Statement e, db_->Cached("SELECT 1 FROM evaluations WHERE swarm_id = ? "
+                                                  "AND iteration = ? AND particle_id = ?"));
+    e.Bind(1, id).Bind(2, int64_t{a.iteration}).Bind(3, int64_t{a.particle_id});
+    WXP_ASSIGN_OR_RETURN(bool found, e.Step());
+    if (!found) {
+      return absl::NotFoundError(absl::StrCat("no evaluation of particle ", a.particle_id,
+                                              " at iteration ", a.iteration, " to audit"));
+    }
+    WXP_ASSIGN_OR_RETURN(
+        Statement q, db_->Cached(absl::StrCat("INSERT OR REPLACE INTO audits (swarm_id, ",
+                                              kAuditClaimColumns,
+                                              ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")));
+    WXP_RETURN_IF_ERROR(q.Bind(1, id)
+                            .Bind(2, int64_t{a.particle_id})
+                            .Bind(3, int64_t{a.iteration})
+                            .Bind(4, absl::string_view(a.reporter))
+                            .Bind(5, int64_t{a.candidate})
+                            .Bind(6, static_cast<int64_t>(a.state))
+                            .Bind(7, absl::string_view(ScoresToJson(a.audited_scores)))
+                            .Bind(8, absl::string_view(a.auditor))
+                            .Bind(9, a.decided_ms)
+                            .Run());
+  }
+  for (const StandingChange& c : u.standings) {
+    WXP_ASSIGN_OR_RETURN(
+        Statement ins,
+        db_->Cached("INSERT INTO clients (identity, role, first_seen_ms, last_seen_ms, revoked) "
+                    "VALUES (?, 'agent', ?, ?, 0) ON CONFLICT(identity) DO NOTHING"));
+    WXP_RETURN_IF_ERROR(
+        ins.Bind(1, absl::string_view(c.client)).Bind(2, c.now_ms).Bind(3, c.now_ms).Run());
+    WXP_ASSIGN_OR_RETURN(
+        Statement q,
+        db_->Cached("UPDATE clients SET audits_confirmed = audits_confirmed + ?, "
+                    "audits_disputed = audits_disputed + ?, strikes = strikes + ?, "
+                    "quarantined = CASE WHEN ? AND strikes + 1 >= ? THEN 1 ELSE quarantined END "
+                    "WHERE identity = ?"));
+    const int64_t disputed = c.disputed ? 1 : 0;
+    WXP_RETURN_IF_ERROR(q.Bind(1, 1 - disputed)
+                            .Bind(2, disputed)
+                            .Bind(3, disputed)
+                            .Bind(4, disputed)
+                            .Bind(5, int64_t{c.quarantine_after})
+                            .Bind(6, absl::string_view(c.client))
+                            .Run());
+  }
   return absl::OkStatus();
 }
 
@@ -241,6 +288,19 @@ absl::Status SqliteStore::TouchClient(const Identity& client, int64_t now_ms) {
       .Bind(3, now_ms)
       .Bind(4, now_ms)
       .Run();
+}
+
+absl::Status SqliteStore::LiftQuarantine(const std::string& identity, const AuditRecord& audit) {
+  absl::MutexLock lock(&mu_);
+  db::Transaction txn(db_.get());
+  WXP_RETURN_IF_ERROR(txn.status());
+  WXP_ASSIGN_OR_RETURN(
+      Statement q,
+      db_->Cached("UPDATE clients SET quarantined = 0, strikes = 0 WHERE identity = ?"));
+  WXP_RETURN_IF_ERROR(q.Bind(1, absl::string_view(identity)).Run());
+  if (db_->Changes() != 1) return absl::NotFoundError(absl::StrCat("no client '", identity, "'"));
+  WXP_RETURN_IF_ERROR(InsertAudit(audit));
+  return txn.Commit();
 }
 
 absl::Status SqliteStore::SetRevoked(const std::string& identity, bool revoked,

@@ -44,6 +44,8 @@ class SqliteStore : public SwarmStore {
       const std::string& swarm, const std::string& blob_id) override;
   absl::StatusOr<std::vector<HistoryRecord>> ListHistory(const std::string& swarm) override;
   absl::StatusOr<std::vector<AuditRecord>> ListAudit(const std::string& swarm) override;
+  absl::StatusOr<std::vector<AuditClaim>> ListAuditClaims(const std::string& swarm) override;
+  absl::Status LiftQuarantine(const std::string& identity, const AuditRecord& audit) override;
   absl::Status TouchClient(const Identity& client, int64_t now_ms) override;
   absl::StatusOr<ClientRecord> GetClient(const std::string& identity) override;
   absl::StatusOr<std::vector<ClientRecord>> ListClients() override;

@@ -32,10 +32,13 @@ auto BindNothing = [](Statement&) {};
 
 }  // namespace
 
+using sqlite_internal::kAuditClaimColumns;
+using sqlite_internal::kClientColumns;
 using sqlite_internal::kEvaluationColumns;
 using sqlite_internal::kHistoryColumns;
 using sqlite_internal::kParticleColumns;
 using sqlite_internal::kSwarmColumns;
+using sqlite_internal::ReadAuditClaim;
 using sqlite_internal::ReadClient;
 using sqlite_internal::ReadEvaluation;
 using sqlite_internal::ReadHistory;
@@ -153,12 +156,21 @@ absl::StatusOr<std::vector<AuditRecord>> SqliteStore::ListAudit(const std::strin
       });
 }
 
+absl::StatusOr<std::vector<AuditClaim>> SqliteStore::ListAuditClaims(const std::string& swarm) {
+  absl::MutexLock lock(&mu_);
+  WXP_ASSIGN_OR_RETURN(int64_t id, SwarmId(swarm));
+  return Query<AuditClaim>(
+      db_.get(),
+      absl::StrCat("SELECT ", kAuditClaimColumns,
+                   " FROM audits WHERE swarm_id = ? ORDER BY iteration, particle_id"),
+      [&](Statement& q) { q.Bind(1, id); }, ReadAuditClaim);
+}
+
 absl::StatusOr<ClientRecord> SqliteStore::GetClient(const std::string& identity) {
   const auto read = [&](db::Database* db) {
     return Query<ClientRecord>(
         db,
-        "SELECT identity, role, first_seen_ms, last_seen_ms, revoked FROM "
-        "clients WHERE identity = ?",
+        absl::StrCat("SELECT ", kClientColumns, " FROM clients WHERE identity = ?"),
         [&](Statement& q) { q.Bind(1, absl::string_view(identity)); }, ReadClient);
   };
   absl::StatusOr<std::vector<ClientRecord>> rows = absl::UnavailableError("no reader");
@@ -179,8 +191,8 @@ absl::StatusOr<ClientRecord> SqliteStore::GetClient(const std::string& identity)
 absl::StatusOr<std::vector<ClientRecord>> SqliteStore::ListClients() {
   absl::MutexLock lock(&mu_);
   return Query<ClientRecord>(db_.get(),
-                             "SELECT identity, role, first_seen_ms, last_seen_ms, revoked FROM "
-                             "clients ORDER BY identity",
+                             absl::StrCat("SELECT ", kClientColumns,
+                                          " FROM clients ORDER BY identity"),
                              BindNothing, ReadClient);
 }
 

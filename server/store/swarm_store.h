@@ -125,6 +125,43 @@ struct ClientRecord {
   int64_t first_seen_ms = 0;
   int64_t last_seen_ms = 0;
   bool revoked = false;
+  // Audits of the client's claims (SPEC 12): counts, the disputes since its quarantine was
+  // last lifted, and whether it is quarantined (refused like a revoked client).
+  int32_t audits_confirmed = 0;
+  int32_t audits_disputed = 0;
+  int32_t strikes = 0;
+  bool quarantined = false;
+};
+
+// An audited claim (SPEC 12): one evaluation an auditor is to check or has checked.
+enum class AuditState : int32_t {
+  // Stored as its number, which is wxp.v1.AuditVerdict's for the same state.
+  kPending = 1,
+  kConfirmed = 2,
+  kDisputed = 3,
+};
+
+struct AuditClaim {
+  int32_t particle_id = 0;
+  int32_t iteration = 0;
+  std::string reporter;  // client identity of the evaluation's reporter
+  // Held back from g until decided (a candidate for g); else drawn for the sample and
+  // counted at once.
+  bool candidate = false;
+  AuditState state = AuditState::kPending;
+  std::map<std::string, double> audited_scores;  // empty while pending
+  std::string auditor;                           // "" while pending
+  int64_t decided_ms = 0;                        // 0 while pending
+};
+
+// A decided audit's effect on its reporter, applied with the verdict: +1 confirmed, or +1
+// disputed and +1 strike, quarantining the client once strikes reach quarantine_after. A
+// client not on record yet is created (role agent, seen now).
+struct StandingChange {
+  std::string client;
+  bool disputed = false;
+  int32_t quarantine_after = 0;
+  int64_t now_ms = 0;
 };
 
 struct AuditRecord {
@@ -182,8 +219,17 @@ inline bool operator==(const ExpertRecord& a, const ExpertRecord& b) {
 }
 
 inline bool operator==(const ClientRecord& a, const ClientRecord& b) {
-  return std::tie(a.client, a.first_seen_ms, a.last_seen_ms, a.revoked) ==
-         std::tie(b.client, b.first_seen_ms, b.last_seen_ms, b.revoked);
+  return std::tie(a.client, a.first_seen_ms, a.last_seen_ms, a.revoked, a.audits_confirmed,
+                  a.audits_disputed, a.strikes, a.quarantined) ==
+         std::tie(b.client, b.first_seen_ms, b.last_seen_ms, b.revoked, b.audits_confirmed,
+                  b.audits_disputed, b.strikes, b.quarantined);
+}
+
+inline bool operator==(const AuditClaim& a, const AuditClaim& b) {
+  return std::tie(a.particle_id, a.iteration, a.reporter, a.candidate, a.state, a.audited_scores,
+                  a.auditor, a.decided_ms) == std::tie(b.particle_id, b.iteration, b.reporter,
+                                                       b.candidate, b.state, b.audited_scores,
+                                                       b.auditor, b.decided_ms);
 }
 
 inline bool operator==(const AuditRecord& a, const AuditRecord& b) {
@@ -210,6 +256,10 @@ struct SwarmUpdate {
   std::vector<AuditRecord> audit;
   std::vector<BlobRecord> blob_refs;     // +1 reference each (created with the given size)
   std::vector<std::string> blob_unrefs;  // -1 reference each; never below zero
+  // Insert or replace by (particle_id, iteration); NotFound unless that evaluation is
+  // recorded (in this update or before).
+  std::vector<AuditClaim> audits;
+  std::vector<StandingChange> standings;
   // Several replicas (SPEC 6.1; lease.h): the fencing token of the lease of `swarm` under
   // which this update was computed. A store that checks fences (PostgreSQL with
   // require_fence) commits the update only if that lease still has this token, checked in
@@ -279,6 +329,8 @@ class SwarmStore {
   // Ordered by (utility_version, iteration).
   virtual absl::StatusOr<std::vector<HistoryRecord>> ListHistory(const std::string& swarm) = 0;
   virtual absl::StatusOr<std::vector<AuditRecord>> ListAudit(const std::string& swarm) = 0;
+  // Every audited claim of the swarm, ordered by (iteration, particle_id).
+  virtual absl::StatusOr<std::vector<AuditClaim>> ListAuditClaims(const std::string& swarm) = 0;
 
   // Records that a client connected (created on first sight, keyed by client.name; role
   // and last_seen updated).
@@ -290,6 +342,8 @@ class SwarmStore {
   // NotFound for an unknown identity.
   virtual absl::Status SetRevoked(const std::string& identity, bool revoked,
                                   const AuditRecord& audit) = 0;
+  // Lifts a quarantine (strikes back to 0); NotFound for an unknown identity.
+  virtual absl::Status LiftQuarantine(const std::string& identity, const AuditRecord& audit) = 0;
 
   virtual absl::StatusOr<std::vector<BlobRecord>> ListBlobs() = 0;  // by id
 

@@ -23,7 +23,11 @@ inline constexpr char kEvaluationColumns[] =
 inline constexpr char kHistoryColumns[] =
     "iteration, utility_version, g_utility, gw_utility, mean_utility, step_length, restarts, "
     "reports, closed_ms";
-inline constexpr char kClientColumns[] = "identity, role, first_seen_ms, last_seen_ms, revoked";
+inline constexpr char kClientColumns[] =
+    "identity, role, first_seen_ms, last_seen_ms, revoked, audits_confirmed, audits_disputed, "
+    "strikes, quarantined";
+inline constexpr char kAuditClaimColumns[] =
+    "particle_id, iteration, reporter, candidate, state, audited_scores, auditor, decided_ms";
 
 }  // namespace wxp::store::internal
 

@@ -19,10 +19,12 @@ namespace wxp::store::postgres_internal {
 // Every schema version, oldest first. Later versions append; never edit a shipped one.
 const std::vector<db::pg::Migration>& Migrations();
 // The oldest schema version this code can read and write. 2: a binary without leases must
-// not write to a database whose swarms replicas lead (its writes would not be fenced).
-inline constexpr int kCompatibleVersion = 2;
+// not write to a database whose swarms replicas lead (its writes would not be fenced). 3:
+// audits (SPEC 12); an older binary would serve quarantined clients.
+inline constexpr int kCompatibleVersion = 3;
 
 // The column lists: internal/columns.h.
+using internal::kAuditClaimColumns;
 using internal::kClientColumns;
 using internal::kEvaluationColumns;
 using internal::kHistoryColumns;
@@ -50,6 +52,7 @@ ParticleRow ReadParticle(const db::pg::Result& r, int row);
 absl::StatusOr<EvaluationRecord> ReadEvaluation(const db::pg::Result& r, int row);
 HistoryRecord ReadHistory(const db::pg::Result& r, int row);
 absl::StatusOr<ClientRecord> ReadClient(const db::pg::Result& r, int row);
+absl::StatusOr<AuditClaim> ReadAuditClaim(const db::pg::Result& r, int row);
 
 }  // namespace wxp::store::postgres_internal
 

@@ -19,22 +19,26 @@ namespace wxp::store::sqlite_internal {
 // Every schema version, oldest first. Later versions append; never edit a shipped one.
 const std::vector<db::Migration>& Migrations();
 // The oldest schema version this code can read and write.
-inline constexpr int kCompatibleVersion = 1;
+// 3: audits (SPEC 12); an older binary would serve quarantined clients.
+inline constexpr int kCompatibleVersion = 3;
 
 // The column lists: internal/columns.h.
+using internal::kAuditClaimColumns;
+using internal::kClientColumns;
 using internal::kEvaluationColumns;
 using internal::kHistoryColumns;
 using internal::kParticleColumns;
 using internal::kSwarmColumns;
 
 // Row -> record, for a statement selecting the matching column list (clients: identity,
-// role, first_seen_ms, last_seen_ms, revoked). DataLoss for a stored value the record
+// role, first_seen_ms, last_seen_ms, revoked and the audit columns). DataLoss for a stored value the record
 // cannot hold (scores that are not a JSON object of numbers, an unknown role).
 SwarmRecord ReadSwarm(const db::Statement& q);
 ParticleRow ReadParticle(const db::Statement& q);
 absl::StatusOr<EvaluationRecord> ReadEvaluation(const db::Statement& q);
 HistoryRecord ReadHistory(const db::Statement& q);
 absl::StatusOr<ClientRecord> ReadClient(const db::Statement& q);
+absl::StatusOr<AuditClaim> ReadAuditClaim(const db::Statement& q);
 
 // Record -> parameters 1..24 of a statement over kSwarmColumns.
 void BindSwarm(db::Statement& q, const SwarmRecord& s);

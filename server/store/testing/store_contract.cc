@@ -248,6 +248,86 @@ TEST_P(StoreContractTest, ClientsAreTrackedAndRevoked) {
   EXPECT_EQ(store_->GetClient("nobody").status().code(), absl::StatusCode::kNotFound);
 }
 
+// Audits (SPEC 12): claims are recorded with their evaluation and replaced by their
+// verdict; a reporter's standing moves with each verdict, atomically with it, and a
+// quarantine lasts until it is lifted.
+TEST_P(StoreContractTest, AuditClaimsAndStandingsAreDurable) {
+  ASSERT_TRUE(store_->CreateSwarm(Swarm("s"), Audit("s", "create")).ok());
+  ASSERT_TRUE(store_->TouchClient({"liar", Role::kAgent}, 10).ok());
+  AuditClaim pending{1, 2, "liar", true, AuditState::kPending, {}, "", 0};
+  SwarmUpdate report;
+  report.swarm = "s";
+  report.evaluation = Eval(1, 2, 0.9);
+  report.audits.push_back(pending);
+  ASSERT_TRUE(store_->Apply(report).ok());
+  // A claim about an evaluation never recorded is refused, and changes nothing.
+  SwarmUpdate orphan;
+  orphan.swarm = "s";
+  orphan.audits.push_back({0, 5, "liar", false, AuditState::kPending, {}, "", 0});
+  orphan.standings.push_back({"liar", true, 1, 50});
+  EXPECT_EQ(store_->Apply(orphan).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->GetClient("liar")->strikes, 0);
+
+  auto claims = store_->ListAuditClaims("s");
+  ASSERT_TRUE(claims.ok()) << claims.status();
+  ASSERT_EQ(claims->size(), 1u);
+  EXPECT_EQ((*claims)[0], pending);
+
+  const int kQuarantineAfter = 2;
+  AuditClaim disputed = pending;
+  disputed.state = AuditState::kDisputed;
+  disputed.audited_scores = {{"acc", 0.3}, {"ppl", 1.0 / 3.0}};
+  disputed.auditor = "vendor";
+  disputed.decided_ms = 60;
+  SwarmUpdate verdict;
+  verdict.swarm = "s";
+  verdict.audits.push_back(disputed);
+  verdict.standings.push_back({"liar", true, kQuarantineAfter, 60});
+  ASSERT_TRUE(store_->Apply(verdict).ok());
+  claims = store_->ListAuditClaims("s");
+  ASSERT_EQ(claims->size(), 1u);
+  EXPECT_EQ((*claims)[0], disputed);
+  auto liar = store_->GetClient("liar");
+  ASSERT_TRUE(liar.ok());
+  EXPECT_EQ(liar->audits_disputed, 1);
+  EXPECT_EQ(liar->strikes, 1);
+  EXPECT_FALSE(liar->quarantined);
+
+  // A confirmed claim of an unknown reporter creates it; a second dispute quarantines.
+  SwarmUpdate more;
+  more.swarm = "s";
+  more.evaluation = Eval(0, 3, 0.5);
+  more.audits.push_back({0, 3, "honest", false, AuditState::kConfirmed, {{"acc", 0.5}}, "vendor",
+                         70});
+  more.standings.push_back({"honest", false, kQuarantineAfter, 70});
+  more.standings.push_back({"liar", true, kQuarantineAfter, 70});
+  ASSERT_TRUE(store_->Apply(more).ok());
+  auto honest = store_->GetClient("honest");
+  ASSERT_TRUE(honest.ok()) << honest.status();
+  EXPECT_EQ(honest->client.role, Role::kAgent);
+  EXPECT_EQ(honest->audits_confirmed, 1);
+  EXPECT_FALSE(honest->quarantined);
+  liar = store_->GetClient("liar");
+  EXPECT_EQ(liar->audits_disputed, 2);
+  EXPECT_EQ(liar->strikes, 2);
+  EXPECT_TRUE(liar->quarantined);
+  EXPECT_TRUE(store_->TouchClient({"liar", Role::kAgent}, 80).ok());
+  EXPECT_TRUE(store_->GetClient("liar")->quarantined);  // a reconnect does not lift it
+  claims = store_->ListAuditClaims("s");
+  ASSERT_EQ(claims->size(), 2u);  // by (iteration, particle)
+  EXPECT_EQ((*claims)[0].iteration, 2);
+  EXPECT_EQ((*claims)[1].iteration, 3);
+
+  ASSERT_TRUE(store_->LiftQuarantine("liar", Audit("", "unquarantine liar")).ok());
+  liar = store_->GetClient("liar");
+  EXPECT_FALSE(liar->quarantined);
+  EXPECT_EQ(liar->strikes, 0);
+  EXPECT_EQ(liar->audits_disputed, 2);  // the record stays
+  EXPECT_EQ(store_->LiftQuarantine("nobody", Audit("", "x")).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(store_->ListAuditClaims("nope").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(*store_->IntegrityCheck(), "ok");
+}
+
 // Group commit: many writers, each waiting for its own update; every update lands, and the
 // store's order is the enqueue order.
 TEST_P(StoreContractTest, ConcurrentWritersAreAllDurableInEnqueueOrder) {
