@@ -205,6 +205,17 @@ absl::StatusOr<wxp::v1::ListParticlesResponse> Coordinator::ListParticles(
         mu_.AssertHeld();
         WXP_ASSIGN_OR_RETURN(Swarm * s, Find(swarm));
         wxp::v1::ListParticlesResponse out;
+        std::map<int, int> disputed;
+        if (s->audited()) {
+          WXP_RETURN_IF_ERROR(FlushLocked());
+          WXP_ASSIGN_OR_RETURN(std::vector<store::AuditClaim> claims,
+                               options_.store->ListAuditClaims(swarm));
+          for (const store::AuditClaim& a : claims) {
+            if (a.state == store::AuditState::kDisputed) ++disputed[a.particle_id];
+          }
+        }
+        std::map<int, int> pending;
+        for (const auto& [key, claim] : s->pending_audits) ++pending[key.first];
         for (int i = 0; i < s->pool_size(); ++i) {
           const ParticleRow p = s->RowOf(i);
           auto* info = out.add_particles();
@@ -214,6 +225,8 @@ absl::StatusOr<wxp::v1::ListParticlesResponse> Coordinator::ListParticles(
           info->set_utility(p.engine.utility);
           info->set_best_utility(p.engine.best_utility);
           info->set_restarts(p.engine.restarts);
+          info->set_disputed_claims(disputed[i]);
+          info->set_pending_audits(pending[i]);
           if (p.last_report_ms > 0)
             *info->mutable_last_report_time() = ToTimestamp(p.last_report_ms);
         }
@@ -239,6 +252,22 @@ absl::StatusOr<wxp::v1::GetHistoryResponse> Coordinator::GetHistory(const std::s
     e->set_reports(h.reports);
     e->set_utility_weight_version(h.utility_version);
     *e->mutable_closed_time() = ToTimestamp(h.closed_ms);
+  }
+  WXP_ASSIGN_OR_RETURN(std::vector<store::AuditClaim> claims,
+                       options_.store->ListAuditClaims(swarm));
+  for (const store::AuditClaim& a : claims) {
+    auto* c = out.add_audits();
+    c->set_iteration(a.iteration);
+    c->set_particle_id(a.particle_id);
+    c->set_reporter(a.reporter);
+    c->set_candidate(a.candidate);
+    c->set_verdict(static_cast<wxp::v1::AuditVerdict>(a.state));
+    WXP_ASSIGN_OR_RETURN(store::EvaluationRecord e,
+                         options_.store->GetEvaluation(swarm, a.particle_id, a.iteration));
+    c->mutable_claimed_scores()->insert(e.scores.begin(), e.scores.end());
+    c->mutable_audited_scores()->insert(a.audited_scores.begin(), a.audited_scores.end());
+    c->set_auditor(a.auditor);
+    if (a.decided_ms > 0) *c->mutable_decided_time() = ToTimestamp(a.decided_ms);
   }
   return out;
 }

@@ -116,6 +116,7 @@ void Coordinator::Swarm::PruneEvals() {
   }
   mark(row.round_best);
   mark(row.round_worst);
+  for (const auto& [key, claim] : pending_audits) keep.insert(key);
   for (auto it = evals.begin(); it != evals.end();) {
     const auto next = std::next(it);
     const bool latest = next == evals.end() || next->first.first != it->first.first;
@@ -208,10 +209,19 @@ absl::StatusOr<std::unique_ptr<Coordinator::Swarm>> Coordinator::LoadSwarmLocked
     int64_t& seen = s->last_seen_ms[p.owner];
     seen = std::max(seen, p.last_report_ms);
   }
+  if (s->audited()) {
+    WXP_ASSIGN_OR_RETURN(std::vector<store::AuditClaim> claims, st.ListAuditClaims(row.name));
+    for (store::AuditClaim& a : claims) {
+      if (a.state == store::AuditState::kPending) {
+        s->pending_audits[{a.particle_id, a.iteration}] = std::move(a);
+      }
+    }
+  }
   WXP_ASSIGN_OR_RETURN(std::vector<store::EvaluationRecord> evals, st.ListEvaluations(row.name));
   for (const auto& e : evals) {
     s->evals[{e.particle_id, e.iteration}] = InfoOf(e);
-    if (e.iteration > row.closed_iterations) {
+    // A held-back candidate is not a report of its round until it is decided.
+    if (e.iteration > row.closed_iterations && !s->HeldBack(e.particle_id, e.iteration)) {
       RoundStats& r = s->rounds[e.iteration];
       ++r.reports;
       r.failed += e.failed;

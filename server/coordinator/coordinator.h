@@ -144,6 +144,21 @@ class Coordinator {
   // A position blob finished uploading: evaluations that named it are now held.
   absl::Status OnBlobStored(const std::string& blob_id);
 
+  // ---- auditors (SPEC 12; swarm_spec.proto AuditPolicy) ----
+  // The oldest pending claim, by (iteration, particle), whose position the server holds,
+  // of the named swarm or of any swarm (by name); NONE if there is none.
+  absl::StatusOr<wxp::v1::PullAuditTaskResponse> PullAuditTask(
+      const Caller& caller, const wxp::v1::PullAuditTaskRequest& request);
+  // Decides a pending claim from the auditor's scores: confirmed when every utility
+  // component is within its tolerance of the claim, disputed otherwise. A confirmed
+  // candidate counts from now on (p_i, g, g_w, the round), as its report would have without
+  // audits; a disputed one never counts as g (swarm_spec.proto). The verdict, the
+  // reporter's standing (and quarantine), the engine's change and an audit-log line are
+  // one durable update. NotFound for a claim never audited; InvalidArgument for scores
+  // missing a component, non-finite or outside the component's range.
+  absl::StatusOr<wxp::v1::ReportAuditResponse> ReportAudit(
+      const Caller& caller, const wxp::v1::ReportAuditRequest& request);
+
   // Closes sync rounds whose deadline passed with quorum met. Call periodically.
   absl::Status Tick();
 

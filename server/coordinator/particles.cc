@@ -163,6 +163,8 @@ absl::StatusOr<wxp::v1::GetTargetsResponse> Coordinator::GetTargets(
                                                           rec.started_iteration,
                                                           " before it starts iteration ", k));
       }
+      // Its report is held back for an auditor (SPEC 12): the engine has not seen it yet.
+      if (s->HeldBack(i, rec.started_iteration)) return wait();
       if (k > s->resolved.params.max_iterations) return wait();  // the hard stop (SPEC 4)
       if (k > rec.started_iteration + 1) {
         return absl::FailedPreconditionError(
@@ -309,10 +311,12 @@ absl::StatusOr<wxp::v1::ReportResponse> Coordinator::Report(const Caller& caller
         // server would never hold that position).
         const PositionRef here{i, k};
         out.set_new_personal_best(s->engine->particle(i).personal_best == here);
+        const bool pending = s->pending_audits.count({i, k}) > 0;
         out.set_upload_requested(!e.held && !e.failed &&
-                                 (UploadAlwaysOrAudited(*s, i, k) ||
+                                 (UploadAlwaysOrAudited(*s, i, k) || pending ||
                                   s->engine->global_best() == here ||
                                   s->engine->global_worst() == here));
+        out.set_audit_pending(s->HeldBack(i, k));
         out.set_global_best_utility(s->engine->global_best_utility());
         return out;
       }
@@ -355,11 +359,27 @@ absl::StatusOr<wxp::v1::ReportResponse> Coordinator::Report(const Caller& caller
       WXP_ASSIGN_OR_RETURN(
           outcome, k == 0 ? engine.RecordInitial(i, utility) : engine.Record(i, k, utility));
     }
+    // Audits (SPEC 12): a claim that would be a new g is held back (the engine does not see
+    // it) until an auditor confirms it; a sample of the others is checked after the fact.
+    std::optional<store::AuditClaim> claim;
+    if (s->audited() && !request.evaluation_failed()) {
+      const bool candidate = outcome.new_global_best;
+      if (candidate || DrawUniform(s->resolved.params.seed, RngStream::kAudit, k, i) <
+                           s->resolved.spec.audit().sample_rate()) {
+        claim =
+            store::AuditClaim{i, k, caller.name, candidate, store::AuditState::kPending, {}, {}, 0};
+      }
+      if (candidate) {
+        engine = *s->engine;
+        outcome = RecordOutcome{};
+      }
+    }
+    const bool held_back = claim && claim->candidate;
     const bool initial_blob = k == 0;  // the server made or received it already
     bool upload = false;
     if (!request.evaluation_failed() && !initial_blob) {
-      upload =
-          UploadAlwaysOrAudited(*s, i, k) || outcome.new_global_best || outcome.new_global_worst;
+      upload = UploadAlwaysOrAudited(*s, i, k) || claim || outcome.new_global_best ||
+               outcome.new_global_worst;
     }
     if (has_alpha && !initial_blob) {
       // The server keeps every alpha (it never asks for an upload in this space).
@@ -390,15 +410,18 @@ absl::StatusOr<wxp::v1::ReportResponse> Coordinator::Report(const Caller& caller
     next_view.engine = std::move(engine);
     next_view.rounds = live.rounds;  // evaluations are added to `live` after the commit
     ParticleRow particle = live.particles[i];
-    RoundStats& r = next_view.rounds[k];
-    ++r.reports;
-    r.failed += e.failed;
+    if (!held_back) {
+      RoundStats& r = next_view.rounds[k];
+      ++r.reports;
+      r.failed += e.failed;
+    }
     particle.last_report_ms = now;
     if (!e.failed) particle.current_blob_id = e.blob_id;
 
     SwarmUpdate u;
     u.swarm = request.swarm();
     u.evaluation = e;
+    if (claim) u.audits.push_back(*claim);
     if (held && !initial_blob) u.blob_refs.push_back({e.blob_id, 0, 0});
     WXP_RETURN_IF_ERROR(MaybeCloseRounds(next_view, u, /*deadline_only=*/false));
     next_view.SyncRow();
@@ -411,6 +434,7 @@ absl::StatusOr<wxp::v1::ReportResponse> Coordinator::Report(const Caller& caller
     live.particles[i] = std::move(particle);
     live.engine = std::move(next_view.engine);
     live.evals[{i, k}] = {e.blob_id, held, utility, scores, e.failed};
+    if (claim) live.pending_audits[{i, k}] = *claim;
     live.rounds = std::move(next_view.rounds);
     live.PruneEvals();
     // A weight change scheduled for the round this report closed happens now if the server
@@ -428,7 +452,14 @@ absl::StatusOr<wxp::v1::ReportResponse> Coordinator::Report(const Caller& caller
       Log(absl::StrFormat("event=new_global_best swarm=%s particle=%d iteration=%d utility=%.6g",
                           request.swarm(), i, k, utility));
     }
+    if (claim) {
+      Log(
+          absl::StrFormat("event=audit_requested swarm=%s particle=%d iteration=%d agent=%s "
+                          "candidate=%d utility=%.6g",
+                          request.swarm(), i, k, caller.name, claim->candidate ? 1 : 0, utility));
+    }
     wxp::v1::ReportResponse out;
+    out.set_audit_pending(held_back);
     out.set_accepted(true);
     out.set_upload_requested(upload && !held);
     out.set_utility(utility);

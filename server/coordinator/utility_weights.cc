@@ -160,6 +160,21 @@ absl::Status Coordinator::ChangeWeightsLocked(Swarm& s,
     WXP_ASSIGN_OR_RETURN(std::vector<store::EvaluationRecord> rows,
                          options_.store->ListEvaluations(s.row.name));
     for (const auto& e : rows) all[{e.particle_id, e.iteration}] = InfoOf(e);
+    // A disputed claim, or a candidate still held back for an auditor (SPEC 12), must not
+    // become g here either: it is ranked like a failed evaluation. (A sampled claim
+    // awaiting its audit counts, as it did when it was reported.)
+    if (s.resolved.spec.audit().enabled()) {
+      WXP_ASSIGN_OR_RETURN(std::vector<store::AuditClaim> claims,
+                           options_.store->ListAuditClaims(s.row.name));
+      for (const store::AuditClaim& a : claims) {
+        if (a.state == store::AuditState::kConfirmed ||
+            (a.state == store::AuditState::kPending && !a.candidate)) {
+          continue;
+        }
+        auto it = all.find({a.particle_id, a.iteration});
+        if (it != all.end()) it->second.failed = true;
+      }
+    }
   }
   // Re-choose among held positions (SPEC 4.2; the runner's utility_changes do the same).
   std::vector<StoredEvaluation> stored;

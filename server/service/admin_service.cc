@@ -64,6 +64,12 @@ void FillClient(const store::ClientRecord& c, wxp::v1::ClientInfo* info) {
   *info->mutable_first_seen() = Millis(c.first_seen_ms);
   *info->mutable_last_seen() = Millis(c.last_seen_ms);
   info->set_revoked(c.revoked);
+  info->set_audits_confirmed(c.audits_confirmed);
+  info->set_audits_disputed(c.audits_disputed);
+  info->set_strikes(c.strikes);
+  const int audited = c.audits_confirmed + c.audits_disputed;
+  info->set_reputation(audited == 0 ? 1.0 : static_cast<double>(c.audits_confirmed) / audited);
+  info->set_quarantined(c.quarantined);
 }
 
 }  // namespace
@@ -92,6 +98,7 @@ AdminServiceImpl::AdminServiceImpl(Coordinator* coordinator, store::SwarmStore* 
   AddServerStreaming("ExportBest", this, &AdminServiceImpl::ExportBest);
   AddUnary("ListClients", this, &AdminServiceImpl::ListClients);
   AddUnary("RevokeClient", this, &AdminServiceImpl::RevokeClient);
+  AddUnary("UnquarantineClient", this, &AdminServiceImpl::UnquarantineClient);
 }
 
 grpc::Status AdminServiceImpl::CreateSwarm(grpc::ServerContext* ctx,
@@ -231,6 +238,25 @@ grpc::Status AdminServiceImpl::RevokeClient(grpc::ServerContext* ctx,
     absl::Status s = store_->SetRevoked(
         req->identity(), true,
         {absl::ToUnixMillis(clock_->Now()), caller.name, "revoke client", "", req->identity()});
+    if (!s.ok()) return s;
+    absl::StatusOr<store::ClientRecord> c = store_->GetClient(req->identity());
+    if (!c.ok()) return c.status();
+    FillClient(*c, resp);
+    return absl::OkStatus();
+  });
+}
+
+grpc::Status AdminServiceImpl::UnquarantineClient(grpc::ServerContext* ctx,
+                                                  const wxp::v1::UnquarantineClientRequest* req,
+                                                  wxp::v1::ClientInfo* resp) {
+  return AsAdmin(gate_, ctx, "UnquarantineClient", [&](const Caller& caller) -> absl::Status {
+    if (req->reason().size() > 1024) {
+      return absl::InvalidArgumentError("reason must be at most 1024 bytes");
+    }
+    absl::Status s = store_->LiftQuarantine(
+        req->identity(),
+        {absl::ToUnixMillis(clock_->Now()), caller.name, "unquarantine client", "",
+         absl::StrCat(req->identity(), req->reason().empty() ? "" : ": ", req->reason())});
     if (!s.ok()) return s;
     absl::StatusOr<store::ClientRecord> c = store_->GetClient(req->identity());
     if (!c.ok()) return c.status();

@@ -50,6 +50,9 @@ class AdminServiceImpl final : public ParsingService {
                           grpc::ServerWriter<wxp::v1::ExportChunk>* writer);
   grpc::Status ListClients(grpc::ServerContext* ctx, const wxp::v1::ListClientsRequest* req,
                            wxp::v1::ListClientsResponse* resp);
+  grpc::Status UnquarantineClient(grpc::ServerContext* ctx,
+                                  const wxp::v1::UnquarantineClientRequest* req,
+                                  wxp::v1::ClientInfo* resp);
   grpc::Status RevokeClient(grpc::ServerContext* ctx, const wxp::v1::RevokeClientRequest* req,
                             wxp::v1::ClientInfo* resp);
 

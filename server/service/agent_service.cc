@@ -13,6 +13,9 @@ namespace {
 constexpr Role kAgents[] = {Role::kAgent};
 // Blob transfer: agents upload positions, admins upload experts and export.
 constexpr Role kAgentsAndAdmins[] = {Role::kAgent, Role::kAdmin};
+// Downloads: auditors fetch the positions they re-evaluate (SPEC 12).
+constexpr Role kDownloaders[] = {Role::kAgent, Role::kAdmin, Role::kAuditor};
+constexpr Role kAuditors[] = {Role::kAuditor};
 
 template <typename T>
 grpc::Status Reply(absl::StatusOr<T> result, T* out) {
@@ -42,6 +45,24 @@ AgentServiceImpl::AgentServiceImpl(Coordinator* coordinator, DiskBlobs* blobs, G
   AddUnary("GetTargets", this, &AgentServiceImpl::GetTargets);
   AddUnary("Report", this, &AgentServiceImpl::Report);
   AddUnary("Heartbeat", this, &AgentServiceImpl::Heartbeat);
+  AddUnary("PullAuditTask", this, &AgentServiceImpl::PullAuditTask);
+  AddUnary("ReportAudit", this, &AgentServiceImpl::ReportAudit);
+}
+
+grpc::Status AgentServiceImpl::PullAuditTask(grpc::ServerContext* ctx,
+                                             const wxp::v1::PullAuditTaskRequest* req,
+                                             wxp::v1::PullAuditTaskResponse* resp) {
+  absl::StatusOr<Caller> caller = gate_->Admit(*ctx, kAuditors, "PullAuditTask");
+  if (!caller.ok()) return ToGrpc(caller.status());
+  return Reply(c_->PullAuditTask(*caller, *req), resp);
+}
+
+grpc::Status AgentServiceImpl::ReportAudit(grpc::ServerContext* ctx,
+                                           const wxp::v1::ReportAuditRequest* req,
+                                           wxp::v1::ReportAuditResponse* resp) {
+  absl::StatusOr<Caller> caller = gate_->Admit(*ctx, kAuditors, "ReportAudit");
+  if (!caller.ok()) return ToGrpc(caller.status());
+  return Reply(c_->ReportAudit(*caller, *req), resp);
 }
 
 grpc::Status AgentServiceImpl::Join(grpc::ServerContext* ctx, const wxp::v1::JoinRequest* req,
@@ -183,7 +204,7 @@ grpc::Status AgentServiceImpl::GetUploadOffset(grpc::ServerContext* ctx,
 grpc::Status AgentServiceImpl::DownloadBlob(
     grpc::ServerContext* ctx, const wxp::v1::DownloadBlobRequest* req,
     grpc::ServerWriter<wxp::v1::DownloadBlobResponse>* writer) {
-  absl::StatusOr<Caller> caller = gate_->Admit(*ctx, kAgentsAndAdmins, "DownloadBlob");
+  absl::StatusOr<Caller> caller = gate_->Admit(*ctx, kDownloaders, "DownloadBlob");
   if (!caller.ok()) return ToGrpc(caller.status());
   absl::StatusOr<std::optional<StreamLimiter::Slot>> slot = AcquireStream(streams_, "DownloadBlob");
   if (!slot.ok()) return ToGrpc(slot.status());

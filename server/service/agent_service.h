@@ -42,6 +42,10 @@ class AgentServiceImpl final : public ParsingService {
                       wxp::v1::ReportResponse* resp);
   grpc::Status Heartbeat(grpc::ServerContext* ctx, const wxp::v1::HeartbeatRequest* req,
                          wxp::v1::HeartbeatResponse* resp);
+  grpc::Status PullAuditTask(grpc::ServerContext* ctx, const wxp::v1::PullAuditTaskRequest* req,
+                             wxp::v1::PullAuditTaskResponse* resp);
+  grpc::Status ReportAudit(grpc::ServerContext* ctx, const wxp::v1::ReportAuditRequest* req,
+                           wxp::v1::ReportAuditResponse* resp);
 
  private:
   grpc::Status ReportUnobserved(grpc::ServerContext* ctx, const wxp::v1::ReportRequest* req,

@@ -14,6 +14,13 @@ absl::StatusOr<Identity> Gatekeeper::Admit(const grpc::ServerContext& ctx,
     return absl::PermissionDeniedError(
         absl::StrCat("client '", caller->name, "' has been revoked"));
   }
+  if (known.ok() && known->quarantined) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("client '", caller->name, "' is quarantined after ", known->strikes,
+                     " disputed audits of its scores; an admin can lift it with `wxpctl clients "
+                     "unquarantine ",
+                     caller->name, "`"));
+  }
   const absl::Time now = clock_->Now();
   bool touch = !known.ok();
   {

@@ -32,7 +32,8 @@ class Gatekeeper {
   Gatekeeper(Authenticator authenticate, store::SwarmStore* store, Clock* clock)
       : authenticate_(std::move(authenticate)), store_(store), clock_(clock) {}
 
-  // The caller if its role is one of `allowed` (RequireRole) and it is not revoked;
+  // The caller if its role is one of `allowed` (RequireRole) and it is neither revoked nor
+  // quarantined (SPEC 12);
   // otherwise PERMISSION_DENIED naming the client, its role and what `rpc` needs (or
   // UNAUTHENTICATED from the authenticator).
   absl::StatusOr<Identity> Admit(const grpc::ServerContext& ctx, absl::Span<const Role> allowed,

@@ -52,6 +52,27 @@ TEST_F(GatekeeperTest, RecordsClientsAndRefusesWrongRolesAndRevoked) {
   EXPECT_EQ(Admit("firm-a", Role::kAgent).status().code(), absl::StatusCode::kPermissionDenied);
 }
 
+// SPEC 12: disputed audits quarantine a client (refused like a revoked one) until an admin
+// lifts it; an auditor is a role like the others.
+TEST_F(GatekeeperTest, AQuarantinedClientIsRefusedUntilLifted) {
+  ASSERT_TRUE(Admit("firm-a", Role::kAgent).ok());
+  ASSERT_TRUE(Admit("vendor", Role::kAuditor).ok());
+  ASSERT_TRUE(store_.CreateSwarm({"s"}, {}).ok());
+  store::SwarmUpdate u;
+  u.swarm = "s";
+  u.standings.push_back({"firm-a", true, 1, 0});
+  ASSERT_TRUE(store_.Apply(u).ok());
+  absl::StatusOr<Identity> refused = Admit("firm-a", Role::kAgent);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_NE(refused.status().message().find("quarantined after 1 disputed audits"),
+            std::string::npos)
+      << refused.status();
+  EXPECT_NE(refused.status().message().find("wxpctl clients unquarantine firm-a"),
+            std::string::npos);
+  ASSERT_TRUE(store_.LiftQuarantine("firm-a", {}).ok());
+  EXPECT_TRUE(Admit("firm-a", Role::kAgent).ok());
+}
+
 TEST_F(GatekeeperTest, AKnownClientIsAdmittedWhenItsRecordCannotBeUpdated) {
   ASSERT_TRUE(Admit("firm-a", Role::kAgent).ok());
   const int64_t seen = store_.GetClient("firm-a")->last_seen_ms;

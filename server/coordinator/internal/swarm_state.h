@@ -101,6 +101,10 @@ struct Coordinator::Swarm {
   // holds them all; keeping every one made the server's memory grow with every report.
   std::map<std::pair<int, int>, coordinator_internal::EvalInfo> evals;
   std::map<int, coordinator_internal::RoundStats> rounds;  // iteration -> stats of open iterations
+  // Audits (SPEC 12): the claims waiting for an auditor, by (particle, iteration). A
+  // candidate's evaluation is in `evals` but not in the engine nor in `rounds` until it is
+  // decided; PruneEvals keeps every one.
+  std::map<std::pair<int, int>, store::AuditClaim> pending_audits;
   // Agent -> when it was last heard from about this swarm (Unix ms). Not persisted: after a
   // load it starts from the stored times of the agent's joins and reports.
   std::map<std::string, int64_t> last_seen_ms;
@@ -116,6 +120,12 @@ struct Coordinator::Swarm {
   std::shared_ptr<const ParticleSpace> space;
 
   bool sync() const { return resolved.spec.mode() == wxp::v1::SYNC; }
+  bool audited() const { return resolved.spec.audit().enabled(); }
+  // A candidate for g held back until an auditor decides it.
+  bool HeldBack(int particle, int iteration) const {
+    auto it = pending_audits.find({particle, iteration});
+    return it != pending_audits.end() && it->second.candidate;
+  }
   bool coefficients() const {
     return resolved.spec.space() == wxp::v1::EXPERT_COEFFICIENTS ||
            resolved.spec.space() == wxp::v1::TOKEN_MIXTURE;
