@@ -1,4 +1,5 @@
-// `wxpctl clients list|revoke`: who the server has seen, and shutting one out.
+// `wxpctl clients list|revoke|unquarantine`: who the server has seen, shutting one out, and
+// lifting an audit quarantine (SPEC 12).
 #include "absl/time/clock.h"
 #include "client/admin/command_util.h"
 #include "client/admin/commands.h"
@@ -42,11 +43,38 @@ int ClientsRevoke(const std::vector<std::string>& args, std::ostream& out, std::
       out, err);
 }
 
+int ClientsUnquarantine(const std::vector<std::string>& args, std::ostream& out,
+                        std::ostream& err) {
+  int code = 0;
+  std::optional<RemoteCommand> rc = OpenRemote(
+      args, {{"reason", "why, recorded in the audit log"}},
+      {"clients unquarantine", "IDENTITY [--reason TEXT] [--output table|json]", 1, 1, true}, out,
+      err, &code);
+  if (!rc) return code;
+  v1::UnquarantineClientRequest req;
+  req.set_identity(rc->args.positional()[0]);
+  req.set_reason(rc->args.Get("reason"));
+  v1::ClientInfo resp;
+  grpc::Status s = rc->conn->CallWithFailover([&] {
+    return rc->conn->admin().UnquarantineClient(rc->conn->NewContext().get(), req, &resp);
+  });
+  return Reply(
+      *rc, s, "clients unquarantine", resp,
+      [](const v1::ClientInfo& c) {
+        return "client " + c.identity() + " (" + c.role() +
+               ") is no longer quarantined: its calls are served again and its strikes "
+               "start from 0\n";
+      },
+      out, err);
+}
+
 }  // namespace
 
 int Clients(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
-  return DispatchSubcommand("clients", args, {{"list", ClientsList}, {"revoke", ClientsRevoke}},
-                            out, err);
+  return DispatchSubcommand(
+      "clients", args,
+      {{"list", ClientsList}, {"revoke", ClientsRevoke}, {"unquarantine", ClientsUnquarantine}},
+      out, err);
 }
 
 }  // namespace wxp::admin

@@ -230,6 +230,23 @@ TEST(ViewsTest, ParticlesWeightsAndClientsTables) {
       absl::Now());
   EXPECT_NE(c.find("firm-a    agent  1970-01-01T00:00:00Z  -          yes"), std::string::npos)
       << c;
+  // Audits (SPEC 12): reputation with what it rests on, and a quarantine with its strikes.
+  const std::string audited = RenderClients(
+      Parse<v1::ListClientsResponse>(
+          "clients { identity: 'liar' role: 'agent' audits_confirmed: 1 audits_disputed: 3 "
+          "strikes: 3 reputation: 0.25 quarantined: true } "
+          "clients { identity: 'new' role: 'agent' }"),
+      absl::Now());
+  EXPECT_NE(audited.find("0.25 (1/4)  yes (3 disputes)"), std::string::npos) << audited;
+  EXPECT_NE(audited.find("QUARANTINED"), std::string::npos) << audited;
+  const std::string claims = RenderAuditedClaims(Parse<v1::GetHistoryResponse>(
+      "audits { iteration: 2 particle_id: 1 reporter: 'liar' candidate: true "
+      "verdict: AUDIT_DISPUTED claimed_scores { key: 'acc' value: 0.9 } "
+      "audited_scores { key: 'acc' value: 0.3 } auditor: 'vendor' }"));
+  EXPECT_NE(claims.find("liar      g candidate  DISPUTED  acc=0.9  acc=0.3  vendor"),
+            std::string::npos)
+      << claims;
+  EXPECT_EQ(RenderAuditedClaims(v1::GetHistoryResponse()), "");
 }
 
 }  // namespace

@@ -46,7 +46,7 @@ int History(const std::vector<std::string>& args, std::ostream& out, std::ostrea
   } else if (rc->args.GetBool("csv")) {
     out << RenderHistoryCsv(resp);
   } else {
-    out << RenderHistoryTable(resp);
+    out << RenderHistoryTable(resp) << RenderAuditedClaims(resp);
   }
   return kExitOk;
 }

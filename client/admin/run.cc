@@ -45,6 +45,7 @@ constexpr char kHelp[] =
     "                           write the global best as a verified PEFT directory\n"
     "  clients list             every client the server has seen\n"
     "  clients revoke ID        refuse a client's certificate identity from now on\n"
+    "  clients unquarantine ID  serve a client an audit quarantined again (SPEC 12)\n"
     "\n"
     "connection flags (anywhere on the line; also from a config file, see --config):\n"
     "  --server HOST:PORT  --tls_cert F --tls_key F --tls_ca F [--tls_server_name N]\n"

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "client/admin/format.h"
 
 namespace wxp::admin {
@@ -151,12 +152,18 @@ std::string RenderParticles(const v1::ListParticlesResponse& particles, absl::Ti
   std::vector<std::vector<std::string>> rows;
   for (const v1::ParticleInfo& p : particles.particles()) {
     const bool reported = p.iteration() >= 0;
-    rows.push_back({absl::StrCat(p.particle_id()), p.owner(), absl::StrCat(p.iteration()),
-                    reported ? FormatNumber(p.utility()) : "-",
-                    reported ? FormatNumber(p.best_utility()) : "-", absl::StrCat(p.restarts()),
-                    Ago(p.last_report_time(), now)});
+    rows.push_back(
+        {absl::StrCat(p.particle_id()), p.owner(), absl::StrCat(p.iteration()),
+         reported ? FormatNumber(p.utility()) : "-",
+         reported ? FormatNumber(p.best_utility()) : "-", absl::StrCat(p.restarts()),
+         Ago(p.last_report_time(), now),
+         // Audits (SPEC 12): claims disputed, and "+N" waiting for an auditor.
+         absl::StrCat(p.disputed_claims(), p.pending_audits()
+                                               ? absl::StrCat(" +", p.pending_audits(), " pending")
+                                               : "")});
   }
-  return RenderTable({"ID", "OWNER", "ITER", "UTILITY", "BEST", "RESTARTS", "LAST REPORT"}, rows);
+  return RenderTable(
+      {"ID", "OWNER", "ITER", "UTILITY", "BEST", "RESTARTS", "LAST REPORT", "DISPUTED"}, rows);
 }
 
 std::string RenderHistoryTable(const v1::GetHistoryResponse& history) {
@@ -168,6 +175,28 @@ std::string RenderHistoryTable(const v1::GetHistoryResponse& history) {
                     absl::StrCat(e.restarts()), absl::StrCat(e.reports())});
   }
   return RenderTable({"WEIGHTS", "ITER", "G", "G_W", "MEAN", "STEP", "RESTARTS", "REPORTS"}, rows);
+}
+
+std::string RenderAuditedClaims(const v1::GetHistoryResponse& history) {
+  if (history.audits().empty()) return "";
+  std::vector<std::vector<std::string>> rows;
+  auto scores = [](const google::protobuf::Map<std::string, double>& m) {
+    std::map<std::string, double> sorted(m.begin(), m.end());
+    std::vector<std::string> parts;
+    for (const auto& [name, v] : sorted) parts.push_back(absl::StrCat(name, "=", FormatNumber(v)));
+    return parts.empty() ? std::string("-") : absl::StrJoin(parts, " ");
+  };
+  for (const v1::AuditedClaim& c : history.audits()) {
+    const char* verdict = c.verdict() == v1::AUDIT_CONFIRMED  ? "confirmed"
+                          : c.verdict() == v1::AUDIT_DISPUTED ? "DISPUTED"
+                                                              : "pending";
+    rows.push_back({absl::StrCat(c.iteration()), absl::StrCat(c.particle_id()), c.reporter(),
+                    c.candidate() ? "g candidate" : "sample", verdict, scores(c.claimed_scores()),
+                    scores(c.audited_scores()), c.auditor().empty() ? "-" : c.auditor()});
+  }
+  return "\naudited claims\n" + RenderTable({"ITER", "PARTICLE", "REPORTER", "WHY", "VERDICT",
+                                             "CLAIMED", "AUDITED", "AUDITOR"},
+                                            rows);
 }
 
 std::string RenderHistoryCsv(const v1::GetHistoryResponse& history) {
@@ -259,10 +288,18 @@ std::string RenderWeights(const v1::UtilityWeights& weights) {
 std::string RenderClients(const v1::ListClientsResponse& clients, absl::Time now) {
   std::vector<std::vector<std::string>> rows;
   for (const v1::ClientInfo& c : clients.clients()) {
+    // Audits (SPEC 12): the share of audited claims confirmed, and how many were audited.
+    const int audited = c.audits_confirmed() + c.audits_disputed();
     rows.push_back({c.identity(), c.role(), FormatUtcTime(FromProtoTime(c.first_seen())),
-                    Ago(c.last_seen(), now), c.revoked() ? "yes" : "no"});
+                    Ago(c.last_seen(), now), c.revoked() ? "yes" : "no",
+                    audited == 0 ? "-"
+                                 : absl::StrFormat("%.2f (%d/%d)", c.reputation(),
+                                                   c.audits_confirmed(), audited),
+                    c.quarantined() ? absl::StrCat("yes (", c.strikes(), " disputes)") : "no"});
   }
-  return RenderTable({"IDENTITY", "ROLE", "FIRST SEEN", "LAST SEEN", "REVOKED"}, rows);
+  return RenderTable(
+      {"IDENTITY", "ROLE", "FIRST SEEN", "LAST SEEN", "REVOKED", "REPUTATION", "QUARANTINED"},
+      rows);
 }
 
 }  // namespace wxp::admin

@@ -33,11 +33,14 @@ std::vector<double> GlobalBestHistory(const v1::GetHistoryResponse& history);
 std::string RenderSwarmStatus(const v1::SwarmStatus& status, const std::vector<double>& g_history,
                               absl::Time now);
 
-// One row per particle: id, owner, iteration, utility, best, restarts, last report age.
+// One row per particle: id, owner, iteration, utility, best, restarts, last report age,
+// disputed claims (and those pending an audit).
 std::string RenderParticles(const v1::ListParticlesResponse& particles, absl::Time now);
 
 // One row per history entry (every weight version; the version is a column).
 std::string RenderHistoryTable(const v1::GetHistoryResponse& history);
+// The audited claims (SPEC 12) under a heading, one row each; "" when there are none.
+std::string RenderAuditedClaims(const v1::GetHistoryResponse& history);
 // The same as CSV with a header line.
 std::string RenderHistoryCsv(const v1::GetHistoryResponse& history);
 // An SVG chart of the utility per iteration: g under every weight version (so a weight
