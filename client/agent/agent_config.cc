@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/certs.h"
 #include "common/file_util.h"
 #include "common/status_macros.h"
 #include "common/text_proto.h"
@@ -41,6 +42,7 @@ void ApplyFlags(const AgentFlags& f, wxp::v1::AgentConfig& config) {
   };
   set(f.server, [&](auto v) { config.set_server_address(v); });
   set(f.tls_cert, [&](auto v) { config.mutable_tls()->set_cert(v); });
+  set(f.role, [&](auto v) { config.set_role(v); });
   set(f.tls_key, [&](auto v) { config.mutable_tls()->set_key(v); });
   set(f.tls_ca, [&](auto v) { config.mutable_tls()->set_ca(v); });
   set(f.tls_server_name, [&](auto v) { config.set_tls_server_name(v); });
@@ -125,7 +127,34 @@ absl::StatusOr<AgentSetup> ResolveAgentSetup(const AgentFlags& flags,
   c.plaintext = config.plaintext();
   c.tls = {config.tls().cert(), config.tls().key(), config.tls().ca()};
   c.tls_server_name = config.tls_server_name();
-  c.role = Role::kAgent;
+  // The role: the certificate's with TLS (the server reads it from there), else the one
+  // configured, sent as metadata.
+  Role role = Role::kAgent;
+  if (!config.role().empty()) {
+    absl::StatusOr<Role> r = ParseRole(config.role());
+    if (!r.ok() || (*r != Role::kAgent && *r != Role::kAuditor)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("role must be agent or auditor, not '", config.role(), "'"));
+    }
+    role = *r;
+  }
+  if (!config.plaintext() && !config.tls().cert().empty()) {
+    absl::StatusOr<std::string> pem = ReadFile(config.tls().cert());
+    absl::StatusOr<CertificateIdentity> id =
+        pem.ok() ? ParseCertificateIdentity(*pem)
+                 : absl::StatusOr<CertificateIdentity>(pem.status());
+    // An unreadable certificate is Connection's to report; the role is only read here.
+    if (id.ok()) {
+      if (!config.role().empty() && id->role != role) {
+        return absl::InvalidArgumentError(absl::StrCat("role '", config.role(),
+                                                       "' contradicts the certificate's role '",
+                                                       RoleName(id->role), "'"));
+      }
+      if (id->role == Role::kAuditor) role = Role::kAuditor;
+    }
+  }
+  setup.role = role;
+  c.role = role;
   c.identity = config.plaintext_identity().empty() ? default_identity : config.plaintext_identity();
   if (config.rpc_deadline_seconds() > 0) {
     c.rpc_deadline = absl::Seconds(config.rpc_deadline_seconds());

@@ -35,6 +35,7 @@ struct AgentFlags {
   bool synthetic = false;
   std::string metrics_address;
   bool metrics_allow_remote = false;
+  std::string role;  // AgentConfig.role
 };
 
 // Everything wxp-agent needs to start.
@@ -43,6 +44,8 @@ struct AgentSetup {
   wxp::v1::AgentConfig config;
   client::ConnectionOptions connection;
   AgentOptions agent;
+  // kAgent, or kAuditor (SPEC 12): then wxp-agent runs client/agent/auditor.h instead.
+  Role role = Role::kAgent;
 };
 
 // Reads `flags.config` if given (relative paths in it are relative to the file), applies the
@@ -51,7 +54,8 @@ struct AgentSetup {
 // Errors: the file's read error; InvalidArgument naming the line for a malformed file, and
 // naming the missing setting (server address, swarm, work directory) or the bad value
 // (negative capacity or durations, a train_command without a program, with a negative
-// timeout or a bad environment key).
+// timeout or a bad environment key, a role that is neither agent nor auditor or that
+// contradicts the TLS certificate's).
 absl::StatusOr<AgentSetup> ResolveAgentSetup(const AgentFlags& flags,
                                              const std::string& default_identity);
 

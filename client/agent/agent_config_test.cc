@@ -2,6 +2,7 @@
 
 #include <filesystem>
 
+#include "common/certs.h"
 #include "common/file_util.h"
 #include "gtest/gtest.h"
 
@@ -158,6 +159,45 @@ TEST(AgentConfigTest, FlagsOverrideTheFileAndDefaultsFillTheRest) {
   s = ResolveAgentSetup(only, "host-1");
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(s->agent.capacity, 1);
+}
+
+// SPEC 12: the auditor role, configured (plaintext: sent as metadata) or, with TLS, read
+// from the certificate, which a configured role may not contradict.
+TEST(AgentConfigTest, RoleIsConfiguredOrTheCertificates) {
+  AgentFlags flags;
+  flags.server = "localhost:1";
+  flags.swarm = "s";
+  flags.work_dir = ::testing::TempDir() + "/agent_config_role";
+  flags.synthetic_optimum = "opt.safetensors";
+  flags.plaintext = true;
+  absl::StatusOr<AgentSetup> s = ResolveAgentSetup(flags, "h");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->role, Role::kAgent);
+  EXPECT_EQ(s->connection.role, Role::kAgent);
+  flags.role = "auditor";
+  s = ResolveAgentSetup(flags, "h");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->role, Role::kAuditor);
+  EXPECT_EQ(s->connection.role, Role::kAuditor);
+  flags.role = "admin";
+  EXPECT_NE(ResolveAgentSetup(flags, "h").status().message().find("agent or auditor"),
+            std::string::npos);
+
+  const std::string dir = ::testing::TempDir() + "/agent_config_certs";
+  std::filesystem::remove_all(dir);
+  ASSERT_TRUE(InitCa(dir + "/ca").ok());
+  ASSERT_TRUE(IssueCertificate(dir + "/ca", {Role::kAuditor, "vendor"}, dir).ok());
+  flags.plaintext = false;
+  flags.tls_cert = dir + "/vendor.crt";
+  flags.tls_key = dir + "/vendor.key";
+  flags.tls_ca = dir + "/ca.crt";
+  flags.role = "";
+  s = ResolveAgentSetup(flags, "h");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->role, Role::kAuditor);  // the certificate's
+  flags.role = "agent";
+  EXPECT_NE(ResolveAgentSetup(flags, "h").status().message().find("contradicts"),
+            std::string::npos);
 }
 
 TEST(AgentConfigTest, RefusalsNameTheProblem) {

@@ -36,6 +36,9 @@ ABSL_FLAG(std::string, metrics_address, "",
           "only unless --metrics_allow_remote");
 ABSL_FLAG(bool, metrics_allow_remote, false, "allow a non-loopback --metrics_address");
 ABSL_FLAG(bool, synthetic, false, "use the synthetic evaluator (with --synthetic_optimum)");
+ABSL_FLAG(std::string, role, "",
+          "agent (default) or auditor: re-evaluate the swarm's claims instead of hosting "
+          "particles (SPEC 12); with TLS the certificate's role decides");
 
 int main(int argc, char** argv) {
   // First of all: gRPC and LibTorch start threads when first used (credentials, channels,
@@ -66,6 +69,7 @@ int main(int argc, char** argv) {
                                absl::GetFlag(FLAGS_synthetic)};
   flags.metrics_address = absl::GetFlag(FLAGS_metrics_address);
   flags.metrics_allow_remote = absl::GetFlag(FLAGS_metrics_allow_remote);
+  flags.role = absl::GetFlag(FLAGS_role);
   char host[256] = {0};
   gethostname(host, sizeof host - 1);
   absl::StatusOr<wxp::agent::AgentSetup> setup = wxp::agent::ResolveAgentSetup(flags, host);
