@@ -340,9 +340,8 @@ absl::Status ResolveAudit(wxp::v1::SwarmSpec& spec) {
                                   "': every component needs an absolute tolerance"));
     }
     if (!(std::isfinite(it->second) && it->second >= 0)) {
-      return Invalid("audit.tolerance", absl::StrCat("of '", c.name(),
-                                                     "' must be finite and >= 0, got ",
-                                                     it->second));
+      return Invalid("audit.tolerance",
+                     absl::StrCat("of '", c.name(), "' must be finite and >= 0, got ", it->second));
     }
   }
   for (const auto& [name, tol] : a.tolerance()) {

@@ -112,9 +112,10 @@ TEST(SwarmSpecTest, AuditPolicyIsOffByDefaultAndGetsItsDefaultsWhenOn) {
       Parse(std::string(kMinimal) + R"( audit { enabled: false sample_rate: 7 })"), 1);
   ASSERT_TRUE(off_with_junk.ok()) << off_with_junk.status();
   EXPECT_FALSE(off_with_junk->spec.has_audit());
-  auto on = ResolveSwarmSpec(
-      Parse(std::string(kMinimal) + R"( audit { enabled: true tolerance { key: "acc" value: 0.01 } })"),
-      1);
+  auto on =
+      ResolveSwarmSpec(Parse(std::string(kMinimal) +
+                             R"( audit { enabled: true tolerance { key: "acc" value: 0.01 } })"),
+                       1);
   ASSERT_TRUE(on.ok()) << on.status();
   EXPECT_TRUE(on->spec.audit().enabled());
   EXPECT_EQ(on->spec.audit().quarantine_after(), 3);
@@ -137,8 +138,7 @@ TEST(SwarmSpecTest, AuditPolicyRefusalsNameTheField) {
        "audit.quarantine_after"},
   };
   for (const auto& c : cases) {
-    auto r = ResolveSwarmSpec(
-        Parse(std::string(kMinimal) + " audit { " + c.audit + " }"), 1);
+    auto r = ResolveSwarmSpec(Parse(std::string(kMinimal) + " audit { " + c.audit + " }"), 1);
     ASSERT_FALSE(r.ok()) << c.audit;
     EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << c.audit;
     EXPECT_NE(r.status().message().find(c.needle), std::string::npos)

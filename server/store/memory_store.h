@@ -60,7 +60,7 @@ class MemoryStore : public SwarmStore {
     std::map<int32_t, ExpertRecord> experts;
     std::map<std::pair<int32_t, int32_t>, EvaluationRecord> evaluations;  // (iteration, particle)
     std::map<std::pair<int32_t, int32_t>, HistoryRecord> history;         // (version, iteration)
-    std::map<std::pair<int32_t, int32_t>, AuditClaim> audits;  // (iteration, particle)
+    std::map<std::pair<int32_t, int32_t>, AuditClaim> audits;             // (iteration, particle)
   };
   struct State {
     std::map<std::string, Swarm> swarms;

@@ -218,17 +218,18 @@ absl::Status PostgresStore::ApplyLocked(const SwarmUpdate& u) {
                             .status());
   }
   for (const AuditClaim& a : u.audits) {
-    WXP_ASSIGN_OR_RETURN(Result e, conn_->Query("SELECT 1 FROM evaluations WHERE swarm_id = $1 "
-                                                "AND iteration = $2 AND particle_id = $3",
-                                                Params().Int(id).Int(a.iteration).Int(a.particle_id)));
+    WXP_ASSIGN_OR_RETURN(Result e,
+                         conn_->Query("SELECT 1 FROM evaluations WHERE swarm_id = $1 "
+                                      "AND iteration = $2 AND particle_id = $3",
+                                      Params().Int(id).Int(a.iteration).Int(a.particle_id)));
     if (e.rows() != 1) {
       return absl::NotFoundError(absl::StrCat("no evaluation of particle ", a.particle_id,
                                               " at iteration ", a.iteration, " to audit"));
     }
     WXP_RETURN_IF_ERROR(
         conn_
-            ->Query(absl::StrCat("INSERT INTO audits (swarm_id, ", kAuditClaimColumns,
-                                 ") VALUES (", Placeholders(1, 9),
+            ->Query(absl::StrCat("INSERT INTO audits (swarm_id, ", kAuditClaimColumns, ") VALUES (",
+                                 Placeholders(1, 9),
                                  ") ON CONFLICT (swarm_id, iteration, particle_id) DO UPDATE SET ",
                                  FromExcluded(kAuditClaimColumns)),
                     Params()
@@ -300,16 +301,15 @@ absl::Status PostgresStore::TouchClient(const Identity& client, int64_t now_ms) 
   });
 }
 
-absl::Status PostgresStore::LiftQuarantine(const std::string& identity,
-                                           const AuditRecord& audit) {
+absl::Status PostgresStore::LiftQuarantine(const std::string& identity, const AuditRecord& audit) {
   absl::MutexLock lock(&mu_);
   return Retrying([&]() -> absl::Status {
     Transaction txn(conn_.get());
     WXP_RETURN_IF_ERROR(txn.status());
-    WXP_ASSIGN_OR_RETURN(
-        Result r, conn_->Query("UPDATE clients SET quarantined = false, strikes = 0 WHERE "
-                               "identity = $1",
-                               Params().Text(identity)));
+    WXP_ASSIGN_OR_RETURN(Result r,
+                         conn_->Query("UPDATE clients SET quarantined = false, strikes = 0 WHERE "
+                                      "identity = $1",
+                                      Params().Text(identity)));
     if (r.affected() != 1) return absl::NotFoundError(absl::StrCat("no client '", identity, "'"));
     WXP_RETURN_IF_ERROR(InsertAudit(audit));
     return Commit(txn);

@@ -172,16 +172,14 @@ absl::StatusOr<std::vector<AuditRecord>> PostgresStore::ListAudit(const std::str
   });
 }
 
-absl::StatusOr<std::vector<AuditClaim>> PostgresStore::ListAuditClaims(
-    const std::string& swarm) {
+absl::StatusOr<std::vector<AuditClaim>> PostgresStore::ListAuditClaims(const std::string& swarm) {
   absl::MutexLock lock(&mu_);
   return Retrying([&]() -> absl::StatusOr<std::vector<AuditClaim>> {
     WXP_ASSIGN_OR_RETURN(int64_t id, SwarmId(swarm));
-    WXP_ASSIGN_OR_RETURN(
-        Result r, conn_->Query(absl::StrCat("SELECT ", kAuditClaimColumns,
-                                            " FROM audits WHERE swarm_id = $1 "
-                                            "ORDER BY iteration, particle_id"),
-                               Params().Int(id)));
+    WXP_ASSIGN_OR_RETURN(Result r, conn_->Query(absl::StrCat("SELECT ", kAuditClaimColumns,
+                                                             " FROM audits WHERE swarm_id = $1 "
+                                                             "ORDER BY iteration, particle_id"),
+                                                Params().Int(id)));
     return Rows<AuditClaim>(r, ReadAuditClaim);
   });
 }

@@ -12,8 +12,8 @@ namespace wxp::store {
 using db::Statement;
 using internal::ScoresToJson;
 using sqlite_internal::BindSwarm;
-using sqlite_internal::kCompatibleVersion;
 using sqlite_internal::kAuditClaimColumns;
+using sqlite_internal::kCompatibleVersion;
 using sqlite_internal::kEvaluationColumns;
 using sqlite_internal::kHistoryColumns;
 using sqlite_internal::kParticleColumns;
@@ -213,9 +213,9 @@ absl::Status SqliteStore::ApplyLocked(const SwarmUpdate& u) {
                                               " at iteration ", a.iteration, " to audit"));
     }
     WXP_ASSIGN_OR_RETURN(
-        Statement q, db_->Cached(absl::StrCat("INSERT OR REPLACE INTO audits (swarm_id, ",
-                                              kAuditClaimColumns,
-                                              ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")));
+        Statement q,
+        db_->Cached(absl::StrCat("INSERT OR REPLACE INTO audits (swarm_id, ", kAuditClaimColumns,
+                                 ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")));
     WXP_RETURN_IF_ERROR(q.Bind(1, id)
                             .Bind(2, int64_t{a.particle_id})
                             .Bind(3, int64_t{a.iteration})

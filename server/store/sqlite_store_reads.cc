@@ -169,8 +169,7 @@ absl::StatusOr<std::vector<AuditClaim>> SqliteStore::ListAuditClaims(const std::
 absl::StatusOr<ClientRecord> SqliteStore::GetClient(const std::string& identity) {
   const auto read = [&](db::Database* db) {
     return Query<ClientRecord>(
-        db,
-        absl::StrCat("SELECT ", kClientColumns, " FROM clients WHERE identity = ?"),
+        db, absl::StrCat("SELECT ", kClientColumns, " FROM clients WHERE identity = ?"),
         [&](Statement& q) { q.Bind(1, absl::string_view(identity)); }, ReadClient);
   };
   absl::StatusOr<std::vector<ClientRecord>> rows = absl::UnavailableError("no reader");
@@ -190,10 +189,9 @@ absl::StatusOr<ClientRecord> SqliteStore::GetClient(const std::string& identity)
 
 absl::StatusOr<std::vector<ClientRecord>> SqliteStore::ListClients() {
   absl::MutexLock lock(&mu_);
-  return Query<ClientRecord>(db_.get(),
-                             absl::StrCat("SELECT ", kClientColumns,
-                                          " FROM clients ORDER BY identity"),
-                             BindNothing, ReadClient);
+  return Query<ClientRecord>(
+      db_.get(), absl::StrCat("SELECT ", kClientColumns, " FROM clients ORDER BY identity"),
+      BindNothing, ReadClient);
 }
 
 absl::StatusOr<std::vector<BlobRecord>> SqliteStore::ListBlobs() {

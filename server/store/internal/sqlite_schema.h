@@ -31,8 +31,8 @@ using internal::kParticleColumns;
 using internal::kSwarmColumns;
 
 // Row -> record, for a statement selecting the matching column list (clients: identity,
-// role, first_seen_ms, last_seen_ms, revoked and the audit columns). DataLoss for a stored value the record
-// cannot hold (scores that are not a JSON object of numbers, an unknown role).
+// role, first_seen_ms, last_seen_ms, revoked and the audit columns). DataLoss for a stored value
+// the record cannot hold (scores that are not a JSON object of numbers, an unknown role).
 SwarmRecord ReadSwarm(const db::Statement& q);
 ParticleRow ReadParticle(const db::Statement& q);
 absl::StatusOr<EvaluationRecord> ReadEvaluation(const db::Statement& q);

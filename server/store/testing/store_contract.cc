@@ -297,8 +297,8 @@ TEST_P(StoreContractTest, AuditClaimsAndStandingsAreDurable) {
   SwarmUpdate more;
   more.swarm = "s";
   more.evaluation = Eval(0, 3, 0.5);
-  more.audits.push_back({0, 3, "honest", false, AuditState::kConfirmed, {{"acc", 0.5}}, "vendor",
-                         70});
+  more.audits.push_back(
+      {0, 3, "honest", false, AuditState::kConfirmed, {{"acc", 0.5}}, "vendor", 70});
   more.standings.push_back({"honest", false, kQuarantineAfter, 70});
   more.standings.push_back({"liar", true, kQuarantineAfter, 70});
   ASSERT_TRUE(store_->Apply(more).ok());
