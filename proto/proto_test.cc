@@ -220,13 +220,13 @@ TEST(ProtoTest, ExampleSwarmSpecParsesAndShowsEveryField) {
   // comments there, since they name files of a real deployment), pool_size, whose
   // default is 0, the second component's upper bound (it has none), and the coefficient
   // space's and the token swarm's settings, which a WEIGHTS swarm must leave unset, and
-  // local training, which the example leaves off (all shown in comments there).
+  // local training and audits, which the example leaves off (all shown in comments there).
   ExpectEveryFieldSet(
       s, {"wxp.v1.SwarmSpec.schema", "wxp.v1.SwarmSpec.template_blob_id",
           "wxp.v1.SwarmHyperparameters.pool_size", "wxp.v1.UtilityComponent.max_value",
           "wxp.v1.SwarmSpec.decoder", "wxp.v1.SwarmSpec.svd_rank", "wxp.v1.SwarmSpec.per_module",
           "wxp.v1.SwarmSpec.local_training", "wxp.v1.SwarmSpec.combination",
-          "wxp.v1.SwarmSpec.expert_families"});
+          "wxp.v1.SwarmSpec.expert_families", "wxp.v1.SwarmSpec.audit"});
   EXPECT_EQ(s.space(), WEIGHTS);
   EXPECT_FALSE(s.utility(1).has_max_value());
 }
@@ -339,7 +339,9 @@ TEST(ProtoTest, ServicesHaveTheDocumentedRpcs) {
        {"GetAssignment", "GetAssignmentRequest", "GetAssignmentResponse", false, false},
        {"GetTargets", "GetTargetsRequest", "GetTargetsResponse", false, false},
        {"Report", "ReportRequest", "ReportResponse", false, false},
-       {"Heartbeat", "HeartbeatRequest", "HeartbeatResponse", false, false}});
+       {"Heartbeat", "HeartbeatRequest", "HeartbeatResponse", false, false},
+       {"PullAuditTask", "PullAuditTaskRequest", "PullAuditTaskResponse", false, false},
+       {"ReportAudit", "ReportAuditRequest", "ReportAuditResponse", false, false}});
   ExpectRpcs("wxp.v1.AdminService",
              {{"CreateSwarm", "CreateSwarmRequest", "CreateSwarmResponse", false, false},
               {"ListSwarms", "ListSwarmsRequest", "ListSwarmsResponse", false, false},
@@ -353,7 +355,8 @@ TEST(ProtoTest, ServicesHaveTheDocumentedRpcs) {
               {"StopSwarm", "SwarmControlRequest", "SwarmStatus", false, false},
               {"ExportBest", "ExportBestRequest", "ExportChunk", false, true},
               {"ListClients", "ListClientsRequest", "ListClientsResponse", false, false},
-              {"RevokeClient", "RevokeClientRequest", "ClientInfo", false, false}});
+              {"RevokeClient", "RevokeClientRequest", "ClientInfo", false, false},
+              {"UnquarantineClient", "UnquarantineClientRequest", "ClientInfo", false, false}});
 }
 
 // True if a message of type `d` can hold a bytes field, directly or nested.

@@ -221,7 +221,8 @@ TEST_F(AuditProcessTest, ALyingAgentNeverHasAClaimAcceptedAsGAndEndsQuarantined)
   // A claim whose position never reached the server (its upload refused once the liar was
   // quarantined, or a last-round sample the auditor left behind) stays pending.
   std::map<std::pair<int, int>, double> disputed;
-  for (const wxp::v1::AuditedClaim& c : History().audits()) {
+  const wxp::v1::GetHistoryResponse history = History();  // the loop must not outlive it
+  for (const wxp::v1::AuditedClaim& c : history.audits()) {
     if (c.verdict() == wxp::v1::AUDIT_PENDING) {
       EXPECT_FALSE(c.candidate() && c.reporter() == "firm-a") << c.ShortDebugString();
       continue;

@@ -97,7 +97,9 @@ class LeasesTest : public ::testing::Test {
       if (Report(c, i, 1, id, i == 1 ? 0.9 : 0.05)) {
         if (i == 1) {
           g = id;
-          if (store_g) EXPECT_EQ(*blobs_.Put(bytes), id);
+          if (store_g) {
+            EXPECT_EQ(*blobs_.Put(bytes), id);
+          }
         } else {
           EXPECT_EQ(*blobs_.Put(bytes), id);
           EXPECT_TRUE(c.OnBlobStored(id).ok());

@@ -187,9 +187,9 @@ TEST_F(ServicesTest, RolesAreEnforced) {
             grpc::StatusCode::PERMISSION_DENIED);
 }
 
-// Auditors get certificates already, but no RPC is theirs yet: every service refuses them
-// by role, before anything is recorded.
-TEST_F(ServicesTest, AnAuditorIsAdmittedByNoRpc) {
+// An auditor (SPEC 12) is admitted by the audit RPCs and by downloads (the positions it
+// re-evaluates) only: every other RPC refuses it by role, before anything is recorded.
+TEST_F(ServicesTest, AnAuditorIsAdmittedOnlyByTheAuditRpcsAndDownloads) {
   std::vector<grpc::Status> refused;
   wxp::v1::CreateSwarmResponse created;
   refused.push_back(Create("audit-1", "auditor", &created));
@@ -205,6 +205,18 @@ TEST_F(ServicesTest, AnAuditorIsAdmittedByNoRpc) {
   oreq.set_blob_id(std::string(64, 'a'));
   wxp::v1::GetUploadOffsetResponse offset;
   refused.push_back(agent_stub_->GetUploadOffset(As("audit-1", "auditor").get(), oreq, &offset));
+  wxp::v1::JoinRequest join;
+  join.set_swarm("s");
+  wxp::v1::JoinResponse joined;
+  refused.push_back(agent_stub_->Join(As("audit-1", "auditor").get(), join, &joined));
+  for (const grpc::Status& s : refused) {
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << s.error_message();
+    EXPECT_NE(s.error_message().find("client 'audit-1' has role auditor;"), std::string::npos)
+        << s.error_message();
+  }
+  EXPECT_EQ(store_.GetClient("audit-1").status().code(), absl::StatusCode::kNotFound);
+
+  // Admitted: the answers are the RPCs' own (no such blob, no such swarm), not a refusal.
   wxp::v1::DownloadBlobRequest dreq;
   dreq.set_blob_id(std::string(64, 'a'));
   auto download_ctx = As("audit-1", "auditor");
@@ -212,13 +224,16 @@ TEST_F(ServicesTest, AnAuditorIsAdmittedByNoRpc) {
   wxp::v1::DownloadBlobResponse msg;
   while (reader->Read(&msg)) {
   }
-  refused.push_back(reader->Finish());
-  for (const grpc::Status& s : refused) {
-    EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << s.error_message();
-    EXPECT_NE(s.error_message().find("client 'audit-1' has role auditor;"), std::string::npos)
-        << s.error_message();
-  }
-  EXPECT_EQ(store_.GetClient("audit-1").status().code(), absl::StatusCode::kNotFound);
+  grpc::Status download = reader->Finish();
+  EXPECT_EQ(download.error_code(), grpc::StatusCode::NOT_FOUND) << download.error_message();
+  wxp::v1::PullAuditTaskRequest pull;
+  pull.set_swarm("no-such-swarm");
+  wxp::v1::PullAuditTaskResponse task;
+  grpc::Status pulled = agent_stub_->PullAuditTask(As("audit-1", "auditor").get(), pull, &task);
+  EXPECT_EQ(pulled.error_code(), grpc::StatusCode::NOT_FOUND) << pulled.error_message();
+  // An agent may not audit.
+  grpc::Status by_agent = agent_stub_->PullAuditTask(As("firm-a", "agent").get(), pull, &task);
+  EXPECT_EQ(by_agent.error_code(), grpc::StatusCode::PERMISSION_DENIED) << by_agent.error_message();
 }
 
 TEST_F(ServicesTest, RevokedClientsAreRefused) {

@@ -2,6 +2,7 @@
 
 #include <map>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/synthetic.h"
@@ -31,9 +32,12 @@ std::unique_ptr<client::Connection> ConnectAs(const std::string& address,
 
 std::string SyntheticSwarmSpec(const std::string& name, const std::string& hyperparameters,
                                const std::string& extra, const std::string& mode) {
+  // A field set twice does not parse, so `extra`'s deadline replaces the default.
+  const bool own_deadline = absl::StrContains(extra, "round_deadline_seconds");
   return absl::StrCat("spec { name: '", name, "' min_experts: 3 mode: ", mode,
-                      " round_deadline_seconds: 600 utility { name: '", kSyntheticComponent,
-                      "' weight: 1 } hyperparameters { ", hyperparameters, " } ", extra, " }");
+                      own_deadline ? "" : " round_deadline_seconds: 600", " utility { name: '",
+                      kSyntheticComponent, "' weight: 1 } hyperparameters { ", hyperparameters,
+                      " } ", extra, " }");
 }
 
 grpc::Status CreateSwarm(client::Connection& admin, const std::string& request_text) {

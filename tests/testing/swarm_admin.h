@@ -28,7 +28,7 @@ std::unique_ptr<client::Connection> ConnectAs(const std::string& address,
 // The text of a CreateSwarmRequest (`spec { ... }`) for a swarm over three experts under the
 // synthetic utility alone (weight 1) with a 600 s round deadline: swarm `name` in `mode`,
 // `hyperparameters` (the fields of its hyperparameters message) and `extra` (more SwarmSpec fields,
-// e.g. the space).
+// e.g. the space; a round_deadline_seconds there replaces the 600 s).
 std::string SyntheticSwarmSpec(const std::string& name, const std::string& hyperparameters,
                                const std::string& extra = "", const std::string& mode = "SYNC");
 
