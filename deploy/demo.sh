@@ -33,8 +33,8 @@
 #
 # --space token_mixture: a token swarm (SPEC 4.5): α over the firms' whole models (adapter
 # plus base model, of any architecture), combined per next byte as --combination says
-# (log_linear, the default here, or mixture; README, "Token swarms"). Agents fetch each
-# other firm's model once; only α moves. The export is a manifest (DIR/best), and the table
+# (mixture, the default as in a swarm spec, or log_linear; README, "Token swarms"). Agents
+# fetch each other firm's model once; only α moves. The export is a manifest (DIR/best), and the table
 # compares it with each firm's model alone and the uniform ensemble of all of them (no weight
 # merges: the models need not share an architecture), then the combined model writes a few
 # lines of licence text (`wxpctl manifest generate`).
@@ -54,7 +54,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 OUT="" SHARDS_CSV="GPL,LGPL,GFDL,MPL,Apache" ITERATIONS=30 STEPS="" KEEP=0 SPACE=lora_product
-ARCH=mlp COMBINATION=log_linear
+ARCH=mlp COMBINATION=mixture
 LAMBDAS_CSV=0.2,0.4,0.6,0.8,1.0 RETARGET_AT="" RETARGET_TO=""
 while [ $# -gt 0 ]; do
   case "$1" in

@@ -133,7 +133,7 @@ int SwarmCreate(const std::vector<std::string>& args, std::ostream& out, std::os
        {"space",
         "where the swarm searches: weights, coefficients or token_mixture (overrides the "
         "spec's space)"},
-       {"combination", "token_mixture space: mixture or log_linear (SPEC 4.5)"},
+       {"combination", "token_mixture space: mixture (the default) or log_linear (SPEC 4.5)"},
        {"decoder", "coefficients space: linear_ab, lora_product or lora_product_svd"},
        {"svd-rank", "lora_product_svd: the rank each module is truncated to"},
        {"per-module", "coefficients space: one coefficient per expert and LoRA module", true},

@@ -191,14 +191,15 @@ namespace {
 // The particle space (SPEC 4.3): defaults written in, and every field that does not apply
 // to the chosen space refused, so a spec never carries a setting that silently does
 // nothing.
-absl::Status ResolveTokenMixture(const wxp::v1::SwarmSpec& spec) {
+absl::Status ResolveTokenMixture(wxp::v1::SwarmSpec& spec) {
   switch (spec.combination()) {
     case wxp::v1::MIXTURE:
     case wxp::v1::LOG_LINEAR:
       break;
     case wxp::v1::TOKEN_COMBINATION_UNSPECIFIED:
-      return Invalid("combination",
-                     "is required in the TOKEN_MIXTURE space: MIXTURE or LOG_LINEAR");
+      // The default is what B5-T measured best (proto/swarm_spec.proto has the figures).
+      spec.set_combination(wxp::v1::MIXTURE);
+      break;
     default:
       return Invalid("combination", absl::StrCat("must be MIXTURE or LOG_LINEAR, not ",
                                                  static_cast<int>(spec.combination())));

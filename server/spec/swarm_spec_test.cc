@@ -422,10 +422,17 @@ TEST(SwarmSpecTest, TokenMixtureTakesACombinationAndExpertFamilies) {
   EXPECT_TRUE(CheckExpertBaseModel(r->spec, c).ok());
 }
 
+// The default combination is written into the resolved spec, so every reader (agents,
+// exports, status) sees the one the swarm runs with.
+TEST(SwarmSpecTest, TokenMixtureWithoutACombinationIsAMixture) {
+  auto r = ResolveSwarmSpec(Parse(std::string(kMinimal) + " space: TOKEN_MIXTURE"), 9);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->spec.combination(), wxp::v1::MIXTURE);
+}
+
 TEST(SwarmSpecTest, TokenMixtureRefusalsNameTheField) {
   const std::string tm = "space: TOKEN_MIXTURE combination: MIXTURE ";
   const std::map<std::string, std::string> refused = {
-      {"space: TOKEN_MIXTURE", "combination"},
       {"space: TOKEN_MIXTURE combination: 7", "combination"},
       {"combination: MIXTURE", "combination"},
       {"space: EXPERT_COEFFICIENTS decoder: LINEAR_AB combination: MIXTURE", "combination"},

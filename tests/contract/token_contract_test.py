@@ -203,6 +203,11 @@ class TokenSwarmTest(ct.WireTest):
                                    transport_dtype=spec_pb.DTYPE_F32)).spec
         self.assertEqual((s.combination, list(s.expert_families), s.transport_dtype),
                          (spec_pb.LOG_LINEAR, [], spec_pb.DTYPE_F32))
+        # Not given: the resolved spec says MIXTURE, the documented default.
+        s = self.create(token_spec("tok-spec-default",
+                                   combination=spec_pb.TOKEN_COMBINATION_UNSPECIFIED)).spec
+        self.assertEqual(s.combination, spec_pb.MIXTURE)
+        self.assertEqual(self.status("tok-spec-default").combination, spec_pb.MIXTURE)
         edge = ["%03d" % i + "f" * 253 for i in range(64)]
         s = self.create(token_spec("tok-spec-64", expert_families=edge)).spec
         self.assertEqual(list(s.expert_families), edge)
@@ -212,8 +217,7 @@ class TokenSwarmTest(ct.WireTest):
         schema = spec_pb.AdapterSchema(tensors=[spec_pb.TensorSpec(
             name="m.lora_A.weight", dtype=spec_pb.DTYPE_F32, shape=[2, 4])])
         cases = [
-            # combination: required here, a known value, and nowhere else.
-            ("combination", dict(combination=spec_pb.TOKEN_COMBINATION_UNSPECIFIED)),
+            # combination: a known value, and nowhere else.
             ("combination", dict(combination=7)),
             ("combination", dict(space=spec_pb.WEIGHTS)),
             ("combination", dict(space=spec_pb.EXPERT_COEFFICIENTS,
