@@ -10,7 +10,7 @@
 #                  [--space weights|linear_ab|lora_product|lora_product_svd|token_mixture]
 #                  [--combination log_linear|mixture] [--keep]
 #                  [--lambdas L1,L2,...] [--architecture mlp|transformer|mixed]
-#                  [--retarget-at N --retarget-to FAMILY]
+#                  [--retarget-at N --retarget-to FAMILY] [--audit]
 #
 # --retarget-at N --retarget-to FAMILY: dynamic utility (SPEC 4.2, 4.4) live. The swarm
 # starts on next-byte accuracy of the mixed dev split (char_acc); once iteration N has
@@ -34,10 +34,17 @@
 # --space token_mixture: a token swarm (SPEC 4.5): α over the firms' whole models (adapter
 # plus base model, of any architecture), combined per next byte as --combination says
 # (mixture, the default as in a swarm spec, or log_linear; README, "Token swarms"). Agents
-# fetch each other firm's model once; only α moves. The export is a manifest (DIR/best), and the table
-# compares it with each firm's model alone and the uniform ensemble of all of them (no weight
-# merges: the models need not share an architecture), then the combined model writes a few
-# lines of licence text (`wxpctl manifest generate`).
+# fetch each other firm's model once; only α moves. The export is a manifest (DIR/best), and
+# the table compares it with each firm's model alone and the uniform ensemble of all of them
+# (no weight merges: the models need not share an architecture), then the combined model
+# writes a few lines of licence text (`wxpctl manifest generate`).
+#
+# --audit: the vendor checks what the firms report (SPEC 12; deploy/README.md, "Audits"). The
+# swarm spec gets an audit policy (every candidate for g, plus a 10 % sample of the other
+# reports, re-evaluated; tolerance 1e-6 on every utility component: the built-in evaluator is
+# deterministic, so honest claims agree exactly) and a wxp-agent of role auditor runs the
+# vendor's own copy of the evaluator. The demo prints what the audits cost (claims
+# re-evaluated, their verdicts) and keeps them in DIR/audits.txt.
 #
 # --lambdas: the grid the merge baselines pick their scale from on the dev split (default
 # 0.2,0.4,0.6,0.8,1.0). Each value costs one merge and one dev evaluation per method.
@@ -55,7 +62,7 @@ ROOT=$PWD
 
 OUT="" SHARDS_CSV="GPL,LGPL,GFDL,MPL,Apache" ITERATIONS=30 STEPS="" KEEP=0 SPACE=lora_product
 ARCH=mlp COMBINATION=mixture
-LAMBDAS_CSV=0.2,0.4,0.6,0.8,1.0 RETARGET_AT="" RETARGET_TO=""
+LAMBDAS_CSV=0.2,0.4,0.6,0.8,1.0 RETARGET_AT="" RETARGET_TO="" AUDIT=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) OUT=$2; KEEP=1; shift 2 ;;
@@ -68,6 +75,7 @@ while [ $# -gt 0 ]; do
     --combination) COMBINATION=$2; shift 2 ;;
     --retarget-at) RETARGET_AT=$2; shift 2 ;;
     --retarget-to) RETARGET_TO=$2; shift 2 ;;
+    --audit) AUDIT=1; shift ;;
     --keep) KEEP=1; shift ;;
     -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0"; exit 0 ;;
     *) echo "demo: unknown argument $1 (see --help)" >&2; exit 2 ;;
@@ -143,7 +151,7 @@ cleanup() {
   if [ "$KEEP" -eq 0 ] && [ $rc -eq 0 ]; then
     # What the last line tells the user to open stays; the rest is scratch.
     find "$OUT" -mindepth 1 -maxdepth 1 ! -name best ! -name table.txt ! -name 'history.*' \
-      ! -name retarget.txt -exec rm -rf {} +
+      ! -name retarget.txt ! -name audits.txt -exec rm -rf {} +
   fi
   if [ $rc -ne 0 ]; then echo "demo: stopped (exit $rc); logs are in $OUT" >&2; fi
 }
@@ -151,15 +159,20 @@ trap cleanup EXIT
 # What the demo's last line says stays after it ends (cleanup removes the rest).
 kept_line() {
   [ "$KEEP" -eq 0 ] || return 0
-  echo "(kept: $OUT/best and $OUT/table.txt${RETARGET_AT:+, the history and retarget.txt}; certificates, logs and experts are removed on exit — --keep keeps them)"
+  local audits=""
+  [ "$AUDIT" -eq 0 ] || audits=", audits.txt"
+  echo "(kept: $OUT/best and $OUT/table.txt${RETARGET_AT:+, the history and retarget.txt}$audits; certificates, logs and experts are removed on exit — --keep keeps them)"
 }
 trap 'exit 130' INT TERM
 
-step "2/8 certificates: one CA, the server, an admin, one agent per firm"
+step "2/8 certificates: one CA, the server, an admin$([ "$AUDIT" -eq 0 ] || echo ", the vendor's auditor"), one agent per firm"
 CERTS=$OUT/certs
 $WXPCTL certs init-ca --dir "$OUT/ca"
 $WXPCTL certs issue --ca "$OUT/ca" --role server --name server --dns localhost --ip 127.0.0.1 --out "$CERTS"
 $WXPCTL certs issue --ca "$OUT/ca" --role admin --name ops --out "$CERTS"
+if [ "$AUDIT" -eq 1 ]; then
+  $WXPCTL certs issue --ca "$OUT/ca" --role auditor --name vendor-audit --out "$CERTS"
+fi
 
 step "3/8 wxp-server on loopback with SQLite and mutual TLS"
 $BIN/server/app/wxp-server --listen=127.0.0.1:0 --port_file="$OUT/server.port" \
@@ -225,6 +238,11 @@ $(for f in "${FAMILIES[@]}"; do
 done)
 hyperparameters { pool_size: $(( ${#EXPERTS[@]} * 2 )) max_iterations: $ITERATIONS patience: 8 seed: 1 }
 $SPACE_SPEC
+$([ "$AUDIT" -eq 0 ] || {
+  echo "audit { enabled: true sample_rate: 0.1 tolerance { key: \"char_acc\" value: 1e-6 }"
+  for f in "${FAMILIES[@]}"; do echo "  tolerance { key: \"char_acc/$f\" value: 1e-6 }"; done
+  echo "}"
+})
 SPEC
 if [ "$SPACE" = weights ]; then
   echo "particle space: WEIGHTS (the paper's search over raw LoRA weights; --space picks another)"
@@ -259,6 +277,42 @@ CFG
   PIDS+=($!) AGENTS+=($!)
   echo "$firm (shard $shard): log $OUT/$firm.log"
 done
+
+if [ "$AUDIT" -eq 1 ]; then
+  # The vendor's auditor: its own copy of the evaluator, no experts, no particles.
+  cat > "$OUT/vendor-audit.agent.textproto" <<CFG
+server_address: "$SERVER"
+tls { cert: "$CERTS/vendor-audit.crt" key: "$CERTS/vendor-audit.key" ca: "$CERTS/ca.crt" }
+swarm: "legal-demo"
+role: "auditor"
+work_dir: "$OUT/agents/vendor-audit"
+builtin_legal_text { split: "dev" base_dir: "$LEGAL" }
+CFG
+  $BIN/client/agent/wxp-agent --config="$OUT/vendor-audit.agent.textproto" \
+    2>"$OUT/vendor-audit.log" &
+  PIDS+=($!)
+  echo "vendor-audit (auditor): log $OUT/vendor-audit.log"
+fi
+
+# What the audits cost and found, from the history's audited claims (--audit).
+audit_report() {
+  $WXPCTL "${ADMIN[@]}" history legal-demo --json | python3 -c '
+import json, sys
+h = json.load(sys.stdin)
+claims = h.get("audits", [])
+def verdict(c):
+    return c.get("verdict", "AUDIT_PENDING").replace("AUDIT_", "").lower()
+count = lambda pred: sum(1 for c in claims if pred(c))
+reports = sum(int(e.get("reports", 0)) for e in h.get("entries", [])
+              if int(e.get("utility_weight_version", e.get("utilityWeightVersion", 1))) == 1)
+print("audits: %d claims re-evaluated by the auditor, against %d reports by the firms"
+      % (count(lambda c: verdict(c) != "pending"), reports))
+print("  candidates for g: %d; sampled: %d" % (count(lambda c: c.get("candidate")),
+                                               count(lambda c: not c.get("candidate"))))
+print("  confirmed %d, disputed %d, still pending %d"
+      % tuple(count(lambda c, v=v: verdict(c) == v) for v in ("confirmed", "disputed", "pending")))'
+  $WXPCTL "${ADMIN[@]}" clients list
+}
 
 # g as `swarm status` reports it: "particle P iteration K, utility U (weights vV)".
 best_line() {
@@ -373,6 +427,10 @@ if [ -n "$RETARGET_AT" ]; then
     | tee -a "$OUT/retarget.txt"
   $WXPCTL "${ADMIN[@]}" history legal-demo --plot "$OUT/history.svg"
   echo "  history: $OUT/history.csv (weight versions: $(cut -d, -f1 "$OUT/history.csv" | tail -n +2 | sort -u | tr '\n' ' '))"
+fi
+
+if [ "$AUDIT" -eq 1 ]; then
+  audit_report | tee "$OUT/audits.txt"
 fi
 
 step "8/8 export and the test-split table"

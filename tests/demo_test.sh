@@ -10,7 +10,10 @@
 # scheduled on the server, not a script racing the swarm), the history must hold both weight
 # versions (and its chart mark the change), and g at the end must be ranked under the new
 # weights: its utility is the exported adapter's dev char_acc/FAMILY as `wxpctl legal eval`
-# scores it, not its mix char_acc. The interrupted run is the demo without the option.
+# scores it, not its mix char_acc. It runs with --audit too (SPEC 12): the vendor's auditor
+# must confirm every claim it decides (the built-in evaluator is deterministic, so honest
+# firms are never disputed), and say so in DIR/audits.txt. The interrupted run is the demo
+# without the options.
 set -uo pipefail
 
 source "$TEST_SRCDIR/$TEST_WORKSPACE/tests/testing/check.sh"
@@ -29,7 +32,7 @@ leftovers() {
 # 1. A full small run.
 OUT="$TMP/run"
 bash "$ROOT/deploy/demo.sh" --out "$OUT" --shards GPL,MPL --finetune-steps 150 \
-  --iterations 6 --lambdas 0.5 --retarget-at 2 --retarget-to MPL > "$TMP/run.log" 2>&1
+  --iterations 6 --lambdas 0.5 --retarget-at 2 --retarget-to MPL --audit > "$TMP/run.log" 2>&1
 rc=$?
 check "the demo exits 0 (got $rc)" [ $rc -eq 0 ]
 [ $rc -eq 0 ] || tail -40 "$TMP/run.log"
@@ -84,6 +87,17 @@ check "the test-split lines for char_acc/MPL are printed" \
 check "the refusals: --retarget-to alone, an unknown family" bash -c "
   ! bash '$ROOT/deploy/demo.sh' --retarget-to MPL >/dev/null 2>&1 &&
   bash '$ROOT/deploy/demo.sh' --retarget-at 9 --retarget-to MPL --iterations 4 2>&1 | grep -q 'retarget-at takes'"
+# The audits.
+cat "$OUT/audits.txt"
+check "the auditor re-evaluated claims, among them candidates for g" \
+  grep -Eq '^  candidates for g: [1-9][0-9]*; sampled: [0-9]+$' "$OUT/audits.txt"
+check "every claim it decided was confirmed: honest firms are never disputed" \
+  grep -Eq '^  confirmed [1-9][0-9]*, disputed 0, still pending [0-9]+$' "$OUT/audits.txt"
+check "the audits are in the server's log and nobody was quarantined" bash -c "
+  grep -q 'event=audit_confirmed swarm=legal-demo' '$OUT/server.log' &&
+  ! grep -q 'event=audit_disputed\|event=client_quarantined' '$OUT/server.log'"
+check "the auditor left when the swarm was done" \
+  grep -q 'event=auditor_done swarm=legal-demo .*disputed=0 .*swarm_done=1' "$OUT/vendor-audit.log"
 
 echo "where the run's time went:"
 sed 's/\x1b\[[0-9;]*m//g' "$TMP/run.log" | grep -E '^(== |\([0-9]+ s\)$)'
