@@ -303,8 +303,8 @@ claims = h.get("audits", [])
 def verdict(c):
     return c.get("verdict", "AUDIT_PENDING").replace("AUDIT_", "").lower()
 count = lambda pred: sum(1 for c in claims if pred(c))
-reports = sum(int(e.get("reports", 0)) for e in h.get("entries", [])
-              if int(e.get("utility_weight_version", e.get("utilityWeightVersion", 1))) == 1)
+# One reading per iteration: after a weight change the history holds the same rounds again.
+reports = sum({int(e["iteration"]): int(e["reports"]) for e in h.get("entries", [])}.values())
 print("audits: %d claims re-evaluated by the auditor, against %d reports by the firms"
       % (count(lambda c: verdict(c) != "pending"), reports))
 print("  candidates for g: %d; sampled: %d" % (count(lambda c: c.get("candidate")),
