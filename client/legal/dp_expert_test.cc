@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <limits>
 
+#include "client/legal/testing/tiny_options.h"
 #include "common/adapter.h"
 #include "common/dp_accountant.h"
 #include "common/dp_record.h"
@@ -17,19 +18,7 @@ namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
-LegalOptions TinyOptions() {
-  LegalOptions o;
-  o.work_dir = std::string(getenv("TEST_TMPDIR")) + "/legal-work";
-  o.model.context = 8;
-  o.model.embed = 8;
-  o.model.hidden = 32;
-  o.model.lora_rank = 2;
-  o.model.lora_alpha = 4;
-  o.model.pretrain_steps = 150;
-  o.model.pretrain_batch = 64;
-  o.model.threads = 1;
-  return o;
-}
+using legal_testing::TinyOptions;
 
 FineTuneOptions TinyFineTune() {
   FineTuneOptions f;

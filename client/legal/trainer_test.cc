@@ -7,25 +7,14 @@
 #include <cstring>
 
 #include "client/legal/evaluator.h"
+#include "client/legal/testing/tiny_options.h"
 #include "common/runner.h"
 #include "gtest/gtest.h"
 
 namespace wxp::legal {
 namespace {
 
-LegalOptions TinyOptions() {
-  LegalOptions o;
-  o.work_dir = std::string(getenv("TEST_TMPDIR")) + "/legal-work";
-  o.model.context = 8;
-  o.model.embed = 8;
-  o.model.hidden = 32;
-  o.model.lora_rank = 2;
-  o.model.lora_alpha = 4;
-  o.model.pretrain_steps = 150;
-  o.model.pretrain_batch = 64;
-  o.model.threads = 1;
-  return o;
-}
+using legal_testing::TinyOptions;
 
 class LegalTrainerTest : public ::testing::Test {
  protected:
