@@ -12,7 +12,7 @@ absl::StatusOr<std::vector<double>> RerankUnderWeights(
   for (const StoredEvaluation& e : evaluations) {
     WXP_ASSIGN_OR_RETURN(double value, utility.Combine(e.scores));
     values.push_back(value);
-    rescored.push_back({e.position, value, e.held});
+    rescored.push_back({e.position, value, e.held, e.may_lead});
   }
   if (engine != nullptr) WXP_RETURN_IF_ERROR(engine->Rerank(rescored));
   return values;

@@ -17,6 +17,9 @@ struct StoredEvaluation {
   PositionRef position;
   Scores scores;
   bool held = false;  // the owner holds the position's bytes: p_i, g, g_w may point at it
+  // False for a claim an audit policy has not confirmed (SPEC 12): it may be p_i or g_w,
+  // not g (SwarmEngine::Rescored::may_lead).
+  bool may_lead = true;
 };
 
 // Every evaluation's utility under `utility` (UtilityFunction::Combine of its stored scores;

@@ -231,6 +231,8 @@ absl::Status SwarmEngine::Rerank(const std::vector<Rescored>& evaluations) {
   });
   global_best_ = global_worst_ = PositionRef{};
   for (ParticleRecord& p : particles_) p.personal_best = PositionRef{};
+  bool any_may_lead = false;
+  for (const Rescored& e : evaluations) any_may_lead |= e.eligible && e.may_lead;
   for (const Rescored* e : order) {
     const PositionRef& ref = e->position;
     const double value = e->utility;
@@ -241,7 +243,7 @@ absl::Status SwarmEngine::Rerank(const std::vector<Rescored>& evaluations) {
       p.personal_best = ref;
       p.best_utility = value;
     }
-    if (!global_best_.valid() || value > global_best_utility_) {
+    if ((e->may_lead || !any_may_lead) && (!global_best_.valid() || value > global_best_utility_)) {
       global_best_ = ref;
       global_best_utility_ = value;
     }

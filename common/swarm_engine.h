@@ -238,13 +238,16 @@ class SwarmEngine {
   // (`eligible`: the owner holds its bytes, so p_i, g and g_w can point at it). Each
   // particle's latest utility takes its new value; p_i, g and g_w are re-chosen among the
   // eligible positions, ties going to the earliest (iteration, particle); a particle with
-  // no eligible position keeps no p_i. Counters (patience, restarts, started iterations)
-  // are untouched. InvalidArgument for an unknown particle, a negative iteration or a
+  // no eligible position keeps no p_i. g is chosen among the eligible positions that may
+  // lead (`may_lead`: false for a claim no auditor has confirmed, SPEC 12), or among all
+  // eligible ones when none may. Counters (patience, restarts, started iterations) are
+  // untouched. InvalidArgument for an unknown particle, a negative iteration or a
   // non-finite utility; nothing changes then.
   struct Rescored {
     PositionRef position;
     double utility = 0;
     bool eligible = false;
+    bool may_lead = true;
   };
   absl::Status Rerank(const std::vector<Rescored>& evaluations);
 

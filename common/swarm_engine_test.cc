@@ -440,6 +440,25 @@ TEST(SwarmEngineTest, RerankRechoosesBestsAmongEligiblePositions) {
   EXPECT_EQ(e.particle(0).recorded_started, before.particles[0].recorded_started);
 }
 
+// Audited swarms (SPEC 12): a position no auditor confirmed may be p_i or g_w, never g;
+// when none may lead, g is chosen among every eligible position (never left unset).
+TEST(SwarmEngineTest, RerankChoosesGAmongPositionsThatMayLead) {
+  SwarmEngine e = MakeEngine(Deterministic(), 3, {0.1, 0.5, 0.9});
+  ASSERT_TRUE(e.Rerank({{{0, 0}, 0.9, true, /*may_lead=*/false},
+                        {{1, 0}, 0.5, true, true},
+                        {{2, 0}, 0.1, true, false}})
+                  .ok());
+  EXPECT_EQ(e.global_best(), (PositionRef{1, 0}));
+  EXPECT_EQ(e.global_best_utility(), 0.5);
+  EXPECT_EQ(e.global_worst(), (PositionRef{2, 0}));
+  EXPECT_EQ(e.particle(0).personal_best, (PositionRef{0, 0}));
+  ASSERT_TRUE(
+      e.Rerank(
+           {{{0, 0}, 0.9, true, false}, {{1, 0}, 0.5, true, false}, {{2, 0}, 0.95, false, true}})
+          .ok());
+  EXPECT_EQ(e.global_best(), (PositionRef{0, 0}));  // the one that may lead is not held
+}
+
 TEST(SwarmEngineTest, RerankTiesGoToTheEarliestAndUnheldParticlesKeepNoPersonalBest) {
   SwarmEngine e = MakeEngine(Deterministic(), 3, {0.1, 0.5, 0.9});
   ASSERT_TRUE(e.Rerank({{{2, 0}, 0.5, true}, {{1, 0}, 0.5, true}, {{0, 0}, 0.5, false}}).ok());

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <regex>
@@ -221,8 +222,13 @@ TEST_F(AuditProcessTest, ALyingAgentNeverHasAClaimAcceptedAsGAndEndsQuarantined)
   // A claim whose position never reached the server (its upload refused once the liar was
   // quarantined, or a last-round sample the auditor left behind) stays pending.
   std::map<std::pair<int, int>, double> disputed;
+  int liar_claims = 0, liar_pending = 0;
   const wxp::v1::GetHistoryResponse history = History();  // the loop must not outlive it
   for (const wxp::v1::AuditedClaim& c : history.audits()) {
+    if (c.reporter() == "firm-b") {
+      ++liar_claims;
+      liar_pending += c.verdict() == wxp::v1::AUDIT_PENDING;
+    }
     if (c.verdict() == wxp::v1::AUDIT_PENDING) {
       EXPECT_FALSE(c.candidate() && c.reporter() == "firm-a") << c.ShortDebugString();
       continue;
@@ -251,7 +257,7 @@ TEST_F(AuditProcessTest, ALyingAgentNeverHasAClaimAcceptedAsGAndEndsQuarantined)
   const std::string server_log = proc::Tail(server_->log_path(), 4 << 20);
   static const std::regex kG(
       R"(event=new_global_best .*particle=(\d+) iteration=(\d+) utility=(\S+))");
-  int gs = 0;
+  int gs = 0, liar_gs = 0;
   for (absl::string_view line : absl::StrSplit(server_log, '\n')) {
     if (!absl::StrContains(line, "event=new_global_best ")) continue;
     const std::string text(line);
@@ -260,6 +266,7 @@ TEST_F(AuditProcessTest, ALyingAgentNeverHasAClaimAcceptedAsGAndEndsQuarantined)
     ++gs;
     const std::pair<int, int> g{std::stoi(m[1]), std::stoi(m[2])};
     if (g.second > 0) EXPECT_EQ(liars.count(g.first), 0u) << text;
+    liar_gs += g.second > 0 && liars.count(g.first) > 0;
     auto d = disputed.find(g);
     if (d != disputed.end()) {
       EXPECT_EQ(g.second, 0) << text;
@@ -267,6 +274,11 @@ TEST_F(AuditProcessTest, ALyingAgentNeverHasAClaimAcceptedAsGAndEndsQuarantined)
     }
   }
   EXPECT_GT(gs, 0);
+  // The detection figures (SPEC 12's "how many false claims got through"), for the record.
+  std::printf(
+      "liar firm-b: %d claims audited or held (%zu disputed, %d pending when it was refused), "
+      "%d of its moves became g (of %d new g in the run); %d disputes on record, quarantined\n",
+      liar_claims, disputed.size(), liar_pending, liar_gs, gs, by_name["firm-b"].audits_disputed());
 
   // Quarantined until an admin lifts it: refused, then served again.
   auto firm_b = proc::ConnectAs(server_->address(), "firm-b", Role::kAgent);

@@ -8,8 +8,10 @@
 #include <regex>
 #include <set>
 
+#include "common/evaluator.h"
 #include "common/runner.h"
 #include "common/synthetic.h"
+#include "google/protobuf/text_format.h"
 #include "gtest/gtest.h"
 #include "server/coordinator/coordinator.h"
 #include "server/coordinator/testing/federation.h"
@@ -273,6 +275,85 @@ TEST(CoordinatorAuditTest, AuditReportsAreCheckedAndIdempotent) {
   other.set_swarm("nope");
   EXPECT_EQ(h.coordinator->PullAuditTask(vendor, other).status().code(),
             absl::StatusCode::kNotFound);
+}
+
+// Two components: "near", the synthetic utility, and "far", its negation, so new weights
+// turn the ranking upside down. Every initial report made before the auditor comes is a
+// candidate for g (none is in the engine yet), so the moves are made worse than every
+// initial position: none of them is ever a candidate, and the worst are held as g_w,
+// unaudited.
+class NearFarEvaluator : public Evaluator {
+ public:
+  explicit NearFarEvaluator(SyntheticEvaluator* inner) : inner_(inner) {}
+  absl::StatusOr<Scores> Evaluate(const EvaluationRequest& request) override {
+    absl::StatusOr<Scores> s = inner_->Evaluate(request);
+    if (!s.ok()) return s.status();
+    const double near = s->at(kSyntheticComponent) - (request.iteration > 0 ? 1.0 : 0.0);
+    return Scores{{"near", near}, {"far", -near}};
+  }
+
+ private:
+  SyntheticEvaluator* inner_;
+};
+
+// A weight change re-ranks the stored evaluations (SPEC 4.2). Under audits g must still be a
+// claim an auditor confirmed: the positions that were never candidates (an initial position
+// that was not g, a g_w) were never audited, and new weights must not make one of them g.
+TEST(CoordinatorAuditTest, NewWeightsMakeOnlyAConfirmedClaimG) {
+  Harness h;
+  const auto experts = MakeRandomExperts(3, kDim, 11);
+  SyntheticEvaluator synthetic(*MakeHiddenOptimum(experts, 11, 0.0005));
+  NearFarEvaluator eval(&synthetic);
+  wxp::v1::SwarmSpec spec;
+  ASSERT_TRUE(google::protobuf::TextFormat::ParseFromString(
+      "name: 'rr' min_experts: 3 utility { name: 'near' weight: 1 } utility { name: 'far' "
+      "weight: 0 } hyperparameters { seed: 5 max_iterations: 12 patience: 4 } audit { enabled: "
+      "true tolerance { key: 'near' value: 1e-6 } tolerance { key: 'far' value: 1e-6 } }",
+      &spec));
+  ASSERT_TRUE(h.coordinator->CreateSwarm(kAdmin, spec).ok());
+  FakeAgent a("firm-a", &h.coordinator, &h.blobs, &eval);
+  FakeAgent b("firm-b", &h.coordinator, &h.blobs, &eval);
+  FakeAuditor auditor("vendor", &h.coordinator, &h.blobs, &eval);
+  a.Join("rr", experts[0], 3);
+  b.Join("rr", experts[1], 3);
+  a.Join("rr", experts[2], 3);
+  a.Start("rr");
+  b.Start("rr");
+  for (int guard = 0; guard < 500 && h.coordinator->GetSwarmStatus("rr")->iteration() < 3;
+       ++guard) {
+    bool progressed = false;
+    a.Step("rr", &progressed);
+    b.Step("rr", &progressed);
+    auditor.AuditAll();
+  }
+  ASSERT_EQ(h.coordinator->GetSwarmStatus("rr")->state(), wxp::v1::RUNNING);
+
+  std::set<std::pair<int, int>> confirmed;
+  auto history = h.coordinator->GetHistory("rr");
+  ASSERT_TRUE(history.ok()) << history.status();
+  for (const wxp::v1::AuditedClaim& c : history->audits()) {
+    if (c.verdict() == wxp::v1::AUDIT_CONFIRMED) confirmed.insert({c.particle_id(), c.iteration()});
+  }
+  // What makes the test bite: under the new weights the best position the server holds
+  // was never confirmed.
+  auto evaluations = h.store->ListEvaluations("rr");
+  ASSERT_TRUE(evaluations.ok()) << evaluations.status();
+  std::pair<int, int> top{-1, -1};
+  double best = -1e300;
+  for (const store::EvaluationRecord& e : *evaluations) {
+    if (e.failed || !e.blob_held || e.scores.at("far") <= best) continue;
+    best = e.scores.at("far");
+    top = {e.particle_id, e.iteration};
+  }
+  ASSERT_GE(top.first, 0);
+  ASSERT_EQ(confirmed.count(top), 0u) << "particle " << top.first << " iteration " << top.second;
+
+  ASSERT_TRUE(h.coordinator->SetUtilityWeights(kAdmin, "rr", {{"near", 0}, {"far", 1}}).ok());
+  auto status = h.coordinator->GetSwarmStatus("rr");
+  ASSERT_TRUE(status.ok()) << status.status();
+  const std::pair<int, int> g{status->global_best().particle_id(),
+                              status->global_best().iteration()};
+  EXPECT_EQ(confirmed.count(g), 1u) << "g is particle " << g.first << " iteration " << g.second;
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -155,6 +156,7 @@ absl::Status Coordinator::ChangeWeightsLocked(Swarm& s,
 
   // Re-weight every evaluation from its stored components (memory holds only recent ones).
   std::map<std::pair<int, int>, EvalInfo> all;
+  std::set<std::pair<int, int>> confirmed;  // claims an auditor confirmed (audited swarms)
   {
     WXP_RETURN_IF_ERROR(FlushLocked());
     WXP_ASSIGN_OR_RETURN(std::vector<store::EvaluationRecord> rows,
@@ -162,15 +164,18 @@ absl::Status Coordinator::ChangeWeightsLocked(Swarm& s,
     for (const auto& e : rows) all[{e.particle_id, e.iteration}] = InfoOf(e);
     // A disputed claim, or a candidate still held back for an auditor (SPEC 12), must not
     // become g here either: it is ranked like a failed evaluation. (A sampled claim
-    // awaiting its audit counts, as it did when it was reported.)
+    // awaiting its audit counts, as it did when it was reported.) And g is chosen among
+    // confirmed claims only: a report that was never a candidate was never audited, and
+    // new weights must not make it g without an auditor's word.
     if (s.resolved.spec.audit().enabled()) {
       WXP_ASSIGN_OR_RETURN(std::vector<store::AuditClaim> claims,
                            options_.store->ListAuditClaims(s.row.name));
       for (const store::AuditClaim& a : claims) {
-        if (a.state == store::AuditState::kConfirmed ||
-            (a.state == store::AuditState::kPending && !a.candidate)) {
+        if (a.state == store::AuditState::kConfirmed) {
+          confirmed.insert({a.particle_id, a.iteration});
           continue;
         }
+        if (a.state == store::AuditState::kPending && !a.candidate) continue;
         auto it = all.find({a.particle_id, a.iteration});
         if (it != all.end()) it->second.failed = true;
       }
@@ -179,7 +184,9 @@ absl::Status Coordinator::ChangeWeightsLocked(Swarm& s,
   // Re-choose among held positions (SPEC 4.2; the runner's utility_changes do the same).
   std::vector<StoredEvaluation> stored;
   for (const auto& [key, e] : all) {
-    if (!e.failed) stored.push_back({PositionRef{key.first, key.second}, e.scores, e.held});
+    if (e.failed) continue;
+    const bool may_lead = !s.resolved.spec.audit().enabled() || confirmed.count(key) > 0;
+    stored.push_back({PositionRef{key.first, key.second}, e.scores, e.held, may_lead});
   }
   std::optional<SwarmEngine> engine = s.engine;
   WXP_ASSIGN_OR_RETURN(std::vector<double> values,

@@ -17,6 +17,7 @@
 #include "common/runner.h"
 #include "common/sha256.h"
 #include "common/swarm_move.h"
+#include "common/evaluator.h"
 #include "common/synthetic.h"
 #include "common/testing/fake_clock.h"
 #include "google/protobuf/text_format.h"
@@ -69,7 +70,7 @@ inline RunnerOptions OracleOptions(const std::vector<std::vector<float>>& expert
 class FakeAgent {
  public:
   FakeAgent(std::string name, std::unique_ptr<Coordinator>* c, MemoryBlobs* blobs,
-            SyntheticEvaluator* eval)
+            Evaluator* eval)
       : caller_{std::move(name), Role::kAgent}, c_(c), blobs_(blobs), eval_(eval) {}
   const Caller& caller() const { return caller_; }
   // From now on, reports after iteration 0 say the local training failed (SPEC 4.4).
@@ -190,7 +191,7 @@ class FakeAgent {
   double score_factor_ = 1;
   std::unique_ptr<Coordinator>* c_;  // follows server restarts
   MemoryBlobs* blobs_;
-  SyntheticEvaluator* eval_;
+  Evaluator* eval_;
   std::map<int, Particle> particles_;
 };
 
@@ -237,7 +238,7 @@ inline const Caller kAdmin{"ops", Role::kAdmin};
 class FakeAuditor {
  public:
   FakeAuditor(std::string name, std::unique_ptr<Coordinator>* c, MemoryBlobs* blobs,
-              SyntheticEvaluator* eval)
+              Evaluator* eval)
       : caller_{std::move(name), Role::kAuditor}, c_(c), blobs_(blobs), eval_(eval) {}
 
   // Decides every claim the server hands out until it has none; returns how many.
@@ -269,7 +270,7 @@ class FakeAuditor {
   Caller caller_;
   std::unique_ptr<Coordinator>* c_;  // follows server restarts
   MemoryBlobs* blobs_;
-  SyntheticEvaluator* eval_;
+  Evaluator* eval_;
   std::vector<wxp::v1::AuditVerdict> verdicts_;
 };
 
