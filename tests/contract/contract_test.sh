@@ -3,7 +3,8 @@
 # client: Python stubs generated from the .proto files at test time (protoc and Debian's
 # grpc_python_plugin), Debian's python3-grpcio, no WXP code, against the real wxp-server:
 # contract_test.py (every RPC, WEIGHTS swarms), then coefficient_contract_test.py (an
-# EXPERT_COEFFICIENTS swarm), then token_contract_test.py (TOKEN_MIXTURE swarms).
+# EXPERT_COEFFICIENTS swarm), then token_contract_test.py (TOKEN_MIXTURE swarms), then
+# audit_contract_test.py (audited swarms, SPEC 12: the auditor role, quarantine).
 # /usr/bin/python3 on purpose: python3-grpcio installs for the system interpreter, and
 # another python3 may come first on PATH.
 set -euo pipefail
@@ -24,3 +25,4 @@ export WXP_CONTRACT_TMP="${TEST_TMPDIR}"
 /usr/bin/python3 "${root}/tests/contract/contract_test.py"
 /usr/bin/python3 "${root}/tests/contract/coefficient_contract_test.py"
 /usr/bin/python3 "${root}/tests/contract/token_contract_test.py"
+/usr/bin/python3 "${root}/tests/contract/audit_contract_test.py"

@@ -88,6 +88,9 @@ class Server:
         deadline = time.monotonic() + 60
         while not os.path.exists(port_file):
             if self.proc.poll() is not None or time.monotonic() > deadline:
+                # A server still starting would outlive the test that gave up on it.
+                self.proc.kill()
+                self.proc.wait()
                 raise RuntimeError("wxp-server did not start; log: " + self.log_text())
             time.sleep(0.05)  # waiting for another process: there is no event to wait on
         with open(port_file) as f:
