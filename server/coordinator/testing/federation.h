@@ -14,10 +14,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/adapter.h"
+#include "common/evaluator.h"
 #include "common/runner.h"
 #include "common/sha256.h"
 #include "common/swarm_move.h"
-#include "common/evaluator.h"
 #include "common/synthetic.h"
 #include "common/testing/fake_clock.h"
 #include "google/protobuf/text_format.h"
@@ -69,8 +69,7 @@ inline RunnerOptions OracleOptions(const std::vector<std::vector<float>>& expert
 // One on-prem agent: owns particles, moves them locally, evaluates, reports, uploads.
 class FakeAgent {
  public:
-  FakeAgent(std::string name, std::unique_ptr<Coordinator>* c, MemoryBlobs* blobs,
-            Evaluator* eval)
+  FakeAgent(std::string name, std::unique_ptr<Coordinator>* c, MemoryBlobs* blobs, Evaluator* eval)
       : caller_{std::move(name), Role::kAgent}, c_(c), blobs_(blobs), eval_(eval) {}
   const Caller& caller() const { return caller_; }
   // From now on, reports after iteration 0 say the local training failed (SPEC 4.4).
