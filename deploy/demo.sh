@@ -8,7 +8,7 @@
 #
 #   deploy/demo.sh [--out DIR] [--shards A,B,...] [--iterations K] [--finetune-steps N]
 #                  [--space weights|linear_ab|lora_product|lora_product_svd|token_mixture]
-#                  [--combination log_linear|mixture] [--keep]
+#                  [--combination mixture|log_linear] [--keep]
 #                  [--lambdas L1,L2,...] [--architecture mlp|transformer|mixed]
 #                  [--retarget-at N --retarget-to FAMILY] [--audit]
 #
@@ -108,7 +108,7 @@ case "$ARCH" in
 esac
 case "$COMBINATION" in
   log_linear|mixture) ;;
-  *) echo "demo: unknown --combination $COMBINATION (log_linear or mixture)" >&2; exit 2 ;;
+  *) echo "demo: unknown --combination $COMBINATION (mixture or log_linear)" >&2; exit 2 ;;
 esac
 
 case "$SPACE" in
