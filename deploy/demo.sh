@@ -8,7 +8,7 @@
 #
 #   deploy/demo.sh [--out DIR] [--shards A,B,...] [--iterations K] [--finetune-steps N]
 #                  [--space weights|linear_ab|lora_product|lora_product_svd|token_mixture]
-#                  [--combination log_linear|mixture] [--keep]
+#                  [--combination mixture|log_linear] [--keep]
 #                  [--lambdas L1,L2,...] [--architecture mlp|transformer|mixed]
 #                  [--retarget-at N --retarget-to FAMILY] [--audit]
 #
@@ -108,7 +108,7 @@ case "$ARCH" in
 esac
 case "$COMBINATION" in
   log_linear|mixture) ;;
-  *) echo "demo: unknown --combination $COMBINATION (log_linear or mixture)" >&2; exit 2 ;;
+  *) echo "demo: unknown --combination $COMBINATION (mixture or log_linear)" >&2; exit 2 ;;
 esac
 
 case "$SPACE" in
@@ -290,7 +290,7 @@ builtin_legal_text { split: "dev" base_dir: "$LEGAL" }
 CFG
   $BIN/client/agent/wxp-agent --config="$OUT/vendor-audit.agent.textproto" \
     2>"$OUT/vendor-audit.log" &
-  PIDS+=($!)
+  PIDS+=($!) AUDITOR=$!
   echo "vendor-audit (auditor): log $OUT/vendor-audit.log"
 fi
 
@@ -430,6 +430,12 @@ if [ -n "$RETARGET_AT" ]; then
 fi
 
 if [ "$AUDIT" -eq 1 ]; then
+  # The auditor leaves by itself once it sees the swarm done (it polls every half second);
+  # 60 s bounds a hang.
+  for _ in $(seq 600); do kill -0 "$AUDITOR" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$AUDITOR" 2>/dev/null; then
+    echo "demo: the auditor is still running a minute after the swarm ended: $OUT/vendor-audit.log" >&2
+  fi
   audit_report | tee "$OUT/audits.txt"
 fi
 
