@@ -187,9 +187,12 @@ TEST_F(AuditProcessTest, HonestSwarmWithALateAuditorAndAServerKillMatchesTheRunn
 }
 
 TEST_F(AuditProcessTest, ALyingAgentNeverHasAClaimAcceptedAsGAndEndsQuarantined) {
-  // Short rounds: once the liar is refused, rounds close at the deadline without it.
-  // Every report is audited (sample_rate 1): the liar's first two cost it its standing.
-  CreateSwarm("quarantine_after: 2 sample_rate: 1", "quorum_count: 1 round_deadline_seconds: 2");
+  // Once the liar is refused, rounds close at the deadline without it. The deadline must
+  // still leave the liar, whose evaluator starts a Python process per evaluation, time to
+  // report in every round before that, on a loaded machine under ASan: 2 s was thin, 8 s
+  // costs at most the few rounds after the quarantine. Every report is audited
+  // (sample_rate 1): the liar's first two cost it its standing.
+  CreateSwarm("quarantine_after: 2 sample_rate: 1", "quorum_count: 1 round_deadline_seconds: 8");
   ChildProcess a, liar, auditor;
   const std::string lie = "--eval_command=python3 " + Runfile("tests/testdata/eval_multiply.py") +
                           " 0.5 " + optimum_path_;

@@ -22,6 +22,7 @@ namespace {
 using coordinator_testing::FakeAgent;
 using coordinator_testing::FakeAuditor;
 using coordinator_testing::Harness;
+using coordinator_testing::JoinThreeExpertsAndStart;
 using coordinator_testing::kAdmin;
 using coordinator_testing::kDim;
 using coordinator_testing::OracleOptions;
@@ -66,11 +67,7 @@ TEST(CoordinatorAuditTest, HonestSwarmWithAnAuditorEqualsTheRunnerWithoutOne) {
   FakeAgent a("firm-a", &h.coordinator, &h.blobs, &eval);
   FakeAgent b("firm-b", &h.coordinator, &h.blobs, &eval);
   FakeAuditor auditor("vendor", &h.coordinator, &h.blobs, &eval);
-  a.Join("eq", experts[0], 3);
-  b.Join("eq", experts[1], 3);
-  a.Join("eq", experts[2], 3);
-  a.Start("eq");
-  b.Start("eq");
+  JoinThreeExpertsAndStart("eq", a, b, experts);
   int audited = 0, waits_for_auditor = 0;
   for (int guard = 0; guard < 3000; ++guard) {
     if (guard % 7 == 6) h.Restart();
@@ -144,11 +141,7 @@ TEST(CoordinatorAuditTest, ALiarsClaimNeverBecomesGAndItIsQuarantined) {
   FakeAuditor auditor("vendor", &h.coordinator, &h.blobs, &eval);
   // The utility is a negative distance: halving it claims to be twice as close.
   liar.MultiplyScores(0.5);
-  a.Join("liar", experts[0], 3);
-  liar.Join("liar", experts[1], 3);
-  a.Join("liar", experts[2], 3);
-  a.Start("liar");
-  liar.Start("liar");
+  JoinThreeExpertsAndStart("liar", a, liar, experts);
   bool quarantined = false;
   for (int guard = 0; guard < 3000; ++guard) {
     bool progressed = false;
@@ -314,11 +307,7 @@ TEST(CoordinatorAuditTest, NewWeightsMakeOnlyAConfirmedClaimG) {
   FakeAgent a("firm-a", &h.coordinator, &h.blobs, &eval);
   FakeAgent b("firm-b", &h.coordinator, &h.blobs, &eval);
   FakeAuditor auditor("vendor", &h.coordinator, &h.blobs, &eval);
-  a.Join("rr", experts[0], 3);
-  b.Join("rr", experts[1], 3);
-  a.Join("rr", experts[2], 3);
-  a.Start("rr");
-  b.Start("rr");
+  JoinThreeExpertsAndStart("rr", a, b, experts);
   for (int guard = 0; guard < 500 && h.coordinator->GetSwarmStatus("rr")->iteration() < 3;
        ++guard) {
     bool progressed = false;

@@ -22,6 +22,7 @@ namespace {
 
 using coordinator_testing::FakeAgent;
 using coordinator_testing::Harness;
+using coordinator_testing::JoinThreeExpertsAndStart;
 using coordinator_testing::kAdmin;
 using coordinator_testing::kDim;
 using coordinator_testing::OracleOptions;
@@ -124,11 +125,7 @@ TEST(CoordinatorTest, ScheduledWeightChangeEqualsTheRunnersChange) {
 
   FakeAgent a("firm-a", &h.coordinator, &h.blobs, &eval);
   FakeAgent b("firm-b", &h.coordinator, &h.blobs, &eval);
-  a.Join("sched", experts[0], 3);
-  b.Join("sched", experts[1], 3);
-  a.Join("sched", experts[2], 3);
-  a.Start("sched");
-  b.Start("sched");
+  JoinThreeExpertsAndStart("sched", a, b, experts);
   bool refused_late = false;
   for (int guard = 0; guard < 1000; ++guard) {
     bool progressed = false;

@@ -230,6 +230,18 @@ struct Harness {
   std::string db_path_;
 };
 
+// The usual federation of two firms over three experts: `a` contributes experts 0 and 2,
+// `b` expert 1 (in that order: the pool is built when the third joins), each hosting up
+// to three particles; then both take their particles.
+inline void JoinThreeExpertsAndStart(const std::string& swarm, FakeAgent& a, FakeAgent& b,
+                                     const std::vector<std::vector<float>>& experts) {
+  a.Join(swarm, experts[0], 3);
+  b.Join(swarm, experts[1], 3);
+  a.Join(swarm, experts[2], 3);
+  a.Start(swarm);
+  b.Start(swarm);
+}
+
 inline const Caller kAdmin{"ops", Role::kAdmin};
 
 // The vendor's auditor (SPEC 12): pulls pending claims and re-evaluates each position with
