@@ -65,7 +65,11 @@ fi
 labels=()
 for t in "${selected[@]}"; do labels+=("${t%%|*}"); done
 echo "fuzz_run: building ${#labels[@]} fuzzer(s) with --config=fuzz"
-if ! "${bazel_cmd[@]}" build --config=fuzz "${labels[@]}"; then
+# No convenience symlinks (bazel-bin and the rest): the binaries are found through `bazel
+# info`, and a fuzz build must neither repoint the workspace's bazel-bin at clang outputs nor,
+# from its own output base, leave a bazel-<workspace> link that another Bazel server running
+# in this workspace would descend into as a package.
+if ! "${bazel_cmd[@]}" build --config=fuzz --symlink_prefix=/ "${labels[@]}"; then
   echo "fuzz_run: build failed" >&2
   exit 1
 fi
