@@ -3,11 +3,7 @@
 # bounded time, then prints one line per target: executions, executions per second, edge
 # coverage (cov), features (ft), corpus size, and whether it found anything.
 #
-#   tests/fuzz_run.sh [-t SECONDS] [-j JOBS] [-b] [TARGET ...]
-#
-# -b builds the fuzzers and stops. With WXP_FUZZ_OUTPUT_BASE set, Bazel keeps the fuzz
-# build in that output base (its own Bazel server), so it can build beside another Bazel
-# command in this workspace (.ci/run builds the fuzzers while the test suite runs).
+#   tests/fuzz_run.sh [-t SECONDS] [-j JOBS] [TARGET ...]
 #
 # SECONDS (default 60, or $FUZZ_SECONDS) is each target's -max_total_time; TARGETs are names
 # from the list below (default: all). JOBS targets run at once (default: the number of cores;
@@ -34,17 +30,13 @@ TARGETS=(
 
 seconds="${FUZZ_SECONDS:-60}"
 jobs="$(nproc)"
-build_only=0
-while getopts "t:j:bh" opt; do
+while getopts "t:j:h" opt; do
   case "$opt" in
     t) seconds="$OPTARG" ;;
     j) jobs="$OPTARG" ;;
-    b) build_only=1 ;;
-    *) sed -n '2,20p' "$0"; exit 2 ;;
+    *) sed -n '2,16p' "$0"; exit 2 ;;
   esac
 done
-bazel_cmd=(bazel)
-[ -n "${WXP_FUZZ_OUTPUT_BASE:-}" ] && bazel_cmd+=(--output_base="$WXP_FUZZ_OUTPUT_BASE")
 shift $((OPTIND - 1))
 
 selected=()
@@ -65,16 +57,13 @@ fi
 labels=()
 for t in "${selected[@]}"; do labels+=("${t%%|*}"); done
 echo "fuzz_run: building ${#labels[@]} fuzzer(s) with --config=fuzz"
-# No convenience symlinks (bazel-bin and the rest): the binaries are found through `bazel
-# info`, and a fuzz build must neither repoint the workspace's bazel-bin at clang outputs nor,
-# from its own output base, leave a bazel-<workspace> link that another Bazel server running
-# in this workspace would descend into as a package.
-if ! "${bazel_cmd[@]}" build --config=fuzz --symlink_prefix=/ "${labels[@]}"; then
+# No convenience symlinks: the binaries are found through `bazel info`, and a fuzz build
+# should not repoint the workspace's bazel-bin at clang outputs.
+if ! bazel build --config=fuzz --symlink_prefix=/ "${labels[@]}"; then
   echo "fuzz_run: build failed" >&2
   exit 1
 fi
-[ "$build_only" -eq 1 ] && exit 0
-bin_dir="$("${bazel_cmd[@]}" info --config=fuzz bazel-bin 2>/dev/null)"
+bin_dir="$(bazel info --config=fuzz bazel-bin 2>/dev/null)"
 
 work="${FUZZ_WORKDIR:-$(mktemp -d "${TMPDIR:-/tmp}/wxp-fuzz.XXXXXX")}"
 mkdir -p "$work"
