@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "client/legal/dp_expert.h"
 #include "common/dp_record.h"
 
 ABSL_FLAG(int, seeds, 5, "number of seeds");
@@ -24,6 +25,9 @@ ABSL_FLAG(int, finetune_max_steps, 6000, "plateau: most steps an expert may take
 ABSL_FLAG(int, finetune_steps, wxp::legal::FineTuneOptions().steps,
           "fixed LoRA fine-tune steps per expert (without plateau stopping)");
 ABSL_FLAG(double, finetune_lr, wxp::legal::FineTuneOptions().lr, "LoRA fine-tune learning rate");
+ABSL_FLAG(int, dp_steps, 0, "DP experts: fixed steps (0 = legal::DpRecipe())");
+ABSL_FLAG(int, dp_batch, 0, "DP experts: expected batch of Poisson sampling (0 = the recipe's)");
+ABSL_FLAG(double, dp_lr, 0, "DP experts: learning rate (0 = the recipe's)");
 ABSL_FLAG(bool, print_curves, false, "print each expert's held-out curve (first seed)");
 ABSL_FLAG(int, pool_size, 0, "swarm particles (0 = 2 x experts)");
 ABSL_FLAG(int, max_iterations, 30, "swarm hard stop");
@@ -57,7 +61,18 @@ legal::FineTuneOptions ExpertOptions(uint64_t seed, uint64_t init_seed, int max_
   ft.lr = absl::GetFlag(FLAGS_finetune_lr);
   ft.seed = seed;
   ft.init_seed = init_seed;
-  if (absl::GetFlag(FLAGS_finetune_until_plateau) && !private_run) {
+  if (private_run) {
+    // DP-SGD's own recipe: a fixed number of steps (early stopping would read the private
+    // text outside the accountant's view), with batches large enough for the noise.
+    const legal::FineTuneOptions recipe = legal::DpRecipe();
+    const int steps = absl::GetFlag(FLAGS_dp_steps), batch = absl::GetFlag(FLAGS_dp_batch);
+    const double lr = absl::GetFlag(FLAGS_dp_lr);
+    ft.steps = steps > 0 ? steps : recipe.steps;
+    ft.batch = batch > 0 ? batch : recipe.batch;
+    ft.lr = lr > 0 ? lr : recipe.lr;
+    return ft;
+  }
+  if (absl::GetFlag(FLAGS_finetune_until_plateau)) {
     ft.steps = max_steps;
     ft.eval_every = absl::GetFlag(FLAGS_finetune_eval_every);
     ft.patience = absl::GetFlag(FLAGS_finetune_patience);

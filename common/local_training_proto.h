@@ -17,6 +17,9 @@ inline LocalTrainingParams LocalTrainingFromProto(const v1::LocalTraining& t) {
   p.steps = t.steps();
   p.learning_rate = t.learning_rate();
   p.batch = t.batch();
+  p.dp_epsilon = t.dp_epsilon();
+  p.dp_delta = t.dp_delta();
+  p.dp_clip_norm = t.dp_clip_norm();
   return p;
 }
 

@@ -60,17 +60,11 @@ absl::Status CheckOptions(const std::vector<std::vector<float>>& experts,
 // Trains particle i's moved position x (velocity v) in iteration k. False, with x and v
 // untouched, when the trainer fails or returns a position of the wrong length or with a
 // non-finite value.
-bool TrainParticle(const RunnerOptions& options, int i, int k, float step, std::vector<float>& x,
-                   std::vector<float>& v) {
-  const LocalTrainingParams& lt = options.local_training;
-  TrainingRequest request;
-  request.particle = i;
-  request.iteration = k;
-  request.seed = LocalTrainingSeed(options.params.seed, i, k);
-  request.steps = lt.steps;
-  request.learning_rate = lt.learning_rate;
-  request.batch = lt.batch;
-  request.params = x;
+bool TrainParticle(const RunnerOptions& options, int pool_size, int i, int k, float step,
+                   std::vector<float>& x, std::vector<float>& v) {
+  const TrainingRequest request =
+      MakeTrainingRequest(options.local_training, options.params.seed,
+                          options.params.max_iterations, pool_size, i, k, x);
   absl::StatusOr<std::vector<float>> trained = options.trainer->Train(request);
   if (!trained.ok() || trained->size() != x.size()) return false;
   for (float f : *trained) {
@@ -216,7 +210,7 @@ absl::StatusOr<RunResult> RunSwarm(const std::vector<std::vector<float>>& expert
                    buf.gw.data(), dim);
       summary.step = t.step;
       if (LocalTrainingDue(options.local_training.every_k, k)) {
-        if (TrainParticle(options, i, k, mc.step, buf.x[i], buf.v[i])) {
+        if (TrainParticle(options, pool, i, k, mc.step, buf.x[i], buf.v[i])) {
           ++summary.trained;
         } else {
           ++summary.training_failed;

@@ -4,7 +4,8 @@
 // training) as the trainer.
 //  - A swarm trained by the command runs to the end, and equals the same swarm trained by
 //    the agents' built-in trainer, global best by global best: the command trains exactly
-//    as the built-in trainer does, through files and environment variables.
+//    as the built-in trainer does, through files and environment variables, DP-SGD
+//    included (SPEC 12), which changes the search.
 //  - Commands that fail (one exits 1, one writes NaN weights) fail only their step: the
 //    swarm still runs to the end, every failure reaches the server in the report, which
 //    counts it in wxp_local_training_failures_total and logs it.
@@ -40,6 +41,10 @@ using proc::ServerProcess;
 
 constexpr char kTraining[] =
     "local_training { every_k: 1 steps: 2 learning_rate: 0.005 batch: 16 }";
+// The same with DP-SGD (SPEC 12): the whole run's training within ε 8, δ 1e-6 per site.
+constexpr char kDpTraining[] =
+    "local_training { every_k: 1 steps: 2 learning_rate: 0.005 batch: 16 dp_epsilon: 8 "
+    "dp_delta: 1e-6 dp_clip_norm: 0.5 }";
 
 class LocalTrainingExternalProcessTest : public ::testing::Test {
  protected:
@@ -88,14 +93,14 @@ class LocalTrainingExternalProcessTest : public ::testing::Test {
     ASSERT_NE(admin_, nullptr);
   }
 
-  void CreateSwarm(const std::string& name) {
+  void CreateSwarm(const std::string& name, const char* training = kTraining) {
     const grpc::Status s = proc::CreateSwarm(
         *admin_,
         absl::StrCat("spec { name: '", name,
                      "' min_experts: 2 mode: SYNC round_deadline_seconds: 600 "
                      "utility { name: 'char_acc' weight: 1 } "
                      "hyperparameters { seed: 7 max_iterations: 3 patience: 10 pool_size: 4 } ",
-                     kTraining, " }"));
+                     training, " }"));
     ASSERT_TRUE(s.ok()) << s.error_message();
   }
 
@@ -182,16 +187,35 @@ class LocalTrainingExternalProcessTest : public ::testing::Test {
 std::string* LocalTrainingExternalProcessTest::shared_ = nullptr;
 std::string* LocalTrainingExternalProcessTest::nan_dir_ = nullptr;
 
+// With DP local training (LocalTraining.dp_epsilon): the command gets the budget in its
+// environment and trains as the built-in trainer does; a third swarm, the same without DP,
+// shows the DP runs trained otherwise.
 TEST_F(LocalTrainingExternalProcessTest, TrainCommandRunsTheSwarmAsTheBuiltInTrainerDoes) {
   // One agent per swarm holds every particle, so both swarms train each particle on the
   // same firm's data whatever the order agents join in.
-  CreateSwarm("by-command");
-  CreateSwarm("built-in");
-  ChildProcess a, b;
+  CreateSwarm("by-command", kDpTraining);
+  CreateSwarm("built-in", kDpTraining);
+  CreateSwarm("built-in-plain", kTraining);
+  ChildProcess a, b, c;
   StartAgent(a, "cmd", "by-command", {"GPL", "MPL"}, "GPL", WxpctlTrain("GPL"));
   StartAgent(b, "own", "built-in", {"GPL", "MPL"}, "GPL", {});
+  StartAgent(c, "plain", "built-in-plain", {"GPL", "MPL"}, "GPL", {});
   const std::string logs_cmd = AwaitDone(a, "cmd");
   const std::string logs_own = AwaitDone(b, "own");
+  AwaitDone(c, "plain");
+  EXPECT_EQ(Status("built-in").local_training().dp_epsilon(), 8);
+  // The trained positions differ, so the first iteration's mean utility does (g may stay
+  // an expert in both).
+  auto mean_after_training = [&](const std::string& swarm) {
+    wxp::v1::GetHistoryResponse h;
+    EXPECT_TRUE(proc::GetHistory(*admin_, swarm, &h).ok());
+    for (const auto& e : h.entries()) {
+      if (e.iteration() == 1) return e.mean_utility();
+    }
+    ADD_FAILURE() << swarm << " has no iteration 1";
+    return 0.0;
+  };
+  EXPECT_NE(mean_after_training("built-in"), mean_after_training("built-in-plain"));
 
   EXPECT_EQ(Status("by-command").state(), wxp::v1::FINISHED);
   EXPECT_EQ(Status("built-in").state(), wxp::v1::FINISHED);

@@ -135,14 +135,16 @@ int Finetune(const std::vector<std::string>& args, std::ostream& out, std::ostre
       kArchitecture,
       {"shard", "the firm's shard (see wxpctl legal shards)"},
       {"out", "write the expert as a PEFT directory here"},
-      {"steps", "fine-tune steps", false, std::to_string(legal::FineTuneOptions().steps)},
+      {"steps", absl::StrCat("fine-tune steps (default ", legal::FineTuneOptions().steps,
+                             "; with --dp-epsilon ", legal::DpRecipe().steps, ")")},
       {"seed", "seed of the batch order and of the LoRA A initialisation", false, "1"},
       {"token-expert",
        "write a token-swarm expert (SPEC 4.5): the config names the base model's blob, and "
        "the base model file goes along",
        true},
-      {"batch", "examples per step (with DP: the expected batch of Poisson sampling)", false,
-       std::to_string(legal::FineTuneOptions().batch)},
+      {"batch", absl::StrCat("examples per step (default ", legal::FineTuneOptions().batch,
+                             "; with DP the expected batch of Poisson sampling, default ",
+                             legal::DpRecipe().batch, ")")},
       {"dp-epsilon",
        "train with DP-SGD (SPEC 12) to this epsilon (with --dp-delta): the noise is "
        "calibrated by an RDP accountant and the budget spent recorded in the adapter"},
@@ -158,12 +160,17 @@ int Finetune(const std::vector<std::string>& args, std::ostream& out, std::ostre
     return UsageError(err, "legal finetune", "--shard and --out are required");
   }
   absl::StatusOr<LegalOptions> o = CommonOptions(*p);
-  absl::StatusOr<int64_t> steps = p->GetInt("steps"), seed = p->GetInt("seed"),
-                          batch = p->GetInt("batch");
+  const bool dp = p->Has("dp-epsilon") || p->Has("dp-delta");
+  // DP-SGD has its own recipe (legal::DpRecipe): what a flag does not set comes from it.
+  const legal::FineTuneOptions defaults = dp ? legal::DpRecipe() : legal::FineTuneOptions();
+  absl::StatusOr<int64_t> steps =
+      p->Has("steps") ? p->GetInt("steps") : absl::StatusOr<int64_t>(defaults.steps);
+  absl::StatusOr<int64_t> batch =
+      p->Has("batch") ? p->GetInt("batch") : absl::StatusOr<int64_t>(defaults.batch);
+  absl::StatusOr<int64_t> seed = p->GetInt("seed");
   for (const absl::Status& s : {o.status(), steps.status(), seed.status(), batch.status()}) {
     if (!s.ok()) return UsageError(err, "legal finetune", std::string(s.message()));
   }
-  const bool dp = p->Has("dp-epsilon") || p->Has("dp-delta");
   legal::DpBudget budget;
   if (dp) {
     if (!p->Has("dp-epsilon") || !p->Has("dp-delta")) {
@@ -190,7 +197,7 @@ int Finetune(const std::vector<std::string>& args, std::ostream& out, std::ostre
     }
   }
   o->shard = p->Get("shard");
-  legal::FineTuneOptions ft;
+  legal::FineTuneOptions ft = defaults;
   ft.steps = static_cast<int>(*steps);
   ft.batch = static_cast<int>(*batch);
   ft.seed = static_cast<uint64_t>(*seed);
@@ -362,6 +369,30 @@ absl::StatusOr<TrainArgs> ParseTrainArgs(const cli::ParsedArgs& p) {
     return absl::InvalidArgumentError(
         absl::StrCat("--seed (or WXP_TRAIN_SEED) must be a whole number >= 0, got '", seed, "'"));
   }
+  // DP (a private swarm's local training): all four, or none.
+  const std::string eps = FlagOrEnv(p, "dp-epsilon", "WXP_TRAIN_DP_EPSILON");
+  const std::string delta = FlagOrEnv(p, "dp-delta", "WXP_TRAIN_DP_DELTA");
+  const std::string clip = FlagOrEnv(p, "dp-clip", "WXP_TRAIN_DP_CLIP");
+  const std::string max_steps = FlagOrEnv(p, "dp-max-steps", "WXP_TRAIN_DP_MAX_STEPS");
+  if (eps.empty() && delta.empty() && clip.empty() && max_steps.empty()) return t;
+  if (!absl::SimpleAtod(eps, &r.dp_epsilon) || !std::isfinite(r.dp_epsilon) || r.dp_epsilon <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--dp-epsilon (or WXP_TRAIN_DP_EPSILON) must be a finite number > 0, got '", eps, "'"));
+  }
+  if (!absl::SimpleAtod(delta, &r.dp_delta) || !(r.dp_delta > 0 && r.dp_delta < 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--dp-delta (or WXP_TRAIN_DP_DELTA) must be in (0, 1), got '", delta, "'"));
+  }
+  if (!absl::SimpleAtod(clip, &r.dp_clip_norm) || !std::isfinite(r.dp_clip_norm) ||
+      r.dp_clip_norm <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--dp-clip (or WXP_TRAIN_DP_CLIP) must be a finite number > 0, got '", clip, "'"));
+  }
+  if (!absl::SimpleAtoi(max_steps, &r.dp_max_steps) || r.dp_max_steps < r.steps) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--dp-max-steps (or WXP_TRAIN_DP_MAX_STEPS) must be a whole number >= the steps, got '",
+        max_steps, "'"));
+  }
   return t;
 }
 
@@ -396,6 +427,12 @@ int Train(const std::vector<std::string>& args, std::ostream& out, std::ostream&
       {"learning-rate", "Adam step size (default $WXP_TRAIN_LEARNING_RATE)"},
       {"batch", "examples per step (default $WXP_TRAIN_BATCH)"},
       {"seed", "batch-order seed, uint64 (default $WXP_TRAIN_SEED)"},
+      {"dp-epsilon", "DP-SGD to this epsilon (default $WXP_TRAIN_DP_EPSILON; unset: no DP)"},
+      {"dp-delta", "with DP: delta (default $WXP_TRAIN_DP_DELTA)"},
+      {"dp-clip", "with DP: per-example clipping norm (default $WXP_TRAIN_DP_CLIP)"},
+      {"dp-max-steps",
+       "with DP: the steps the budget covers, this training's and all others' of the swarm "
+       "(default $WXP_TRAIN_DP_MAX_STEPS)"},
   };
   int code = 0;
   std::optional<cli::ParsedArgs> p = ParseOrExit(

@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "client/admin/run_for_test.h"
 #include "client/legal/evaluator.h"
@@ -48,8 +49,10 @@ TEST(LegalCommandsTest, BadCorpusFailsWithOneLine) {
 }
 
 TEST(LegalCommandsTest, TrainUsageErrors) {
-  for (const char* v : {"WXP_TRAIN_INPUT", "WXP_TRAIN_OUTPUT", "WXP_TRAIN_STEPS",
-                        "WXP_TRAIN_LEARNING_RATE", "WXP_TRAIN_BATCH", "WXP_TRAIN_SEED"}) {
+  for (const char* v :
+       {"WXP_TRAIN_INPUT", "WXP_TRAIN_OUTPUT", "WXP_TRAIN_STEPS", "WXP_TRAIN_LEARNING_RATE",
+        "WXP_TRAIN_BATCH", "WXP_TRAIN_SEED", "WXP_TRAIN_DP_EPSILON", "WXP_TRAIN_DP_DELTA",
+        "WXP_TRAIN_DP_CLIP", "WXP_TRAIN_DP_MAX_STEPS"}) {
     unsetenv(v);
   }
   const std::vector<std::string> settings = {"--steps",    "2",   "--learning_rate", "0.01",
@@ -75,6 +78,21 @@ TEST(LegalCommandsTest, TrainUsageErrors) {
   std::vector<std::string> bad_lr = {"in",      "out", "--shard", "GPL", "--learning_rate", "nan",
                                      "--steps", "1",   "--batch", "1",   "--seed",          "1"};
   EXPECT_EQ(run(bad_lr).code, 2);
+  // DP (a private swarm's settings): all four or none, each in range.
+  std::vector<std::string> dp = {"in", "out", "--shard", "GPL"};
+  dp.insert(dp.end(), settings.begin(), settings.end());
+  for (const std::vector<std::string>& bad : std::vector<std::vector<std::string>>{
+           {"--dp-epsilon", "4"},
+           {"--dp-epsilon", "0", "--dp-delta", "1e-5", "--dp-clip", "1", "--dp-max-steps", "10"},
+           {"--dp-epsilon", "4", "--dp-delta", "1", "--dp-clip", "1", "--dp-max-steps", "10"},
+           {"--dp-epsilon", "4", "--dp-delta", "1e-5", "--dp-clip", "-1", "--dp-max-steps", "10"},
+           {"--dp-epsilon", "4", "--dp-delta", "1e-5", "--dp-clip", "1", "--dp-max-steps", "1"}}) {
+    std::vector<std::string> args = dp;
+    args.insert(args.end(), bad.begin(), bad.end());
+    r = run(args);
+    EXPECT_EQ(r.code, 2) << absl::StrJoin(bad, " ");
+    EXPECT_NE(r.err.find("--dp-"), std::string::npos) << r.err;
+  }
   EXPECT_EQ(RunCli({"legal", "train", "--help"}).code, 0);
 }
 

@@ -139,12 +139,14 @@ int SwarmCreate(const std::vector<std::string>& args, std::ostream& out, std::os
        {"per-module", "coefficients space: one coefficient per expert and LoRA module", true},
        {"expert-sharing", "allowed or forbidden (forbidden allows only the weights space)"},
        {"local-training",
-        "EVERY_K:STEPS:LR:BATCH, e.g. 2:20:0.005:64: train particles between iterations "
-        "(SPEC 4.4; weights space; overrides the spec's local_training)"}},
+        "EVERY_K:STEPS:LR:BATCH[:DP_EPSILON:DP_DELTA[:DP_CLIP]], e.g. 2:20:0.005:64: train "
+        "particles between iterations (SPEC 4.4; weights space; overrides the spec's "
+        "local_training); with DP_EPSILON, DP-SGD within that budget per site (SPEC 12)"}},
       {"swarm create",
        "--spec FILE [--template ADAPTER] [--space weights|coefficients] [--decoder NAME] "
        "[--svd-rank K] [--per-module] [--expert-sharing allowed|forbidden] "
-       "[--local_training EVERY_K:STEPS:LR:BATCH] [--output table|json]",
+       "[--local_training EVERY_K:STEPS:LR:BATCH[:DP_EPSILON:DP_DELTA[:DP_CLIP]]] "
+       "[--output table|json]",
        0, 0, true},
       out, err, &code);
   if (!rc) return code;
@@ -168,6 +170,9 @@ int SwarmCreate(const std::vector<std::string>& args, std::ostream& out, std::os
     lt->set_steps(t->steps);
     lt->set_learning_rate(t->learning_rate);
     lt->set_batch(t->batch);
+    lt->set_dp_epsilon(t->dp_epsilon);
+    lt->set_dp_delta(t->dp_delta);
+    lt->set_dp_clip_norm(t->dp_clip_norm);
   }
   if (rc->args.Has("template")) {
     absl::StatusOr<std::string> blob_id = UploadTemplate(*rc->conn, rc->args.Get("template"));

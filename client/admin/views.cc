@@ -55,8 +55,14 @@ std::string Space(const v1::SwarmStatus& s) {
 std::string LocalTrainingLine(const v1::SwarmStatus& s) {
   const v1::LocalTraining& t = s.local_training();
   if (t.every_k() <= 0) return "off";
+  const std::string dp =
+      t.dp_epsilon() > 0 ? absl::StrCat(", DP-SGD epsilon ", FormatNumber(t.dp_epsilon()),
+                                        " delta ", FormatNumber(t.dp_delta()), " clip ",
+                                        FormatNumber(t.dp_clip_norm() > 0 ? t.dp_clip_norm() : 1.0),
+                                        " per site over the run")
+                         : "";
   return absl::StrCat("every ", t.every_k(), " iterations: ", t.steps(), " steps, lr ",
-                      FormatNumber(t.learning_rate()), ", batch ", t.batch());
+                      FormatNumber(t.learning_rate()), ", batch ", t.batch(), dp);
 }
 
 std::string Ago(const google::protobuf::Timestamp& t, absl::Time now) {

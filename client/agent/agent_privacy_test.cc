@@ -1,12 +1,15 @@
 // require_private_experts (SPEC 12): the agent refuses, naming the adapter, experts whose
 // files record no DP training or too large an ε, before anything goes on the wire; and it
-// refuses a swarm that asks for local training (non-private in this version), against an
-// in-process fake AgentService.
+// refuses a swarm that asks for local training without DP, or with a larger ε than it
+// accepts, against an in-process fake AgentService.
+#include <atomic>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "client/agent/agent.h"
+#include "client/agent/candidate_evaluator.h"
 #include "common/adapter.h"
 #include "common/dp_record.h"
 #include "common/testing/fake_clock.h"
@@ -97,9 +100,13 @@ TEST(AgentPrivacyTest, RefusesExpertsWithoutADpRecordOrAboveTheBudget) {
             absl::StatusCode::kInvalidArgument);
 }
 
-// Accepts uploads and the join; every assignment asks for local training.
+// Accepts uploads and the join; every assignment asks for local training (with DP when
+// dp_epsilon > 0). The first answer is WAIT; with done_after_first, the later ones DONE.
 class TrainingSwarmService final : public wxp::v1::AgentService::Service {
  public:
+  TrainingSwarmService(double dp_epsilon = 0, bool done_after_first = false)
+      : dp_epsilon_(dp_epsilon), done_after_first_(done_after_first) {}
+
   grpc::Status GetUploadOffset(grpc::ServerContext*, const wxp::v1::GetUploadOffsetRequest*,
                                wxp::v1::GetUploadOffsetResponse* resp) override {
     resp->set_complete(true);
@@ -111,27 +118,52 @@ class TrainingSwarmService final : public wxp::v1::AgentService::Service {
   }
   grpc::Status GetAssignment(grpc::ServerContext*, const wxp::v1::GetAssignmentRequest*,
                              wxp::v1::GetAssignmentResponse* resp) override {
-    resp->set_status(wxp::v1::GetAssignmentResponse::WAIT);
+    const bool done = done_after_first_ && calls_++ > 0;
+    resp->set_status(done ? wxp::v1::GetAssignmentResponse::DONE
+                          : wxp::v1::GetAssignmentResponse::WAIT);
     resp->set_retry_after_ms(100);
     resp->mutable_local_training()->set_every_k(2);
     resp->mutable_local_training()->set_steps(5);
     resp->mutable_local_training()->set_learning_rate(0.01);
     resp->mutable_local_training()->set_batch(8);
+    if (dp_epsilon_ > 0) {
+      resp->mutable_local_training()->set_dp_epsilon(dp_epsilon_);
+      resp->mutable_local_training()->set_dp_delta(1e-5);
+    }
     return grpc::Status::OK;
+  }
+
+ private:
+  const double dp_epsilon_;
+  const bool done_after_first_;
+  std::atomic<int> calls_{0};
+};
+
+// An evaluator that can train (the agent checks that before any particle work); neither
+// method runs here.
+class TrainingEvaluator final : public CandidateEvaluator {
+ public:
+  absl::StatusOr<Scores> Evaluate(const Candidate&) override { return Scores{{"acc", 0.5}}; }
+  bool CanTrain() const override { return true; }
+  absl::StatusOr<std::vector<float>> Train(const TrainingRequest& request,
+                                           const Candidate&) override {
+    return std::vector<float>(request.params.begin(), request.params.end());
   }
 };
 
-TEST(AgentPrivacyTest, RefusesASwarmWithLocalTraining) {
-  const std::string root = ::testing::TempDir() + "/agent_privacy_training";
+// Runs an agent holding one private expert (σ = 1 by its record, ε well below 50) that
+// requires private experts, at most `max_epsilon` (0: any), against `service`; returns how
+// Run ended.
+absl::Status RunPrivateAgent(const std::string& root, wxp::v1::AgentService::Service& service,
+                             double max_epsilon) {
   fs::remove_all(root);
   WriteExpert(root + "/private", 1.0);
-  TrainingSwarmService service;
   int port = 0;
   grpc::ServerBuilder builder;
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  ASSERT_NE(server, nullptr);
+  if (server == nullptr) return absl::InternalError("no server");
   client::ConnectionOptions c;
   c.server_address = "127.0.0.1:" + std::to_string(port);
   c.plaintext = true;
@@ -139,8 +171,7 @@ TEST(AgentPrivacyTest, RefusesASwarmWithLocalTraining) {
   c.rpc_deadline = absl::Seconds(30);
   absl::StatusOr<std::unique_ptr<client::Connection>> conn =
       client::Connection::Open(c, absl::Now());
-  ASSERT_TRUE(conn.ok()) << conn.status();
-
+  if (!conn.ok()) return conn.status();
   FakeClock clock;
   AgentOptions o;
   o.swarm = "swarm";
@@ -148,13 +179,41 @@ TEST(AgentPrivacyTest, RefusesASwarmWithLocalTraining) {
   o.work_dir = root + "/work";
   o.clock = &clock;
   o.require_private_experts = true;
-  absl::StatusOr<std::unique_ptr<Agent>> agent = Agent::Create(std::move(o), conn->get(), nullptr);
-  ASSERT_TRUE(agent.ok()) << agent.status();
+  o.max_expert_epsilon = max_epsilon;
+  absl::StatusOr<std::unique_ptr<Agent>> agent =
+      Agent::Create(std::move(o), conn->get(), std::make_unique<TrainingEvaluator>());
+  if (!agent.ok()) return agent.status();
   const absl::Status s = (*agent)->Run().status();
   server->Shutdown();
+  return s;
+}
+
+TEST(AgentPrivacyTest, RefusesASwarmWithLocalTrainingWithoutDp) {
+  TrainingSwarmService service;
+  const absl::Status s =
+      RunPrivateAgent(::testing::TempDir() + "/agent_privacy_training", service, 0);
   EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_NE(s.message().find("swarm swarm asks for local training"), std::string::npos) << s;
+  EXPECT_NE(s.message().find("without differential privacy"), std::string::npos) << s;
   EXPECT_NE(s.message().find("require_private_experts"), std::string::npos) << s;
+}
+
+// DP local training (LocalTraining.dp_epsilon) within the agent's bound: it takes part (the
+// swarm answers DONE on the second call, so Run ends cleanly instead of waiting forever).
+TEST(AgentPrivacyTest, TakesPartInDpLocalTrainingWithinItsBound) {
+  TrainingSwarmService service(/*dp_epsilon=*/2, /*done_after_first=*/true);
+  const absl::Status s = RunPrivateAgent(::testing::TempDir() + "/agent_privacy_dp", service, 50);
+  EXPECT_TRUE(s.ok()) << s;
+}
+
+TEST(AgentPrivacyTest, RefusesDpLocalTrainingAboveItsBound) {
+  TrainingSwarmService service(/*dp_epsilon=*/80, /*done_after_first=*/true);
+  const absl::Status s =
+      RunPrivateAgent(::testing::TempDir() + "/agent_privacy_dp_loose", service, 50);
+  EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.message().find("spends up to epsilon 80, above this agent's max_expert_epsilon 50"),
+            std::string::npos)
+      << s;
 }
 
 }  // namespace

@@ -243,15 +243,27 @@ absl::StatusOr<bool> Agent::Impl::Assign() {
     }));
     training = LocalTrainingFromProto(resp.local_training());
     swarm_seed = resp.hyperparameters().seed();
+    swarm_max_iterations = resp.hyperparameters().max_iterations();
+    swarm_pool_size = resp.pool_size();
     if (training.enabled() && o.require_private_experts &&
         resp.status() != wxp::v1::GetAssignmentResponse::DONE) {
-      // SPEC 12: local training reads this site's data again, without DP in this version,
-      // and what it trains is uploaded: it would void the experts' guarantee.
-      return absl::FailedPreconditionError(absl::StrCat(
-          "swarm ", o.swarm, " asks for local training (every ", training.every_k, " iterations, ",
-          training.steps,
-          " steps), which this agent runs without differential privacy; its configuration "
-          "requires private experts (require_private_experts), so it does not take part"));
+      // SPEC 12: local training reads this site's data again and what it trains is
+      // uploaded: only DP training, within the budget this site accepts for its experts,
+      // keeps their guarantee meaningful.
+      if (!training.private_training()) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "swarm ", o.swarm, " asks for local training (every ", training.every_k,
+            " iterations, ", training.steps,
+            " steps) without differential privacy (local_training.dp_epsilon 0); this agent's "
+            "configuration requires private experts (require_private_experts), so it does not "
+            "take part"));
+      }
+      if (o.max_expert_epsilon > 0 && training.dp_epsilon > o.max_expert_epsilon) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("swarm ", o.swarm, "'s local training spends up to epsilon ",
+                         training.dp_epsilon, ", above this agent's max_expert_epsilon ",
+                         o.max_expert_epsilon, ", so it does not take part"));
+      }
     }
     if (training.enabled() && !evaluator->CanTrain() &&
         resp.status() != wxp::v1::GetAssignmentResponse::DONE) {

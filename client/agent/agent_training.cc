@@ -27,14 +27,8 @@ absl::Status Agent::Impl::TrainMoved(int id, float step, PendingMove& m) {
     WXP_ASSIGN_OR_RETURN(FlatReader vr, FlatReader::Velocity(BlobPath(m.v), n));
     WXP_RETURN_IF_ERROR(vr.Read(v.data(), n));
   }
-  TrainingRequest request;
-  request.particle = id;
-  request.iteration = m.iteration;
-  request.seed = LocalTrainingSeed(swarm_seed, id, m.iteration);
-  request.steps = training.steps;
-  request.learning_rate = training.learning_rate;
-  request.batch = training.batch;
-  request.params = x;
+  const TrainingRequest request = MakeTrainingRequest(training, swarm_seed, swarm_max_iterations,
+                                                      swarm_pool_size, id, m.iteration, x);
   {
     absl::MutexLock l(&hb_mu);
     working.insert(id);

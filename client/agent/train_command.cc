@@ -57,6 +57,12 @@ class TrainCommandEvaluator : public CandidateEvaluator {
     env[kTrainSeedEnv] = absl::StrCat(request.seed);
     env[kTrainParticleEnv] = absl::StrCat(request.particle);
     env[kTrainIterationEnv] = absl::StrCat(request.iteration);
+    if (request.dp_epsilon > 0) {
+      env[kTrainDpEpsilonEnv] = absl::StrFormat("%.17g", request.dp_epsilon);
+      env[kTrainDpDeltaEnv] = absl::StrFormat("%.17g", request.dp_delta);
+      env[kTrainDpClipEnv] = absl::StrFormat("%.17g", request.dp_clip_norm);
+      env[kTrainDpMaxStepsEnv] = absl::StrCat(request.dp_max_steps);
+    }
     std::vector<std::string> argv = o_.argv;
     argv.push_back(in);
     argv.push_back(out);

@@ -26,6 +26,15 @@ inline constexpr char kTrainBatchEnv[] = "WXP_TRAIN_BATCH";
 inline constexpr char kTrainSeedEnv[] = "WXP_TRAIN_SEED";  // decimal uint64
 inline constexpr char kTrainParticleEnv[] = "WXP_TRAIN_PARTICLE";
 inline constexpr char kTrainIterationEnv[] = "WXP_TRAIN_ITERATION";
+// Only when the swarm's local training is private (LocalTraining.dp_epsilon > 0; else
+// unset): the command must then train with DP-SGD within this budget, as `wxpctl legal
+// train` does; the agent cannot check what another program does with it.
+inline constexpr char kTrainDpEpsilonEnv[] = "WXP_TRAIN_DP_EPSILON";  // %.17g
+inline constexpr char kTrainDpDeltaEnv[] = "WXP_TRAIN_DP_DELTA";      // %.17g
+inline constexpr char kTrainDpClipEnv[] = "WXP_TRAIN_DP_CLIP";        // %.17g
+// The most steps all of this site's local training may take in the swarm: the budget
+// covers them all.
+inline constexpr char kTrainDpMaxStepsEnv[] = "WXP_TRAIN_DP_MAX_STEPS";
 
 struct TrainCommandOptions {
   std::vector<std::string> argv;  // program and leading arguments, no shell

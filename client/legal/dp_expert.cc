@@ -9,6 +9,14 @@
 
 namespace wxp::legal {
 
+FineTuneOptions DpRecipe() {
+  FineTuneOptions ft;
+  ft.steps = 1000;
+  ft.batch = 64;
+  ft.lr = 5e-3;
+  return ft;
+}
+
 absl::StatusOr<DpLegalExpert> FineTuneDpLegalExpert(const LegalModel& model, const Corpus& corpus,
                                                     const std::string& shard,
                                                     FineTuneOptions fine_tune,

@@ -34,6 +34,13 @@ struct DpLegalExpert {
   dp::PrivacyRecord record;  // ε spent (at most the budget's), δ, σ, C, q, steps
 };
 
+// The DP-SGD training recipe that `wxpctl legal finetune --dp-epsilon` and B5 use unless
+// told otherwise: steps, expected batch and learning rate (Adam), the rest as
+// FineTuneOptions' defaults. Chosen on B5's tuning seeds (README, "Differential privacy");
+// the noise added per step falls as the batch grows (σC / batch at a σ that grows far more
+// slowly), so DP-SGD wants far larger batches than plain fine-tuning.
+FineTuneOptions DpRecipe();
+
 // Fine-tunes as FineTuneLegalExpert does, with DP-SGD: sampling rate
 // q = min(1, fine_tune.batch / examples), fine_tune.steps steps, σ the smallest that keeps
 // the run within `budget`. InvalidArgument (naming the value) for ε not a finite number > 0,

@@ -142,7 +142,7 @@ struct LegalModel::Impl {
     for (int64_t start = 0; start < rows; start += chunk) {
       const int64_t len = std::min(chunk, rows - start);
       torch::Tensor logits =
-          arch->Forward(merged, data.inputs.narrow(0, start, len)).reshape({-1, kVocab});
+          arch->Forward(merged, data.inputs.narrow(0, start, len), nullptr).reshape({-1, kVocab});
       torch::Tensor target = data.targets.narrow(0, start, len).reshape({-1});
       torch::Tensor logp = torch::log_softmax(logits, 1);
       torch::Tensor hit = logits.argmax(1).eq(target);
@@ -178,7 +178,7 @@ struct LegalModel::Impl {
 
   // Logits [min(n, positions), 256] of `w` on the first positions of `data`.
   torch::Tensor PositionLogits(const Weights& w, const TokenData::Impl& data, int64_t n) const {
-    if (!data.padded) return arch->Forward(w, data.inputs.narrow(0, 0, n)).contiguous();
+    if (!data.padded) return arch->Forward(w, data.inputs.narrow(0, 0, n), nullptr).contiguous();
     std::vector<torch::Tensor> parts;
     int64_t have = 0;
     const int64_t rows = data.inputs.size(0), chunk = arch->ScoreRows();
@@ -186,7 +186,7 @@ struct LegalModel::Impl {
       const int64_t len = std::min(chunk, rows - start);
       const torch::Tensor real =
           data.targets.narrow(0, start, len).reshape({-1}).ne(kNoTarget).nonzero().squeeze(1);
-      parts.push_back(arch->Forward(w, data.inputs.narrow(0, start, len))
+      parts.push_back(arch->Forward(w, data.inputs.narrow(0, start, len), nullptr)
                           .reshape({-1, kVocab})
                           .index_select(0, real));
       have += parts.back().size(0);
@@ -208,7 +208,7 @@ struct LegalModel::Impl {
       static_cast<torch::optim::AdamOptions&>(opt.param_groups()[0].options()).lr(lr);
       auto [x, y] = arch->Batch(data, rng, c.pretrain_batch);
       opt.zero_grad();
-      torch::Tensor loss = Loss(arch->Forward(base, x), y);
+      torch::Tensor loss = Loss(arch->Forward(base, x, nullptr), y);
       loss.backward();
       opt.step();
     }
@@ -513,13 +513,24 @@ FineTuneResult LegalModel::Impl::FineTune(const TokenData::Impl& d, const TokenD
   for (int step = 1; step <= options.steps; ++step) {
     opt.zero_grad();
     if (options.dp.enabled()) {
-      // The merged weights once per step; each example's backward pass reuses that graph.
-      const Weights merged = WithLora(base, f, s);
-      auto forward = [&](const torch::Tensor& x) { return arch->Forward(merged, x); };
-      internal::DpSgdStep(fit, options.dp, forward, params, dp_sampler, dp_noise);
+      Weights merged;
+      std::vector<internal::TrainableLora> lora;
+      {
+        torch::NoGradGuard no_grad;
+        merged = WithLora(base, f, s);
+        for (int i : own_layers)
+          lora.push_back({i, f[i].first.detach(), f[i].second.detach(), s[i]});
+      }
+      auto per_example = [&](const torch::Tensor& rows) {
+        return internal::LoraPerExampleGradients(*arch, merged, lora,
+                                                 fit.inputs.index_select(0, rows),
+                                                 fit.targets.index_select(0, rows));
+      };
+      internal::DpSgdStep(fit.inputs.size(0), options.dp, per_example, arch->ScoreRows(), params,
+                          dp_sampler, dp_noise);
     } else {
       auto [x, y] = arch->Batch(fit, order, options.batch);
-      Loss(arch->Forward(WithLora(base, f, s), x), y).backward();
+      Loss(arch->Forward(WithLora(base, f, s), x, nullptr), y).backward();
     }
     opt.step();
     result.steps_run = step;

@@ -15,7 +15,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -33,16 +36,24 @@ class LegalTrainer : public LocalTrainer {
 
   // The trained position. InvalidArgument for a position that is not the model's LoRA or
   // holds a non-finite value, or for non-positive steps, batch or learning rate; Internal
-  // for a LibTorch failure.
+  // for a LibTorch failure. With request.dp_epsilon > 0, DP-SGD (FineTuneOptions::dp) at
+  // sampling rate min(1, batch / examples) and the noise multiplier that keeps
+  // request.dp_max_steps such steps within (dp_epsilon, dp_delta); InvalidArgument if
+  // dp_max_steps is below steps or dp_delta is not below 1 / examples.
   absl::StatusOr<std::vector<float>> Train(const TrainingRequest& request) override;
 
   // Gradient steps taken by successful Train calls so far (compute accounting).
   int64_t steps_run() const { return steps_run_; }
 
  private:
+  absl::StatusOr<double> NoiseMultiplier(const TrainingRequest& request);
+
   std::shared_ptr<const LegalModel> model_;
   TokenData train_;
   int64_t steps_run_ = 0;
+  // The last calibration, keyed by (ε, δ, q, steps): every training of a swarm asks for
+  // the same one.
+  std::optional<std::pair<std::tuple<double, double, double, int64_t>, double>> sigma_;
 };
 
 // A trainer on `shard`'s train split of `corpus`: NotFound naming the known shards for an

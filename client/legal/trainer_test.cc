@@ -3,11 +3,13 @@
 // that a swarm with local training runs and repeats itself.
 #include "client/legal/trainer.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
 #include "client/legal/evaluator.h"
 #include "client/legal/testing/tiny_options.h"
+#include "common/dp_accountant.h"
 #include "common/runner.h"
 #include "gtest/gtest.h"
 
@@ -117,6 +119,56 @@ TEST_F(LegalTrainerTest, RefusesBadPositionsAndUnknownShards) {
   EXPECT_EQ((*trainer)->steps_run(), 0);
   EXPECT_EQ(MakeLegalTrainer(setup_->model, setup_->corpus, "no-such-firm").status().code(),
             absl::StatusCode::kNotFound);
+}
+
+// DP local training (SPEC 12): FineTune with DP-SGD at the noise that keeps the whole
+// budget (dp_max_steps steps) within (ε, δ), deterministic for a seed, different from the
+// plain training, and refused when the budget cannot cover it.
+TEST_F(LegalTrainerTest, DpTrainingIsDpSgdWithinTheWholeRunsBudget) {
+  auto trainer = MakeLegalTrainer(setup_->model, setup_->corpus, "MPL");
+  ASSERT_TRUE(trainer.ok());
+  const std::vector<float>& x = (*experts_)[0];
+  auto dp_request = [&](uint64_t seed) {
+    TrainingRequest r = Request(x, seed, 10);
+    r.dp_epsilon = 4, r.dp_delta = 1e-6, r.dp_clip_norm = 0.5, r.dp_max_steps = 600;
+    return r;
+  };
+  absl::StatusOr<std::vector<float>> a = (*trainer)->Train(dp_request(7));
+  absl::StatusOr<std::vector<float>> b = (*trainer)->Train(dp_request(7));
+  absl::StatusOr<std::vector<float>> plain = (*trainer)->Train(Request(x, 7, 10));
+  ASSERT_TRUE(a.ok() && b.ok() && plain.ok()) << a.status() << b.status() << plain.status();
+  EXPECT_EQ(*a, *b);
+  EXPECT_NE(*a, *plain);
+  EXPECT_NE(*a, x);
+  // The same as FineTune with the DP-SGD settings the accountant gives for the whole run.
+  absl::StatusOr<Segments> train = setup_->corpus.Get(Split::kTrain, "MPL");
+  ASSERT_TRUE(train.ok());
+  const int64_t n = setup_->model->Tokenize(*train)->examples();
+  const double q = std::min(1.0, 64.0 / static_cast<double>(n));
+  absl::StatusOr<double> sigma = dp::CalibrateNoiseMultiplier(4, 1e-6, q, 600);
+  ASSERT_TRUE(sigma.ok()) << sigma.status();
+  FineTuneOptions ft;
+  ft.steps = 10;
+  ft.batch = 64;
+  ft.lr = 5e-3;
+  ft.seed = 7;
+  ft.start = x;
+  ft.report_losses = false;
+  ft.dp = {0.5, *sigma, q};
+  absl::StatusOr<FineTuneResult> direct = setup_->model->FineTune(*train, ft);
+  ASSERT_TRUE(direct.ok()) << direct.status();
+  EXPECT_EQ(direct->lora, *a);
+  // A budget for fewer steps than one training, or a δ not below 1/N, is refused.
+  TrainingRequest r = dp_request(7);
+  r.dp_max_steps = 9;
+  absl::Status s = (*trainer)->Train(r).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("cannot cover"), std::string::npos) << s;
+  r = dp_request(7);
+  r.dp_delta = 2.0 / static_cast<double>(n);
+  s = (*trainer)->Train(r).status();
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("1/N"), std::string::npos) << s;
 }
 
 TEST_F(LegalTrainerTest, ASwarmWithLocalTrainingRunsAndRepeatsItself) {

@@ -64,6 +64,7 @@ absl::StatusOr<wxp::v1::GetAssignmentResponse> Coordinator::GetAssignment(
                           s->row.state == store::SwarmState::kStopped;
         out.set_status(done ? wxp::v1::GetAssignmentResponse::DONE
                             : wxp::v1::GetAssignmentResponse::ASSIGNED);
+        out.set_pool_size(s->pool_size());
         if (s->coefficients()) {
           for (const store::ExpertRecord* e : coordinator_internal::InPoolOrder(s->experts)) {
             out.add_expert_blob_ids(e->blob_id);

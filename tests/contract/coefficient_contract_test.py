@@ -136,6 +136,24 @@ class CoefficientSwarmTest(ct.WireTest):
         lt = spec_pb.LocalTraining(every_k=2, steps=5, learning_rate=0.01, batch=4)
         s = self.create(ct.spec("coef-weights-training", local_training=lt)).spec
         self.assertEqual(s.local_training, lt)
+        # SPEC 12: DP local training, echoed as sent; its settings out of range are refused.
+        lt_dp = spec_pb.LocalTraining(every_k=2, steps=5, learning_rate=0.01, batch=4,
+                                      dp_epsilon=4, dp_delta=1e-5, dp_clip_norm=0.5)
+        s = self.create(ct.spec("coef-weights-dp-training", local_training=lt_dp)).spec
+        self.assertEqual(s.local_training, lt_dp)
+        for i, (says, kw) in enumerate([
+                ("dp_epsilon", dict(dp_epsilon=-1, dp_delta=1e-5)),
+                ("dp_epsilon", dict(dp_epsilon=float("inf"), dp_delta=1e-5)),
+                ("dp_delta", dict(dp_epsilon=4, dp_delta=0)),
+                ("dp_delta", dict(dp_epsilon=4, dp_delta=1)),
+                ("dp_delta", dict(dp_delta=1e-5)),
+                ("dp_clip_norm", dict(dp_epsilon=4, dp_delta=1e-5, dp_clip_norm=-0.5)),
+                ("dp_clip_norm", dict(dp_epsilon=4, dp_delta=1e-5, dp_clip_norm=float("nan")))]):
+            bad = spec_pb.LocalTraining(every_k=2, steps=5, learning_rate=0.01, batch=4, **kw)
+            self.refused(Code.INVALID_ARGUMENT, self.admin.CreateSwarm,
+                         pb.CreateSwarmRequest(spec=ct.spec("coef-dp-bad-%d" % i,
+                                                            local_training=bad)),
+                         says=says)
 
     def test_a_coefficient_swarm_from_spec_to_export(self):
         name = "coef-life"

@@ -263,6 +263,7 @@ class SwarmLifeTest(WireTest):
         self.assertEqual(wait.swarm_state, pb.PENDING_EXPERTS)
         self.assertTrue(wait.hyperparameters.HasField("seed"))
         self.assertEqual((wait.mode, wait.upload_policy), (spec_pb.SYNC, spec_pb.ON_DEMAND))
+        self.assertEqual(wait.pool_size, 0)  # no pool yet
         t = self.call(self.agent.GetTargets, pb.GetTargetsRequest(swarm=name, particle_id=0,
                                                                   iteration=1), FIRM_A)
         self.assertEqual((t.status, t.swarm_state), (pb.GetTargetsResponse.WAIT,
@@ -279,6 +280,7 @@ class SwarmLifeTest(WireTest):
         asg = self.call(self.agent.GetAssignment, pb.GetAssignmentRequest(swarm=name), FIRM_A)
         self.assertEqual((asg.status, asg.swarm_state), (pb.GetAssignmentResponse.ASSIGNED,
                                                          pb.RUNNING))
+        self.assertEqual(asg.pool_size, 2)  # the pool exists: its two particles
         self.assertEqual(len(asg.particles), 1)
         p0 = asg.particles[0]
         self.assertEqual((p0.particle_id, p0.initial_position_blob_id,

@@ -65,6 +65,8 @@ struct Agent::Impl {
   // per-training seeds derive from. Off unless the swarm asks for it.
   LocalTrainingParams training;
   uint64_t swarm_seed = 0;
+  int swarm_max_iterations = 0;  // bound DP local training's budget (MakeTrainingRequest)
+  int swarm_pool_size = 0;
   AgentSummary summary;
 
   absl::Mutex hb_mu;

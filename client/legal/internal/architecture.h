@@ -67,14 +67,35 @@ torch::Tensor RandomIndices(Rng& rng, int64_t count, int64_t below);
 // Mean next-byte cross-entropy of `logits` [..., 256] against `targets` (kNoTarget ignored).
 torch::Tensor Loss(const torch::Tensor& logits, const torch::Tensor& targets);
 
-// One DP-SGD step (common/dp_sgd.h): Poisson-samples rows of data.inputs/targets with
-// dp.sample_rate from `sampler`, takes each sampled row's gradient of its mean loss
-// under `forward` (inputs -> logits) with respect to `params` (all together), clips, sums,
-// adds noise from `noise` and writes the result, divided by the expected batch, into every
-// param's grad. Returns the number of rows sampled. Throws what LibTorch throws; a
-// non-finite per-example gradient throws std::runtime_error.
-int64_t DpSgdStep(const TokenData::Impl& data, const dp::DpSgdParams& dp,
-                  const std::function<torch::Tensor(const torch::Tensor&)>& forward,
+// What a forward pass applied at each linear layer a LoRA may sit on, for per-example
+// gradients (LoraPerExampleGradients): every application's input [rows, ..., in] and output
+// [rows, ..., out] (bias included), in the order applied.
+struct LinearTape {
+  struct Entry {
+    int layer;  // in Architecture::LinearLayers order
+    torch::Tensor input, output;
+  };
+  std::vector<Entry> entries;
+};
+
+// x · wᵀ (+ bias, when defined): linear layer `layer` (LinearLayers order) of a forward
+// pass, recorded on `tape` when there is one. 2-D x with a bias is one addmm.
+torch::Tensor ApplyLinear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& bias,
+                          int layer, LinearTape* tape);
+
+// Per-example gradients for DpSgdStep: row r of the result ([rows, dim], F32) is the gradient
+// of example `rows[r]`'s mean loss with respect to every trainable parameter, flattened and
+// concatenated in the order DpSgdStep's `params` list them.
+using PerExampleGradients = std::function<torch::Tensor(const torch::Tensor& rows)>;
+
+// One DP-SGD step (common/dp_sgd.h): Poisson-samples rows of `examples` with
+// dp.sample_rate from `sampler`, takes their gradients from `per_example` (at most `chunk`
+// rows a call), clips each over all parameters together, sums, adds noise from `noise` and
+// writes the result, divided by the expected batch, into every param's grad. Returns the
+// number of rows sampled. Throws what LibTorch throws; a per-example gradient of the wrong
+// shape or with a non-finite value throws std::runtime_error.
+int64_t DpSgdStep(int64_t examples, const dp::DpSgdParams& dp,
+                  const PerExampleGradients& per_example, int64_t chunk,
                   const std::vector<torch::Tensor>& params, CounterRng& sampler, CounterRng& noise);
 
 // A linear layer a LoRA can sit on: its weight [out, in] is base tensor `base_tensor`.
@@ -101,15 +122,35 @@ class Architecture {
   virtual std::vector<torch::Tensor> InitBase(Rng& rng) const = 0;
   virtual TokenData::Impl Tokenize(const Segments& segments) const = 0;
   // Logits [rows, ..., 256] of `weights` (BaseSpecs order, any LoRA already added) on
-  // `inputs` rows.
+  // `inputs` rows, every linear layer applied with ApplyLinear (recorded on `tape`, if
+  // any). Rows never interact: a row's logits depend on its own inputs only.
   virtual torch::Tensor Forward(const std::vector<torch::Tensor>& weights,
-                                const torch::Tensor& inputs) const = 0;
+                                const torch::Tensor& inputs, LinearTape* tape) const = 0;
   // A training batch of about `batch` examples from `data`: {inputs, targets}.
   virtual std::pair<torch::Tensor, torch::Tensor> Batch(const TokenData::Impl& data, Rng& rng,
                                                         int batch) const = 0;
   // Scoring rows per forward pass (bounds the logits buffer).
   virtual int64_t ScoreRows() const = 0;
 };
+
+// A trainable LoRA on linear layer `layer`: the layer's weight is W + scale · b · a.
+struct TrainableLora {
+  int layer;           // in Architecture::LinearLayers order
+  torch::Tensor a, b;  // [r, in], [out, r]
+  double scale;
+};
+
+// Per-example gradients (PerExampleGradients' layout: per LoRA, a then b) of each row's
+// mean loss over its real targets, for `inputs`/`targets` rows under `merged` (the base with
+// every LoRA in `lora` added), from one batched forward and backward pass: the gradient of
+// layer output y at row i is that row's alone (rows never interact), so
+//   d loss_i / d a = scale · Σ_t (bᵀ g_it) x_itᵀ,   d loss_i / d b = scale · Σ_t g_it (a x_it)ᵀ
+// over the row's positions t (the per-sample trick of Goodfellow, "Efficient Per-Example
+// Gradient Computations", 2015, as Opacus applies it to linear layers). Throws
+// std::runtime_error if a LoRA's layer was not applied.
+torch::Tensor LoraPerExampleGradients(const Architecture& arch, std::vector<torch::Tensor> merged,
+                                      const std::vector<TrainableLora>& lora,
+                                      const torch::Tensor& inputs, const torch::Tensor& targets);
 
 std::unique_ptr<Architecture> MakeMlp(const ModelConfig& config);
 std::unique_ptr<Architecture> MakeTransformer(const ModelConfig& config);

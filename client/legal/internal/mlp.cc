@@ -8,6 +8,7 @@ namespace wxp::legal::internal {
 namespace {
 
 enum Weight { kEmbed, kW1, kB1, kW2, kB2, kWh, kBh };
+enum Layer { kFc1, kFc2, kHead };  // LinearLayers order
 
 class Mlp : public Architecture {
  public:
@@ -64,12 +65,12 @@ class Mlp : public Architecture {
     return d;
   }
 
-  torch::Tensor Forward(const std::vector<torch::Tensor>& w,
-                        const torch::Tensor& ctx) const override {
+  torch::Tensor Forward(const std::vector<torch::Tensor>& w, const torch::Tensor& ctx,
+                        LinearTape* tape) const override {
     torch::Tensor x = w[kEmbed].index_select(0, ctx.reshape({-1})).reshape({ctx.size(0), -1});
-    torch::Tensor h1 = torch::relu(torch::addmm(w[kB1], x, w[kW1].t()));
-    torch::Tensor h2 = h1 + torch::relu(torch::addmm(w[kB2], h1, w[kW2].t()));
-    return torch::addmm(w[kBh], h2, w[kWh].t());
+    torch::Tensor h1 = torch::relu(ApplyLinear(x, w[kW1], w[kB1], kFc1, tape));
+    torch::Tensor h2 = h1 + torch::relu(ApplyLinear(h1, w[kW2], w[kB2], kFc2, tape));
+    return ApplyLinear(h2, w[kWh], w[kBh], kHead, tape);
   }
 
   std::pair<torch::Tensor, torch::Tensor> Batch(const TokenData::Impl& d, Rng& rng,

@@ -2,6 +2,7 @@
 // positions, read in windows of `context` bytes.
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <limits>
 
 #include "absl/strings/str_cat.h"
@@ -17,6 +18,8 @@ constexpr const char* kBlockNames[] = {
     "self_attn.v_proj", "self_attn.o_proj", "post_attention_layernorm",
     "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
 constexpr int kEmbedTokens = 0, kEmbedPositions = 1, kFirstBlock = 2;
+// A block's linear layers, in LinearLayers order.
+constexpr BlockWeight kProjections[] = {kQ, kK, kV, kO, kGate, kUp, kDown};
 
 torch::Tensor RmsNorm(const torch::Tensor& x, const torch::Tensor& gain) {
   return x * torch::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + 1e-5) * gain;
@@ -27,6 +30,12 @@ class Transformer : public Architecture {
   explicit Transformer(const ModelConfig& c) : c_(c) {}
 
   int Block(int layer, BlockWeight w) const { return kFirstBlock + layer * kPerBlock + w; }
+  // The index of block `layer`'s projection `w` in LinearLayers order.
+  static int Linear(int layer, BlockWeight w) {
+    const int k =
+        std::find(std::begin(kProjections), std::end(kProjections), w) - std::begin(kProjections);
+    return layer * static_cast<int>(std::size(kProjections)) + k;
+  }
   int FinalNorm() const { return kFirstBlock + c_.layers * kPerBlock; }
   int Head() const { return FinalNorm() + 1; }
 
@@ -50,7 +59,7 @@ class Transformer : public Architecture {
   std::vector<LinearLayer> LinearLayers() const override {
     std::vector<LinearLayer> out;
     for (int l = 0; l < c_.layers; ++l) {
-      for (BlockWeight w : {kQ, kK, kV, kO, kGate, kUp, kDown}) {
+      for (BlockWeight w : kProjections) {
         const bool mlp = w == kGate || w == kUp || w == kDown;
         out.push_back({absl::StrCat("model.layers.", l, ".", kBlockNames[w]), Block(l, w),
                        !mlp || c_.lora_mlp});
@@ -133,8 +142,8 @@ class Transformer : public Architecture {
     return d;
   }
 
-  torch::Tensor Forward(const std::vector<torch::Tensor>& w,
-                        const torch::Tensor& x) const override {
+  torch::Tensor Forward(const std::vector<torch::Tensor>& w, const torch::Tensor& x,
+                        LinearTape* tape) const override {
     const int64_t batch = x.size(0), t_len = x.size(1), d = c_.embed, heads = c_.heads;
     const int64_t dh = d / heads;
     torch::Tensor h = w[kEmbedTokens].index_select(0, x.reshape({-1})).reshape({batch, t_len, d}) +
@@ -142,12 +151,14 @@ class Transformer : public Architecture {
     // True above the diagonal: a position never attends to a later one.
     const torch::Tensor future = torch::ones({t_len, t_len}, torch::kBool).triu(1);
     const double scale = 1.0 / std::sqrt(static_cast<double>(dh));
+    const torch::Tensor none;
     for (int l = 0; l < c_.layers; ++l) {
+      auto linear = [&](const torch::Tensor& in, BlockWeight proj) {
+        return ApplyLinear(in, w[Block(l, proj)], none, Linear(l, proj), tape);
+      };
       const torch::Tensor a = RmsNorm(h, w[Block(l, kInNorm)]);
       auto split_heads = [&](BlockWeight proj) {
-        return torch::matmul(a, w[Block(l, proj)].t())
-            .reshape({batch, t_len, heads, dh})
-            .transpose(1, 2);
+        return linear(a, proj).reshape({batch, t_len, heads, dh}).transpose(1, 2);
       };
       const torch::Tensor q = split_heads(kQ), k = split_heads(kK), v = split_heads(kV);
       const torch::Tensor att =
@@ -156,12 +167,12 @@ class Transformer : public Architecture {
                              .masked_fill(future, -std::numeric_limits<float>::infinity()),
                          -1);
       const torch::Tensor o = torch::matmul(att, v).transpose(1, 2).reshape({batch, t_len, d});
-      h = h + torch::matmul(o, w[Block(l, kO)].t());
+      h = h + linear(o, kO);
       const torch::Tensor m = RmsNorm(h, w[Block(l, kPostNorm)]);
-      const torch::Tensor gated = torch::silu(torch::matmul(m, w[Block(l, kGate)].t())) *
-                                  torch::matmul(m, w[Block(l, kUp)].t());
-      h = h + torch::matmul(gated, w[Block(l, kDown)].t());
+      const torch::Tensor gated = torch::silu(linear(m, kGate)) * linear(m, kUp);
+      h = h + linear(gated, kDown);
     }
+    // The head carries no LoRA (not a LinearLayer): a plain matmul.
     return torch::matmul(RmsNorm(h, w[FinalNorm()]), w[Head()].t());
   }
 
