@@ -119,6 +119,9 @@ SwarmSpec FullSpec() {
   s.mutable_local_training()->set_steps(20);
   s.mutable_local_training()->set_learning_rate(0.005);
   s.mutable_local_training()->set_batch(64);
+  s.mutable_local_training()->set_dp_epsilon(4);
+  s.mutable_local_training()->set_dp_delta(1e-5);
+  s.mutable_local_training()->set_dp_clip_norm(1);
   s.mutable_audit()->set_enabled(true);
   s.mutable_audit()->set_sample_rate(0.25);
   (*s.mutable_audit()->mutable_tolerance())["acc"] = 0.01;

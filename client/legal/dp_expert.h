@@ -36,9 +36,10 @@ struct DpLegalExpert {
 
 // The DP-SGD training recipe that `wxpctl legal finetune --dp-epsilon` and B5 use unless
 // told otherwise: steps, expected batch and learning rate (Adam), the rest as
-// FineTuneOptions' defaults. Chosen on B5's tuning seeds (README, "Differential privacy");
-// the noise added per step falls as the batch grows (σC / batch at a σ that grows far more
-// slowly), so DP-SGD wants far larger batches than plain fine-tuning.
+// FineTuneOptions' defaults. For now the plain fine-tune's values, which are not good for
+// DP: on tuning seed 101 at ε = 4 the experts' train loss rose under them (the noise per
+// step, σC / batch, swamps a batch of 64). The recipe is to be chosen on B5's tuning seeds;
+// larger batches are the first thing to try, since σ grows far more slowly than the batch.
 FineTuneOptions DpRecipe();
 
 // Fine-tunes as FineTuneLegalExpert does, with DP-SGD: sampling rate
