@@ -85,6 +85,9 @@ ABSL_FLAG(int, hidden, -1, "model: hidden width");
 ABSL_FLAG(int, rank, -1, "model: LoRA rank");
 ABSL_FLAG(double, alpha, -1, "model: LoRA alpha");
 ABSL_FLAG(int, pretrain_steps, -1, "model: base steps");
+ABSL_FLAG(int, threads, 2,
+          "torch intra-op threads (1 for runs side by side on 2 cores; the last digits of the "
+          "results depend on it)");
 ABSL_FLAG(double, pretrain_lr, -1, "model: base lr");
 
 namespace wxp::legal {
@@ -226,6 +229,7 @@ int Run(const std::optional<DpBudget>& dp) {
   set(absl::GetFlag(FLAGS_alpha), &options.model.lora_alpha);
   set(absl::GetFlag(FLAGS_pretrain_steps), &options.model.pretrain_steps);
   set(absl::GetFlag(FLAGS_pretrain_lr), &options.model.pretrain_lr);
+  set(absl::GetFlag(FLAGS_threads), &options.model.threads);
   LegalSetup setup = Must(LoadLegalSetup(options), "setup");
   const LegalModel& model = *setup.model;
   const Schema& schema = model.lora_schema();

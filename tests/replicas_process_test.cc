@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <iostream>
 #include <map>
 #include <memory>
 #include <random>
@@ -44,6 +45,19 @@ using proc::ServerProcess;
 
 class ReplicasProcessTest : public ::testing::Test {
  protected:
+  // A failed run says what each process last logged: the logs live in the test's
+  // temporary directory, which does not outlive it.
+  void TearDown() override {
+    if (!HasFailure()) return;
+    for (const auto& r : replicas_) {
+      std::cerr << "---- " << r->log_path() << "\n" << proc::Tail(r->log_path(), 3000) << "\n";
+    }
+    for (const char* agent : {"firm-a", "firm-b"}) {
+      const std::string log = absl::StrCat(root_, "/", agent, ".log");
+      std::cerr << "---- " << log << "\n" << proc::Tail(log, 3000) << "\n";
+    }
+  }
+
   void StartReplicas(int n) {
     root_ = proc::FreshDir(::testing::TempDir() + "/" +
                            ::testing::UnitTest::GetInstance()->current_test_info()->name());

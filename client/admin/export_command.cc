@@ -18,6 +18,7 @@
 #include "client/admin/remote.h"
 #include "client/admin/views.h"
 #include "client/net/blob_transfer.h"
+#include "client/net/stall_watchdog.h"
 #include "common/adapter.h"
 #include "common/file_util.h"
 #include "common/token_manifest.h"
@@ -112,11 +113,16 @@ int Export(const std::vector<std::string>& args, std::ostream& out, std::ostream
   req.set_swarm(swarm);
   // The stream carries a whole adapter: it gets far longer than one unary call.
   auto ctx = rc->conn->NewContext(rc->conn->options().rpc_deadline + absl::Minutes(30));
+  // ... but not longer than a unary call's deadline without a message from the server.
+  client::StallWatchdog watchdog(ctx.get(), rc->conn->options().rpc_deadline);
   auto reader = rc->conn->admin().ExportBest(ctx.get(), req);
   ExportWriter writer(staging);
   v1::ExportChunk chunk;
   absl::Status data;
-  while (data.ok() && reader->Read(&chunk)) data = writer.Add(chunk);
+  while (data.ok() && reader->Read(&chunk)) {
+    watchdog.Progress();
+    data = writer.Add(chunk);
+  }
   if (!data.ok()) {
     ctx->TryCancel();
     reader->Finish();
@@ -124,6 +130,11 @@ int Export(const std::vector<std::string>& args, std::ostream& out, std::ostream
   }
   // A stream the server ended with an error: its message says more than the cut-off file.
   grpc::Status finished = reader->Finish();
+  if (watchdog.stalled()) {
+    return cleanup(absl::UnavailableError(
+        absl::StrCat("export: no data from ", rc->conn->current_address(), " for ",
+                     absl::FormatDuration(rc->conn->options().rpc_deadline))));
+  }
   if (!finished.ok()) return cleanup(RpcError(finished, "export"));
   absl::StatusOr<ReceivedExport> received = writer.Finish();
   if (!received.ok()) return cleanup(received.status());

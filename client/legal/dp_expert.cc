@@ -11,9 +11,9 @@ namespace wxp::legal {
 
 FineTuneOptions DpRecipe() {
   FineTuneOptions ft;
-  ft.steps = 1000;
-  ft.batch = 64;
-  ft.lr = 5e-3;
+  ft.steps = 250;
+  ft.batch = 1024;
+  ft.lr = 1e-2;
   return ft;
 }
 

@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "client/net/stall_watchdog.h"
 #include "common/fault_hook.h"
 #include "common/file_util.h"
 #include "common/grpc_status.h"
@@ -135,11 +136,15 @@ absl::StatusOr<TransferResult> DownloadToFile(Connection& conn, const std::strin
     wxp::v1::DownloadBlobRequest req;
     req.set_blob_id(blob_id);
     req.set_offset(offset);
-    // The size is unknown until the first message; scale the deadline generously.
+    // The size is unknown until the first message; scale the deadline generously, and
+    // give up early on a server that goes quiet for a unary call's deadline (a stopped
+    // replica must not hold the caller for ten minutes: it fails over instead).
     auto ctx = conn.NewContext(conn.options().rpc_deadline + absl::Minutes(10));
+    StallWatchdog watchdog(ctx.get(), conn.options().rpc_deadline);
     auto reader = conn.agent().DownloadBlob(ctx.get(), req);
     wxp::v1::DownloadBlobResponse msg;
     while (reader->Read(&msg)) {
+      watchdog.Progress();
       result.total_bytes = msg.total_size();
       if (msg.chunk().offset() != offset) {
         ctx->TryCancel();
@@ -155,6 +160,12 @@ absl::StatusOr<TransferResult> DownloadToFile(Connection& conn, const std::strin
     out.flush();
     if (!out) return ErrnoStatus(errno, "cannot write", partial);
     grpc::Status st = reader->Finish();
+    if (watchdog.stalled()) {
+      // What was received is in the partial file: the next call resumes from there.
+      return absl::UnavailableError(absl::StrCat(
+          "download of ", blob_id, ": no data from ", conn.current_address(), " for ",
+          absl::FormatDuration(conn.options().rpc_deadline), " (stopped at byte ", offset, ")"));
+    }
     if (st.error_code() == grpc::StatusCode::OUT_OF_RANGE) {
       fs::remove(partial, ec);  // Our partial file is longer than the blob: start over.
     }
