@@ -9,7 +9,7 @@
 
 namespace wxp::legal {
 
-absl::StatusOr<double> LegalTrainer::NoiseMultiplier(const TrainingRequest& request) {
+absl::StatusOr<dp::DpSgdParams> LegalTrainer::DpParams(const TrainingRequest& request) {
   const int64_t n = train_.examples();
   if (request.dp_max_steps < request.steps) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -31,7 +31,7 @@ absl::StatusOr<double> LegalTrainer::NoiseMultiplier(const TrainingRequest& requ
                                                       request.dp_max_steps));
     sigma_ = {key, sigma};
   }
-  return sigma_->second;
+  return dp::DpSgdParams{request.dp_clip_norm, sigma_->second, q};
 }
 
 absl::StatusOr<std::vector<float>> LegalTrainer::Train(const TrainingRequest& request) {
@@ -43,10 +43,7 @@ absl::StatusOr<std::vector<float>> LegalTrainer::Train(const TrainingRequest& re
   ft.start = request.params;
   ft.report_losses = false;
   if (request.dp_epsilon > 0) {
-    WXP_ASSIGN_OR_RETURN(const double sigma, NoiseMultiplier(request));
-    const double q =
-        std::min(1.0, static_cast<double>(request.batch) / static_cast<double>(train_.examples()));
-    ft.dp = {request.dp_clip_norm, sigma, q};
+    WXP_ASSIGN_OR_RETURN(ft.dp, DpParams(request));
   }
   WXP_ASSIGN_OR_RETURN(FineTuneResult r, model_->FineTune(train_, ft));
   steps_run_ += r.steps_run;

@@ -24,6 +24,7 @@
 #include "absl/status/statusor.h"
 #include "client/legal/corpus.h"
 #include "client/legal/model.h"
+#include "common/dp_sgd.h"
 #include "common/local_trainer.h"
 
 namespace wxp::legal {
@@ -46,7 +47,9 @@ class LegalTrainer : public LocalTrainer {
   int64_t steps_run() const { return steps_run_; }
 
  private:
-  absl::StatusOr<double> NoiseMultiplier(const TrainingRequest& request);
+  // DP-SGD's settings for `request`: q from its batch and this site's N, σ calibrated so
+  // that dp_max_steps such trainings stay within (dp_epsilon, dp_delta).
+  absl::StatusOr<dp::DpSgdParams> DpParams(const TrainingRequest& request);
 
   std::shared_ptr<const LegalModel> model_;
   TokenData train_;
