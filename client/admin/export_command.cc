@@ -10,6 +10,7 @@
 
 #include <filesystem>
 #include <map>
+#include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "client/admin/command_util.h"
@@ -114,13 +115,14 @@ int Export(const std::vector<std::string>& args, std::ostream& out, std::ostream
   // The stream carries a whole adapter: it gets far longer than one unary call.
   auto ctx = rc->conn->NewContext(rc->conn->options().rpc_deadline + absl::Minutes(30));
   // ... but not longer than a unary call's deadline without a message from the server.
-  client::StallWatchdog watchdog(ctx.get(), rc->conn->options().rpc_deadline);
+  auto watchdog =
+      std::make_unique<client::StallWatchdog>(ctx.get(), rc->conn->options().rpc_deadline);
   auto reader = rc->conn->admin().ExportBest(ctx.get(), req);
   ExportWriter writer(staging);
   v1::ExportChunk chunk;
   absl::Status data;
   while (data.ok() && reader->Read(&chunk)) {
-    watchdog.Progress();
+    watchdog->Progress();
     data = writer.Add(chunk);
   }
   if (!data.ok()) {
@@ -130,7 +132,9 @@ int Export(const std::vector<std::string>& args, std::ostream& out, std::ostream
   }
   // A stream the server ended with an error: its message says more than the cut-off file.
   grpc::Status finished = reader->Finish();
-  if (watchdog.stalled()) {
+  const bool stalled = watchdog->stalled();
+  watchdog.reset();  // the stream is over; what follows has deadlines of its own
+  if (stalled) {
     return cleanup(absl::UnavailableError(
         absl::StrCat("export: no data from ", rc->conn->current_address(), " for ",
                      absl::FormatDuration(rc->conn->options().rpc_deadline))));

@@ -68,7 +68,7 @@ TEST(DownloadToFileTest, AServerThatGoesQuietIsGivenUpAndTheNextCallResumes) {
   o.plaintext = true;
   o.identity = "firm-a";
   // The quiet period allowed; without the watchdog the stream would wait 10 minutes more.
-  o.rpc_deadline = absl::Seconds(1);
+  o.rpc_deadline = absl::Seconds(2);
   auto conn = Connection::Open(o, absl::Now());
   ASSERT_TRUE(conn.ok()) << conn.status();
   const std::string dest = ::testing::TempDir() + "/blob";
@@ -80,18 +80,26 @@ TEST(DownloadToFileTest, AServerThatGoesQuietIsGivenUpAndTheNextCallResumes) {
   EXPECT_EQ(quiet.status().code(), absl::StatusCode::kUnavailable) << quiet.status();
   EXPECT_NE(quiet.status().message().find("no data from 127.0.0.1:"), std::string::npos)
       << quiet.status();
-  EXPECT_NE(quiet.status().message().find("stopped at byte 1000"), std::string::npos)
-      << quiet.status();
   // The server sees the cancellation (the bound only keeps a broken build from hanging).
   EXPECT_TRUE(service.stalled_call_cancelled.WaitForNotificationWithTimeout(absl::Minutes(1)));
   EXPECT_FALSE(std::filesystem::exists(dest));
-  EXPECT_EQ(std::filesystem::file_size(dest + ".partial"), OneBlobService::stall_after);
+  // What arrived before the quiet is kept (on a starved machine the watchdog may fire
+  // before the first message: then nothing was), and the message says how far it got.
+  const uint64_t kept = std::filesystem::file_size(dest + ".partial");
+  EXPECT_TRUE(kept == 0 || kept == OneBlobService::stall_after) << kept;
+  EXPECT_NE(quiet.status().message().find(absl::StrCat("stopped at byte ", kept, ")")),
+            std::string::npos)
+      << quiet.status();
 
-  // The server answers again: the download resumes from the partial file and completes.
+  // The server answers again: the download resumes from the partial file and completes
+  // (a connection with a generous quiet period: this part is not about the watchdog).
   service.stall = false;
-  absl::StatusOr<TransferResult> whole = DownloadToFile(**conn, id, dest);
+  o.rpc_deadline = absl::Minutes(1);
+  auto patient = Connection::Open(o, absl::Now());
+  ASSERT_TRUE(patient.ok()) << patient.status();
+  absl::StatusOr<TransferResult> whole = DownloadToFile(**patient, id, dest);
   ASSERT_TRUE(whole.ok()) << whole.status();
-  EXPECT_EQ(whole->bytes_moved, bytes.size() - OneBlobService::stall_after);
+  EXPECT_EQ(whole->bytes_moved, bytes.size() - kept);
   EXPECT_EQ(*ReadFile(dest), bytes);
   server->Shutdown();
 }
