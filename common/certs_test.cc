@@ -94,11 +94,11 @@ class CertsTest : public ::testing::Test {
 };
 
 TEST(NameTest, AcceptsPlainNamesRefusesTheRest) {
-  for (const std::string good : {std::string("firm-a"), std::string("server"), std::string("a"),
-                                 std::string("Firm_B.eu-2"), std::string(64, 'x')}) {
+  for (const std::string& good : {std::string("firm-a"), std::string("server"), std::string("a"),
+                                  std::string("Firm_B.eu-2"), std::string(64, 'x')}) {
     EXPECT_TRUE(ValidateCertificateName(good).ok()) << good;
   }
-  for (const std::string bad :
+  for (const std::string& bad :
        {std::string(""), std::string("firm a"), std::string("../x"), std::string("a/b"),
         std::string(".hidden"), std::string("-flag"), std::string("ca"), std::string(65, 'x'),
         std::string("caf\xc3\xa9"), std::string("a,OU=admin")}) {

@@ -268,7 +268,9 @@ TEST_F(AuditProcessTest, ALyingAgentNeverHasAClaimAcceptedAsGAndEndsQuarantined)
     ASSERT_TRUE(std::regex_search(text, m, kG)) << text;
     ++gs;
     const std::pair<int, int> g{std::stoi(m[1]), std::stoi(m[2])};
-    if (g.second > 0) EXPECT_EQ(liars.count(g.first), 0u) << text;
+    if (g.second > 0) {
+      EXPECT_EQ(liars.count(g.first), 0u) << text;
+    }
     liar_gs += g.second > 0 && liars.count(g.first) > 0;
     auto d = disputed.find(g);
     if (d != disputed.end()) {

@@ -116,7 +116,7 @@ TEST(CoordinatorAuditTest, HonestSwarmWithAnAuditorEqualsTheRunnerWithoutOne) {
   for (const auto& [g, utility] : NewGlobalBests(h.log)) {
     EXPECT_EQ(confirmed_candidates.count(g), 1u) << g.first << " " << g.second;
   }
-  for (const std::string& name : {"firm-a", "firm-b"}) {
+  for (const char* name : {"firm-a", "firm-b"}) {
     auto c = h.store->GetClient(name);
     if (!c.ok()) continue;  // the coordinator alone records only audited reporters
     EXPECT_EQ(c->audits_disputed, 0) << name;
@@ -199,7 +199,9 @@ TEST(CoordinatorAuditTest, ALiarsClaimNeverBecomesGAndItIsQuarantined) {
       EXPECT_EQ(g.second, 0) << g.first;
       EXPECT_NEAR(utility, d->second, 1e-5 * std::fabs(d->second)) << g.first;
     }
-    if (g.second > 0) EXPECT_EQ(owned_by_liar.count(g.first), 0u) << g.first << " " << g.second;
+    if (g.second > 0) {
+      EXPECT_EQ(owned_by_liar.count(g.first), 0u) << g.first << " " << g.second;
+    }
   }
   // The disputes and the quarantine are in the audit log.
   int disputes_logged = 0, quarantines_logged = 0;
