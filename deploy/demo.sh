@@ -11,6 +11,7 @@
 #                  [--combination mixture|log_linear] [--keep]
 #                  [--lambdas L1,L2,...] [--architecture mlp|transformer|mixed]
 #                  [--retarget-at N --retarget-to FAMILY] [--audit]
+#                  [--local-training EVERY_K:STEPS:LR:BATCH]
 #
 # --retarget-at N --retarget-to FAMILY: dynamic utility (SPEC 4.2, 4.4) live. The swarm
 # starts on next-byte accuracy of the mixed dev split (char_acc); once iteration N has
@@ -21,6 +22,13 @@
 # evaluation and the swarm goes on without a restart. The demo prints g of round N under
 # both weights and g at the end, scores FAMILY on the test split too, and keeps the history
 # (DIR/history.csv, both weight versions) and its chart (DIR/history.svg).
+#
+# --local-training EVERY_K:STEPS:LR:BATCH (with --space weights): self-supervised training
+# between iterations (SPEC 4.4). In every EVERY_K-th iteration each agent trains the particles
+# it moved for STEPS next-byte steps (learning rate LR, batch BATCH) on its own firm's train
+# shard, then evaluates them. It goes into the swarm spec (`local_training`), so the server
+# hands it to the agents; the demo prints how many trainings the agents ran. B5 measures
+# whether it helps (README, "Benchmarks"); it is off unless asked for.
 #
 # --space: where the swarm searches (SPEC 4.3). Default lora_product: coefficients over the
 # firms' experts, decoded as the exact sum of their LoRA products; of the three spaces B5
@@ -62,7 +70,7 @@ ROOT=$PWD
 
 OUT="" SHARDS_CSV="GPL,LGPL,GFDL,MPL,Apache" ITERATIONS=30 STEPS="" KEEP=0 SPACE=lora_product
 ARCH=mlp COMBINATION=mixture
-LAMBDAS_CSV=0.2,0.4,0.6,0.8,1.0 RETARGET_AT="" RETARGET_TO="" AUDIT=0
+LAMBDAS_CSV=0.2,0.4,0.6,0.8,1.0 RETARGET_AT="" RETARGET_TO="" AUDIT=0 LOCAL_TRAINING=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --out) OUT=$2; KEEP=1; shift 2 ;;
@@ -76,6 +84,7 @@ while [ $# -gt 0 ]; do
     --retarget-at) RETARGET_AT=$2; shift 2 ;;
     --retarget-to) RETARGET_TO=$2; shift 2 ;;
     --audit) AUDIT=1; shift ;;
+    --local-training) LOCAL_TRAINING=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
     -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0"; exit 0 ;;
     *) echo "demo: unknown argument $1 (see --help)" >&2; exit 2 ;;
@@ -97,6 +106,23 @@ if [ -n "$RETARGET_AT$RETARGET_TO" ]; then
     echo "demo: --retarget-at takes an iteration in [1, --iterations) (got '$RETARGET_AT')" >&2
     exit 2
   }
+fi
+
+LT_SPEC=""
+if [ -n "$LOCAL_TRAINING" ]; then
+  IFS=: read -r LT_K LT_STEPS LT_LR LT_BATCH LT_REST <<< "$LOCAL_TRAINING"
+  [[ $LT_K =~ ^[1-9][0-9]*$ && $LT_STEPS =~ ^[1-9][0-9]*$ && $LT_BATCH =~ ^[1-9][0-9]*$ &&
+     $LT_LR =~ ^[0-9]*\.?[0-9]+([eE]-?[0-9]+)?$ && -z $LT_REST ]] || {
+    echo "demo: --local-training takes EVERY_K:STEPS:LR:BATCH, e.g. 2:20:0.005:64 (got" \
+      "'$LOCAL_TRAINING')" >&2
+    exit 2
+  }
+  [ "$SPACE" = weights ] || {
+    echo "demo: --local-training needs --space weights (training moves an adapter's raw" \
+      "weights; the server refuses it in coefficient and token spaces)" >&2
+    exit 2
+  }
+  LT_SPEC="local_training { every_k: $LT_K steps: $LT_STEPS learning_rate: $LT_LR batch: $LT_BATCH }"
 fi
 
 case "$ARCH" in
@@ -238,6 +264,7 @@ $(for f in "${FAMILIES[@]}"; do
 done)
 hyperparameters { pool_size: $(( ${#EXPERTS[@]} * 2 )) max_iterations: $ITERATIONS patience: 8 seed: 1 }
 $SPACE_SPEC
+$LT_SPEC
 $([ "$AUDIT" -eq 0 ] || {
   echo "audit { enabled: true sample_rate: 0.1 tolerance { key: \"char_acc\" value: 1e-6 }"
   for f in "${FAMILIES[@]}"; do echo "  tolerance { key: \"char_acc/$f\" value: 1e-6 }"; done
@@ -254,6 +281,10 @@ else
   echo "particle space: EXPERT_COEFFICIENTS/${SPACE^^}: the swarm moves coefficients over the"
   echo "  firms' experts; agents receive every expert once, then only coefficient vectors move."
   echo "  lora_product (the default) scored highest of the spaces B5 measures (README, Quality)."
+fi
+if [ -n "$LT_SPEC" ]; then
+  echo "local training: every $LT_K iterations each agent trains the particles it moved for"
+  echo "  $LT_STEPS steps (lr $LT_LR, batch $LT_BATCH) on its own firm's train shard, then evaluates them"
 fi
 $WXPCTL "${ADMIN[@]}" swarm create --spec "$OUT/swarm.textproto"
 if [ -n "$RETARGET_AT" ]; then
@@ -437,6 +468,24 @@ if [ "$AUDIT" -eq 1 ]; then
     echo "demo: the auditor is still running a minute after the swarm ended: $OUT/vendor-audit.log" >&2
   fi
   audit_report | tee "$OUT/audits.txt"
+fi
+
+if [ -n "$LT_SPEC" ]; then
+  # The agents' own counts, from the summary each logs as it leaves (right after the swarm
+  # ends; 60 s bounds a hang).
+  for _ in $(seq 600); do
+    alive=0
+    for p in "${AGENTS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ $alive -eq 1 ] || break
+    sleep 0.1
+  done
+  cat "$OUT"/firm-*.log | awk -v steps="$LT_STEPS" '/event=agent_summary/ {
+      for (i = 1; i <= NF; i++) {
+        if ($i ~ /^trainings=/) t += substr($i, 11)
+        if ($i ~ /^failed_trainings=/) f += substr($i, 18)
+      }
+    }
+    END { printf "local training: %d trainings in the agents (%d failed), %s steps each\n", t, f, steps }'
 fi
 
 step "8/8 export and the test-split table"

@@ -12,8 +12,10 @@
 # weights: its utility is the exported adapter's dev char_acc/FAMILY as `wxpctl legal eval`
 # scores it, not its mix char_acc. It runs with --audit too (SPEC 12): the vendor's auditor
 # must confirm every claim it decides (the built-in evaluator is deterministic, so honest
-# firms are never disputed), and say so in DIR/audits.txt. The interrupted run is the demo
-# without the options.
+# firms are never disputed), and say so in DIR/audits.txt. A second, shorter run searches raw
+# weights with local training between iterations (--local-training, SPEC 4.4): the server
+# must hand it to the agents, and they must train every particle they moved. The interrupted
+# run is the demo without the options.
 set -uo pipefail
 
 source "$TEST_SRCDIR/$TEST_WORKSPACE/tests/testing/check.sh"
@@ -106,7 +108,33 @@ check "each agent logged its iterations" \
 left=$(leftovers "$OUT")
 check "no process is left behind: ${left:-none}" [ -z "$left" ]
 
-# 2. Ctrl-C while the swarm runs. As in a terminal, the demo runs as a job in its own process
+# 2. Local training between iterations, on the first run's base model (`wxpctl legal
+# pretrain` loads it from the work dir). Two firms give a pool of 4 particles; trained in
+# every one of 3 iterations, that is 12 trainings, none failed.
+OUT3="$TMP/trained"
+mkdir -p "$OUT3" && cp -r "$OUT/legal" "$OUT3/legal"
+bash "$ROOT/deploy/demo.sh" --out "$OUT3" --shards GPL,MPL --finetune-steps 150 \
+  --iterations 3 --lambdas 0.5 --space weights --local-training 1:10:0.005:32 \
+  > "$TMP/trained.log" 2>&1
+rc=$?
+check "the demo with local training exits 0 (got $rc)" [ $rc -eq 0 ]
+[ $rc -eq 0 ] || tail -40 "$TMP/trained.log"
+check "it searches raw weights and says how it trains" bash -c "
+  grep -q '^particle space: WEIGHTS' '$TMP/trained.log' &&
+  grep -q '^local training: every 1 iterations each agent trains' '$TMP/trained.log'"
+grep '^local training: [0-9]' "$TMP/trained.log"
+check "the agents, told by the server, trained every particle they moved" \
+  grep -q '^local training: 12 trainings in the agents (0 failed), 10 steps each$' "$TMP/trained.log"
+check "and the run ends with the test-split table" \
+  grep -Eq '^  swarm_best +0\.[0-9]{4}$' "$TMP/trained.log"
+left=$(leftovers "$OUT3")
+check "no process is left behind: ${left:-none}" [ -z "$left" ]
+check "the refusals: local training outside the weights space, a malformed setting" bash -c "
+  bash '$ROOT/deploy/demo.sh' --local-training 2:20:0.005:64 2>&1 | grep -q 'needs --space weights' &&
+  bash '$ROOT/deploy/demo.sh' --space weights --local-training 2:20:fast:64 2>&1 |
+    grep -q 'takes EVERY_K:STEPS:LR:BATCH'"
+
+# 3. Ctrl-C while the swarm runs. As in a terminal, the demo runs as a job in its own process
 # group with SIGINT not ignored (job control on: `&` would otherwise ignore SIGINT), and the
 # whole group gets SIGINT.
 OUT2="$TMP/interrupted"
