@@ -12,7 +12,11 @@ the mean dev-test gap.
 These intervals reflect seed-to-seed variation only (every seed is scored on the same test
 split), so they are not interchangeable with the bootstrap's.
 
-    bench/seed_summary.py RUN.txt [RUN.txt ...]
+    bench/seed_summary.py [--vs ROW] RUN.txt [RUN.txt ...]
+
+With --vs ROW (a method name, e.g. "swarm weights+training"), a second block: ROW's test
+char_acc minus every other row's, paired per seed, mean with its Student-t 95 % interval,
+and in how many seeds ROW came out ahead.
 
 A seed whose table is incomplete (a run cut short) is skipped with a note on stderr; a seed
 complete in two places is an error.
@@ -175,7 +179,12 @@ def main():
         sys.exit(__doc__)
     if sys.argv[1] == "--retarget":
         return retarget_main(sys.argv[2:])
-    seeds, order = read(sys.argv[1:])
+    vs, paths = None, sys.argv[1:]
+    if paths[0] == "--vs":
+        if len(paths) < 3:
+            sys.exit(__doc__)
+        vs, paths = paths[1], paths[2:]
+    seeds, order = read(paths)
     if not seeds:
         sys.exit("seed_summary: no complete seed table in the input")
     keys = sorted(seeds)
@@ -201,6 +210,23 @@ def main():
         evals = sum(seeds[s][method][2] for s in keys) / len(keys)
         print(f"  {method:<26} {m:.4f} ± {h:.4f}   {d:+.4f} ± {dh:.4f} ({rel:+5.1f} %)   "
               f"{gap:+10.2f} {devtest:+8.4f} " + (f"{evals:6.0f}" if evals else ""))
+    if vs is not None:
+        vs_main(seeds, order, keys, vs)
+
+
+def vs_main(seeds, order, keys, vs):
+    if not all(vs in seeds[s] for s in keys):
+        sys.exit(f"seed_summary: --vs {vs!r}: not a row of every seed's table")
+    print(f"\n== {vs} minus each row, test char_acc paired per seed: mean ± t 95 % over seeds; "
+          f"seeds where {vs} is ahead ==")
+    mine = [seeds[s][vs][1] for s in keys]
+    for method in order:
+        if method == vs or not all(method in seeds[s] for s in keys):
+            continue
+        diffs = [a - seeds[s][method][1] for a, s in zip(mine, keys)]
+        d, dh = mean_ci(diffs)
+        ahead = sum(x > 0 for x in diffs)
+        print(f"  {method:<26} {d:+.4f} ± {dh:.4f}   {ahead} of {len(keys)}")
 
 
 if __name__ == "__main__":
