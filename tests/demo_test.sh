@@ -111,9 +111,9 @@ check "no process is left behind: ${left:-none}" [ -z "$left" ]
 # 2. Local training between iterations, on the first run's base model (`wxpctl legal
 # pretrain` loads it from the work dir). Two firms give a pool of 4 particles; trained in
 # every one of 3 iterations, that is 12 trainings, none failed.
-OUT3="$TMP/trained"
-mkdir -p "$OUT3" && cp -r "$OUT/legal" "$OUT3/legal"
-bash "$ROOT/deploy/demo.sh" --out "$OUT3" --shards GPL,MPL --finetune-steps 150 \
+OUT_LT="$TMP/trained"
+mkdir -p "$OUT_LT" && cp -r "$OUT/legal" "$OUT_LT/legal"
+bash "$ROOT/deploy/demo.sh" --out "$OUT_LT" --shards GPL,MPL --finetune-steps 150 \
   --iterations 3 --lambdas 0.5 --space weights --local-training 1:10:0.005:32 \
   > "$TMP/trained.log" 2>&1
 rc=$?
@@ -127,7 +127,7 @@ check "the agents, told by the server, trained every particle they moved" \
   grep -q '^local training: 12 trainings in the agents (0 failed), 10 steps each$' "$TMP/trained.log"
 check "and the run ends with the test-split table" \
   grep -Eq '^  swarm_best +0\.[0-9]{4}$' "$TMP/trained.log"
-left=$(leftovers "$OUT3")
+left=$(leftovers "$OUT_LT")
 check "no process is left behind: ${left:-none}" [ -z "$left" ]
 check "the refusals: local training outside the weights space, a malformed setting" bash -c "
   bash '$ROOT/deploy/demo.sh' --local-training 2:20:0.005:64 2>&1 | grep -q 'needs --space weights' &&
