@@ -431,6 +431,18 @@ PY
   kept_line
 }
 
+# wait_exit PID...: until every one has exited (true), or 60 s have passed (false).
+wait_exit() {
+  local p alive
+  for _ in $(seq 600); do
+    alive=0
+    for p in "$@"; do kill -0 "$p" 2>/dev/null && alive=1; done
+    [ $alive -eq 1 ] || return 0
+    sleep 0.1
+  done
+  return 1
+}
+
 step "7/8 live progress (wxpctl watch)"
 # watch ends when the swarm does; if every agent exits first (an evaluator that cannot score
 # the swarm's adapters, say), nothing would ever end it: stop and show why instead.
@@ -461,24 +473,16 @@ if [ -n "$RETARGET_AT" ]; then
 fi
 
 if [ "$AUDIT" -eq 1 ]; then
-  # The auditor leaves by itself once it sees the swarm done (it polls every half second);
-  # 60 s bounds a hang.
-  for _ in $(seq 600); do kill -0 "$AUDITOR" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$AUDITOR" 2>/dev/null; then
+  # The auditor leaves by itself once it sees the swarm done (it polls every half second).
+  wait_exit "$AUDITOR" ||
     echo "demo: the auditor is still running a minute after the swarm ended: $OUT/vendor-audit.log" >&2
-  fi
   audit_report | tee "$OUT/audits.txt"
 fi
 
 if [ -n "$LT_SPEC" ]; then
-  # The agents' own counts, from the summary each logs as it leaves (right after the swarm
-  # ends; 60 s bounds a hang).
-  for _ in $(seq 600); do
-    alive=0
-    for p in "${AGENTS[@]}"; do kill -0 "$p" 2>/dev/null && alive=1; done
-    [ $alive -eq 1 ] || break
-    sleep 0.1
-  done
+  # The agents' own counts, from the summary each logs as it leaves (right after the swarm).
+  wait_exit "${AGENTS[@]}" ||
+    echo "demo: a wxp-agent is still running a minute after the swarm ended; its count is missing" >&2
   cat "$OUT"/firm-*.log | awk -v steps="$LT_STEPS" '/event=agent_summary/ {
       for (i = 1; i <= NF; i++) {
         if ($i ~ /^trainings=/) t += substr($i, 11)
