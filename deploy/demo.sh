@@ -481,8 +481,11 @@ fi
 
 if [ -n "$LT_SPEC" ]; then
   # The agents' own counts, from the summary each logs as it leaves (right after the swarm).
-  wait_exit "${AGENTS[@]}" ||
-    echo "demo: a wxp-agent is still running a minute after the swarm ended; its count is missing" >&2
+  # The count needs every summary, so past the minute the demo keeps waiting (Ctrl-C stops).
+  if ! wait_exit "${AGENTS[@]}"; then
+    echo "demo: a wxp-agent is still running a minute after the swarm ended; waiting for it" >&2
+    for p in "${AGENTS[@]}"; do wait "$p" 2>/dev/null || true; done
+  fi
   cat "$OUT"/firm-*.log | awk -v steps="$LT_STEPS" '/event=agent_summary/ {
       for (i = 1; i <= NF; i++) {
         if ($i ~ /^trainings=/) t += substr($i, 11)
