@@ -41,7 +41,7 @@ bool IsLocalPeer(absl::string_view peer) {
 
 // The single value of metadata `key`; empty if absent or given more than once (a client
 // sending two identities is not guessed at).
-std::string SingleMetadata(const grpc::ServerContext& ctx, const char* key, int* count) {
+std::string SingleMetadata(const grpc::ServerContextBase& ctx, const char* key, int* count) {
   auto [begin, end] = ctx.client_metadata().equal_range(key);
   *count = 0;
   std::string value;
@@ -54,7 +54,7 @@ std::string SingleMetadata(const grpc::ServerContext& ctx, const char* key, int*
 
 }  // namespace
 
-absl::StatusOr<PeerIdentity> IdentityFromContext(const grpc::ServerContext& ctx) {
+absl::StatusOr<PeerIdentity> IdentityFromContext(const grpc::ServerContextBase& ctx) {
   std::shared_ptr<const grpc::AuthContext> auth = ctx.auth_context();
   if (auth == nullptr || !auth->IsPeerAuthenticated()) {
     return absl::UnauthenticatedError(
@@ -74,7 +74,7 @@ absl::StatusOr<PeerIdentity> IdentityFromContext(const grpc::ServerContext& ctx)
   return PeerIdentity{{cert->name, cert->role}, cert->fingerprint};
 }
 
-absl::StatusOr<PeerIdentity> InsecureIdentityFromMetadata(const grpc::ServerContext& ctx) {
+absl::StatusOr<PeerIdentity> InsecureIdentityFromMetadata(const grpc::ServerContextBase& ctx) {
   std::shared_ptr<const grpc::AuthContext> auth = ctx.auth_context();
   bool secured = auth != nullptr && auth->IsPeerAuthenticated();
   if (auth != nullptr) {
@@ -114,7 +114,7 @@ absl::StatusOr<PeerIdentity> InsecureIdentityFromMetadata(const grpc::ServerCont
   return PeerIdentity{{name, *role}, ""};
 }
 
-absl::StatusOr<PeerIdentity> IdentifyPeer(const grpc::ServerContext& ctx,
+absl::StatusOr<PeerIdentity> IdentifyPeer(const grpc::ServerContextBase& ctx,
                                           TransportSecurity security) {
   switch (security) {
     case TransportSecurity::kMutualTls:

@@ -61,18 +61,18 @@ enum class TransportSecurity {
 // UNAUTHENTICATED if the connection has no authenticated peer certificate (a plaintext
 // port, or other credentials); PERMISSION_DENIED if the certificate carries no usable WXP
 // name and role (a certificate the CA signed by some other means). Never reads metadata.
-absl::StatusOr<PeerIdentity> IdentityFromContext(const grpc::ServerContext& ctx);
+absl::StatusOr<PeerIdentity> IdentityFromContext(const grpc::ServerContextBase& ctx);
 
 // LOCAL EXPERIMENTS ONLY. The identity the client claims in kInsecureIdentityMetadata and
 // kInsecureRoleMetadata, believed without proof. UNAUTHENTICATED if the connection is TLS
 // (its certificate is the only identity there, so metadata cannot override it), if the
 // peer is not on this host (loopback or a unix socket), or if either entry is missing or
 // malformed (the name must pass ValidateCertificateName, the role ParseRole).
-absl::StatusOr<PeerIdentity> InsecureIdentityFromMetadata(const grpc::ServerContext& ctx);
+absl::StatusOr<PeerIdentity> InsecureIdentityFromMetadata(const grpc::ServerContextBase& ctx);
 
 // IdentityFromContext for kMutualTls, InsecureIdentityFromMetadata for kInsecurePlaintext:
 // the one call a service makes, with the mode the server was started in.
-absl::StatusOr<PeerIdentity> IdentifyPeer(const grpc::ServerContext& ctx,
+absl::StatusOr<PeerIdentity> IdentifyPeer(const grpc::ServerContextBase& ctx,
                                           TransportSecurity security);
 
 }  // namespace wxp::server

@@ -14,7 +14,7 @@ bool IsLoopback(const std::string& listen) {
 }
 
 Authenticator AuthenticatorFor(TransportSecurity mode) {
-  return [mode](const grpc::ServerContext& ctx) -> absl::StatusOr<Identity> {
+  return [mode](const grpc::ServerContextBase& ctx) -> absl::StatusOr<Identity> {
     absl::StatusOr<PeerIdentity> id = IdentifyPeer(ctx, mode);
     if (!id.ok()) return id.status();
     return id->identity;

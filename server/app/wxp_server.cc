@@ -18,7 +18,8 @@ namespace {
 
 // HTTP/2 streams a connection may use for unary calls on top of its blob streams.
 constexpr int kUnaryStreamsPerConnection = 64;
-// Threads of the synchronous gRPC server kept waiting for calls. gRPC's default (at most 2)
+// Threads of the synchronous gRPC server (every call but GetTargets and Report, which run on
+// the callback API: agent_service.h) kept waiting for calls. gRPC's default (at most 2)
 // ends every other worker once its call returns, so under concurrent calls the server
 // started and ended a thread for most requests (perf on B3: 774 distinct worker threads in
 // 15 s, thread creation and TLS set-up among the top server costs). Idle ones only sleep.

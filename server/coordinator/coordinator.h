@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -138,6 +139,16 @@ class Coordinator {
                                                          const wxp::v1::GetTargetsRequest& request);
   absl::StatusOr<wxp::v1::ReportResponse> Report(const Caller& caller,
                                                  const wxp::v1::ReportRequest& request);
+  // The two calls every iteration of every particle makes, for an asynchronous server: the
+  // answer goes to `done` once it may be sent (everything it depends on is durable), on this
+  // thread or on the store's; no thread waits for the commit meanwhile. The arguments are
+  // not used after these return. GetTargets() and Report() are these, waited for.
+  template <typename T>
+  using Done = absl::AnyInvocable<void(absl::StatusOr<T>) &&>;
+  void GetTargetsAsync(const Caller& caller, const wxp::v1::GetTargetsRequest& request,
+                       Done<wxp::v1::GetTargetsResponse> done);
+  void ReportAsync(const Caller& caller, const wxp::v1::ReportRequest& request,
+                   Done<wxp::v1::ReportResponse> done);
   // "Still alive": marks the agent as heard from (see Options::online_window) and answers
   // the swarm's status.
   absl::StatusOr<wxp::v1::SwarmStatus> Heartbeat(const Caller& caller, const std::string& swarm);
@@ -275,6 +286,22 @@ class Coordinator {
   // lock into a lambda, and without it every guarded access there is a warning.
   template <typename T>
   absl::StatusOr<T> Serve(absl::FunctionRef<absl::StatusOr<T>()> locked) ABSL_LOCKS_EXCLUDED(mu_);
+  // Serve, with the answer handed to `done` (see ReportAsync) instead of returned.
+  template <typename T>
+  void ServeAsync(Done<T> done, absl::FunctionRef<absl::StatusOr<T>()> locked)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // The two halves of Serve: `locked` run under mu_, with what its answer waits for; and
+  // the answer once that wait is over.
+  template <typename T>
+  struct Served {
+    absl::StatusOr<T> out = absl::UnknownError("not served");
+    store::SwarmStore::Ticket seen = 0;
+    std::vector<std::string> logs;
+  };
+  template <typename T>
+  Served<T> RunLocked(absl::FunctionRef<absl::StatusOr<T>()> locked) ABSL_LOCKS_EXCLUDED(mu_);
+  template <typename T>
+  absl::StatusOr<T> Answer(Served<T> served, const absl::Status& durable) ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status ServeStatus(absl::FunctionRef<absl::Status()> locked) ABSL_LOCKS_EXCLUDED(mu_);
 
   Options options_;

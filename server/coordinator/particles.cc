@@ -2,9 +2,11 @@
 #include <cmath>
 #include <optional>
 
+#include "absl/functional/function_ref.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/notification.h"
 #include "common/alpha_blob.h"
 #include "common/rng.h"
 #include "common/sha256.h"
@@ -29,6 +31,51 @@ using coordinator_internal::ReadAlpha;
 using coordinator_internal::RoundStats;
 using store::ParticleRow;
 using store::SwarmUpdate;
+
+namespace {
+
+// A call of the asynchronous API (ReportAsync, GetTargetsAsync), waited for.
+template <typename T>
+absl::StatusOr<T> Await(absl::FunctionRef<void(Coordinator::Done<T>)> start) {
+  absl::Notification answered;
+  absl::StatusOr<T> out = absl::UnknownError("not answered");
+  start([&](absl::StatusOr<T> answer) {
+    out = std::move(answer);
+    answered.Notify();
+  });
+  answered.WaitForNotification();
+  return out;
+}
+
+// The id of the position a report names, after the checks that need no state. A
+// coefficient-space report names it by alpha; its id is alpha's canonical blob's.
+absl::StatusOr<std::string> ReportedPosition(const wxp::v1::ReportRequest& request) {
+  std::string id = request.position_blob_id();
+  if (request.position_alpha_size() > 0) {
+    absl::StatusOr<std::string> alpha_id = AlphaBlobId(request.position_alpha());
+    if (!alpha_id.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("position_alpha: ", alpha_id.status().message()));
+    }
+    if (!id.empty() && id != *alpha_id) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "position_blob_id must be empty or the id of position_alpha's canonical blob (",
+          *alpha_id, ")"));
+    }
+    id = *std::move(alpha_id);
+  } else if (!IsSha256Hex(id)) {
+    return absl::InvalidArgumentError("position_blob_id must be a SHA-256 hex digest");
+  }
+  if (request.evaluation_failed() && !request.scores().empty()) {
+    return absl::InvalidArgumentError("a failed evaluation carries no scores");
+  }
+  if (!std::isfinite(request.evaluation_seconds()) || request.evaluation_seconds() < 0) {
+    return absl::InvalidArgumentError("evaluation_seconds must be finite and >= 0");
+  }
+  return id;
+}
+
+}  // namespace
 
 bool Coordinator::UploadAlwaysOrAudited(const Swarm& s, int particle, int iteration) {
   return s.resolved.spec.upload_policy() == wxp::v1::ALWAYS ||
@@ -115,7 +162,15 @@ absl::StatusOr<wxp::v1::GetAssignmentResponse> Coordinator::GetAssignment(
 
 absl::StatusOr<wxp::v1::GetTargetsResponse> Coordinator::GetTargets(
     const Caller& caller, const wxp::v1::GetTargetsRequest& request) {
-  return Serve<wxp::v1::GetTargetsResponse>([&]() -> absl::StatusOr<wxp::v1::GetTargetsResponse> {
+  return Await<wxp::v1::GetTargetsResponse>([&](Done<wxp::v1::GetTargetsResponse> done) {
+    GetTargetsAsync(caller, request, std::move(done));
+  });
+}
+
+void Coordinator::GetTargetsAsync(const Caller& caller, const wxp::v1::GetTargetsRequest& request,
+                                  Done<wxp::v1::GetTargetsResponse> done) {
+  using Response = wxp::v1::GetTargetsResponse;
+  ServeAsync<Response>(std::move(done), [&]() -> absl::StatusOr<Response> {
     mu_.AssertHeld();
     WXP_ASSIGN_OR_RETURN(Swarm * s, Find(request.swarm()));
     SeenLocked(*s, caller.name);  // heard from, whether or not the call succeeds
@@ -228,32 +283,21 @@ absl::StatusOr<wxp::v1::GetTargetsResponse> Coordinator::GetTargets(
 
 absl::StatusOr<wxp::v1::ReportResponse> Coordinator::Report(const Caller& caller,
                                                             const wxp::v1::ReportRequest& request) {
-  // Shape checks first: they need no state. A coefficient-space report names its position
-  // by alpha; its id is alpha's canonical blob's.
+  return Await<wxp::v1::ReportResponse>(
+      [&](Done<wxp::v1::ReportResponse> done) { ReportAsync(caller, request, std::move(done)); });
+}
+
+void Coordinator::ReportAsync(const Caller& caller, const wxp::v1::ReportRequest& request,
+                              Done<wxp::v1::ReportResponse> done) {
+  absl::StatusOr<std::string> reported = ReportedPosition(request);
+  if (!reported.ok()) {
+    std::move(done)(reported.status());
+    return;
+  }
   const bool has_alpha = request.position_alpha_size() > 0;
-  std::string alpha_id;
-  if (has_alpha) {
-    absl::StatusOr<std::string> id = AlphaBlobId(request.position_alpha());
-    if (!id.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("position_alpha: ", id.status().message()));
-    }
-    alpha_id = *std::move(id);
-    if (!request.position_blob_id().empty() && request.position_blob_id() != alpha_id) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "position_blob_id must be empty or the id of position_alpha's canonical blob (", alpha_id,
-          ")"));
-    }
-  } else if (!IsSha256Hex(request.position_blob_id())) {
-    return absl::InvalidArgumentError("position_blob_id must be a SHA-256 hex digest");
-  }
-  const std::string& position_id = has_alpha ? alpha_id : request.position_blob_id();
-  if (request.evaluation_failed() && !request.scores().empty()) {
-    return absl::InvalidArgumentError("a failed evaluation carries no scores");
-  }
-  if (!std::isfinite(request.evaluation_seconds()) || request.evaluation_seconds() < 0) {
-    return absl::InvalidArgumentError("evaluation_seconds must be finite and >= 0");
-  }
-  return Serve<wxp::v1::ReportResponse>([&]() -> absl::StatusOr<wxp::v1::ReportResponse> {
+  const std::string& position_id = *reported;
+  using Response = wxp::v1::ReportResponse;
+  ServeAsync<Response>(std::move(done), [&]() -> absl::StatusOr<Response> {
     mu_.AssertHeld();
     WXP_ASSIGN_OR_RETURN(Swarm * s, Find(request.swarm()));
     SeenLocked(*s, caller.name);  // heard from, whether or not the call succeeds

@@ -42,8 +42,8 @@ AgentServiceImpl::AgentServiceImpl(Coordinator* coordinator, DiskBlobs* blobs, G
   AddServerStreaming("DownloadBlob", this, &AgentServiceImpl::DownloadBlob);
   AddUnary("Join", this, &AgentServiceImpl::Join);
   AddUnary("GetAssignment", this, &AgentServiceImpl::GetAssignment);
-  AddUnary("GetTargets", this, &AgentServiceImpl::GetTargets);
-  AddUnary("Report", this, &AgentServiceImpl::Report);
+  AddCallbackUnary("GetTargets", this, &AgentServiceImpl::GetTargets);
+  AddCallbackUnary("Report", this, &AgentServiceImpl::Report);
   AddUnary("Heartbeat", this, &AgentServiceImpl::Heartbeat);
   AddUnary("PullAuditTask", this, &AgentServiceImpl::PullAuditTask);
   AddUnary("ReportAudit", this, &AgentServiceImpl::ReportAudit);
@@ -81,28 +81,32 @@ grpc::Status AgentServiceImpl::GetAssignment(grpc::ServerContext* ctx,
   return Reply(c_->GetAssignment(*caller, req->swarm()), resp);
 }
 
-grpc::Status AgentServiceImpl::GetTargets(grpc::ServerContext* ctx,
-                                          const wxp::v1::GetTargetsRequest* req,
-                                          wxp::v1::GetTargetsResponse* resp) {
+void AgentServiceImpl::GetTargets(grpc::CallbackServerContext* ctx,
+                                  const wxp::v1::GetTargetsRequest* req,
+                                  wxp::v1::GetTargetsResponse* resp, Responder respond) {
   absl::StatusOr<Caller> caller = gate_->Admit(*ctx, kAgents, "GetTargets");
-  if (!caller.ok()) return ToGrpc(caller.status());
-  return Reply(c_->GetTargets(*caller, *req), resp);
+  if (!caller.ok()) return std::move(respond)(ToGrpc(caller.status()));
+  c_->GetTargetsAsync(
+      *caller, *req,
+      [resp, respond = std::move(respond)](absl::StatusOr<wxp::v1::GetTargetsResponse> r) mutable {
+        std::move(respond)(Reply(std::move(r), resp));
+      });
 }
 
-grpc::Status AgentServiceImpl::Report(grpc::ServerContext* ctx, const wxp::v1::ReportRequest* req,
-                                      wxp::v1::ReportResponse* resp) {
-  grpc::Status status = ReportUnobserved(ctx, req, resp);
-  if (observer_ != nullptr) observer_->ReportAnswered(*req, status, *resp);
-  return status;
-}
-
-grpc::Status AgentServiceImpl::ReportUnobserved(grpc::ServerContext* ctx,
-                                                const wxp::v1::ReportRequest* req,
-                                                wxp::v1::ReportResponse* resp) {
+void AgentServiceImpl::Report(grpc::CallbackServerContext* ctx, const wxp::v1::ReportRequest* req,
+                              wxp::v1::ReportResponse* resp, Responder respond) {
+  auto answer = [this, req, resp, respond = std::move(respond)](grpc::Status status) mutable {
+    if (observer_ != nullptr) observer_->ReportAnswered(*req, status, *resp);
+    std::move(respond)(std::move(status));
+  };
   absl::StatusOr<Caller> caller = gate_->Admit(*ctx, kAgents, "Report");
-  if (!caller.ok()) return ToGrpc(caller.status());
-  if (absl::Status s = CheckReportRequest(*req); !s.ok()) return ToGrpc(s);
-  return Reply(c_->Report(*caller, *req), resp);
+  if (!caller.ok()) return answer(ToGrpc(caller.status()));
+  if (absl::Status s = CheckReportRequest(*req); !s.ok()) return answer(ToGrpc(s));
+  c_->ReportAsync(
+      *caller, *req,
+      [resp, answer = std::move(answer)](absl::StatusOr<wxp::v1::ReportResponse> r) mutable {
+        answer(Reply(std::move(r), resp));
+      });
 }
 
 grpc::Status AgentServiceImpl::Heartbeat(grpc::ServerContext* ctx,

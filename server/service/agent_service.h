@@ -36,10 +36,12 @@ class AgentServiceImpl final : public ParsingService {
                     wxp::v1::JoinResponse* resp);
   grpc::Status GetAssignment(grpc::ServerContext* ctx, const wxp::v1::GetAssignmentRequest* req,
                              wxp::v1::GetAssignmentResponse* resp);
-  grpc::Status GetTargets(grpc::ServerContext* ctx, const wxp::v1::GetTargetsRequest* req,
-                          wxp::v1::GetTargetsResponse* resp);
-  grpc::Status Report(grpc::ServerContext* ctx, const wxp::v1::ReportRequest* req,
-                      wxp::v1::ReportResponse* resp);
+  // The calls of every iteration: on the callback API, answered once the coordinator's
+  // update is durable without a thread parked per call (Coordinator::ReportAsync).
+  void GetTargets(grpc::CallbackServerContext* ctx, const wxp::v1::GetTargetsRequest* req,
+                  wxp::v1::GetTargetsResponse* resp, Responder respond);
+  void Report(grpc::CallbackServerContext* ctx, const wxp::v1::ReportRequest* req,
+              wxp::v1::ReportResponse* resp, Responder respond);
   grpc::Status Heartbeat(grpc::ServerContext* ctx, const wxp::v1::HeartbeatRequest* req,
                          wxp::v1::HeartbeatResponse* resp);
   grpc::Status PullAuditTask(grpc::ServerContext* ctx, const wxp::v1::PullAuditTaskRequest* req,
@@ -48,9 +50,6 @@ class AgentServiceImpl final : public ParsingService {
                            wxp::v1::ReportAuditResponse* resp);
 
  private:
-  grpc::Status ReportUnobserved(grpc::ServerContext* ctx, const wxp::v1::ReportRequest* req,
-                                wxp::v1::ReportResponse* resp);
-
   Coordinator* c_;
   DiskBlobs* blobs_;
   Gatekeeper* gate_;

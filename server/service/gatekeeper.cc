@@ -4,7 +4,7 @@
 
 namespace wxp::server {
 
-absl::StatusOr<Identity> Gatekeeper::Admit(const grpc::ServerContext& ctx,
+absl::StatusOr<Identity> Gatekeeper::Admit(const grpc::ServerContextBase& ctx,
                                            absl::Span<const Role> allowed, const char* rpc) {
   absl::StatusOr<Identity> caller = authenticate_(ctx);
   if (!caller.ok()) return caller.status();

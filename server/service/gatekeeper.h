@@ -24,7 +24,7 @@ namespace wxp::server {
 
 // Who is calling: the mTLS certificate's identity in production, a test double in tests.
 // UNAUTHENTICATED when the peer has no usable identity.
-using Authenticator = std::function<absl::StatusOr<Identity>(const grpc::ServerContext&)>;
+using Authenticator = std::function<absl::StatusOr<Identity>(const grpc::ServerContextBase&)>;
 
 class Gatekeeper {
  public:
@@ -36,7 +36,7 @@ class Gatekeeper {
   // quarantined (SPEC 12);
   // otherwise PERMISSION_DENIED naming the client, its role and what `rpc` needs (or
   // UNAUTHENTICATED from the authenticator).
-  absl::StatusOr<Identity> Admit(const grpc::ServerContext& ctx, absl::Span<const Role> allowed,
+  absl::StatusOr<Identity> Admit(const grpc::ServerContextBase& ctx, absl::Span<const Role> allowed,
                                  const char* rpc);
 
  private:

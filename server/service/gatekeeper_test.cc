@@ -21,7 +21,7 @@ class GatekeeperTest : public ::testing::Test {
  protected:
   absl::StatusOr<Identity> Admit(const std::string& name, Role role) {
     Gatekeeper gate(
-        [&](const grpc::ServerContext&) {
+        [&](const grpc::ServerContextBase&) {
           return Identity{name, role};
         },
         &store_, &clock_);
@@ -39,7 +39,7 @@ TEST_F(GatekeeperTest, RecordsClientsAndRefusesWrongRolesAndRevoked) {
   EXPECT_EQ(record->client.role, Role::kAgent);
 
   Gatekeeper gate(
-      [](const grpc::ServerContext&) {
+      [](const grpc::ServerContextBase&) {
         return Identity{"firm-a", Role::kAgent};
       },
       &store_, &clock_);

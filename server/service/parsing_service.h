@@ -6,6 +6,10 @@
 // handlers are unchanged; a client-streaming handler reads Parsed<Request> messages and
 // checks each one's error).
 //
+// A unary RPC may instead be served on gRPC's callback API (AddCallbackUnary): its handler
+// answers through a Responder, later and from any thread, so a call that waits (for a
+// commit) holds no thread meanwhile.
+//
 // Registration happens in the subclass's constructor; the service is then registered with
 // a grpc::ServerBuilder like any other.
 #ifndef WXP_SERVER_SERVICE_PARSING_SERVICE_H_
@@ -17,8 +21,10 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "common/grpc_status.h"
 #include "google/protobuf/descriptor.h"
+#include "grpcpp/impl/codegen/server_callback_handlers.h"
 #include "grpcpp/impl/rpc_service_method.h"
 #include "grpcpp/impl/service_type.h"
 #include "grpcpp/server_context.h"
@@ -56,6 +62,32 @@ class ParsingService : public grpc::Service {
               return (self->*handler)(ctx, &req->message, resp);
             },
             impl)));
+  }
+
+  // Finishes a callback-API call with its status (the response, if OK, filled in before).
+  // Called exactly once.
+  using Responder = absl::AnyInvocable<void(grpc::Status) &&>;
+
+  template <class Impl, class Req, class Resp>
+  void AddCallbackUnary(const char* method, Impl* impl,
+                        void (Impl::*handler)(grpc::CallbackServerContext*, const Req*, Resp*,
+                                              Responder)) {
+    auto* m = new grpc::internal::RpcServiceMethod(
+        Path(method), grpc::internal::RpcMethod::NORMAL_RPC,
+        new grpc::internal::CallbackUnaryHandler<Parsed<Req>, Resp>(
+            [impl, handler](grpc::CallbackServerContext* ctx, const Parsed<Req>* req,
+                            Resp* resp) -> grpc::ServerUnaryReactor* {
+              grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+              if (!req->error.ok()) {
+                reactor->Finish(ToGrpc(req->error));
+              } else {
+                (impl->*handler)(ctx, &req->message, resp,
+                                 [reactor](grpc::Status s) { reactor->Finish(std::move(s)); });
+              }
+              return reactor;
+            }));
+    m->SetServerApiType(grpc::internal::RpcServiceMethod::ApiType::CALL_BACK);
+    AddMethod(m);
   }
 
   template <class Impl, class Req, class Resp>

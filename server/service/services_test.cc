@@ -3,6 +3,7 @@
 // authenticator here; mTLS identity is tested with the auth library.
 #include <atomic>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <set>
 #include <vector>
@@ -21,7 +22,7 @@ namespace wxp::server {
 namespace {
 
 // Test-only identity: metadata set by the test client. Never used by wxp-server.
-absl::StatusOr<Identity> MetadataIdentity(const grpc::ServerContext& ctx) {
+absl::StatusOr<Identity> MetadataIdentity(const grpc::ServerContextBase& ctx) {
   const auto& md = ctx.client_metadata();
   auto id = md.find("x-test-identity");
   auto role = md.find("x-test-role");
@@ -301,6 +302,97 @@ TEST_F(ServicesTest, AgentsJoinAndGetAssignmentsOverGrpc) {
   wxp::v1::ExportChunk chunk;
   EXPECT_FALSE(reader->Read(&chunk));
   EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+// GetTargets and Report run on gRPC's callback API (parsing_service.h): the whole first
+// iteration over the wire, then the refusals those handlers give before and after the
+// coordinator, and a write that fails.
+TEST_F(ServicesTest, AnIterationGoesOverTheCallbackHandlers) {
+  wxp::v1::CreateSwarmResponse created;
+  ASSERT_TRUE(Create("ops", "admin", &created).ok());
+  Adapter a;
+  a.schema = Schema({{"m.lora_A.weight", DType::kF32, {2, 2}}});
+  std::map<std::string, std::vector<wxp::v1::ParticleAssignment>> owned;
+  for (const char* who : {"firm-a", "firm-b"}) {
+    a.values = std::string(who) == "firm-a" ? std::vector<float>{1, 2, 3, 4}
+                                            : std::vector<float>{4, 3, 2, 1};
+    wxp::v1::JoinRequest join;
+    join.set_swarm("s");
+    join.add_expert_blob_ids(*disk_->Put(*SerializeAdapter(a)));
+    join.set_capacity(2);
+    wxp::v1::JoinResponse joined;
+    ASSERT_TRUE(agent_stub_->Join(As(who, "agent").get(), join, &joined).ok());
+  }
+  double score = 0.1;
+  for (const char* who : {"firm-a", "firm-b"}) {
+    wxp::v1::GetAssignmentRequest areq;
+    areq.set_swarm("s");
+    wxp::v1::GetAssignmentResponse assignment;
+    ASSERT_TRUE(agent_stub_->GetAssignment(As(who, "agent").get(), areq, &assignment).ok());
+    for (const auto& p : assignment.particles()) {
+      owned[who].push_back(p);
+      wxp::v1::ReportRequest r;
+      r.set_swarm("s");
+      r.set_particle_id(p.particle_id());
+      r.set_iteration(0);
+      r.set_position_blob_id(p.initial_position_blob_id());
+      (*r.mutable_scores())["acc"] = score += 0.1;
+      wxp::v1::ReportResponse resp;
+      grpc::Status s = agent_stub_->Report(As(who, "agent").get(), r, &resp);
+      ASSERT_TRUE(s.ok()) << s.error_message();
+      EXPECT_TRUE(resp.accepted());
+      EXPECT_FALSE(resp.duplicate());
+      EXPECT_NEAR(resp.utility(), score, 1e-9);
+      // The same report again is acknowledged as a duplicate, not counted twice.
+      ASSERT_TRUE(agent_stub_->Report(As(who, "agent").get(), r, &resp).ok());
+      EXPECT_TRUE(resp.duplicate());
+    }
+  }
+  ASSERT_EQ(owned["firm-a"].size(), 2u);
+  const int mine = owned["firm-a"][0].particle_id();
+  wxp::v1::GetTargetsRequest treq;
+  treq.set_swarm("s");
+  treq.set_particle_id(mine);
+  treq.set_iteration(1);
+  wxp::v1::GetTargetsResponse targets;
+  grpc::Status s = agent_stub_->GetTargets(As("firm-a", "agent").get(), treq, &targets);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(targets.status(), wxp::v1::GetTargetsResponse::READY);
+  EXPECT_EQ(targets.iteration(), 1);
+  EXPECT_FALSE(targets.global_best().blob_id().empty());
+  EXPECT_GT(targets.coefficients().step(), 0);
+
+  // Refused before the coordinator: the wrong role, and a request that does not parse.
+  EXPECT_EQ(agent_stub_->GetTargets(As("ops", "admin").get(), treq, &targets).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+  wxp::v1::ReportRequest bad;
+  bad.set_swarm("s\xff");
+  wxp::v1::ReportResponse resp;
+  s = agent_stub_->Report(As("firm-a", "agent").get(), bad, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("string field swarm is not valid UTF-8"), std::string::npos)
+      << s.error_message();
+  // Refused by the coordinator: a particle of another firm.
+  treq.set_particle_id(owned["firm-b"][0].particle_id());
+  EXPECT_EQ(agent_stub_->GetTargets(As("firm-a", "agent").get(), treq, &targets).error_code(),
+            grpc::StatusCode::PERMISSION_DENIED);
+
+  // A report whose commit fails is answered with the store's error, not acknowledged; once
+  // the store works again the same report is accepted as new.
+  wxp::v1::ReportRequest r;
+  r.set_swarm("s");
+  r.set_particle_id(mine);
+  r.set_iteration(1);
+  r.set_position_blob_id(Sha256Hex("a moved position"));
+  (*r.mutable_scores())["acc"] = 0.5;
+  store_.FailCommitsWith(absl::ResourceExhaustedError("disk full"));
+  s = agent_stub_->Report(As("firm-a", "agent").get(), r, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << s.error_message();
+  store_.FailCommitsWith(absl::OkStatus());
+  s = agent_stub_->Report(As("firm-a", "agent").get(), r, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_TRUE(resp.accepted());
+  EXPECT_FALSE(resp.duplicate());
 }
 
 TEST_F(ServicesTest, BlobsUploadInChunksResumeAndDownload) {

@@ -22,6 +22,9 @@ class MemoryStore : public SwarmStore {
   MemoryStore();
   Ticket Enqueue(SwarmUpdate update) override { return pipeline_.Enqueue(std::move(update)); }
   absl::Status WaitDurable(Ticket ticket) override { return pipeline_.WaitDurable(ticket); }
+  void WhenDurable(Ticket ticket, absl::AnyInvocable<void(absl::Status) &&> done) override {
+    pipeline_.WhenDurable(ticket, std::move(done));
+  }
   void ResumeAfterFailure() override { pipeline_.Reset(); }
   uint64_t Failures() override { return pipeline_.failures(); }
   absl::StatusOr<SwarmRecord> GetSwarm(const std::string& name) override;

@@ -31,6 +31,9 @@ class SqliteStore : public SwarmStore {
   absl::Status CreateSwarm(const SwarmRecord& swarm, const AuditRecord& audit) override;
   Ticket Enqueue(SwarmUpdate update) override { return pipeline_.Enqueue(std::move(update)); }
   absl::Status WaitDurable(Ticket ticket) override { return pipeline_.WaitDurable(ticket); }
+  void WhenDurable(Ticket ticket, absl::AnyInvocable<void(absl::Status) &&> done) override {
+    pipeline_.WhenDurable(ticket, std::move(done));
+  }
   void ResumeAfterFailure() override { pipeline_.Reset(); }
   uint64_t Failures() override { return pipeline_.failures(); }
   absl::StatusOr<SwarmRecord> GetSwarm(const std::string& name) override;

@@ -9,7 +9,8 @@
 //
 // Group commit: Enqueue() queues an update without I/O and returns its ticket;
 // WaitDurable(ticket) commits the queue in one transaction if no commit is running, or waits
-// for the one that is, so concurrent writers share a transaction and its fsync. A
+// for the one that is, so concurrent writers share a transaction and its fsync (WhenDurable()
+// is the same wait with a callback, for callers that must not park a thread). A
 // refused update (NotFound, AlreadyExists, InvalidArgument, LeaseLostError) is rolled back alone.
 // Any other failure (a full disk, an I/O error) fails its whole batch, everything queued behind it
 // and everything enqueued later, until ResumeAfterFailure(): whoever enqueued updates computed from
@@ -29,6 +30,7 @@
 #include <tuple>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/cord.h"
@@ -303,6 +305,9 @@ class SwarmStore {
   // InvalidArgument for a malformed update (that update alone is rolled back); or the error
   // of the batch that failed at or before it (e.g. ResourceExhausted for a full disk).
   virtual absl::Status WaitDurable(Ticket ticket) = 0;
+  // WaitDurable() without blocking: `done` gets the same outcome, at once on this thread if it
+  // is known, else later on the store's own thread (which must not block on the store).
+  virtual void WhenDurable(Ticket ticket, absl::AnyInvocable<void(absl::Status) &&> done) = 0;
   // After a batch failed, accepts updates again (see the header comment).
   virtual void ResumeAfterFailure() = 0;
   // How many updates have failed so far (refused or lost with a batch): a change tells a

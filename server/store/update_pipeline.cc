@@ -115,39 +115,111 @@ absl::Status UpdatePipeline::WaitDurable(uint64_t ticket) {
           absl::StrCat("ticket ", ticket, " is neither queued nor resolved"));
     }
     // Lead: commit everything queued so far, ours included.
-    std::deque<Entry> batch;
-    batch.swap(queue_);
-    committing_ = true;
-    std::vector<const SwarmUpdate*> updates;
-    updates.reserve(batch.size());
-    for (const Entry& e : batch) updates.push_back(&e.update);
-    std::vector<absl::Status> refused(batch.size());
-    absl::Status s;
-    mu_.Unlock();
-    const auto started = std::chrono::steady_clock::now();
-    s = commit_(updates, refused);
-    NotifyCommitObservers(
-        {updates.size(),
-         std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(),
-         s.ok()});
-    mu_.Lock();
-    committing_ = false;
-    uint64_t through = batch.back().ticket;
-    if (s.ok()) {
-      for (size_t i = 0; i < batch.size(); ++i) {
-        if (!refused[i].ok()) FailLocked(batch[i].ticket, refused[i]);
-      }
-    } else {
-      // Those queued meanwhile may build on this batch: they fail with it.
-      poison_ = s;
-      for (const Entry& e : batch) FailLocked(e.ticket, s);
-      for (const Entry& e : queue_) FailLocked(e.ticket, s);
-      if (!queue_.empty()) through = queue_.back().ticket;
-      queue_.clear();
-    }
-    resolved_through_.store(through, std::memory_order_release);
-    done_.SignalAll();
+    CommitQueuedLocked();
   }
+}
+
+void UpdatePipeline::CommitQueuedLocked() {
+  std::deque<Entry> batch;
+  batch.swap(queue_);
+  committing_ = true;
+  std::vector<const SwarmUpdate*> updates;
+  updates.reserve(batch.size());
+  for (const Entry& e : batch) updates.push_back(&e.update);
+  std::vector<absl::Status> refused(batch.size());
+  mu_.Unlock();
+  const auto started = std::chrono::steady_clock::now();
+  const absl::Status s = commit_(updates, refused);
+  NotifyCommitObservers(
+      {updates.size(),
+       std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count(), s.ok()});
+  mu_.Lock();
+  committing_ = false;
+  uint64_t through = batch.back().ticket;
+  if (s.ok()) {
+    for (size_t i = 0; i < batch.size(); ++i) {
+      if (!refused[i].ok()) FailLocked(batch[i].ticket, refused[i]);
+    }
+  } else {
+    // Those queued meanwhile may build on this batch: they fail with it.
+    poison_ = s;
+    for (const Entry& e : batch) FailLocked(e.ticket, s);
+    for (const Entry& e : queue_) FailLocked(e.ticket, s);
+    if (!queue_.empty()) through = queue_.back().ticket;
+    queue_.clear();
+  }
+  resolved_through_.store(through, std::memory_order_release);
+  done_.SignalAll();
+}
+
+void UpdatePipeline::WhenDurable(uint64_t ticket, absl::AnyInvocable<void(absl::Status) &&> done) {
+  if (ticket <= resolved_through_.load(std::memory_order_acquire) &&
+      ticket > last_failed_.load(std::memory_order_acquire)) {
+    std::move(done)(absl::OkStatus());
+    return;
+  }
+  absl::Status known;
+  {
+    absl::MutexLock lock(&mu_);
+    if (ticket > last_ticket_) {
+      known = absl::InvalidArgumentError(absl::StrCat("ticket ", ticket, " was never issued"));
+    } else if (ticket <= resolved_through_.load(std::memory_order_relaxed)) {
+      known = OutcomeLocked(ticket);
+    } else {
+      callbacks_.emplace(ticket, std::move(done));
+      if (!committer_.joinable()) committer_ = std::thread([this] { RunCommitter(); });
+      return;
+    }
+  }
+  std::move(done)(known);
+}
+
+bool UpdatePipeline::CommitterHasWork() const {
+  if (stopping_) return true;
+  if (callbacks_.empty()) return false;
+  if (callbacks_.begin()->first <= resolved_through_.load(std::memory_order_relaxed)) return true;
+  return !committing_ && !queue_.empty();
+}
+
+void UpdatePipeline::RunCommitter() {
+  absl::MutexLock lock(&mu_);
+  for (;;) {
+    mu_.Await(absl::Condition(this, &UpdatePipeline::CommitterHasWork));
+    const uint64_t resolved = resolved_through_.load(std::memory_order_relaxed);
+    if (!callbacks_.empty() && callbacks_.begin()->first <= resolved) {
+      std::vector<std::pair<absl::AnyInvocable<void(absl::Status) &&>, absl::Status>> ready;
+      while (!callbacks_.empty() && callbacks_.begin()->first <= resolved) {
+        auto it = callbacks_.begin();
+        ready.emplace_back(std::move(it->second), OutcomeLocked(it->first));
+        callbacks_.erase(it);
+      }
+      mu_.Unlock();
+      for (auto& [callback, outcome] : ready) std::move(callback)(outcome);
+      mu_.Lock();
+      continue;
+    }
+    if (!callbacks_.empty()) {
+      if (!committing_ && !queue_.empty()) {
+        CommitQueuedLocked();
+      } else {
+        // Stopping while a WaitDurable() leader commits: its batch resolves our callbacks.
+        mu_.Await(absl::Condition(
+            +[](bool* committing) { return !*committing; }, &committing_));
+      }
+      continue;
+    }
+    if (stopping_) return;
+  }
+}
+
+UpdatePipeline::~UpdatePipeline() {
+  std::thread committer;
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    committer = std::move(committer_);
+  }
+  if (committer.joinable()) committer.join();
 }
 
 void UpdatePipeline::Reset() {

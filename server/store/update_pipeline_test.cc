@@ -1,8 +1,10 @@
 #include "server/store/update_pipeline.h"
 
+#include <memory>
 #include <thread>
 #include <vector>
 
+#include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 
 namespace wxp::store {
@@ -119,7 +121,16 @@ TEST(UpdatePipelineTest, ConcurrentWritersAreAllCommittedInTicketOrder) {
           ticket = p.Enqueue(Named(name));
           enqueued.push_back(name);
         }
-        EXPECT_TRUE(p.WaitDurable(ticket).ok());
+        if (t % 2 == 0) {
+          EXPECT_TRUE(p.WaitDurable(ticket).ok());
+        } else {  // half the writers wait through the committer thread, as the server's calls do
+          absl::Notification done;
+          p.WhenDurable(ticket, [&](absl::Status s) {
+            EXPECT_TRUE(s.ok()) << s;
+            done.Notify();
+          });
+          done.WaitForNotification();
+        }
       }
     });
   }
@@ -149,6 +160,105 @@ TEST(UpdatePipelineTest, CommitObserversSeeEveryBatchUntilRemoved) {
   EXPECT_GE(seen[0].seconds, 0);
   EXPECT_EQ(seen[1].updates, 1u);
   EXPECT_FALSE(seen[1].committed);
+}
+
+// What WhenDurable() handed a callback, and on which thread.
+struct Outcome {
+  absl::Notification called;
+  absl::Status status = absl::UnknownError("not called");
+  std::thread::id thread;
+  absl::AnyInvocable<void(absl::Status) &&> Callback() {
+    return [this](absl::Status s) {
+      status = std::move(s);
+      thread = std::this_thread::get_id();
+      called.Notify();
+    };
+  }
+};
+
+TEST(UpdatePipelineTest, WhenDurableAnswersEachCallbackOnceItsBatchIsResolved) {
+  FakeCommits commits;
+  UpdatePipeline p(commits.Fn());
+  const uint64_t a = p.Enqueue(Named("a"));
+  const uint64_t r = p.Enqueue(Named("refuse"));
+  const uint64_t b = p.Enqueue(Named("b"));
+  Outcome oa, orf, ob;
+  p.WhenDurable(b, ob.Callback());
+  p.WhenDurable(r, orf.Callback());
+  p.WhenDurable(a, oa.Callback());
+  for (Outcome* o : {&oa, &orf, &ob}) o->called.WaitForNotification();
+  EXPECT_TRUE(oa.status.ok()) << oa.status;
+  EXPECT_EQ(orf.status.code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_TRUE(ob.status.ok()) << ob.status;
+  // Committed by the pipeline's thread, not the caller's, in one batch.
+  EXPECT_NE(ob.thread, std::this_thread::get_id());
+  absl::MutexLock lock(&commits.mu);
+  ASSERT_EQ(commits.batches.size(), 1u);
+  EXPECT_EQ(commits.batches[0], (std::vector<std::string>{"a", "b"}));
+}
+
+TEST(UpdatePipelineTest, WhenDurableAnswersAKnownOutcomeAtOnceOnTheCallersThread) {
+  FakeCommits commits;
+  UpdatePipeline p(commits.Fn());
+  const uint64_t a = p.Enqueue(Named("a"));
+  ASSERT_TRUE(p.WaitDurable(a).ok());
+  Outcome none, durable, unknown;
+  p.WhenDurable(0, none.Callback());
+  p.WhenDurable(a, durable.Callback());
+  p.WhenDurable(a + 1, unknown.Callback());
+  for (Outcome* o : {&none, &durable, &unknown}) {
+    ASSERT_TRUE(o->called.HasBeenNotified());
+    EXPECT_EQ(o->thread, std::this_thread::get_id());
+  }
+  EXPECT_TRUE(none.status.ok());
+  EXPECT_TRUE(durable.status.ok());
+  EXPECT_EQ(unknown.status.code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(UpdatePipelineTest, WhenDurableHearsOfAFailedBatchAndOfThePoisonAfterIt) {
+  FakeCommits commits;
+  UpdatePipeline p(commits.Fn());
+  commits.fail = absl::ResourceExhaustedError("disk full");
+  Outcome failed;
+  p.WhenDurable(p.Enqueue(Named("a")), failed.Callback());
+  failed.called.WaitForNotification();
+  EXPECT_EQ(failed.status.code(), absl::StatusCode::kResourceExhausted);
+  commits.fail = absl::OkStatus();
+  Outcome poisoned;  // built on a lost update: refused at once, as WaitDurable would
+  p.WhenDurable(p.Enqueue(Named("b")), poisoned.Callback());
+  ASSERT_TRUE(poisoned.called.HasBeenNotified());
+  EXPECT_EQ(poisoned.status.code(), absl::StatusCode::kResourceExhausted);
+  p.Reset();
+  Outcome after;
+  p.WhenDurable(p.Enqueue(Named("c")), after.Callback());
+  after.called.WaitForNotification();
+  EXPECT_TRUE(after.status.ok()) << after.status;
+}
+
+TEST(UpdatePipelineTest, DestroyingThePipelineCommitsAndAnswersEveryWaitingCallback) {
+  absl::Notification first_commit_started, release;
+  std::vector<std::string> committed;
+  auto p = std::make_unique<UpdatePipeline>(
+      [&](const std::vector<const SwarmUpdate*>& batch, std::vector<absl::Status>&) {
+        if (!first_commit_started.HasBeenNotified()) {
+          first_commit_started.Notify();
+          release.WaitForNotification();
+        }
+        for (const SwarmUpdate* u : batch) committed.push_back(u->swarm);
+        return absl::OkStatus();
+      });
+  Outcome a, b;
+  p->WhenDurable(p->Enqueue(Named("a")), a.Callback());
+  first_commit_started.WaitForNotification();  // a's batch is in the commit function
+  p->WhenDurable(p->Enqueue(Named("b")), b.Callback());
+  std::thread destroy([&] { p.reset(); });
+  release.Notify();
+  destroy.join();
+  ASSERT_TRUE(a.called.HasBeenNotified());
+  ASSERT_TRUE(b.called.HasBeenNotified());
+  EXPECT_TRUE(a.status.ok());
+  EXPECT_TRUE(b.status.ok());
+  EXPECT_EQ(committed, (std::vector<std::string>{"a", "b"}));
 }
 
 }  // namespace

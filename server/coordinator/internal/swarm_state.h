@@ -152,26 +152,45 @@ struct Coordinator::Swarm {
   void PruneEvals();
 };
 
-// Defined here because every file of the coordinator serves its requests through it.
+// Defined here because every file of the coordinator serves its requests through them.
+template <typename T>
+Coordinator::Served<T> Coordinator::RunLocked(absl::FunctionRef<absl::StatusOr<T>()> locked) {
+  Served<T> served;
+  absl::MutexLock lock(&mu_);
+  if (absl::Status reloaded = ReloadIfNeededLocked(); !reloaded.ok()) {
+    served.out = reloaded;  // nothing seen: answered at once
+    return served;
+  }
+  served.out = locked();
+  served.seen = last_ticket_;
+  served.logs.swap(pending_logs_);
+  return served;
+}
+
+template <typename T>
+absl::StatusOr<T> Coordinator::Answer(Served<T> served, const absl::Status& durable) {
+  if (!durable.ok()) return OnWriteFailed(durable);
+  for (const std::string& line : served.logs) EmitLog(line);
+  return std::move(served.out);
+}
+
+// Whatever the answer says, changed or read, may depend on queued updates: it goes out only
+// once they are durable (the commit happens without mu_, shared with other requests).
 template <typename T>
 absl::StatusOr<T> Coordinator::Serve(absl::FunctionRef<absl::StatusOr<T>()> locked) {
-  absl::StatusOr<T> out = absl::UnknownError("not served");
-  store::SwarmStore::Ticket seen = 0;
-  std::vector<std::string> logs;
-  {
-    absl::MutexLock lock(&mu_);
-    WXP_RETURN_IF_ERROR(ReloadIfNeededLocked());
-    out = locked();
-    seen = last_ticket_;
-    logs.swap(pending_logs_);
-  }
-  // Whatever the answer says, changed or read, may depend on queued updates: it goes out
-  // only once they are durable (the commit happens here, without mu_, shared with others).
-  if (absl::Status durable = options_.store->WaitDurable(seen); !durable.ok()) {
-    return OnWriteFailed(durable);
-  }
-  for (const std::string& line : logs) EmitLog(line);
-  return out;
+  Served<T> served = RunLocked(locked);
+  const absl::Status durable = options_.store->WaitDurable(served.seen);
+  return Answer(std::move(served), durable);
+}
+
+template <typename T>
+void Coordinator::ServeAsync(Done<T> done, absl::FunctionRef<absl::StatusOr<T>()> locked) {
+  Served<T> served = RunLocked(locked);
+  const store::SwarmStore::Ticket seen = served.seen;
+  options_.store->WhenDurable(
+      seen, [this, served = std::move(served), done = std::move(done)](absl::Status d) mutable {
+        std::move(done)(Answer(std::move(served), d));
+      });
 }
 
 }  // namespace wxp::server
