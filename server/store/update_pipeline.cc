@@ -167,7 +167,10 @@ void UpdatePipeline::WhenDurable(uint64_t ticket, absl::AnyInvocable<void(absl::
       known = OutcomeLocked(ticket);
     } else {
       callbacks_.emplace(ticket, std::move(done));
-      if (!committer_.joinable()) committer_ = std::thread([this] { RunCommitter(); });
+      if (!committer_.joinable()) {
+        committer_ = std::thread([this] { RunCommitter(); });
+        answerer_ = std::thread([this] { RunAnswerer(); });
+      }
       return;
     }
   }
@@ -175,51 +178,59 @@ void UpdatePipeline::WhenDurable(uint64_t ticket, absl::AnyInvocable<void(absl::
 }
 
 bool UpdatePipeline::CommitterHasWork() const {
-  if (stopping_) return true;
-  if (callbacks_.empty()) return false;
-  if (callbacks_.begin()->first <= resolved_through_.load(std::memory_order_relaxed)) return true;
+  const bool unresolved =
+      !callbacks_.empty() &&
+      callbacks_.rbegin()->first > resolved_through_.load(std::memory_order_relaxed);
+  if (!unresolved) return stopping_;
   return !committing_ && !queue_.empty();
+}
+
+bool UpdatePipeline::AnswererHasWork() const {
+  if (callbacks_.empty()) return stopping_;
+  return callbacks_.begin()->first <= resolved_through_.load(std::memory_order_relaxed);
 }
 
 void UpdatePipeline::RunCommitter() {
   absl::MutexLock lock(&mu_);
   for (;;) {
     mu_.Await(absl::Condition(this, &UpdatePipeline::CommitterHasWork));
+    if (!committing_ && !queue_.empty()) {
+      CommitQueuedLocked();
+    } else {
+      return;  // stopping, and no callback waits for a commit any more
+    }
+  }
+}
+
+void UpdatePipeline::RunAnswerer() {
+  absl::MutexLock lock(&mu_);
+  for (;;) {
+    mu_.Await(absl::Condition(this, &UpdatePipeline::AnswererHasWork));
+    if (callbacks_.empty()) return;  // stopping
     const uint64_t resolved = resolved_through_.load(std::memory_order_relaxed);
-    if (!callbacks_.empty() && callbacks_.begin()->first <= resolved) {
-      std::vector<std::pair<absl::AnyInvocable<void(absl::Status) &&>, absl::Status>> ready;
-      while (!callbacks_.empty() && callbacks_.begin()->first <= resolved) {
-        auto it = callbacks_.begin();
-        ready.emplace_back(std::move(it->second), OutcomeLocked(it->first));
-        callbacks_.erase(it);
-      }
-      mu_.Unlock();
-      for (auto& [callback, outcome] : ready) std::move(callback)(outcome);
-      mu_.Lock();
-      continue;
+    std::vector<std::pair<absl::AnyInvocable<void(absl::Status) &&>, absl::Status>> ready;
+    while (!callbacks_.empty() && callbacks_.begin()->first <= resolved) {
+      auto it = callbacks_.begin();
+      ready.emplace_back(std::move(it->second), OutcomeLocked(it->first));
+      callbacks_.erase(it);
     }
-    if (!callbacks_.empty()) {
-      if (!committing_ && !queue_.empty()) {
-        CommitQueuedLocked();
-      } else {
-        // Stopping while a WaitDurable() leader commits: its batch resolves our callbacks.
-        mu_.Await(absl::Condition(
-            +[](bool* committing) { return !*committing; }, &committing_));
-      }
-      continue;
-    }
-    if (stopping_) return;
+    mu_.Unlock();
+    for (auto& [callback, outcome] : ready) std::move(callback)(outcome);
+    mu_.Lock();
   }
 }
 
 UpdatePipeline::~UpdatePipeline() {
-  std::thread committer;
+  std::thread committer, answerer;
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
     committer = std::move(committer_);
+    answerer = std::move(answerer_);
   }
+  // The committer resolves every waiting callback before it stops; the answerer runs them.
   if (committer.joinable()) committer.join();
+  if (answerer.joinable()) answerer.join();
 }
 
 void UpdatePipeline::Reset() {

@@ -48,14 +48,14 @@ class UpdatePipeline {
 
   explicit UpdatePipeline(CommitFn commit) : commit_(std::move(commit)) {}
 
-  // Commits whatever is still awaited, runs the pending callbacks, stops the committer.
+  // Commits whatever is still awaited, runs the pending callbacks, stops its threads.
   ~UpdatePipeline();
 
   uint64_t Enqueue(SwarmUpdate update);
   absl::Status WaitDurable(uint64_t ticket);
   // `done` receives the outcome WaitDurable(ticket) would return: at once, on this thread, if
-  // it is known; otherwise on the committer thread, with no lock of the pipeline held, after the
-  // batch holding `ticket` is resolved. It must not block on this pipeline.
+  // it is known; otherwise on the pipeline's answering thread, with no lock of the pipeline held,
+  // after the batch holding `ticket` is resolved. It must not block on this pipeline.
   void WhenDurable(uint64_t ticket, absl::AnyInvocable<void(absl::Status) &&> done);
   void Reset();
   // How many tickets have failed so far (refused or in a failed batch).
@@ -88,11 +88,14 @@ class UpdatePipeline {
   // Commits everything queued as one batch (the caller saw no commit running and a
   // non-empty queue) and resolves its tickets; drops mu_ while the commit function runs.
   void CommitQueuedLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The committer thread's loop (see WhenDurable).
+  // The loops of the two threads behind WhenDurable: one commits while a callback waits on
+  // the queue, the other runs the callbacks of resolved tickets, so that answering one
+  // batch's callers overlaps with committing the next.
   void RunCommitter();
-  // Whether the committer has something to do: a callback to run, or a callback waiting on a
-  // queue no one is committing; or it is told to stop.
+  void RunAnswerer();
+  // Whether each has something to do (or may stop: nothing left for it, and told to).
   bool CommitterHasWork() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  bool AnswererHasWork() const ABSL_SHARED_LOCKS_REQUIRED(mu_);
   void FailLocked(uint64_t ticket, const absl::Status& s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const CommitFn commit_;
@@ -109,10 +112,11 @@ class UpdatePipeline {
   std::atomic<uint64_t> resolved_through_{0};  // every ticket <= this has its outcome
   std::atomic<uint64_t> last_failed_{0};
   std::atomic<uint64_t> failures_{0};
-  // WhenDurable's callbacks by ticket, and the thread that serves them (started lazily).
+  // WhenDurable's callbacks by ticket, and the threads that serve them (started lazily).
   std::multimap<uint64_t, absl::AnyInvocable<void(absl::Status) &&>> callbacks_
       ABSL_GUARDED_BY(mu_);
   std::thread committer_ ABSL_GUARDED_BY(mu_);
+  std::thread answerer_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
 };
 

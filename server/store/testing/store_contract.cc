@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 
 namespace wxp::store::testing {
 
@@ -403,6 +404,43 @@ TEST_P(StoreContractTest, ARefusedUpdateInABatchIsRolledBackAlone) {
 
 // Utilities and times come back bit for bit, extremes included (not NaN, which SQLite stores
 // as NULL, and not -0.0, whose sign SQLite drops; scores are JSON, which has no infinity).
+// WhenDurable is WaitDurable without a waiting thread: the same outcomes, given only once
+// the update is durable (visible to reads), and at once for what is already known.
+TEST_P(StoreContractTest, WhenDurableGivesWaitDurablesOutcomeOnceDurable) {
+  ASSERT_TRUE(store_->CreateSwarm(Swarm("s"), Audit("s", "create")).ok());
+  SwarmUpdate first;
+  first.swarm = "s";
+  first.evaluation = Eval(0, 1, 0.25);
+  SwarmUpdate dup = first;  // refused: the same evaluation again
+  struct Seen {
+    absl::Notification done;
+    absl::Status status;
+    bool visible = false;  // the first evaluation could be read when the callback ran
+  };
+  Seen a, b;
+  const SwarmStore::Ticket ta = store_->Enqueue(first);
+  const SwarmStore::Ticket tb = store_->Enqueue(dup);
+  for (auto [ticket, seen] : {std::pair{ta, &a}, std::pair{tb, &b}}) {
+    store_->WhenDurable(ticket, [this, seen = seen](absl::Status s) {
+      seen->status = std::move(s);
+      seen->visible = store_->GetEvaluation("s", 0, 1).ok();
+      seen->done.Notify();
+    });
+  }
+  a.done.WaitForNotification();
+  b.done.WaitForNotification();
+  EXPECT_TRUE(a.status.ok()) << a.status;
+  EXPECT_TRUE(a.visible);
+  EXPECT_EQ(b.status.code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(store_->GetEvaluation("s", 0, 1)->utility, 0.25);
+  absl::Notification known;
+  store_->WhenDurable(ta, [&](absl::Status s) {
+    EXPECT_TRUE(s.ok());
+    known.Notify();
+  });
+  EXPECT_TRUE(known.HasBeenNotified());  // answered on this thread, before returning
+}
+
 TEST_P(StoreContractTest, DoublesRoundTripExactly) {
   using limits = std::numeric_limits<double>;
   SwarmRecord row = Swarm("s");
