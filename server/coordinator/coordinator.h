@@ -8,7 +8,8 @@
 //
 // Writes are group-committed: under the mutex a request changes the live state and queues
 // its update (so the store's order is the order of the changes), then it waits for the
-// commit without the mutex, sharing it with concurrent requests. No answer, and no event
+// commit without the mutex, sharing it with concurrent requests (the *Async calls wait without
+// a thread: the store hands the answer on once the commit is done). No answer, and no event
 // log line, goes out before every update it depends on is durable, reads included. If a
 // queued update fails (a full disk), the requests that depended on it fail with its error,
 // and the live state is reloaded from the store before anything else is served, so what a

@@ -37,7 +37,9 @@ class AgentServiceImpl final : public ParsingService {
   grpc::Status GetAssignment(grpc::ServerContext* ctx, const wxp::v1::GetAssignmentRequest* req,
                              wxp::v1::GetAssignmentResponse* resp);
   // The calls of every iteration: on the callback API, answered once the coordinator's
-  // update is durable without a thread parked per call (Coordinator::ReportAsync).
+  // update is durable without a thread parked per call (Coordinator::ReportAsync). Admission
+  // still reads the store, and writes it on a client's first call and once a minute after
+  // (gatekeeper.h), on gRPC's callback thread.
   void GetTargets(grpc::CallbackServerContext* ctx, const wxp::v1::GetTargetsRequest* req,
                   wxp::v1::GetTargetsResponse* resp, Responder respond);
   void Report(grpc::CallbackServerContext* ctx, const wxp::v1::ReportRequest* req,

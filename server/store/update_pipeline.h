@@ -18,7 +18,7 @@
 //    built on a lost update can commit.
 //
 // Thread-safety: all methods are thread-safe. The commit function runs on the leader's thread
-// without the pipeline's lock held, never concurrently with itself.
+// (or the committer's) without the pipeline's lock held, never concurrently with itself.
 #ifndef WXP_SERVER_STORE_UPDATE_PIPELINE_H_
 #define WXP_SERVER_STORE_UPDATE_PIPELINE_H_
 
