@@ -275,16 +275,23 @@ absl::Status PostgresStore::CommitBatch(const std::vector<const SwarmUpdate*>& b
 
 absl::Status PostgresStore::CommitBatchOnce(const std::vector<const SwarmUpdate*>& batch,
                                             std::vector<absl::Status>& refused) {
+  auto apply = [this](const SwarmUpdate& u) {
+    mu_.AssertHeld();  // CommitBatch holds it; tells the lock analysis
+    return ApplyLocked(u);
+  };
+  if (batch.size() > 1) {
+    // Without savepoints first (ApplyBatchWhole): each costs a round trip here.
+    Transaction txn(conn_.get());
+    WXP_RETURN_IF_ERROR(txn.status());
+    WXP_ASSIGN_OR_RETURN(const bool all_applied, ApplyBatchWhole(batch, apply));
+    if (all_applied) return Commit(txn);
+  }  // a refusal: rolled back here, and applied again update by update
   Transaction txn(conn_.get());
   WXP_RETURN_IF_ERROR(txn.status());
   WXP_ASSIGN_OR_RETURN(const bool commit,
-                       ApplyBatchInSavepoints(
-                           batch, refused,
-                           [this](const SwarmUpdate& u) {
-                             mu_.AssertHeld();  // CommitBatch holds it; tells the lock analysis
-                             return ApplyLocked(u);
-                           },
-                           [this](const char* sql) { return conn_->Execute(sql); }));
+                       ApplyBatchInSavepoints(batch, refused, apply, [this](const char* sql) {
+                         return conn_->Execute(sql);
+                       }));
   return commit ? Commit(txn) : absl::OkStatus();
 }
 

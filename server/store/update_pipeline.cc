@@ -265,4 +265,14 @@ absl::StatusOr<bool> ApplyBatchInSavepoints(
   return true;
 }
 
+absl::StatusOr<bool> ApplyBatchWhole(const std::vector<const SwarmUpdate*>& batch,
+                                     const std::function<absl::Status(const SwarmUpdate&)>& apply) {
+  for (const SwarmUpdate* u : batch) {
+    absl::Status s = apply(*u);
+    if (UpdatePipeline::IsRefusal(s)) return false;
+    WXP_RETURN_IF_ERROR(s);
+  }
+  return true;
+}
+
 }  // namespace wxp::store

@@ -130,6 +130,14 @@ absl::StatusOr<bool> ApplyBatchInSavepoints(
     const std::function<absl::Status(const SwarmUpdate&)>& apply,
     const std::function<absl::Status(const char* sql)>& execute);
 
+// For a store where each statement is a round trip (PostgreSQL), the savepoints above double
+// the cost of a batch. This applies the batch inside the caller's open transaction with none:
+// true if every update applied (the caller commits); false at the first refusal, after which
+// the caller must roll back and apply the batch again with ApplyBatchInSavepoints. Refusals
+// are rare (a retried report, a lost lease), so batches mostly commit on the first pass.
+absl::StatusOr<bool> ApplyBatchWhole(const std::vector<const SwarmUpdate*>& batch,
+                                     const std::function<absl::Status(const SwarmUpdate&)>& apply);
+
 }  // namespace wxp::store
 
 #endif  // WXP_SERVER_STORE_UPDATE_PIPELINE_H_

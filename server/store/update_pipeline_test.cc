@@ -162,6 +162,24 @@ TEST(UpdatePipelineTest, CommitObserversSeeEveryBatchUntilRemoved) {
   EXPECT_FALSE(seen[1].committed);
 }
 
+TEST(UpdatePipelineTest, ApplyBatchWholeStopsAtTheFirstRefusalAndPassesErrorsOn) {
+  const SwarmUpdate a = Named("a"), r = Named("refuse"), b = Named("b"), bad = Named("bad");
+  std::vector<std::string> applied;
+  auto apply = [&](const SwarmUpdate& u) -> absl::Status {
+    if (u.swarm == "refuse") return absl::AlreadyExistsError("refused");
+    if (u.swarm == "bad") return absl::ResourceExhaustedError("disk full");
+    applied.push_back(u.swarm);
+    return absl::OkStatus();
+  };
+  EXPECT_TRUE(*ApplyBatchWhole({&a, &b}, apply));
+  EXPECT_EQ(applied, (std::vector<std::string>{"a", "b"}));
+  applied.clear();
+  EXPECT_FALSE(*ApplyBatchWhole({&a, &r, &b}, apply));  // the caller redoes it with savepoints
+  EXPECT_EQ(applied, (std::vector<std::string>{"a"}));
+  EXPECT_EQ(ApplyBatchWhole({&a, &bad, &b}, apply).status().code(),
+            absl::StatusCode::kResourceExhausted);
+}
+
 // What WhenDurable() handed a callback, and on which thread.
 struct Outcome {
   absl::Notification called;
