@@ -94,16 +94,25 @@ for m in re.finditer(r"^(\d+Mi)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(\S+)\s+(\d+)
     row("B1", "move %s GB/s" % size, wxp, "fused %s, file-based %s" % (fused, ref),
         ">=80% fused, >=20x file-based", ok)
 raw = re.search(r"^raw TCP \(reference\)\s+\S+\s+([\d.]+)", text["B2"], re.M).group(1)
+# Rows: path, up s, down s, MiB/s (median), range, % of raw, target, % of stored, CPU s.
+stored = re.search(r"^raw TCP \+ SHA-256 \+ files\s+\S+\s+\S+\s+([\d.]+)\s+\S+\s+(\d+)%",
+                   text["B2"], re.M)
+bound = re.search(r"^bound: .* (\d+)% of raw TCP$", text["B2"], re.M).group(1)
 for name, target in (("gRPC plaintext", 50), ("gRPC mTLS", 35)):
-    m = re.search(r"^%s\s+\S+\s+\S+\s+([\d.]+)\s+(\d+)%%" % name, text["B2"], re.M)
-    row("B2", "%s MiB/s (u+d)" % name, m.group(1), "raw TCP %s (%s%%)" % (raw, m.group(2)),
+    m = re.search(r"^%s\s+\S+\s+\S+\s+([\d.]+)\s+\S+\s+(\d+)%%" % name, text["B2"], re.M)
+    row("B2", "%s MiB/s (u+d)" % name, m.group(1),
+        "raw TCP %s (%s%%); raw TCP + SHA-256 + files %s (%s%%, CPU bound %s%%)"
+        % (raw, m.group(2), stored.group(1), stored.group(2), bound),
         ">=%d%% of raw TCP" % target, int(m.group(2)) >= target)
 peaks = []
-# Columns: replicas, particles, reports/s, p50, p99, server peak MiB, errors, server CPU ms/report.
-for m in re.finditer(r"^\s+\d+\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)", text["B3"], re.M):
-    n, rate, p50, p99, peak, errors = m.groups()
+# Columns: replicas, particles, reports/s, p50, p99, server peak MiB, errors, server CPU
+# ms/report, agents' CPU ms/report, the rate their CPU allows on this machine's cores.
+for m in re.finditer(r"^\s+\d+\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)"
+                     r"\s+[\d.]+\s+[\d.]+\s+(\d+)", text["B3"], re.M):
+    n, rate, p50, p99, peak, errors, cpu_bound = m.groups()
     peaks.append(float(peak))
-    row("B3", "%s particles reports/s" % n, rate, "-", ">=5000", float(rate) >= 5000)
+    row("B3", "%s particles reports/s" % n, rate, "CPU bound %s" % cpu_bound, ">=5000",
+        float(rate) >= 5000)
     row("B3", "%s particles p50/p99 ms" % n, "%s/%s" % (p50, p99), "-", "p99<50", float(p99) < 50)
     row("B3", "%s particles errors" % n, errors, "-", "0", int(errors) == 0)
 if peaks:
