@@ -190,14 +190,6 @@ std::string Assignments(const std::string& columns, int first) {
   return absl::StrJoin(parts, ", ");
 }
 
-std::string FromExcluded(const std::string& columns) {
-  std::vector<std::string> parts;
-  for (absl::string_view c : absl::StrSplit(columns, ", ")) {
-    parts.push_back(absl::StrCat(c, " = excluded.", c));
-  }
-  return absl::StrJoin(parts, ", ");
-}
-
 void AddSwarm(Params& p, const SwarmRecord& s) {
   p.Text(s.name)
       .Bytes(s.spec)

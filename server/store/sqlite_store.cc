@@ -12,6 +12,7 @@ namespace wxp::store {
 using db::Statement;
 using internal::ScoresToJson;
 using sqlite_internal::BindSwarm;
+using sqlite_internal::FromExcluded;
 using sqlite_internal::kAuditClaimColumns;
 using sqlite_internal::kCompatibleVersion;
 using sqlite_internal::kEvaluationColumns;
@@ -96,9 +97,10 @@ absl::Status SqliteStore::ApplyLocked(const SwarmUpdate& u) {
   for (const ParticleRow& p : u.particles) {
     WXP_ASSIGN_OR_RETURN(
         Statement q,
-        db_->Cached(absl::StrCat("INSERT OR REPLACE INTO particles (swarm_id, ", kParticleColumns,
+        db_->Cached(absl::StrCat("INSERT INTO particles (swarm_id, ", kParticleColumns,
                                  ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                                 "?, ?, ?)")));
+                                 "?, ?, ?) ON CONFLICT (swarm_id, particle_id) DO UPDATE SET ",
+                                 FromExcluded(kParticleColumns))));
     const ParticleRecord& e = p.engine;
     WXP_RETURN_IF_ERROR(q.Bind(1, id)
                             .Bind(2, int64_t{p.particle_id})
@@ -177,8 +179,10 @@ absl::Status SqliteStore::ApplyLocked(const SwarmUpdate& u) {
   for (const HistoryRecord& h : u.history) {
     WXP_ASSIGN_OR_RETURN(
         Statement q,
-        db_->Cached(absl::StrCat("INSERT OR REPLACE INTO history (swarm_id, ", kHistoryColumns,
-                                 ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")));
+        db_->Cached(absl::StrCat("INSERT INTO history (swarm_id, ", kHistoryColumns,
+                                 ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (swarm_id, "
+                                 "utility_version, iteration) DO UPDATE SET ",
+                                 FromExcluded(kHistoryColumns))));
     WXP_RETURN_IF_ERROR(q.Bind(1, id)
                             .Bind(2, int64_t{h.iteration})
                             .Bind(3, int64_t{h.utility_version})
@@ -214,8 +218,10 @@ absl::Status SqliteStore::ApplyLocked(const SwarmUpdate& u) {
     }
     WXP_ASSIGN_OR_RETURN(
         Statement q,
-        db_->Cached(absl::StrCat("INSERT OR REPLACE INTO audits (swarm_id, ", kAuditClaimColumns,
-                                 ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)")));
+        db_->Cached(absl::StrCat("INSERT INTO audits (swarm_id, ", kAuditClaimColumns,
+                                 ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (swarm_id, "
+                                 "iteration, particle_id) DO UPDATE SET ",
+                                 FromExcluded(kAuditClaimColumns))));
     WXP_RETURN_IF_ERROR(q.Bind(1, id)
                             .Bind(2, int64_t{a.particle_id})
                             .Bind(3, int64_t{a.iteration})

@@ -4,6 +4,13 @@
 #ifndef WXP_SERVER_STORE_INTERNAL_COLUMNS_H_
 #define WXP_SERVER_STORE_INTERNAL_COLUMNS_H_
 
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+
 namespace wxp::store::internal {
 
 inline constexpr char kSwarmColumns[] =
@@ -28,6 +35,17 @@ inline constexpr char kClientColumns[] =
     "strikes, quarantined";
 inline constexpr char kAuditClaimColumns[] =
     "particle_id, iteration, reporter, candidate, state, audited_scores, auditor, decided_ms";
+
+// "c1 = excluded.c1, c2 = excluded.c2, ..." for an upsert's DO UPDATE SET: both dialects
+// spell it the same. An upsert updates the row in place where INSERT OR REPLACE would delete
+// it and insert a new one, moving it in the table and touching every index.
+inline std::string FromExcluded(const std::string& columns) {
+  std::vector<std::string> parts;
+  for (absl::string_view c : absl::StrSplit(columns, ", ")) {
+    parts.push_back(absl::StrCat(c, " = excluded.", c));
+  }
+  return absl::StrJoin(parts, ", ");
+}
 
 }  // namespace wxp::store::internal
 

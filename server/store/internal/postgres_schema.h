@@ -24,6 +24,7 @@ const std::vector<db::pg::Migration>& Migrations();
 inline constexpr int kCompatibleVersion = 3;
 
 // The column lists: internal/columns.h.
+using internal::FromExcluded;
 using internal::kAuditClaimColumns;
 using internal::kClientColumns;
 using internal::kEvaluationColumns;
@@ -35,8 +36,6 @@ using internal::kSwarmColumns;
 std::string Placeholders(int first, int count);
 // "a = $first, b = $first+1, ..." over a column list.
 std::string Assignments(const std::string& columns, int first);
-// "a = excluded.a, ...": an upsert's update part over a column list.
-std::string FromExcluded(const std::string& columns);
 
 // Record -> parameters, in column-list order.
 void AddSwarm(db::pg::Params& p, const SwarmRecord& s);

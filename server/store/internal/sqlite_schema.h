@@ -23,6 +23,7 @@ const std::vector<db::Migration>& Migrations();
 inline constexpr int kCompatibleVersion = 3;
 
 // The column lists: internal/columns.h.
+using internal::FromExcluded;
 using internal::kAuditClaimColumns;
 using internal::kClientColumns;
 using internal::kEvaluationColumns;
