@@ -293,6 +293,11 @@ if [ -n "$RETARGET_AT" ]; then
   echo "retarget: scheduled on the server: once iteration $RETARGET_AT has closed, the weights"
   echo "  move from char_acc (the mix) to char_acc/$RETARGET_TO (\`wxpctl weights show legal-demo\`)"
 fi
+# The agents' LibTorch (OpenMP) threads wait for work asleep, as the systemd unit and the
+# container have them: five agents and the server share the cores here, and threads spinning
+# between evaluations took them from the others (the swarm step: 38-39 s spinning, 29-30 s
+# asleep, two runs each).
+agent_env() { OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE} "$@"; }
 for e in "${EXPERTS[@]}"; do
   firm=${e%%:*} shard=${e#*:}
   cat > "$OUT/$firm.agent.textproto" <<CFG
@@ -304,7 +309,8 @@ capacity: 2
 work_dir: "$OUT/agents/$firm"
 builtin_legal_text { shard: "$shard" split: "dev" base_dir: "$LEGAL" }
 CFG
-  $BIN/client/agent/wxp-agent --config="$OUT/$firm.agent.textproto" 2>"$OUT/$firm.log" &
+  agent_env $BIN/client/agent/wxp-agent --config="$OUT/$firm.agent.textproto" \
+    2>"$OUT/$firm.log" &
   PIDS+=($!) AGENTS+=($!)
   echo "$firm (shard $shard): log $OUT/$firm.log"
 done
@@ -319,7 +325,7 @@ role: "auditor"
 work_dir: "$OUT/agents/vendor-audit"
 builtin_legal_text { split: "dev" base_dir: "$LEGAL" }
 CFG
-  $BIN/client/agent/wxp-agent --config="$OUT/vendor-audit.agent.textproto" \
+  agent_env $BIN/client/agent/wxp-agent --config="$OUT/vendor-audit.agent.textproto" \
     2>"$OUT/vendor-audit.log" &
   PIDS+=($!) AUDITOR=$!
   echo "vendor-audit (auditor): log $OUT/vendor-audit.log"

@@ -20,6 +20,7 @@ for unit in wxp-server wxp-agent; do
 done
 check "the server unit passes its data dir" grep -q -- '--data_dir=/var/lib/wxp-server' "$UNITS/wxp-server.service"
 check "the agent unit passes its config" grep -q -- '--config=/etc/wxp-agent/agent.textproto' "$UNITS/wxp-agent.service"
+check "the agent unit lets LibTorch's threads sleep between evaluations" grep -q "^Environment=OMP_WAIT_POLICY=PASSIVE" "$UNITS/wxp-agent.service"
 
 # 2. systemd-analyze verify, in a scratch root so the units' binaries need not be
 #    installed on this host (stand-ins take their place) and nothing touches /etc.
