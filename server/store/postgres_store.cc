@@ -133,18 +133,15 @@ absl::Status PostgresStore::ApplyLocked(const SwarmUpdate& u) {
     }
     WXP_RETURN_IF_ERROR(WriteSwarmRow(id, *u.swarm_row));
   }
+  // Every report writes its particle: the statement's text is built once, not per row.
+  static const auto* upsert_particle = new std::string(absl::StrCat(
+      "INSERT INTO particles (swarm_id, ", kParticleColumns, ") VALUES (", Placeholders(1, 20),
+      ") ON CONFLICT (swarm_id, particle_id) DO UPDATE SET ", FromExcluded(kParticleColumns)));
   for (const ParticleRow& row : u.particles) {
     Params p;
     p.Int(id);
     AddParticle(p, row);
-    WXP_RETURN_IF_ERROR(
-        conn_
-            ->Query(absl::StrCat("INSERT INTO particles (swarm_id, ", kParticleColumns,
-                                 ") VALUES (", Placeholders(1, 20),
-                                 ") ON CONFLICT (swarm_id, particle_id) DO UPDATE SET ",
-                                 FromExcluded(kParticleColumns)),
-                    p)
-            .status());
+    WXP_RETURN_IF_ERROR(conn_->Query(*upsert_particle, p).status());
   }
   for (const ExpertRecord& e : u.experts) {
     WXP_ASSIGN_OR_RETURN(

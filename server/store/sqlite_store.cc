@@ -94,13 +94,14 @@ absl::Status SqliteStore::ApplyLocked(const SwarmUpdate& u) {
     }
     WXP_RETURN_IF_ERROR(WriteSwarmRow(id, *u.swarm_row));
   }
+  // Every report writes its particle: the statement's text is built once, not per row.
+  static const auto* upsert_particle = new std::string(
+      absl::StrCat("INSERT INTO particles (swarm_id, ", kParticleColumns,
+                   ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON "
+                   "CONFLICT (swarm_id, particle_id) DO UPDATE SET ",
+                   FromExcluded(kParticleColumns)));
   for (const ParticleRow& p : u.particles) {
-    WXP_ASSIGN_OR_RETURN(
-        Statement q,
-        db_->Cached(absl::StrCat("INSERT INTO particles (swarm_id, ", kParticleColumns,
-                                 ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, "
-                                 "?, ?, ?) ON CONFLICT (swarm_id, particle_id) DO UPDATE SET ",
-                                 FromExcluded(kParticleColumns))));
+    WXP_ASSIGN_OR_RETURN(Statement q, db_->Cached(*upsert_particle));
     const ParticleRecord& e = p.engine;
     WXP_RETURN_IF_ERROR(q.Bind(1, id)
                             .Bind(2, int64_t{p.particle_id})
